@@ -1,0 +1,1 @@
+"""bridgekit: a framework for Matrix application-service bridges."""

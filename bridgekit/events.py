@@ -1,0 +1,153 @@
+"""Value objects that cross the framework's boundaries, and the pure checks that build them.
+
+A homeserver transaction carries Client-Server ``ClientEvent`` objects. :func:`parse_client_event`
+checks one entry against the envelope the spec fixes (``event_id``, ``type``, ``sender``,
+``origin_server_ts``, ``content``, ``room_id``; optional ``state_key`` and ``unsigned``) and either
+returns a :class:`MatrixEvent` or says exactly what is wrong, so the inbox can store the entry as
+rejected without dropping its neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bridgekit.ids import EventID, RoomID, UserID
+
+JSONDict = dict[str, Any]
+
+InboxKind = Literal["pdu", "ephemeral", "to_device", "device_lists", "otk_counts", "fallback_keys"]
+"""What an inbox row carries: a room event (PDU) or one of the transaction's other sections."""
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixEvent:
+    """A room event (PDU) as the homeserver pushed it to the appservice."""
+
+    event_id: EventID
+    room_id: RoomID
+    sender: UserID
+    type: str
+    origin_server_ts: int
+    content: JSONDict
+    state_key: str | None = None
+    unsigned: JSONDict = field(default_factory=dict)
+
+    @property
+    def is_state(self) -> bool:
+        """State events are told apart by the presence of ``state_key`` (spec: TXN-g)."""
+        return self.state_key is not None
+
+    def to_json(self) -> JSONDict:
+        """The event in its wire form (what :func:`parse_client_event` accepts)."""
+        data: JSONDict = {
+            "event_id": self.event_id,
+            "room_id": self.room_id,
+            "sender": self.sender,
+            "type": self.type,
+            "origin_server_ts": self.origin_server_ts,
+            "content": self.content,
+        }
+        if self.state_key is not None:
+            data["state_key"] = self.state_key
+        if self.unsigned:
+            data["unsigned"] = self.unsigned
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class EphemeralEvent:
+    """Typing, receipts, presence (``receive_ephemeral``), or a to-device message."""
+
+    type: str
+    content: JSONDict
+    room_id: RoomID | None = None
+    sender: UserID | None = None
+    raw: JSONDict = field(default_factory=dict)
+
+
+class InvalidEvent(ValueError):
+    """An entry of a transaction that is not a valid ClientEvent; the message says why."""
+
+
+_REQUIRED_STR = ("event_id", "type", "sender", "room_id")
+
+
+def parse_client_event(entry: object) -> MatrixEvent:
+    """Check one transaction entry and return it as a :class:`MatrixEvent`.
+
+    Raises :class:`InvalidEvent` naming the first field that is missing or has the wrong type.
+    Unknown extra keys are ignored (forward compatibility, spec TXN-i).
+    """
+    if not isinstance(entry, Mapping):
+        raise InvalidEvent(f"event is a {type(entry).__name__}, not an object")
+    for key in _REQUIRED_STR:
+        value = entry.get(key)
+        if not isinstance(value, str) or not value:
+            raise InvalidEvent(_field_problem(key, value, "a non-empty string"))
+    ts = entry.get("origin_server_ts")
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        raise InvalidEvent(_field_problem("origin_server_ts", ts, "an integer"))
+    content = entry.get("content")
+    if not isinstance(content, Mapping):
+        raise InvalidEvent(_field_problem("content", content, "an object"))
+    state_key = entry.get("state_key")
+    if state_key is not None and not isinstance(state_key, str):
+        raise InvalidEvent(_field_problem("state_key", state_key, "a string"))
+    unsigned = entry.get("unsigned", {})
+    if not isinstance(unsigned, Mapping):
+        raise InvalidEvent(_field_problem("unsigned", unsigned, "an object"))
+    return MatrixEvent(
+        event_id=EventID(entry["event_id"]),
+        room_id=RoomID(entry["room_id"]),
+        sender=UserID(entry["sender"]),
+        type=entry["type"],
+        origin_server_ts=ts,
+        content=dict(content),
+        state_key=state_key,
+        unsigned=dict(unsigned),
+    )
+
+
+def parse_ephemeral_event(entry: object) -> EphemeralEvent:
+    """Check one ephemeral or to-device entry: an object with a string ``type``."""
+    if not isinstance(entry, Mapping):
+        raise InvalidEvent(f"ephemeral event is a {type(entry).__name__}, not an object")
+    event_type = entry.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        raise InvalidEvent(_field_problem("type", event_type, "a non-empty string"))
+    content = entry.get("content", {})
+    if not isinstance(content, Mapping):
+        raise InvalidEvent(_field_problem("content", content, "an object"))
+    room_id = entry.get("room_id")
+    sender = entry.get("sender")
+    return EphemeralEvent(
+        type=event_type,
+        content=dict(content),
+        room_id=RoomID(room_id) if isinstance(room_id, str) else None,
+        sender=UserID(sender) if isinstance(sender, str) else None,
+        raw=dict(entry),
+    )
+
+
+def _field_problem(key: str, value: object, expected: str) -> str:
+    if value is None:
+        return f"'{key}' is missing (expected {expected})"
+    return f"'{key}' is {type(value).__name__} {_short(value)}, expected {expected}"
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+__all__ = [
+    "EphemeralEvent",
+    "InboxKind",
+    "InvalidEvent",
+    "JSONDict",
+    "MatrixEvent",
+    "parse_client_event",
+    "parse_ephemeral_event",
+]
