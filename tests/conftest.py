@@ -1,0 +1,6 @@
+"""Shared pytest set-up: the fixture plugins every test module can use."""
+
+pytest_plugins = [
+    "tests.db_fixtures",
+    "tests.synapse_fixtures",
+]

@@ -1,0 +1,1 @@
+"""Synapse fixtures: one real homeserver per test session."""
