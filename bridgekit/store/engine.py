@@ -1,0 +1,193 @@
+"""The database handle: engines, write and read transactions, migrations at open.
+
+:class:`Database` is the one object the rest of bridgekit uses to reach SQL. It hides the
+differences between the two supported databases:
+
+- SQLite (the default): exactly one writer connection, writes serialised by an asyncio lock and
+  begun with ``BEGIN IMMEDIATE``, so "database is locked" cannot happen inside one process; a
+  small pool of read-only reader connections runs beside it (WAL lets readers and the writer
+  work at the same time). Every connection uses WAL, ``synchronous=FULL`` (a committed
+  transaction survives power loss), ``busy_timeout`` and foreign keys.
+- PostgreSQL (asyncpg): one pool, ordinary transactions, ``synchronous_commit=on``.
+
+Opening applies the Alembic migrations to head and loads nothing else, so start-up stays fast
+however large the tables are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+
+from bridgekit.errors import StoreError
+from bridgekit.store.migrate import upgrade_to_head
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+"""How long a SQLite connection waits for another process's lock before failing."""
+
+SQLITE_READER_POOL_SIZE = 4
+"""Reader connections kept open on SQLite; reads are short, so a few suffice."""
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+class Database:
+    """An open database: write and read transactions, and the dialect they speak.
+
+    Create it with :meth:`open`; the constructor only assembles already-created engines.
+    """
+
+    def __init__(
+        self,
+        *,
+        dialect: str,
+        writer: AsyncEngine,
+        reader: AsyncEngine,
+        write_lock: asyncio.Lock | None,
+    ) -> None:
+        self.dialect = dialect
+        """``"sqlite"`` or ``"postgresql"``: what SQL the queries may use (upserts differ)."""
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = write_lock
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 10, migrate: bool = True) -> Database:
+        """Connect to ``url``, apply the migrations to head (unless ``migrate`` is false), return.
+
+        ``url`` is a SQLAlchemy URL: ``sqlite+aiosqlite:///path.db`` or
+        ``postgresql+asyncpg://user@host/db``. ``pool_size`` sizes the PostgreSQL pool; SQLite
+        always has one writer and a few readers. Raises :class:`StoreError` when the database
+        cannot be reached or migrated.
+        """
+        parsed = _parse_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            database = _open_sqlite(parsed)
+        elif parsed.get_backend_name() == "postgresql":
+            database = _open_postgresql(parsed, pool_size)
+        else:
+            raise StoreError(
+                f"unsupported database {parsed.get_backend_name()!r} in database.url: "
+                "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
+            )
+        try:
+            # Connecting once also checks the URL and credentials now, not at the first event.
+            async with database.write() as connection:
+                if migrate:
+                    await connection.run_sync(upgrade_to_head)
+        except (SQLAlchemyError, OSError) as error:
+            await database.close()
+            where = parsed.render_as_string(hide_password=True)
+            raise StoreError(f"could not open the database {where}: {error}") from error
+        except BaseException:
+            await database.close()
+            raise
+        return database
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction: committed on normal exit, rolled back on error."""
+        async with self._write_lock or contextlib.nullcontext(), self._writer.begin() as connection:
+            yield connection
+
+    @contextlib.asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session inside a write transaction, with the same semantics as :meth:`write`.
+
+        ``session.commit()`` inside the block only flushes: the transaction ends with the block.
+        Objects stay usable afterwards (``expire_on_commit=False``); nothing loads lazily.
+        """
+        # The default join mode leaves the outer transaction to write(): the session flushes
+        # into it and never commits it on its own.
+        async with (
+            self.write() as connection,
+            AsyncSession(bind=connection, expire_on_commit=False) as session,
+        ):
+            yield session
+            await session.flush()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a read-only transaction (one consistent snapshot)."""
+        async with self._reader.connect() as connection:
+            if self.dialect == "postgresql":
+                # BEGIN READ ONLY: a write through read() is a bug, caught here at no cost.
+                await connection.execution_options(postgresql_readonly=True)
+            async with connection.begin():
+                yield connection
+
+    async def close(self) -> None:
+        """Close every connection. The object cannot be used afterwards."""
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError as error:
+        raise StoreError(f"database.url {url!r} is not a valid SQLAlchemy URL: {error}") from error
+
+
+def _open_sqlite(url: URL) -> Database:
+    if url.database in (None, "", ":memory:") or "memory" in str(url.query.get("mode", "")):
+        raise StoreError(
+            "an in-memory SQLite database cannot be shared by the writer and the readers: "
+            "give database.url a file path, e.g. sqlite+aiosqlite:///bridgekit.db"
+        )
+    writer = create_async_engine(url, pool_size=1, max_overflow=0)
+    _configure_sqlite(writer, begin="BEGIN IMMEDIATE", read_only=False)
+    reader = create_async_engine(url, pool_size=SQLITE_READER_POOL_SIZE, max_overflow=0)
+    # A deferred BEGIN takes no lock, so readers never wait for the writer.
+    _configure_sqlite(reader, begin="BEGIN", read_only=True)
+    return Database(dialect="sqlite", writer=writer, reader=reader, write_lock=asyncio.Lock())
+
+
+def _configure_sqlite(engine: AsyncEngine, *, begin: str, read_only: bool) -> None:
+    # SQLAlchemy's recipe for real transactions with sqlite3: stop the driver from emitting its
+    # own (deferred, DML-only) BEGIN and emit ours, so the writer takes the write lock up front
+    # (BEGIN IMMEDIATE) instead of failing with "database is locked" half-way through.
+    pragmas = (*_SQLITE_PRAGMAS, "PRAGMA query_only=ON") if read_only else _SQLITE_PRAGMAS
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    event.listen(engine.sync_engine, "begin", on_begin)
+
+
+def _open_postgresql(url: URL, pool_size: int) -> Database:
+    # synchronous_commit=on: a COMMIT returns only once the WAL is flushed, whatever the
+    # server's default, because the inbox answers 200 to the homeserver right after it.
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        connect_args={"server_settings": {"synchronous_commit": "on"}},
+    )
+    return Database(dialect="postgresql", writer=engine, reader=engine, write_lock=None)
+
+
+__all__ = ["Database"]

@@ -1,0 +1,1 @@
+"""Alembic migrations of bridgekit's tables (a package so that installs ship them)."""
