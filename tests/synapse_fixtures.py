@@ -1,1 +1,134 @@
-"""Synapse fixtures: one real homeserver per test session."""
+"""Synapse fixtures: one real homeserver per test session.
+
+Synapse reads appservice registrations only at start-up, so the session reserves every slot the
+tests need before starting it (each with its own ID, namespace prefix, tokens and a reserved
+loopback port for the bridge or fault proxy a test starts later):
+
+- ``main``: bridge tests; users ``@_bk_.*``, bot ``@_bk_bot``, aliases ``#_bk_.*``; not rate-limited.
+- ``faulty``: prefix ``_bkf_``; its registration URL is a port for a FaultProxy in front of the
+  bridge (``slot.port``), the bridge itself listens on ``slot.bridge_port``.
+- ``ratelimited``: prefix ``_bkr_``, ``rate_limited: true``. The server's ``rc_message`` is low
+  (0.5/s, burst 3) for it; human test users are exempted with the admin API.
+
+Fixtures: ``synapse`` (session, a :class:`SynapseHarness`), ``make_matrix_user`` (async factory of
+fresh, rate-limit-exempt human users), ``matrix_user`` (one such user).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from tests.servers.matrix_test_client import MatrixTestClient
+from tests.servers.synapse import AppserviceSlot, SynapseServer
+
+# Low enough that a burst of messages from the rate-limited appservice gets 429s quickly.
+RATELIMITED_MESSAGE_RATE = (0.5, 3.0)
+
+MakeMatrixUser = Callable[..., Awaitable[MatrixTestClient]]
+
+
+@dataclass
+class SynapseHarness:
+    """The session's homeserver, its appservice slots and an admin client."""
+
+    server: SynapseServer
+    slots: dict[str, AppserviceSlot]
+    admin: MatrixTestClient
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def server_name(self) -> str:
+        return self.server.server_name
+
+    @property
+    def shared_secret(self) -> str:
+        return self.server.shared_secret
+
+    def slot(self, name: str) -> AppserviceSlot:
+        return self.slots[name]
+
+    async def create_user(self, localpart: str, *, admin: bool = False) -> MatrixTestClient:
+        """A human user, exempted from rate limits (``rc_message`` is low for the whole server)."""
+        client = await MatrixTestClient.create_user(self.server, localpart, admin=admin)
+        await self.admin.override_ratelimit(client.user_id)
+        return client
+
+
+def _make_slots(url: str, server_name: str) -> dict[str, AppserviceSlot]:
+    # Slot IDs carry a random suffix so logs of concurrent sessions are told apart.
+    tag = secrets.token_hex(3)
+
+    def slot(
+        name: str, prefix: str, *, rate_limited: bool = False, proxied: bool = False
+    ) -> AppserviceSlot:
+        return AppserviceSlot(
+            name, appservice_id=f"bk-{name}-{tag}", prefix=prefix, homeserver_url=url,
+            server_name=server_name, rate_limited=rate_limited, proxied=proxied,
+        )
+
+    return {
+        "main": slot("main", "_bk_"),
+        "faulty": slot("faulty", "_bkf_", proxied=True),
+        "ratelimited": slot("ratelimited", "_bkr_", rate_limited=True),
+    }
+
+
+@pytest.fixture(scope="session")
+async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SynapseHarness]:
+    """Start Synapse once for the session with every appservice slot registered."""
+    if importlib.util.find_spec("synapse") is None:
+        pytest.skip("matrix-synapse is not installed (pip install -e '.[test]')")
+    data_dir = tmp_path_factory.mktemp("synapse")
+    server = SynapseServer(data_dir, message_rate=RATELIMITED_MESSAGE_RATE)
+    slots: dict[str, AppserviceSlot] = {}
+    admin: MatrixTestClient | None = None
+    try:
+        server.write_config()  # reserves the port, which the slots' bridge configs point at
+        slots = _make_slots(server.url, server.server_name)
+        server.appservice_registrations = [
+            slot.write_registration(data_dir / f"appservice-{name}.yaml")
+            for name, slot in slots.items()
+        ]
+        # Started from the main thread on purpose: the child's death signal is tied to the
+        # thread that spawned it, and a worker thread may exit long before the session ends.
+        server.start()
+        admin = await MatrixTestClient.create_user(server, "harness_admin", admin=True)
+        await admin.override_ratelimit(admin.user_id)
+        yield SynapseHarness(server, slots, admin)
+    finally:
+        if admin is not None:
+            await admin.aclose()
+        server.stop()
+        for slot in slots.values():
+            slot.release()
+
+
+@pytest.fixture
+async def make_matrix_user(synapse: SynapseHarness) -> AsyncIterator[MakeMatrixUser]:
+    """``await make_matrix_user("alice")`` -> a fresh logged-in user ``@alice_<random>``."""
+    clients: list[MatrixTestClient] = []
+
+    async def make(name: str = "user", *, admin: bool = False) -> MatrixTestClient:
+        client = await synapse.create_user(f"{name}_{secrets.token_hex(4)}", admin=admin)
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+@pytest.fixture
+async def matrix_user(make_matrix_user: MakeMatrixUser) -> MatrixTestClient:
+    """One fresh human user."""
+    return await make_matrix_user("human")

@@ -1,0 +1,209 @@
+"""A bridgekit bridge run as a real subprocess (``python -m bridgekit.cli run -c CONFIG``).
+
+Fault tests kill it mid-stream and start it again, so it has to be a process of its own, not a
+task in the test's event loop. Its methods are async: a test may run a fault proxy in its own
+event loop between Synapse and the bridge, and a blocking wait would starve that proxy.
+
+The module also holds the small process helpers the Synapse fixture shares (spawn with the death
+signal set, stop by PID, tail of a log file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import yaml
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: if the test runner dies without tearing down
+    # (SIGKILL, crash), the kernel sends the child SIGTERM, so no server outlives its session.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(
+    argv: list[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with stdout and stderr appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            # Its own session: a Ctrl-C in the terminal reaches pytest only, and pytest's
+            # teardown stops the child by PID in an orderly way.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+
+def terminate(proc: subprocess.Popen[bytes], deadline_s: float = 15.0) -> int:
+    """SIGTERM by PID, SIGKILL if it is still alive after ``deadline_s``; returns the exit code."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            return proc.wait(timeout=deadline_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+    return proc.wait()
+
+
+async def async_wait_exit(proc: subprocess.Popen[bytes], deadline_s: float) -> int | None:
+    """Wait without blocking the event loop; None if it is still running at the deadline."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        code = proc.poll()
+        if code is not None:
+            return code
+        await asyncio.sleep(0.05)
+    return proc.poll()
+
+
+async def async_terminate(proc: subprocess.Popen[bytes], deadline_s: float = 15.0) -> int:
+    """:func:`terminate` for async callers."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        code = await async_wait_exit(proc, deadline_s)
+        if code is not None:
+            return code
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    code = await async_wait_exit(proc, 10.0)
+    if code is None:
+        raise RuntimeError(f"process {proc.pid} survived SIGKILL")
+    return code
+
+
+def log_tail(path: Path, lines: int = 60) -> str:
+    """The last ``lines`` lines of a log file, for failure messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class BridgeNotReady(RuntimeError):
+    """The bridge died or did not report ready before the deadline."""
+
+
+class BridgeProcess:
+    """One bridge subprocess; the listener port is read from its config file."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+        argv: list[str] | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.log_path = log_path or config_path.with_suffix(".log")
+        self.argv = argv or [sys.executable, "-m", "bridgekit.cli", "run", "-c", str(config_path)]
+        # The child gets our environment (PATH, the venv) plus the test's additions.
+        self.env = {**os.environ, **(env or {})}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = self._listen_port(config_path)
+
+    @staticmethod
+    def _listen_port(config_path: Path) -> int:
+        raw = yaml.safe_load(config_path.read_text()) or {}
+        listen = raw.get("appservice", {}).get("listen", {})
+        return int(listen.get("port", 29330))
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Spawn the bridge; use :meth:`wait_ready` before relying on it."""
+        if self.running:
+            raise RuntimeError(f"bridge already running as PID {self.pid}")
+        self._proc = spawn(self.argv, log_path=self.log_path, env=self.env)
+
+    async def wait_ready(self, deadline_s: float = 30.0) -> None:
+        """Poll ``/health/ready`` until it answers 200; fail early if the process exits."""
+        if self._proc is None:
+            raise RuntimeError("bridge not started")
+        end = time.monotonic() + deadline_s
+        last = "no answer"
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            while time.monotonic() < end:
+                code = self._proc.poll()
+                if code is not None:
+                    raise BridgeNotReady(
+                        f"bridge exited with {code} before ready; log tail:\n{log_tail(self.log_path)}"
+                    )
+                try:
+                    resp = await http.get(f"{self.base_url}/health/ready")
+                    if resp.status_code == 200:
+                        return
+                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                except httpx.TransportError as exc:
+                    last = repr(exc)
+                await asyncio.sleep(0.1)
+        raise BridgeNotReady(
+            f"bridge not ready after {deadline_s} s ({last}); log tail:\n{log_tail(self.log_path)}"
+        )
+
+    async def start_ready(self, deadline_s: float = 30.0) -> None:
+        self.start()
+        await self.wait_ready(deadline_s)
+
+    async def kill(self) -> int | None:
+        """SIGKILL: the crash case (nothing flushed, no goodbye)."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._proc.pid, signal.SIGKILL)
+        return await async_wait_exit(self._proc, 10.0)
+
+    async def stop(self, deadline_s: float = 15.0) -> int | None:
+        """SIGTERM (graceful shutdown), SIGKILL if it outlives ``deadline_s``."""
+        if self._proc is None:
+            return None
+        return await async_terminate(self._proc, deadline_s)
+
+    async def restart(self, deadline_s: float = 30.0, *, graceful: bool = True) -> None:
+        if graceful:
+            await self.stop()
+        else:
+            await self.kill()
+        await self.start_ready(deadline_s)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return log_tail(self.log_path, lines)
