@@ -1,0 +1,46 @@
+"""The appservice's FastAPI application: the homeserver-facing routes, health, errors, logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fastapi import FastAPI
+
+from bridgekit.appservice import routes_health, routes_homeserver, routes_thirdparty
+from bridgekit.appservice.access_log import DEFAULT_SECRET_PATH_PREFIXES, AccessLogMiddleware
+from bridgekit.appservice.errors import install_error_handlers
+from bridgekit.appservice.state import AppserviceState
+
+APP_PREFIX = "/_matrix/app/v1"
+LEGACY_THIRDPARTY_PREFIX = "/_matrix/app/unstable"
+LEGACY_PING_PREFIX = "/_matrix/app/unstable/fi.mau.msc2659"
+
+
+def create_app(
+    state: AppserviceState,
+    *,
+    access_log: bool = True,
+    secret_path_prefixes: Iterable[str] = DEFAULT_SECRET_PATH_PREFIXES,
+) -> FastAPI:
+    app = FastAPI(
+        title="bridgekit appservice",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # the homeserver needs no schema; the provisioning API will have one
+    )
+    app.state.bridgekit = state
+    install_error_handlers(app)
+    app.include_router(routes_homeserver.router, prefix=APP_PREFIX)
+    app.include_router(routes_homeserver.ping_router, prefix=APP_PREFIX)
+    app.include_router(routes_thirdparty.router, prefix=APP_PREFIX)
+    # Legacy paths (spec: a homeserver falls back to them on a non-success status).
+    app.include_router(routes_homeserver.router)
+    app.include_router(routes_thirdparty.router, prefix=LEGACY_THIRDPARTY_PREFIX)
+    app.include_router(routes_homeserver.ping_router, prefix=LEGACY_PING_PREFIX)
+    app.include_router(routes_health.router)
+    if access_log:
+        app.add_middleware(AccessLogMiddleware, secret_path_prefixes=secret_path_prefixes)
+    return app
+
+
+__all__ = ["APP_PREFIX", "create_app"]

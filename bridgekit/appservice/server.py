@@ -1,0 +1,187 @@
+"""Running the bridge: wire the store, the Matrix client, the connectors and the appservice
+together, serve, and shut down cleanly.
+
+Start-up order matters for "nothing acknowledged is lost" and for start-up time:
+1. open the database and migrate it (nothing else is loaded: 10,000 portals cost nothing here);
+2. queue the events the previous run acknowledged but did not handle;
+3. serve: transactions are accepted from here on;
+4. in the background, ping the homeserver (``/appservice/{id}/ping``): Synapse then redelivers
+   what it held back while we were down, at once instead of after its backoff;
+5. start the connectors (they connect to their networks, paced by themselves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import uvicorn
+
+from bridgekit.appservice.app import create_app
+from bridgekit.appservice.state import AppserviceState
+from bridgekit.config import AppserviceTokens, BridgeConfig
+from bridgekit.config_loader import LoadedConfig
+from bridgekit.connector import BridgeContext, NetworkConnector
+from bridgekit.core.bridge import Bridge, OwnUsers
+from bridgekit.core.connectors import load_connectors
+from bridgekit.core.inbox import Inbox
+from bridgekit.ids import UserID
+from bridgekit.matrix import MatrixClient
+from bridgekit.store import Database, MatrixStateStore
+from bridgekit.store.inbox import InboxStore
+
+log = logging.getLogger(__name__)
+
+PING_DEADLINE_SECONDS = 300.0
+
+
+def configure_logging(config: BridgeConfig) -> None:
+    logging.basicConfig(
+        level=config.logging.level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL at INFO; ours go through the Matrix client's own logging.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def run_bridge(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:
+    """Serve until SIGINT/SIGTERM; returns the process exit code."""
+    configure_logging(loaded.config)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    return asyncio.run(serve(loaded.config, tokens))
+
+
+async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
+    database = await Database.open(config.database.url, pool_size=config.database.pool_size)
+    http = httpx.AsyncClient(timeout=config.homeserver.timeout_seconds)
+    try:
+        return await _serve_with(config, tokens, database, http)
+    finally:
+        await http.aclose()
+        await database.close()
+
+
+async def _serve_with(
+    config: BridgeConfig, tokens: AppserviceTokens, database: Database, http: httpx.AsyncClient
+) -> int:
+    server_name = config.homeserver.server_name
+    bot_user_id = UserID(config.bot_user_id)
+    matrix = MatrixClient(
+        http,
+        homeserver_url=config.homeserver.url,
+        as_token=tokens.as_token,
+        bot_user_id=bot_user_id,
+        memory=MatrixStateStore(database),
+    )
+    connectors = load_connectors(config)
+    enabled = {name: section for name, section in config.connectors.items() if section.enabled}
+    own_users = OwnUsers(
+        bot_user_id, [section.ghost_prefix_for(name) for name, section in enabled.items()], server_name
+    )
+
+    async def register_user(user_id: UserID) -> None:
+        await matrix.intent(user_id).ensure_registered()
+
+    bridge = Bridge(connectors, own_users, register_user)
+    inbox = Inbox(
+        InboxStore(database),
+        bridge.handle,
+        max_attempts=config.inbox.max_attempts,
+        retention_ms=int(config.inbox.retention_hours * 3600 * 1000),
+        prune_interval=config.inbox.prune_interval_seconds,
+    )
+    replayed = await inbox.start()
+    state = AppserviceState(
+        hs_token=tokens.hs_token.encode(),
+        max_body_bytes=config.appservice.max_body_bytes,
+        inbox=inbox,
+        bridge=bridge,
+        database_dialect=database.dialect,
+    )
+    state.health.ready = True
+    app = create_app(state, access_log=config.logging.access_log)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.appservice.listen.host,
+            port=config.appservice.listen.port,
+            log_config=None,  # keep our logging set-up
+            access_log=False,  # replaced by AccessLogMiddleware, which redacts secrets
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+        )
+    )
+    serving = asyncio.create_task(server.serve(), name="uvicorn")
+    background: list[asyncio.Task[None]] = []
+    try:
+        if not await _wait_started(server, serving):
+            log.error("the listener on %s:%d did not start", config.appservice.listen.host,
+                      config.appservice.listen.port)
+            return 1
+        log.info(
+            "bridgekit is accepting transactions on %s:%d (database %s, %d events replayed)",
+            config.appservice.listen.host, config.appservice.listen.port, database.dialect, replayed,
+        )
+        background.append(asyncio.create_task(_ping_homeserver(matrix, config, state)))
+        await _start_connectors(connectors, config, matrix, bot_user_id)
+        await serving
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        for connector in connectors:
+            try:
+                await connector.stop()
+            except Exception:
+                log.exception("connector %s failed to stop cleanly", connector.name)
+        await inbox.stop()
+    log.info("bridgekit stopped")
+    return 0
+
+
+async def _wait_started(server: uvicorn.Server, serving: asyncio.Task[None]) -> bool:
+    while not server.started:
+        if serving.done():
+            return False
+        await asyncio.sleep(0.01)  # uvicorn offers no start-up event to wait on
+    return True
+
+
+async def _ping_homeserver(matrix: MatrixClient, config: BridgeConfig, state: AppserviceState) -> None:
+    try:
+        duration = await matrix.ping_until_ready(config.appservice.id, PING_DEADLINE_SECONDS)
+    except Exception as error:
+        state.health.homeserver_reachable = False
+        log.error(
+            "the homeserver at %s could not ping this appservice: %s. Check that the registration "
+            "is installed on the homeserver and its url reaches %s:%d (run `bridgekit doctor`).",
+            config.homeserver.url, error, config.appservice.listen.host, config.appservice.listen.port,
+        )
+        return
+    state.health.homeserver_reachable = True
+    log.info("homeserver ping round trip %d ms: it will deliver what it held back", duration)
+
+
+async def _start_connectors(
+    connectors: list[NetworkConnector], config: BridgeConfig, matrix: MatrixClient, bot_user_id: UserID
+) -> None:
+    for connector in connectors:
+        section = config.connectors[connector.name]
+        context = BridgeContext(
+            name=connector.name,
+            settings=section.settings(),
+            matrix=matrix,
+            bot_user_id=bot_user_id,
+            server_name=config.homeserver.server_name,
+            ghost_prefix=section.ghost_prefix_for(connector.name),
+            alias_prefix=section.alias_prefix_for(connector.name),
+            log=logging.getLogger(f"bridgekit.connector.{connector.name}"),
+        )
+        await connector.start(context)
+        log.info("connector %s started", connector.name)
+
+
+__all__ = ["run_bridge", "serve"]
+

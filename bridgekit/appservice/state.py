@@ -1,0 +1,45 @@
+"""What the appservice's routes need, gathered in one object held by the app (no globals)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from bridgekit.core.bridge import Bridge
+from bridgekit.core.inbox import Inbox
+
+
+@dataclass
+class Health:
+    ready: bool = False
+    """True once the database is migrated and pending events are replayed."""
+    started_at: float = field(default_factory=time.time)
+    homeserver_reachable: bool | None = None
+    """Result of the start-up ping: None until it has run."""
+    last_ping_from_homeserver: float | None = None
+    transactions: int = 0
+    duplicate_transactions: int = 0
+    rejected_entries: int = 0
+
+
+@dataclass
+class AppserviceState:
+    hs_token: bytes
+    max_body_bytes: int
+    inbox: Inbox
+    bridge: Bridge
+    database_dialect: str
+    health: Health = field(default_factory=Health)
+
+
+def get_state(request: Request) -> AppserviceState:
+    state: AppserviceState = request.app.state.bridgekit
+    return state
+
+
+State = Annotated[AppserviceState, Depends(get_state)]
+
+__all__ = ["AppserviceState", "Health", "State", "get_state"]

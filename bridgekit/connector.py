@@ -1,0 +1,130 @@
+"""The connector contract: what a network connector implements, and what it may call.
+
+This is the first cut, enough for the appservice core (issue: foundation); the full contract
+(sessions, modes, remote events, optional abilities) grows here, in this one file.
+
+A connector is a class with a ``name`` and the four lifecycle/handling methods of
+:class:`NetworkConnector`. Optional abilities are separate small protocols, checked at run time
+with ``isinstance``: a connector implements only what its network has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from bridgekit.events import EphemeralEvent, MatrixEvent
+from bridgekit.ids import RoomAlias, UserID
+
+if TYPE_CHECKING:
+    import logging
+
+
+class MatrixAPI(Protocol):
+    """The part of the Matrix client a connector uses (``bridgekit.matrix.MatrixClient``)."""
+
+    def intent(self, user_id: UserID) -> Any: ...
+
+
+@dataclass(frozen=True)
+class BridgeContext:
+    """What the core hands a connector at start: its config section, the Matrix side, a logger."""
+
+    name: str
+    settings: Mapping[str, Any]
+    """The connector's own config section (keys other than the shared ones)."""
+    matrix: MatrixAPI
+    bot_user_id: UserID
+    server_name: str
+    ghost_prefix: str
+    alias_prefix: str
+    log: logging.Logger
+
+    def ghost_user_id(self, localpart_suffix: str) -> UserID:
+        """The Matrix ID of a ghost: ``@{ghost_prefix}{suffix}:{server_name}``."""
+        return UserID(f"@{self.ghost_prefix}{localpart_suffix}:{self.server_name}")
+
+
+@runtime_checkable
+class NetworkConnector(Protocol):
+    """Required of every connector."""
+
+    name: str
+
+    async def start(self, ctx: BridgeContext) -> None:
+        """Called once, after the database is ready and the appservice is answering.
+
+        Connect to the remote network here. Must not block for long: start background tasks.
+        """
+
+    async def stop(self) -> None:
+        """Called once at shutdown. Close connections; must not raise."""
+
+    async def handle_matrix_event(self, event: MatrixEvent) -> None:
+        """Called for each room event from the homeserver, in order per room, after it is stored.
+
+        May be called again for the same event after a crash (at-least-once): make effects
+        idempotent (e.g. derive Matrix transaction IDs from ``event.event_id``). Raising makes
+        the core retry with backoff, then mark the event failed. Events sent by the bridge's
+        own users (its bot and ghosts) are not passed here.
+        """
+
+
+@runtime_checkable
+class EphemeralHandler(Protocol):
+    async def handle_ephemeral(self, event: EphemeralEvent) -> None:
+        """Typing, receipts, presence (when ``receive_ephemeral`` is on). Same rules as events."""
+
+
+@runtime_checkable
+class UserQueryHandler(Protocol):
+    async def query_user(self, user_id: UserID) -> bool:
+        """The homeserver asks whether ``user_id`` (in our namespace) exists.
+
+        Return True to claim it; the core then registers the user before answering 200.
+        Must not block for more than a few seconds (the homeserver is waiting).
+        """
+
+
+@runtime_checkable
+class AliasQueryHandler(Protocol):
+    async def query_alias(self, alias: RoomAlias) -> bool:
+        """The homeserver asks whether ``alias`` (in our namespace) exists.
+
+        Return True only after creating the room and giving it the alias (spec: the room must
+        exist before the 200).
+        """
+
+
+@runtime_checkable
+class ThirdPartyHandler(Protocol):
+    """Third-party network lookups (``/thirdparty/*``) for the protocols the connector provides."""
+
+    protocol_ids: tuple[str, ...]
+
+    async def thirdparty_protocol(self, protocol: str) -> dict[str, Any] | None:
+        """Protocol metadata (user_fields, location_fields, icon, field_types, instances)."""
+
+    async def thirdparty_locations(self, protocol: str, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Portals matching the fields: ``[{alias, protocol, fields}]``."""
+
+    async def thirdparty_users(self, protocol: str, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Ghosts matching the fields: ``[{userid, protocol, fields}]``."""
+
+    async def thirdparty_location_by_alias(self, alias: RoomAlias) -> list[dict[str, Any]]:
+        """Reverse lookup of a Matrix alias."""
+
+    async def thirdparty_user_by_id(self, user_id: UserID) -> list[dict[str, Any]]:
+        """Reverse lookup of a Matrix user ID."""
+
+
+__all__ = [
+    "AliasQueryHandler",
+    "BridgeContext",
+    "EphemeralHandler",
+    "MatrixAPI",
+    "NetworkConnector",
+    "ThirdPartyHandler",
+    "UserQueryHandler",
+]

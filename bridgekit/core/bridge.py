@@ -1,0 +1,125 @@
+"""The bridge core: routes stored homeserver events to connectors and answers the homeserver's
+queries on their behalf.
+
+It knows nothing of HTTP (the appservice layer calls it) and nothing of SQL beyond the inbox it
+is handed (the composition root wires both).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from bridgekit.connector import (
+    AliasQueryHandler,
+    EphemeralHandler,
+    NetworkConnector,
+    ThirdPartyHandler,
+    UserQueryHandler,
+)
+from bridgekit.core.dispatcher import WorkItem
+from bridgekit.events import EphemeralEvent, MatrixEvent
+from bridgekit.ids import RoomAlias, UserID
+
+log = logging.getLogger(__name__)
+
+
+class OwnUsers:
+    """Tells whether a user ID belongs to this bridge (its bot or one of its ghosts)."""
+
+    def __init__(self, bot_user_id: str, ghost_prefixes: Sequence[str], server_name: str) -> None:
+        self.bot_user_id = bot_user_id
+        prefixes = "|".join(re.escape(prefix) for prefix in ghost_prefixes)
+        pattern = f"@(?:{prefixes}).*:{re.escape(server_name)}" if ghost_prefixes else r"(?!)"
+        self._ghost = re.compile(pattern)
+
+    def __contains__(self, user_id: object) -> bool:
+        return isinstance(user_id, str) and (
+            user_id == self.bot_user_id or self._ghost.fullmatch(user_id) is not None
+        )
+
+
+class Bridge:
+    """Connectors plus the routing between them and the inbox."""
+
+    def __init__(
+        self,
+        connectors: Sequence[NetworkConnector],
+        own_users: OwnUsers,
+        register_user: Callable[[UserID], Awaitable[None]],
+    ) -> None:
+        self.connectors = list(connectors)
+        self.own_users = own_users
+        self._register_user = register_user
+
+    async def handle(self, item: WorkItem) -> None:
+        """The inbox handler: called once per stored row, in order per room."""
+        if item.kind == "pdu" and isinstance(item.event, MatrixEvent):
+            await self._handle_room_event(item.event)
+        elif item.kind == "ephemeral" and isinstance(item.event, EphemeralEvent):
+            for connector in self.connectors:
+                if isinstance(connector, EphemeralHandler):
+                    await connector.handle_ephemeral(item.event)
+        # to-device, device lists and key counts are stored for encryption support (not yet
+        # implemented); they are acknowledged and kept until pruned.
+
+    async def _handle_room_event(self, event: MatrixEvent) -> None:
+        # Our own bot's and ghosts' events are echoes of what we sent, except membership changes
+        # aimed at them (an invite to a ghost is how a Matrix user starts a DM).
+        if event.sender in self.own_users and event.type != "m.room.member":
+            return
+        for connector in self.connectors:
+            await connector.handle_matrix_event(event)
+
+    async def query_user(self, user_id: UserID) -> bool:
+        """True when a connector claims the user; it is registered before this returns (spec:
+        the user must exist before the appservice answers 200)."""
+        for connector in self.connectors:
+            if isinstance(connector, UserQueryHandler) and await connector.query_user(user_id):
+                await self._register_user(user_id)
+                return True
+        return False
+
+    async def query_alias(self, alias: RoomAlias) -> bool:
+        for connector in self.connectors:
+            if isinstance(connector, AliasQueryHandler) and await connector.query_alias(alias):
+                return True
+        return False
+
+    def thirdparty_handler(self, protocol: str) -> ThirdPartyHandler | None:
+        for connector in self.connectors:
+            if isinstance(connector, ThirdPartyHandler) and protocol in connector.protocol_ids:
+                return connector
+        return None
+
+    @property
+    def thirdparty_handlers(self) -> list[ThirdPartyHandler]:
+        return [c for c in self.connectors if isinstance(c, ThirdPartyHandler)]
+
+    async def thirdparty_user_by_id(self, user_id: UserID) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for handler in self.thirdparty_handlers:
+            results.extend(await handler.thirdparty_user_by_id(user_id))
+        return results
+
+    async def thirdparty_location_by_alias(self, alias: RoomAlias) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for handler in self.thirdparty_handlers:
+            results.extend(await handler.thirdparty_location_by_alias(alias))
+        return results
+
+    async def thirdparty_lookup(
+        self, kind: str, protocol: str, fields: Mapping[str, str]
+    ) -> list[dict[str, Any]] | None:
+        """``None`` when no connector provides the protocol."""
+        handler = self.thirdparty_handler(protocol)
+        if handler is None:
+            return None
+        if kind == "user":
+            return await handler.thirdparty_users(protocol, fields)
+        return await handler.thirdparty_locations(protocol, fields)
+
+
+__all__ = ["Bridge", "OwnUsers"]

@@ -1,0 +1,145 @@
+"""Ordered per-room workers for the inbox.
+
+Events of one room are handled strictly one after another, in arrival order; different rooms run
+in parallel, so a slow or failing room never holds up the others. A worker task exists only while
+its room has work: an idle bridge with 10,000 portals holds no tasks.
+
+A handler that raises is retried with capped backoff (the room waits: order matters more than
+speed); after ``max_attempts`` the event is given up on, recorded as failed and the room moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """One stored inbox row waiting to be handled."""
+
+    row_id: int
+    kind: str
+    queue_key: str
+    """Rows with the same key are handled in order: the room ID, or a key per non-room kind."""
+    event: Any
+    attempts: int = 0
+
+
+Handler = Callable[[WorkItem], Awaitable[None]]
+DoneCallback = Callable[[WorkItem], None]
+FailureCallback = Callable[[WorkItem, BaseException, bool], Awaitable[None]]
+
+
+def backoff_seconds(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Wait before retry number ``attempt`` (1-based): 0.5 s, 1 s, 2 s, ... capped."""
+    return float(min(cap, base * 2 ** (attempt - 1)))
+
+
+class RoomDispatcher:
+    """Runs ``handler`` for each item, ordered per ``queue_key``, parallel across keys."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        on_done: DoneCallback,
+        on_failure: FailureCallback,
+        max_attempts: int = 5,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._handler = handler
+        self._on_done = on_done
+        self._on_failure = on_failure
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+        self._queues: dict[str, deque[WorkItem]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
+
+    def enqueue(self, items: Iterable[WorkItem]) -> None:
+        """Queue items (synchronous: callers rely on no other task running in between)."""
+        for item in items:
+            queue = self._queues.get(item.queue_key)
+            if queue is None:
+                queue = self._queues[item.queue_key] = deque()
+            queue.append(item)
+            if item.queue_key not in self._workers and not self._stopping:
+                self._idle.clear()
+                self._workers[item.queue_key] = asyncio.create_task(
+                    self._run(item.queue_key), name=f"inbox-worker:{item.queue_key}"
+                )
+
+    @property
+    def queued(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+    @property
+    def active_rooms(self) -> int:
+        return len(self._workers)
+
+    async def wait_idle(self, within_seconds: float | None = None) -> bool:
+        """Wait until every queue is empty; False when ``within_seconds`` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), within_seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Let running handlers finish (up to ``grace_seconds``), then cancel. Unhandled rows stay
+        pending in the database and are replayed at the next start."""
+        self._stopping = True
+        workers = list(self._workers.values())
+        if not workers:
+            return
+        _done, still_running = await asyncio.wait(workers, timeout=grace_seconds)
+        for task in still_running:
+            task.cancel()
+        await asyncio.gather(*still_running, return_exceptions=True)
+
+    async def _run(self, key: str) -> None:
+        queue = self._queues[key]
+        try:
+            while queue and not self._stopping:
+                item = queue[0]
+                await self._handle_with_retries(item)
+                queue.popleft()
+        finally:
+            del self._workers[key]
+            if not queue:
+                del self._queues[key]
+            if not self._workers:
+                self._idle.set()
+
+    async def _handle_with_retries(self, item: WorkItem) -> None:
+        while True:
+            try:
+                await self._handler(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                item.attempts += 1
+                final = item.attempts >= self._max_attempts
+                log.warning(
+                    "handling inbox row %d (%s in %s) failed, attempt %d/%d: %r",
+                    item.row_id, item.kind, item.queue_key, item.attempts, self._max_attempts, error,
+                )
+                await self._on_failure(item, error, final)
+                if final:
+                    return
+                await self._sleep(backoff_seconds(item.attempts))
+            else:
+                self._on_done(item)
+                return
+
+
+__all__ = ["RoomDispatcher", "WorkItem", "backoff_seconds"]

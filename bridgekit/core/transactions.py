@@ -1,0 +1,168 @@
+"""Turn a homeserver transaction body into inbox rows: pure, no I/O.
+
+A transaction is ``{"events": [...], "ephemeral": [...], ...}``. Every entry becomes one row, in
+order: valid room events as ``pending``, malformed ones as ``rejected`` with the reason (they never
+drop their neighbours, spec TXN-k), and the optional sections (ephemeral, to-device, device lists,
+one-time-key counts, fallback keys; stable and unstable names) as rows of their own kind.
+
+The *fingerprint* tells a homeserver's retry of a transaction (same txnId, same events) from a new
+transaction that reuses an old txnId (a homeserver whose database was reset starts again at 1).
+It is computed from the event IDs and the non-PDU sections, not from the raw bytes, because
+Synapse re-serialises a retried transaction and ``unsigned.age`` changes between attempts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridgekit.events import (
+    EphemeralEvent,
+    InboxKind,
+    InvalidEvent,
+    MatrixEvent,
+    parse_client_event,
+    parse_ephemeral_event,
+)
+
+
+class BadTransaction(ValueError):
+    """The body as a whole is unusable; answered with 400 and the given errcode."""
+
+    def __init__(self, errcode: str, message: str) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """One entry of a transaction, ready to be stored."""
+
+    seq: int
+    kind: InboxKind
+    payload: str
+    event_id: str | None = None
+    room_id: str | None = None
+    rejected: str | None = None
+    """Why the entry was rejected; ``None`` for an entry to handle."""
+    parsed: MatrixEvent | EphemeralEvent | dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedTransaction:
+    rows: list[InboxRow]
+    fingerprint: str
+
+    @property
+    def rejected(self) -> list[InboxRow]:
+        return [row for row in self.rows if row.rejected is not None]
+
+
+# Stable name first: when a homeserver sends both, the stable one wins.
+_LIST_SECTIONS: tuple[tuple[InboxKind, tuple[str, ...]], ...] = (
+    ("ephemeral", ("ephemeral", "de.sorunome.msc2409.ephemeral")),
+    ("to_device", ("to_device", "de.sorunome.msc2409.to_device")),
+)
+_OBJECT_SECTIONS: tuple[tuple[InboxKind, tuple[str, ...]], ...] = (
+    ("device_lists", ("device_lists", "org.matrix.msc3202.device_lists")),
+    (
+        "otk_counts",
+        (
+            "device_one_time_keys_count",
+            "org.matrix.msc3202.device_one_time_keys_count",
+            "org.matrix.msc3202.device_one_time_key_counts",
+        ),
+    ),
+    (
+        "fallback_keys",
+        ("device_unused_fallback_key_types", "org.matrix.msc3202.device_unused_fallback_key_types"),
+    ),
+)
+
+
+def parse_transaction_body(body: bytes) -> ParsedTransaction:
+    """Parse and classify a transaction body. Raises :class:`BadTransaction` only when the body is
+    not JSON or not an object with an ``events`` list; a bad *entry* is a rejected row instead."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadTransaction("M_NOT_JSON", f"transaction body is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise BadTransaction("M_BAD_JSON", "transaction body must be a JSON object")
+    events = document.get("events")
+    if not isinstance(events, list):
+        raise BadTransaction("M_BAD_JSON", "transaction body needs an 'events' list")
+
+    rows: list[InboxRow] = []
+    identity: list[Any] = []
+    for entry in events:
+        row = _pdu_row(len(rows), entry)
+        rows.append(row)
+        identity.append(row.event_id if row.event_id is not None else _canonical(entry))
+    for kind, keys in _LIST_SECTIONS:
+        section = _first_present(document, keys)
+        if section is None:
+            continue
+        if not isinstance(section, list):
+            rows.append(_rejected(len(rows), kind, section, f"'{kind}' must be a list"))
+        else:
+            rows.extend(_ephemeral_row(len(rows) + offset, kind, e) for offset, e in enumerate(section))
+        identity.append([kind, _canonical(section)])
+    for kind, keys in _OBJECT_SECTIONS:
+        section = _first_present(document, keys)
+        if section is None:
+            continue
+        if not isinstance(section, Mapping):
+            rows.append(_rejected(len(rows), kind, section, f"'{kind}' must be an object"))
+        else:
+            rows.append(InboxRow(len(rows), kind, _dump(section), parsed=dict(section)))
+        identity.append([kind, _canonical(section)])
+    fingerprint = hashlib.sha256(_canonical(identity).encode()).hexdigest()
+    return ParsedTransaction(rows=rows, fingerprint=fingerprint)
+
+
+def _pdu_row(seq: int, entry: object) -> InboxRow:
+    try:
+        event = parse_client_event(entry)
+    except InvalidEvent as error:
+        return _rejected(seq, "pdu", entry, str(error))
+    return InboxRow(
+        seq, "pdu", _dump(entry), event_id=event.event_id, room_id=event.room_id, parsed=event
+    )
+
+
+def _ephemeral_row(seq: int, kind: InboxKind, entry: object) -> InboxRow:
+    try:
+        event = parse_ephemeral_event(entry)
+    except InvalidEvent as error:
+        return _rejected(seq, kind, entry, str(error))
+    return InboxRow(seq, kind, _dump(entry), room_id=event.room_id, parsed=event)
+
+
+def _rejected(seq: int, kind: InboxKind, entry: object, reason: str) -> InboxRow:
+    # A rejected row keeps no event_id: the unique key is for events we will handle, and a
+    # malformed copy must not shadow a well-formed one that arrives later.
+    return InboxRow(seq, kind, _dump(entry), rejected=reason)
+
+
+def _first_present(document: Mapping[str, Any], keys: tuple[str, ...]) -> object | None:
+    for key in keys:
+        if key in document:
+            value: object = document[key]
+            return value
+    return None
+
+
+def _dump(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+__all__ = ["BadTransaction", "InboxRow", "ParsedTransaction", "parse_transaction_body"]

@@ -1,0 +1,227 @@
+"""SQL of the durable inbox: store a transaction in one database transaction, then track each row.
+
+This is the hot path of the bridge (every homeserver transaction goes through
+:meth:`InboxStore.store_transaction` before the 200 is sent), so it speaks SQLAlchemy Core with
+multi-row statements: one look-up of the txnId, one insert of the txnId and one multi-row insert of
+the events, then a single commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridgekit.store.engine import Database
+from bridgekit.store.models import AsTxn, InboxEvent
+
+log = logging.getLogger(__name__)
+
+_TXN: Table = AsTxn.__table__  # type: ignore[assignment]
+_EVENT: Table = InboxEvent.__table__  # type: ignore[assignment]
+
+
+class RowToStore(Protocol):
+    """What :meth:`InboxStore.store_transaction` needs of a row (``core.transactions.InboxRow``)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> str: ...
+    @property
+    def event_id(self) -> str | None: ...
+    @property
+    def room_id(self) -> str | None: ...
+    @property
+    def rejected(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    duplicate: bool
+    """The same transaction was stored before: nothing was written."""
+    reused_txn_id: bool
+    """The txnId was seen before with other events (a homeserver whose database was reset)."""
+    row_ids: dict[int, int]
+    """seq -> inbox row id, for the rows that were inserted (events seen before are absent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    id: int
+    kind: str
+    room_id: str | None
+    payload: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboxCounts:
+    pending: int
+    done: int
+    failed: int
+    rejected: int
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class InboxStore:
+    """Durable storage of homeserver transactions and their events."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def store_transaction(
+        self, txn_id: str, fingerprint: str, rows: Sequence[RowToStore]
+    ) -> StoreOutcome:
+        """Record the txnId and every row in ONE database transaction; return once committed.
+
+        Events whose ``event_id`` is already stored (from an earlier transaction) are skipped.
+        """
+        received = now_ms()
+        async with self._db.write() as conn:
+            seen = (
+                (await conn.execute(select(_TXN.c.fingerprint).where(_TXN.c.txn_id == txn_id)))
+                .scalars()
+                .all()
+            )
+            if fingerprint in seen:
+                return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
+            inserted = await conn.execute(
+                self._insert(_TXN)
+                .values(
+                    txn_id=txn_id,
+                    fingerprint=fingerprint,
+                    received_at=received,
+                    event_count=len(rows),
+                )
+                .on_conflict_do_nothing()
+                .returning(_TXN.c.id)
+            )
+            if inserted.first() is None:  # a concurrent copy of the same transaction won the race
+                return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
+            row_ids = await self._insert_rows(conn, txn_id, rows, received) if rows else {}
+        return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids=row_ids)
+
+    async def _insert_rows(
+        self, conn: AsyncConnection, txn_id: str, rows: Sequence[RowToStore], received: int
+    ) -> dict[int, int]:
+        params = [
+            {
+                "txn_id": txn_id,
+                "seq": row.seq,
+                "event_id": row.event_id,
+                "room_id": row.room_id,
+                "kind": row.kind,
+                "payload": row.payload,
+                "state": "pending" if row.rejected is None else "rejected",
+                "attempts": 0,
+                "last_error": row.rejected,
+                "received_at": received,
+                "handled_at": None if row.rejected is None else received,
+            }
+            for row in rows
+        ]
+        statement = (
+            self._insert(_EVENT)
+            .on_conflict_do_nothing(index_elements=[_EVENT.c.event_id])
+            .returning(_EVENT.c.seq, _EVENT.c.id)
+        )
+        result = await conn.execute(statement, params)
+        return {seq: row_id for seq, row_id in result.all()}
+
+    def _insert(self, table: Table) -> Any:
+        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    async def mark_done(self, row_ids: Sequence[int]) -> None:
+        if not row_ids:
+            return
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(_EVENT)
+                .where(_EVENT.c.id.in_(row_ids))
+                .values(state="done", handled_at=now_ms())
+            )
+
+    async def record_attempt(self, row_id: int, error: str, *, final: bool) -> None:
+        """Count a failed attempt; with ``final`` the row is given up on (state ``failed``)."""
+        values: dict[str, Any] = {"attempts": _EVENT.c.attempts + 1, "last_error": error[:2000]}
+        if final:
+            values.update(state="failed", handled_at=now_ms())
+        async with self._db.write() as conn:
+            await conn.execute(update(_EVENT).where(_EVENT.c.id == row_id).values(**values))
+
+    async def pending(self, *, page_size: int = 1000) -> AsyncIterator[PendingRow]:
+        """Every pending row in arrival order, read page by page (start-up replay)."""
+        after = 0
+        while True:
+            async with self._db.read() as conn:
+                page = (
+                    await conn.execute(
+                        select(
+                            _EVENT.c.id,
+                            _EVENT.c.kind,
+                            _EVENT.c.room_id,
+                            _EVENT.c.payload,
+                            _EVENT.c.attempts,
+                        )
+                        .where(_EVENT.c.state == "pending", _EVENT.c.id > after)
+                        .order_by(_EVENT.c.id)
+                        .limit(page_size)
+                    )
+                ).all()
+            for row in page:
+                yield PendingRow(row.id, row.kind, row.room_id, row.payload, row.attempts)
+            if len(page) < page_size:
+                return
+            after = page[-1].id
+
+    async def prune(self, older_than_ms: int, *, batch: int = 5000) -> int:
+        """Delete handled, failed and rejected rows (and old txnIds) older than the cut-off.
+
+        Deletes in batches so a large backlog never holds the single SQLite writer for long.
+        """
+        removed = 0
+        while True:
+            async with self._db.write() as conn:
+                victims = (
+                    select(_EVENT.c.id)
+                    .where(_EVENT.c.state != "pending", _EVENT.c.handled_at < older_than_ms)
+                    .limit(batch)
+                    .scalar_subquery()
+                )
+                result = await conn.execute(delete(_EVENT).where(_EVENT.c.id.in_(victims)))
+                count = result.rowcount or 0
+            removed += count
+            if count < batch:
+                break
+        async with self._db.write() as conn:
+            await conn.execute(delete(_TXN).where(_TXN.c.received_at < older_than_ms))
+        return removed
+
+    async def counts(self) -> InboxCounts:
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(select(_EVENT.c.state, func.count()).group_by(_EVENT.c.state))
+            ).all()
+        by_state = {state: count for state, count in rows}
+        return InboxCounts(
+            pending=by_state.get("pending", 0),
+            done=by_state.get("done", 0),
+            failed=by_state.get("failed", 0),
+            rejected=by_state.get("rejected", 0),
+        )
+
+
+__all__ = ["InboxCounts", "InboxStore", "PendingRow", "StoreOutcome", "now_ms"]
