@@ -1,0 +1,422 @@
+"""The ``bridgekit`` command: the composition root an admin meets first.
+
+``generate-config`` writes the example config (from the schema), ``generate-registration`` the
+registration the homeserver admin installs, ``run`` loads both and starts the bridge, and
+``doctor`` checks that config, registration, database driver and homeserver agree.
+
+Exit codes: 0 success, 1 a check or a write failed, 2 the config (or the command line) is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from bridgekit.config import AppserviceTokens
+from bridgekit.config_loader import (
+    AS_TOKEN_ENV,
+    HS_TOKEN_ENV,
+    LoadedConfig,
+    load_config,
+    load_tokens,
+    read_registration,
+    render_example_config,
+)
+from bridgekit.errors import ConfigError
+from bridgekit.registration import (
+    MANAGED_KEYS,
+    build_registration,
+    check_registration_matches,
+    new_token,
+    registration_to_yaml,
+)
+
+BridgeRunner = Callable[[LoadedConfig, AppserviceTokens], int]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """What the commands take from the outside world, injected so tests need no patching."""
+
+    environ: Mapping[str, str]
+    http_transport: httpx.BaseTransport | None = None
+    bridge_runner: BridgeRunner | None = None
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    http_transport: httpx.BaseTransport | None = None,
+    bridge_runner: BridgeRunner | None = None,
+) -> int:
+    """Run one command and return its exit code (the console script's entry point)."""
+    context = CommandContext(os.environ if environ is None else environ, http_transport, bridge_runner)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # argparse exits on --help and on usage errors
+        return stop.code if isinstance(stop.code, int) else 2
+    command: Callable[[argparse.Namespace, CommandContext], int] = args.command
+    try:
+        return command(args, context)
+    except ConfigError as error:
+        print(f"bridgekit: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridgekit", description="Matrix appservice bridges.")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    generate_config = commands.add_parser(
+        "generate-config", help="print or write an example config with every key and its default"
+    )
+    generate_config.add_argument("-o", "--output", help="write to this file instead of stdout")
+    generate_config.add_argument(
+        "--force", action="store_true", help="replace the output file if it exists"
+    )
+    generate_config.set_defaults(command=_generate_config)
+
+    generate_registration = commands.add_parser(
+        "generate-registration", help="write the registration file the homeserver admin installs"
+    )
+    _config_option(generate_registration)
+    generate_registration.add_argument(
+        "-o", "--output", help="where to write it (default: appservice.registration of the config)"
+    )
+    generate_registration.add_argument(
+        "--new-tokens", action="store_true",
+        help="generate new tokens even if the file exists (the homeserver must then reload it)",
+    )
+    generate_registration.set_defaults(command=_generate_registration)
+
+    run = commands.add_parser("run", help="run the bridge")
+    _config_option(run)
+    run.set_defaults(command=_run)
+
+    doctor = commands.add_parser(
+        "doctor", help="check config, registration, database driver and the homeserver connection"
+    )
+    _config_option(doctor)
+    doctor.set_defaults(command=_doctor)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", default="config.yaml", help="the config file (default: config.yaml)"
+    )
+
+
+# --- generate-config --------------------------------------------------------------------------
+
+
+def _generate_config(args: argparse.Namespace, context: CommandContext) -> int:
+    text = render_example_config()
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    output = Path(args.output)
+    try:
+        # "x" creates or fails atomically: an admin's config is never replaced by accident.
+        with output.open("w" if args.force else "x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        print(f"bridgekit: {output} exists; not replacing it (use --force to)", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"bridgekit: cannot write {output}: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote an example config to {output}. Edit it, then run:")
+    print(f"  bridgekit generate-registration -c {output}")
+    return 0
+
+
+# --- generate-registration --------------------------------------------------------------------
+
+
+def _generate_registration(args: argparse.Namespace, context: CommandContext) -> int:
+    loaded = load_config(args.config, environ=context.environ)
+    _print_warnings(loaded.warnings)
+    output = Path(args.output) if args.output else loaded.registration_path
+    if output.exists() and output.resolve() == loaded.path.resolve():
+        print(f"bridgekit: {output} is the config file; not writing over it", file=sys.stderr)
+        return 1
+    existed = output.exists()
+    previous = _previous(output) if existed and not args.new_tokens else {}
+    tokens = _reusable_tokens(previous)
+    registration = build_registration(
+        loaded.config,
+        as_token=tokens[0] if tokens else new_token(),
+        hs_token=tokens[1] if tokens else new_token(),
+    )
+    # Keys an admin added by hand (protocols, unstable opt-ins) survive a refresh.
+    added_by_hand = {key: value for key, value in previous.items() if key not in MANAGED_KEYS}
+    registration.update(added_by_hand)
+    try:
+        _write_private(output, registration_to_yaml(registration))
+    except OSError as error:
+        print(f"bridgekit: cannot write {output}: {error}", file=sys.stderr)
+        return 1
+    _explain_registration(
+        loaded, output, kept_tokens=tokens is not None, existed=existed, added_by_hand=added_by_hand
+    )
+    return 0
+
+
+def _previous(output: Path) -> dict[str, Any]:
+    try:
+        return read_registration(output, missing_hint="")
+    except ConfigError as error:
+        raise ConfigError(f"{error}\nfix it, or replace it with --new-tokens") from None
+
+
+def _reusable_tokens(previous: Mapping[str, Any]) -> tuple[str, str] | None:
+    as_token, hs_token = previous.get("as_token"), previous.get("hs_token")
+    usable = all(isinstance(token, str) and len(token) >= 16 for token in (as_token, hs_token))
+    return (str(as_token), str(hs_token)) if usable else None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by the owner only; readers see the old file or the new, never half."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _explain_registration(
+    loaded: LoadedConfig, output: Path, *, kept_tokens: bool, existed: bool,
+    added_by_hand: Mapping[str, Any],
+) -> None:
+    tokens = "tokens kept from the existing file" if kept_tokens else "new tokens"
+    print(f"Wrote the registration to {output} ({tokens}; readable by you only).")
+    if existed and not kept_tokens:
+        print("The tokens changed: the homeserver uses the old ones until it reloads this file.")
+    if added_by_hand:
+        print(f"Kept keys added by hand: {', '.join(sorted(added_by_hand))}.")
+    if output.resolve() != loaded.registration_path.resolve():
+        print(f"Note: `bridgekit run` reads the tokens from {loaded.registration_path} "
+              f"(appservice.registration in {loaded.path}); set that key to this file.")
+    print("Next: install it on the homeserver and restart it. Synapse: add its path to")
+    print("app_service_config_files in homeserver.yaml. Dendrite, conduwuit and others:")
+    print("see registration/README.md. Then check the connection with:")
+    print(f"  bridgekit doctor -c {loaded.path}")
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace, context: CommandContext) -> int:
+    # Logging first, so the names of keys set from the environment are reported at INFO.
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    loaded = load_config(args.config, environ=context.environ)
+    logging.getLogger().setLevel(loaded.config.logging.level)
+    tokens = load_tokens(loaded, environ=context.environ)
+    loaded = dataclasses.replace(
+        loaded, warnings=loaded.warnings + tuple(_registration_warnings(loaded))
+    )
+    runner = context.bridge_runner or _run_bridge
+    return runner(loaded, tokens)
+
+
+def _registration_warnings(loaded: LoadedConfig) -> list[str]:
+    path = loaded.registration_path
+    if not path.exists():  # tokens came from the environment; nothing here to compare
+        return []
+    mismatches = check_registration_matches(loaded.config, read_registration(path, missing_hint=""))
+    if not mismatches:
+        return []
+    fix = (f"{path} does not match the config; fix: bridgekit generate-registration -c "
+           f"{loaded.path} (tokens are kept), then reload it on the homeserver and restart it")
+    return [f"{path}: {mismatch}" for mismatch in mismatches] + [fix]
+
+
+def _run_bridge(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:
+    # Imported here: the other commands must work without the server's dependencies loaded.
+    from bridgekit.appservice.server import run_bridge
+
+    return run_bridge(loaded, tokens)
+
+
+# --- doctor -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of ``bridgekit doctor``: passed (True), failed (False) or skipped (None)."""
+
+    name: str
+    passed: bool | None
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        status = {True: "OK", False: "FAIL", None: "SKIP"}[self.passed]
+        fix = f" -> fix: {self.fix}" if self.fix and self.passed is False else ""
+        return f"{status:<5} {self.name}: {self.detail}{fix}"
+
+
+def _doctor(args: argparse.Namespace, context: CommandContext) -> int:
+    loaded = load_config(args.config, environ=context.environ)
+    _print_warnings(loaded.warnings)
+    results = [CheckResult("config", True, f"{loaded.path} is valid"),
+               _check_registration(loaded, context.environ),
+               _check_database_driver(loaded.config.database.url)]
+    with httpx.Client(transport=context.http_transport, timeout=5.0) as client:
+        reachable = _check_homeserver(client, loaded.config.homeserver.url)
+        results += [reachable, _check_ping(client, loaded, context.environ, reachable.passed)]
+    for result in results:
+        print(result.line())
+    return 0 if all(result.passed is not False for result in results) else 1
+
+
+def _check_registration(loaded: LoadedConfig, environ: Mapping[str, str]) -> CheckResult:
+    path = loaded.registration_path
+    regenerate = f"bridgekit generate-registration -c {loaded.path}"
+    if not path.exists():
+        if environ.get(AS_TOKEN_ENV) and environ.get(HS_TOKEN_ENV):
+            return CheckResult("registration", None, f"{path} is not here (tokens come from "
+                               "the environment); compare the homeserver's copy by hand")
+        return CheckResult("registration", False, f"{path} not found", regenerate)
+    try:
+        registration = read_registration(path, missing_hint="")
+    except ConfigError as error:
+        return CheckResult("registration", False, str(error), f"{regenerate} --new-tokens")
+    problems = check_registration_matches(loaded.config, registration)
+    problems += [
+        f"{variable} differs from {key} in {path.name}"
+        for variable, key in ((AS_TOKEN_ENV, "as_token"), (HS_TOKEN_ENV, "hs_token"))
+        if environ.get(variable) and environ.get(variable) != registration.get(key)
+    ]
+    if problems:
+        return CheckResult("registration", False, "; ".join(problems),
+                           f"{regenerate} (tokens are kept), then reload it on the homeserver")
+    return CheckResult("registration", True, f"{path} matches the config")
+
+
+def _check_database_driver(url: str) -> CheckResult:
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError) as error:
+        return CheckResult("database", False, f"database.url is not usable: {error}",
+                           "use sqlite+aiosqlite:///bridgekit.db or postgresql+asyncpg://...")
+    driver = parsed.get_driver_name()
+    if not dialect.is_async:
+        return CheckResult("database", False, f"driver {driver} of database.url is not async",
+                           "use sqlite+aiosqlite:///... or postgresql+asyncpg://...")
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        package = "'bridgekit[postgres]'" if driver == "asyncpg" else driver
+        return CheckResult("database", False, f"driver {driver} is not installed",
+                           f"pip install {package}")
+    return CheckResult("database", True, f"driver {driver} is installed")
+
+
+def _check_homeserver(client: httpx.Client, base_url: str) -> CheckResult:
+    url = f"{base_url.rstrip('/')}/_matrix/client/versions"
+    fix = "start the homeserver, or correct homeserver.url (or BRIDGEKIT_HOMESERVER__URL)"
+    try:
+        response = client.get(url)
+    except httpx.HTTPError as error:
+        return CheckResult("homeserver", False, f"cannot reach {url}: {error!r}", fix)
+    versions = _json(response).get("versions")
+    if response.status_code != 200 or not isinstance(versions, list) or not versions:
+        return CheckResult("homeserver", False,
+                           f"{url} answered {response.status_code} without a versions list", fix)
+    return CheckResult("homeserver", True, f"{base_url} answers (spec up to {versions[-1]})")
+
+
+def _check_ping(
+    client: httpx.Client, loaded: LoadedConfig, environ: Mapping[str, str],
+    homeserver_reachable: bool | None,
+) -> CheckResult:
+    if not homeserver_reachable:
+        return CheckResult("ping", None, "the homeserver does not answer")
+    try:
+        tokens = load_tokens(loaded, environ=environ)
+    except ConfigError as error:
+        return CheckResult("ping", False, f"no tokens: {error}",
+                           f"bridgekit generate-registration -c {loaded.path}")
+    appservice = loaded.config.appservice
+    url = (f"{loaded.config.homeserver.url.rstrip('/')}/_matrix/client/v1/appservice/"
+           f"{quote(appservice.id, safe='')}/ping")
+    try:
+        response = client.post(
+            url, json={"transaction_id": f"bridgekit-doctor-{secrets.token_hex(8)}"},
+            headers={"Authorization": f"Bearer {tokens.as_token}"},
+        )
+    except httpx.HTTPError as error:
+        return CheckResult("ping", False, f"cannot reach {url}: {error!r}",
+                           "start the homeserver, or correct homeserver.url")
+    return _ping_result(response, loaded)
+
+
+def _ping_result(response: httpx.Response, loaded: LoadedConfig) -> CheckResult:
+    body = _json(response)
+    errcode = body.get("errcode", "")
+    bridge_url = loaded.config.appservice.hs_reachable_url
+    install = ("install the registration on the homeserver (Synapse: app_service_config_files) "
+               "and restart it; see registration/README.md")
+    if response.status_code == 200:
+        return CheckResult("ping", True, f"the homeserver reached the bridge at {bridge_url} "
+                           f"in {body.get('duration_ms', '?')} ms")
+    if errcode in ("M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
+        detail = f"the homeserver does not know appservice '{loaded.config.appservice.id}' " \
+                 f"with this as_token ({errcode})"
+        return CheckResult("ping", False, detail, install)
+    if errcode in ("M_CONNECTION_FAILED", "M_CONNECTION_TIMEOUT"):
+        return CheckResult("ping", False, f"the homeserver cannot reach the bridge at "
+                           f"{bridge_url} ({errcode})",
+                           f"start it (bridgekit run -c {loaded.path}) and set appservice.address "
+                           "to a URL the homeserver can reach")
+    if errcode == "M_BAD_STATUS":
+        return CheckResult("ping", False, f"the bridge at {bridge_url} answered the homeserver "
+                           f"with status {body.get('status')}", "if 403: the homeserver has "
+                           "another hs_token; " + install)
+    if errcode == "M_URL_NOT_SET":
+        return CheckResult("ping", False, "the homeserver's registration has no url", install)
+    return CheckResult("ping", False, f"the homeserver answered {response.status_code} "
+                       f"{errcode or response.text[:100]!r}",
+                       "the appservice ping needs a homeserver implementing Matrix v1.7 or later")
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _print_warnings(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+__all__ = ["AS_TOKEN_ENV", "HS_TOKEN_ENV", "BridgeRunner", "CommandContext", "main"]
