@@ -1,0 +1,544 @@
+"""Ingest benchmark: how fast a bridge durably accepts homeserver transactions.
+
+    .venv/bin/python bench/ingest.py [--quick] [--only sqlite|postgres|mautrix|reference] [--json]
+
+Every contender gets the same pre-serialised transactions (100 ``m.room.message`` events each, see
+:mod:`bench.workload`) in two modes: "sequential", one sender that PUTs the next transaction only
+after the previous 200, as Synapse does; and "4 senders", four connections each PUTting their own
+txnId sequence at once. Reported per contender and mode: durable events/s (events acknowledged
+over wall time), transaction latency p50/p95/max, how many answers were 200, and the CPU the server
+and the load generator used (one core = 100 %), so a reader sees who was the bottleneck.
+
+Contenders: bridgekit (``bridgekit run``, no connectors) on SQLite and on PostgreSQL, each
+acknowledging only after a commit; mautrix-python's AppService (answers before storing anything);
+and, on request, a bare FastAPI + sqlite3 yardstick. Before them the load generator is aimed at a
+null server, to print its own ceiling. bridgekit's start-up is timed from spawn to the first 200
+on a real transaction, with 10,000 portals and 10,000 ghosts already in its database.
+
+Everything binds 127.0.0.1; every process started here is stopped by its PID, also on errors;
+temporary files (databases, configs with tokens) live under ``.bench/`` and are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Run as a script, Python puts bench/ (not the repository) on sys.path; the benchmark's modules
+# and the tests' helpers are imported as packages from the repository root.
+_REPO = Path(__file__).resolve().parent.parent
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+from bench import wire  # noqa: E402
+from bench.contenders import (  # noqa: E402
+    BridgekitContender,
+    Contender,
+    MautrixContender,
+    NullContender,
+    ReferenceContender,
+    ServerProcess,
+    Skip,
+    StubHomeserver,
+    Tokens,
+)
+from bench.workload import Txn, Workload, build  # noqa: E402
+
+SEQUENTIAL = "sequential"
+CONCURRENT = "4 senders"
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+TARGET_SQLITE_EVENTS_PER_S = 8_000
+TARGET_RATIO = 1.5
+TARGET_P50_MS = 15.0
+TARGET_STARTUP_S = 2.0
+
+STARTUP_DEADLINE_S = 60.0
+MODE_DEADLINE_S = 600.0
+# Consecutive transport errors after which a sender gives up: the server is gone, not slow.
+MAX_CONSECUTIVE_ERRORS = 5
+# Pause between phases so work a server does after answering (handing events to workers) from
+# one phase does not land on the next one's clock.
+SETTLE_S = 1.0
+
+
+class ContenderFailed(Exception):
+    """The contender did not start or stopped answering; the message says what was seen."""
+
+
+@dataclass(slots=True)
+class ModeResult:
+    contender: str
+    mode: str
+    senders: int
+    txns: int
+    ok: int
+    events_acked: int
+    wall_s: float
+    events_per_s: float
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    server_cpu_pct: float | None
+    client_cpu_pct: float
+    # CPU used by everything else on the machine meanwhile: a busy neighbour skews the numbers.
+    other_cpu_pct: float | None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def all_ok(self) -> bool:
+        return self.ok == self.txns
+
+
+@dataclass(slots=True)
+class ContenderReport:
+    name: str
+    modes: list[ModeResult] = field(default_factory=list)
+    startup_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+    events_acked: int = 0
+    stored: int | None = None
+    error: str | None = None
+
+    def mode(self, name: str) -> ModeResult | None:
+        return next((m for m in self.modes if m.mode == name), None)
+
+
+def _percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile: a value that was actually observed."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _txn_request(txn: Txn, port: int, hs_token: str) -> bytes:
+    return wire.build_request("PUT", f"/_matrix/app/v1/transactions/{txn.txn_id}", port, txn.body,
+                              {"Authorization": f"Bearer {hs_token}"})
+
+
+@dataclass(slots=True)
+class _Tally:
+    latencies_ms: list[float] = field(default_factory=list)
+    ok: int = 0
+    events_acked: int = 0
+    failures: list[str] = field(default_factory=list)
+    failed: int = 0
+
+    def fail(self, what: str) -> None:
+        self.failed += 1
+        if len(self.failures) < 5:  # the first few say enough; a wall of them says nothing more
+            self.failures.append(what)
+
+
+async def _sender(port: int, requests: list[tuple[str, bytes, int]], tally: _Tally) -> None:
+    """PUT each transaction after the previous answer, on one keep-alive connection."""
+    conn = wire.Connection(port)
+    consecutive_errors = 0
+    try:
+        for txn_id, raw, events in requests:
+            started = time.perf_counter()
+            try:
+                response = await conn.request(raw)
+            except (wire.HttpError, OSError, TimeoutError) as exc:
+                tally.fail(f"txn {txn_id}: {exc!r}")
+                consecutive_errors += 1
+                if consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
+                    raise ContenderFailed(f"{consecutive_errors} transport errors in a row; "
+                                          f"last: {exc!r}") from exc
+                continue
+            consecutive_errors = 0
+            tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+            if response.status == 200:
+                tally.ok += 1
+                tally.events_acked += events
+            else:
+                tally.fail(f"txn {txn_id}: HTTP {response.status} {response.body[:200]!r}")
+    finally:
+        await conn.close()
+
+
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds all cores spent busy since boot (Linux /proc/stat; steal counts as busy)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    return busy / _CLOCK_TICKS
+
+
+async def run_mode(name: str, mode: str, proc: ServerProcess, port: int,
+                   sequences: list[list[Txn]], hs_token: str) -> ModeResult:
+    # Requests are complete byte strings before the clock starts: only the exchange is timed.
+    prepared = [[(t.txn_id, _txn_request(t, port, hs_token), t.events) for t in seq]
+                for seq in sequences]
+    tally = _Tally()
+    server_cpu_before = proc.cpu_seconds()
+    client_cpu_before = time.process_time()
+    machine_cpu_before = _machine_busy_seconds()
+    started = time.perf_counter()
+    await asyncio.wait_for(
+        asyncio.gather(*(_sender(port, requests, tally) for requests in prepared)),
+        MODE_DEADLINE_S,
+    )
+    wall = time.perf_counter() - started
+    client_cpu = time.process_time() - client_cpu_before
+    server_cpu_after = proc.cpu_seconds()
+    machine_cpu_after = _machine_busy_seconds()
+    server_cpu_pct = other_cpu_pct = None
+    if server_cpu_before is not None and server_cpu_after is not None:
+        server_cpu = server_cpu_after - server_cpu_before
+        server_cpu_pct = 100 * server_cpu / wall
+        if machine_cpu_before is not None and machine_cpu_after is not None:
+            other = machine_cpu_after - machine_cpu_before - server_cpu - client_cpu
+            other_cpu_pct = max(0.0, 100 * other / wall)
+    latencies = sorted(tally.latencies_ms)
+    return ModeResult(
+        contender=name, mode=mode, senders=len(sequences),
+        txns=sum(len(seq) for seq in sequences), ok=tally.ok, events_acked=tally.events_acked,
+        wall_s=wall, events_per_s=tally.events_acked / wall,
+        p50_ms=_percentile(latencies, 50), p95_ms=_percentile(latencies, 95),
+        max_ms=latencies[-1] if latencies else math.nan,
+        server_cpu_pct=server_cpu_pct, client_cpu_pct=100 * client_cpu / wall,
+        other_cpu_pct=other_cpu_pct,
+        failures=tally.failures,
+    )
+
+
+async def _first_accept(proc: ServerProcess, port: int, raw: bytes, spawned_at: float) -> float:
+    """Seconds from spawn to the first 200 on a real transaction, polling every 10 ms."""
+    last = "no answer"
+    while True:
+        if proc.exited:
+            raise ContenderFailed(f"exited during start-up; log:\n{proc.log_tail()}")
+        conn = wire.Connection(port, timeout=10)
+        try:
+            response = await conn.request(raw)
+            if response.status == 200:
+                return time.perf_counter() - spawned_at
+            last = f"HTTP {response.status} {response.body[:200]!r}"
+        except (wire.HttpError, OSError, TimeoutError) as exc:
+            last = repr(exc)
+        finally:
+            await conn.close()
+        if time.perf_counter() - spawned_at > STARTUP_DEADLINE_S:
+            raise ContenderFailed(f"no 200 within {STARTUP_DEADLINE_S:.0f} s (last: {last}); "
+                                  f"log:\n{proc.log_tail()}")
+        await asyncio.sleep(0.01)
+
+
+async def _wait_ready(proc: ServerProcess, port: int) -> None:
+    raw = wire.build_request("GET", "/health/ready", port)
+    deadline = time.perf_counter() + 30
+    last = "no answer"
+    conn = wire.Connection(port, timeout=5)
+    try:
+        while time.perf_counter() < deadline:
+            try:
+                response = await conn.request(raw)
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status} {response.body[:200]!r}"
+            except (wire.HttpError, OSError, TimeoutError) as exc:
+                last = repr(exc)
+            if proc.exited:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    raise ContenderFailed(f"GET /health/ready never answered 200 (last: {last})")
+
+
+async def run_contender(contender: Contender, workload: Workload) -> ContenderReport:
+    report = ContenderReport(contender.name)
+    print(f"- {contender.name}", flush=True)
+    try:
+        await contender.prepare()
+    except Skip as exc:
+        report.error = f"skipped: {exc}"
+        print(f"  {report.error}", flush=True)
+        await contender.cleanup()
+        return report
+    report.notes = contender.notes
+    argv, env = contender.command()
+    proc = ServerProcess(argv, env, contender.workdir / f"{contender.name}.log", contender.workdir)
+    hs_token = contender.tokens.hs_token
+    port = contender.port
+    try:
+        spawned_at = time.perf_counter()
+        await proc.spawn()
+        report.startup_s = await _first_accept(
+            proc, port, _txn_request(workload.startup, port, hs_token), spawned_at)
+        report.events_acked += workload.startup.events
+        print(f"  first transaction accepted {report.startup_s:.2f} s after spawn", flush=True)
+        if contender.has_ready_endpoint:
+            await _wait_ready(proc, port)
+        # Warm-up: first-request costs (imports, caches, statement preparation) stay off the clock.
+        warm = await run_mode(contender.name, "warm-up", proc, port, [workload.warmup], hs_token)
+        report.events_acked += warm.events_acked
+        if not warm.all_ok:
+            raise ContenderFailed(f"warm-up failed: {warm.failures}")
+        for mode, sequences in ((SEQUENTIAL, [workload.sequential]),
+                                (CONCURRENT, workload.concurrent)):
+            await asyncio.sleep(SETTLE_S)
+            result = await run_mode(contender.name, mode, proc, port, sequences, hs_token)
+            report.modes.append(result)
+            report.events_acked += result.events_acked
+            print(f"  {mode:<11} {result.events_per_s:>9,.0f} events/s  "
+                  f"p50 {result.p50_ms:.1f} ms  p95 {result.p95_ms:.1f} ms  "
+                  f"{result.ok}/{result.txns} answered 200", flush=True)
+        if proc.exited:
+            raise ContenderFailed(f"exited during the run; log:\n{proc.log_tail()}")
+    except (ContenderFailed, TimeoutError) as exc:
+        report.error = f"failed: {exc or 'timed out'}"
+        print(f"  {report.error}", flush=True)
+    finally:
+        await proc.stop()
+    try:
+        report.stored = await contender.stored_events()
+    except Exception as exc:  # a failed count must not hide the measurements
+        report.notes.append(f"could not count stored events: {exc!r}")
+    finally:
+        await contender.cleanup()
+    return report
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def _mark(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def _filesystem_of(path: Path) -> str:
+    """Filesystem type holding ``path`` (fsync on tmpfs is free, which would fake durability)."""
+    best, kind = "", "?"
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _, mount_point, fs_type, *_ = line.split()
+            if str(path).startswith(mount_point) and len(mount_point) > len(best):
+                best, kind = mount_point, fs_type
+    except OSError:
+        pass
+    return kind
+
+
+def _fsync_ms(directory: Path) -> float:
+    """Median cost of a small write + fsync here: the floor under every durable commit."""
+    probe = directory / "fsync-probe"
+    costs = []
+    with probe.open("wb") as handle:
+        for _ in range(20):
+            handle.write(os.urandom(4096))
+            handle.flush()
+            started = time.perf_counter()
+            os.fsync(handle.fileno())
+            costs.append((time.perf_counter() - started) * 1000)
+    probe.unlink()
+    return sorted(costs)[len(costs) // 2]
+
+
+def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport],
+                 populate: int) -> dict[str, Any]:
+    """Print the table, start-up, durability check, ratios and targets; return them for --json."""
+    print()
+    if ceiling is not None and ceiling.modes:
+        parts = [f"{m.mode} {m.events_per_s:,.0f} events/s (p50 {m.p50_ms:.1f} ms, "
+                 f"client CPU {_fmt_pct(m.client_cpu_pct)})" for m in ceiling.modes]
+        print("Load generator ceiling (raw asyncio client -> null server): " + "; ".join(parts))
+    elif ceiling is not None:
+        print(f"Load generator ceiling: not measured ({ceiling.error})")
+    header = (f"{'contender':<19}{'mode':<12}{'events/s':>10}{'p50 ms':>9}{'p95 ms':>9}"
+              f"{'max ms':>9}{'200s':>11}{'srv CPU':>9}{'gen CPU':>9}{'other':>7}")
+    print()
+    print(header)
+    print("-" * len(header))
+    for report in reports:
+        if not report.modes:
+            print(f"{report.name:<19}{report.error or 'no result'}")
+            continue
+        for m in report.modes:
+            answered = f"{m.ok}/{m.txns}"
+            print(f"{report.name:<19}{m.mode:<12}{m.events_per_s:>10,.0f}{m.p50_ms:>9.1f}"
+                  f"{m.p95_ms:>9.1f}{m.max_ms:>9.1f}{answered:>11}"
+                  f"{_fmt_pct(m.server_cpu_pct):>9}{_fmt_pct(m.client_cpu_pct):>9}"
+                  f"{_fmt_pct(m.other_cpu_pct):>7}")
+        if report.error:
+            print(f"{'':<19}{report.error}")
+    print("CPU columns: % of one core during the mode; 'other' is the rest of the machine "
+          f"({os.cpu_count()} cores): if it is high, a neighbour took CPU and the numbers are low.")
+    failures = [(r.name, m) for r in reports for m in r.modes if not m.all_ok]
+    for name, m in failures:
+        print(f"NOT ALL 200: {name} {m.mode}: {m.txns - m.ok} failed, e.g. {m.failures[:2]}")
+
+    print()
+    print("Start-up: spawn to first accepted transaction")
+    for report in reports:
+        if report.startup_s is None:
+            continue
+        line = f"  {report.name:<19}{report.startup_s:>6.2f} s"
+        if report.name.startswith("bridgekit"):
+            populated = next((n for n in report.notes if "portals" in n), None)
+            line += (f"   {populated or f'NOT populated with {populate:,} portals/ghosts'}"
+                     f"   target <= {TARGET_STARTUP_S:.0f} s {_mark(report.startup_s <= TARGET_STARTUP_S)}")
+        print(line)
+
+    print()
+    print("Durability check: events in the contender's inbox table after it stopped")
+    for report in reports:
+        if report.stored is None:
+            what = "no inbox table (stores nothing)" if report.name == "mautrix" else "not counted"
+            print(f"  {report.name:<19}{what}")
+        else:
+            lost = report.events_acked - report.stored
+            verdict = "ok" if lost <= 0 else f"LOST {lost:,} acknowledged events"
+            print(f"  {report.name:<19}{report.stored:,} stored / {report.events_acked:,} "
+                  f"acknowledged   {verdict}")
+
+    by_name = {r.name: r for r in reports}
+    ratios: dict[str, dict[str, float]] = {}
+    mautrix = by_name.get("mautrix")
+    print()
+    print(f"Ratios of durable events/s to mautrix (answers before storing); target >= {TARGET_RATIO}x")
+    for name in ("bridgekit-sqlite", "bridgekit-postgres", "reference-sqlite"):
+        candidate = by_name.get(name)
+        if candidate is None or mautrix is None:
+            continue
+        for mode in (SEQUENTIAL, CONCURRENT):
+            ours, theirs = candidate.mode(mode), mautrix.mode(mode)
+            if ours is None or theirs is None or theirs.events_per_s == 0:
+                continue
+            ratio = ours.events_per_s / theirs.events_per_s
+            ratios.setdefault(name, {})[mode] = ratio
+            print(f"  {mode:<11} {name} / mautrix = {ratio:.2f}x   {_mark(ratio >= TARGET_RATIO)}")
+    if mautrix is None or not mautrix.modes:
+        print("  (mautrix not measured in this run)")
+
+    print()
+    print(f"Targets: SQLite >= {TARGET_SQLITE_EVENTS_PER_S:,} events/s durable, "
+          f"transaction p50 <= {TARGET_P50_MS:.0f} ms")
+    for name in ("bridgekit-sqlite", "bridgekit-postgres"):
+        bridge = by_name.get(name)
+        if bridge is None:
+            continue
+        for m in bridge.modes:
+            parts = []
+            if name == "bridgekit-sqlite":
+                parts.append(f"{m.events_per_s:,.0f} events/s "
+                             f"{_mark(m.events_per_s >= TARGET_SQLITE_EVENTS_PER_S)}")
+            parts.append(f"p50 {m.p50_ms:.1f} ms {_mark(m.p50_ms <= TARGET_P50_MS)}")
+            print(f"  {name:<19}{m.mode:<12}" + "; ".join(parts))
+        if not bridge.modes:
+            print(f"  {name:<19}not measured ({bridge.error})")
+    return {
+        "ceiling": asdict(ceiling) if ceiling else None,
+        "contenders": [asdict(r) for r in reports],
+        "ratios_to_mautrix": ratios,
+        "targets": {"sqlite_events_per_s": TARGET_SQLITE_EVENTS_PER_S, "ratio": TARGET_RATIO,
+                    "p50_ms": TARGET_P50_MS, "startup_s": TARGET_STARTUP_S},
+    }
+
+
+# --- command line --------------------------------------------------------------------------------
+
+CHOICES = ("sqlite", "postgres", "mautrix", "reference")
+DEFAULT_CONTENDERS = ("mautrix", "sqlite", "postgres")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true",
+                        help="short run: 50 transactions per mode instead of 200")
+    parser.add_argument("--only", action="append", choices=CHOICES, metavar="NAME",
+                        help=f"run only this contender (repeatable; one of {', '.join(CHOICES)}; "
+                             "'reference' is a bare FastAPI+sqlite3 yardstick, never run by default)")
+    parser.add_argument("--json", nargs="?", const=str(_REPO / ".bench" / "ingest-results.json"),
+                        metavar="PATH", help="also write the results as JSON "
+                        "(default path .bench/ingest-results.json)")
+    parser.add_argument("--txns", type=int, help="transactions per mode (overrides --quick)")
+    parser.add_argument("--portals", type=int, default=10_000,
+                        help="portals and ghosts put in bridgekit's database before start-up "
+                             "(0: none)")
+    parser.add_argument("--no-ceiling", action="store_true",
+                        help="skip measuring the load generator against the null server")
+    return parser.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    txns = args.txns or (50 if args.quick else 200)
+    wanted = tuple(dict.fromkeys(args.only)) if args.only else DEFAULT_CONTENDERS
+    started = time.perf_counter()
+    workload = build(txns, concurrent_senders=4)
+    sizes = sorted(workload.event_sizes)
+    bodies = [len(t.body) for t in workload.sequential]
+    scratch = _REPO / ".bench"
+    scratch.mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ingest-", dir=scratch))
+    print(f"ingest benchmark: {txns} transactions x 100 events per mode; events "
+          f"{sizes[0]}-{sizes[-1]} bytes (median {sizes[len(sizes) // 2]}), transaction bodies "
+          f"~{sum(bodies) // len(bodies) // 1024} KiB; generated in {time.perf_counter() - started:.1f} s")
+    print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, scratch on "
+          f"{_filesystem_of(workdir)} (fsync {_fsync_ms(workdir):.2f} ms median)", flush=True)
+    tokens = Tokens(as_token=secrets.token_hex(24), hs_token=secrets.token_hex(24))
+    stub = StubHomeserver()
+    await stub.start()
+    reports: list[ContenderReport] = []
+    ceiling: ContenderReport | None = None
+    try:
+        if not args.no_ceiling:
+            ceiling = await run_contender(NullContender(workdir, tokens), workload)
+        for choice in wanted:
+            contender: Contender
+            if choice == "mautrix":
+                contender = MautrixContender(workdir, tokens)
+            elif choice == "reference":
+                contender = ReferenceContender(workdir, tokens)
+            else:
+                contender = BridgekitContender(workdir, tokens, choice, stub.port, args.portals)
+            reports.append(await run_contender(contender, workload))
+    finally:
+        await stub.stop()
+        # The scratch directory holds databases and configs with this run's tokens.
+        shutil.rmtree(workdir, ignore_errors=True)
+    results = print_report(ceiling, reports, args.portals)
+    if stub.calls:
+        calls = ", ".join(f"{route} x{count}" for route, count in sorted(stub.calls.items()))
+        print(f"\nStub homeserver saw: {calls}")
+    print(f"\nTotal time {time.perf_counter() - started:.0f} s")
+    if args.json:
+        results["meta"] = {"txns_per_mode": txns, "events_per_txn": 100, "senders": 4,
+                           "cpus": os.cpu_count(), "python": platform.python_version(),
+                           "stub_homeserver_calls": stub.calls}
+        await asyncio.to_thread(Path(args.json).write_text, json.dumps(results, indent=2))
+        print(f"Results written to {args.json}")
+    failed = any(r.error and not r.error.startswith("skipped") for r in reports)
+    failed |= any(not m.all_ok for r in reports for m in r.modes)
+    return 1 if failed else 0
+
+
+def main() -> None:
+    sys.exit(asyncio.run(main_async(parse_args())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The benchmark's input: homeserver transactions of realistic ``m.room.message`` events.
+
+Every contender receives byte-for-byte the same transactions, generated once from a fixed seed and
+serialised before any clock starts, so the measurement never includes the load generator's JSON
+work. Event IDs are unique across the whole run (a bridge that deduplicates by event ID must store
+every one of them); events are spread over a few rooms and senders, 300-600 bytes each as
+serialised, some with ``unsigned.age`` (Synapse adds it) and a mix of plain, HTML, reply and emote
+messages, because a bridge's cost per event depends on what the events look like.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+EVENTS_PER_TXN = 100
+ROOMS = 20
+SERVER_NAME = "bench.example.org"
+
+_WORDS = (
+    "the", "a", "bridge", "message", "room", "portal", "ghost", "matrix", "irc", "channel",
+    "network", "remote", "sender", "event", "transaction", "store", "durable", "commit", "quick",
+    "brown", "fox", "jumps", "over", "lazy", "dog", "hello", "world", "meeting", "tomorrow",
+    "release", "deploy", "server", "client", "latency", "throughput", "queue", "worker",
+    "backlog", "retry", "café", "naïve", "résumé", "😀", "👍", "✔", "über", "straße", "déjà", "vu",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Txn:
+    """One transaction as the homeserver would PUT it."""
+
+    txn_id: str
+    body: bytes
+    events: int
+
+
+@dataclass(slots=True)
+class Workload:
+    """All transactions of one run, grouped by the phase that sends them."""
+
+    startup: Txn
+    warmup: list[Txn]
+    sequential: list[Txn]
+    concurrent: list[list[Txn]]  # one sequence per sender
+    event_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def total_events(self) -> int:
+        txns = [self.startup, *self.warmup, *self.sequential]
+        txns += [txn for seq in self.concurrent for txn in seq]
+        return sum(txn.events for txn in txns)
+
+
+class _EventFactory:
+    """Deterministic event generator: the same seed yields the same bytes on every run."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._seed = seed
+        self._counter = 0
+        self._ts = 1_700_000_000_000
+        self.rooms = [f"!{self._token(18)}:{SERVER_NAME}" for _ in range(ROOMS)]
+        # Each room has its own small crowd, as real rooms do.
+        self.members = {
+            room: [f"@{self._rng.choice(['alice', 'bob', 'carol', 'dave', 'erin', 'frank'])}"
+                   f"{self._rng.randrange(10_000)}:{SERVER_NAME}" for _ in range(12)]
+            for room in self.rooms
+        }
+        self.recent: list[str] = []
+        self.sizes: list[int] = []
+
+    def _token(self, n: int) -> str:
+        return "".join(self._rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+                       for _ in range(n))
+
+    def _event_id(self) -> str:
+        # Room v4+ event IDs: '$' + unpadded URL-safe base64 of a SHA-256 (43 characters).
+        self._counter += 1
+        digest = hashlib.sha256(f"{self._seed}:{self._counter}".encode()).digest()
+        return "$" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def _text(self, length: int) -> str:
+        words: list[str] = []
+        size = 0
+        while size < length:
+            word = self._rng.choice(_WORDS)
+            words.append(word)
+            size += len(word.encode()) + 1
+        text = " ".join(words)
+        # Trim by characters until the UTF-8 size fits (never split a code point).
+        while len(text.encode()) > length and len(text) > 1:
+            text = text[:-1]
+        return text
+
+    def event(self) -> dict[str, Any]:
+        rng = self._rng
+        room = rng.choice(self.rooms)
+        self._ts += rng.randrange(1, 2_000)
+        event: dict[str, Any] = {
+            "type": "m.room.message",
+            "room_id": room,
+            "sender": rng.choice(self.members[room]),
+            "event_id": self._event_id(),
+            "origin_server_ts": self._ts,
+            "content": {},
+        }
+        if rng.random() < 0.5:
+            event["unsigned"] = {"age": rng.randrange(5, 5_000)}
+        kind = rng.random()
+        content: dict[str, Any] = {"msgtype": "m.text", "body": ""}
+        if kind < 0.15:
+            content["format"] = "org.matrix.custom.html"
+            content["formatted_body"] = ""
+        elif kind < 0.25 and self.recent:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": rng.choice(self.recent)}}
+        elif kind < 0.30:
+            content["msgtype"] = rng.choice(["m.emote", "m.notice"])
+        if rng.random() < 0.1:
+            content["m.mentions"] = {"user_ids": [rng.choice(self.members[room])]}
+        event["content"] = content
+        target = rng.randrange(300, 601)
+        base = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
+        room_for_text = max(8, target - base)
+        if "formatted_body" in content:
+            # Body and HTML share the budget; the HTML spends some of it on tags.
+            text = self._text(max(4, (room_for_text - 7) // 2))
+            content["body"] = text
+            content["formatted_body"] = f"<b>{text[: len(text) // 2]}</b>{text[len(text) // 2:]}"
+        else:
+            content["body"] = self._text(room_for_text)
+        self.sizes.append(len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()))
+        self.recent = [*self.recent[-49:], event["event_id"]]
+        return event
+
+    def txn(self, txn_id: str) -> Txn:
+        events = [self.event() for _ in range(EVENTS_PER_TXN)]
+        # Compact JSON, UTF-8, as Synapse's encoder produces it.
+        body = json.dumps({"events": events}, separators=(",", ":"), ensure_ascii=False).encode()
+        return Txn(txn_id, body, len(events))
+
+
+def build(sequential_txns: int, concurrent_senders: int, seed: int = 20240601) -> Workload:
+    """Generate the run's transactions; concurrent senders share ``sequential_txns`` between them.
+
+    Both modes move the same number of events, so their events/s are comparable. Transaction IDs
+    are per phase and sender (``seq-17``, ``c2-5``), like the per-appservice integer counter
+    Synapse keeps, and unique within one database.
+    """
+    factory = _EventFactory(seed)
+    startup = factory.txn("start-0")
+    warmup = [factory.txn(f"warm-{i}") for i in range(5)]
+    sequential = [factory.txn(f"seq-{i}") for i in range(sequential_txns)]
+    per_sender = -(-sequential_txns // concurrent_senders)
+    concurrent = [
+        [factory.txn(f"c{sender}-{i}") for i in range(per_sender)]
+        for sender in range(concurrent_senders)
+    ]
+    return Workload(startup, warmup, sequential, concurrent, factory.sizes)
