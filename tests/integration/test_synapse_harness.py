@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
+
 import httpx
 import pytest
 
-from tests.servers.matrix_test_client import is_text
+from bridgekit.config_loader import load_config, load_tokens, read_registration
+from bridgekit.registration import check_registration_matches
+from tests.servers.fault_proxy import FaultProxy
+from tests.servers.matrix_test_client import MatrixRequestError, MatrixTestClient, is_text
+from tests.servers.ports import PortReservation
 from tests.synapse_fixtures import MakeMatrixUser, SynapseHarness
 
 pytestmark = pytest.mark.integration
@@ -78,3 +85,89 @@ async def test_human_users_are_exempt_from_the_low_message_rate(
     room_id = await carol.create_room(name="no limits for humans")
     for i in range(10):
         await carol.send_text(room_id, f"quick {i}")
+
+
+def test_slot_bridge_config_loads_and_matches_its_registration(
+    synapse: SynapseHarness, tmp_path: Path
+) -> None:
+    slot = synapse.slot("main")
+    path = slot.write_bridge_config(tmp_path / "bridge.yaml", f"sqlite+aiosqlite:///{tmp_path}/b.db")
+    loaded = load_config(path, environ={})
+    assert loaded.config.appservice.listen.port == slot.bridge_port == slot.port
+    assert loaded.config.homeserver.url == synapse.url
+    tokens = load_tokens(loaded, environ={})
+    assert (tokens.as_token, tokens.hs_token) == (slot.as_token, slot.hs_token)
+    registration = read_registration(loaded.registration_path, missing_hint="")
+    assert check_registration_matches(loaded.config, registration) == []
+    assert registration["rate_limited"] is False
+    assert synapse.slot("ratelimited").registration()["rate_limited"] is True
+
+
+async def test_fault_proxy_on_the_client_side(
+    make_matrix_user: MakeMatrixUser, synapse: SynapseHarness
+) -> None:
+    alice = await make_matrix_user("alice")
+    room_id = await alice.create_room(name="through the proxy")
+    with PortReservation.acquire() as reservation:
+        async with FaultProxy(synapse.url, reservation.port) as proxy:
+            proxied = MatrixTestClient(proxy.url, alice.access_token, alice.user_id)
+            async with proxied:
+                assert await proxied.whoami() == alice.user_id
+
+                proxy.rate_limit_next(1, retry_after_ms=250)
+                with pytest.raises(MatrixRequestError) as limited:
+                    await proxied.send_text(room_id, "refused")
+                assert limited.value.status == 429
+                assert limited.value.body["retry_after_ms"] == 250
+
+                # forward_first: Synapse stores the message, the client is told it failed.
+                proxy.fail_next(1, 500, forward_first=True)
+                with pytest.raises(MatrixRequestError) as failed:
+                    await proxied.send_text(room_id, "stored anyway")
+                assert failed.value.status == 500
+                await alice.wait_for_event(room_id, is_text("stored anyway"), timeout=10)
+                assert not [ev for ev in alice.events(room_id) if is_text("refused")(ev)]
+                assert proxy.count("/_matrix/client/v3/rooms/") == 2
+                assert proxy.count("/_matrix/client/v3/account/whoami") == 1
+                assert [r.fault for r in proxy.log] == [None, "rate_limit", "fail"]
+
+
+async def test_synapse_retries_a_transaction_through_the_faulty_slot(synapse: SynapseHarness) -> None:
+    slot = synapse.slot("faulty")
+    txn_prefix = "/_matrix/app/v1/transactions/"
+    # No bridge yet: a second proxy on the bridge port plays a bridge that accepts everything.
+    async with (
+        FaultProxy("http://127.0.0.1:9", slot.bridge_port) as fake_bridge,
+        FaultProxy(slot.bridge_url, slot.port) as front,
+    ):
+        fake_bridge.fail_next(10_000, 200, b"{}")
+        front.fail_next(1, 500, forward_first=True, path_prefix=txn_prefix)
+        bot = MatrixTestClient(synapse.url, slot.as_token, slot.bot_user_id)
+        async with bot:
+            await bot.create_room(name="pushed to the appservice")
+            await front.wait_for_requests(txn_prefix, 1, timeout=30)
+            first = next(r for r in front.log if r.path.startswith(txn_prefix))
+            assert (first.fault, first.status, first.forwarded) == ("fail", 500, True)
+            # A successful ping makes Synapse retry at once instead of after its 2 s backoff.
+            await bot.request(
+                "POST", f"/_matrix/client/v1/appservice/{slot.id}/ping", json_body={}
+            )
+            await fake_bridge.wait_for_requests(first.path, 2, timeout=30)
+        # The same txnId twice: the bridge must treat the retry as a duplicate.
+        assert fake_bridge.seen[first.path] == 2
+        assert front.count("/_matrix/app/v1/ping") == 1
+
+
+async def test_users_without_the_override_are_rate_limited(synapse: SynapseHarness) -> None:
+    # Proves the low rc_message is in force, so the override above is what exempts humans.
+    dave = await MatrixTestClient.create_user(synapse.server, f"plain_{secrets.token_hex(4)}")
+    async with dave:
+        room_id = await dave.create_room(name="limited")
+        errors: list[tuple[int, str | None]] = []
+        for i in range(10):
+            try:
+                await dave.send_text(room_id, f"quick {i}")
+            except MatrixRequestError as exc:
+                errors.append((exc.status, exc.errcode))
+        assert errors, "10 quick messages and not one 429"
+        assert set(errors) == {(429, "M_LIMIT_EXCEEDED")}

@@ -125,8 +125,10 @@ class BridgeProcess:
         self.config_path = config_path
         self.log_path = log_path or config_path.with_suffix(".log")
         self.argv = argv or [sys.executable, "-m", "bridgekit.cli", "run", "-c", str(config_path)]
-        # The child gets our environment (PATH, the venv) plus the test's additions.
-        self.env = {**os.environ, **(env or {})}
+        # The child gets our environment (PATH, the venv) plus the test's additions, but none of
+        # the runner's BRIDGEKIT_* variables: those override config keys and tokens.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGEKIT_")}
+        self.env = {**inherited, **(env or {})}
         self._proc: subprocess.Popen[bytes] | None = None
         self.port = self._listen_port(config_path)
 

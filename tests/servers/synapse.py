@@ -10,19 +10,19 @@ Registrations are read at start-up only, so the session reserves all of them bef
 from __future__ import annotations
 
 import contextlib
-import importlib
-import re
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from bridgekit.config import BridgeConfig
+from bridgekit.registration import build_registration, regex_escape
 from tests.servers.bridge_process import log_tail, spawn, terminate
 from tests.servers.ports import PortReservation, port_is_free
 
@@ -264,16 +264,6 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _build_registration() -> Callable[..., dict[str, Any]] | None:
-    """``bridgekit.registration.build_registration`` when that module exists, else None."""
-    try:
-        module = importlib.import_module("bridgekit.registration")
-    except ModuleNotFoundError:
-        return None
-    builder: Callable[..., dict[str, Any]] | None = getattr(module, "build_registration", None)
-    return builder
-
-
 class AppserviceSlot:
     """One appservice registration reserved for the session, before Synapse starts.
 
@@ -308,7 +298,6 @@ class AppserviceSlot:
         self._reservations = [PortReservation.acquire()]
         if proxied:
             self._reservations.append(PortReservation.acquire())
-        self.registration_path: Path | None = None
 
     @property
     def port(self) -> int:
@@ -343,11 +332,11 @@ class AppserviceSlot:
 
     @property
     def user_regex(self) -> str:
-        return f"@{re.escape(self.ghost_prefix)}.*:{re.escape(self.server_name)}"
+        return f"@{regex_escape(self.ghost_prefix)}.*:{regex_escape(self.server_name)}"
 
     @property
     def alias_regex(self) -> str:
-        return f"#{re.escape(self.alias_prefix)}.*:{re.escape(self.server_name)}"
+        return f"#{regex_escape(self.alias_prefix)}.*:{regex_escape(self.server_name)}"
 
     def bridge_env(self) -> dict[str, str]:
         """The tokens as environment variables, for configs that leave them out."""
@@ -379,32 +368,12 @@ class AppserviceSlot:
 
     def registration(self) -> dict[str, Any]:
         """The registration Synapse loads for this slot, built from the slot's bridge config."""
-        builder = _build_registration()
-        if builder is not None:
-            from bridgekit.config import BridgeConfig
-
-            config = BridgeConfig.model_validate(self.bridge_config())
-            reg = dict(builder(config, as_token=self.as_token, hs_token=self.hs_token))
-            if reg.get("url") != self.url:
-                raise RuntimeError(
-                    f"build_registration wrote url {reg.get('url')!r}, slot needs {self.url!r}"
-                )
-        else:
-            # TODO use build_registration (bridgekit.registration did not exist yet)
-            reg = {
-                "id": self.id,
-                "url": self.url,
-                "as_token": self.as_token,
-                "hs_token": self.hs_token,
-                "sender_localpart": self.bot_localpart,
-                "namespaces": {
-                    "users": [{"exclusive": True, "regex": self.user_regex}],
-                    "aliases": [{"exclusive": True, "regex": self.alias_regex}],
-                    "rooms": [],
-                },
-                "receive_ephemeral": False,
-            }
-        # The bridge config has no key for it; the harness needs one slot Synapse rate-limits.
+        config = BridgeConfig.model_validate(self.bridge_config())
+        reg = build_registration(config, as_token=self.as_token, hs_token=self.hs_token)
+        if reg.get("url") != self.url:
+            raise RuntimeError(f"build_registration wrote url {reg.get('url')!r}, slot needs {self.url!r}")
+        # build_registration always says false (ghosts must not be throttled); the harness needs
+        # one slot that Synapse does rate-limit, to test how the bridge handles 429.
         reg["rate_limited"] = self.rate_limited
         return reg
 
