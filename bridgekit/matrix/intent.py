@@ -181,6 +181,10 @@ class Intent:
         request_path = path(CLIENT_V3, "rooms", room_id, "state", event_type, state_key)
         return await self._json("GET", request_path)
 
+    async def get_event(self, room_id: RoomID, event_id: EventID) -> JSONDict:
+        """One event of a room, as this user may see it; MatrixNotFound when it cannot."""
+        return await self._json("GET", path(CLIENT_V3, "rooms", room_id, "event", event_id))
+
     async def redact(
         self, room_id: RoomID, event_id: EventID, *, reason: str | None = None,
         txn_id: str | None = None,

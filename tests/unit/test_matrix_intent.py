@@ -413,6 +413,17 @@ async def test_state_is_read_from_its_encoded_path(
     )
 
 
+async def test_an_event_is_fetched_by_its_encoded_id(
+    client: MatrixClient, homeserver: FakeHomeserver,
+) -> None:
+    homeserver.on("GET", "/_matrix/client/v3/rooms/", reply(event_id="$a/b", origin_server_ts=5))
+
+    event = await client.bot.get_event(ROOM, EventID("$a/b"))
+
+    assert event["origin_server_ts"] == 5
+    assert raw_path(homeserver.requests[0]) == f"/_matrix/client/v3/rooms/{ROOM_PATH}/event/%24a%2Fb"
+
+
 async def test_redact_uses_a_transaction_id_derived_from_the_key(
     client: MatrixClient, homeserver: FakeHomeserver,
 ) -> None:
