@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -145,3 +146,14 @@ def test_new_tokens_are_long_and_never_repeat() -> None:
     tokens = {new_token() for _ in range(50)}
     assert len(tokens) == 50
     assert all(len(token) >= 64 for token in tokens)
+
+
+def test_the_example_registration_is_what_generation_gives_for_its_config() -> None:
+    example_path = Path(__file__).resolve().parents[2] / "registration" / "bridgekit.example.yaml"
+    example = yaml.safe_load(example_path.read_text(encoding="utf-8"))
+    assert example["as_token"].startswith("CHANGE_ME")
+    assert example["hs_token"].startswith("CHANGE_ME")
+    documented = config(connectors={"irc": {}, "webhook": {}})
+    assert example == build_registration(
+        documented, as_token=example["as_token"], hs_token=example["hs_token"]
+    )
