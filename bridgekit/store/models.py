@@ -58,9 +58,12 @@ Count = Annotated[int, mapped_column(Integer, default=0, server_default=text("0"
 
 
 def _metadata_column() -> MappedColumn[dict[str, Any]]:
-    # Not an Annotated alias like the others: an alias cannot carry the column name, and the
-    # attribute cannot be called ``metadata`` (SQLAlchemy's own attribute).
-    return mapped_column("metadata", JSON_VALUE, default=dict, server_default=text("'{}'"))
+    # ``metadata`` in SQL, ``meta`` in Python for the ORM and Core alike (``Portal.meta``,
+    # ``portal.c.meta``): SQLAlchemy owns the name ``metadata``. Not an Annotated alias like the
+    # others, because an alias cannot carry a column name.
+    return mapped_column(
+        "metadata", JSON_VALUE, key="meta", default=dict, server_default=text("'{}'")
+    )
 
 
 class Base(DeclarativeBase):

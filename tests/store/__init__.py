@@ -1,0 +1,1 @@
+"""Tests of bridgekit.store, each run on SQLite and (when configured) PostgreSQL."""
