@@ -19,6 +19,7 @@ from bridgekit.errors import (
     MatrixServerError,
     MatrixUserInUse,
 )
+from bridgekit.matrix.retry import RetryPolicy, rate_limit_delay
 
 _BY_ERRCODE: Mapping[str, type[MatrixRequestError]] = {
     "M_FORBIDDEN": MatrixForbidden,
@@ -39,6 +40,8 @@ _BY_STATUS: Mapping[int, type[MatrixRequestError]] = {
 }
 
 _MAX_MESSAGE = 200
+
+_UNCAPPED = RetryPolicy(rate_limit_cap=float("inf"))
 
 
 def json_body(response: httpx.Response) -> Mapping[str, object] | None:
@@ -62,12 +65,17 @@ def error_from_response(
         return MatrixServerError(response.status_code, errcode, message, method=method, path=path)
     kind = _BY_ERRCODE.get(errcode) or _BY_STATUS.get(response.status_code, MatrixBadRequest)
     if kind is MatrixRateLimited:
-        retry_after = body.get("retry_after_ms") if body is not None else None
         return MatrixRateLimited(
             response.status_code, errcode, message, method=method, path=path,
-            retry_after_ms=retry_after if type(retry_after) is int else None,
+            retry_after_ms=_retry_after_ms(response, body),
         )
     return kind(response.status_code, errcode, message, method=method, path=path)
+
+
+def _retry_after_ms(response: httpx.Response, body: Mapping[str, object] | None) -> int | None:
+    # What the server asked for, uncapped (the cap is the client's policy, not the server's word).
+    seconds = rate_limit_delay(_UNCAPPED, response, body)
+    return round(seconds * 1000) if seconds is not None else None
 
 
 def _string(body: Mapping[str, object] | None, key: str) -> str | None:

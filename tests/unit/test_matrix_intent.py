@@ -266,7 +266,9 @@ async def test_create_room_sends_what_was_asked_and_remembers_the_creator_joined
     client: MatrixClient, homeserver: FakeHomeserver, memory: InMemoryState,
 ) -> None:
     homeserver.on("POST", "/_matrix/client/v3/createRoom", reply(room_id=ROOM))
-    bridge_state = {"type": "m.bridge", "state_key": "irc://x", "content": {"protocol": {"id": "irc"}}}
+    bridge_state = {
+        "type": "m.bridge", "state_key": "irc://x", "content": {"protocol": {"id": "irc"}},
+    }
 
     room_id = await client.bot.create_room(
         alias_localpart="_irc_chat", name="#chat", topic="hello", invitees=[GHOST],
@@ -421,7 +423,8 @@ async def test_an_event_is_fetched_by_its_encoded_id(
     event = await client.bot.get_event(ROOM, EventID("$a/b"))
 
     assert event["origin_server_ts"] == 5
-    assert raw_path(homeserver.requests[0]) == f"/_matrix/client/v3/rooms/{ROOM_PATH}/event/%24a%2Fb"
+    expected = f"/_matrix/client/v3/rooms/{ROOM_PATH}/event/%24a%2Fb"
+    assert raw_path(homeserver.requests[0]) == expected
 
 
 async def test_redact_uses_a_transaction_id_derived_from_the_key(
@@ -491,7 +494,8 @@ async def test_download_goes_through_the_authenticated_media_endpoint(
         httpx.Response(200, content=b"\x89PNG", headers={"Content-Type": "image/png"}),
     )
 
-    data, content_type = await client.intent(GHOST).download_media(ContentURI("mxc://other.test/m1"))
+    uri = ContentURI("mxc://other.test/m1")
+    data, content_type = await client.intent(GHOST).download_media(uri)
 
     (request,) = homeserver.requests
     assert (data, content_type) == (b"\x89PNG", "image/png")
