@@ -11,9 +11,10 @@ without a warning.
 from __future__ import annotations
 
 import difflib
+import io
 import logging
 import textwrap
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_origin
@@ -120,7 +121,9 @@ def _read_mapping(path: Path, *, what: str, missing_hint: str) -> dict[str, Any]
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{what} {path} cannot be read: {error}") from None
     try:
-        data = yaml.safe_load(text)
+        stream = io.StringIO(text)
+        stream.name = str(path)  # so YAML errors name the file, not "<unicode string>"
+        data = yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         raise ConfigError(f"{what} {path} is not valid YAML: {error}") from None
     if data is None:
@@ -130,6 +133,27 @@ def _read_mapping(path: Path, *, what: str, missing_hint: str) -> dict[str, Any]
             f"{what} {path}: expected a mapping of keys at the top level, got {_kind(data)}"
         )
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader refusing a key given twice in one mapping (YAML would keep only the last,
+    silently dropping the first: a second ``appservice:`` section would erase the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        first_seen: dict[Hashable, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue
+            if key in first_seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {first_seen[key] + 1}); "
+                    "merge the two", key_node.start_mark,
+                )
+            first_seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 def _empty_sections_to_mappings(data: dict[str, Any]) -> None:

@@ -105,6 +105,13 @@ def test_broken_yaml_names_the_file_and_the_line(config_file: Path) -> None:
     assert "line" in message
 
 
+def test_a_section_given_twice_is_refused_rather_than_half_dropped(config_file: Path) -> None:
+    write(config_file, "appservice:\n  id: first\nhomeserver: {}\nappservice:\n  id: second\n")
+    message = problems_of(config_file)
+    assert "key 'appservice' is given twice (first on line 1)" in message
+    assert f'in "{config_file}", line 4' in message
+
+
 def test_a_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     message = problems_of(tmp_path / "nope.yaml")
     assert "not found" in message
