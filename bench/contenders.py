@@ -50,6 +50,17 @@ class Tokens:
     hs_token: str
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (Linux /proc; None if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; the numeric fields follow its last ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 class ServerProcess:
     """One server subprocess; output goes to a log file we show when something fails."""
 
@@ -77,15 +88,10 @@ class ServerProcess:
         return self._proc is not None and self._proc.returncode is not None
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU the process has used so far (Linux /proc), to show who is busy."""
+        """User + system CPU the process has used so far, to show who is busy."""
         if self._proc is None or self.exited:
             return None
-        try:
-            stat = Path(f"/proc/{self._proc.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return process_cpu_seconds(self._proc.pid)
 
     async def stop(self) -> None:
         """SIGTERM, a grace period for a clean shutdown, then SIGKILL; always this PID only."""
@@ -175,6 +181,10 @@ class Contender:
     async def stored_events(self) -> int | None:
         """Events in the contender's durable inbox after it stopped (None: it has none)."""
         return None
+
+    async def helper_pids(self) -> list[int]:
+        """Processes besides the server that work for it (PostgreSQL backends), for CPU shares."""
+        return []
 
     async def cleanup(self) -> None:
         """Undo :meth:`prepare` (drop the database); the work directory is removed by the caller."""
@@ -307,6 +317,19 @@ class BridgekitContender(Contender):
                 return None
             count: int = await conn.fetchval("SELECT count(*) FROM inbox_event")
             return count
+        finally:
+            await conn.close()
+
+    async def helper_pids(self) -> list[int]:
+        if self.backend != "postgres":
+            return []
+        conn = await _asyncpg().connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                self.pg_database,
+            )
+            return [int(row["pid"]) for row in rows]
         finally:
             await conn.close()
 

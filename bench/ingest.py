@@ -53,6 +53,7 @@ from bench.contenders import (  # noqa: E402
     Skip,
     StubHomeserver,
     Tokens,
+    process_cpu_seconds,
 )
 from bench.workload import Txn, Workload, build  # noqa: E402
 
@@ -73,6 +74,8 @@ MAX_CONSECUTIVE_ERRORS = 5
 # Pause between phases so work a server does after answering (handing events to workers) from
 # one phase does not land on the next one's clock.
 SETTLE_S = 1.0
+# Other processes' CPU (% of one core) above which a result is flagged as disturbed.
+BUSY_MACHINE_PCT = 25
 
 
 class ContenderFailed(Exception):
@@ -83,6 +86,7 @@ class ContenderFailed(Exception):
 class ModeResult:
     contender: str
     mode: str
+    round: int
     senders: int
     txns: int
     ok: int
@@ -106,7 +110,8 @@ class ModeResult:
 @dataclass(slots=True)
 class ContenderReport:
     name: str
-    modes: list[ModeResult] = field(default_factory=list)
+    modes: list[ModeResult] = field(default_factory=list)  # the best round of each mode
+    all_rounds: list[ModeResult] = field(default_factory=list)
     startup_s: float | None = None
     notes: list[str] = field(default_factory=list)
     events_acked: int = 0
@@ -183,12 +188,24 @@ def _machine_busy_seconds() -> float | None:
     return busy / _CLOCK_TICKS
 
 
-async def run_mode(name: str, mode: str, proc: ServerProcess, port: int,
-                   sequences: list[list[Txn]], hs_token: str) -> ModeResult:
+async def _helper_cpu(contender: Contender) -> dict[int, float]:
+    """CPU seconds so far of the processes that work for the contender (its database backends)."""
+    usage = {}
+    for pid in await contender.helper_pids():
+        seconds = process_cpu_seconds(pid)
+        if seconds is not None:
+            usage[pid] = seconds
+    return usage
+
+
+async def run_mode(contender: Contender, mode: str, proc: ServerProcess,
+                   sequences: list[list[Txn]], round_no: int = 0) -> ModeResult:
+    port, hs_token = contender.port, contender.tokens.hs_token
     # Requests are complete byte strings before the clock starts: only the exchange is timed.
     prepared = [[(t.txn_id, _txn_request(t, port, hs_token), t.events) for t in seq]
                 for seq in sequences]
     tally = _Tally()
+    helpers_before = await _helper_cpu(contender)
     server_cpu_before = proc.cpu_seconds()
     client_cpu_before = time.process_time()
     machine_cpu_before = _machine_busy_seconds()
@@ -201,16 +218,19 @@ async def run_mode(name: str, mode: str, proc: ServerProcess, port: int,
     client_cpu = time.process_time() - client_cpu_before
     server_cpu_after = proc.cpu_seconds()
     machine_cpu_after = _machine_busy_seconds()
+    # Backends that connected during the mode started from zero; ones that left are not counted.
+    helpers_after = await _helper_cpu(contender)
+    helper_cpu = sum(cpu - helpers_before.get(pid, 0.0) for pid, cpu in helpers_after.items())
     server_cpu_pct = other_cpu_pct = None
     if server_cpu_before is not None and server_cpu_after is not None:
-        server_cpu = server_cpu_after - server_cpu_before
+        server_cpu = server_cpu_after - server_cpu_before + helper_cpu
         server_cpu_pct = 100 * server_cpu / wall
         if machine_cpu_before is not None and machine_cpu_after is not None:
             other = machine_cpu_after - machine_cpu_before - server_cpu - client_cpu
             other_cpu_pct = max(0.0, 100 * other / wall)
     latencies = sorted(tally.latencies_ms)
     return ModeResult(
-        contender=name, mode=mode, senders=len(sequences),
+        contender=contender.name, mode=mode, round=round_no, senders=len(sequences),
         txns=sum(len(seq) for seq in sequences), ok=tally.ok, events_acked=tally.events_acked,
         wall_s=wall, events_per_s=tally.events_acked / wall,
         p50_ms=_percentile(latencies, 50), p95_ms=_percentile(latencies, 95),
@@ -278,31 +298,36 @@ async def run_contender(contender: Contender, workload: Workload) -> ContenderRe
     report.notes = contender.notes
     argv, env = contender.command()
     proc = ServerProcess(argv, env, contender.workdir / f"{contender.name}.log", contender.workdir)
-    hs_token = contender.tokens.hs_token
     port = contender.port
     try:
         spawned_at = time.perf_counter()
         await proc.spawn()
         report.startup_s = await _first_accept(
-            proc, port, _txn_request(workload.startup, port, hs_token), spawned_at)
+            proc, port, _txn_request(workload.startup, port, contender.tokens.hs_token), spawned_at)
         report.events_acked += workload.startup.events
         print(f"  first transaction accepted {report.startup_s:.2f} s after spawn", flush=True)
         if contender.has_ready_endpoint:
             await _wait_ready(proc, port)
         # Warm-up: first-request costs (imports, caches, statement preparation) stay off the clock.
-        warm = await run_mode(contender.name, "warm-up", proc, port, [workload.warmup], hs_token)
+        warm = await run_mode(contender, "warm-up", proc, [workload.warmup])
         report.events_acked += warm.events_acked
         if not warm.all_ok:
             raise ContenderFailed(f"warm-up failed: {warm.failures}")
-        for mode, sequences in ((SEQUENTIAL, [workload.sequential]),
-                                (CONCURRENT, workload.concurrent)):
-            await asyncio.sleep(SETTLE_S)
-            result = await run_mode(contender.name, mode, proc, port, sequences, hs_token)
-            report.modes.append(result)
-            report.events_acked += result.events_acked
-            print(f"  {mode:<11} {result.events_per_s:>9,.0f} events/s  "
-                  f"p50 {result.p50_ms:.1f} ms  p95 {result.p95_ms:.1f} ms  "
-                  f"{result.ok}/{result.txns} answered 200", flush=True)
+        for round_no, measured in enumerate(workload.rounds):
+            for mode, sequences in ((SEQUENTIAL, [measured.sequential]),
+                                    (CONCURRENT, measured.concurrent)):
+                await asyncio.sleep(SETTLE_S)
+                result = await run_mode(contender, mode, proc, sequences, round_no)
+                report.all_rounds.append(result)
+                report.events_acked += result.events_acked
+                print(f"  round {round_no + 1} {mode:<11}{result.events_per_s:>9,.0f} events/s  "
+                      f"p50 {result.p50_ms:5.1f} ms  p95 {result.p95_ms:5.1f} ms  "
+                      f"{result.ok}/{result.txns} answered 200  "
+                      f"(other CPU {_fmt_pct(result.other_cpu_pct)})", flush=True)
+        # The table shows each mode's best round: a neighbour's load only ever slows a round down.
+        for mode in (SEQUENTIAL, CONCURRENT):
+            rounds = [r for r in report.all_rounds if r.mode == mode]
+            report.modes.append(max(rounds, key=lambda r: r.events_per_s))
         if proc.exited:
             raise ContenderFailed(f"exited during the run; log:\n{proc.log_tail()}")
     except (ContenderFailed, TimeoutError) as exc:
@@ -387,9 +412,15 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
             print(f"{'':<19}{report.error}")
     print("CPU columns: % of one core during the mode; 'other' is the rest of the machine "
           f"({os.cpu_count()} cores): if it is high, a neighbour took CPU and the numbers are low.")
-    failures = [(r.name, m) for r in reports for m in r.modes if not m.all_ok]
+    busy = [f"{r.name} {m.mode}" for r in reports for m in r.modes
+            if m.other_cpu_pct is not None and m.other_cpu_pct > BUSY_MACHINE_PCT]
+    if busy:
+        print(f"WARNING: other processes used > {BUSY_MACHINE_PCT}% CPU during: {', '.join(busy)}; "
+              "those numbers understate the contender (rerun on a quiet machine or with more rounds)")
+    failures = [(r.name, m) for r in reports for m in r.all_rounds if not m.all_ok]
     for name, m in failures:
-        print(f"NOT ALL 200: {name} {m.mode}: {m.txns - m.ok} failed, e.g. {m.failures[:2]}")
+        print(f"NOT ALL 200: {name} {m.mode} round {m.round + 1}: {m.txns - m.ok} failed, "
+              f"e.g. {m.failures[:2]}")
 
     print()
     print("Start-up: spawn to first accepted transaction")
@@ -436,7 +467,7 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
 
     print()
     print(f"Targets: SQLite >= {TARGET_SQLITE_EVENTS_PER_S:,} events/s durable, "
-          f"transaction p50 <= {TARGET_P50_MS:.0f} ms")
+          f"transaction p50 <= {TARGET_P50_MS:.0f} ms (sequential, as Synapse sends)")
     for name in ("bridgekit-sqlite", "bridgekit-postgres"):
         bridge = by_name.get(name)
         if bridge is None:
@@ -446,7 +477,14 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
             if name == "bridgekit-sqlite":
                 parts.append(f"{m.events_per_s:,.0f} events/s "
                              f"{_mark(m.events_per_s >= TARGET_SQLITE_EVENTS_PER_S)}")
-            parts.append(f"p50 {m.p50_ms:.1f} ms {_mark(m.p50_ms <= TARGET_P50_MS)}")
+            if m.senders == 1:
+                parts.append(f"p50 {m.p50_ms:.1f} ms {_mark(m.p50_ms <= TARGET_P50_MS)}")
+            else:
+                # With n transactions in flight each one also waits for the others (Little's law),
+                # so the latency target, which is Synapse's one-at-a-time case, is checked above.
+                mean = 1000 * m.senders * 100 / m.events_per_s if m.events_per_s else math.nan
+                parts.append(f"p50 {m.p50_ms:.1f} ms (info: {m.senders} in flight, so mean "
+                             f"latency = {m.senders} x 100 events / rate = {mean:.0f} ms)")
             print(f"  {name:<19}{m.mode:<12}" + "; ".join(parts))
         if not bridge.modes:
             print(f"  {name:<19}not measured ({bridge.error})")
@@ -476,6 +514,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         metavar="PATH", help="also write the results as JSON "
                         "(default path .bench/ingest-results.json)")
     parser.add_argument("--txns", type=int, help="transactions per mode (overrides --quick)")
+    parser.add_argument("--rounds", type=int,
+                        help="measure each mode this many times and report the best round "
+                             "(default 3, --quick 1): other load on the machine only slows a round")
     parser.add_argument("--portals", type=int, default=10_000,
                         help="portals and ghosts put in bridgekit's database before start-up "
                              "(0: none)")
@@ -486,15 +527,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main_async(args: argparse.Namespace) -> int:
     txns = args.txns or (50 if args.quick else 200)
+    rounds = args.rounds or (1 if args.quick else 3)
     wanted = tuple(dict.fromkeys(args.only)) if args.only else DEFAULT_CONTENDERS
     started = time.perf_counter()
-    workload = build(txns, concurrent_senders=4)
+    workload = build(txns, concurrent_senders=4, rounds=rounds)
     sizes = sorted(workload.event_sizes)
-    bodies = [len(t.body) for t in workload.sequential]
+    bodies = [len(t.body) for t in workload.rounds[0].sequential]
     scratch = _REPO / ".bench"
     scratch.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="ingest-", dir=scratch))
-    print(f"ingest benchmark: {txns} transactions x 100 events per mode; events "
+    print(f"ingest benchmark: {txns} transactions x 100 events per mode, best of {rounds} "
+          f"round(s); events "
           f"{sizes[0]}-{sizes[-1]} bytes (median {sizes[len(sizes) // 2]}), transaction bodies "
           f"~{sum(bodies) // len(bodies) // 1024} KiB; generated in {time.perf_counter() - started:.1f} s")
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, scratch on "
@@ -527,12 +570,13 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"\nTotal time {time.perf_counter() - started:.0f} s")
     if args.json:
         results["meta"] = {"txns_per_mode": txns, "events_per_txn": 100, "senders": 4,
+                           "rounds": rounds,
                            "cpus": os.cpu_count(), "python": platform.python_version(),
                            "stub_homeserver_calls": stub.calls}
         await asyncio.to_thread(Path(args.json).write_text, json.dumps(results, indent=2))
         print(f"Results written to {args.json}")
     failed = any(r.error and not r.error.startswith("skipped") for r in reports)
-    failed |= any(not m.all_ok for r in reports for m in r.modes)
+    failed |= any(not m.all_ok for r in reports for m in r.all_rounds)
     return 1 if failed else 0
 
 

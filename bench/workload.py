@@ -39,21 +39,22 @@ class Txn:
     events: int
 
 
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One measurement of both modes; every round has fresh txnIds and event IDs."""
+
+    sequential: list[Txn]
+    concurrent: list[list[Txn]]  # one sequence per sender
+
+
 @dataclass(slots=True)
 class Workload:
     """All transactions of one run, grouped by the phase that sends them."""
 
     startup: Txn
     warmup: list[Txn]
-    sequential: list[Txn]
-    concurrent: list[list[Txn]]  # one sequence per sender
+    rounds: list[Round]
     event_sizes: list[int] = field(default_factory=list)
-
-    @property
-    def total_events(self) -> int:
-        txns = [self.startup, *self.warmup, *self.sequential]
-        txns += [txn for seq in self.concurrent for txn in seq]
-        return sum(txn.events for txn in txns)
 
 
 class _EventFactory:
@@ -144,20 +145,24 @@ class _EventFactory:
         return Txn(txn_id, body, len(events))
 
 
-def build(sequential_txns: int, concurrent_senders: int, seed: int = 20240601) -> Workload:
-    """Generate the run's transactions; concurrent senders share ``sequential_txns`` between them.
+def build(txns_per_mode: int, concurrent_senders: int, rounds: int = 1,
+          seed: int = 20240601) -> Workload:
+    """Generate the run's transactions; concurrent senders share ``txns_per_mode`` between them.
 
     Both modes move the same number of events, so their events/s are comparable. Transaction IDs
-    are per phase and sender (``seq-17``, ``c2-5``), like the per-appservice integer counter
-    Synapse keeps, and unique within one database.
+    are per round, phase and sender (``r0-seq-17``, ``r0-c2-5``), like the per-appservice integer
+    counter Synapse keeps, and unique within one database.
     """
     factory = _EventFactory(seed)
     startup = factory.txn("start-0")
     warmup = [factory.txn(f"warm-{i}") for i in range(5)]
-    sequential = [factory.txn(f"seq-{i}") for i in range(sequential_txns)]
-    per_sender = -(-sequential_txns // concurrent_senders)
-    concurrent = [
-        [factory.txn(f"c{sender}-{i}") for i in range(per_sender)]
-        for sender in range(concurrent_senders)
+    per_sender = -(-txns_per_mode // concurrent_senders)
+    all_rounds = [
+        Round(
+            sequential=[factory.txn(f"r{r}-seq-{i}") for i in range(txns_per_mode)],
+            concurrent=[[factory.txn(f"r{r}-c{sender}-{i}") for i in range(per_sender)]
+                        for sender in range(concurrent_senders)],
+        )
+        for r in range(rounds)
     ]
-    return Workload(startup, warmup, sequential, concurrent, factory.sizes)
+    return Workload(startup, warmup, all_rounds, factory.sizes)
