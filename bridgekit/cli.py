@@ -4,7 +4,8 @@
 registration the homeserver admin installs, ``run`` loads both and starts the bridge, and
 ``doctor`` checks that config, registration, database driver and homeserver agree.
 
-Exit codes: 0 success, 1 a check or a write failed, 2 the config (or the command line) is wrong.
+Exit codes: 0 success, 1 a check or a write failed, 2 the config (or the command line) is
+wrong, 130 stopped with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def main(
     except ConfigError as error:
         print(f"bridgekit: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C is how an admin stops a foreground bridge: shut down quietly, no traceback.
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,8 +163,9 @@ def _generate_registration(args: argparse.Namespace, context: CommandContext) ->
         print(f"bridgekit: {output} is the config file; not writing over it", file=sys.stderr)
         return 1
     existed = output.exists()
-    previous = _previous(output) if existed and not args.new_tokens else {}
-    tokens = _reusable_tokens(previous)
+    # With --new-tokens a broken old file is no obstacle: it is what the option recovers from.
+    previous = _previous(output, tolerant=args.new_tokens) if existed else {}
+    tokens = None if args.new_tokens else _reusable_tokens(previous)
     registration = build_registration(
         loaded.config,
         as_token=tokens[0] if tokens else new_token(),
@@ -180,10 +185,12 @@ def _generate_registration(args: argparse.Namespace, context: CommandContext) ->
     return 0
 
 
-def _previous(output: Path) -> dict[str, Any]:
+def _previous(output: Path, *, tolerant: bool) -> dict[str, Any]:
     try:
         return read_registration(output, missing_hint="")
     except ConfigError as error:
+        if tolerant:
+            return {}
         raise ConfigError(f"{error}\nfix it, or replace it with --new-tokens") from None
 
 
@@ -419,4 +426,4 @@ def _print_warnings(warnings: Sequence[str]) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
-__all__ = ["AS_TOKEN_ENV", "HS_TOKEN_ENV", "BridgeRunner", "CommandContext", "main"]
+__all__ = ["BridgeRunner", "CheckResult", "CommandContext", "main"]

@@ -117,6 +117,18 @@ def test_keys_added_by_hand_survive_a_refresh(config_file: Path) -> None:
     path = config_file.parent / "registration.yaml"
     path.write_text(path.read_text() + "protocols: [irc]\n")
     assert generate_registration(config_file)["protocols"] == ["irc"]
+    assert generate_registration(config_file, "--new-tokens")["protocols"] == ["irc"]
+
+
+def test_a_broken_registration_is_not_replaced_unless_new_tokens_are_asked_for(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config_file.parent / "registration.yaml"
+    path.write_text("as_token: [unclosed\n")
+    assert main(["generate-registration", "-c", str(config_file)], environ={}) == 2
+    assert "replace it with --new-tokens" in capsys.readouterr().err
+    assert path.read_text() == "as_token: [unclosed\n"
+    assert len(str(generate_registration(config_file, "--new-tokens")["as_token"])) >= 64
 
 
 def test_generating_never_touches_the_config(config_file: Path) -> None:
@@ -269,3 +281,13 @@ def test_doctor_flags_a_database_driver_that_is_not_installed(
     assert "FAIL  database: driver pysqlite of database.url is not async" in (
         capsys.readouterr().out
     )
+
+
+@pytest.mark.usefixtures("restore_root_level")
+def test_ctrl_c_stops_run_quietly_with_status_130(config_file: Path) -> None:
+    generate_registration(config_file)
+
+    def interrupted(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:
+        raise KeyboardInterrupt
+
+    assert main(["run", "-c", str(config_file)], environ={}, bridge_runner=interrupted) == 130
