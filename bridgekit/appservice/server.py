@@ -43,6 +43,8 @@ def configure_logging(config: BridgeConfig) -> None:
     )
     # httpx logs every request URL at INFO; ours go through the Matrix client's own logging.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic announces each of its plugins at INFO on every start; only migrations matter.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def run_bridge(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:

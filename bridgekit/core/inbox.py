@@ -45,7 +45,7 @@ def queue_key(kind: str, room_id: str | None) -> str:
 class DoneBatcher:
     """Collects handled row IDs and marks them done in one UPDATE per batch."""
 
-    def __init__(self, store: InboxStore, *, delay: float = 0.05, max_batch: int = 2000) -> None:
+    def __init__(self, store: InboxStore, *, delay: float = 0.25, max_batch: int = 2000) -> None:
         self._store = store
         self._delay = delay
         self._max_batch = max_batch

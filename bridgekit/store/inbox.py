@@ -8,6 +8,7 @@ the events, then a single commit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -55,6 +56,14 @@ class StoreOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class _StoreRequest:
+    txn_id: str
+    fingerprint: str
+    rows: Sequence[RowToStore]
+    outcome: asyncio.Future[StoreOutcome]
+
+
+@dataclass(frozen=True, slots=True)
 class PendingRow:
     id: int
     kind: str
@@ -71,6 +80,39 @@ class InboxCounts:
     rejected: int
 
 
+# Written out in full (no string building): the only values are bound parameters.
+_SQLITE_INSERT_ROWS = (
+    "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, payload, state, last_error, "
+    "received_at, handled_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+_POSTGRESQL_INSERT_ROWS = (
+    "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, payload, state, last_error, "
+    "received_at, handled_at, attempts) "
+    "SELECT *, 0 FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[]) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING seq, id"
+)
+
+
+async def _insert_rows_sqlite(driver: Any, txn_id: str, params: list[tuple[Any, ...]]) -> dict[int, int]:
+    # Inside the single-writer transaction nobody else inserts, so the rows with an id above
+    # the previous maximum are exactly the ones this statement inserted (duplicates are skipped).
+    before = await driver.execute_fetchall("SELECT coalesce(max(id), 0) FROM inbox_event")
+    await driver.executemany(_SQLITE_INSERT_ROWS, params)
+    inserted = await driver.execute_fetchall(
+        "SELECT seq, id FROM inbox_event WHERE id > ? AND txn_id = ?", (before[0][0], txn_id)
+    )
+    return {seq: row_id for seq, row_id in inserted}
+
+
+async def _insert_rows_postgresql(driver: Any, txn_id: str, params: list[tuple[Any, ...]]) -> dict[int, int]:
+    # unnest() turns column arrays into rows: one statement, one round trip, any row count.
+    columns = list(zip(*params, strict=True))
+    rows = await driver.fetch(_POSTGRESQL_INSERT_ROWS, *columns)
+    return {record["seq"]: record["id"] for record in rows}
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -80,65 +122,80 @@ class InboxStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._queue: list[_StoreRequest] = []
+        self._commit_lock = asyncio.Lock()
 
     async def store_transaction(
         self, txn_id: str, fingerprint: str, rows: Sequence[RowToStore]
     ) -> StoreOutcome:
-        """Record the txnId and every row in ONE database transaction; return once committed.
+        """Record the txnId and every row durably; return once committed.
 
         Events whose ``event_id`` is already stored (from an earlier transaction) are skipped.
+        Transactions that arrive while a commit is in progress are committed together in the
+        next database transaction (group commit: one fsync for all of them), each still
+        all-or-nothing with respect to its own acknowledgement.
         """
+        request = _StoreRequest(txn_id, fingerprint, rows, asyncio.get_running_loop().create_future())
+        self._queue.append(request)
+        async with self._commit_lock:
+            if not request.outcome.done():
+                batch, self._queue = self._queue, []
+                try:
+                    outcomes = await self._store_batch(batch)
+                except BaseException as error:
+                    for waiting in batch:
+                        if not waiting.outcome.done():
+                            waiting.outcome.set_exception(error)
+                    raise
+                for waiting, outcome in zip(batch, outcomes, strict=True):
+                    waiting.outcome.set_result(outcome)
+        return request.outcome.result()
+
+    async def _store_batch(self, batch: list[_StoreRequest]) -> list[StoreOutcome]:
         received = now_ms()
+        outcomes = []
         async with self._db.write() as conn:
-            seen = (
-                (await conn.execute(select(_TXN.c.fingerprint).where(_TXN.c.txn_id == txn_id)))
-                .scalars()
-                .all()
-            )
-            if fingerprint in seen:
-                return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
-            inserted = await conn.execute(
-                self._insert(_TXN)
-                .values(
-                    txn_id=txn_id,
-                    fingerprint=fingerprint,
-                    received_at=received,
-                    event_count=len(rows),
-                )
-                .on_conflict_do_nothing()
-                .returning(_TXN.c.id)
-            )
-            if inserted.first() is None:  # a concurrent copy of the same transaction won the race
-                return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
-            row_ids = await self._insert_rows(conn, txn_id, rows, received) if rows else {}
+            for request in batch:
+                outcomes.append(await self._store_one(conn, request, received))
+        return outcomes
+
+    async def _store_one(self, conn: AsyncConnection, request: _StoreRequest, received: int) -> StoreOutcome:
+        txn_id, fingerprint, rows = request.txn_id, request.fingerprint, request.rows
+        seen = (
+            await conn.execute(select(_TXN.c.fingerprint).where(_TXN.c.txn_id == txn_id))
+        ).scalars().all()
+        if fingerprint in seen:
+            return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
+        inserted = await conn.execute(
+            self._insert(_TXN)
+            .values(txn_id=txn_id, fingerprint=fingerprint, received_at=received, event_count=len(rows))
+            .on_conflict_do_nothing()
+            .returning(_TXN.c.id)
+        )
+        if inserted.first() is None:  # a concurrent copy of the same transaction won the race
+            return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
+        row_ids = await self._insert_rows(conn, txn_id, rows, received) if rows else {}
         return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids=row_ids)
 
     async def _insert_rows(
         self, conn: AsyncConnection, txn_id: str, rows: Sequence[RowToStore], received: int
     ) -> dict[int, int]:
         params = [
-            {
-                "txn_id": txn_id,
-                "seq": row.seq,
-                "event_id": row.event_id,
-                "room_id": row.room_id,
-                "kind": row.kind,
-                "payload": row.payload,
-                "state": "pending" if row.rejected is None else "rejected",
-                "attempts": 0,
-                "last_error": row.rejected,
-                "received_at": received,
-                "handled_at": None if row.rejected is None else received,
-            }
+            (
+                txn_id, row.seq, row.event_id, row.room_id, row.kind, row.payload,
+                "pending" if row.rejected is None else "rejected", row.rejected,
+                received, None if row.rejected is None else received,
+            )
             for row in rows
         ]
-        statement = (
-            self._insert(_EVENT)
-            .on_conflict_do_nothing(index_elements=[_EVENT.c.event_id])
-            .returning(_EVENT.c.seq, _EVENT.c.id)
-        )
-        result = await conn.execute(statement, params)
-        return {seq: row_id for seq, row_id in result.all()}
+        # The driver's own executemany, not SQLAlchemy's multi-VALUES rendering: one call into
+        # C for all rows. This path carries every event the homeserver sends, and SQLAlchemy's
+        # insertmanyvalues with RETURNING costs more than the fsync of the commit itself.
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        if self._db.dialect == "postgresql":
+            return await _insert_rows_postgresql(driver, txn_id, params)
+        return await _insert_rows_sqlite(driver, txn_id, params)
 
     def _insert(self, table: Table) -> Any:
         dialect = postgresql if self._db.dialect == "postgresql" else sqlite
