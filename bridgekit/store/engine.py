@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import PoolResetState
 
 from bridgekit.errors import StoreError
 from bridgekit.store.migrate import upgrade_to_head
@@ -148,9 +149,12 @@ def _open_sqlite(url: URL) -> Database:
             "an in-memory SQLite database cannot be shared by the writer and the readers: "
             "give database.url a file path, e.g. sqlite+aiosqlite:///bridgekit.db"
         )
-    writer = create_async_engine(url, pool_size=1, max_overflow=0)
+    # pool_reset_on_return=None: the reset event below rolls back only when needed.
+    writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_reset_on_return=None)
     _configure_sqlite(writer, begin="BEGIN IMMEDIATE", read_only=False)
-    reader = create_async_engine(url, pool_size=SQLITE_READER_POOL_SIZE, max_overflow=0)
+    reader = create_async_engine(
+        url, pool_size=SQLITE_READER_POOL_SIZE, max_overflow=0, pool_reset_on_return=None
+    )
     # A deferred BEGIN takes no lock, so readers never wait for the writer.
     _configure_sqlite(reader, begin="BEGIN", read_only=True)
     return Database(dialect="sqlite", writer=writer, reader=reader, write_lock=asyncio.Lock())
@@ -174,8 +178,16 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str, read_only: bool) -> No
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
 
+    def on_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+        # The pool's default reset rolls back on every return, even right after a COMMIT: one
+        # more trip to the driver's thread per transaction. Roll back only what is still open
+        # (a transaction cut short by an error or a cancellation).
+        if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
+
     event.listen(engine.sync_engine, "connect", on_connect)
     event.listen(engine.sync_engine, "begin", on_begin)
+    event.listen(engine.sync_engine.pool, "reset", on_reset)
 
 
 def _open_postgresql(url: URL, pool_size: int) -> Database:
