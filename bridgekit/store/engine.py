@@ -108,7 +108,8 @@ class Database:
         """An ORM session inside a write transaction, with the same semantics as :meth:`write`.
 
         ``session.commit()`` inside the block only flushes: the transaction ends with the block.
-        Objects stay usable afterwards (``expire_on_commit=False``); nothing loads lazily.
+        Objects stay usable afterwards (``expire_on_commit=False``; the models have no relationships
+        that could load lazily).
         """
         # The default join mode leaves the outer transaction to write(): the session flushes
         # into it and never commits it on its own.
