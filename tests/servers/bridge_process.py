@@ -1,4 +1,4 @@
-"""A bridgekit bridge run as a real subprocess (``python -m bridgekit.cli run -c CONFIG``).
+"""A bridgekit bridge run as a real subprocess (``bridgekit run -c CONFIG``).
 
 Fault tests kill it mid-stream and start it again, so it has to be a process of its own, not a
 task in the test's event loop. Its methods are async: a test may run a fault proxy in its own
@@ -107,6 +107,15 @@ def log_tail(path: Path, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def bridgekit_command() -> list[str]:
+    """The venv's ``bridgekit`` console script, or the same entry point through this Python."""
+    script = Path(sys.executable).with_name("bridgekit")
+    if script.exists():
+        return [str(script)]
+    # bridgekit.cli has no __main__ guard, so `python -m bridgekit.cli` would do nothing.
+    return [sys.executable, "-c", "import sys; from bridgekit.cli import main; sys.exit(main())"]
+
+
 class BridgeNotReady(RuntimeError):
     """The bridge died or did not report ready before the deadline."""
 
@@ -124,7 +133,7 @@ class BridgeProcess:
     ) -> None:
         self.config_path = config_path
         self.log_path = log_path or config_path.with_suffix(".log")
-        self.argv = argv or [sys.executable, "-m", "bridgekit.cli", "run", "-c", str(config_path)]
+        self.argv = argv or [*bridgekit_command(), "run", "-c", str(config_path)]
         # The child gets our environment (PATH, the venv) plus the test's additions, but none of
         # the runner's BRIDGEKIT_* variables: those override config keys and tokens.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGEKIT_")}
