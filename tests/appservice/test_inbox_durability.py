@@ -1,0 +1,133 @@
+"""The inbox keeps every acknowledged event: replay after a crash, retries, failures, pruning."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from bridgekit.core.inbox import Inbox
+from bridgekit.core.transactions import parse_transaction_body
+from bridgekit.events import MatrixEvent
+from bridgekit.store import Database
+from bridgekit.store.inbox import InboxStore
+from tests.appservice.harness import RecordingConnector, message, running_appservice
+
+pytestmark = pytest.mark.integration
+
+
+def body(*events: dict[str, object]) -> bytes:
+    return json.dumps({"events": list(events)}).encode()
+
+
+async def test_acknowledged_but_unhandled_events_are_replayed_after_a_crash(database_url: str) -> None:
+    database = await Database.open(database_url)
+    stuck = asyncio.Event()
+
+    async def never_finishes(_item: object) -> None:
+        await stuck.wait()
+
+    crashed = Inbox(InboxStore(database), never_finishes)
+    await crashed.start()
+    events = [message(f"$crash{i}", room=f"!room{i % 3}:localhost") for i in range(30)]
+    await crashed.accept("1", body(*events))
+    # The process dies: handlers never finish, nothing is marked done.
+    await crashed.stop(grace_seconds=0)
+    await database.close()
+
+    reopened = await Database.open(database_url)
+    try:
+        async with running_appservice(reopened) as appservice:
+            handled = await appservice.connector.wait_for(30)
+            await appservice.inbox.dispatcher.wait_idle(10)
+            assert sorted(e.event_id for e in handled) == sorted(e["event_id"] for e in events)
+            for room in ("!room0:localhost", "!room1:localhost", "!room2:localhost"):
+                in_room = [e.event_id for e in handled if e.room_id == room]
+                expected = [e["event_id"] for e in events if e["room_id"] == room]
+                assert in_room == expected  # order within a room survives the replay
+            # A retry of the same transaction by the homeserver is not reprocessed.
+            again = await appservice.http.put(
+                "/_matrix/app/v1/transactions/1", content=body(*events),
+                headers={"Authorization": "Bearer hs_token_for_tests_0123456789"},
+            )
+            assert again.status_code == 200
+            await appservice.inbox.dispatcher.wait_idle(10)
+            assert len(appservice.connector.events) == 30
+    finally:
+        await reopened.close()
+
+
+async def test_failing_handler_is_retried_in_order_then_succeeds(database: Database) -> None:
+    connector = RecordingConnector(fail_times={"$flaky": 2})
+    async with running_appservice(database, connector=connector, max_attempts=3) as appservice:
+        await appservice.inbox.accept("1", body(message("$flaky"), message("$after")))
+        handled = await connector.wait_for(2, within=15)
+        assert [e.event_id for e in handled] == ["$flaky", "$after"]
+        assert appservice.inbox.failed == 0
+
+
+async def test_event_failing_every_attempt_is_recorded_and_the_room_moves_on(database: Database) -> None:
+    connector = RecordingConnector(fail_times={"$doomed": 99})
+    async with running_appservice(database, connector=connector, max_attempts=2) as appservice:
+        await appservice.inbox.accept("1", body(message("$doomed"), message("$next")))
+        handled = await connector.wait_for(1, within=15)
+        await appservice.inbox.dispatcher.wait_idle(10)
+        assert [e.event_id for e in handled] == ["$next"]
+        assert appservice.inbox.failed == 1
+        counts = await InboxStore(database).counts()
+        assert counts.failed == 1  # kept with its error for the admin, not silently dropped
+
+
+async def test_a_stuck_room_does_not_hold_up_other_rooms(database: Database) -> None:
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(item: object) -> None:
+        event = getattr(item, "event", None)
+        assert isinstance(event, MatrixEvent)
+        if event.room_id == "!slow:localhost":
+            await release.wait()
+        handled.append(event.event_id)
+
+    inbox = Inbox(InboxStore(database), handler)
+    await inbox.start()
+    try:
+        await inbox.accept("1", body(
+            message("$slow", room="!slow:localhost"),
+            *(message(f"$fast{i}", room="!fast:localhost") for i in range(5)),
+        ))
+        async def fast_done() -> None:
+            while len(handled) < 5:
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(fast_done(), 10)
+        assert handled == [f"$fast{i}" for i in range(5)]
+        release.set()
+        assert await inbox.dispatcher.wait_idle(10)
+        assert handled[-1] == "$slow"
+    finally:
+        release.set()
+        await inbox.stop()
+
+
+async def test_handled_rows_are_pruned_after_the_retention(database: Database) -> None:
+    store = InboxStore(database)
+    async with running_appservice(database) as appservice:
+        await appservice.inbox.accept("1", body(message("$old1"), message("$old2"), "bad entry"))
+        await appservice.connector.wait_for(2)
+        await appservice.inbox.dispatcher.wait_idle(10)
+    # running_appservice stopped the inbox, which flushed the done marks.
+    before = await store.counts()
+    assert (before.done, before.rejected) == (2, 1)
+    removed = await store.prune(older_than_ms=2**62)
+    assert removed == 3
+    after = await store.counts()
+    assert (after.pending, after.done, after.rejected) == (0, 0, 0)
+
+
+async def test_pending_rows_are_never_pruned(database: Database) -> None:
+    store = InboxStore(database)
+    parsed = parse_transaction_body(body(message("$waiting")))
+    await store.store_transaction("1", parsed.fingerprint, parsed.rows)
+    assert await store.prune(older_than_ms=2**62) == 0
+    assert (await store.counts()).pending == 1

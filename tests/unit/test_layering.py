@@ -1,0 +1,78 @@
+"""The dependency rules of DESIGN §1, checked on the source (imports point downward only).
+
+cli -> appservice -> core -> (matrix | store | connector) -> events -> (ids | errors).
+store, matrix and connector never import each other; the framework never imports a bridge;
+bridges import only what ``bridgekit/__init__.py`` exports.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# For each layer, the bridgekit layers it must never import.
+FORBIDDEN: dict[str, set[str]] = {
+    "ids": {"errors", "events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
+    "errors": {"ids", "events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
+    "events": {"connector", "matrix", "store", "core", "appservice", "cli", "config"},
+    "config": {"connector", "matrix", "store", "core", "appservice", "cli"},
+    "registration": {"connector", "matrix", "store", "core", "appservice", "cli"},
+    "config_loader": {"connector", "matrix", "store", "core", "appservice", "cli"},
+    "connector": {"matrix", "store", "core", "appservice", "cli"},
+    "matrix": {"store", "connector", "core", "appservice", "cli", "config"},
+    "store": {"matrix", "connector", "core", "appservice", "cli"},
+    "core": {"appservice", "cli"},
+    "appservice": {"cli"},
+}
+
+
+def layer_of(path: Path) -> str:
+    relative = path.relative_to(ROOT / "bridgekit")
+    return relative.parts[0].removesuffix(".py")
+
+
+def bridgekit_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            found.add(name)
+    return found
+
+
+FRAMEWORK_FILES = sorted((ROOT / "bridgekit").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", FRAMEWORK_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_framework_imports_point_downward(path: Path) -> None:
+    layer = layer_of(path)
+    for module in bridgekit_imports(path):
+        assert not module.startswith("bridges"), f"{path}: the framework must never import a bridge"
+        if not module.startswith("bridgekit."):
+            continue
+        target = module.split(".")[1]
+        if target in FORBIDDEN.get(layer, set()):
+            pytest.fail(f"{path.relative_to(ROOT)} ({layer}) imports {module}: {layer} must not import {target}")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "bridges").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_bridges_use_only_the_public_api(path: Path) -> None:
+    for module in bridgekit_imports(path):
+        if module.startswith("bridgekit"):
+            assert module == "bridgekit", f"{path}: import from 'bridgekit' (its public API), not {module}"
+
+
+def test_the_rules_cover_every_layer() -> None:
+    layers = {layer_of(path) for path in FRAMEWORK_FILES} - {"__init__", "cli", "testing"}
+    assert layers <= set(FORBIDDEN), f"layers without rules: {layers - set(FORBIDDEN)}"

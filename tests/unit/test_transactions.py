@@ -1,0 +1,74 @@
+"""Classifying a transaction body into inbox rows (pure)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bridgekit.core.transactions import BadTransaction, parse_transaction_body
+
+
+def event(event_id: str, **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "event_id": event_id, "room_id": "!r:hs", "sender": "@a:hs", "type": "m.room.message",
+        "origin_server_ts": 5, "content": {"body": "hi"},
+    }
+    base.update(extra)
+    return base
+
+
+def parse(document: object) -> Any:
+    return parse_transaction_body(json.dumps(document).encode())
+
+
+def test_each_entry_becomes_a_row_in_order() -> None:
+    parsed = parse({"events": [event("$1"), event("$2")]})
+    assert [(row.seq, row.event_id, row.rejected) for row in parsed.rows] == [(0, "$1", None), (1, "$2", None)]
+
+
+def test_a_retry_with_other_ages_has_the_same_fingerprint() -> None:
+    first = parse({"events": [event("$1", unsigned={"age": 1})]})
+    retry = parse({"events": [event("$1", unsigned={"age": 9000})]})
+    assert first.fingerprint == retry.fingerprint
+
+
+def test_other_events_under_the_same_txn_id_have_another_fingerprint() -> None:
+    assert parse({"events": [event("$1")]}).fingerprint != parse({"events": [event("$2")]}).fingerprint
+
+
+def test_ephemeral_sections_count_in_the_fingerprint() -> None:
+    typing = {"type": "m.typing", "room_id": "!r:hs", "content": {"user_ids": []}}
+    assert parse({"events": []}).fingerprint != parse({"events": [], "ephemeral": [typing]}).fingerprint
+
+
+def test_malformed_entries_are_rejected_rows_with_reasons() -> None:
+    parsed = parse({"events": [event("$ok"), 42, event("$bad", content=[]), {"event_id": "$x"}]})
+    reasons = [row.rejected for row in parsed.rows]
+    assert reasons[0] is None
+    assert reasons[1] == "event is a int, not an object"
+    assert reasons[2] is not None and "'content'" in reasons[2]
+    assert reasons[3] is not None and "missing" in reasons[3]
+    # A rejected row keeps its payload for inspection but claims no event_id.
+    assert [row.event_id for row in parsed.rows] == ["$ok", None, None, None]
+    assert json.loads(parsed.rows[1].payload) == 42
+
+
+def test_unstable_section_names_are_read_and_stable_ones_win() -> None:
+    stable = {"type": "m.typing", "room_id": "!stable:hs", "content": {}}
+    unstable = {"type": "m.typing", "room_id": "!unstable:hs", "content": {}}
+    parsed = parse({"events": [], "ephemeral": [stable], "de.sorunome.msc2409.ephemeral": [unstable]})
+    assert [(row.kind, row.room_id) for row in parsed.rows] == [("ephemeral", "!stable:hs")]
+    only_unstable = parse({"events": [], "org.matrix.msc3202.device_one_time_key_counts": {"@a:hs": {}}})
+    assert [row.kind for row in only_unstable.rows] == ["otk_counts"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "errcode"),
+    [(b"nope", "M_NOT_JSON"), (b"\xff\xfe", "M_NOT_JSON"), (b"[]", "M_BAD_JSON"), (b'{"events": {}}', "M_BAD_JSON")],
+)
+def test_unusable_bodies_raise_with_errcode(raw: bytes, errcode: str) -> None:
+    with pytest.raises(BadTransaction) as caught:
+        parse_transaction_body(raw)
+    assert caught.value.errcode == errcode
