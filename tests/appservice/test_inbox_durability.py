@@ -17,7 +17,7 @@ from tests.appservice.harness import RecordingConnector, message, running_appser
 pytestmark = pytest.mark.integration
 
 
-def body(*events: dict[str, object]) -> bytes:
+def body(*events: object) -> bytes:
     return json.dumps({"events": list(events)}).encode()
 
 
@@ -82,6 +82,7 @@ async def test_event_failing_every_attempt_is_recorded_and_the_room_moves_on(dat
 async def test_a_stuck_room_does_not_hold_up_other_rooms(database: Database) -> None:
     release = asyncio.Event()
     handled: list[str] = []
+    five_fast = asyncio.Event()
 
     async def handler(item: object) -> None:
         event = getattr(item, "event", None)
@@ -89,6 +90,8 @@ async def test_a_stuck_room_does_not_hold_up_other_rooms(database: Database) -> 
         if event.room_id == "!slow:localhost":
             await release.wait()
         handled.append(event.event_id)
+        if len(handled) == 5:
+            five_fast.set()
 
     inbox = Inbox(InboxStore(database), handler)
     await inbox.start()
@@ -97,10 +100,7 @@ async def test_a_stuck_room_does_not_hold_up_other_rooms(database: Database) -> 
             message("$slow", room="!slow:localhost"),
             *(message(f"$fast{i}", room="!fast:localhost") for i in range(5)),
         ))
-        async def fast_done() -> None:
-            while len(handled) < 5:
-                await asyncio.sleep(0.01)
-        await asyncio.wait_for(fast_done(), 10)
+        await asyncio.wait_for(five_fast.wait(), 10)
         assert handled == [f"$fast{i}" for i in range(5)]
         release.set()
         assert await inbox.dispatcher.wait_idle(10)

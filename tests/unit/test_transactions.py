@@ -48,8 +48,8 @@ def test_malformed_entries_are_rejected_rows_with_reasons() -> None:
     reasons = [row.rejected for row in parsed.rows]
     assert reasons[0] is None
     assert reasons[1] == "event is a int, not an object"
-    assert reasons[2] is not None and "'content'" in reasons[2]
-    assert reasons[3] is not None and "missing" in reasons[3]
+    assert "'content'" in str(reasons[2])
+    assert "missing" in str(reasons[3])
     # A rejected row keeps its payload for inspection but claims no event_id.
     assert [row.event_id for row in parsed.rows] == ["$ok", None, None, None]
     assert json.loads(parsed.rows[1].payload) == 42
