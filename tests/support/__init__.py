@@ -1,0 +1,1 @@
+"""Connectors and helpers that tests load into a real bridge process."""

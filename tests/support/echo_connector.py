@@ -1,0 +1,51 @@
+"""A tiny connector for end-to-end tests: its "remote network" is an echo.
+
+When a Matrix user says something in a room the bridge bot is in, the echo ghost
+(``@{prefix}echo:{server}``) joins and answers ``echo: <text>``, with its timestamp massaged to
+one minute after the original (so a test can tell massaging worked). The answer's transaction ID
+is derived from the original event ID, so a replay after a crash cannot post it twice.
+The bot accepts every invite.
+"""
+
+from __future__ import annotations
+
+from bridgekit.connector import BridgeContext
+from bridgekit.events import MatrixEvent
+from bridgekit.ids import RoomID, UserID
+
+ECHO_DELAY_MS = 60_000
+
+
+class EchoConnector:
+    name = "echo"
+
+    def __init__(self) -> None:
+        self._ctx: BridgeContext | None = None
+
+    async def start(self, ctx: BridgeContext) -> None:
+        self._ctx = ctx
+
+    async def stop(self) -> None:
+        self._ctx = None
+
+    async def handle_matrix_event(self, event: MatrixEvent) -> None:
+        ctx = self._ctx
+        assert ctx is not None, "events are only handed to a started connector"
+        if event.type == "m.room.member":
+            if event.state_key == ctx.bot_user_id and event.content.get("membership") == "invite":
+                await ctx.matrix.intent(ctx.bot_user_id).join(RoomID(event.room_id))
+            return
+        if event.type != "m.room.message":
+            return
+        body = event.content.get("body")
+        if not isinstance(body, str):
+            return
+        ghost = ctx.matrix.intent(UserID(ctx.ghost_user_id("echo")))
+        await ghost.ensure_registered()
+        await ghost.ensure_joined(RoomID(event.room_id))
+        await ghost.send_text(
+            RoomID(event.room_id),
+            f"echo: {body}",
+            txn_id=f"echo:{event.event_id}",
+            ts=event.origin_server_ts + ECHO_DELAY_MS,
+        )
