@@ -55,7 +55,7 @@ from bench.contenders import (  # noqa: E402
     Tokens,
     process_cpu_seconds,
 )
-from bench.workload import Txn, Workload, build  # noqa: E402
+from bench.workload import Round, Txn, Workload, build  # noqa: E402
 
 SEQUENTIAL = "sequential"
 CONCURRENT = "4 senders"
@@ -71,9 +71,10 @@ STARTUP_DEADLINE_S = 60.0
 MODE_DEADLINE_S = 600.0
 # Consecutive transport errors after which a sender gives up: the server is gone, not slow.
 MAX_CONSECUTIVE_ERRORS = 5
-# Pause between phases so work a server does after answering (handing events to workers) from
-# one phase does not land on the next one's clock.
-SETTLE_S = 1.0
+# Before each measurement every server must go quiet: see Session.settle.
+SETTLE_POLL_S = 0.25
+SETTLE_MAX_S = 15.0
+SETTLE_IDLE = 0.05  # a server using under 5 % of a core counts as quiet
 # Other processes' CPU (% of one core) above which a result is flagged as disturbed.
 BUSY_MACHINE_PCT = 25
 
@@ -285,63 +286,110 @@ async def _wait_ready(proc: ServerProcess, port: int) -> None:
     raise ContenderFailed(f"GET /health/ready never answered 200 (last: {last})")
 
 
-async def run_contender(contender: Contender, workload: Workload) -> ContenderReport:
-    report = ContenderReport(contender.name)
-    print(f"- {contender.name}", flush=True)
-    try:
-        await contender.prepare()
-    except Skip as exc:
-        report.error = f"skipped: {exc}"
-        print(f"  {report.error}", flush=True)
-        await contender.cleanup()
-        return report
-    report.notes = contender.notes
-    argv, env = contender.command()
-    proc = ServerProcess(argv, env, contender.workdir / f"{contender.name}.log", contender.workdir)
-    port = contender.port
-    try:
-        spawned_at = time.perf_counter()
-        await proc.spawn()
-        report.startup_s = await _first_accept(
-            proc, port, _txn_request(workload.startup, port, contender.tokens.hs_token), spawned_at)
-        report.events_acked += workload.startup.events
-        print(f"  first transaction accepted {report.startup_s:.2f} s after spawn", flush=True)
-        if contender.has_ready_endpoint:
-            await _wait_ready(proc, port)
-        # Warm-up: first-request costs (imports, caches, statement preparation) stay off the clock.
-        warm = await run_mode(contender, "warm-up", proc, [workload.warmup])
-        report.events_acked += warm.events_acked
-        if not warm.all_ok:
-            raise ContenderFailed(f"warm-up failed: {warm.failures}")
-        for round_no, measured in enumerate(workload.rounds):
+class Session:
+    """One contender from start to stop: its process, its report, and whether it still runs."""
+
+    def __init__(self, contender: Contender) -> None:
+        self.contender = contender
+        self.report = ContenderReport(contender.name)
+        self.proc: ServerProcess | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.report.error is None
+
+    async def start(self, workload: Workload) -> None:
+        """Prepare, spawn, time the first accepted transaction, wait for readiness, warm up."""
+        contender, report = self.contender, self.report
+        print(f"- {contender.name}", flush=True)
+        try:
+            await contender.prepare()
+        except Skip as exc:
+            report.error = f"skipped: {exc}"
+            print(f"  {report.error}", flush=True)
+            return
+        report.notes = contender.notes
+        argv, env = contender.command()
+        self.proc = proc = ServerProcess(argv, env, contender.workdir / f"{contender.name}.log",
+                                         contender.workdir)
+        port = contender.port
+        try:
+            spawned_at = time.perf_counter()
+            await proc.spawn()
+            report.startup_s = await _first_accept(
+                proc, port, _txn_request(workload.startup, port, contender.tokens.hs_token),
+                spawned_at)
+            report.events_acked += workload.startup.events
+            print(f"  first transaction accepted {report.startup_s:.2f} s after spawn", flush=True)
+            if contender.has_ready_endpoint:
+                await _wait_ready(proc, port)
+            # Warm-up: first-request costs (imports, caches, prepared statements) stay off the clock.
+            warm = await run_mode(contender, "warm-up", proc, [workload.warmup])
+            report.events_acked += warm.events_acked
+            if not warm.all_ok:
+                raise ContenderFailed(f"warm-up failed: {warm.failures}")
+        except (ContenderFailed, TimeoutError) as exc:
+            await self._failed(exc)
+
+    async def measure(self, round_no: int, measured: Round, others: list[Session]) -> None:
+        """Both modes of one round, each after every running server has gone quiet."""
+        if not self.running or self.proc is None:
+            return
+        try:
             for mode, sequences in ((SEQUENTIAL, [measured.sequential]),
                                     (CONCURRENT, measured.concurrent)):
-                await asyncio.sleep(SETTLE_S)
-                result = await run_mode(contender, mode, proc, sequences, round_no)
-                report.all_rounds.append(result)
-                report.events_acked += result.events_acked
-                print(f"  round {round_no + 1} {mode:<11}{result.events_per_s:>9,.0f} events/s  "
-                      f"p50 {result.p50_ms:5.1f} ms  p95 {result.p95_ms:5.1f} ms  "
-                      f"{result.ok}/{result.txns} answered 200  "
+                await asyncio.gather(*(other.settle() for other in others))
+                result = await run_mode(self.contender, mode, self.proc, sequences, round_no)
+                self.report.all_rounds.append(result)
+                self.report.events_acked += result.events_acked
+                print(f"  {self.contender.name:<19}round {round_no + 1} {mode:<11}"
+                      f"{result.events_per_s:>9,.0f} events/s  p50 {result.p50_ms:5.1f} ms  "
+                      f"p95 {result.p95_ms:5.1f} ms  {result.ok}/{result.txns} answered 200  "
                       f"(other CPU {_fmt_pct(result.other_cpu_pct)})", flush=True)
+            if self.proc.exited:
+                raise ContenderFailed(f"exited during the run; log:\n{self.proc.log_tail()}")
+        except (ContenderFailed, TimeoutError) as exc:
+            await self._failed(exc)
+
+    async def settle(self) -> None:
+        """Wait until the server stops working off what it acknowledged (at most 15 s).
+
+        Work a server does after answering (handing events to its workers) must not land on the
+        next measurement's clock, whether that is its own next mode or another contender's.
+        """
+        if not self.running or self.proc is None:
+            return
+        deadline = time.perf_counter() + SETTLE_MAX_S
+        before = self.proc.cpu_seconds()
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(SETTLE_POLL_S)
+            after = self.proc.cpu_seconds()
+            if before is None or after is None or after - before < SETTLE_IDLE * SETTLE_POLL_S:
+                return
+            before = after
+
+    async def finish(self) -> None:
+        """Stop the process (by its PID), count what it stored, drop its database."""
+        report = self.report
+        if self.proc is not None:
+            await self.proc.stop()
         # The table shows each mode's best round: a neighbour's load only ever slows a round down.
-        for mode in (SEQUENTIAL, CONCURRENT):
-            rounds = [r for r in report.all_rounds if r.mode == mode]
-            report.modes.append(max(rounds, key=lambda r: r.events_per_s))
-        if proc.exited:
-            raise ContenderFailed(f"exited during the run; log:\n{proc.log_tail()}")
-    except (ContenderFailed, TimeoutError) as exc:
-        report.error = f"failed: {exc or 'timed out'}"
-        print(f"  {report.error}", flush=True)
-    finally:
-        await proc.stop()
-    try:
-        report.stored = await contender.stored_events()
-    except Exception as exc:  # a failed count must not hide the measurements
-        report.notes.append(f"could not count stored events: {exc!r}")
-    finally:
-        await contender.cleanup()
-    return report
+        report.modes = [max(rounds, key=lambda r: r.events_per_s)
+                        for mode in (SEQUENTIAL, CONCURRENT)
+                        if (rounds := [r for r in report.all_rounds if r.mode == mode])]
+        try:
+            if self.proc is not None:
+                report.stored = await self.contender.stored_events()
+        except Exception as exc:  # a failed count must not hide the measurements
+            report.notes.append(f"could not count stored events: {exc!r}")
+        finally:
+            await self.contender.cleanup()
+
+    async def _failed(self, exc: BaseException) -> None:
+        self.report.error = f"failed: {exc or 'timed out'}"
+        print(f"  {self.contender.name}: {self.report.error}", flush=True)
+        if self.proc is not None:
+            await self.proc.stop()
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -545,24 +593,42 @@ async def main_async(args: argparse.Namespace) -> int:
     tokens = Tokens(as_token=secrets.token_hex(24), hs_token=secrets.token_hex(24))
     stub = StubHomeserver()
     await stub.start()
-    reports: list[ContenderReport] = []
-    ceiling: ContenderReport | None = None
+    contenders: list[Contender] = []
+    if not args.no_ceiling:
+        contenders.append(NullContender(workdir, tokens))
+    for choice in wanted:
+        if choice == "mautrix":
+            contenders.append(MautrixContender(workdir, tokens))
+        elif choice == "reference":
+            contenders.append(ReferenceContender(workdir, tokens))
+        else:
+            contenders.append(BridgekitContender(workdir, tokens, choice, stub.port, args.portals))
+    sessions = [Session(contender) for contender in contenders]
     try:
-        if not args.no_ceiling:
-            ceiling = await run_contender(NullContender(workdir, tokens), workload)
-        for choice in wanted:
-            contender: Contender
-            if choice == "mautrix":
-                contender = MautrixContender(workdir, tokens)
-            elif choice == "reference":
-                contender = ReferenceContender(workdir, tokens)
-            else:
-                contender = BridgekitContender(workdir, tokens, choice, stub.port, args.portals)
-            reports.append(await run_contender(contender, workload))
+        # Start-up is timed for one contender at a time, each after the others went quiet.
+        for session in sessions:
+            await asyncio.gather(*(other.settle() for other in sessions))
+            await session.start(workload)
+        # Rounds are interleaved across contenders (A1 B1 C1 A2 B2 C2, in a rotating order), so a
+        # neighbour's burst of load hits one round of each, not every round of one contender.
+        print("- measuring", flush=True)
+        for round_no, measured in enumerate(workload.rounds):
+            turn = round_no % len(sessions)
+            for session in sessions[turn:] + sessions[:turn]:
+                await session.measure(round_no, measured, sessions)
     finally:
-        await stub.stop()
-        # The scratch directory holds databases and configs with this run's tokens.
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            for session in sessions:
+                try:
+                    await session.finish()
+                except Exception as exc:  # one failed clean-up must not leave the others running
+                    session.report.error = session.report.error or f"clean-up failed: {exc!r}"
+        finally:
+            await stub.stop()
+            # The scratch directory holds databases and configs with this run's tokens.
+            shutil.rmtree(workdir, ignore_errors=True)
+    reports = [session.report for session in sessions]
+    ceiling = reports.pop(0) if not args.no_ceiling else None
     results = print_report(ceiling, reports, args.portals)
     if stub.calls:
         calls = ", ".join(f"{route} x{count}" for route, count in sorted(stub.calls.items()))
