@@ -13,7 +13,11 @@ Start-up order matters for "nothing acknowledged is lost" and for start-up time:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Generator
 
 import httpx
 import uvicorn
@@ -34,6 +38,26 @@ from bridgekit.store.inbox import InboxStore
 log = logging.getLogger(__name__)
 
 PING_DEADLINE_SECONDS = 300.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus one habit: after a graceful shutdown on SIGTERM it re-raises the signal,
+    which kills the process before the bridge's own shutdown (flushing the inbox's done marks,
+    stopping connectors, closing the database) has run. Here a signal only asks uvicorn to stop;
+    the bridge then finishes its shutdown and exits normally."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def configure_logging(config: BridgeConfig) -> None:
@@ -70,12 +94,13 @@ async def _serve_with(
 ) -> int:
     server_name = config.homeserver.server_name
     bot_user_id = UserID(config.bot_user_id)
+    memory = MatrixStateStore(database)
     matrix = MatrixClient(
         http,
         homeserver_url=config.homeserver.url,
         as_token=tokens.as_token,
         bot_user_id=bot_user_id,
-        memory=MatrixStateStore(database),
+        memory=memory,
     )
     connectors = load_connectors(config)
     enabled = {name: section for name, section in config.connectors.items() if section.enabled}
@@ -86,7 +111,7 @@ async def _serve_with(
     async def register_user(user_id: UserID) -> None:
         await matrix.intent(user_id).ensure_registered()
 
-    bridge = Bridge(connectors, own_users, register_user)
+    bridge = Bridge(connectors, own_users, register_user, memory)
     inbox = Inbox(
         InboxStore(database),
         bridge.handle,
@@ -104,7 +129,7 @@ async def _serve_with(
     )
     state.health.ready = True
     app = create_app(state, access_log=config.logging.access_log)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=config.appservice.listen.host,

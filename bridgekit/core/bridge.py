@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from bridgekit.connector import (
     AliasQueryHandler,
@@ -21,7 +21,7 @@ from bridgekit.connector import (
 )
 from bridgekit.core.dispatcher import WorkItem
 from bridgekit.events import EphemeralEvent, MatrixEvent
-from bridgekit.ids import RoomAlias, UserID
+from bridgekit.ids import RoomAlias, RoomID, UserID
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,13 @@ class OwnUsers:
         )
 
 
+class MembershipMemory(Protocol):
+    """What the Matrix client remembers of its users' memberships (``store.MatrixStateStore``)."""
+
+    async def mark_joined(self, room_id: RoomID, user_id: UserID) -> None: ...
+    async def forget_membership(self, room_id: RoomID, user_id: UserID) -> None: ...
+
+
 class Bridge:
     """Connectors plus the routing between them and the inbox."""
 
@@ -49,10 +56,12 @@ class Bridge:
         connectors: Sequence[NetworkConnector],
         own_users: OwnUsers,
         register_user: Callable[[UserID], Awaitable[None]],
+        memberships: MembershipMemory,
     ) -> None:
         self.connectors = list(connectors)
         self.own_users = own_users
         self._register_user = register_user
+        self._memberships = memberships
 
     async def handle(self, item: WorkItem) -> None:
         """The inbox handler: called once per stored row, in order per room."""
@@ -66,12 +75,24 @@ class Bridge:
         # implemented); they are acknowledged and kept until pruned.
 
     async def _handle_room_event(self, event: MatrixEvent) -> None:
+        if event.type == "m.room.member" and event.state_key in self.own_users:
+            await self._remember_membership(event)
         # Our own bot's and ghosts' events are echoes of what we sent, except membership changes
         # aimed at them (an invite to a ghost is how a Matrix user starts a DM).
         if event.sender in self.own_users and event.type != "m.room.member":
             return
         for connector in self.connectors:
             await connector.handle_matrix_event(event)
+
+    async def _remember_membership(self, event: MatrixEvent) -> None:
+        # The client remembers joins so it need not re-join before every send; a kick or ban by
+        # someone else must reach that memory, or the next send fails with M_FORBIDDEN.
+        user_id = UserID(event.state_key or "")
+        membership = event.content.get("membership")
+        if membership == "join":
+            await self._memberships.mark_joined(event.room_id, user_id)
+        elif membership in ("leave", "ban"):
+            await self._memberships.forget_membership(event.room_id, user_id)
 
     async def query_user(self, user_id: UserID) -> bool:
         """True when a connector claims the user; it is registered before this returns (spec:

@@ -21,7 +21,7 @@ from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.inbox import Inbox
 from bridgekit.events import MatrixEvent
 from bridgekit.ids import RoomAlias, UserID
-from bridgekit.store import Database
+from bridgekit.store import Database, MatrixStateStore
 from bridgekit.store.inbox import InboxStore
 
 HS_TOKEN = "hs_token_for_tests_0123456789"
@@ -121,7 +121,9 @@ async def running_appservice(
     async def register(user_id: UserID) -> None:
         registered.append(user_id)
 
-    bridge = Bridge([connector], OwnUsers(f"@_bk_bot:{SERVER}", ["_bk_"], SERVER), register)
+    bridge = Bridge(
+        [connector], OwnUsers(f"@_bk_bot:{SERVER}", ["_bk_"], SERVER), register, MatrixStateStore(database)
+    )
     inbox = Inbox(InboxStore(database), bridge.handle, max_attempts=max_attempts)
     await inbox.start()
     state = AppserviceState(

@@ -11,6 +11,7 @@ Stories:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers.bridge_process import BridgeProcess
+from tests.servers.bridge_process import BridgeProcess, bridgekit_command
 from tests.servers.fault_proxy import FaultProxy
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
@@ -95,8 +96,6 @@ async def wait_idle(bridge: BridgeProcess, within: float = 30.0) -> dict[str, An
 
 
 async def _pause() -> None:
-    import asyncio
-
     await asyncio.sleep(0.1)
 
 
@@ -195,3 +194,22 @@ async def test_rate_limited_sends_wait_for_retry_after_and_land_once(
     assert answers == [f"echo: burst {i}" for i in range(8)]
     # Synapse really did push back (rc_message is 0.5/s, burst 3 for this appservice's users).
     assert "failed (429)" in bridge.log_tail(400)
+
+
+async def test_sigterm_shuts_down_cleanly(start_bridge: StartBridge) -> None:
+    bridge, _slot = await start_bridge("main")
+    assert await bridge.stop() == 0
+    assert "bridgekit stopped" in bridge.log_tail(20)
+
+
+async def test_doctor_finds_everything_in_order(start_bridge: StartBridge) -> None:
+    bridge, _slot = await start_bridge("main")
+    doctor = await asyncio.create_subprocess_exec(
+        *bridgekit_command(), "doctor", "-c", str(bridge.config_path),
+        env=bridge.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(doctor.communicate(), 60)
+    report = output.decode()
+    assert doctor.returncode == 0, report
+    assert "FAIL" not in report
+    assert "ping" in report.lower()
