@@ -29,6 +29,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -206,15 +207,17 @@ async def run_mode(contender: Contender, mode: str, proc: ServerProcess,
     prepared = [[(t.txn_id, _txn_request(t, port, hs_token), t.events) for t in seq]
                 for seq in sequences]
     tally = _Tally()
+
+    async def all_senders() -> None:
+        # Awaited inside a coroutine so a cancelled run leaves no unretrieved gather future.
+        await asyncio.gather(*(_sender(port, requests, tally) for requests in prepared))
+
     helpers_before = await _helper_cpu(contender)
     server_cpu_before = proc.cpu_seconds()
     client_cpu_before = time.process_time()
     machine_cpu_before = _machine_busy_seconds()
     started = time.perf_counter()
-    await asyncio.wait_for(
-        asyncio.gather(*(_sender(port, requests, tally) for requests in prepared)),
-        MODE_DEADLINE_S,
-    )
+    await asyncio.wait_for(all_senders(), MODE_DEADLINE_S)
     wall = time.perf_counter() - started
     client_cpu = time.process_time() - client_cpu_before
     server_cpu_after = proc.cpu_seconds()
@@ -646,8 +649,21 @@ async def main_async(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+async def _main_cancellable(args: argparse.Namespace) -> int:
+    # SIGTERM (and SIGINT, which asyncio.run already handles) cancel the run, so the `finally`
+    # blocks stop every server this process started and drop the scratch database and files.
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await main_async(args)
+
+
 def main() -> None:
-    sys.exit(asyncio.run(main_async(parse_args())))
+    try:
+        sys.exit(asyncio.run(_main_cancellable(parse_args())))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\ninterrupted; every server started by the benchmark was stopped", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
