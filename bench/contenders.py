@@ -253,8 +253,9 @@ class BridgekitContender(Contender):
     has_ready_endpoint = True
 
     def __init__(self, workdir: Path, tokens: Tokens, backend: str, homeserver_port: int,
-                 populate: int) -> None:
+                 populate: int, profile_path: Path | None = None) -> None:
         super().__init__(workdir, tokens)
+        self.profile_path = profile_path
         self.backend = backend
         self.name = f"bridgekit-{backend}"
         self.homeserver_port = homeserver_port
@@ -305,7 +306,12 @@ class BridgekitContender(Contender):
         executable = Path(sys.executable).parent / "bridgekit"
         env = hermetic_env({"BRIDGEKIT_AS_TOKEN": self.tokens.as_token,
                             "BRIDGEKIT_HS_TOKEN": self.tokens.hs_token})
-        return [str(executable), "run", "-c", str(self.config_path)], env
+        argv = [str(executable), "run", "-c", str(self.config_path)]
+        if self.profile_path is not None:
+            # The console script is a Python file, so cProfile can run it as is; the profile is
+            # written when `run` returns after SIGTERM.
+            argv = [sys.executable, "-m", "cProfile", "-o", str(self.profile_path), *argv]
+        return argv, env
 
     async def stored_events(self) -> int | None:
         if self.backend == "sqlite":

@@ -548,6 +548,22 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
     }
 
 
+def _print_profiles(contenders: list[Contender]) -> None:
+    import pstats
+
+    for contender in contenders:
+        path = getattr(contender, "profile_path", None)
+        if path is None:
+            continue
+        if not path.exists():
+            print(f"\nno profile written for {contender.name} (did it exit cleanly?)")
+            continue
+        print(f"\nProfile of {contender.name} ({path.relative_to(_REPO)}): top functions by own "
+              "time. Event-loop thread only (driver threads such as aiosqlite's are not seen); "
+              "under cProfile, so its numbers above are slower than real.")
+        pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(25)
+
+
 # --- command line --------------------------------------------------------------------------------
 
 CHOICES = ("sqlite", "postgres", "mautrix", "reference")
@@ -571,6 +587,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--portals", type=int, default=10_000,
                         help="portals and ghosts put in bridgekit's database before start-up "
                              "(0: none)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run bridgekit under cProfile (slower: numbers are not comparable), "
+                             "print its hottest functions and keep .bench/profile-bridgekit-*.prof")
     parser.add_argument("--no-ceiling", action="store_true",
                         help="skip measuring the load generator against the null server")
     return parser.parse_args(argv)
@@ -605,7 +624,9 @@ async def main_async(args: argparse.Namespace) -> int:
         elif choice == "reference":
             contenders.append(ReferenceContender(workdir, tokens))
         else:
-            contenders.append(BridgekitContender(workdir, tokens, choice, stub.port, args.portals))
+            profile = scratch / f"profile-bridgekit-{choice}.prof" if args.profile else None
+            contenders.append(BridgekitContender(workdir, tokens, choice, stub.port, args.portals,
+                                                 profile))
     sessions = [Session(contender) for contender in contenders]
     try:
         # Start-up is timed for one contender at a time, each after the others went quiet.
@@ -636,6 +657,8 @@ async def main_async(args: argparse.Namespace) -> int:
     if stub.calls:
         calls = ", ".join(f"{route} x{count}" for route, count in sorted(stub.calls.items()))
         print(f"\nStub homeserver saw: {calls}")
+    if args.profile:
+        _print_profiles(contenders)
     print(f"\nTotal time {time.perf_counter() - started:.0f} s")
     if args.json:
         results["meta"] = {"txns_per_mode": txns, "events_per_txn": 100, "senders": 4,
