@@ -20,32 +20,10 @@ from bridgekit.matrix import MatrixClient
 from bridgekit.matrix.paths import CLIENT_V3, path
 from tests.servers.ports import port_is_free
 from tests.servers.synapse import AppserviceSlot
+from tests.support.memory import InMemoryState
 from tests.synapse_fixtures import SynapseHarness
 
 pytestmark = pytest.mark.integration
-
-
-class InMemoryState:
-    """MatrixStateMemory in sets (the SQL one lives in bridgekit.store); counts what it is told."""
-
-    def __init__(self) -> None:
-        self.registered: set[UserID] = set()
-        self.joined: set[tuple[RoomID, UserID]] = set()
-
-    async def is_registered(self, user_id: UserID) -> bool:
-        return user_id in self.registered
-
-    async def mark_registered(self, user_id: UserID) -> None:
-        self.registered.add(user_id)
-
-    async def is_joined(self, room_id: RoomID, user_id: UserID) -> bool:
-        return (room_id, user_id) in self.joined
-
-    async def mark_joined(self, room_id: RoomID, user_id: UserID) -> None:
-        self.joined.add((room_id, user_id))
-
-    async def forget_membership(self, room_id: RoomID, user_id: UserID) -> None:
-        self.joined.discard((room_id, user_id))
 
 
 @pytest.fixture

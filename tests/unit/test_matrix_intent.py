@@ -17,35 +17,13 @@ import pytest
 from bridgekit.errors import MatrixForbidden
 from bridgekit.ids import ContentURI, EventID, RoomID, UserID
 from bridgekit.matrix import MatrixClient, MatrixStateMemory
+from tests.support.memory import InMemoryState
 
 HS = "http://hs.test"
 BOT = UserID("@bridgebot:hs.test")
 GHOST = UserID("@_irc_alice:hs.test")
 ROOM = RoomID("!portal:hs.test")
 ROOM_PATH = "%21portal%3Ahs.test"
-
-class InMemoryState:
-    """MatrixStateMemory kept in dicts: enough for tests, lost on restart (so not for bridges)."""
-
-    def __init__(self) -> None:
-        self.registered: set[UserID] = set()
-        self.joined: set[tuple[RoomID, UserID]] = set()
-
-    async def is_registered(self, user_id: UserID) -> bool:
-        return user_id in self.registered
-
-    async def mark_registered(self, user_id: UserID) -> None:
-        self.registered.add(user_id)
-
-    async def is_joined(self, room_id: RoomID, user_id: UserID) -> bool:
-        return (room_id, user_id) in self.joined
-
-    async def mark_joined(self, room_id: RoomID, user_id: UserID) -> None:
-        self.joined.add((room_id, user_id))
-
-    async def forget_membership(self, room_id: RoomID, user_id: UserID) -> None:
-        self.joined.discard((room_id, user_id))
-
 
 class FakeHomeserver:
     """Answers a request from the first route whose method matches and whose path starts with
