@@ -406,6 +406,10 @@ def _fmt_pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}%"
 
 
+def _round_list(report: ContenderReport, mode: str) -> str:
+    return " ".join(f"{r.events_per_s / 1000:.1f}" for r in report.all_rounds if r.mode == mode)
+
+
 def _filesystem_of(path: Path) -> str:
     """Filesystem type holding ``path`` (fsync on tmpfs is free, which would fake durability)."""
     best, kind = "", "?"
@@ -445,7 +449,8 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
     elif ceiling is not None:
         print(f"Load generator ceiling: not measured ({ceiling.error})")
     header = (f"{'contender':<19}{'mode':<12}{'events/s':>10}{'p50 ms':>9}{'p95 ms':>9}"
-              f"{'max ms':>9}{'200s':>11}{'srv CPU':>9}{'gen CPU':>9}{'other':>7}")
+              f"{'max ms':>9}{'200s':>11}{'srv CPU':>9}{'gen CPU':>9}{'other':>7}"
+              f"  {'every round, k events/s'}")
     print()
     print(header)
     print("-" * len(header))
@@ -458,9 +463,11 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
             print(f"{report.name:<19}{m.mode:<12}{m.events_per_s:>10,.0f}{m.p50_ms:>9.1f}"
                   f"{m.p95_ms:>9.1f}{m.max_ms:>9.1f}{answered:>11}"
                   f"{_fmt_pct(m.server_cpu_pct):>9}{_fmt_pct(m.client_cpu_pct):>9}"
-                  f"{_fmt_pct(m.other_cpu_pct):>7}")
+                  f"{_fmt_pct(m.other_cpu_pct):>7}  {_round_list(report, m.mode)}")
         if report.error:
             print(f"{'':<19}{report.error}")
+    print("The row is each mode's best round; the last column lists every round in run order "
+          "(a store whose inbox grows slows down from round to round).")
     print("CPU columns: % of one core during the mode; 'other' is the rest of the machine "
           f"({os.cpu_count()} cores): if it is high, a neighbour took CPU and the numbers are low.")
     busy = [f"{r.name} {m.mode}" for r in reports for m in r.modes
