@@ -43,41 +43,30 @@ def queue_key(kind: str, room_id: str | None) -> str:
 
 
 class DoneBatcher:
-    """Collects handled row IDs and marks them done in one UPDATE per batch."""
+    """Marks handled rows done: they ride along with the next stored transaction's commit, and
+    when no transaction comes, a flush of their own follows after ``delay`` seconds."""
 
-    def __init__(self, store: InboxStore, *, delay: float = 0.25, max_batch: int = 2000) -> None:
+    def __init__(self, store: InboxStore, *, delay: float = 0.25, max_waiting: int = 5000) -> None:
         self._store = store
         self._delay = delay
-        self._max_batch = max_batch
-        self._pending: list[int] = []
+        self._max_waiting = max_waiting
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def add(self, row_id: int) -> None:
-        self._pending.append(row_id)
-        if len(self._pending) >= self._max_batch:
+        self._store.queue_done(row_id)
+        if self._store.done_waiting >= self._max_waiting:
             self._wakeup.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="inbox-done-batcher")
-
-    async def flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            try:
-                await self._store.mark_done(batch)
-            except Exception:
-                # Put them back: a later flush retries. Worst case they are replayed after a
-                # restart, which handlers tolerate (they are idempotent).
-                self._pending[:0] = batch
-                raise
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
+        await self._store.flush_done()
 
     async def _loop(self) -> None:
         while True:
@@ -85,8 +74,10 @@ class DoneBatcher:
                 await asyncio.wait_for(self._wakeup.wait(), self._delay)
             self._wakeup.clear()
             try:
-                await self.flush()
+                await self._store.flush_done()
             except Exception:
+                # The rows stay queued for the next commit; worst case a restart replays them,
+                # which handlers tolerate (they are idempotent).
                 log.exception("marking inbox rows done failed; will retry")
                 await asyncio.sleep(1.0)
 

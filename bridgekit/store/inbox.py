@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,11 @@ class InboxCounts:
 
 
 # Written out in full (no string building): the only values are bound parameters.
+_SQLITE_SEEN_TXN = "SELECT fingerprint FROM as_txn WHERE txn_id = ?"
+_SQLITE_INSERT_TXN = (
+    "INSERT INTO as_txn (txn_id, fingerprint, received_at, event_count) VALUES (?, ?, ?, ?)"
+)
+_SQLITE_MARK_DONE = "UPDATE inbox_event SET state = 'done', handled_at = ? WHERE id = ?"
 _SQLITE_INSERT_ROWS = (
     "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, payload, state, last_error, "
     "received_at, handled_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
@@ -95,15 +101,36 @@ _POSTGRESQL_INSERT_ROWS = (
 )
 
 
-async def _insert_rows_sqlite(driver: Any, txn_id: str, params: list[tuple[Any, ...]]) -> dict[int, int]:
+def _store_one_sqlite(connection: sqlite3.Connection, request: _StoreRequest, received: int) -> StoreOutcome:
+    """The whole of one transaction's storage, run in the SQLite writer thread."""
+    txn_id, fingerprint, rows = request.txn_id, request.fingerprint, request.rows
+    seen = [row[0] for row in connection.execute(_SQLITE_SEEN_TXN, (txn_id,))]
+    if fingerprint in seen:
+        return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
+    connection.execute(_SQLITE_INSERT_TXN, (txn_id, fingerprint, received, len(rows)))
+    if not rows:
+        return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids={})
     # Inside the single-writer transaction nobody else inserts, so the rows with an id above
     # the previous maximum are exactly the ones this statement inserted (duplicates are skipped).
-    before = await driver.execute_fetchall("SELECT coalesce(max(id), 0) FROM inbox_event")
-    await driver.executemany(_SQLITE_INSERT_ROWS, params)
-    inserted = await driver.execute_fetchall(
-        "SELECT seq, id FROM inbox_event WHERE id > ? AND txn_id = ?", (before[0][0], txn_id)
-    )
-    return {seq: row_id for seq, row_id in inserted}
+    (before,) = connection.execute("SELECT coalesce(max(id), 0) FROM inbox_event").fetchone()
+    connection.executemany(_SQLITE_INSERT_ROWS, _row_parameters(txn_id, rows, received))
+    inserted = connection.execute("SELECT seq, id FROM inbox_event WHERE id > ?", (before,))
+    return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids=dict(inserted.fetchall()))
+
+
+def _mark_done_sqlite(connection: sqlite3.Connection, row_ids: Sequence[int], handled_at: int) -> None:
+    connection.executemany(_SQLITE_MARK_DONE, [(handled_at, row_id) for row_id in row_ids])
+
+
+def _row_parameters(txn_id: str, rows: Sequence[RowToStore], received: int) -> list[tuple[Any, ...]]:
+    return [
+        (
+            txn_id, row.seq, row.event_id, row.room_id, row.kind, row.payload,
+            "pending" if row.rejected is None else "rejected", row.rejected,
+            received, None if row.rejected is None else received,
+        )
+        for row in rows
+    ]
 
 
 async def _insert_rows_postgresql(driver: Any, txn_id: str, params: list[tuple[Any, ...]]) -> dict[int, int]:
@@ -124,6 +151,7 @@ class InboxStore:
         self._db = db
         self._queue: list[_StoreRequest] = []
         self._commit_lock = asyncio.Lock()
+        self._done: list[int] = []
 
     async def store_transaction(
         self, txn_id: str, fingerprint: str, rows: Sequence[RowToStore]
@@ -153,11 +181,26 @@ class InboxStore:
 
     async def _store_batch(self, batch: list[_StoreRequest]) -> list[StoreOutcome]:
         received = now_ms()
-        outcomes = []
-        async with self._db.write() as conn:
-            for request in batch:
-                outcomes.append(await self._store_one(conn, request, received))
-        return outcomes
+        # Rows handled since the last commit are marked done in the same database transaction:
+        # no commit (and no fsync, no writer-lock hand-over) of their own.
+        done, self._done = self._done, []
+        try:
+            if self._db.dialect == "sqlite":
+                def work(connection: sqlite3.Connection) -> list[StoreOutcome]:
+                    outcomes = [_store_one_sqlite(connection, request, received) for request in batch]
+                    _mark_done_sqlite(connection, done, received)
+                    return outcomes
+
+                return await self._db.sqlite_write(work)
+            outcomes = []
+            async with self._db.write() as conn:
+                for request in batch:
+                    outcomes.append(await self._store_one(conn, request, received))
+                await self._mark_done_with(conn, done, received)
+            return outcomes
+        except BaseException:
+            self._done[:0] = done
+            raise
 
     async def _store_one(self, conn: AsyncConnection, request: _StoreRequest, received: int) -> StoreOutcome:
         txn_id, fingerprint, rows = request.txn_id, request.fingerprint, request.rows
@@ -180,35 +223,51 @@ class InboxStore:
     async def _insert_rows(
         self, conn: AsyncConnection, txn_id: str, rows: Sequence[RowToStore], received: int
     ) -> dict[int, int]:
-        params = [
-            (
-                txn_id, row.seq, row.event_id, row.room_id, row.kind, row.payload,
-                "pending" if row.rejected is None else "rejected", row.rejected,
-                received, None if row.rejected is None else received,
-            )
-            for row in rows
-        ]
-        # The driver's own executemany, not SQLAlchemy's multi-VALUES rendering: one call into
-        # C for all rows. This path carries every event the homeserver sends, and SQLAlchemy's
-        # insertmanyvalues with RETURNING costs more than the fsync of the commit itself.
+        # The driver itself, not SQLAlchemy's multi-VALUES rendering: this path carries every
+        # event the homeserver sends, and insertmanyvalues with RETURNING costs more than the
+        # commit itself.
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        if self._db.dialect == "postgresql":
-            return await _insert_rows_postgresql(driver, txn_id, params)
-        return await _insert_rows_sqlite(driver, txn_id, params)
+        return await _insert_rows_postgresql(driver, txn_id, _row_parameters(txn_id, rows, received))
 
     def _insert(self, table: Table) -> Any:
         dialect = postgresql if self._db.dialect == "postgresql" else sqlite
         return dialect.insert(table)
 
-    async def mark_done(self, row_ids: Sequence[int]) -> None:
-        if not row_ids:
+    def queue_done(self, row_id: int) -> None:
+        """Remember that a row was handled; it is marked done with the next commit (the next
+        stored transaction's, or :meth:`flush_done`'s). Until then a crash replays it."""
+        self._done.append(row_id)
+
+    @property
+    def done_waiting(self) -> int:
+        return len(self._done)
+
+    async def flush_done(self) -> None:
+        """Mark the queued handled rows done now, in a transaction of their own."""
+        if not self._done:
             return
-        async with self._db.write() as conn:
+        done, self._done = self._done, []
+        handled_at = now_ms()
+        try:
+            if self._db.dialect == "sqlite":
+                await self._db.sqlite_write(lambda connection: _mark_done_sqlite(connection, done, handled_at))
+                return
+            async with self._db.write() as conn:
+                await self._mark_done_with(conn, done, handled_at)
+        except BaseException:
+            self._done[:0] = done
+            raise
+
+    async def mark_done(self, row_ids: Sequence[int]) -> None:
+        for row_id in row_ids:
+            self.queue_done(row_id)
+        await self.flush_done()
+
+    async def _mark_done_with(self, conn: AsyncConnection, row_ids: Sequence[int], handled_at: int) -> None:
+        if row_ids:
             await conn.execute(
-                update(_EVENT)
-                .where(_EVENT.c.id.in_(row_ids))
-                .values(state="done", handled_at=now_ms())
+                update(_EVENT).where(_EVENT.c.id.in_(row_ids)).values(state="done", handled_at=handled_at)
             )
 
     async def record_attempt(self, row_id: int, error: str, *, final: bool) -> None:
@@ -245,7 +304,8 @@ class InboxStore:
             after = page[-1].id
 
     async def prune(self, older_than_ms: int, *, batch: int = 5000) -> int:
-        """Delete handled, failed and rejected rows (and old txnIds) older than the cut-off.
+        """Delete handled, failed and rejected rows (and old txnIds) that arrived before the
+        cut-off. Pending rows are never deleted, however old.
 
         Deletes in batches so a large backlog never holds the single SQLite writer for long.
         """
@@ -254,7 +314,7 @@ class InboxStore:
             async with self._db.write() as conn:
                 victims = (
                     select(_EVENT.c.id)
-                    .where(_EVENT.c.state != "pending", _EVENT.c.handled_at < older_than_ms)
+                    .where(_EVENT.c.received_at < older_than_ms, _EVENT.c.state != "pending")
                     .limit(batch)
                     .scalar_subquery()
                 )

@@ -98,8 +98,14 @@ class InboxEvent(Base):
         # A plain unique constraint: NULLs (events without an ID) are distinct on both
         # databases, and INSERT ... ON CONFLICT (event_id) can name it.
         UniqueConstraint("event_id", name="uq_inbox_event_event_id"),
-        Index("ix_inbox_event_state_id", "state", "id"),
-        Index("ix_inbox_event_state_handled", "state", "handled_at"),
+        # Only pending rows are indexed for the start-up replay: marking a row done then just
+        # drops it from this index, and the index stays as small as the backlog.
+        Index(
+            "ix_inbox_event_pending", "id",
+            sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'"),
+        ),
+        # Pruning goes by arrival time, a column that never changes after the insert.
+        Index("ix_inbox_event_received_at", "received_at"),
     )
 
     id: Mapped[IdKey]

@@ -85,8 +85,11 @@ def _create_transport_tables() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_inbox_event"),
         sa.UniqueConstraint("event_id", name="uq_inbox_event_event_id"),
     )
-    op.create_index("ix_inbox_event_state_id", "inbox_event", ["state", "id"])
-    op.create_index("ix_inbox_event_state_handled", "inbox_event", ["state", "handled_at"])
+    op.create_index(
+        "ix_inbox_event_pending", "inbox_event", ["id"],
+        sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"),
+    )
+    op.create_index("ix_inbox_event_received_at", "inbox_event", ["received_at"])
 
 
 def _create_identity_tables() -> None:
