@@ -78,6 +78,10 @@ class RoomDispatcher:
                     self._run(item.queue_key), name=f"inbox-worker:{item.queue_key}"
                 )
 
+    def oldest_queued_row_id(self) -> int | None:
+        """The smallest row id still queued or being handled, if any (O(active rooms))."""
+        return min((queue[0].row_id for queue in self._queues.values() if queue), default=None)
+
     @property
     def queued(self) -> int:
         return sum(len(queue) for queue in self._queues.values())

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
-from bridgekit.core.transactions import InboxRow, parse_transaction_body
+from bridgekit.core.transactions import InboxRow, parse_transaction_body, queue_key
 from bridgekit.events import InvalidEvent, parse_client_event, parse_ephemeral_event
 from bridgekit.store.inbox import InboxStore, PendingRow, now_ms
 
@@ -37,48 +37,34 @@ class AcceptResult:
     rejected: int
 
 
-def queue_key(kind: str, room_id: str | None) -> str:
-    """Order is kept per room; room-less rows (to-device, device lists, presence) per kind."""
-    return room_id if room_id is not None else f"~{kind}"
+class ProgressWriter:
+    """Makes handling progress durable: it rides along with the next stored transaction's
+    commit, and when no transaction comes, a write of its own follows after ``delay`` seconds."""
 
-
-class DoneBatcher:
-    """Marks handled rows done: they ride along with the next stored transaction's commit, and
-    when no transaction comes, a flush of their own follows after ``delay`` seconds."""
-
-    def __init__(self, store: InboxStore, *, delay: float = 0.25, max_waiting: int = 5000) -> None:
+    def __init__(self, store: InboxStore, *, delay: float = 0.25) -> None:
         self._store = store
         self._delay = delay
-        self._max_waiting = max_waiting
-        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, row_id: int) -> None:
-        self._store.queue_done(row_id)
-        if self._store.done_waiting >= self._max_waiting:
-            self._wakeup.set()
-
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="inbox-done-batcher")
+        self._task = asyncio.create_task(self._loop(), name="inbox-progress-writer")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._store.flush_done()
+        await self._store.flush_progress()
 
     async def _loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._delay)
-            self._wakeup.clear()
+            await asyncio.sleep(self._delay)
             try:
-                await self._store.flush_done()
+                await self._store.flush_progress()
             except Exception:
-                # The rows stay queued for the next commit; worst case a restart replays them,
-                # which handlers tolerate (they are idempotent).
-                log.exception("marking inbox rows done failed; will retry")
+                # The progress stays queued for the next commit; worst case a restart replays
+                # a few events, which handlers tolerate (they are idempotent).
+                log.exception("recording inbox progress failed; will retry")
                 await asyncio.sleep(1.0)
 
 
@@ -96,7 +82,9 @@ class Inbox:
     ) -> None:
         self._store = store
         self._handler = handler
-        self._done = DoneBatcher(store)
+        self._progress = ProgressWriter(store)
+        self._last_row_id = 0
+        store.set_floor_source(self._handled_floor)
         self._dispatcher = RoomDispatcher(
             handler, on_done=self._on_done, on_failure=self._on_failure, max_attempts=max_attempts
         )
@@ -116,13 +104,14 @@ class Inbox:
         Returns how many rows were replayed. Call before the first transaction is accepted, so
         replayed events keep their place ahead of new ones.
         """
+        self._last_row_id = await self._store.last_row_id()
         replayed = 0
         async for row in self._store.pending():
             self._dispatcher.enqueue([_work_item_from_pending(row)])
             replayed += 1
         if replayed:
             log.info("replaying %d inbox events left pending by the previous run", replayed)
-        self._done.start()
+        self._progress.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="inbox-pruner")
         return replayed
 
@@ -140,6 +129,8 @@ class Inbox:
             )
         # No await between the commit above and this enqueue: stored order is handling order.
         self._dispatcher.enqueue(_work_items(parsed.rows, outcome.row_ids))
+        if outcome.row_ids:
+            self._last_row_id = max(self._last_row_id, *outcome.row_ids.values())
         rejected = parsed.rejected
         for row in rejected:
             log.warning("transaction %s entry %d rejected and stored: %s", txn_id, row.seq, row.rejected)
@@ -157,11 +148,17 @@ class Inbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._prune_task
         await self._dispatcher.stop(grace_seconds)
-        await self._done.stop()
+        await self._progress.stop()
+
+    def _handled_floor(self) -> int:
+        """Every row up to this id is handled: just below the oldest row still queued, or the
+        newest row stored when nothing is queued."""
+        oldest = self._dispatcher.oldest_queued_row_id()
+        return self._last_row_id if oldest is None else oldest - 1
 
     def _on_done(self, item: WorkItem) -> None:
         self.handled += 1
-        self._done.add(item.row_id)
+        self._store.record_handled(item.queue_key, item.row_id)
 
     async def _on_failure(self, item: WorkItem, error: BaseException, final: bool) -> None:
         if final:
@@ -171,6 +168,8 @@ class Inbox:
             await self._store.record_attempt(item.row_id, repr(error), final=final)
         except Exception:
             log.exception("could not record the failed attempt of inbox row %d", item.row_id)
+        if final:
+            self._store.record_handled(item.queue_key, item.row_id)
 
     async def _prune_loop(self) -> None:
         while True:
@@ -206,4 +205,4 @@ def _work_item_from_pending(row: PendingRow) -> WorkItem:
     return WorkItem(row.id, row.kind, queue_key(row.kind, row.room_id), event, attempts=row.attempts)
 
 
-__all__ = ["AcceptResult", "DoneBatcher", "Inbox", "queue_key"]
+__all__ = ["AcceptResult", "Inbox", "ProgressWriter"]

@@ -52,6 +52,16 @@ class InboxRow:
     """Why the entry was rejected; ``None`` for an entry to handle."""
     parsed: MatrixEvent | EphemeralEvent | dict[str, Any] | None = None
 
+    @property
+    def queue_key(self) -> str:
+        return queue_key(self.kind, self.room_id)
+
+
+def queue_key(kind: str, room_id: str | None) -> str:
+    """Rows with one key are handled in order: per room, and per kind for room-less rows
+    (to-device, device lists, presence)."""
+    return room_id if room_id is not None else f"~{kind}"
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedTransaction:
@@ -250,4 +260,4 @@ def _canonical(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-__all__ = ["BadTransaction", "InboxRow", "ParsedTransaction", "parse_transaction_body"]
+__all__ = ["BadTransaction", "InboxRow", "ParsedTransaction", "parse_transaction_body", "queue_key"]

@@ -1,9 +1,15 @@
-"""SQL of the durable inbox: store a transaction in one database transaction, then track each row.
+"""SQL of the durable inbox: store each homeserver transaction in one database transaction, and
+record how far handling got.
 
-This is the hot path of the bridge (every homeserver transaction goes through
-:meth:`InboxStore.store_transaction` before the 200 is sent), so it speaks SQLAlchemy Core with
-multi-row statements: one look-up of the txnId, one insert of the txnId and one multi-row insert of
-the events, then a single commit.
+Every transaction the homeserver sends passes through :meth:`InboxStore.store_transaction` before
+the 200, so this is the bridge's hottest path. On SQLite it runs as plain ``sqlite3`` calls in one
+trip to the writer thread (:meth:`Database.sqlite_write`); on PostgreSQL as a few statements on
+the driver. Transactions that arrive while a commit runs are committed together (group commit).
+
+Handled rows are not updated one by one. Handling is strictly ordered within a queue (a room), so
+``inbox_cursor`` keeps one number per queue, "handled up to row N", plus a floor below which every
+row is handled. The cursors are written with the next commit, whichever comes first: the next
+stored transaction's, or a flush of their own. Only a final failure updates its row.
 """
 
 from __future__ import annotations
@@ -12,21 +18,25 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Table, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridgekit.store.engine import Database
-from bridgekit.store.models import AsTxn, InboxEvent
+from bridgekit.store.models import AsTxn, InboxCursor, InboxEvent
 
 log = logging.getLogger(__name__)
 
 _TXN: Table = AsTxn.__table__  # type: ignore[assignment]
 _EVENT: Table = InboxEvent.__table__  # type: ignore[assignment]
+_CURSOR: Table = InboxCursor.__table__  # type: ignore[assignment]
+
+FLOOR_KEY = "*"
+"""The cursor row whose ``done_through`` is the floor: every row at or below it is handled."""
 
 
 class RowToStore(Protocol):
@@ -36,6 +46,8 @@ class RowToStore(Protocol):
     def seq(self) -> int: ...
     @property
     def kind(self) -> str: ...
+    @property
+    def queue_key(self) -> str: ...
     @property
     def payload(self) -> str: ...
     @property
@@ -81,24 +93,67 @@ class InboxCounts:
     rejected: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Progress:
+    """Cursor positions waiting for a commit."""
+
+    queues: dict[str, int]
+    floor: int | None
+
+    def __bool__(self) -> bool:
+        return bool(self.queues) or self.floor is not None
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 # Written out in full (no string building): the only values are bound parameters.
 _SQLITE_SEEN_TXN = "SELECT fingerprint FROM as_txn WHERE txn_id = ?"
-_SQLITE_INSERT_TXN = (
-    "INSERT INTO as_txn (txn_id, fingerprint, received_at, event_count) VALUES (?, ?, ?, ?)"
-)
-_SQLITE_MARK_DONE = "UPDATE inbox_event SET state = 'done', handled_at = ? WHERE id = ?"
+_SQLITE_INSERT_TXN = "INSERT INTO as_txn (txn_id, fingerprint, received_at, event_count) VALUES (?, ?, ?, ?)"
 _SQLITE_INSERT_ROWS = (
-    "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, payload, state, last_error, "
-    "received_at, handled_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
+    "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, queue_key, payload, state, "
+    "last_error, received_at, handled_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
     "ON CONFLICT (event_id) DO NOTHING"
 )
+_SQLITE_ADVANCE_CURSOR = (
+    "INSERT INTO inbox_cursor (queue_key, done_through) VALUES (?, ?) ON CONFLICT (queue_key) "
+    "DO UPDATE SET done_through = max(done_through, excluded.done_through)"
+)
 _POSTGRESQL_INSERT_ROWS = (
-    "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, payload, state, last_error, "
-    "received_at, handled_at, attempts) "
+    "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, queue_key, payload, state, "
+    "last_error, received_at, handled_at, attempts) "
     "SELECT *, 0 FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], "
-    "$6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[]) "
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[]) "
     "ON CONFLICT (event_id) DO NOTHING RETURNING seq, id"
 )
+_POSTGRESQL_ADVANCE_CURSOR = text(
+    "INSERT INTO inbox_cursor (queue_key, done_through) VALUES (:queue_key, :done_through) "
+    "ON CONFLICT (queue_key) DO UPDATE SET "
+    "done_through = greatest(inbox_cursor.done_through, excluded.done_through)"
+)
+# Accepted rows above the floor that their queue's cursor has not passed: what is still to do.
+_PENDING_CONDITION = (
+    "e.state = 'accepted' AND e.id > :floor "
+    "AND e.id > coalesce((SELECT c.done_through FROM inbox_cursor c WHERE c.queue_key = e.queue_key), 0)"
+)
+# Joined from constants only; every value is a bound parameter.
+_SELECT_PENDING = text(
+    "SELECT e.id, e.kind, e.room_id, e.payload, e.attempts FROM inbox_event e "  # noqa: S608
+    f"WHERE {_PENDING_CONDITION} AND e.id > :after ORDER BY e.id LIMIT :limit"
+)
+_COUNT_PENDING = text(f"SELECT count(*) FROM inbox_event e WHERE {_PENDING_CONDITION}")  # noqa: S608
+
+
+def _row_parameters(txn_id: str, rows: Sequence[RowToStore], received: int) -> list[tuple[Any, ...]]:
+    return [
+        (
+            txn_id, row.seq, row.event_id, row.room_id, row.kind, row.queue_key, row.payload,
+            "accepted" if row.rejected is None else "rejected", row.rejected,
+            received, None if row.rejected is None else received,
+        )
+        for row in rows
+    ]
 
 
 def _store_one_sqlite(connection: sqlite3.Connection, request: _StoreRequest, received: int) -> StoreOutcome:
@@ -118,40 +173,24 @@ def _store_one_sqlite(connection: sqlite3.Connection, request: _StoreRequest, re
     return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids=dict(inserted.fetchall()))
 
 
-def _mark_done_sqlite(connection: sqlite3.Connection, row_ids: Sequence[int], handled_at: int) -> None:
-    connection.executemany(_SQLITE_MARK_DONE, [(handled_at, row_id) for row_id in row_ids])
-
-
-def _row_parameters(txn_id: str, rows: Sequence[RowToStore], received: int) -> list[tuple[Any, ...]]:
-    return [
-        (
-            txn_id, row.seq, row.event_id, row.room_id, row.kind, row.payload,
-            "pending" if row.rejected is None else "rejected", row.rejected,
-            received, None if row.rejected is None else received,
-        )
-        for row in rows
-    ]
-
-
-async def _insert_rows_postgresql(driver: Any, txn_id: str, params: list[tuple[Any, ...]]) -> dict[int, int]:
-    # unnest() turns column arrays into rows: one statement, one round trip, any row count.
-    columns = list(zip(*params, strict=True))
-    rows = await driver.fetch(_POSTGRESQL_INSERT_ROWS, *columns)
-    return {record["seq"]: record["id"] for record in rows}
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def _advance_cursors_sqlite(connection: sqlite3.Connection, progress: _Progress) -> None:
+    positions = list(progress.queues.items())
+    if progress.floor is not None:
+        positions.append((FLOOR_KEY, progress.floor))
+    connection.executemany(_SQLITE_ADVANCE_CURSOR, positions)
 
 
 class InboxStore:
-    """Durable storage of homeserver transactions and their events."""
+    """Durable storage of homeserver transactions, and of how far handling got."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._queue: list[_StoreRequest] = []
         self._commit_lock = asyncio.Lock()
-        self._done: list[int] = []
+        self._progress: dict[str, int] = {}
+        self._floor_source: Callable[[], int | None] = lambda: None
+
+    # ---- storing ---------------------------------------------------------------------------
 
     async def store_transaction(
         self, txn_id: str, fingerprint: str, rows: Sequence[RowToStore]
@@ -181,14 +220,14 @@ class InboxStore:
 
     async def _store_batch(self, batch: list[_StoreRequest]) -> list[StoreOutcome]:
         received = now_ms()
-        # Rows handled since the last commit are marked done in the same database transaction:
-        # no commit (and no fsync, no writer-lock hand-over) of their own.
-        done, self._done = self._done, []
+        # Handling progress rides along with this commit: no commit (no fsync, no writer-lock
+        # hand-over) of its own.
+        progress = self._take_progress()
         try:
             if self._db.dialect == "sqlite":
                 def work(connection: sqlite3.Connection) -> list[StoreOutcome]:
                     outcomes = [_store_one_sqlite(connection, request, received) for request in batch]
-                    _mark_done_sqlite(connection, done, received)
+                    _advance_cursors_sqlite(connection, progress)
                     return outcomes
 
                 return await self._db.sqlite_write(work)
@@ -196,10 +235,10 @@ class InboxStore:
             async with self._db.write() as conn:
                 for request in batch:
                     outcomes.append(await self._store_one(conn, request, received))
-                await self._mark_done_with(conn, done, received)
+                await _advance_cursors_postgresql(conn, progress)
             return outcomes
         except BaseException:
-            self._done[:0] = done
+            self._restore_progress(progress)
             raise
 
     async def _store_one(self, conn: AsyncConnection, request: _StoreRequest, received: int) -> StoreOutcome:
@@ -210,65 +249,64 @@ class InboxStore:
         if fingerprint in seen:
             return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
         inserted = await conn.execute(
-            self._insert(_TXN)
+            postgresql.insert(_TXN)
             .values(txn_id=txn_id, fingerprint=fingerprint, received_at=received, event_count=len(rows))
             .on_conflict_do_nothing()
             .returning(_TXN.c.id)
         )
         if inserted.first() is None:  # a concurrent copy of the same transaction won the race
             return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
-        row_ids = await self._insert_rows(conn, txn_id, rows, received) if rows else {}
+        row_ids: dict[int, int] = {}
+        if rows:
+            # The driver itself, not SQLAlchemy's multi-VALUES rendering: this path carries
+            # every event the homeserver sends, and insertmanyvalues with RETURNING costs more
+            # than the commit itself. unnest() turns column arrays into rows: one round trip.
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            columns = list(zip(*_row_parameters(txn_id, rows, received), strict=True))
+            records = await driver.fetch(_POSTGRESQL_INSERT_ROWS, *columns)
+            row_ids = {record["seq"]: record["id"] for record in records}
         return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids=row_ids)
 
-    async def _insert_rows(
-        self, conn: AsyncConnection, txn_id: str, rows: Sequence[RowToStore], received: int
-    ) -> dict[int, int]:
-        # The driver itself, not SQLAlchemy's multi-VALUES rendering: this path carries every
-        # event the homeserver sends, and insertmanyvalues with RETURNING costs more than the
-        # commit itself.
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        return await _insert_rows_postgresql(driver, txn_id, _row_parameters(txn_id, rows, received))
+    # ---- handling progress -----------------------------------------------------------------
 
-    def _insert(self, table: Table) -> Any:
-        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
-        return dialect.insert(table)
+    def set_floor_source(self, source: Callable[[], int | None]) -> None:
+        """``source()`` tells, at commit time, the highest row id at or below which every row is
+        handled (the inbox computes it from its queues), or None when it cannot say."""
+        self._floor_source = source
 
-    def queue_done(self, row_id: int) -> None:
-        """Remember that a row was handled; it is marked done with the next commit (the next
-        stored transaction's, or :meth:`flush_done`'s). Until then a crash replays it."""
-        self._done.append(row_id)
+    def record_handled(self, queue_key: str, row_id: int) -> None:
+        """Row ``row_id`` of ``queue_key`` is handled (or given up on), and so is every earlier
+        row of that queue. Written with the next commit; until then a crash replays it."""
+        if row_id > self._progress.get(queue_key, 0):
+            self._progress[queue_key] = row_id
 
     @property
-    def done_waiting(self) -> int:
-        return len(self._done)
+    def progress_waiting(self) -> int:
+        return len(self._progress)
 
-    async def flush_done(self) -> None:
-        """Mark the queued handled rows done now, in a transaction of their own."""
-        if not self._done:
+    async def flush_progress(self) -> None:
+        """Write the handling progress now, in a transaction of its own."""
+        progress = self._take_progress()
+        if not progress:
             return
-        done, self._done = self._done, []
-        handled_at = now_ms()
         try:
             if self._db.dialect == "sqlite":
-                await self._db.sqlite_write(lambda connection: _mark_done_sqlite(connection, done, handled_at))
+                await self._db.sqlite_write(lambda connection: _advance_cursors_sqlite(connection, progress))
                 return
             async with self._db.write() as conn:
-                await self._mark_done_with(conn, done, handled_at)
+                await _advance_cursors_postgresql(conn, progress)
         except BaseException:
-            self._done[:0] = done
+            self._restore_progress(progress)
             raise
 
-    async def mark_done(self, row_ids: Sequence[int]) -> None:
-        for row_id in row_ids:
-            self.queue_done(row_id)
-        await self.flush_done()
+    def _take_progress(self) -> _Progress:
+        queues, self._progress = self._progress, {}
+        return _Progress(queues, self._floor_source())
 
-    async def _mark_done_with(self, conn: AsyncConnection, row_ids: Sequence[int], handled_at: int) -> None:
-        if row_ids:
-            await conn.execute(
-                update(_EVENT).where(_EVENT.c.id.in_(row_ids)).values(state="done", handled_at=handled_at)
-            )
+    def _restore_progress(self, progress: _Progress) -> None:
+        for queue_key, row_id in progress.queues.items():
+            self.record_handled(queue_key, row_id)
 
     async def record_attempt(self, row_id: int, error: str, *, final: bool) -> None:
         """Count a failed attempt; with ``final`` the row is given up on (state ``failed``)."""
@@ -278,24 +316,30 @@ class InboxStore:
         async with self._db.write() as conn:
             await conn.execute(update(_EVENT).where(_EVENT.c.id == row_id).values(**values))
 
+    # ---- reading and pruning ---------------------------------------------------------------
+
+    async def floor(self) -> int:
+        """The persisted floor: every row at or below it is handled."""
+        async with self._db.read() as conn:
+            value = (
+                await conn.execute(select(_CURSOR.c.done_through).where(_CURSOR.c.queue_key == FLOOR_KEY))
+            ).scalar()
+        return int(value or 0)
+
+    async def last_row_id(self) -> int:
+        async with self._db.read() as conn:
+            return int((await conn.execute(select(func.coalesce(func.max(_EVENT.c.id), 0)))).scalar_one())
+
     async def pending(self, *, page_size: int = 1000) -> AsyncIterator[PendingRow]:
-        """Every pending row in arrival order, read page by page (start-up replay)."""
-        after = 0
+        """Every row still to handle, in arrival order, read page by page (start-up replay).
+
+        Reads only above the floor, so its cost follows the backlog, not the table."""
+        floor = await self.floor()
+        after = floor
         while True:
             async with self._db.read() as conn:
                 page = (
-                    await conn.execute(
-                        select(
-                            _EVENT.c.id,
-                            _EVENT.c.kind,
-                            _EVENT.c.room_id,
-                            _EVENT.c.payload,
-                            _EVENT.c.attempts,
-                        )
-                        .where(_EVENT.c.state == "pending", _EVENT.c.id > after)
-                        .order_by(_EVENT.c.id)
-                        .limit(page_size)
-                    )
+                    await conn.execute(_SELECT_PENDING, {"floor": floor, "after": after, "limit": page_size})
                 ).all()
             for row in page:
                 yield PendingRow(row.id, row.kind, row.room_id, row.payload, row.attempts)
@@ -305,16 +349,14 @@ class InboxStore:
 
     async def prune(self, older_than_ms: int, *, batch: int = 5000) -> int:
         """Delete handled, failed and rejected rows (and old txnIds) that arrived before the
-        cut-off. Pending rows are never deleted, however old.
-
-        Deletes in batches so a large backlog never holds the single SQLite writer for long.
-        """
+        cut-off. Rows above the floor are kept, however old: they may still be pending."""
+        floor = await self.floor()
         removed = 0
         while True:
             async with self._db.write() as conn:
                 victims = (
                     select(_EVENT.c.id)
-                    .where(_EVENT.c.received_at < older_than_ms, _EVENT.c.state != "pending")
+                    .where(_EVENT.c.received_at < older_than_ms, _EVENT.c.id <= floor)
                     .limit(batch)
                     .scalar_subquery()
                 )
@@ -325,20 +367,33 @@ class InboxStore:
                 break
         async with self._db.write() as conn:
             await conn.execute(delete(_TXN).where(_TXN.c.received_at < older_than_ms))
+            # Queue cursors at or below the floor say nothing the floor does not.
+            await conn.execute(
+                delete(_CURSOR).where(_CURSOR.c.queue_key != FLOOR_KEY, _CURSOR.c.done_through <= floor)
+            )
         return removed
 
     async def counts(self) -> InboxCounts:
+        floor = await self.floor()
         async with self._db.read() as conn:
-            rows = (
-                await conn.execute(select(_EVENT.c.state, func.count()).group_by(_EVENT.c.state))
-            ).all()
-        by_state = {state: count for state, count in rows}
+            grouped = await conn.execute(select(_EVENT.c.state, func.count()).group_by(_EVENT.c.state))
+            by_state: dict[str, int] = {state: count for state, count in grouped.all()}
+            pending = (await conn.execute(_COUNT_PENDING, {"floor": floor})).scalar_one()
+        accepted = by_state.get("accepted", 0)
         return InboxCounts(
-            pending=by_state.get("pending", 0),
-            done=by_state.get("done", 0),
+            pending=pending,
+            done=accepted - pending,
             failed=by_state.get("failed", 0),
             rejected=by_state.get("rejected", 0),
         )
 
 
-__all__ = ["InboxCounts", "InboxStore", "PendingRow", "StoreOutcome", "now_ms"]
+async def _advance_cursors_postgresql(conn: AsyncConnection, progress: _Progress) -> None:
+    positions = [{"queue_key": key, "done_through": row_id} for key, row_id in progress.queues.items()]
+    if progress.floor is not None:
+        positions.append({"queue_key": FLOOR_KEY, "done_through": progress.floor})
+    if positions:
+        await conn.execute(_POSTGRESQL_ADVANCE_CURSOR, positions)
+
+
+__all__ = ["FLOOR_KEY", "InboxCounts", "InboxStore", "PendingRow", "StoreOutcome", "now_ms"]

@@ -98,13 +98,9 @@ class InboxEvent(Base):
         # A plain unique constraint: NULLs (events without an ID) are distinct on both
         # databases, and INSERT ... ON CONFLICT (event_id) can name it.
         UniqueConstraint("event_id", name="uq_inbox_event_event_id"),
-        # Only pending rows are indexed for the start-up replay: marking a row done then just
-        # drops it from this index, and the index stays as small as the backlog.
-        Index(
-            "ix_inbox_event_pending", "id",
-            sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'"),
-        ),
-        # Pruning goes by arrival time, a column that never changes after the insert.
+        # Pruning goes by arrival time, a column that never changes after the insert. There is
+        # no index on state: handled rows are not updated (see InboxCursor), and the start-up
+        # replay reads an id range above the cursor floor.
         Index("ix_inbox_event_received_at", "received_at"),
     )
 
@@ -116,14 +112,31 @@ class InboxEvent(Base):
     room_id: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
     """pdu | ephemeral | to_device | device_lists | otk_counts | fallback_keys"""
+    queue_key: Mapped[str] = mapped_column(Text)
+    """Rows with one queue key are handled in order: the room ID, or ``~{kind}`` without one."""
     payload: Mapped[str] = mapped_column(Text)
-    """The event's raw JSON text."""
-    state: Mapped[Pending]
-    """pending | done | failed | rejected"""
+    """The event exactly as the homeserver sent it (JSON text)."""
+    state: Mapped[str] = mapped_column(Text, default="accepted", server_default=text("'accepted'"))
+    """accepted (to handle, or handled: the queue's InboxCursor says) | failed | rejected"""
     attempts: Mapped[Count]
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[Millis]
     handled_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class InboxCursor(Base):
+    """How far the handling of each inbox queue got: every accepted row of ``queue_key`` with an
+    id up to ``done_through`` is handled.
+
+    Handling is strictly ordered per queue, so one number per queue records it, instead of an
+    update of every handled row. The row with ``queue_key = '*'`` is the floor: every row at or
+    below it is handled, whatever its queue (the start-up replay reads only above it).
+    """
+
+    __tablename__ = "inbox_cursor"
+
+    queue_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    done_through: Mapped[int] = mapped_column(BigInteger)
 
 
 class OutboxItem(Base):
@@ -384,6 +397,7 @@ __all__ = [
     "AsTxn",
     "Base",
     "Ghost",
+    "InboxCursor",
     "InboxEvent",
     "KeyValue",
     "MatrixUser",

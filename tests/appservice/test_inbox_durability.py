@@ -131,3 +131,50 @@ async def test_pending_rows_are_never_pruned(database: Database) -> None:
     await store.store_transaction("1", parsed.fingerprint, parsed.rows)
     assert await store.prune(older_than_ms=2**62) == 0
     assert (await store.counts()).pending == 1
+
+
+async def test_after_a_crash_only_what_was_not_handled_is_replayed(database_url: str) -> None:
+    database = await Database.open(database_url)
+    release = asyncio.Event()
+    handled_first_run: list[str] = []
+
+    async def quick_room_only(item: object) -> None:
+        event = getattr(item, "event", None)
+        assert isinstance(event, MatrixEvent)
+        if event.room_id == "!stuck:localhost":
+            await release.wait()
+        handled_first_run.append(event.event_id)
+
+    first = Inbox(InboxStore(database), quick_room_only)
+    await first.start()
+    await first.accept("1", body(
+        *(message(f"$quick{i}", room="!quick:localhost") for i in range(10)),
+        *(message(f"$stuck{i}", room="!stuck:localhost") for i in range(3)),
+    ))
+    await first.accept("2", body(*(message(f"$later{i}", room="!quick:localhost") for i in range(5))))
+    # Progress is written with the next commit or within a quarter second; wait for it.
+    store = InboxStore(database)
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await store.counts()).done < 15:
+        assert asyncio.get_running_loop().time() < deadline, "progress was never written"
+        await asyncio.sleep(0.05)
+    await first.stop(grace_seconds=0)  # "crash": the stuck room never finished
+    await database.close()
+
+    reopened = await Database.open(database_url)
+    try:
+        async with running_appservice(reopened) as appservice:
+            replayed = await appservice.connector.wait_for(3)
+            await appservice.inbox.dispatcher.wait_idle(10)
+            assert [e.event_id for e in replayed] == ["$stuck0", "$stuck1", "$stuck2"]
+            assert sorted(handled_first_run) == sorted(
+                [f"$quick{i}" for i in range(10)] + [f"$later{i}" for i in range(5)]
+            )
+        # Everything is handled now: a third start replays nothing.
+        async with running_appservice(reopened) as appservice:
+            assert await appservice.inbox.dispatcher.wait_idle(5)
+            assert appservice.connector.events == []
+        counts = await InboxStore(reopened).counts()
+        assert (counts.pending, counts.done) == (0, 18)
+    finally:
+        await reopened.close()

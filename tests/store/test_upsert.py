@@ -11,7 +11,8 @@ from bridgekit.store.upsert import insert_ignoring_conflicts, upsert
 def _event(event_id: str | None, seq: int) -> dict[str, object]:
     return {
         "txn_id": "txn1", "seq": seq, "event_id": event_id, "room_id": "!r:localhost",
-        "kind": "pdu" if event_id else "ephemeral", "payload": "{}", "received_at": 1,
+        "kind": "pdu" if event_id else "ephemeral", "queue_key": "!r:localhost", "payload": "{}",
+        "received_at": 1,
     }  # fmt: skip
 
 
@@ -25,7 +26,7 @@ async def test_an_event_id_is_stored_once_and_missing_ids_never_collide(database
     async with database.read() as connection:
         rows = (await connection.execute(select(InboxEvent).order_by(InboxEvent.id))).all()
     assert [row.event_id for row in rows] == ["$a", None, None, "$b", None]
-    assert {row.state for row in rows} == {"pending"}
+    assert {row.state for row in rows} == {"accepted"}
     assert {row.attempts for row in rows} == {0}
 
 

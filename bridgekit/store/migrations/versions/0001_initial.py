@@ -76,8 +76,9 @@ def _create_transport_tables() -> None:
         sa.Column("event_id", sa.Text(), nullable=True),
         sa.Column("room_id", sa.Text(), nullable=True),
         sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("queue_key", sa.Text(), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("state", sa.Text(), server_default=PENDING, nullable=False),
+        sa.Column("state", sa.Text(), server_default=sa.text("'accepted'"), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=ZERO, nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("received_at", sa.BigInteger(), nullable=False),
@@ -85,11 +86,13 @@ def _create_transport_tables() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_inbox_event"),
         sa.UniqueConstraint("event_id", name="uq_inbox_event_event_id"),
     )
-    op.create_index(
-        "ix_inbox_event_pending", "inbox_event", ["id"],
-        sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"),
-    )
     op.create_index("ix_inbox_event_received_at", "inbox_event", ["received_at"])
+    op.create_table(
+        "inbox_cursor",
+        sa.Column("queue_key", sa.Text(), nullable=False),
+        sa.Column("done_through", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("queue_key", name="pk_inbox_cursor"),
+    )
 
 
 def _create_identity_tables() -> None:
@@ -342,6 +345,7 @@ def downgrade() -> None:
         "ghost",
         "remote_session",
         "matrix_user",
+        "inbox_cursor",
         "inbox_event",
         "as_txn",
     ):
