@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import Table, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridgekit.store.engine import Database
@@ -120,6 +119,11 @@ _SQLITE_ADVANCE_CURSOR = (
     "INSERT INTO inbox_cursor (queue_key, done_through) VALUES (?, ?) ON CONFLICT (queue_key) "
     "DO UPDATE SET done_through = max(done_through, excluded.done_through)"
 )
+_POSTGRESQL_SEEN_TXN = "SELECT fingerprint FROM as_txn WHERE txn_id = $1"
+_POSTGRESQL_INSERT_TXN = (
+    "INSERT INTO as_txn (txn_id, fingerprint, received_at, event_count) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
 _POSTGRESQL_INSERT_ROWS = (
     "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, queue_key, payload, state, "
     "last_error, received_at, handled_at, attempts) "
@@ -127,8 +131,8 @@ _POSTGRESQL_INSERT_ROWS = (
     "$6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[]) "
     "ON CONFLICT (event_id) DO NOTHING RETURNING seq, id"
 )
-_POSTGRESQL_ADVANCE_CURSOR = text(
-    "INSERT INTO inbox_cursor (queue_key, done_through) VALUES (:queue_key, :done_through) "
+_POSTGRESQL_ADVANCE_CURSOR = (
+    "INSERT INTO inbox_cursor (queue_key, done_through) VALUES ($1, $2) "
     "ON CONFLICT (queue_key) DO UPDATE SET "
     "done_through = greatest(inbox_cursor.done_through, excluded.done_through)"
 )
@@ -242,30 +246,23 @@ class InboxStore:
             raise
 
     async def _store_one(self, conn: AsyncConnection, request: _StoreRequest, received: int) -> StoreOutcome:
+        # The driver itself, not SQLAlchemy: this path carries every event the homeserver sends,
+        # and SQLAlchemy's per-statement work (and its multi-VALUES rendering of 100 rows) cost
+        # more than the round trips. unnest() turns column arrays into rows: one statement.
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
         txn_id, fingerprint, rows = request.txn_id, request.fingerprint, request.rows
-        seen = (
-            await conn.execute(select(_TXN.c.fingerprint).where(_TXN.c.txn_id == txn_id))
-        ).scalars().all()
+        seen = [record[0] for record in await driver.fetch(_POSTGRESQL_SEEN_TXN, txn_id)]
         if fingerprint in seen:
             return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
-        inserted = await conn.execute(
-            postgresql.insert(_TXN)
-            .values(txn_id=txn_id, fingerprint=fingerprint, received_at=received, event_count=len(rows))
-            .on_conflict_do_nothing()
-            .returning(_TXN.c.id)
-        )
-        if inserted.first() is None:  # a concurrent copy of the same transaction won the race
+        inserted = await driver.fetchval(_POSTGRESQL_INSERT_TXN, txn_id, fingerprint, received, len(rows))
+        if inserted is None:  # a concurrent copy of the same transaction won the race
             return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
         row_ids: dict[int, int] = {}
         if rows:
-            # The driver itself, not SQLAlchemy's multi-VALUES rendering: this path carries
-            # every event the homeserver sends, and insertmanyvalues with RETURNING costs more
-            # than the commit itself. unnest() turns column arrays into rows: one round trip.
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
             columns = list(zip(*_row_parameters(txn_id, rows, received), strict=True))
             records = await driver.fetch(_POSTGRESQL_INSERT_ROWS, *columns)
-            row_ids = {record["seq"]: record["id"] for record in records}
+            row_ids = {record[0]: record[1] for record in records}
         return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids=row_ids)
 
     # ---- handling progress -----------------------------------------------------------------
@@ -389,11 +386,13 @@ class InboxStore:
 
 
 async def _advance_cursors_postgresql(conn: AsyncConnection, progress: _Progress) -> None:
-    positions = [{"queue_key": key, "done_through": row_id} for key, row_id in progress.queues.items()]
+    positions = list(progress.queues.items())
     if progress.floor is not None:
-        positions.append({"queue_key": FLOOR_KEY, "done_through": progress.floor})
+        positions.append((FLOOR_KEY, progress.floor))
     if positions:
-        await conn.execute(_POSTGRESQL_ADVANCE_CURSOR, positions)
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.executemany(_POSTGRESQL_ADVANCE_CURSOR, positions)
 
 
 __all__ = ["FLOOR_KEY", "InboxCounts", "InboxStore", "PendingRow", "StoreOutcome", "now_ms"]
