@@ -173,6 +173,11 @@ class InboxConfig(_Section):
     max_attempts: Annotated[
         int, Field(ge=1, description="Attempts to handle one event before it is marked failed")
     ] = 5
+    max_queued_events: Annotated[
+        int,
+        Field(ge=100, description="Events held in memory for the room workers; more wait in the "
+              "database (durable already) and are read back in order as the workers catch up"),
+    ] = 10_000
 
 
 class LoggingConfig(_Section):

@@ -129,6 +129,7 @@ async def _serve_with(
         max_attempts=config.inbox.max_attempts,
         retention_ms=int(config.inbox.retention_hours * 3600 * 1000),
         prune_interval=config.inbox.prune_interval_seconds,
+        max_queued=config.inbox.max_queued_events,
     )
     replayed = await inbox.start()
     state = AppserviceState(

@@ -64,6 +64,9 @@ class RoomDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
+        self._count = 0
+        self._low_water: int | None = None
+        self._below_low_water = asyncio.Event()
 
     def enqueue(self, items: Iterable[WorkItem]) -> None:
         """Queue items (synchronous: callers rely on no other task running in between)."""
@@ -72,6 +75,7 @@ class RoomDispatcher:
             if queue is None:
                 queue = self._queues[item.queue_key] = deque()
             queue.append(item)
+            self._count += 1
             if item.queue_key not in self._workers and not self._stopping:
                 self._idle.clear()
                 self._workers[item.queue_key] = asyncio.create_task(
@@ -84,7 +88,15 @@ class RoomDispatcher:
 
     @property
     def queued(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
+        """Items queued or being handled."""
+        return self._count
+
+    async def wait_queued_at_most(self, count: int) -> None:
+        """Return once no more than ``count`` items are queued."""
+        while self._count > count:
+            self._low_water = count
+            self._below_low_water.clear()
+            await self._below_low_water.wait()
 
     @property
     def active_rooms(self) -> int:
@@ -117,6 +129,10 @@ class RoomDispatcher:
                 item = queue[0]
                 await self._handle_with_retries(item)
                 queue.popleft()
+                self._count -= 1
+                if self._low_water is not None and self._count <= self._low_water:
+                    self._low_water = None
+                    self._below_low_water.set()
         finally:
             del self._workers[key]
             if not queue:

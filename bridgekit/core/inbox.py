@@ -69,7 +69,13 @@ class ProgressWriter:
 
 
 class Inbox:
-    """Accepts transactions durably and feeds the ordered workers."""
+    """Accepts transactions durably and feeds the ordered workers.
+
+    Memory is bounded: at most ``max_queued`` events wait in the workers' queues. Past that,
+    new events are only stored (they are durable already) and the inbox *spills*: it stops
+    queueing, and refills from the database, in order, as the queues drain. The database is the
+    queue; memory is a window onto it.
+    """
 
     def __init__(
         self,
@@ -79,11 +85,16 @@ class Inbox:
         max_attempts: int = 5,
         retention_ms: int = 72 * 3600 * 1000,
         prune_interval: float = 3600.0,
+        max_queued: int = 10_000,
     ) -> None:
         self._store = store
         self._handler = handler
         self._progress = ProgressWriter(store)
-        self._last_row_id = 0
+        self._queued_through = 0
+        """The highest row id ever queued: every accepted row above it is in the database only."""
+        self._spilled = True  # until start() has queued what the previous run left
+        self._max_queued = max_queued
+        self._refill_task: asyncio.Task[None] | None = None
         store.set_floor_source(self._handled_floor)
         self._dispatcher = RoomDispatcher(
             handler, on_done=self._on_done, on_failure=self._on_failure, max_attempts=max_attempts
@@ -98,19 +109,24 @@ class Inbox:
     def dispatcher(self) -> RoomDispatcher:
         return self._dispatcher
 
-    async def start(self) -> int:
-        """Replay rows left pending by the previous run, then start the background tasks.
+    @property
+    def spilled(self) -> bool:
+        """True while accepted events wait in the database only (the queues are full)."""
+        return self._spilled
 
-        Returns how many rows were replayed. Call before the first transaction is accepted, so
-        replayed events keep their place ahead of new ones.
+    async def start(self) -> int:
+        """Queue the rows the previous run left unhandled (as many as fit), then start the
+        background tasks. Returns how many rows were queued.
+
+        Call before the first transaction is accepted, so replayed events keep their place
+        ahead of new ones.
         """
-        self._last_row_id = await self._store.last_row_id()
-        replayed = 0
-        async for row in self._store.pending():
-            self._dispatcher.enqueue([_work_item_from_pending(row)])
-            replayed += 1
+        self._queued_through = await self._store.floor()
+        replayed = await self._refill()
         if replayed:
-            log.info("replaying %d inbox events left pending by the previous run", replayed)
+            log.info("replaying %d inbox events left unhandled by the previous run", replayed)
+        if self._spilled:
+            self._start_refilling()
         self._progress.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="inbox-pruner")
         return replayed
@@ -127,14 +143,70 @@ class Inbox:
                 "transaction ID %s was used before for other events; processing it as new "
                 "(was the homeserver's database reset?)", txn_id,
             )
-        # No await between the commit above and this enqueue: stored order is handling order.
-        self._dispatcher.enqueue(_work_items(parsed.rows, outcome.row_ids))
-        if outcome.row_ids:
-            self._last_row_id = max(self._last_row_id, *outcome.row_ids.values())
+        # No await between the commit above and this: stored order is handling order.
+        items = _work_items(parsed.rows, outcome.row_ids)
+        if outcome.row_ids and not self._spilled:
+            if self._dispatcher.queued + len(items) <= self._max_queued:
+                self._queue(items)
+                # Rejected rows need no handling: the floor may pass them.
+                self._queued_through = max(self._queued_through, *outcome.row_ids.values())
+            else:
+                log.warning(
+                    "%d events are waiting to be handled; new events stay in the database until "
+                    "the queues drain", self._dispatcher.queued,
+                )
+                self._spilled = True
+                self._start_refilling()
         rejected = parsed.rejected
         for row in rejected:
             log.warning("transaction %s entry %d rejected and stored: %s", txn_id, row.seq, row.rejected)
         return AcceptResult(duplicate=False, stored=len(outcome.row_ids), rejected=len(rejected))
+
+    def _queue(self, items: list[WorkItem]) -> None:
+        if items:
+            self._dispatcher.enqueue(items)
+            self._queued_through = max(self._queued_through, items[-1].row_id)
+
+    def _start_refilling(self) -> None:
+        if self._refill_task is None or self._refill_task.done():
+            self._refill_task = asyncio.create_task(self._refill_loop(), name="inbox-refill")
+
+    async def _refill_loop(self) -> None:
+        while self._spilled:
+            await self._dispatcher.wait_queued_at_most(self._max_queued // 2)
+            try:
+                await self._refill()
+            except Exception:
+                log.exception("reading waiting events from the inbox failed; will retry")
+                await asyncio.sleep(1.0)
+
+    async def _refill(self) -> int:
+        """Queue stored rows above ``_queued_through`` while there is room; stop spilling once
+        the queues have caught up with the database."""
+        queued = 0
+        while self._spilled:
+            room = self._max_queued - self._dispatcher.queued
+            if room <= 0:
+                return queued
+            rows = await self._store.pending_after(self._queued_through, limit=room)
+            if rows:
+                self._queue([_work_item_from_pending(row) for row in rows])
+                queued += len(rows)
+            if len(rows) == room:
+                continue
+            # Caught up as of that read. With commits held, read once more and decide: nothing
+            # can be stored between this last look and the switch back to queueing directly.
+            async with self._store.commits_held():
+                room = self._max_queued - self._dispatcher.queued
+                rows = await self._store.pending_after(self._queued_through, limit=max(room, 0))
+                if rows:
+                    self._queue([_work_item_from_pending(row) for row in rows])
+                    queued += len(rows)
+                if len(rows) < room:
+                    # Everything stored is queued or needs no handling (rejected rows).
+                    self._queued_through = max(self._queued_through, await self._store.last_row_id())
+                    self._spilled = False
+        return queued
 
     async def prune_now(self) -> int:
         removed = await self._store.prune(now_ms() - self._retention_ms)
@@ -143,18 +215,19 @@ class Inbox:
         return removed
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
-        if self._prune_task is not None:
-            self._prune_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prune_task
+        for task in (self._prune_task, self._refill_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._dispatcher.stop(grace_seconds)
         await self._progress.stop()
 
     def _handled_floor(self) -> int:
         """Every row up to this id is handled: just below the oldest row still queued, or the
-        newest row stored when nothing is queued."""
+        newest row queued when the queues are empty (rows only in the database are above it)."""
         oldest = self._dispatcher.oldest_queued_row_id()
-        return self._last_row_id if oldest is None else oldest - 1
+        return self._queued_through if oldest is None else oldest - 1
 
     def _on_done(self, item: WorkItem) -> None:
         self.handled += 1

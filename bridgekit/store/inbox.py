@@ -15,6 +15,7 @@ stored transaction's, or a flush of their own. Only a final failure updates its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -326,6 +327,20 @@ class InboxStore:
     async def last_row_id(self) -> int:
         async with self._db.read() as conn:
             return int((await conn.execute(select(func.coalesce(func.max(_EVENT.c.id), 0)))).scalar_one())
+
+    async def pending_after(self, after: int, *, limit: int) -> list[PendingRow]:
+        """Up to ``limit`` rows still to handle with an id above ``after``, in arrival order."""
+        if limit <= 0:
+            return []
+        async with self._db.read() as conn:
+            page = (await conn.execute(_SELECT_PENDING, {"floor": 0, "after": after, "limit": limit})).all()
+        return [PendingRow(row.id, row.kind, row.room_id, row.payload, row.attempts) for row in page]
+
+    @contextlib.asynccontextmanager
+    async def commits_held(self) -> AsyncIterator[None]:
+        """No transaction is stored while inside (stores wait, in order, and go on after)."""
+        async with self._commit_lock:
+            yield
 
     async def pending(self, *, page_size: int = 1000) -> AsyncIterator[PendingRow]:
         """Every row still to handle, in arrival order, read page by page (start-up replay).

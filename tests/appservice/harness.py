@@ -113,7 +113,11 @@ class RunningAppservice:
 
 @asynccontextmanager
 async def running_appservice(
-    database: Database, *, connector: RecordingConnector | None = None, max_attempts: int = 3
+    database: Database,
+    *,
+    connector: RecordingConnector | None = None,
+    max_attempts: int = 3,
+    max_queued: int = 10_000,
 ) -> AsyncIterator[RunningAppservice]:
     connector = connector or RecordingConnector()
     registered: list[str] = []
@@ -124,7 +128,7 @@ async def running_appservice(
     bridge = Bridge(
         [connector], OwnUsers(f"@_bk_bot:{SERVER}", ["_bk_"], SERVER), register, MatrixStateStore(database)
     )
-    inbox = Inbox(InboxStore(database), bridge.handle, max_attempts=max_attempts)
+    inbox = Inbox(InboxStore(database), bridge.handle, max_attempts=max_attempts, max_queued=max_queued)
     await inbox.start()
     state = AppserviceState(
         hs_token=HS_TOKEN.encode(), max_body_bytes=64 * 1024 * 1024, inbox=inbox, bridge=bridge,

@@ -178,3 +178,68 @@ async def test_after_a_crash_only_what_was_not_handled_is_replayed(database_url:
         assert (counts.pending, counts.done) == (0, 18)
     finally:
         await reopened.close()
+
+
+class SlowConnector(RecordingConnector):
+    """Records events, each after a pause, and the most events ever queued at once."""
+
+    def __init__(self, inbox_probe: list[Inbox]) -> None:
+        super().__init__()
+        self.inbox_probe = inbox_probe
+        self.most_queued = 0
+
+    async def handle_matrix_event(self, event: MatrixEvent) -> None:
+        self.most_queued = max(self.most_queued, self.inbox_probe[0].dispatcher.queued)
+        await asyncio.sleep(0.001)  # a connector doing I/O; not synchronisation
+        await super().handle_matrix_event(event)
+
+
+async def test_a_flood_waits_in_the_database_and_is_handled_in_order(database: Database) -> None:
+    probe: list[Inbox] = []
+    connector = SlowConnector(probe)
+    rooms = [f"!room{r}:localhost" for r in range(3)]
+    async with running_appservice(database, connector=connector, max_queued=100) as appservice:
+        probe.append(appservice.inbox)
+        sent: list[dict[str, object]] = []
+        for txn in range(12):
+            events = [message(f"$flood{txn}-{i}", room=rooms[i % 3]) for i in range(50)]
+            sent.extend(events)
+            result = await appservice.inbox.accept(f"flood{txn}", body(*events))
+            assert result.stored == 50
+        spilled_during_flood = appservice.inbox.spilled
+        handled = await connector.wait_for(600, within=60)
+        await appservice.inbox.dispatcher.wait_idle(10)
+        assert spilled_during_flood  # 600 events for 100 places: most waited in the database
+        assert not appservice.inbox.spilled
+        assert connector.most_queued <= 100
+        for room in rooms:
+            assert [e.event_id for e in handled if e.room_id == room] == [
+                e["event_id"] for e in sent if e["room_id"] == room
+            ]
+        assert len({e.event_id for e in handled}) == 600
+
+
+async def test_a_backlog_larger_than_memory_is_replayed_in_order_after_a_restart(database_url: str) -> None:
+    database = await Database.open(database_url)
+    parked = Inbox(InboxStore(database), _never_called, max_queued=100)
+    await parked.start()
+    await parked.stop(grace_seconds=0)  # nothing handled: a bridge that crashed at once
+    store = InboxStore(database)
+    events = [message(f"$backlog{i}", room=f"!r{i % 4}:localhost") for i in range(450)]
+    for start in range(0, 450, 90):
+        parsed = parse_transaction_body(body(*events[start:start + 90]))
+        await store.store_transaction(f"b{start}", parsed.fingerprint, parsed.rows)
+    try:
+        async with running_appservice(database, max_queued=100) as appservice:
+            assert appservice.inbox.spilled
+            handled = await appservice.connector.wait_for(450, within=60)
+            assert [e.event_id for e in handled if e.room_id == "!r1:localhost"] == [
+                f"$backlog{i}" for i in range(1, 450, 4)
+            ]
+            assert len({e.event_id for e in handled}) == 450
+    finally:
+        await database.close()
+
+
+async def _never_called(_item: object) -> None:
+    raise AssertionError("no event should reach this handler")
