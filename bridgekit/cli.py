@@ -240,6 +240,8 @@ def _explain_registration(
 def _run(args: argparse.Namespace, context: CommandContext) -> int:
     # Logging first, so the names of keys set from the environment are reported at INFO.
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # Alembic announces each of its plugins at INFO when first imported; only migrations matter.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     loaded = load_config(args.config, environ=context.environ)
     logging.getLogger().setLevel(loaded.config.logging.level)
     tokens = load_tokens(loaded, environ=context.environ)

@@ -30,6 +30,7 @@ from bridgekit.connector import BridgeContext, NetworkConnector
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connectors import load_connectors
 from bridgekit.core.inbox import Inbox
+from bridgekit.errors import BridgekitError
 from bridgekit.ids import UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database, MatrixStateStore
@@ -67,8 +68,6 @@ def configure_logging(config: BridgeConfig) -> None:
     )
     # httpx logs every request URL at INFO; ours go through the Matrix client's own logging.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # Alembic announces each of its plugins at INFO on every start; only migrations matter.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def run_bridge(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:
@@ -77,7 +76,13 @@ def run_bridge(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:
     for warning in loaded.warnings:
         log.warning("%s", warning)
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-        return runner.run(serve(loaded.config, tokens))
+        try:
+            return runner.run(serve(loaded.config, tokens))
+        except BridgekitError as error:
+            # A problem the admin can fix (the database is unreachable, a connector is missing):
+            # say it in one line, no traceback.
+            log.error("bridgekit cannot start: %s", error)
+            return 1
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
