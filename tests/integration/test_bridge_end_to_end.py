@@ -16,6 +16,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,26 @@ async def start_bridge(synapse: SynapseHarness, tmp_path: Path) -> AsyncIterator
             await bridge.stop()
 
 
+@dataclass
+class Story:
+    """A running bridge for a slot, alice, and a room where she has invited the bridge bot."""
+
+    bridge: BridgeProcess
+    slot: AppserviceSlot
+    alice: MatrixTestClient
+    room_id: str
+
+    @property
+    def ghost(self) -> str:
+        return self.slot.ghost_user_id("echo")
+
+
+async def begin_story(start_bridge: StartBridge, make_matrix_user: MakeMatrixUser, slot_name: str) -> Story:
+    bridge, slot = await start_bridge(slot_name)
+    alice = await make_matrix_user("alice")
+    return Story(bridge, slot, alice, await room_with_bridge_bot(alice, slot))
+
+
 async def room_with_bridge_bot(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
     """alice makes a room and invites the bridge bot, which joins (the echo connector accepts)."""
     room_id = await alice.create_room(name="bridged", invite=[slot.bot_user_id])
@@ -102,10 +123,8 @@ async def _pause() -> None:
 async def test_alice_speaks_and_the_ghost_answers_with_the_massaged_timestamp(
     start_bridge: StartBridge, make_matrix_user: MakeMatrixUser
 ) -> None:
-    _bridge, slot = await start_bridge("main")
-    alice = await make_matrix_user("alice")
-    room_id = await room_with_bridge_bot(alice, slot)
-    ghost = slot.ghost_user_id("echo")
+    story = await begin_story(start_bridge, make_matrix_user, "main")
+    alice, room_id, ghost = story.alice, story.room_id, story.ghost
 
     said = await alice.send_text(room_id, "hello bridge")
     original = await alice.get_event(room_id, said)
@@ -120,10 +139,8 @@ async def test_alice_speaks_and_the_ghost_answers_with_the_massaged_timestamp(
 async def test_sigkill_right_after_acknowledging_100_events_loses_and_doubles_nothing(
     start_bridge: StartBridge, make_matrix_user: MakeMatrixUser
 ) -> None:
-    bridge, slot = await start_bridge("main")
-    alice = await make_matrix_user("alice")
-    room_id = await room_with_bridge_bot(alice, slot)
-    ghost = slot.ghost_user_id("echo")
+    story = await begin_story(start_bridge, make_matrix_user, "main")
+    bridge, slot, alice, room_id, ghost = story.bridge, story.slot, story.alice, story.room_id, story.ghost
     run = secrets.token_hex(3)
     now = int(time.time() * 1000)
     events = [
@@ -160,10 +177,8 @@ async def test_a_transaction_retried_after_a_500_is_handled_once(
 ) -> None:
     slot = synapse.slot("faulty")
     async with FaultProxy(slot.bridge_url, slot.port) as proxy:
-        bridge, _ = await start_bridge("faulty")
-        alice = await make_matrix_user("alice")
-        room_id = await room_with_bridge_bot(alice, slot)
-        ghost = slot.ghost_user_id("echo")
+        story = await begin_story(start_bridge, make_matrix_user, "faulty")
+        bridge, alice, room_id, ghost = story.bridge, story.alice, story.room_id, story.ghost
         before = proxy.count(TXN_PATH)
         # The bridge stores the transaction, but Synapse is told it failed and retries it.
         proxy.fail_next(1, 500, forward_first=True, path_prefix=TXN_PATH)
@@ -182,10 +197,8 @@ async def test_a_transaction_retried_after_a_500_is_handled_once(
 async def test_rate_limited_sends_wait_for_retry_after_and_land_once(
     start_bridge: StartBridge, make_matrix_user: MakeMatrixUser
 ) -> None:
-    bridge, slot = await start_bridge("ratelimited")
-    alice = await make_matrix_user("alice")
-    room_id = await room_with_bridge_bot(alice, slot)
-    ghost = slot.ghost_user_id("echo")
+    story = await begin_story(start_bridge, make_matrix_user, "ratelimited")
+    bridge, alice, room_id, ghost = story.bridge, story.alice, story.room_id, story.ghost
     for i in range(8):
         await alice.send_text(room_id, f"burst {i}")
     await alice.wait_for_events(room_id, is_echo_from(ghost), 8, timeout=90)
