@@ -72,3 +72,32 @@ def test_unusable_bodies_raise_with_errcode(raw: bytes, errcode: str) -> None:
     with pytest.raises(BadTransaction) as caught:
         parse_transaction_body(raw)
     assert caught.value.errcode == errcode
+
+
+def test_each_event_is_stored_exactly_as_the_homeserver_wrote_it() -> None:
+    first = '{ "event_id" : "$1", "room_id":"!r:hs","sender":"@a:hs","type":"m.room.message",' \
+        '"origin_server_ts":5,"content":{"body":"caf\\u00e9 \\"quoted\\" ]},["}}'
+    second = json.dumps(event("$2", content={"body": "ünïcode ✓"}), ensure_ascii=False)
+    body = f'{{\n  "events" : [ {first} ,\n {second}\t],\n  "ephemeral": []\n}}\n'.encode()
+    parsed = parse_transaction_body(body)
+    assert [row.payload for row in parsed.rows] == [first, second]
+    assert [row.event_id for row in parsed.rows] == ["$1", "$2"]
+
+
+def test_events_inside_other_keys_are_not_mistaken_for_the_list() -> None:
+    body = json.dumps({"x": {"events": ["not", "these"]}, "events": [event("$real")]}).encode()
+    assert [row.event_id for row in parse_transaction_body(body).rows] == ["$real"]
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"   ", b'{"events": []} trailing', b'{"events": [1,]}', b'{"events": [}', b'{"events" []}']
+)
+def test_broken_json_is_not_json(raw: bytes) -> None:
+    with pytest.raises(BadTransaction) as caught:
+        parse_transaction_body(raw)
+    assert caught.value.errcode == "M_NOT_JSON"
+
+
+def test_an_empty_events_list_is_a_valid_transaction() -> None:
+    assert parse_transaction_body(b'{"events":[]}').rows == []
+    assert parse_transaction_body(b'{ "events" : [ ] }').rows == []
