@@ -194,16 +194,21 @@ async def _wait_started(server: uvicorn.Server, serving: asyncio.Task[None]) -> 
 
 
 async def _ping_homeserver(matrix: MatrixClient, config: BridgeConfig, state: AppserviceState) -> None:
+    advice = (
+        f"Check that the homeserver runs at {config.homeserver.url}, that the registration is "
+        f"installed there, and that its url reaches {config.appservice.hs_reachable_url} "
+        "(`bridgekit doctor` checks all three)."
+    )
     try:
-        duration = await matrix.ping_until_ready(config.appservice.id, PING_DEADLINE_SECONDS)
-    except Exception as error:
+        duration = await matrix.ping(config.appservice.id)
+    except Exception as first_error:
         state.health.homeserver_reachable = False
-        log.error(
-            "the homeserver at %s could not ping this appservice: %s. Check that the registration "
-            "is installed on the homeserver and its url reaches %s:%d (run `bridgekit doctor`).",
-            config.homeserver.url, error, config.appservice.listen.host, config.appservice.listen.port,
-        )
-        return
+        log.warning("the homeserver cannot ping this appservice yet: %s. %s Retrying.", first_error, advice)
+        try:
+            duration = await matrix.ping_until_ready(config.appservice.id, PING_DEADLINE_SECONDS)
+        except Exception as error:
+            log.error("the homeserver could not ping this appservice: %s. %s", error, advice)
+            return
     state.health.homeserver_reachable = True
     log.info("homeserver ping round trip %d ms: it will deliver what it held back", duration)
 
