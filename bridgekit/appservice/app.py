@@ -30,12 +30,12 @@ def create_app(
     )
     app.state.bridgekit = state
     install_error_handlers(app)
-    app.include_router(routes_homeserver.transactions_router, prefix=APP_PREFIX)
+    app.router.routes.extend(routes_homeserver.transaction_routes(APP_PREFIX))
     app.include_router(routes_homeserver.router, prefix=APP_PREFIX)
     app.include_router(routes_homeserver.ping_router, prefix=APP_PREFIX)
     app.include_router(routes_thirdparty.router, prefix=APP_PREFIX)
     # Legacy paths (spec: a homeserver falls back to them on a non-success status).
-    app.include_router(routes_homeserver.transactions_router)
+    app.router.routes.extend(routes_homeserver.transaction_routes(""))
     app.include_router(routes_homeserver.router)
     app.include_router(routes_thirdparty.router, prefix=LEGACY_THIRDPARTY_PREFIX)
     app.include_router(routes_homeserver.ping_router, prefix=LEGACY_PING_PREFIX)

@@ -11,6 +11,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from starlette.routing import Route
 
 from bridgekit.appservice.auth import check_hs_token
 from bridgekit.appservice.errors import MatrixHTTPError
@@ -33,9 +34,6 @@ Authenticated = Depends(require_hs_token)
 
 router = APIRouter(dependencies=[Authenticated])
 ping_router = APIRouter(dependencies=[Authenticated])
-# Transactions carry every event: their route checks the token itself, without FastAPI's
-# dependency machinery, which costs more per request than everything else in the route.
-transactions_router = APIRouter()
 _EMPTY_OBJECT = b"{}"
 
 
@@ -55,9 +53,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@transactions_router.put("/transactions/{txn_id:path}")
-async def put_transaction(txn_id: str, request: Request) -> Response:
-    """Store the transaction durably, then answer 200 (never before the commit)."""
+async def put_transaction(request: Request) -> Response:
+    """Store the transaction durably, then answer 200 (never before the commit).
+
+    Transactions carry every event, so this is a plain Starlette endpoint (see
+    :func:`transaction_routes`): it checks the token itself instead of going through FastAPI's
+    dependency and parameter machinery, which cost more per request than the rest of the route.
+    """
+    txn_id: str = request.path_params["txn_id"]
     state = get_state(request)
     check_hs_token(state.hs_token, request.headers.get("authorization"), request.query_params.get("access_token"))
     body = await read_body(request, state.max_body_bytes)
@@ -104,4 +107,8 @@ async def ping(request: Request, state: State) -> dict[str, Any]:
     return {}
 
 
-__all__ = ["ping_router", "read_body", "require_hs_token", "router", "transactions_router"]
+def transaction_routes(prefix: str) -> list[Route]:
+    return [Route(f"{prefix}/transactions/{{txn_id:path}}", put_transaction, methods=["PUT"])]
+
+
+__all__ = ["ping_router", "put_transaction", "read_body", "require_hs_token", "router", "transaction_routes"]
