@@ -173,9 +173,14 @@ def _store_one_sqlite(connection: sqlite3.Connection, request: _StoreRequest, re
     # Inside the single-writer transaction nobody else inserts, so the rows with an id above
     # the previous maximum are exactly the ones this statement inserted (duplicates are skipped).
     (before,) = connection.execute("SELECT coalesce(max(id), 0) FROM inbox_event").fetchone()
+    changes_before = connection.total_changes
     connection.executemany(_SQLITE_INSERT_ROWS, _row_parameters(txn_id, rows, received))
-    inserted = connection.execute("SELECT seq, id FROM inbox_event WHERE id > ?", (before,))
-    return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids=dict(inserted.fetchall()))
+    if connection.total_changes - changes_before == len(rows):
+        # No event was a duplicate: SQLite gave the rows the next ids, in order.
+        row_ids = {row.seq: before + offset for offset, row in enumerate(rows, start=1)}
+    else:
+        row_ids = dict(connection.execute("SELECT seq, id FROM inbox_event WHERE id > ?", (before,)).fetchall())
+    return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids=row_ids)
 
 
 def _advance_cursors_sqlite(connection: sqlite3.Connection, progress: _Progress) -> None:
@@ -362,7 +367,9 @@ class InboxStore:
     async def prune(self, older_than_ms: int, *, batch: int = 5000) -> int:
         """Delete handled, failed and rejected rows (and old txnIds) that arrived before the
         cut-off. Rows above the floor are kept, however old: they may still be pending."""
-        floor = await self.floor()
+        # The newest row is never deleted: SQLite numbers a new row max(id) + 1, so deleting it
+        # would hand its id (and the ids below) out again, under the floor and the cursors.
+        floor = min(await self.floor(), await self.last_row_id() - 1)
         removed = 0
         while True:
             async with self._db.write() as conn:
