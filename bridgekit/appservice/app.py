@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from fastapi import FastAPI
 
-from bridgekit.appservice import routes_health, routes_homeserver, routes_thirdparty
+from bridgekit.appservice import metrics, routes_health, routes_homeserver, routes_thirdparty
 from bridgekit.appservice.access_log import DEFAULT_SECRET_PATH_PREFIXES, AccessLogMiddleware
 from bridgekit.appservice.errors import install_error_handlers
 from bridgekit.appservice.state import AppserviceState
@@ -29,6 +29,7 @@ def create_app(
         openapi_url=None,  # the homeserver needs no schema; the provisioning API will have one
     )
     app.state.bridgekit = state
+    app.state.metrics_registry = metrics.build_registry(state)
     install_error_handlers(app)
     app.router.routes.extend(routes_homeserver.transaction_routes(APP_PREFIX))
     app.include_router(routes_homeserver.router, prefix=APP_PREFIX)
@@ -40,6 +41,7 @@ def create_app(
     app.include_router(routes_thirdparty.router, prefix=LEGACY_THIRDPARTY_PREFIX)
     app.include_router(routes_homeserver.ping_router, prefix=LEGACY_PING_PREFIX)
     app.include_router(routes_health.router)
+    app.include_router(metrics.router)
     if access_log:
         app.add_middleware(AccessLogMiddleware, secret_path_prefixes=secret_path_prefixes)
     return app

@@ -392,3 +392,20 @@ async def test_health_endpoints_need_no_token(appservice: RunningAppservice) -> 
     assert details["status"] == "ok"
     assert details["connectors"] == ["example"]
     assert HS_TOKEN not in json.dumps(details)
+
+
+async def test_metrics_count_what_happened(appservice: RunningAppservice) -> None:
+    await put_txn(appservice, "m1", {"events": [message("$m1"), "broken"]})
+    await put_txn(appservice, "m1", {"events": [message("$m1"), "broken"]})
+    await appservice.connector.wait_for(1)
+    await appservice.inbox.dispatcher.wait_idle(10)
+    response = await appservice.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    lines = set(response.text.splitlines())
+    assert "bridgekit_transactions_total 2.0" in lines
+    assert "bridgekit_duplicate_transactions_total 1.0" in lines
+    assert "bridgekit_rejected_entries_total 1.0" in lines
+    assert "bridgekit_events_handled_total 1.0" in lines
+    assert "bridgekit_inbox_queued_events 0.0" in lines
+    assert HS_TOKEN not in response.text
