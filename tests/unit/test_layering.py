@@ -19,6 +19,9 @@ FORBIDDEN: dict[str, set[str]] = {
     "ids": {"errors", "events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
     "errors": {"ids", "events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
     "events": {"connector", "matrix", "store", "core", "appservice", "cli", "config"},
+    # Leaf utilities: remote identifiers <-> Matrix IDs, and credentials encrypted at rest.
+    "naming": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
+    "credentials": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
     "config": {"connector", "matrix", "store", "core", "appservice", "cli"},
     "registration": {"connector", "matrix", "store", "core", "appservice", "cli"},
     "config_loader": {"connector", "matrix", "store", "core", "appservice", "cli"},
