@@ -37,6 +37,7 @@ from bridgekit.config_loader import (
     read_registration,
     render_example_config,
 )
+from bridgekit.credentials import generate_key
 from bridgekit.errors import ConfigError
 from bridgekit.registration import (
     MANAGED_KEYS,
@@ -119,7 +120,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     _config_option(doctor)
     doctor.set_defaults(command=_doctor)
+
+    generate_key = commands.add_parser(
+        "generate-key",
+        help="print a new key for encrypting remote-network credentials at rest "
+        "(put it in BRIDGEKIT_CREDENTIALS_KEY, or a file named by BRIDGEKIT_CREDENTIALS_KEY_FILE)",
+    )
+    generate_key.set_defaults(command=_generate_key)
     return parser
+
+
+def _generate_key(_args: argparse.Namespace, _context: CommandContext) -> int:
+    print(generate_key())
+    return 0
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

@@ -291,3 +291,14 @@ def test_ctrl_c_stops_run_quietly_with_status_130(config_file: Path) -> None:
         raise KeyboardInterrupt
 
     assert main(["run", "-c", str(config_file)], environ={}, bridge_runner=interrupted) == 130
+
+
+def test_generate_key_prints_a_key_the_credentials_cipher_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    from bridgekit.credentials import CredentialCipher, load_key
+
+    assert main(["generate-key"]) == 0
+    key = capsys.readouterr().out.strip()
+    cipher = CredentialCipher(load_key(configured=None, environ={"BRIDGEKIT_CREDENTIALS_KEY": key}))
+    assert cipher.decrypt(cipher.encrypt({"password": "hunter2"})) == {"password": "hunter2"}
+    assert main(["generate-key"]) == 0
+    assert capsys.readouterr().out.strip() != key
