@@ -11,6 +11,7 @@ from bridgekit.connector import (
     EphemeralHandler,
     MatrixAPI,
     NetworkConnector,
+    RemoteSink,
     ThirdPartyHandler,
     UserQueryHandler,
 )
@@ -28,7 +29,7 @@ from bridgekit.errors import (
     MatrixUserInUse,
     StoreError,
 )
-from bridgekit.events import EphemeralEvent, MatrixEvent
+from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteMessage
 from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, TransactionID, UserID
 
 __version__ = "0.1.0"
@@ -55,6 +56,8 @@ __all__ = [
     "MatrixServerError",
     "MatrixUserInUse",
     "NetworkConnector",
+    "RemoteMessage",
+    "RemoteSink",
     "RoomAlias",
     "RoomID",
     "StoreError",

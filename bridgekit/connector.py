@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from bridgekit.events import EphemeralEvent, MatrixEvent
-from bridgekit.ids import RoomAlias, UserID
+from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteMessage
+from bridgekit.ids import RoomAlias, RoomID, UserID
 
 if TYPE_CHECKING:
     import logging
@@ -25,6 +25,14 @@ class MatrixAPI(Protocol):
     """The part of the Matrix client a connector uses (``bridgekit.matrix.MatrixClient``)."""
 
     def intent(self, user_id: UserID) -> Any: ...
+
+
+class RemoteSink(Protocol):
+    """Where remote events go (the core's remote -> Matrix delivery)."""
+
+    async def emit(self, network: str, event: RemoteMessage) -> None: ...
+
+    async def link_portal(self, network: str, chat_id: str, room_id: RoomID) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -40,10 +48,21 @@ class BridgeContext:
     ghost_prefix: str
     alias_prefix: str
     log: logging.Logger
+    remote: RemoteSink
 
     def ghost_user_id(self, localpart_suffix: str) -> UserID:
         """The Matrix ID of a ghost: ``@{ghost_prefix}{suffix}:{server_name}``."""
         return UserID(f"@{self.ghost_prefix}{localpart_suffix}:{self.server_name}")
+
+    async def emit(self, event: RemoteMessage) -> None:
+        """Hand a remote event to the core. It is stored durably before this returns; the core
+        then posts it in its portal, in order per chat, through the sender's ghost, retrying
+        with backoff. Emitting the same (chat_id, message_id) again is harmless."""
+        await self.remote.emit(self.name, event)
+
+    async def link_portal(self, chat_id: str, room_id: RoomID) -> None:
+        """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing)."""
+        await self.remote.link_portal(self.name, chat_id, room_id)
 
 
 @runtime_checkable
@@ -125,6 +144,7 @@ __all__ = [
     "EphemeralHandler",
     "MatrixAPI",
     "NetworkConnector",
+    "RemoteSink",
     "ThirdPartyHandler",
     "UserQueryHandler",
 ]

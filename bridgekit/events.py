@@ -67,6 +67,30 @@ class EphemeralEvent:
     raw: JSONDict = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteMessage:
+    """A message said on the remote network, for the core to post in its portal.
+
+    ``chat_id`` names the remote chat (its portal), ``message_id`` the message within it: the pair
+    is the idempotency key, so emitting the same message twice posts it once.
+    """
+
+    chat_id: str
+    message_id: str
+    sender_id: str
+    """The remote user; posted through their ghost."""
+    text: str
+    html: str | None = None
+    msgtype: str = "m.text"
+    """m.text, m.notice or m.emote."""
+    sender_name: str | None = None
+    """The name to show for the sender (the ghost's display name); defaults to ``sender_id``."""
+    timestamp_ms: int | None = None
+    """When it was said (the Matrix event's timestamp); now when unknown."""
+    reply_to: str | None = None
+    """The ``message_id`` this message replies to, in the same chat."""
+
+
 class InvalidEvent(ValueError):
     """An entry of a transaction that is not a valid ClientEvent; the message says why."""
 
@@ -168,6 +192,7 @@ __all__ = [
     "InvalidEvent",
     "JSONDict",
     "MatrixEvent",
+    "RemoteMessage",
     "parse_client_event",
     "parse_ephemeral_event",
 ]

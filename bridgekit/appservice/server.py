@@ -30,11 +30,13 @@ from bridgekit.connector import BridgeContext, NetworkConnector
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connectors import load_connectors
 from bridgekit.core.inbox import Inbox
+from bridgekit.core.remote_delivery import RemoteDelivery
 from bridgekit.errors import BridgekitError
 from bridgekit.ids import UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database, MatrixStateStore
 from bridgekit.store.inbox import InboxStore
+from bridgekit.store.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,11 @@ async def _serve_with(
         await matrix.intent(user_id).ensure_registered()
 
     bridge = Bridge(connectors, own_users, register_user, memory)
+    remote = RemoteDelivery(
+        OutboxStore(database), matrix, server_name=server_name,
+        ghost_prefixes={name: section.ghost_prefix_for(name) for name, section in enabled.items()},
+        max_attempts=config.inbox.max_attempts,
+    )
     inbox = Inbox(
         InboxStore(database),
         bridge.handle,
@@ -137,6 +144,7 @@ async def _serve_with(
         max_queued=config.inbox.max_queued_events,
     )
     replayed = await inbox.start()
+    await remote.start()
     state = AppserviceState(
         hs_token=tokens.hs_token.encode(),
         max_body_bytes=config.appservice.max_body_bytes,
@@ -169,7 +177,7 @@ async def _serve_with(
             config.appservice.listen.host, config.appservice.listen.port, database.dialect, replayed,
         )
         background.append(asyncio.create_task(_ping_homeserver(matrix, config, state)))
-        await _start_connectors(connectors, config, matrix, bot_user_id)
+        await _start_connectors(connectors, config, matrix, bot_user_id, remote)
         await serving
     finally:
         for task in background:
@@ -181,6 +189,7 @@ async def _serve_with(
             except Exception:
                 log.exception("connector %s failed to stop cleanly", connector.name)
         await inbox.stop()
+        await remote.stop()
     log.info("bridgekit stopped")
     return 0
 
@@ -214,7 +223,11 @@ async def _ping_homeserver(matrix: MatrixClient, config: BridgeConfig, state: Ap
 
 
 async def _start_connectors(
-    connectors: list[NetworkConnector], config: BridgeConfig, matrix: MatrixClient, bot_user_id: UserID
+    connectors: list[NetworkConnector],
+    config: BridgeConfig,
+    matrix: MatrixClient,
+    bot_user_id: UserID,
+    remote: RemoteDelivery,
 ) -> None:
     for connector in connectors:
         section = config.connectors[connector.name]
@@ -227,6 +240,7 @@ async def _start_connectors(
             ghost_prefix=section.ghost_prefix_for(connector.name),
             alias_prefix=section.alias_prefix_for(connector.name),
             log=logging.getLogger(f"bridgekit.connector.{connector.name}"),
+            remote=remote,
         )
         await connector.start(context)
         log.info("connector %s started", connector.name)

@@ -1,0 +1,60 @@
+"""A connector whose "remote network" is driven from Matrix, for end-to-end tests of remote ->
+Matrix delivery.
+
+The bot accepts invites and links the room as the portal of a remote chat (named after the room).
+In a linked room:
+- ``!remote NICK: TEXT`` makes remote user NICK say TEXT (shown as ``Nick``);
+- ``!remote NICK^: TEXT`` makes NICK reply to the previous remote message of the chat;
+- ``!burst N`` makes remote user ``burst`` say ``burst 0`` ... ``burst N-1``.
+Remote message IDs derive from the Matrix event that caused them, so a replayed event emits the
+same messages again, which the core must post only once.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bridgekit import BridgeContext, MatrixEvent, RemoteMessage, RoomID
+
+SAY = re.compile(r"!remote (?P<nick>[a-z]+)(?P<reply>\^?): (?P<text>.+)", re.DOTALL)
+BURST = re.compile(r"!burst (?P<count>\d+)")
+
+
+class RemoteChatConnector:
+    name = "remote-chat"
+
+    def __init__(self) -> None:
+        self._ctx: BridgeContext | None = None
+        self._last_message: dict[str, str] = {}
+
+    async def start(self, ctx: BridgeContext) -> None:
+        self._ctx = ctx
+
+    async def stop(self) -> None:
+        self._ctx = None
+
+    async def handle_matrix_event(self, event: MatrixEvent) -> None:
+        ctx = self._ctx
+        assert ctx is not None, "events are only handed to a started connector"
+        if event.type == "m.room.member":
+            if event.state_key == ctx.bot_user_id and event.content.get("membership") == "invite":
+                await ctx.matrix.intent(ctx.bot_user_id).join(RoomID(event.room_id))
+                await ctx.link_portal(event.room_id, RoomID(event.room_id))
+            return
+        body = event.content.get("body") if event.type == "m.room.message" else None
+        if not isinstance(body, str):
+            return
+        if said := SAY.fullmatch(body):
+            chat = event.room_id
+            await ctx.emit(RemoteMessage(
+                chat_id=chat, message_id=event.event_id, sender_id=said["nick"], text=said["text"],
+                sender_name=said["nick"].title(), timestamp_ms=event.origin_server_ts + 1000,
+                reply_to=self._last_message.get(chat) if said["reply"] else None,
+            ))
+            self._last_message[chat] = event.event_id
+        elif burst := BURST.fullmatch(body):
+            for i in range(int(burst["count"])):
+                await ctx.emit(RemoteMessage(
+                    chat_id=event.room_id, message_id=f"{event.event_id}/{i}", sender_id="burst",
+                    text=f"burst {i}",
+                ))
