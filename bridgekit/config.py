@@ -235,6 +235,12 @@ class BridgeConfig(_Section):
     database: DatabaseConfig = DatabaseConfig()
     inbox: InboxConfig = InboxConfig()
     logging: LoggingConfig = LoggingConfig()
+    permissions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Who may use the bridge: keys are a user ID, a server name or '*', values relay, "
+        "user, admin or none; the most specific rule wins. Empty: this homeserver's users are "
+        "'user' and everyone else 'relay'",
+    )
     connectors: dict[str, ConnectorSection] = Field(
         default_factory=dict,
         description="One section per connector (network), named after it. Keys other than enabled, "
@@ -339,8 +345,10 @@ def iter_keys(
         nested = section_model(field.annotation)
         if nested is not None:
             yield from iter_keys(nested, f"{path}.")
-        elif get_origin(field.annotation) is dict:
-            yield from iter_keys(ConnectorSection, f"{path}.<name>.")
+        elif get_origin(field.annotation) is dict and (
+            (value_model := section_model(get_args(field.annotation)[1])) is not None
+        ):
+            yield from iter_keys(value_model, f"{path}.<name>.")
         else:
             yield path, field
 

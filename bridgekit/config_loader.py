@@ -17,7 +17,7 @@ import textwrap
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -349,6 +349,15 @@ def _render_model(model: type[BaseModel], *, indent: int, width: int) -> Iterato
             yield from _comment(pad, (nested.__doc__ or "").strip().splitlines()[0], width)
             yield f"{pad}{name}:"
             yield from _render_model(nested, indent=indent + 2, width=width)
+        elif get_origin(field.annotation) is dict and section_model(get_args(field.annotation)[1]) is None:
+            # A plain mapping (permissions): an empty one and a commented example.
+            yield ""
+            yield from _comment(pad, field.description or "", width)
+            yield f"{pad}{name}: {{}}"
+            yield f"{pad}# {name}:"
+            yield f'{pad}#   "*": relay'
+            yield f"{pad}#   example.org: user"
+            yield f'{pad}#   "@admin:example.org": admin'
         elif get_origin(field.annotation) is dict:
             yield ""
             yield from _comment(pad, field.description or "", width)

@@ -23,20 +23,23 @@ import httpx
 import uvicorn
 
 from bridgekit.appservice.app import create_app
-from bridgekit.appservice.state import AppserviceState
+from bridgekit.appservice.state import AppserviceState, Health
 from bridgekit.config import AppserviceTokens, BridgeConfig
 from bridgekit.config_loader import LoadedConfig
 from bridgekit.connector import BridgeContext, NetworkConnector
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connectors import load_connectors
 from bridgekit.core.inbox import Inbox
+from bridgekit.core.management import ManagementRoom, ManagementServices
+from bridgekit.core.permissions import Permissions, default_rules
 from bridgekit.core.remote_delivery import RemoteDelivery
-from bridgekit.errors import BridgekitError
+from bridgekit.errors import BridgekitError, ConfigError
 from bridgekit.ids import UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database, MatrixStateStore
 from bridgekit.store.inbox import InboxStore
 from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +132,24 @@ async def _serve_with(
     async def register_user(user_id: UserID) -> None:
         await matrix.intent(user_id).ensure_registered()
 
-    bridge = Bridge(connectors, own_users, register_user, memory)
     remote = RemoteDelivery(
         OutboxStore(database), matrix, server_name=server_name,
         ghost_prefixes={name: section.ghost_prefix_for(name) for name, section in enabled.items()},
         max_attempts=config.inbox.max_attempts,
     )
+    health = Health()
+    management = ManagementRoom(
+        matrix,
+        UserStore(database),
+        _permissions(config),
+        ManagementServices(
+            # Called only once serving, when ``inbox`` (made just below, it needs ``bridge``) exists.
+            status=lambda: _status_lines(health, inbox, remote, connectors),
+            link_portal=remote.link_portal,
+            networks=tuple(enabled),
+        ),
+    )
+    bridge = Bridge(connectors, own_users, register_user, memory, management)
     inbox = Inbox(
         InboxStore(database),
         bridge.handle,
@@ -151,6 +166,7 @@ async def _serve_with(
         inbox=inbox,
         bridge=bridge,
         database_dialect=database.dialect,
+        health=health,
     )
     state.health.ready = True
     app = create_app(state, access_log=config.logging.access_log)
@@ -192,6 +208,26 @@ async def _serve_with(
         await remote.stop()
     log.info("bridgekit stopped")
     return 0
+
+
+def _permissions(config: BridgeConfig) -> Permissions:
+    rules = config.permissions or default_rules(config.homeserver.server_name)
+    try:
+        return Permissions.from_mapping(rules)
+    except ValueError as error:
+        raise ConfigError(f"permissions: {error}") from None
+
+
+async def _status_lines(
+    health: Health, inbox: Inbox, remote: RemoteDelivery, connectors: list[NetworkConnector]
+) -> list[str]:
+    reachable = {None: "not checked yet", True: "yes", False: "NO (see the bridge's log)"}
+    return [
+        f"Connectors: {', '.join(c.name for c in connectors) or 'none'}.",
+        f"Homeserver reaches the bridge: {reachable[health.homeserver_reachable]}.",
+        f"Matrix events: {inbox.handled} handled, {inbox.failed} failed, {inbox.dispatcher.queued} waiting.",
+        f"Remote messages: {remote.sent} posted, {remote.failed} failed, {remote.dispatcher.queued} waiting.",
+    ]
 
 
 async def _wait_started(server: uvicorn.Server, serving: asyncio.Task[None]) -> bool:

@@ -48,6 +48,12 @@ class MembershipMemory(Protocol):
     async def forget_membership(self, room_id: RoomID, user_id: UserID) -> None: ...
 
 
+class ManagementHandler(Protocol):
+    """The management room (``core.management.ManagementRoom``): True when it consumed the event."""
+
+    async def handle(self, event: MatrixEvent) -> bool: ...
+
+
 class Bridge:
     """Connectors plus the routing between them and the inbox."""
 
@@ -57,11 +63,13 @@ class Bridge:
         own_users: OwnUsers,
         register_user: Callable[[UserID], Awaitable[None]],
         memberships: MembershipMemory,
+        management: ManagementHandler | None = None,
     ) -> None:
         self.connectors = list(connectors)
         self.own_users = own_users
         self._register_user = register_user
         self._memberships = memberships
+        self._management = management
 
     async def handle(self, item: WorkItem) -> None:
         """The inbox handler: called once per stored row, in order per room."""
@@ -77,6 +85,12 @@ class Bridge:
     async def _handle_room_event(self, event: MatrixEvent) -> None:
         if event.type == "m.room.member" and event.state_key in self.own_users:
             await self._remember_membership(event)
+        if (
+            self._management is not None
+            and event.sender not in self.own_users
+            and await self._management.handle(event)
+        ):
+            return  # a command (or its answer): not for the remote side
         # Our own bot's and ghosts' events are echoes of what we sent, except membership changes
         # aimed at them (an invite to a ghost is how a Matrix user starts a DM).
         if event.sender in self.own_users and event.type != "m.room.member":

@@ -1,0 +1,97 @@
+"""The management room, as a user meets it on a real Synapse: a DM with the bridge bot answers
+commands; in a bridged room `!bk ...` is a command and is not bridged; levels are enforced."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers.bridge_process import BridgeProcess
+from tests.servers.matrix_test_client import MatrixTestClient
+from tests.servers.synapse import AppserviceSlot
+from tests.synapse_fixtures import MakeMatrixUser, SynapseHarness
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def bridge(synapse: SynapseHarness, tmp_path: Path) -> AsyncIterator[AppserviceSlot]:
+    slot = synapse.slot("main")
+    config = slot.write_bridge_config(
+        tmp_path / "mgmt.yaml",
+        f"sqlite+aiosqlite:///{tmp_path / 'mgmt.db'}",
+        connectors={slot.connector: {"factory": "tests.support.echo_connector:EchoConnector"}},
+    )
+    process = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT)})
+    await process.start_ready()
+    try:
+        yield slot
+    finally:
+        await process.stop()
+
+
+def notice_from(bot: str, containing: str) -> Any:
+    return lambda e: (
+        e.get("sender") == bot and e.get("content", {}).get("msgtype") == "m.notice"
+        and containing in e.get("content", {}).get("body", "")
+    )
+
+
+async def management_room(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
+    created = await alice.request(
+        "POST", "/_matrix/client/v3/createRoom",
+        json_body={"is_direct": True, "invite": [slot.bot_user_id], "preset": "trusted_private_chat"},
+    )
+    room_id: str = created["room_id"]
+    await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "management room"))
+    return room_id
+
+
+async def test_a_dm_with_the_bot_is_a_management_room_that_answers_commands(
+    bridge: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    slot = bridge
+    alice = await make_matrix_user("alice")
+    room_id = await management_room(alice, slot)
+
+    await alice.send_text(room_id, "help")
+    listing = await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "status"))
+    assert "link" not in listing["content"]["body"]  # admin only: alice is a plain user
+
+    await alice.send_text(room_id, "status")
+    status = await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "Your permission level"))
+    assert "Connectors: example." in status["content"]["body"]
+    assert "Your permission level: user." in status["content"]["body"]
+
+    await alice.send_text(room_id, "lnik")
+    await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "Unknown command 'lnik'"))
+
+
+async def test_in_a_bridged_room_commands_need_the_prefix_and_are_not_bridged(
+    bridge: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    slot = bridge
+    alice = await make_matrix_user("alice")
+    room_id = await alice.create_room(name="bridged", invite=[slot.bot_user_id])
+    await alice.wait_for_event(
+        room_id,
+        lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
+        and e.get("content", {}).get("membership") == "join",
+    )
+    echo = slot.ghost_user_id("echo")
+
+    await alice.send_text(room_id, "!bk link example somechat")
+    refusal = await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "needs the 'admin'"))
+    assert "yours is 'user'" in refusal["content"]["body"]
+    await alice.send_text(room_id, "plain words")
+    await alice.wait_for_event(room_id, lambda e: e.get("sender") == echo and e.get("type") == "m.room.message")
+    bridged = [
+        e["content"]["body"] for e in await alice.room_messages(room_id)
+        if e.get("sender") == echo and e.get("type") == "m.room.message"
+    ]
+    assert bridged == ["echo: plain words"]  # the command never reached the remote side
