@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import asdict
 
+from bridgekit.core.bridge_info import BridgeSection, announce_bridge, bridge_info_content, bridge_info_state_key
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
 from bridgekit.events import RemoteMessage
 from bridgekit.ids import EventID, RoomID
@@ -22,6 +23,9 @@ from bridgekit.naming import ghost_user_id
 from bridgekit.store.outbox import OutboxEntry, OutboxStore, PortalRow
 
 log = logging.getLogger(__name__)
+
+BRIDGE_SOFTWARE = "bridgekit"
+"""The software part of m.bridge state keys (``bridgekit://<network>/<chat>``)."""
 
 
 def idempotency_key(network: str, chat_id: str, message_id: str) -> str:
@@ -78,7 +82,23 @@ class RemoteDelivery:
             self._queue(entry)
 
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID) -> None:
-        await self._store.link_portal(network, chat_id, room_id)
+        portal = await self._store.link_portal(network, chat_id, room_id)
+        await self._announce(portal, room_id)
+
+    async def _announce(self, portal: PortalRow, room_id: RoomID) -> None:
+        """Tell clients the room is bridged (m.bridge); never fails the caller."""
+        key = bridge_info_state_key(BRIDGE_SOFTWARE, portal.network, None, portal.remote_id)
+        content = bridge_info_content(
+            bridgebot=self._matrix.bot_user_id,
+            protocol=BridgeSection(portal.network),
+            channel=BridgeSection(portal.remote_id, displayname=portal.name),
+        )
+        try:
+            result = await announce_bridge(self._matrix.bot, room_id, key, content)
+        except Exception:
+            log.exception("could not set the bridge info of %s", room_id)
+            return
+        log.info("bridge info of %s: %s", room_id, result.value)
 
     def _queue(self, entry: OutboxEntry) -> None:
         self._dispatcher.enqueue([WorkItem(entry.id, "remote_message", f"portal:{entry.portal_id}", entry)])
@@ -115,6 +135,7 @@ class RemoteDelivery:
         # to it is the connector's business (it knows who asked).
         room_id = await self._matrix.bot.create_room(name=portal.name or portal.remote_id, preset="private_chat")
         await self._store.set_portal_room(portal.id, room_id)
+        await self._announce(portal, room_id)
         return room_id
 
     def _on_sent(self, _item: WorkItem) -> None:

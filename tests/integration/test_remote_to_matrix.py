@@ -70,6 +70,12 @@ async def test_a_remote_user_speaks_through_a_named_ghost_and_replies_are_replie
     profile = await alice.request("GET", f"/_matrix/client/v3/profile/{bob}/displayname")
     assert profile["displayname"] == "Bob"
 
+    # The bot was invited with power level 0, so it says what it needs instead of setting m.bridge.
+    await alice.wait_for_event(
+        room_id,
+        lambda e: e.get("sender") == slot.bot_user_id and "power level" in e.get("content", {}).get("body", ""),
+    )
+
     await alice.send_text(room_id, "!remote carol^: and this is my answer")
     answer = await alice.wait_for_event(room_id, from_ghost(carol))
     assert answer["content"]["body"] == "and this is my answer"
