@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,9 +22,11 @@ async def test_a_separately_installed_connector_is_discovered_by_entry_point(
     synapse: SynapseHarness, tmp_path: Path
 ) -> None:
     target = tmp_path / "site"
+    source = tmp_path / "package"  # a copy: building writes into the source tree
+    shutil.copytree(PACKAGE, source)
     install = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-        "--target", str(target), str(PACKAGE),
+        "--target", str(target), str(source),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(install.communicate(), 180)
