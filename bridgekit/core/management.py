@@ -63,6 +63,9 @@ class ManagementRoom:
     async def handle(self, event: MatrixEvent) -> bool:
         """Handle the event if it is for the management side; True when it was consumed."""
         bot = self._matrix.bot_user_id
+        if event.type == "m.room.encryption" and event.state_key == "":
+            await self._encrypted(event)
+            return False
         if event.type == "m.room.member" and event.state_key == bot:
             if event.content.get("membership") == "invite":
                 await self._invited(event)
@@ -103,6 +106,15 @@ class ManagementRoom:
                 "Hello! This is your management room for the bridge: send 'help' to see what you can do.",
                 msgtype="m.notice", txn_id=f"welcome:{event.event_id}",
             )
+
+    async def _encrypted(self, event: MatrixEvent) -> None:
+        # bridgekit cannot decrypt (yet): say so plainly rather than let messages vanish.
+        await self._matrix.bot.send_text(
+            RoomID(event.room_id),
+            "This room is now encrypted. The bridge cannot read encrypted messages, so what is said "
+            "here from now on will not reach the other side. To keep bridging, use an unencrypted room.",
+            msgtype="m.notice", txn_id=f"encrypted:{event.event_id}",
+        )
 
     async def _send_reply(self, event: MatrixEvent, reply: CommandReply) -> None:
         room_id = RoomID(event.room_id)

@@ -95,3 +95,19 @@ async def test_in_a_bridged_room_commands_need_the_prefix_and_are_not_bridged(
         if e.get("sender") == echo and e.get("type") == "m.room.message"
     ]
     assert bridged == ["echo: plain words"]  # the command never reached the remote side
+
+
+async def test_a_room_that_turns_on_encryption_is_told_the_bridge_cannot_read_it(
+    bridge: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    slot = bridge
+    alice = await make_matrix_user("alice")
+    room_id = await alice.create_room(name="soon encrypted", invite=[slot.bot_user_id])
+    await alice.wait_for_event(
+        room_id,
+        lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
+        and e.get("content", {}).get("membership") == "join",
+    )
+    await alice.send_state(room_id, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"})
+    warning = await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "now encrypted"))
+    assert "will not reach the other side" in warning["content"]["body"]
