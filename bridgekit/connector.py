@@ -10,12 +10,13 @@ with ``isinstance``: a connector implements only what its network has.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteMessage
-from bridgekit.ids import RoomAlias, RoomID, UserID
+from bridgekit.ids import EventID, RoomAlias, RoomID, UserID
 
 if TYPE_CHECKING:
     import logging
@@ -90,6 +91,74 @@ class NetworkConnector(Protocol):
         """
 
 
+class SessionKind(enum.Enum):
+    """Whose remote identity a session is."""
+
+    BOT = "bot"
+    """The network's bridge bot: relays everyone (``<name> text``)."""
+    VIRTUAL = "virtual"
+    """An identity the bridge holds on the network for one Matrix user, without their credentials."""
+    PUPPET = "puppet"
+    """A Matrix user's own remote account, logged in through the bridge."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A Matrix message on its way to the remote network, as the core routed it."""
+
+    chat_id: str
+    text: str
+    """Plain text; for the relay, already formatted with the relay template (``<alice> hi``)."""
+    html: str | None
+    msgtype: str
+    """m.text, m.notice or m.emote."""
+    event_id: EventID
+    """The Matrix event: a stable key should the network support idempotent sends."""
+    sender: UserID
+    sender_name: str
+    reply_to: str | None = None
+    """The remote message ID this one replies to, when the Matrix message was a reply."""
+
+
+@runtime_checkable
+class RemoteSession(Protocol):
+    """One remote identity. Sending may raise: the core retries with backoff, then tells the room."""
+
+    kind: SessionKind
+
+    async def send(self, message: OutgoingMessage) -> str | None:
+        """Send to ``message.chat_id``; return the remote message ID if the network gives one.
+
+        The core records it, so the echo of this message from the network is not bridged back,
+        and later replies, edits and redactions can find it. Must not return before the network
+        accepted the message (as far as it can tell).
+        """
+
+
+@runtime_checkable
+class RelayProvider(Protocol):
+    async def relay_session(self) -> RemoteSession | None:
+        """The network's bot session, or None while it is not connected."""
+
+
+@runtime_checkable
+class VirtualUserProvider(Protocol):
+    virtual_users: bool
+    """True while virtual-user mode is on (usually a setting of the connector)."""
+
+    async def virtual_session(self, user_id: UserID, display_name: str) -> RemoteSession:
+        """The virtual identity of ``user_id`` on the network, created on first use.
+
+        The connector closes identities idle for a while (its own setting) and recreates them
+        here when the user speaks again."""
+
+
+@runtime_checkable
+class PuppetProvider(Protocol):
+    def puppet_session(self, user_id: UserID) -> RemoteSession | None:
+        """``user_id``'s own logged-in, connected session, if any."""
+
+
 @runtime_checkable
 class EphemeralHandler(Protocol):
     async def handle_ephemeral(self, event: EphemeralEvent) -> None:
@@ -144,7 +213,13 @@ __all__ = [
     "EphemeralHandler",
     "MatrixAPI",
     "NetworkConnector",
+    "OutgoingMessage",
+    "PuppetProvider",
+    "RelayProvider",
+    "RemoteSession",
     "RemoteSink",
+    "SessionKind",
     "ThirdPartyHandler",
     "UserQueryHandler",
+    "VirtualUserProvider",
 ]

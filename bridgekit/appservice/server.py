@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 
 import httpx
 import uvicorn
@@ -31,10 +31,12 @@ from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connectors import load_connectors
 from bridgekit.core.inbox import Inbox
 from bridgekit.core.management import ManagementRoom, ManagementServices
+from bridgekit.core.matrix_to_remote import MatrixToRemote
 from bridgekit.core.permissions import Permissions, default_rules
 from bridgekit.core.remote_delivery import RemoteDelivery
+from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE
 from bridgekit.errors import BridgekitError, ConfigError
-from bridgekit.ids import UserID
+from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database, MatrixStateStore
 from bridgekit.store.inbox import InboxStore
@@ -132,24 +134,32 @@ async def _serve_with(
     async def register_user(user_id: UserID) -> None:
         await matrix.intent(user_id).ensure_registered()
 
+    outbox = OutboxStore(database)
     remote = RemoteDelivery(
-        OutboxStore(database), matrix, server_name=server_name,
+        outbox, matrix, server_name=server_name,
         ghost_prefixes={name: section.ghost_prefix_for(name) for name, section in enabled.items()},
         max_attempts=config.inbox.max_attempts,
     )
     health = Health()
+    permissions = _permissions(config)
+    router = MatrixToRemote(
+        {connector.name: connector for connector in connectors}, outbox, matrix, permissions,
+        relay_templates={name: str(section.settings().get("relay_template", DEFAULT_RELAY_TEMPLATE))
+                         for name, section in enabled.items()},
+    )
     management = ManagementRoom(
         matrix,
         UserStore(database),
-        _permissions(config),
+        permissions,
         ManagementServices(
             # Called only once serving, when ``inbox`` (made just below, it needs ``bridge``) exists.
             status=lambda: _status_lines(health, inbox, remote, connectors),
             link_portal=remote.link_portal,
             networks=tuple(enabled),
+            set_relay=_relay_switch(outbox),
         ),
     )
-    bridge = Bridge(connectors, own_users, register_user, memory, management)
+    bridge = Bridge(connectors, own_users, register_user, memory, management, router)
     inbox = Inbox(
         InboxStore(database),
         bridge.handle,
@@ -208,6 +218,17 @@ async def _serve_with(
         await remote.stop()
     log.info("bridgekit stopped")
     return 0
+
+
+def _relay_switch(outbox: OutboxStore) -> Callable[[RoomID, bool], Awaitable[bool]]:
+    async def set_relay(room_id: RoomID, enabled: bool) -> bool:
+        portal = await outbox.portal_for_room(room_id)
+        if portal is None:
+            return False
+        await outbox.set_relay(portal.id, enabled)
+        return True
+
+    return set_relay
 
 
 def _permissions(config: BridgeConfig) -> Permissions:

@@ -54,6 +54,12 @@ class ManagementHandler(Protocol):
     async def handle(self, event: MatrixEvent) -> bool: ...
 
 
+class MessageRouter(Protocol):
+    """Matrix -> remote routing (``core.matrix_to_remote``): True when it took the event."""
+
+    async def route(self, event: MatrixEvent) -> bool: ...
+
+
 class Bridge:
     """Connectors plus the routing between them and the inbox."""
 
@@ -64,12 +70,14 @@ class Bridge:
         register_user: Callable[[UserID], Awaitable[None]],
         memberships: MembershipMemory,
         management: ManagementHandler | None = None,
+        router: MessageRouter | None = None,
     ) -> None:
         self.connectors = list(connectors)
         self.own_users = own_users
         self._register_user = register_user
         self._memberships = memberships
         self._management = management
+        self._router = router
 
     async def handle(self, item: WorkItem) -> None:
         """The inbox handler: called once per stored row, in order per room."""
@@ -95,6 +103,8 @@ class Bridge:
         # aimed at them (an invite to a ghost is how a Matrix user starts a DM).
         if event.sender in self.own_users and event.type != "m.room.member":
             return
+        if self._router is not None and await self._router.route(event):
+            return  # a portal message, sent through the identity the routing rule chose
         for connector in self.connectors:
             await connector.handle_matrix_event(event)
 

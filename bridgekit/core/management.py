@@ -38,6 +38,8 @@ class ManagementServices:
     status: StatusSource
     link_portal: PortalLinker
     networks: tuple[str, ...]
+    set_relay: Callable[[RoomID, bool], Awaitable[bool]]
+    """Turn the relay of the portal in this room on or off; False when the room is no portal."""
 
 
 class ManagementRoom:
@@ -137,6 +139,10 @@ def _builtin_commands() -> list[Command]:
             "link", "Make this room the portal of a remote chat", _link,
             usage="<network> <chat>", level=PermissionLevel.ADMIN,
         ),
+        Command(
+            "relay", "Turn relaying through the bridge bot on or off in this portal", _relay,
+            usage="on|off", level=PermissionLevel.USER,
+        ),
     ]
 
 
@@ -159,6 +165,18 @@ async def _link(context: CommandContext, args: list[str]) -> CommandReply:
         return CommandReply("Send 'link' in the room you want to link, not in your management room.")
     await services.link_portal(network, chat, context.room_id)
     return CommandReply(f"This room is now the portal of {chat} on {network}.")
+
+
+async def _relay(context: CommandContext, args: list[str]) -> CommandReply:
+    services: ManagementServices = context.services
+    if len(args) != 1 or args[0].lower() not in ("on", "off"):
+        return CommandReply("Usage: relay on|off, in the portal room.")
+    enabled = args[0].lower() == "on"
+    if not await services.set_relay(context.room_id, enabled):
+        return CommandReply("This room is not a portal: there is nothing to relay here.")
+    if enabled:
+        return CommandReply("Relay on: messages from people without their own bridged identity are relayed.")
+    return CommandReply("Relay off: only people with their own bridged identity are bridged here.")
 
 
 __all__ = ["ManagementRoom", "ManagementServices"]

@@ -75,6 +75,9 @@ class RemoteDelivery:
     async def emit(self, network: str, event: RemoteMessage) -> None:
         if network not in self._ghost_prefixes:
             raise ValueError(f"no connector named {network!r} is running")
+        portal = await self._store.portal(network, event.chat_id)
+        if portal is not None and await self._store.event_for(portal.id, event.message_id) is not None:
+            return  # our own send (or one already posted) coming back from the network: an echo
         key = idempotency_key(network, event.chat_id, event.message_id)
         payload = {"network": network, "kind": "message", **asdict(event)}
         entry = await self._store.add(network, event.chat_id, key, payload)

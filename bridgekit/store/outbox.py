@@ -189,7 +189,39 @@ class OutboxStore:
             rows = (await conn.execute(select(_OUTBOX.c.state, func.count()).group_by(_OUTBOX.c.state))).all()
         return {state: count for state, count in rows}
 
+    # ---- relay per portal ------------------------------------------------------------------
+
+    async def relay_enabled(self, portal_id: int, *, default: bool) -> bool:
+        async with self._db.read() as conn:
+            meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal_id))).scalar()
+        value = (meta or {}).get("relay") if isinstance(meta, dict) else None
+        return default if value is None else bool(value)
+
+    async def set_relay(self, portal_id: int, enabled: bool) -> None:
+        async with self._db.write() as conn:
+            meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal_id))).scalar()
+            updated = {**(meta if isinstance(meta, dict) else {}), "relay": enabled}
+            await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id).values(meta=updated))
+
     # ---- message map and ghosts ------------------------------------------------------------
+
+    async def remote_id_for(self, event_id: str) -> str | None:
+        """The remote message a Matrix event is (either way), for replies."""
+        async with self._db.read() as conn:
+            value = (await conn.execute(select(_MESSAGE.c.remote_id).where(_MESSAGE.c.event_id == event_id))).scalar()
+        return str(value) if value is not None else None
+
+    async def map_matrix_message(self, portal_id: int, remote_id: str, event_id: str, sender_user_id: str) -> None:
+        """A Matrix message became remote message ``remote_id``: remember both ways."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                self._insert(_MESSAGE)
+                .values(
+                    portal_id=portal_id, remote_id=remote_id, part_id="", event_id=event_id, origin="matrix",
+                    sender_user_id=sender_user_id, ts=now_ms(), meta={},
+                )
+                .on_conflict_do_nothing()
+            )
 
     async def event_for(self, portal_id: int, remote_id: str) -> str | None:
         """The Matrix event a remote message became, for replies (and later edits, redactions)."""

@@ -1,0 +1,146 @@
+"""Session modes end to end: Synapse, a real `bridgekit run`, and chatnet (a real chat server on
+loopback) with a person on it. The core routes each Matrix message through the identity the
+routing rule picks: the relay bot (`<alice> hi`), or the user's own virtual identity."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers.bridge_process import BridgeProcess
+from tests.servers.chatnet import ChatnetClient, ChatnetServer
+from tests.servers.matrix_test_client import MatrixTestClient
+from tests.servers.synapse import AppserviceSlot
+from tests.synapse_fixtures import MakeMatrixUser, SynapseHarness
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHAT = "lobby"
+
+StartBridge = Callable[..., Awaitable[AppserviceSlot]]
+
+
+@pytest.fixture
+async def chatnet() -> AsyncIterator[ChatnetServer]:
+    server = ChatnetServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def start_bridge(
+    synapse: SynapseHarness, chatnet: ChatnetServer, tmp_path: Path
+) -> AsyncIterator[StartBridge]:
+    processes: list[BridgeProcess] = []
+
+    async def start(*, virtual: bool) -> AppserviceSlot:
+        slot = synapse.slot("main")
+        config = slot.write_bridge_config(
+            tmp_path / "modes.yaml", f"sqlite+aiosqlite:///{tmp_path / 'modes.db'}",
+            permissions={"localhost": "admin"},  # the test users may link rooms
+            connectors={
+                slot.connector: {"enabled": False},
+                "chatnet": {
+                    "factory": "tests.support.chatnet_connector:ChatnetConnector",
+                    "ghost_prefix": f"{slot.ghost_prefix}",
+                    "alias_prefix": f"{slot.alias_prefix}",
+                    "server": f"127.0.0.1:{chatnet.port}", "chats": [CHAT], "virtual": virtual,
+                },
+            },
+        )
+        process = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT)})
+        processes.append(process)
+        await process.start_ready()
+        return slot
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            await process.stop()
+
+
+def notice_containing(bot: str, text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("sender") == bot and text in e.get("content", {}).get("body", "")
+
+
+async def linked_portal(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
+    room_id = await alice.create_room(name="lobby on chatnet", invite=[slot.bot_user_id])
+    await alice.wait_for_event(
+        room_id,
+        lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
+        and e.get("content", {}).get("membership") == "join",
+    )
+    await alice.send_text(room_id, f"!bk link chatnet {CHAT}")
+    await alice.wait_for_event(room_id, notice_containing(slot.bot_user_id, "now the portal"))
+    return room_id
+
+
+async def bob_on_chatnet(chatnet: ChatnetServer) -> ChatnetClient:
+    bob = ChatnetClient("bob")
+    await bob.connect(chatnet.host, chatnet.port)
+    bob.join(CHAT)
+    return bob
+
+
+async def test_relay_mode_both_ways_and_a_visible_refusal_when_relay_is_off(
+    start_bridge: StartBridge, chatnet: ChatnetServer, make_matrix_user: MakeMatrixUser
+) -> None:
+    slot = await start_bridge(virtual=False)
+    alice = await make_matrix_user("alice")
+    room_id = await linked_portal(alice, slot)
+    bob = await bob_on_chatnet(chatnet)
+    try:
+        alice_name = alice.user_id.split(":")[0].lstrip("@")
+        await alice.send_text(room_id, "hi bob")
+        relayed = await chatnet.wait_for(CHAT, lambda m: m.text.endswith("hi bob"))
+        assert (relayed.nick, relayed.text) == ("bridgebot", f"<{alice_name}> hi bob")
+
+        await bob.say(CHAT, "hello alice")
+        ghost = slot.ghost_user_id("chatnet_bob")
+        answer = await alice.wait_for_event(
+            room_id, lambda e: e.get("sender") == ghost and e["type"] == "m.room.message"
+        )
+        assert answer["content"]["body"] == "hello alice"
+
+        await alice.send_text(room_id, "!bk relay off")
+        await alice.wait_for_event(room_id, notice_containing(slot.bot_user_id, "Relay off"))
+        await alice.send_text(room_id, "anyone there?")
+        refusal = await alice.wait_for_event(room_id, notice_containing(slot.bot_user_id, "was not bridged"))
+        assert "login" in refusal["content"]["body"]
+        assert not [m for m in chatnet.messages if "anyone there" in m.text]
+        # The network's echo of the relayed line never came back into the room.
+        bodies = [e["content"].get("body") for e in await alice.room_messages(room_id) if e["type"] == "m.room.message"]
+        assert bodies.count("hi bob") == 1
+        assert not [b for b in bodies if b and b.startswith("<")]
+    finally:
+        await bob.close()
+
+
+async def test_virtual_user_mode_gives_each_matrix_user_their_own_identity(
+    start_bridge: StartBridge, chatnet: ChatnetServer, make_matrix_user: MakeMatrixUser
+) -> None:
+    slot = await start_bridge(virtual=True)
+    alice = await make_matrix_user("alice")
+    room_id = await linked_portal(alice, slot)
+    bob = await bob_on_chatnet(chatnet)
+    try:
+        alice_name = alice.user_id.split(":")[0].lstrip("@")
+        await alice.send_text(room_id, "hi bob, it is really me")
+        said = await chatnet.wait_for(CHAT, lambda m: m.text == "hi bob, it is really me")
+        assert said.nick == f"{alice_name}[m]"  # her own identity, no relay template
+
+        await bob.say(CHAT, "nice to meet you")
+        ghost = slot.ghost_user_id("chatnet_bob")
+        await alice.wait_for_event(room_id, lambda e: e.get("sender") == ghost and e["type"] == "m.room.message")
+        bodies = [e["content"].get("body") for e in await alice.room_messages(room_id) if e["type"] == "m.room.message"]
+        assert bodies.count("hi bob, it is really me") == 1  # her identity's echo was not bridged back
+    finally:
+        await bob.close()
