@@ -159,6 +159,7 @@ async def _serve_with(
             set_relay=_relay_switch(outbox),
         ),
     )
+    await management.load()
     bridge = Bridge(connectors, own_users, register_user, memory, management, router)
     inbox = Inbox(
         InboxStore(database),

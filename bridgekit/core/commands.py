@@ -153,6 +153,9 @@ class Conversations:
     def start(self, key: tuple[UserID, RoomID], prompt: Prompt, command: str) -> None:
         self._pending[key] = _Pending(prompt, command, self._clock() + prompt.timeout)
 
+    def waiting(self, key: tuple[UserID, RoomID]) -> bool:
+        return key in self._pending
+
     def take(self, key: tuple[UserID, RoomID]) -> tuple[_Pending, bool] | None:
         """Remove and return the pending prompt and whether it timed out, or None."""
         # Removed before the answer runs: an answer that fails ends the flow rather than looping.
@@ -260,6 +263,18 @@ class CommandRegistry:
         hint = f"(Send '{self._shown_prefix(context)}cancel' to stop.)"
         shown_html = None if reply.html is None else f"{reply.html}<br><br>{html.escape(hint)}"
         return replace(reply, text=f"{reply.text}\n\n{hint}", html=shown_html)
+
+    def concerns(self, text: str, sender: UserID, room_id: RoomID, *, in_management_room: bool) -> bool:
+        """Cheap pre-check for the hot path: could :meth:`dispatch` take this message at all?
+
+        False means it is certainly an ordinary message (no prefix, not the management room,
+        no question waiting for the sender there); the caller can skip building a context.
+        """
+        return (
+            in_management_room
+            or self._conversations.waiting((sender, room_id))
+            or (bool(self._prefix) and text.lstrip()[: len(self._prefix)].casefold() == self._prefix.casefold())
+        )
 
     def _command_text(self, text: str, in_management_room: bool) -> str | None:
         stripped = text.strip()

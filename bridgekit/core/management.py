@@ -61,6 +61,13 @@ class ManagementRoom:
         self.registry = CommandRegistry(prefix=prefix)
         for command in _builtin_commands():
             self.registry.register(command)
+        # room ID -> user: every message the bridge sees asks "is this a management room?", so
+        # the answer is kept in memory (one row per user), loaded by load() and kept in step here.
+        self._rooms: dict[str, str] = {}
+
+    async def load(self) -> None:
+        """Read the management rooms; call once before events are handled."""
+        self._rooms = await self._users.management_rooms()
 
     async def handle(self, event: MatrixEvent) -> bool:
         """Handle the event if it is for the management side; True when it was consumed."""
@@ -78,7 +85,9 @@ class ManagementRoom:
         if not isinstance(body, str):
             return False
         sender = UserID(event.sender)
-        in_management = await self._users.management_room(sender) == event.room_id
+        in_management = self._rooms.get(event.room_id) == sender
+        if not self.registry.concerns(body, sender, RoomID(event.room_id), in_management_room=in_management):
+            return False
         context = CommandContext(
             sender=sender, level=self._permissions.level_for(sender), room_id=RoomID(event.room_id),
             in_management_room=in_management, services=self._services,
@@ -103,6 +112,8 @@ class ManagementRoom:
             return
         if event.content.get("is_direct") is True:
             await self._users.set_management_room(inviter, room_id)
+            self._rooms = {room: user for room, user in self._rooms.items() if user != inviter}
+            self._rooms[room_id] = inviter
             await bot.send_text(
                 room_id,
                 "Hello! This is your management room for the bridge: send 'help' to see what you can do.",

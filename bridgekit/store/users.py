@@ -24,6 +24,16 @@ class UserStore:
                 await conn.execute(select(_USER.c.management_room).where(_USER.c.user_id == user_id))
             ).scalar()
 
+    async def management_rooms(self) -> dict[str, str]:
+        """Every management room: room ID -> its user (read once at start, kept in memory)."""
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(_USER.c.management_room, _USER.c.user_id).where(_USER.c.management_room.is_not(None))
+                )
+            ).all()
+        return {room_id: user_id for room_id, user_id in rows}
+
     async def set_management_room(self, user_id: str, room_id: str | None) -> None:
         insert: Any = (postgresql if self._db.dialect == "postgresql" else sqlite).insert(_USER)
         statement = insert.values(user_id=user_id, management_room=room_id, created_at=now_ms())

@@ -278,3 +278,12 @@ async def test_a_failing_password_step_ends_the_flow_and_still_redacts(
     assert failed.redact_message
     assert "hunter2" not in caplog.text
     assert (await say(registry, "help")).text.startswith("Commands you can use")  # the flow is over
+
+
+async def test_the_cheap_pre_check_agrees_with_dispatch(registry: CommandRegistry) -> None:
+    """Ordinary portal messages skip the command machinery; everything dispatch takes passes."""
+    assert not registry.concerns("hello there", ALICE, PORTAL, in_management_room=False)
+    assert registry.concerns("  !BK status", ALICE, PORTAL, in_management_room=False)
+    assert registry.concerns("status", ALICE, MANAGEMENT, in_management_room=True)
+    await say(registry, "login")  # a question is now waiting for alice in her management room
+    assert registry.concerns("my-username", ALICE, MANAGEMENT, in_management_room=False)
