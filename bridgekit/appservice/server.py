@@ -157,6 +157,7 @@ async def _serve_with(
             link_portal=remote.link_portal,
             networks=tuple(enabled),
             set_relay=_relay_switch(outbox),
+            follow_upgrade=remote.follow_upgrade,
         ),
     )
     await management.load()

@@ -40,6 +40,8 @@ class ManagementServices:
     networks: tuple[str, ...]
     set_relay: Callable[[RoomID, bool], Awaitable[bool]]
     """Turn the relay of the portal in this room on or off; False when the room is no portal."""
+    follow_upgrade: Callable[[RoomID, RoomID], Awaitable[bool]]
+    """Move the portal of an upgraded room to its successor."""
 
 
 class ManagementRoom:
@@ -74,6 +76,11 @@ class ManagementRoom:
         bot = self._matrix.bot_user_id
         if event.type == "m.room.encryption" and event.state_key == "":
             await self._encrypted(event)
+            return False
+        if event.type == "m.room.tombstone" and event.state_key == "":
+            replacement = event.content.get("replacement_room")
+            if isinstance(replacement, str) and replacement:
+                await self._services.follow_upgrade(RoomID(event.room_id), RoomID(replacement))
             return False
         if event.type == "m.room.member" and event.state_key == bot:
             if event.content.get("membership") == "invite":

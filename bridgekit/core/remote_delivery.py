@@ -16,6 +16,7 @@ from dataclasses import asdict
 
 from bridgekit.core.bridge_info import BridgeSection, announce_bridge, bridge_info_content, bridge_info_state_key
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
+from bridgekit.errors import MatrixError
 from bridgekit.events import RemoteMessage
 from bridgekit.ids import EventID, RoomID
 from bridgekit.matrix import MatrixClient
@@ -87,6 +88,30 @@ class RemoteDelivery:
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID) -> None:
         portal = await self._store.link_portal(network, chat_id, room_id)
         await self._announce(portal, room_id)
+
+    async def follow_upgrade(self, old_room: RoomID, new_room: RoomID) -> bool:
+        """A portal room was upgraded (``m.room.tombstone``): move the portal to its successor.
+
+        The bot joins the new room (it may need an invite there, like anyone), the portal points
+        at it from now on, and the new room gets the bridge info. False when ``old_room`` is no
+        portal, or the bot could not join (the old room is then told why)."""
+        portal = await self._store.portal_for_room(old_room)
+        if portal is None:
+            return False
+        try:
+            await self._matrix.bot.join(new_room)
+        except MatrixError as error:
+            await self._matrix.bot.send_text(
+                old_room,
+                f"This room was upgraded, but the bridge bot could not join the new room ({error.__class__.__name__}). "
+                "Invite it there to keep the bridge running.",
+                msgtype="m.notice", txn_id=f"upgrade-failed:{old_room}:{new_room}",
+            )
+            return False
+        await self._store.set_portal_room(portal.id, new_room)
+        await self._announce(portal, new_room)
+        log.info("portal %s moved from %s to its upgraded room %s", portal.remote_id, old_room, new_room)
+        return True
 
     async def _announce(self, portal: PortalRow, room_id: RoomID) -> None:
         """Tell clients the room is bridged (m.bridge); never fails the caller."""

@@ -144,3 +144,34 @@ async def test_virtual_user_mode_gives_each_matrix_user_their_own_identity(
         assert bodies.count("hi bob, it is really me") == 1  # her identity's echo was not bridged back
     finally:
         await bob.close()
+
+
+async def test_an_upgraded_portal_room_keeps_bridging_in_its_successor(
+    start_bridge: StartBridge, chatnet: ChatnetServer, make_matrix_user: MakeMatrixUser
+) -> None:
+    slot = await start_bridge(virtual=False)
+    alice = await make_matrix_user("alice")
+    room_id = await linked_portal(alice, slot)
+    bob = await bob_on_chatnet(chatnet)
+    try:
+        # Public, so the bot may join the successor without an invite (the upgrade copies that).
+        await alice.send_state(room_id, "m.room.join_rules", {"join_rule": "public"})
+        upgraded = await alice.request(
+            "POST", f"/_matrix/client/v3/rooms/{room_id}/upgrade", json_body={"new_version": "10"}
+        )
+        new_room: str = upgraded["replacement_room"]
+        await alice.wait_for_event(
+            new_room,
+            lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
+            and e.get("content", {}).get("membership") == "join",
+        )
+        await bob.say(CHAT, "still here after the upgrade?")
+        ghost = slot.ghost_user_id("chatnet_bob")
+        moved = await alice.wait_for_event(
+            new_room, lambda e: e.get("sender") == ghost and e["type"] == "m.room.message"
+        )
+        assert moved["content"]["body"] == "still here after the upgrade?"
+        await alice.send_text(new_room, "yes, in the new room")
+        await chatnet.wait_for(CHAT, lambda m: m.text.endswith("yes, in the new room"))
+    finally:
+        await bob.close()
