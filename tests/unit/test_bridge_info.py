@@ -31,6 +31,7 @@ from bridgekit.ids import ContentURI, EventID, RoomID, UserID
 ROOT = Path(__file__).resolve().parents[2]
 # The schema lives with the spec notes; the first copy found is used.
 SCHEMA_CANDIDATES = [
+    ROOT / "tests" / "data" / "m.bridge.content.schema.json",  # a copy kept with the tests
     ROOT / "spec" / "m.bridge.content.schema.json",
     ROOT.parent / "shared" / "spec" / "m.bridge.content.schema.json",
 ]
