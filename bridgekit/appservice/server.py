@@ -161,7 +161,10 @@ async def _serve_with(
         ),
     )
     await management.load()
-    bridge = Bridge(connectors, own_users, register_user, memory, management, router)
+    async def notify(room_id: RoomID, text: str, key: str, mention: UserID) -> None:
+        await matrix.bot.send_text(room_id, text, msgtype="m.notice", mentions=[mention], txn_id=key)
+
+    bridge = Bridge(connectors, own_users, register_user, memory, management, router, notify)
     inbox = Inbox(
         InboxStore(database),
         bridge.handle,
@@ -169,6 +172,7 @@ async def _serve_with(
         retention_ms=int(config.inbox.retention_hours * 3600 * 1000),
         prune_interval=config.inbox.prune_interval_seconds,
         max_queued=config.inbox.max_queued_events,
+        on_given_up=bridge.report_given_up,
     )
     replayed = await inbox.start()
     await remote.start()

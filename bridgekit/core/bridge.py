@@ -54,6 +54,10 @@ class ManagementHandler(Protocol):
     async def handle(self, event: MatrixEvent) -> bool: ...
 
 
+Notifier = Callable[[RoomID, str, str, UserID], Awaitable[None]]
+"""(room, text, idempotency key, user to mention) -> a notice from the bridge bot."""
+
+
 class MessageRouter(Protocol):
     """Matrix -> remote routing (``core.matrix_to_remote``): True when it took the event."""
 
@@ -71,6 +75,7 @@ class Bridge:
         memberships: MembershipMemory,
         management: ManagementHandler | None = None,
         router: MessageRouter | None = None,
+        notify: Notifier | None = None,
     ) -> None:
         self.connectors = list(connectors)
         self.own_users = own_users
@@ -78,6 +83,7 @@ class Bridge:
         self._memberships = memberships
         self._management = management
         self._router = router
+        self._notify = notify
 
     async def handle(self, item: WorkItem) -> None:
         """The inbox handler: called once per stored row, in order per room."""
@@ -107,6 +113,22 @@ class Bridge:
             return  # a portal message, sent through the identity the routing rule chose
         for connector in self.connectors:
             await connector.handle_matrix_event(event)
+
+    async def report_given_up(self, item: WorkItem, error: BaseException) -> None:
+        """A Matrix message could not be handled after every attempt: say so in its room, so its
+        sender does not believe the other side read it (the inbox keeps it as failed)."""
+        event = item.event
+        if self._notify is None or not isinstance(event, MatrixEvent) or event.type != "m.room.message":
+            return
+        if event.sender in self.own_users:
+            return
+        await self._notify(
+            RoomID(event.room_id),
+            f"Your message could not be delivered to the other side ({type(error).__name__}); "
+            "it was retried and given up on. Try again later, or ask the bridge's admin.",
+            f"given-up:{event.event_id}",
+            UserID(event.sender),
+        )
 
     async def _remember_membership(self, event: MatrixEvent) -> None:
         # The client remembers joins so it need not re-join before every send; a kick or ban by

@@ -86,6 +86,7 @@ class Inbox:
         retention_ms: int = 72 * 3600 * 1000,
         prune_interval: float = 3600.0,
         max_queued: int = 10_000,
+        on_given_up: Callable[[WorkItem, BaseException], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._handler = handler
@@ -100,6 +101,7 @@ class Inbox:
             handler, on_done=self._on_done, on_failure=self._on_failure, max_attempts=max_attempts
         )
         self._retention_ms = retention_ms
+        self._on_given_up = on_given_up
         self._prune_interval = prune_interval
         self._prune_task: asyncio.Task[None] | None = None
         self.handled = 0
@@ -243,6 +245,11 @@ class Inbox:
             log.exception("could not record the failed attempt of inbox row %d", item.row_id)
         if final:
             self._store.record_handled(item.queue_key, item.row_id)
+            if self._on_given_up is not None:
+                try:
+                    await self._on_given_up(item, error)
+                except Exception:
+                    log.exception("could not report that inbox row %d was given up on", item.row_id)
 
     async def _prune_loop(self) -> None:
         while True:

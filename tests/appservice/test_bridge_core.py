@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from bridgekit.core.bridge import Bridge, OwnUsers
+from bridgekit.core.inbox import Inbox
 from bridgekit.ids import RoomID, UserID
 from bridgekit.store import Database, MatrixStateStore
-from tests.appservice.harness import auth, message, running_appservice
+from bridgekit.store.inbox import InboxStore
+from tests.appservice.harness import RecordingConnector, auth, message, running_appservice
 
 pytestmark = pytest.mark.integration
 
@@ -47,3 +52,31 @@ async def test_a_ghost_kicked_by_someone_else_is_forgotten_as_joined(database: D
         await appservice.http.put("/_matrix/app/v1/transactions/join", json={"events": [rejoin]}, headers=auth())
         await appservice.inbox.dispatcher.wait_idle(10)
     assert await MatrixStateStore(database).is_joined(ROOM, GHOST)
+
+
+async def test_a_message_given_up_on_is_reported_in_its_room(database: Database) -> None:
+    told: list[tuple[str, str, str, str]] = []
+
+    async def notify(room_id: RoomID, text: str, key: str, mention: UserID) -> None:
+        told.append((room_id, text, key, mention))
+
+    async def register(_user_id: UserID) -> None:
+        pass
+
+    connector = RecordingConnector(fail_times={"$lost": 99})
+    bridge = Bridge(
+        [connector], OwnUsers("@_bk_bot:localhost", ["_bk_"], "localhost"), register,
+        MatrixStateStore(database), notify=notify,
+    )
+    inbox = Inbox(InboxStore(database), bridge.handle, max_attempts=2, on_given_up=bridge.report_given_up)
+    await inbox.start()
+    try:
+        await inbox.accept("1", json.dumps({"events": [message("$lost")]}).encode())
+        assert await inbox.dispatcher.wait_idle(15)
+    finally:
+        await inbox.stop()
+    assert len(told) == 1
+    room_id, text, key, mention = told[0]
+    assert (room_id, mention) == ("!room:localhost", "@alice:localhost")
+    assert "could not be delivered" in text
+    assert key == "given-up:$lost"  # a replay cannot post the notice twice
