@@ -21,10 +21,14 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
+from bridgekit.ids import UserID
+from bridgekit.matrix import MatrixClient
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot, SynapseServer
+from tests.support.memory import InMemoryState
 
 # Low enough that a burst of messages from the rate-limited appservice gets 429s quickly.
 RATELIMITED_MESSAGE_RATE = (0.5, 3.0)
@@ -126,6 +130,22 @@ async def make_matrix_user(synapse: SynapseHarness) -> AsyncIterator[MakeMatrixU
     finally:
         for client in clients:
             await client.aclose()
+
+
+@pytest.fixture
+def slot(synapse: SynapseHarness) -> AppserviceSlot:
+    """The "main" appservice slot."""
+    return synapse.slot("main")
+
+
+@pytest.fixture
+async def client(synapse: SynapseHarness, slot: AppserviceSlot) -> AsyncIterator[MatrixClient]:
+    """bridgekit's Matrix client as the main slot's appservice (memory kept in a dict)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield MatrixClient(
+            http, homeserver_url=synapse.url, as_token=slot.as_token,
+            bot_user_id=UserID(slot.bot_user_id), memory=InMemoryState(),
+        )
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ Uses the session's ``main`` appservice slot and its bot. Each test makes its own
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from bridgekit.core.bridge_info import (
@@ -23,27 +21,11 @@ from bridgekit.events import JSONDict
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from tests.servers.matrix_test_client import MatrixRequestError, MatrixTestClient
-from tests.servers.synapse import AppserviceSlot
-from tests.support.memory import InMemoryState
-from tests.synapse_fixtures import MakeMatrixUser, SynapseHarness
+from tests.synapse_fixtures import MakeMatrixUser
 
 pytestmark = pytest.mark.integration
 
 BRIDGE_TYPES = ("m.bridge", "uk.half-shot.bridge")
-
-
-@pytest.fixture
-def slot(synapse: SynapseHarness) -> AppserviceSlot:
-    return synapse.slot("main")
-
-
-@pytest.fixture
-async def client(synapse: SynapseHarness, slot: AppserviceSlot) -> AsyncIterator[MatrixClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield MatrixClient(
-            http, homeserver_url=synapse.url, as_token=slot.as_token,
-            bot_user_id=UserID(slot.bot_user_id), memory=InMemoryState(),
-        )
 
 
 def channel_info(client: MatrixClient) -> tuple[str, JSONDict]:

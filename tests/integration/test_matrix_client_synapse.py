@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,20 +23,6 @@ from tests.support.memory import InMemoryState
 from tests.synapse_fixtures import SynapseHarness
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def slot(synapse: SynapseHarness) -> AppserviceSlot:
-    return synapse.slot("main")
-
-
-@pytest.fixture
-async def client(synapse: SynapseHarness, slot: AppserviceSlot) -> AsyncIterator[MatrixClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield MatrixClient(
-            http, homeserver_url=synapse.url, as_token=slot.as_token,
-            bot_user_id=UserID(slot.bot_user_id), memory=InMemoryState(),
-        )
 
 
 def new_ghost(slot: AppserviceSlot) -> UserID:
