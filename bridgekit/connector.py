@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
 from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteMessage
 from bridgekit.ids import EventID, RoomAlias, RoomID, UserID
 
@@ -41,8 +43,9 @@ class BridgeContext:
     """What the core hands a connector at start: its config section, the Matrix side, a logger."""
 
     name: str
-    settings: Mapping[str, Any]
-    """The connector's own config section (keys other than the shared ones)."""
+    settings: Any
+    """The connector's own config section: an instance of its ``Settings`` model when it declares
+    one (see :class:`ConfiguredConnector`), else the raw mapping of its keys."""
     matrix: MatrixAPI
     bot_user_id: UserID
     server_name: str
@@ -159,6 +162,18 @@ class PuppetProvider(Protocol):
         """``user_id``'s own logged-in, connected session, if any."""
 
 
+class ConfiguredConnector(Protocol):
+    """A connector whose config section has a typed model of its own.
+
+    Declare ``Settings`` (a pydantic model) on the class; the core validates the section with it
+    before :meth:`NetworkConnector.start` and hands the instance over as ``ctx.settings``. A bad
+    value stops the bridge with an error naming ``connectors.<name>.<key>`` and the fix; keys the
+    model does not know are warned about (and kept, as everywhere in the config).
+    """
+
+    Settings: type[BaseModel]
+
+
 @runtime_checkable
 class EphemeralHandler(Protocol):
     async def handle_ephemeral(self, event: EphemeralEvent) -> None:
@@ -210,6 +225,7 @@ class ThirdPartyHandler(Protocol):
 __all__ = [
     "AliasQueryHandler",
     "BridgeContext",
+    "ConfiguredConnector",
     "EphemeralHandler",
     "MatrixAPI",
     "NetworkConnector",

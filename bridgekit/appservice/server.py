@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Generator
+from typing import Any
 
 import httpx
 import uvicorn
@@ -28,7 +29,7 @@ from bridgekit.config import AppserviceTokens, BridgeConfig
 from bridgekit.config_loader import LoadedConfig
 from bridgekit.connector import BridgeContext, NetworkConnector
 from bridgekit.core.bridge import Bridge, OwnUsers
-from bridgekit.core.connectors import load_connectors
+from bridgekit.core.connectors import connector_settings, load_connectors
 from bridgekit.core.inbox import Inbox
 from bridgekit.core.management import ManagementRoom, ManagementServices
 from bridgekit.core.matrix_to_remote import MatrixToRemote
@@ -126,6 +127,13 @@ async def _serve_with(
         memory=memory,
     )
     connectors = load_connectors(config)
+    # Checked before anything starts: a bad connector setting stops the bridge with its key name.
+    settings = {
+        connector.name: connector_settings(
+            connector.name, connector, config.connectors[connector.name].settings(), warn=log.warning
+        )
+        for connector in connectors
+    }
     enabled = {name: section for name, section in config.connectors.items() if section.enabled}
     own_users = OwnUsers(
         bot_user_id, [section.ghost_prefix_for(name) for name, section in enabled.items()], server_name
@@ -209,7 +217,7 @@ async def _serve_with(
             config.appservice.listen.host, config.appservice.listen.port, database.dialect, replayed,
         )
         background.append(asyncio.create_task(_ping_homeserver(matrix, config, state)))
-        await _start_connectors(connectors, config, matrix, bot_user_id, remote)
+        await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote)
         await serving
     finally:
         for task in background:
@@ -287,6 +295,7 @@ async def _ping_homeserver(matrix: MatrixClient, config: BridgeConfig, state: Ap
 
 async def _start_connectors(
     connectors: list[NetworkConnector],
+    settings: dict[str, Any],
     config: BridgeConfig,
     matrix: MatrixClient,
     bot_user_id: UserID,
@@ -296,7 +305,7 @@ async def _start_connectors(
         section = config.connectors[connector.name]
         context = BridgeContext(
             name=connector.name,
-            settings=section.settings(),
+            settings=settings[connector.name],
             matrix=matrix,
             bot_user_id=bot_user_id,
             server_name=config.homeserver.server_name,

@@ -17,11 +17,38 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from bridgekit.config import BridgeConfig
 from bridgekit.connector import NetworkConnector
 from bridgekit.errors import ConfigError
 
 ENTRY_POINT_GROUP = "bridgekit.connectors"
+
+CORE_SECTION_KEYS = frozenset({"factory", "relay_template"})
+"""Keys of a connector section the core reads (besides enabled/ghost_prefix/alias_prefix)."""
+
+
+def connector_settings(name: str, connector: object, raw: dict[str, Any], *, warn: Callable[[str], None]) -> Any:
+    """The connector's settings: validated by its ``Settings`` model when it has one.
+
+    Raises ConfigError naming each bad key as ``connectors.<name>.<key>`` with what it expects.
+    """
+    own = {key: value for key, value in raw.items() if key not in CORE_SECTION_KEYS}
+    model = getattr(type(connector), "Settings", None)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return own
+    try:
+        settings = model.model_validate(own)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"connectors.{name}.{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ConfigError(f"{problems} (fix the connector's section in the config)") from None
+    for key in sorted(set(own) - set(model.model_fields)):
+        warn(f"connectors.{name}.{key} is not a setting of the {name} connector; it is kept, but nothing reads it")
+    return settings
 
 
 def load_connectors(config: BridgeConfig) -> list[NetworkConnector]:
@@ -68,4 +95,4 @@ def _import_object(name: str, import_path: str) -> Callable[[], Any]:
     return factory
 
 
-__all__ = ["ENTRY_POINT_GROUP", "load_connectors"]
+__all__ = ["CORE_SECTION_KEYS", "ENTRY_POINT_GROUP", "connector_settings", "load_connectors"]

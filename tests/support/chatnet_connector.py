@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+
+from pydantic import BaseModel
 
 from bridgekit import BridgeContext, MatrixEvent, OutgoingMessage, RemoteMessage, SessionKind, UserID
 from tests.servers.chatnet import ChatnetClient
+
+
+class ChatnetSettings(BaseModel):
+    server: str
+    """host:port of the chatnet server."""
+    chats: list[str] = []
+    bot_nick: str = "bridgebot"
+    virtual: bool = False
 
 
 class ChatnetSession:
@@ -32,6 +41,7 @@ class ChatnetSession:
 
 class ChatnetConnector:
     name = "chatnet"
+    Settings = ChatnetSettings
 
     def __init__(self) -> None:
         self._ctx: BridgeContext | None = None
@@ -44,16 +54,16 @@ class ChatnetConnector:
 
     async def start(self, ctx: BridgeContext) -> None:
         self._ctx = ctx
-        settings: dict[str, Any] = dict(ctx.settings)
-        self._host, _, port = str(settings["server"]).partition(":")
+        settings: ChatnetSettings = ctx.settings
+        self._host, _, port = settings.server.partition(":")
         self._port = int(port)
-        self.virtual_users = bool(settings.get("virtual", False))
-        bot = ChatnetClient(str(settings.get("bot_nick", "bridgebot")))
+        self.virtual_users = settings.virtual
+        bot = ChatnetClient(settings.bot_nick)
         await bot.connect(self._host, self._port)
         self._bot = ChatnetSession(SessionKind.BOT, bot)
-        for chat in settings.get("chats", []):
-            bot.join(str(chat))
-            self._bot._joined.add(str(chat))
+        for chat in settings.chats:
+            bot.join(chat)
+            self._bot._joined.add(chat)
         self._listener = asyncio.create_task(self._listen(bot))
 
     async def stop(self) -> None:
