@@ -97,17 +97,15 @@ class Bridge:
         # implemented); they are acknowledged and kept until pruned.
 
     async def _handle_room_event(self, event: MatrixEvent) -> None:
+        # Every event passes here: the namespace check (a regex) is made once.
+        from_us = event.sender in self.own_users
         if event.type == "m.room.member" and event.state_key in self.own_users:
             await self._remember_membership(event)
-        if (
-            self._management is not None
-            and event.sender not in self.own_users
-            and await self._management.handle(event)
-        ):
+        if not from_us and self._management is not None and await self._management.handle(event):
             return  # a command (or its answer): not for the remote side
         # Our own bot's and ghosts' events are echoes of what we sent, except membership changes
         # aimed at them (an invite to a ghost is how a Matrix user starts a DM).
-        if event.sender in self.own_users and event.type != "m.room.member":
+        if from_us and event.type != "m.room.member":
             return
         if self._router is not None and await self._router.route(event):
             return  # a portal message, sent through the identity the routing rule chose

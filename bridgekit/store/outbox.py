@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import ColumnElement, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,33 +60,23 @@ class OutboxStore:
     # ---- portals ---------------------------------------------------------------------------
 
     async def portal(self, network: str, remote_id: str) -> PortalRow | None:
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(_PORTAL.c.id, _PORTAL.c.network, _PORTAL.c.remote_id, _PORTAL.c.room_id, _PORTAL.c.name)
-                    .where(_PORTAL.c.network == network, _PORTAL.c.remote_id == remote_id, _PORTAL.c.receiver == "")
-                )
-            ).first()
-        return PortalRow(*row) if row is not None else None
+        return await self._find_portal(
+            _PORTAL.c.network == network, _PORTAL.c.remote_id == remote_id, _PORTAL.c.receiver == ""
+        )
 
     async def portal_by_id(self, portal_id: int) -> PortalRow:
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(_PORTAL.c.id, _PORTAL.c.network, _PORTAL.c.remote_id, _PORTAL.c.room_id, _PORTAL.c.name)
-                    .where(_PORTAL.c.id == portal_id)
-                )
-            ).one()
-        return PortalRow(*row)
+        portal = await self._find_portal(_PORTAL.c.id == portal_id)
+        if portal is None:
+            raise LookupError(f"no portal with id {portal_id}")
+        return portal
 
     async def portal_for_room(self, room_id: str) -> PortalRow | None:
+        return await self._find_portal(_PORTAL.c.room_id == room_id)
+
+    async def _find_portal(self, *conditions: ColumnElement[bool]) -> PortalRow | None:
+        columns = (_PORTAL.c.id, _PORTAL.c.network, _PORTAL.c.remote_id, _PORTAL.c.room_id, _PORTAL.c.name)
         async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(_PORTAL.c.id, _PORTAL.c.network, _PORTAL.c.remote_id, _PORTAL.c.room_id, _PORTAL.c.name)
-                    .where(_PORTAL.c.room_id == room_id)
-                )
-            ).first()
+            row = (await conn.execute(select(*columns).where(*conditions))).first()
         return PortalRow(*row) if row is not None else None
 
     async def link_portal(self, network: str, remote_id: str, room_id: str, *, origin: str = "plumbed") -> PortalRow:
