@@ -20,12 +20,15 @@ import importlib.util
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from bridgekit.ids import UserID
 from bridgekit.matrix import MatrixClient
+from tests.servers.bridge_process import BridgeProcess
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot, SynapseServer
 from tests.support.memory import InMemoryState
@@ -146,6 +149,39 @@ async def client(synapse: SynapseHarness, slot: AppserviceSlot) -> AsyncIterator
             http, homeserver_url=synapse.url, as_token=slot.as_token,
             bot_user_id=UserID(slot.bot_user_id), memory=InMemoryState(),
         )
+
+
+RunBridge = Callable[..., Awaitable[BridgeProcess]]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+async def run_bridge(tmp_path: Path) -> AsyncIterator[RunBridge]:
+    """``await run_bridge(slot, factory, **overrides)``: a ``bridgekit run`` process playing the
+    slot with one connector (``factory`` = "module:Class", importable from the repository),
+    ready to serve; stopped at the end of the test. ``overrides`` are merged into the config."""
+    started: list[BridgeProcess] = []
+
+    async def run(
+        slot: AppserviceSlot, factory: str, *, connector: dict[str, Any] | None = None, **overrides: Any
+    ) -> BridgeProcess:
+        name = f"{slot.name}-{len(started)}"
+        connectors = overrides.pop("connectors", {})
+        section = {"factory": factory, **(connector or {})}
+        config = slot.write_bridge_config(
+            tmp_path / f"{name}.yaml", f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}",
+            connectors={slot.connector: section, **connectors}, **overrides,
+        )
+        bridge = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT)})
+        started.append(bridge)
+        await bridge.start_ready()
+        return bridge
+
+    try:
+        yield run
+    finally:
+        for bridge in started:
+            await bridge.stop()
 
 
 @pytest.fixture

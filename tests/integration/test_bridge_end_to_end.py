@@ -15,9 +15,8 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,39 +27,25 @@ from tests.servers.fault_proxy import FaultProxy
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.support.echo_connector import ECHO_DELAY_MS
-from tests.synapse_fixtures import MakeMatrixUser, SynapseHarness
+from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TXN_PATH = "/_matrix/app/v1/transactions/"
 
 StartBridge = Callable[[str], Awaitable[tuple[BridgeProcess, AppserviceSlot]]]
 
 
 @pytest.fixture
-async def start_bridge(synapse: SynapseHarness, tmp_path: Path) -> AsyncIterator[StartBridge]:
+def start_bridge(synapse: SynapseHarness, run_bridge: RunBridge) -> StartBridge:
     """``await start_bridge("main")``: a bridge process for that slot with the echo connector."""
-    started: list[BridgeProcess] = []
 
     async def start(slot_name: str) -> tuple[BridgeProcess, AppserviceSlot]:
         slot = synapse.slot(slot_name)
-        config = slot.write_bridge_config(
-            tmp_path / f"{slot_name}.yaml",
-            f"sqlite+aiosqlite:///{tmp_path / f'{slot_name}.db'}",
-            connectors={slot.connector: {"factory": "tests.support.echo_connector:EchoConnector"}},
-            logging={"level": "INFO"},
-        )
-        bridge = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT)})
-        started.append(bridge)
-        await bridge.start_ready()
+        bridge = await run_bridge(slot, "tests.support.echo_connector:EchoConnector", logging={"level": "INFO"})
         return bridge, slot
 
-    try:
-        yield start
-    finally:
-        for bridge in started:
-            await bridge.stop()
+    return start
 
 
 @dataclass
@@ -86,11 +71,7 @@ async def begin_story(start_bridge: StartBridge, make_matrix_user: MakeMatrixUse
 async def room_with_bridge_bot(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
     """alice makes a room and invites the bridge bot, which joins (the echo connector accepts)."""
     room_id = await alice.create_room(name="bridged", invite=[slot.bot_user_id])
-    await alice.wait_for_event(
-        room_id,
-        lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
-        and e.get("content", {}).get("membership") == "join",
-    )
+    await alice.wait_for_membership(room_id, slot.bot_user_id)
     return room_id
 
 

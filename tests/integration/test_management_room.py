@@ -3,36 +3,22 @@ commands; in a bridged room `!bk ...` is a command and is not bridged; levels ar
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.servers.bridge_process import BridgeProcess
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
-from tests.synapse_fixtures import MakeMatrixUser, SynapseHarness
+from tests.synapse_fixtures import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def bridge(synapse: SynapseHarness, tmp_path: Path) -> AsyncIterator[AppserviceSlot]:
-    slot = synapse.slot("main")
-    config = slot.write_bridge_config(
-        tmp_path / "mgmt.yaml",
-        f"sqlite+aiosqlite:///{tmp_path / 'mgmt.db'}",
-        connectors={slot.connector: {"factory": "tests.support.echo_connector:EchoConnector"}},
-    )
-    process = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT)})
-    await process.start_ready()
-    try:
-        yield slot
-    finally:
-        await process.stop()
+async def bridge(slot: AppserviceSlot, run_bridge: RunBridge) -> AppserviceSlot:
+    await run_bridge(slot, "tests.support.echo_connector:EchoConnector")
+    return slot
 
 
 def notice_from(bot: str, containing: str) -> Any:
@@ -78,11 +64,7 @@ async def test_in_a_bridged_room_commands_need_the_prefix_and_are_not_bridged(
     slot = bridge
     alice = await make_matrix_user("alice")
     room_id = await alice.create_room(name="bridged", invite=[slot.bot_user_id])
-    await alice.wait_for_event(
-        room_id,
-        lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
-        and e.get("content", {}).get("membership") == "join",
-    )
+    await alice.wait_for_membership(room_id, slot.bot_user_id)
     echo = slot.ghost_user_id("echo")
 
     await alice.send_text(room_id, "!bk link example somechat")
@@ -103,11 +85,7 @@ async def test_a_room_that_turns_on_encryption_is_told_the_bridge_cannot_read_it
     slot = bridge
     alice = await make_matrix_user("alice")
     room_id = await alice.create_room(name="soon encrypted", invite=[slot.bot_user_id])
-    await alice.wait_for_event(
-        room_id,
-        lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
-        and e.get("content", {}).get("membership") == "join",
-    )
+    await alice.wait_for_membership(room_id, slot.bot_user_id)
     await alice.send_state(room_id, "m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"})
     warning = await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "now encrypted"))
     assert "will not reach the other side" in warning["content"]["body"]

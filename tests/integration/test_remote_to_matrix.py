@@ -4,8 +4,7 @@ while the bridge is SIGKILLed arrives complete, once, in order."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,37 +12,21 @@ import pytest
 from tests.servers.bridge_process import BridgeProcess
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
-from tests.synapse_fixtures import MakeMatrixUser, SynapseHarness
+from tests.synapse_fixtures import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NETWORK = "example"  # the slot's connector section name, which names the ghosts' network
 
 
 @pytest.fixture
-async def bridge(synapse: SynapseHarness, tmp_path: Path) -> AsyncIterator[tuple[BridgeProcess, AppserviceSlot]]:
-    slot = synapse.slot("main")
-    config = slot.write_bridge_config(
-        tmp_path / "remote.yaml",
-        f"sqlite+aiosqlite:///{tmp_path / 'remote.db'}",
-        connectors={slot.connector: {"factory": "tests.support.remote_chat_connector:RemoteChatConnector"}},
-    )
-    process = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT)})
-    await process.start_ready()
-    try:
-        yield process, slot
-    finally:
-        await process.stop()
+async def bridge(slot: AppserviceSlot, run_bridge: RunBridge) -> tuple[BridgeProcess, AppserviceSlot]:
+    return await run_bridge(slot, "tests.support.remote_chat_connector:RemoteChatConnector"), slot
 
 
 async def portal_with(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
     room_id = await alice.create_room(name="remote chat", invite=[slot.bot_user_id])
-    await alice.wait_for_event(
-        room_id,
-        lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
-        and e.get("content", {}).get("membership") == "join",
-    )
+    await alice.wait_for_membership(room_id, slot.bot_user_id)
     return room_id
 
 

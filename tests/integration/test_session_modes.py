@@ -5,20 +5,17 @@ routing rule picks: the relay bot (`<alice> hi`), or the user's own virtual iden
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.servers.bridge_process import BridgeProcess
 from tests.servers.chatnet import ChatnetClient, ChatnetServer
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
-from tests.synapse_fixtures import MakeMatrixUser, SynapseHarness
+from tests.synapse_fixtures import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHAT = "lobby"
 
 StartBridge = Callable[..., Awaitable[AppserviceSlot]]
@@ -35,36 +32,16 @@ async def chatnet() -> AsyncIterator[ChatnetServer]:
 
 
 @pytest.fixture
-async def start_bridge(
-    synapse: SynapseHarness, chatnet: ChatnetServer, tmp_path: Path
-) -> AsyncIterator[StartBridge]:
-    processes: list[BridgeProcess] = []
-
+def start_bridge(slot: AppserviceSlot, chatnet: ChatnetServer, run_bridge: RunBridge) -> StartBridge:
     async def start(*, virtual: bool) -> AppserviceSlot:
-        slot = synapse.slot("main")
-        config = slot.write_bridge_config(
-            tmp_path / "modes.yaml", f"sqlite+aiosqlite:///{tmp_path / 'modes.db'}",
+        await run_bridge(
+            slot, "tests.support.chatnet_connector:ChatnetConnector",
+            connector={"server": f"127.0.0.1:{chatnet.port}", "chats": [CHAT], "virtual": virtual},
             permissions={"localhost": "admin"},  # the test users may link rooms
-            connectors={
-                slot.connector: {"enabled": False},
-                "chatnet": {
-                    "factory": "tests.support.chatnet_connector:ChatnetConnector",
-                    "ghost_prefix": f"{slot.ghost_prefix}",
-                    "alias_prefix": f"{slot.alias_prefix}",
-                    "server": f"127.0.0.1:{chatnet.port}", "chats": [CHAT], "virtual": virtual,
-                },
-            },
         )
-        process = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT)})
-        processes.append(process)
-        await process.start_ready()
         return slot
 
-    try:
-        yield start
-    finally:
-        for process in processes:
-            await process.stop()
+    return start
 
 
 def notice_containing(bot: str, text: str) -> Callable[[dict[str, Any]], bool]:
@@ -73,12 +50,8 @@ def notice_containing(bot: str, text: str) -> Callable[[dict[str, Any]], bool]:
 
 async def linked_portal(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
     room_id = await alice.create_room(name="lobby on chatnet", invite=[slot.bot_user_id])
-    await alice.wait_for_event(
-        room_id,
-        lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
-        and e.get("content", {}).get("membership") == "join",
-    )
-    await alice.send_text(room_id, f"!bk link chatnet {CHAT}")
+    await alice.wait_for_membership(room_id, slot.bot_user_id)
+    await alice.send_text(room_id, f"!bk link {slot.connector} {CHAT}")
     await alice.wait_for_event(room_id, notice_containing(slot.bot_user_id, "now the portal"))
     return room_id
 
@@ -104,7 +77,7 @@ async def test_relay_mode_both_ways_and_a_visible_refusal_when_relay_is_off(
         assert (relayed.nick, relayed.text) == ("bridgebot", f"<{alice_name}> hi bob")
 
         await bob.say(CHAT, "hello alice")
-        ghost = slot.ghost_user_id("chatnet_bob")
+        ghost = slot.ghost_user_id(f"{slot.connector}_bob")
         answer = await alice.wait_for_event(
             room_id, lambda e: e.get("sender") == ghost and e["type"] == "m.room.message"
         )
@@ -138,7 +111,7 @@ async def test_virtual_user_mode_gives_each_matrix_user_their_own_identity(
         assert said.nick == f"{alice_name}[m]"  # her own identity, no relay template
 
         await bob.say(CHAT, "nice to meet you")
-        ghost = slot.ghost_user_id("chatnet_bob")
+        ghost = slot.ghost_user_id(f"{slot.connector}_bob")
         await alice.wait_for_event(room_id, lambda e: e.get("sender") == ghost and e["type"] == "m.room.message")
         bodies = [e["content"].get("body") for e in await alice.room_messages(room_id) if e["type"] == "m.room.message"]
         assert bodies.count("hi bob, it is really me") == 1  # her identity's echo was not bridged back
@@ -160,13 +133,9 @@ async def test_an_upgraded_portal_room_keeps_bridging_in_its_successor(
             "POST", f"/_matrix/client/v3/rooms/{room_id}/upgrade", json_body={"new_version": "10"}
         )
         new_room: str = upgraded["replacement_room"]
-        await alice.wait_for_event(
-            new_room,
-            lambda e: e.get("type") == "m.room.member" and e.get("state_key") == slot.bot_user_id
-            and e.get("content", {}).get("membership") == "join",
-        )
+        await alice.wait_for_membership(new_room, slot.bot_user_id)
         await bob.say(CHAT, "still here after the upgrade?")
-        ghost = slot.ghost_user_id("chatnet_bob")
+        ghost = slot.ghost_user_id(f"{slot.connector}_bob")
         moved = await alice.wait_for_event(
             new_room, lambda e: e.get("sender") == ghost and e["type"] == "m.room.message"
         )

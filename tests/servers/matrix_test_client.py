@@ -311,6 +311,17 @@ class MatrixTestClient:
         """The first event of the room (seen before or synced now) matching ``predicate``."""
         return (await self.wait_for_events(room_id, predicate, 1, timeout=timeout))[0]
 
+    async def wait_for_membership(
+        self, room_id: str, user_id: str, membership: str = "join", *, timeout: float = 30.0  # noqa: ASYNC109
+    ) -> Event:
+        """The room's member event that gives ``user_id`` this ``membership``."""
+        return await self.wait_for_event(
+            room_id,
+            lambda e: e.get("type") == "m.room.member" and e.get("state_key") == user_id
+            and e.get("content", {}).get("membership") == membership,
+            timeout=timeout,
+        )
+
     async def wait_for_invite(
         self, room_id: str, *, timeout: float = 30.0  # noqa: ASYNC109
     ) -> list[Event]:
