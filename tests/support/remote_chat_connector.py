@@ -1,7 +1,7 @@
 """A connector whose "remote network" is driven from Matrix, for end-to-end tests of remote ->
 Matrix delivery.
 
-The bot accepts invites and links the room as the portal of a remote chat (named after the room).
+The bridge's bot accepts invites; the connector links the room as the portal of a remote chat (named after the room).
 In a linked room:
 - ``!remote NICK: TEXT`` makes remote user NICK say TEXT (shown as ``Nick``);
 - ``!remote NICK^: TEXT`` makes NICK reply to the previous remote message of the chat;
@@ -38,7 +38,7 @@ class RemoteChatConnector:
         assert ctx is not None, "events are only handed to a started connector"
         if event.type == "m.room.member":
             if event.state_key == ctx.bot_user_id and event.content.get("membership") == "invite":
-                await ctx.matrix.intent(ctx.bot_user_id).join(RoomID(event.room_id))
+                # The bridge has the bot accept the invite; the connector makes the room a portal.
                 await ctx.link_portal(event.room_id, RoomID(event.room_id))
             return
         body = event.content.get("body") if event.type == "m.room.message" else None
