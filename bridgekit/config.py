@@ -197,6 +197,33 @@ class LoggingConfig(_Section):
         return upper
 
 
+class SecretsConfig(_Section):
+    """Encryption at rest of the credentials users give the bridge (puppet logins)."""
+
+    credentials_key: Annotated[
+        str | None,
+        Field(description="Key that encrypts stored credentials (make one with 'bridgekit generate-key'). "
+              "BRIDGEKIT_CREDENTIALS_KEY or the file BRIDGEKIT_CREDENTIALS_KEY_FILE names win over this. "
+              "Without a key, logins are refused", repr=False),
+    ] = None
+    previous_credentials_keys: Annotated[
+        list[str],
+        Field(description="Older keys, still accepted for reading while stored credentials move to the new one",
+              repr=False),
+    ] = []
+
+
+class DoublePuppetConfig(_Section):
+    """Posting a logged-in user's messages from other clients as the user themself."""
+
+    registration: Annotated[
+        str | None,
+        Field(description="Path of the second, non-exclusive appservice registration that covers this "
+              "homeserver's users ('bridgekit generate-registration --double-puppet' writes it). "
+              "Without it, such messages come from the user's ghost"),
+    ] = None
+
+
 class ConnectorSection(_Section):
     """The keys every connector section shares; the rest belongs to the connector's own model."""
 
@@ -213,6 +240,11 @@ class ConnectorSection(_Section):
         Field(description="Alias localpart prefix of this connector's portals; "
               "defaults to _{name}_"),
     ] = None
+    virtual_idle_minutes: Annotated[
+        float,
+        Field(gt=0, description="A Matrix user's virtual identity on the network is closed after this "
+              "long without a message (and made again when they speak)"),
+    ] = 60.0
 
     _check_prefixes = field_validator("ghost_prefix", "alias_prefix")(_localpart)
 
@@ -235,6 +267,8 @@ class BridgeConfig(_Section):
     database: DatabaseConfig = DatabaseConfig()
     inbox: InboxConfig = InboxConfig()
     logging: LoggingConfig = LoggingConfig()
+    secrets: SecretsConfig = SecretsConfig()
+    double_puppet: DoublePuppetConfig = DoublePuppetConfig()
     permissions: dict[str, str] = Field(
         default_factory=dict,
         description="Who may use the bridge: keys are a user ID, a server name or '*', values relay, "

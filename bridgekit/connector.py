@@ -1,27 +1,44 @@
 """The connector contract: what a network connector implements, and what it may call.
 
-This is the first cut, enough for the appservice core (issue: foundation); the full contract
-(sessions, modes, remote events, optional abilities) grows here, in this one file.
+Everything a connector author meets is in this file (and re-exported by ``bridgekit``):
 
-A connector is a class with a ``name`` and the four lifecycle/handling methods of
-:class:`NetworkConnector`. Optional abilities are separate small protocols, checked at run time
-with ``isinstance``: a connector implements only what its network has.
+- :class:`NetworkConnector`, required: a ``name`` and four methods.
+- :class:`RemoteSession`, one per remote identity, with a :class:`SessionKind`: the network's
+  bridge ``bot`` (relay), a ``virtual`` identity the bridge holds for one Matrix user, or a
+  ``puppet`` (the user's own account, logged in through a :class:`LoginProvider`).
+- Optional abilities, each a small protocol checked at run time with ``isinstance``: a connector
+  (or a session) implements only what its network has. Sessions: :class:`EditingSession`,
+  :class:`DeletingSession`, :class:`ReactingSession`, :class:`ClosableSession`. Connectors:
+  :class:`RelayProvider`, :class:`VirtualUserProvider`, :class:`LoginProvider`,
+  :class:`PortalResolver`, :class:`HttpRouteProvider`, :class:`CommandProvider`, and the
+  homeserver-query handlers at the end.
+- Remote events are data (``RemoteMessage``, ``RemoteEdit``, ``RemoteDelete``,
+  ``RemoteReaction``) handed to :meth:`BridgeContext.emit`, which stores them durably before it
+  returns; the core posts them in order per chat through the sender's ghost.
+
+The core decides who says a Matrix message on the network (one routing rule for the three modes,
+``core/routing.py``): the sender's puppet, else their virtual identity, else the portal's relay,
+else a visible refusal. A connector never makes that choice; it provides the sessions.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteMessage
+from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteEvent
 from bridgekit.ids import EventID, RoomAlias, RoomID, UserID
 
 if TYPE_CHECKING:
     import logging
+
+    from fastapi import APIRouter
+
+    from bridgekit.commands import Command
 
 
 class MatrixAPI(Protocol):
@@ -30,12 +47,30 @@ class MatrixAPI(Protocol):
     def intent(self, user_id: UserID) -> Any: ...
 
 
+class SessionState(enum.Enum):
+    """What a session's owner sees of it in their management room (and ``logins`` lists)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    TRANSIENT_DISCONNECT = "transient-disconnect"
+    """Lost, reconnecting by itself. Reported to the user only if it lasts (debounced)."""
+    BAD_CREDENTIALS = "bad-credentials"
+    """The network refused the login: the user must log in again."""
+    LOGGED_OUT = "logged-out"
+    """The network ended the session (or the user did)."""
+    UNKNOWN_ERROR = "unknown-error"
+
+
 class RemoteSink(Protocol):
     """Where remote events go (the core's remote -> Matrix delivery)."""
 
-    async def emit(self, network: str, event: RemoteMessage) -> None: ...
+    async def emit(self, network: str, event: RemoteEvent) -> None: ...
 
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID) -> None: ...
+
+    async def report_session(
+        self, network: str, owner: UserID | None, state: SessionState, detail: str | None
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -58,15 +93,24 @@ class BridgeContext:
         """The Matrix ID of a ghost: ``@{ghost_prefix}{suffix}:{server_name}``."""
         return UserID(f"@{self.ghost_prefix}{localpart_suffix}:{self.server_name}")
 
-    async def emit(self, event: RemoteMessage) -> None:
+    async def emit(self, event: RemoteEvent) -> None:
         """Hand a remote event to the core. It is stored durably before this returns; the core
         then posts it in its portal, in order per chat, through the sender's ghost, retrying
-        with backoff. Emitting the same (chat_id, message_id) again is harmless."""
+        with backoff. Emitting the same event again (same chat, message and, for edits,
+        ``edit_id``) is harmless. Echoes of messages the bridge's own sessions sent are
+        recognised by the message ID ``send`` returned and dropped here."""
         await self.remote.emit(self.name, event)
 
     async def link_portal(self, chat_id: str, room_id: RoomID) -> None:
         """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing)."""
         await self.remote.link_portal(self.name, chat_id, room_id)
+
+    async def report_session(self, owner: UserID | None, state: SessionState, detail: str | None = None) -> None:
+        """Say how a session is doing: ``owner`` is the Matrix user whose puppet or virtual
+        session it is (None for the bridge bot). The owner is told in their management room;
+        a transient disconnect only if it is not followed by ``CONNECTED`` within a few seconds.
+        Cheap and never raises: call it on every change."""
+        await self.remote.report_session(self.name, owner, state, detail)
 
 
 @runtime_checkable
@@ -79,18 +123,23 @@ class NetworkConnector(Protocol):
         """Called once, after the database is ready and the appservice is answering.
 
         Connect to the remote network here. Must not block for long: start background tasks.
+        Puppet sessions of logged-in users are restored by the core right after this returns
+        (through :meth:`LoginProvider.connect_puppet`).
         """
 
     async def stop(self) -> None:
         """Called once at shutdown. Close connections; must not raise."""
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        """Called for each room event from the homeserver, in order per room, after it is stored.
+        """Called for each room event from the homeserver that the core did not handle itself,
+        in order per room, after it is stored.
 
-        May be called again for the same event after a crash (at-least-once): make effects
-        idempotent (e.g. derive Matrix transaction IDs from ``event.event_id``). Raising makes
-        the core retry with backoff, then mark the event failed. Events sent by the bridge's
-        own users (its bot and ghosts) are not passed here.
+        Portal messages, edits, redactions and reactions of a connector that provides sessions
+        are routed by the core to the sessions and do not come here; membership, state and
+        events of rooms that are no portal do. May be called again for the same event after a
+        crash (at-least-once): make effects idempotent (e.g. derive Matrix transaction IDs from
+        ``event.event_id``). Raising makes the core retry with backoff, then mark the event
+        failed. Events sent by the bridge's own users (its bot and ghosts) are not passed here.
         """
 
 
@@ -139,6 +188,40 @@ class RemoteSession(Protocol):
 
 
 @runtime_checkable
+class EditingSession(Protocol):
+    """A session that can edit what it sent. Without it, a Matrix edit goes out as a new
+    message ``* corrected text`` (what IRC users expect)."""
+
+    async def edit(self, chat_id: str, message_id: str, message: OutgoingMessage) -> None:
+        """Replace the text of ``message_id`` (sent by this session) with ``message.text``."""
+
+
+@runtime_checkable
+class DeletingSession(Protocol):
+    """A session that can delete messages. Without it, a Matrix redaction is not bridged."""
+
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        """Delete ``message_id`` in ``chat_id``."""
+
+
+@runtime_checkable
+class ReactingSession(Protocol):
+    """A session that can react to messages."""
+
+    async def react(self, chat_id: str, message_id: str, emoji: str) -> None: ...
+
+    async def unreact(self, chat_id: str, message_id: str, emoji: str) -> None: ...
+
+
+@runtime_checkable
+class ClosableSession(Protocol):
+    async def close(self) -> None:
+        """End the session (disconnect from the network). Called by the core for a virtual
+        session idle longer than ``virtual_idle_minutes``, and for a puppet at logout; the core
+        asks for a new session when the user speaks again. Must not raise."""
+
+
+@runtime_checkable
 class RelayProvider(Protocol):
     async def relay_session(self) -> RemoteSession | None:
         """The network's bot session, or None while it is not connected."""
@@ -150,16 +233,107 @@ class VirtualUserProvider(Protocol):
     """True while virtual-user mode is on (usually a setting of the connector)."""
 
     async def virtual_session(self, user_id: UserID, display_name: str) -> RemoteSession:
-        """The virtual identity of ``user_id`` on the network, created on first use.
+        """A new virtual identity for ``user_id`` on the network, connected.
 
-        The connector closes identities idle for a while (its own setting) and recreates them
-        here when the user speaks again."""
+        Called by the core when the user speaks in a portal and has no live virtual session;
+        the core keeps the session and closes it (:class:`ClosableSession`) when it has been
+        idle for the connector's ``virtual_idle_minutes``. Must not cache sessions itself."""
+
+
+@dataclass(frozen=True)
+class LoginField:
+    """One question of a login flow (``username``, ``password``, ``token``...)."""
+
+    key: str
+    prompt: str
+    """What the bot asks: ``Your chatnet password?``."""
+    secret: bool = False
+    """The answer is redacted from the room and never logged."""
+
+
+@dataclass(frozen=True)
+class LoginFlow:
+    """A way to log in to the network, asked for field by field in the management room."""
+
+    id: str
+    name: str
+    fields: tuple[LoginField, ...]
+
+
+@dataclass(frozen=True)
+class PuppetLogin:
+    """A user's login on the network, as the core stores it (credentials encrypted at rest)."""
+
+    remote_user_id: str
+    """The user's ID on the network: the core recognises their messages by it (double puppet)."""
+    remote_name: str
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    """What ``connect_puppet`` needs to connect again after a restart (a token, a password)."""
+
+
+class LoginFailed(Exception):
+    """Raised by a login or a puppet connection: the message is shown to the user as it is."""
+
+    def __init__(self, message: str, *, bad_credentials: bool = True) -> None:
+        super().__init__(message)
+        self.bad_credentials = bad_credentials
 
 
 @runtime_checkable
-class PuppetProvider(Protocol):
-    def puppet_session(self, user_id: UserID) -> RemoteSession | None:
-        """``user_id``'s own logged-in, connected session, if any."""
+class LoginProvider(Protocol):
+    """Puppet mode: a Matrix user logs in to the network with their own account."""
+
+    login_flows: Sequence[LoginFlow]
+
+    async def login(self, user_id: UserID, flow_id: str, answers: Mapping[str, str]) -> PuppetLogin:
+        """Check the answers with the network; return what the core stores.
+
+        Raise :class:`LoginFailed` with a message for the user when the network refuses.
+        Must not keep a connection open: :meth:`connect_puppet` is called next."""
+
+    async def connect_puppet(self, user_id: UserID, login: PuppetLogin) -> RemoteSession:
+        """Connect ``user_id``'s own account (at login, at start-up, and on ``reconnect``).
+
+        Raise :class:`LoginFailed` when the credentials no longer work. The connector reports
+        later state changes with :meth:`BridgeContext.report_session`."""
+
+    async def logout(self, user_id: UserID, login: PuppetLogin) -> None:
+        """The user logged out: revoke what can be revoked. The session was closed already."""
+
+
+@dataclass(frozen=True)
+class PortalInfo:
+    """A remote chat, as an alias query resolves it."""
+
+    chat_id: str
+    name: str | None = None
+    topic: str | None = None
+
+
+@runtime_checkable
+class PortalResolver(Protocol):
+    async def portal_for_alias(self, alias_suffix: str) -> PortalInfo | None:
+        """Someone asked for ``#{alias_prefix}{alias_suffix}:server``: the chat it names, or None.
+
+        On an answer the core creates the portal room with that alias before the homeserver gets
+        its 200, so joining the alias works at once. Must answer within a few seconds."""
+
+
+@runtime_checkable
+class HttpRouteProvider(Protocol):
+    def http_router(self) -> APIRouter:
+        """Routes mounted on the bridge's HTTP app (the webhook bridge's inbound hooks).
+
+        Called once, before the app serves and before :meth:`NetworkConnector.start`; the
+        handlers run only after it. Paths must not start with ``/_matrix``, ``/health`` or
+        ``/metrics`` (refused at start-up). The routes do their own authentication."""
+
+
+@runtime_checkable
+class CommandProvider(Protocol):
+    def commands(self) -> Sequence[Command]:
+        """Management-room commands the connector adds (``help`` lists them). A name taken by
+        bridgekit or another connector stops the bridge at start-up with the clash named."""
 
 
 class ConfiguredConnector(Protocol):
@@ -225,16 +399,29 @@ class ThirdPartyHandler(Protocol):
 __all__ = [
     "AliasQueryHandler",
     "BridgeContext",
+    "ClosableSession",
+    "CommandProvider",
     "ConfiguredConnector",
+    "DeletingSession",
+    "EditingSession",
     "EphemeralHandler",
+    "HttpRouteProvider",
+    "LoginFailed",
+    "LoginField",
+    "LoginFlow",
+    "LoginProvider",
     "MatrixAPI",
     "NetworkConnector",
     "OutgoingMessage",
-    "PuppetProvider",
+    "PortalInfo",
+    "PortalResolver",
+    "PuppetLogin",
+    "ReactingSession",
     "RelayProvider",
     "RemoteSession",
     "RemoteSink",
     "SessionKind",
+    "SessionState",
     "ThirdPartyHandler",
     "UserQueryHandler",
     "VirtualUserProvider",

@@ -33,6 +33,15 @@ class MatrixEvent:
     content: JSONDict
     state_key: str | None = None
     unsigned: JSONDict = field(default_factory=dict)
+    redacts: str | None = None
+    """For ``m.room.redaction`` in room versions before 11, where it is a top-level key (from
+    v11 on it is in ``content``: use :attr:`redacted_event`)."""
+
+    @property
+    def redacted_event(self) -> str | None:
+        """The event a redaction redacts, wherever the room version keeps it."""
+        in_content = self.content.get("redacts")
+        return in_content if isinstance(in_content, str) else self.redacts
 
     @property
     def is_state(self) -> bool:
@@ -53,6 +62,8 @@ class MatrixEvent:
             data["state_key"] = self.state_key
         if self.unsigned:
             data["unsigned"] = self.unsigned
+        if self.redacts is not None:
+            data["redacts"] = self.redacts
         return data
 
 
@@ -89,6 +100,50 @@ class RemoteMessage:
     """When it was said (the Matrix event's timestamp); now when unknown."""
     reply_to: str | None = None
     """The ``message_id`` this message replies to, in the same chat."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteEdit:
+    """A remote message was edited: its Matrix event gets an ``m.replace`` edit from the same ghost.
+
+    ``edit_id`` tells edits of the same message apart (the network's edit or revision ID, or a
+    timestamp): emitting the same edit twice posts it once.
+    """
+
+    chat_id: str
+    message_id: str
+    """The edited message (a ``RemoteMessage.message_id`` of the same chat)."""
+    edit_id: str
+    sender_id: str
+    text: str
+    html: str | None = None
+    sender_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteDelete:
+    """A remote message was deleted: its Matrix event is redacted."""
+
+    chat_id: str
+    message_id: str
+    sender_id: str
+    """Who deleted it (the author, or a moderator of the chat)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteReaction:
+    """A remote user reacted to a message (or took the reaction back, with ``removed``)."""
+
+    chat_id: str
+    message_id: str
+    sender_id: str
+    emoji: str
+    removed: bool = False
+    sender_name: str | None = None
+
+
+RemoteEvent = RemoteMessage | RemoteEdit | RemoteDelete | RemoteReaction
+"""What a connector may hand the core with ``ctx.emit``."""
 
 
 class InvalidEvent(ValueError):
@@ -128,9 +183,11 @@ def parse_client_event(entry: object) -> MatrixEvent:
             and (state_key is None or type(state_key) is str)
             and (unsigned is None or type(unsigned) is dict)
         ):
+            redacts = entry.get("redacts") if event_type == "m.room.redaction" else None
             return MatrixEvent(
                 EventID(event_id), RoomID(room_id), UserID(sender), event_type, ts, content,
                 state_key, unsigned if unsigned is not None else {},
+                redacts if type(redacts) is str else None,
             )
     raise InvalidEvent(_first_problem(entry))
 
@@ -192,7 +249,11 @@ __all__ = [
     "InvalidEvent",
     "JSONDict",
     "MatrixEvent",
+    "RemoteDelete",
+    "RemoteEdit",
+    "RemoteEvent",
     "RemoteMessage",
+    "RemoteReaction",
     "parse_client_event",
     "parse_ephemeral_event",
 ]

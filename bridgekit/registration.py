@@ -73,6 +73,27 @@ def build_registration(config: BridgeConfig, *, as_token: str, hs_token: str) ->
     return registration
 
 
+def build_double_puppet_registration(config: BridgeConfig, *, as_token: str, hs_token: str) -> dict[str, Any]:
+    """The second registration that lets the bridge post as this homeserver's own users
+    (double puppeting), the method mautrix bridges use.
+
+    Non-exclusive (users keep their accounts), no URL (the homeserver sends it nothing: it
+    exists only for its as_token), its own sender so it cannot be mistaken for the bridge.
+    Only a homeserver admin can install it, and it lets the bridge act as any local user:
+    the bridge uses it only for users logged in to a network through it.
+    """
+    server = regex_escape(config.homeserver.server_name)
+    return {
+        "id": f"{config.appservice.id}-doublepuppet",
+        "url": None,
+        "as_token": as_token,
+        "hs_token": hs_token,
+        "sender_localpart": f"{config.appservice.bot_localpart}_doublepuppet_{secrets.token_hex(4)}",
+        "rate_limited": False,
+        "namespaces": {"users": [{"regex": f"@.*:{server}", "exclusive": False}], "aliases": [], "rooms": []},
+    }
+
+
 def registration_to_yaml(registration: Mapping[str, Any]) -> str:
     """The registration as YAML, under a header saying it holds secrets."""
     header = (

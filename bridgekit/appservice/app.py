@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from bridgekit.appservice import metrics, routes_health, routes_homeserver, routes_thirdparty
 from bridgekit.appservice.access_log import DEFAULT_SECRET_PATH_PREFIXES, AccessLogMiddleware
@@ -21,7 +21,9 @@ def create_app(
     *,
     access_log: bool = True,
     secret_path_prefixes: Iterable[str] = DEFAULT_SECRET_PATH_PREFIXES,
+    connector_routers: Sequence[tuple[str, APIRouter]] = (),
 ) -> FastAPI:
+    """The app; ``connector_routers`` are (connector name, router) pairs mounted at the root."""
     app = FastAPI(
         title="bridgekit appservice",
         docs_url=None,
@@ -42,9 +44,27 @@ def create_app(
     app.include_router(routes_homeserver.ping_router, prefix=LEGACY_PING_PREFIX)
     app.include_router(routes_health.router)
     app.include_router(metrics.router)
+    for name, connector_router in connector_routers:
+        check_connector_routes(name, connector_router)
+        app.include_router(connector_router)
     if access_log:
         app.add_middleware(AccessLogMiddleware, secret_path_prefixes=secret_path_prefixes)
     return app
 
 
-__all__ = ["APP_PREFIX", "create_app"]
+RESERVED_PATH_PREFIXES = ("/_matrix", "/health", "/metrics")
+
+
+def check_connector_routes(name: str, router: APIRouter) -> None:
+    """Refuse a connector route that would shadow the homeserver's or the operator's paths."""
+    for route in router.routes:
+        path = str(getattr(route, "path", ""))
+        for reserved in RESERVED_PATH_PREFIXES:
+            if path == reserved or path.startswith(reserved + "/"):
+                raise ValueError(
+                    f"connector {name!r} may not add the route {path!r}: paths under {reserved} belong to "
+                    "bridgekit; mount the connector's routes elsewhere (for example /{name}/...)"
+                )
+
+
+__all__ = ["APP_PREFIX", "RESERVED_PATH_PREFIXES", "check_connector_routes", "create_app"]

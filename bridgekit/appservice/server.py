@@ -15,33 +15,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from bridgekit.appservice.app import create_app
 from bridgekit.appservice.state import AppserviceState, Health
 from bridgekit.config import AppserviceTokens, BridgeConfig
 from bridgekit.config_loader import LoadedConfig
-from bridgekit.connector import BridgeContext, NetworkConnector
+from bridgekit.connector import (
+    BridgeContext,
+    CommandProvider,
+    HttpRouteProvider,
+    LoginFlow,
+    LoginProvider,
+    NetworkConnector,
+)
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connectors import connector_settings, load_connectors
+from bridgekit.core.double_puppet import double_puppet_status, read_double_puppet_token
 from bridgekit.core.inbox import Inbox
 from bridgekit.core.management import ManagementRoom, ManagementServices
 from bridgekit.core.matrix_to_remote import MatrixToRemote
 from bridgekit.core.permissions import Permissions, default_rules
 from bridgekit.core.remote_delivery import RemoteDelivery
 from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE
+from bridgekit.core.sessions import Sessions
+from bridgekit.credentials import CredentialCipher, load_key
 from bridgekit.errors import BridgekitError, ConfigError
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database, MatrixStateStore
 from bridgekit.store.inbox import InboxStore
 from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -142,37 +156,62 @@ async def _serve_with(
     async def register_user(user_id: UserID) -> None:
         await matrix.intent(user_id).ensure_registered()
 
+    users = UserStore(database)
+
+    async def notify_owner(user_id: UserID, text: str) -> None:
+        room_id = await users.management_room(user_id)
+        if room_id is None:
+            log.info("no management room to tell %s: %s", user_id, text)
+            return
+        await matrix.bot.send_text(RoomID(room_id), text, msgtype="m.notice", mentions=[user_id])
+
+    by_name = {connector.name: connector for connector in connectors}
+    sessions = Sessions(
+        by_name, LoginStore(database), _credential_cipher(config), notify_owner,
+        virtual_idle_seconds={name: section.virtual_idle_minutes * 60 for name, section in enabled.items()},
+    )
+    double_puppet = _double_puppet_client(config, http, memory)
     outbox = OutboxStore(database)
     remote = RemoteDelivery(
         outbox, matrix, server_name=server_name,
         ghost_prefixes={name: section.ghost_prefix_for(name) for name, section in enabled.items()},
         max_attempts=config.inbox.max_attempts,
+        owner_of=sessions.owner_of, double_puppet=double_puppet, report_session=sessions.report,
     )
     health = Health()
     permissions = _permissions(config)
     router = MatrixToRemote(
-        {connector.name: connector for connector in connectors}, outbox, matrix, permissions,
+        by_name, outbox, matrix, permissions, sessions,
         relay_templates={name: str(section.settings().get("relay_template", DEFAULT_RELAY_TEMPLATE))
                          for name, section in enabled.items()},
     )
     management = ManagementRoom(
         matrix,
-        UserStore(database),
+        users,
         permissions,
         ManagementServices(
             # Called only once serving, when ``inbox`` (made just below, it needs ``bridge``) exists.
-            status=lambda: _status_lines(health, inbox, remote, connectors),
+            status=lambda: _status_lines(health, inbox, remote, connectors, sessions),
             link_portal=remote.link_portal,
             networks=tuple(enabled),
             set_relay=_relay_switch(outbox),
             follow_upgrade=remote.follow_upgrade,
+            unlink_portal=remote.unlink_portal,
+            sessions=sessions,
+            login_flows=lambda network: _login_flows(by_name.get(network)),
+            double_puppet_status=lambda user_id: double_puppet_status(double_puppet, user_id, server_name),
         ),
     )
+    _register_connector_commands(management, connectors)
     await management.load()
     async def notify(room_id: RoomID, text: str, key: str, mention: UserID) -> None:
         await matrix.bot.send_text(room_id, text, msgtype="m.notice", mentions=[mention], txn_id=key)
 
-    bridge = Bridge(connectors, own_users, register_user, memory, management, router, notify)
+    bridge = Bridge(
+        connectors, own_users, register_user, memory, management, router, notify,
+        alias_prefixes={name: section.alias_prefix_for(name) for name, section in enabled.items()},
+        make_alias_portal=remote.create_alias_portal,
+    )
     inbox = Inbox(
         InboxStore(database),
         bridge.handle,
@@ -193,7 +232,7 @@ async def _serve_with(
         health=health,
     )
     state.health.ready = True
-    app = create_app(state, access_log=config.logging.access_log)
+    app = _create_app_with_connector_routes(state, config, connectors)
     server = _Server(
         uvicorn.Config(
             app,
@@ -218,6 +257,10 @@ async def _serve_with(
         )
         background.append(asyncio.create_task(_ping_homeserver(matrix, config, state)))
         await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote)
+        restored = await sessions.restore()
+        if restored:
+            log.info("reconnecting %d puppet logins", restored)
+        background.append(asyncio.create_task(sessions.run_idle_closer()))
         await serving
     finally:
         for task in background:
@@ -228,10 +271,32 @@ async def _serve_with(
                 await connector.stop()
             except Exception:
                 log.exception("connector %s failed to stop cleanly", connector.name)
+        await sessions.stop()
         await inbox.stop()
         await remote.stop()
     log.info("bridgekit stopped")
     return 0
+
+
+def _register_connector_commands(management: ManagementRoom, connectors: list[NetworkConnector]) -> None:
+    for connector in connectors:
+        if not isinstance(connector, CommandProvider):
+            continue
+        for command in connector.commands():
+            try:
+                management.registry.register(command, connector=connector.name)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+
+
+def _create_app_with_connector_routes(
+    state: AppserviceState, config: BridgeConfig, connectors: list[NetworkConnector]
+) -> FastAPI:
+    routers = [(c.name, c.http_router()) for c in connectors if isinstance(c, HttpRouteProvider)]
+    try:
+        return create_app(state, access_log=config.logging.access_log, connector_routers=routers)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _relay_switch(outbox: OutboxStore) -> Callable[[RoomID, bool], Awaitable[bool]]:
@@ -253,12 +318,49 @@ def _permissions(config: BridgeConfig) -> Permissions:
         raise ConfigError(f"permissions: {error}") from None
 
 
+def _login_flows(connector: NetworkConnector | None) -> list[LoginFlow]:
+    if connector is None or not isinstance(connector, LoginProvider):
+        return []
+    return list(connector.login_flows)
+
+
+def _credential_cipher(config: BridgeConfig) -> CredentialCipher | None:
+    """The cipher of stored logins; None (logins refused, with the fix) when no key is set."""
+    try:
+        key = load_key(configured=config.secrets.credentials_key, environ=os.environ)
+    except ConfigError as error:
+        if "no credentials key" not in str(error):
+            raise  # a key is set but unusable: the admin must hear it now, not at the first login
+        log.warning("puppet logins are off: %s", error)
+        return None
+    return CredentialCipher(key, config.secrets.previous_credentials_keys)
+
+
+def _double_puppet_client(
+    config: BridgeConfig, http: httpx.AsyncClient, memory: MatrixStateStore
+) -> MatrixClient | None:
+    path = config.double_puppet.registration
+    if not path:
+        return None
+    try:
+        token = read_double_puppet_token(Path(path))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"double_puppet.registration: {error}") from None
+    return MatrixClient(
+        http, homeserver_url=config.homeserver.url, as_token=token,
+        bot_user_id=UserID(config.bot_user_id), memory=memory,
+    )
+
+
 async def _status_lines(
-    health: Health, inbox: Inbox, remote: RemoteDelivery, connectors: list[NetworkConnector]
+    health: Health, inbox: Inbox, remote: RemoteDelivery, connectors: list[NetworkConnector], sessions: Sessions
 ) -> list[str]:
     reachable = {None: "not checked yet", True: "yes", False: "NO (see the bridge's log)"}
+    states = [f"{c.name} bot: {state.value}" for c in connectors if (state := sessions.state(c.name, None))]
     return [
-        f"Connectors: {', '.join(c.name for c in connectors) or 'none'}.",
+        f"Connectors: {', '.join(c.name for c in connectors) or 'none'}"
+        + (f" ({', '.join(states)})" if states else "") + ".",
+        f"Virtual identities open: {sessions.virtual_count()}.",
         f"Homeserver reaches the bridge: {reachable[health.homeserver_reachable]}.",
         f"Matrix events: {inbox.handled} handled, {inbox.failed} failed, {inbox.dispatcher.queued} waiting.",
         f"Remote messages: {remote.sent} posted, {remote.failed} failed, {remote.dispatcher.queued} waiting.",

@@ -16,6 +16,8 @@ from bridgekit.connector import (
     AliasQueryHandler,
     EphemeralHandler,
     NetworkConnector,
+    PortalInfo,
+    PortalResolver,
     ThirdPartyHandler,
     UserQueryHandler,
 )
@@ -58,6 +60,10 @@ Notifier = Callable[[RoomID, str, str, UserID], Awaitable[None]]
 """(room, text, idempotency key, user to mention) -> a notice from the bridge bot."""
 
 
+AliasPortalMaker = Callable[[str, str, PortalInfo], Awaitable[RoomID]]
+"""(network, alias localpart, chat) -> the portal room, created with the alias."""
+
+
 class MessageRouter(Protocol):
     """Matrix -> remote routing (``core.matrix_to_remote``): True when it took the event."""
 
@@ -76,6 +82,8 @@ class Bridge:
         management: ManagementHandler | None = None,
         router: MessageRouter | None = None,
         notify: Notifier | None = None,
+        alias_prefixes: Mapping[str, str] | None = None,
+        make_alias_portal: AliasPortalMaker | None = None,
     ) -> None:
         self.connectors = list(connectors)
         self.own_users = own_users
@@ -84,6 +92,8 @@ class Bridge:
         self._management = management
         self._router = router
         self._notify = notify
+        self._alias_prefixes = dict(alias_prefixes or {})
+        self._make_alias_portal = make_alias_portal
 
     async def handle(self, item: WorkItem) -> None:
         """The inbox handler: called once per stored row, in order per room."""
@@ -148,6 +158,19 @@ class Bridge:
         return False
 
     async def query_alias(self, alias: RoomAlias) -> bool:
+        """True when the alias now names a room: a portal made from a connector's answer, or a
+        room a connector's own handler made."""
+        localpart = alias[1:].split(":", 1)[0]
+        for connector in self.connectors:
+            prefix = self._alias_prefixes.get(connector.name)
+            if (
+                isinstance(connector, PortalResolver) and self._make_alias_portal is not None
+                and prefix is not None and localpart.startswith(prefix) and len(localpart) > len(prefix)
+            ):
+                info = await connector.portal_for_alias(localpart[len(prefix):])
+                if info is not None:
+                    await self._make_alias_portal(connector.name, localpart, info)
+                    return True
         for connector in self.connectors:
             if isinstance(connector, AliasQueryHandler) and await connector.query_alias(alias):
                 return True

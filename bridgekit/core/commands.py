@@ -20,97 +20,24 @@ from __future__ import annotations
 import difflib
 import html
 import logging
-import re
 import secrets
 import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
-from bridgekit.core.permissions import PermissionLevel
+from bridgekit.commands import (
+    AnswerHandler,
+    Command,
+    CommandContext,
+    CommandHandler,
+    CommandReply,
+    PermissionLevel,
+    Prompt,
+)
 from bridgekit.ids import RoomID, UserID
 
 log = logging.getLogger(__name__)
-
-CommandHandler = Callable[["CommandContext", list[str]], Awaitable["CommandReply"]]
-"""A command's code: gets the context and the arguments after the name, returns the reply."""
-
-AnswerHandler = Callable[["CommandContext", str], Awaitable["CommandReply"]]
-"""A prompt's code: gets the context and the user's whole message, unparsed (passwords have quotes)."""
-
-_NAME = re.compile(r"^[^\s'\"\\]+$")
-
-
-@dataclass(frozen=True)
-class CommandContext:
-    """Who sent the command, where, and what the handlers may use."""
-
-    sender: UserID
-    level: PermissionLevel
-    room_id: RoomID
-    in_management_room: bool
-    services: Any = None
-    """The bridge's services (sessions, portals, connectors) as the composition root builds them.
-
-    Opaque here: handlers know its concrete type; typed ``Any`` so that this module, which only
-    routes, does not have to import everything a handler might need.
-    """
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """A question the user's next message in the same room answers."""
-
-    on_answer: AnswerHandler
-    timeout: float = 300.0
-    """Seconds the answer may take; a later answer is refused (and redacted if secret), not used."""
-    secret: bool = False
-    """The answer is a secret (a password): the caller must redact the user's message."""
-
-    def __post_init__(self) -> None:
-        if self.timeout <= 0:
-            raise ValueError(f"a prompt's timeout must be positive, not {self.timeout}")
-
-
-@dataclass(frozen=True)
-class CommandReply:
-    """What the caller sends back to the room, and what it must do with the user's message."""
-
-    text: str
-    html: str | None = None
-    prompt: Prompt | None = None
-    """Set by a handler to ask a follow-up question (the framework installs it)."""
-    redact_message: bool = False
-    """The user's message must be redacted: set by the framework when it answered a secret prompt, and
-    by a handler whose arguments are secret (a command that takes a token)."""
-
-
-@dataclass(frozen=True)
-class Command:
-    """One command: what ``help`` shows about it, who may run it and the code that runs it."""
-
-    name: str
-    summary: str
-    """One line, shown in the ``help`` list."""
-    handler: CommandHandler
-    usage: str = ""
-    """The arguments after the name, as ``help <command>`` shows them: ``<on|off>``."""
-    level: PermissionLevel = PermissionLevel.USER
-    aliases: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for name in self.names:
-            if not _NAME.match(name):
-                raise ValueError(f"command name {name!r} must be one word without quotes or backslashes")
-        if not self.summary or "\n" in self.summary:
-            raise ValueError(f"command {self.name!r}: the summary must be one non-empty line")
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The name and the aliases, lower-cased as the registry matches them."""
-        return tuple(dict.fromkeys(name.casefold() for name in (self.name, *self.aliases)))
-
 
 def parse(text: str) -> tuple[str, list[str]]:
     """Split a command line shell-style: the lower-cased name and the arguments (``("", [])`` if blank).

@@ -11,11 +11,13 @@ password) is redacted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from bridgekit.core.commands import Command, CommandContext, CommandRegistry, CommandReply
+from bridgekit.connector import LoginFlow
+from bridgekit.core.commands import Command, CommandContext, CommandRegistry, CommandReply, Prompt
 from bridgekit.core.permissions import PermissionLevel, Permissions
+from bridgekit.core.sessions import Sessions
 from bridgekit.errors import MatrixError
 from bridgekit.events import MatrixEvent
 from bridgekit.ids import EventID, RoomID, UserID
@@ -42,6 +44,13 @@ class ManagementServices:
     """Turn the relay of the portal in this room on or off; False when the room is no portal."""
     follow_upgrade: Callable[[RoomID, RoomID], Awaitable[bool]]
     """Move the portal of an upgraded room to its successor."""
+    unlink_portal: Callable[[RoomID], Awaitable[str | None]]
+    """Stop bridging the room; returns the chat it was the portal of (None: it was no portal)."""
+    sessions: Sessions
+    login_flows: Callable[[str], Sequence[LoginFlow]]
+    """The login flows a network offers (empty: no puppet logins there)."""
+    double_puppet_status: Callable[[UserID], Awaitable[str]]
+    """One line saying whether the bridge can post as this user (double puppeting)."""
 
 
 class ManagementRoom:
@@ -158,6 +167,19 @@ def _builtin_commands() -> list[Command]:
             usage="<network> <chat>", level=PermissionLevel.ADMIN,
         ),
         Command(
+            "unlink", "Stop bridging this room (it stays, as a plain Matrix room)", _unlink,
+            level=PermissionLevel.ADMIN,
+        ),
+        Command(
+            "login", "Log in to a network with your own account (puppeting)", _login,
+            usage="[network] [flow]", level=PermissionLevel.USER,
+        ),
+        Command("logout", "Log out of a network and delete your stored credentials", _logout,
+                usage="[network]", level=PermissionLevel.USER),
+        Command("logins", "List your logins and how they are doing", _logins, level=PermissionLevel.USER),
+        Command("reconnect", "Connect your login to a network again", _reconnect,
+                usage="[network]", level=PermissionLevel.USER),
+        Command(
             "relay", "Turn relaying through the bridge bot on or off in this portal", _relay,
             usage="on|off", level=PermissionLevel.USER,
         ),
@@ -168,7 +190,95 @@ async def _status(context: CommandContext, _args: list[str]) -> CommandReply:
     services: ManagementServices = context.services
     lines = await services.status()
     lines.append(f"Your permission level: {context.level.label}.")
+    if context.level >= PermissionLevel.USER:
+        logins = await services.sessions.describe_logins(context.sender)
+        lines.append("Your logins: " + ("; ".join(logins) if logins else "none") + ".")
+        lines.append(await services.double_puppet_status(context.sender))
     return CommandReply("\n".join(lines))
+
+
+def _login_network(services: ManagementServices, args: list[str], verb: str) -> tuple[str | None, str | None]:
+    """(network, None) or (None, what to tell the user)."""
+    with_logins = [network for network in services.networks if services.login_flows(network)]
+    if args:
+        if args[0] in with_logins:
+            return args[0], None
+        return None, (f"There is no network '{args[0]}' with logins here (networks with logins: "
+                      f"{', '.join(with_logins) or 'none'}).")
+    if len(with_logins) == 1:
+        return with_logins[0], None
+    if not with_logins:
+        return None, "No network of this bridge offers logins: it bridges through the relay or virtual users."
+    return None, f"Which network? Send '{verb} <network>', one of: {', '.join(with_logins)}."
+
+
+async def _login(context: CommandContext, args: list[str]) -> CommandReply:
+    services: ManagementServices = context.services
+    if not context.in_management_room:
+        return CommandReply("Log in from your management room (a direct chat with me), so your answers stay private.")
+    network, problem = _login_network(services, args[:1], "login")
+    if network is None:
+        return CommandReply(problem or "")
+    flows = list(services.login_flows(network))
+    flow = flows[0]
+    if len(args) > 1:
+        chosen = [f for f in flows if f.id == args[1]]
+        if not chosen:
+            return CommandReply(f"{network} has no login flow '{args[1]}' (flows: {', '.join(f.id for f in flows)}).")
+        flow = chosen[0]
+    return _ask(services, network, flow, {}, f"Logging in to {network} ({flow.name}). Send 'cancel' to stop.")
+
+
+def _ask(
+    services: ManagementServices, network: str, flow: LoginFlow, answers: dict[str, str], intro: str
+) -> CommandReply:
+    """Ask the next question of the flow; when all are answered, log in."""
+    field = flow.fields[len(answers)]
+
+    async def on_answer(context: CommandContext, answer: str) -> CommandReply:
+        given = {**answers, field.key: answer.strip() if not field.secret else answer}
+        if len(given) < len(flow.fields):
+            return _ask(services, network, flow, given, "")
+        return CommandReply(await services.sessions.login(network, context.sender, flow.id, given))
+
+    question = f"{intro}\n{field.prompt}".strip()
+    if field.secret:
+        question += " (your message will be redacted)"
+    return CommandReply(question, prompt=Prompt(on_answer, secret=field.secret))
+
+
+async def _logout(context: CommandContext, args: list[str]) -> CommandReply:
+    services: ManagementServices = context.services
+    network, problem = _login_network(services, args[:1], "logout")
+    if network is None:
+        return CommandReply(problem or "")
+    return CommandReply(await services.sessions.logout(network, context.sender))
+
+
+async def _logins(context: CommandContext, _args: list[str]) -> CommandReply:
+    services: ManagementServices = context.services
+    lines = await services.sessions.describe_logins(context.sender)
+    if not lines:
+        return CommandReply("You are not logged in anywhere. Send 'login' to log in.")
+    return CommandReply("Your logins:\n" + "\n".join(f"  {line}" for line in lines))
+
+
+async def _reconnect(context: CommandContext, args: list[str]) -> CommandReply:
+    services: ManagementServices = context.services
+    network, problem = _login_network(services, args[:1], "reconnect")
+    if network is None:
+        return CommandReply(problem or "")
+    return CommandReply(await services.sessions.reconnect(network, context.sender))
+
+
+async def _unlink(context: CommandContext, _args: list[str]) -> CommandReply:
+    services: ManagementServices = context.services
+    if context.in_management_room:
+        return CommandReply("Send 'unlink' in the portal room you want to stop bridging.")
+    chat = await services.unlink_portal(context.room_id)
+    if chat is None:
+        return CommandReply("This room is not a portal: there is nothing to unlink.")
+    return CommandReply(f"This room no longer bridges {chat}.")
 
 
 async def _link(context: CommandContext, args: list[str]) -> CommandReply:

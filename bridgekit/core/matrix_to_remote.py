@@ -17,27 +17,34 @@ import logging
 from collections.abc import Mapping
 
 from bridgekit.connector import (
+    DeletingSession,
+    EditingSession,
+    LoginProvider,
     NetworkConnector,
     OutgoingMessage,
-    PuppetProvider,
+    ReactingSession,
     RelayProvider,
     RemoteSession,
     VirtualUserProvider,
 )
 from bridgekit.core.permissions import Permissions
-from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE, RouteKind, RoutingFacts, choose_route, relay_text
+from bridgekit.core.remote_delivery import DOUBLE_PUPPET_MARKER
+from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE, Route, RouteKind, RoutingFacts, choose_route, relay_text
+from bridgekit.core.sessions import Sessions
 from bridgekit.errors import MatrixError
 from bridgekit.events import MatrixEvent
 from bridgekit.ids import EventID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
-from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.outbox import OutboxStore, PortalRow
 
 log = logging.getLogger(__name__)
+
+_ROUTED_TYPES = frozenset({"m.room.message", "m.room.redaction", "m.reaction"})
 
 
 def routes_messages(connector: NetworkConnector) -> bool:
     """Whether the core routes this connector's portal messages (it offers at least one session)."""
-    return isinstance(connector, RelayProvider | VirtualUserProvider | PuppetProvider)
+    return isinstance(connector, RelayProvider | VirtualUserProvider | LoginProvider)
 
 
 class RelayNotConnected(RuntimeError):
@@ -51,6 +58,7 @@ class MatrixToRemote:
         store: OutboxStore,
         matrix: MatrixClient,
         permissions: Permissions,
+        sessions: Sessions,
         *,
         relay_templates: Mapping[str, str] | None = None,
         relay_default: bool = True,
@@ -59,61 +67,153 @@ class MatrixToRemote:
         self._store = store
         self._matrix = matrix
         self._permissions = permissions
+        self._sessions = sessions
         self._templates = dict(relay_templates or {})
         self._relay_default = relay_default
 
     async def route(self, event: MatrixEvent) -> bool:
-        """Send a portal message of a routing connector; False when the event is not one."""
-        if event.type != "m.room.message" or not self._connectors:
+        """Handle a portal event of a routing connector (message, edit, redaction, reaction);
+        False when the event is not one."""
+        if event.type not in _ROUTED_TYPES or not self._connectors:
             return False
-        body = event.content.get("body")
-        if not isinstance(body, str):
-            return False
+        if DOUBLE_PUPPET_MARKER in event.content:
+            return True  # sent by the bridge as a logged-in user: it came from the network
         portal = await self._store.portal_for_room(event.room_id)
         if portal is None or portal.network not in self._connectors:
             return False
-        connector = self._connectors[portal.network]
-        sender = UserID(event.sender)
-        puppet = connector.puppet_session(sender) if isinstance(connector, PuppetProvider) else None
-        relay_on = isinstance(connector, RelayProvider) and await self._store.relay_enabled(
-            portal.id, default=self._relay_default
-        )
-        route = choose_route(RoutingFacts(
-            sender_level=self._permissions.level_for(sender),
-            has_connected_puppet=puppet is not None,
-            network_offers_virtual=isinstance(connector, VirtualUserProvider) and connector.virtual_users,
-            relay_enabled=relay_on,
-            network=portal.network,
-        ))
+        if event.type == "m.room.redaction":
+            await self._redaction(event, portal)
+            return True
+        if event.type == "m.reaction":
+            await self._reaction(event, portal)
+            return True
+        relates = event.content.get("m.relates_to")
+        if isinstance(relates, dict) and relates.get("rel_type") == "m.replace":
+            await self._edit(event, portal, relates)
+            return True
+        body = event.content.get("body")
+        if not isinstance(body, str):
+            return False
+        route = await self._route(event, portal)
         if route.kind is RouteKind.REFUSE:
             await self._tell(event, route.refusal or "Your message was not bridged.")
             return True
         name = await self._display_name(event)
-        session = await self._session(route.kind, connector, sender, name, puppet)
+        session = await self._session(route.kind, portal.network, UserID(event.sender), name)
+        remote_id = await session.send(self._outgoing(event, portal, route, name, body, await self._reply_to(event)))
+        if remote_id is not None:
+            await self._store.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
+        return True
+
+    async def _route(self, event: MatrixEvent, portal: PortalRow) -> Route:
+        connector = self._connectors[portal.network]
+        sender = UserID(event.sender)
+        relay_on = isinstance(connector, RelayProvider) and await self._store.relay_enabled(
+            portal.id, default=self._relay_default
+        )
+        return choose_route(RoutingFacts(
+            sender_level=self._permissions.level_for(sender),
+            has_connected_puppet=self._sessions.puppet(portal.network, sender) is not None,
+            network_offers_virtual=isinstance(connector, VirtualUserProvider) and connector.virtual_users,
+            relay_enabled=relay_on,
+            network=portal.network,
+        ))
+
+    def _outgoing(
+        self, event: MatrixEvent, portal: PortalRow, route: Route, name: str, body: str, reply_to: str | None,
+        *, content: Mapping[str, object] | None = None,
+    ) -> OutgoingMessage:
+        content = content if content is not None else event.content
         text = body
         if route.kind is RouteKind.RELAY:
             template = self._templates.get(portal.network, DEFAULT_RELAY_TEMPLATE)
-            text = relay_text(template, name=name, user_id=sender, text=body)
-        remote_id = await session.send(OutgoingMessage(
-            chat_id=portal.remote_id, text=text, html=_html(event), msgtype=str(event.content.get("msgtype", "m.text")),
-            event_id=EventID(event.event_id), sender=sender, sender_name=name, reply_to=await self._reply_to(event),
-        ))
-        if remote_id is not None:
-            await self._store.map_matrix_message(portal.id, remote_id, event.event_id, sender)
-        return True
+            text = relay_text(template, name=name, user_id=event.sender, text=body)
+        return OutgoingMessage(
+            chat_id=portal.remote_id, text=text, html=_html(content), msgtype=str(content.get("msgtype", "m.text")),
+            event_id=EventID(event.event_id), sender=UserID(event.sender), sender_name=name, reply_to=reply_to,
+        )
 
-    async def _session(
-        self, kind: RouteKind, connector: NetworkConnector, sender: UserID, name: str, puppet: RemoteSession | None
-    ) -> RemoteSession:
-        if kind is RouteKind.PUPPET and puppet is not None:
-            return puppet
+    async def _session(self, kind: RouteKind, network: str, sender: UserID, name: str) -> RemoteSession:
+        connector = self._connectors[network]
+        if kind is RouteKind.PUPPET:
+            puppet = self._sessions.puppet(network, sender)
+            if puppet is not None:
+                return puppet
         if kind is RouteKind.VIRTUAL and isinstance(connector, VirtualUserProvider):
-            return await connector.virtual_session(sender, name)
+            return await self._sessions.virtual(network, sender, name)
         if kind is RouteKind.RELAY and isinstance(connector, RelayProvider):
             session = await connector.relay_session()
             if session is not None:
                 return session
-        raise RelayNotConnected(f"{connector.name}: the {kind.value} session is not available right now")
+        raise RelayNotConnected(f"{network}: the {kind.value} session is not available right now")
+
+    async def _sender_session(self, event: MatrixEvent, portal: PortalRow) -> tuple[RemoteSession, Route, str] | None:
+        """The session that speaks for the sender of an edit, redaction or reaction (None when
+        the routing rule refuses them: their message was refused, with a notice, already)."""
+        route = await self._route(event, portal)
+        if route.kind is RouteKind.REFUSE:
+            return None
+        name = await self._display_name(event)
+        return await self._session(route.kind, portal.network, UserID(event.sender), name), route, name
+
+    async def _edit(self, event: MatrixEvent, portal: PortalRow, relates: Mapping[str, object]) -> None:
+        target = relates.get("event_id")
+        new_content = event.content.get("m.new_content")
+        if not isinstance(target, str) or not isinstance(new_content, dict):
+            return
+        body = new_content.get("body")
+        mapped = await self._store.mapped_by_event(target)
+        if mapped is None or mapped.origin != "matrix" or not isinstance(body, str):
+            return  # an edit of something that never reached the network
+        speaking = await self._sender_session(event, portal)
+        if speaking is None:
+            return
+        session, route, name = speaking
+        if isinstance(session, EditingSession):
+            message = self._outgoing(event, portal, route, name, body, None, content=new_content)
+            await session.edit(portal.remote_id, mapped.remote_id, message)
+            return
+        # The network has no edits: say the correction, as people do on IRC.
+        message = self._outgoing(event, portal, route, name, f"* {body}", None, content=new_content)
+        remote_id = await session.send(message)
+        if remote_id is not None:
+            await self._store.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
+
+    async def _redaction(self, event: MatrixEvent, portal: PortalRow) -> None:
+        redacts = event.redacted_event
+        if redacts is None:
+            return
+        reaction = await self._store.take_reaction_by_event(redacts)
+        speaking = await self._sender_session(event, portal)
+        if speaking is None:
+            return
+        session = speaking[0]
+        if reaction is not None:
+            message, _sender, emoji = reaction
+            if isinstance(session, ReactingSession):
+                await session.unreact(portal.remote_id, message.remote_id, emoji)
+            return
+        mapped = await self._store.mapped_by_event(redacts)
+        if mapped is None:
+            return
+        if isinstance(session, DeletingSession):
+            await session.delete(portal.remote_id, mapped.remote_id)
+        else:
+            log.info("%s cannot delete messages; the redaction of %s stays on Matrix", portal.network, redacts)
+
+    async def _reaction(self, event: MatrixEvent, portal: PortalRow) -> None:
+        relates = event.content.get("m.relates_to")
+        if not isinstance(relates, dict) or relates.get("rel_type") != "m.annotation":
+            return
+        target, key = relates.get("event_id"), relates.get("key")
+        if not isinstance(target, str) or not isinstance(key, str):
+            return
+        mapped = await self._store.mapped_by_event(target)
+        speaking = await self._sender_session(event, portal) if mapped is not None else None
+        if mapped is None or speaking is None or not isinstance(speaking[0], ReactingSession):
+            return
+        await speaking[0].react(portal.remote_id, mapped.remote_id, key)
+        await self._store.add_reaction(mapped.id, event.sender, key, event.event_id)
 
     async def _display_name(self, event: MatrixEvent) -> str:
         """The sender's name in that room (per-room names win), else their localpart."""
@@ -137,9 +237,9 @@ class MatrixToRemote:
         )
 
 
-def _html(event: MatrixEvent) -> str | None:
-    if event.content.get("format") == "org.matrix.custom.html":
-        formatted = event.content.get("formatted_body")
+def _html(content: Mapping[str, object]) -> str | None:
+    if content.get("format") == "org.matrix.custom.html":
+        formatted = content.get("formatted_body")
         return formatted if isinstance(formatted, str) else None
     return None
 

@@ -13,29 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
 from types import MappingProxyType
 
+from bridgekit.commands import PermissionLevel
 from bridgekit.ids import UserID
-
-
-class PermissionLevel(IntEnum):
-    """Ordered levels: each allows everything the ones below it allow."""
-
-    NONE = 0
-    """The bridge ignores this user's messages and refuses their commands."""
-    RELAY = 1
-    """Their messages in portals are relayed by the bridge bot; they cannot log in."""
-    USER = 2
-    """They can log in with their own remote account and manage their own bridging."""
-    ADMIN = 3
-    """They can manage the bridge itself (every portal, every user's sessions)."""
-
-    @property
-    def label(self) -> str:
-        """The word the config uses for this level: ``"relay"``, ``"user"``, ..."""
-        return self.name.lower()
-
 
 ALLOWED_LEVELS = ("relay", "user", "admin", "none")
 """The values a rule may have; ``none`` exists to block one user or server under a wider rule."""

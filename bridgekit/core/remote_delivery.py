@@ -9,19 +9,22 @@ once. A send that fails every attempt is reported in the room by the bridge bot 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
+from urllib.parse import quote
 
+from bridgekit.connector import PortalInfo, SessionState
 from bridgekit.core.bridge_info import BridgeSection, announce_bridge, bridge_info_content, bridge_info_state_key
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
 from bridgekit.errors import MatrixError
-from bridgekit.events import RemoteMessage
-from bridgekit.ids import EventID, RoomID
-from bridgekit.matrix import MatrixClient
+from bridgekit.events import RemoteDelete, RemoteEdit, RemoteEvent, RemoteMessage, RemoteReaction
+from bridgekit.ids import EventID, RoomID, UserID
+from bridgekit.matrix import Intent, MatrixClient, edit_content, reaction_content
 from bridgekit.naming import ghost_user_id
-from bridgekit.store.outbox import OutboxEntry, OutboxStore, PortalRow
+from bridgekit.store.outbox import MappedMessage, OutboxEntry, OutboxStore, PortalRow
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +32,41 @@ BRIDGE_SOFTWARE = "bridgekit"
 """The software part of m.bridge state keys (``bridgekit://<network>/<chat>``)."""
 
 
+DOUBLE_PUPPET_MARKER = "net.bridgekit.double_puppet_source"
+"""Content key of events the bridge sent as a Matrix user (double puppet): the value is the
+network. The core drops such events when the homeserver shows them back to it, so a puppet's
+message from another client is not bridged back to the network it came from."""
+
+OwnerLookup = Callable[[str, str], UserID | None]
+"""(network, remote user ID) -> the Matrix user logged in as that remote user (a puppet)."""
+
+SessionReporter = Callable[[str, UserID | None, SessionState, str | None], Awaitable[None]]
+
+
 def idempotency_key(network: str, chat_id: str, message_id: str) -> str:
     """Stable for a remote message: JSON keeps the three parts apart whatever they contain."""
     return json.dumps(["msg", network, chat_id, message_id], separators=(",", ":"), ensure_ascii=False)
+
+
+def event_key(network: str, event: RemoteEvent) -> str:
+    """The idempotency key of any remote event (a message's is :func:`idempotency_key`)."""
+    if isinstance(event, RemoteMessage):
+        return idempotency_key(network, event.chat_id, event.message_id)
+    if isinstance(event, RemoteEdit):
+        parts = ["edit", network, event.chat_id, event.message_id, event.edit_id]
+    elif isinstance(event, RemoteDelete):
+        parts = ["delete", network, event.chat_id, event.message_id]
+    else:
+        parts = ["reaction", network, event.chat_id, event.message_id, event.sender_id, event.emoji,
+                 "remove" if event.removed else "add"]
+    return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+
+
+_KINDS: dict[type, str] = {RemoteMessage: "message", RemoteEdit: "edit", RemoteDelete: "delete",
+                           RemoteReaction: "reaction"}
+_CLASSES: dict[str, type[RemoteMessage | RemoteEdit | RemoteDelete | RemoteReaction]] = {
+    "message": RemoteMessage, "edit": RemoteEdit, "delete": RemoteDelete, "reaction": RemoteReaction,
+}
 
 
 class RemoteDelivery:
@@ -45,9 +80,15 @@ class RemoteDelivery:
         server_name: str,
         ghost_prefixes: Mapping[str, str],
         max_attempts: int = 5,
+        owner_of: OwnerLookup | None = None,
+        double_puppet: MatrixClient | None = None,
+        report_session: SessionReporter | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
+        self._owner_of = owner_of
+        self._double_puppet = double_puppet
+        self._report_session = report_session
         self._server_name = server_name
         self._ghost_prefixes = dict(ghost_prefixes)
         self._dispatcher = RoomDispatcher(
@@ -73,21 +114,61 @@ class RemoteDelivery:
     async def stop(self, grace_seconds: float = 10.0) -> None:
         await self._dispatcher.stop(grace_seconds)
 
-    async def emit(self, network: str, event: RemoteMessage) -> None:
+    async def emit(self, network: str, event: RemoteEvent) -> None:
         if network not in self._ghost_prefixes:
             raise ValueError(f"no connector named {network!r} is running")
-        portal = await self._store.portal(network, event.chat_id)
-        if portal is not None and await self._store.event_for(portal.id, event.message_id) is not None:
-            return  # our own send (or one already posted) coming back from the network: an echo
-        key = idempotency_key(network, event.chat_id, event.message_id)
-        payload = {"network": network, "kind": "message", **asdict(event)}
-        entry = await self._store.add(network, event.chat_id, key, payload)
-        if entry is not None:  # None: the same message was emitted before
+        kind = _KINDS.get(type(event))
+        if kind is None:
+            raise TypeError(f"emit takes a RemoteMessage, RemoteEdit, RemoteDelete or RemoteReaction, not {event!r}")
+        if isinstance(event, RemoteMessage):
+            portal = await self._store.portal(network, event.chat_id)
+            if portal is not None and await self._store.event_for(portal.id, event.message_id) is not None:
+                return  # our own send (or one already posted) coming back from the network: an echo
+        payload = {"network": network, "kind": kind, **asdict(event)}
+        entry = await self._store.add(network, event.chat_id, event_key(network, event), payload)
+        if entry is not None:  # None: the same event was emitted before
             self._queue(entry)
+
+    async def report_session(
+        self, network: str, owner: UserID | None, state: SessionState, detail: str | None
+    ) -> None:
+        if self._report_session is not None:
+            await self._report_session(network, owner, state, detail)
 
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID) -> None:
         portal = await self._store.link_portal(network, chat_id, room_id)
         await self._announce(portal, room_id)
+
+    async def create_alias_portal(self, network: str, alias_localpart: str, info: PortalInfo) -> RoomID:
+        """The room of an alias query (spec: it exists, with the alias, before the 200)."""
+        existing = await self._store.portal(network, info.chat_id)
+        if existing is not None and existing.room_id is not None:
+            # The chat has a room already (linked, or made for an earlier message): point the
+            # alias at it rather than splitting the chat over two rooms.
+            room_id = RoomID(existing.room_id)
+            alias = f"#{alias_localpart}:{self._server_name}"
+            await self._matrix.request_json(
+                "PUT", f"/_matrix/client/v3/directory/room/{quote(alias, safe='')}", json={"room_id": room_id}
+            )
+            return room_id
+        room_id = await self._matrix.bot.create_room(
+            alias_localpart=alias_localpart, name=info.name or info.chat_id, topic=info.topic, preset="public_chat",
+        )
+        portal = await self._store.link_portal(network, info.chat_id, room_id, origin="alias")
+        await self._announce(portal, room_id)
+        return room_id
+
+    async def unlink_portal(self, room_id: RoomID) -> str | None:
+        portal = await self._store.unlink_room(room_id)
+        if portal is None:
+            return None
+        key = bridge_info_state_key(BRIDGE_SOFTWARE, portal.network, None, portal.remote_id)
+        try:  # clients stop showing the room as bridged
+            await self._matrix.bot.send_state(room_id, "m.bridge", key, {})
+            await self._matrix.bot.send_state(room_id, "uk.half-shot.bridge", key, {})
+        except MatrixError as error:
+            log.info("could not clear the bridge info of %s: %s", room_id, error)
+        return f"{portal.remote_id} on {portal.network}"
 
     async def follow_upgrade(self, old_room: RoomID, new_room: RoomID) -> bool:
         """A portal room was upgraded (``m.room.tombstone``): move the portal to its successor.
@@ -135,28 +216,106 @@ class RemoteDelivery:
         entry: OutboxEntry = item.event
         payload = entry.payload
         network = str(payload["network"])
-        message = RemoteMessage(**{key: payload[key] for key in _MESSAGE_FIELDS if key in payload})
+        cls = _CLASSES[str(payload.get("kind", "message"))]
+        event = cls(**{key: payload[key] for key in _fields(cls) if key in payload})
         portal = await self._store.portal_by_id(entry.portal_id)
+        if portal.room_id is None and portal.unlinked:
+            await self._store.mark_done(entry)  # an admin unlinked this chat: it is not bridged
+            return
         room_id = RoomID(portal.room_id) if portal.room_id else await self._create_room(portal)
-        ghost = self._matrix.intent(
-            ghost_user_id(self._ghost_prefixes[network], network, message.sender_id, self._server_name)
-        )
-        await ghost.ensure_registered()
-        name = message.sender_name or message.sender_id
-        if await self._store.ghost_name(network, message.sender_id) != name:
-            await ghost.set_displayname(name)
-            await self._store.remember_ghost_name(network, message.sender_id, ghost.user_id, name)
-        await ghost.ensure_joined(room_id)
+        if isinstance(event, RemoteMessage):
+            await self._post_message(entry, network, portal, room_id, event)
+            return
+        target = await self._store.mapped_by_remote(portal.id, event.message_id)
+        if target is None:
+            # The message was never bridged (said before the portal existed, or lost): nothing
+            # on Matrix to edit, redact or react to.
+            log.info("%s: %s of unknown message %s in %s ignored", network, payload["kind"], event.message_id,
+                     event.chat_id)
+        elif isinstance(event, RemoteEdit):
+            sender = await self._sender(network, event.sender_id, event.sender_name, room_id)
+            await sender.send_message(
+                room_id, self._marked(network, sender, edit_content(EventID(target.event_id), event.text,
+                                                                   html=event.html)),
+                txn_id=entry.idempotency_key,
+            )
+        elif isinstance(event, RemoteDelete):
+            await self._redact(network, target, room_id, entry.idempotency_key)
+        elif isinstance(event, RemoteReaction):
+            await self._react(network, event, target, room_id, entry.idempotency_key)
+        await self._store.mark_done(entry)
+
+    async def _post_message(
+        self, entry: OutboxEntry, network: str, portal: PortalRow, room_id: RoomID, message: RemoteMessage
+    ) -> None:
+        sender = await self._sender(network, message.sender_id, message.sender_name, room_id)
         reply_to = await self._store.event_for(portal.id, message.reply_to) if message.reply_to else None
-        event_id = await ghost.send_text(
+        event_id = await sender.send_text(
             room_id, message.text, html=message.html, msgtype=message.msgtype,
             reply_to=EventID(reply_to) if reply_to else None,
+            extra_content=self._marked(network, sender, {}),
             txn_id=entry.idempotency_key, ts=message.timestamp_ms,
         )
         await self._store.mark_sent(
-            entry, event_id=event_id, remote_id=message.message_id, sender_user_id=ghost.user_id,
+            entry, event_id=event_id, remote_id=message.message_id, sender_user_id=sender.user_id,
             sender_remote_id=message.sender_id, ts=message.timestamp_ms or 0, reply_to_remote_id=message.reply_to,
         )
+
+    async def _sender(self, network: str, sender_id: str, sender_name: str | None, room_id: RoomID) -> Intent:
+        """Who posts for ``sender_id``: the Matrix user logged in as them (double puppet), when
+        the bridge can act as that user and they are in the room; else the sender's ghost."""
+        owner = self._owner_of(network, sender_id) if self._owner_of is not None else None
+        if owner is not None and self._double_puppet is not None:
+            puppet = self._double_puppet.intent(owner)
+            try:
+                await puppet.ensure_joined(room_id)
+                return puppet
+            except MatrixError as error:
+                log.info("cannot post as %s in %s (%s); posting through the ghost instead", owner, room_id, error)
+        ghost = self._matrix.intent(ghost_user_id(self._ghost_prefixes[network], network, sender_id, self._server_name))
+        await ghost.ensure_registered()
+        name = sender_name or sender_id
+        if await self._store.ghost_name(network, sender_id) != name:
+            await ghost.set_displayname(name)
+            await self._store.remember_ghost_name(network, sender_id, ghost.user_id, name)
+        await ghost.ensure_joined(room_id)
+        return ghost
+
+    def _marked(self, network: str, sender: Intent, content: dict[str, object]) -> dict[str, object]:
+        # Events sent as a real Matrix user carry the marker, so their echo is not bridged back.
+        if self._double_puppet is not None and sender.client is self._double_puppet:
+            content[DOUBLE_PUPPET_MARKER] = network
+        return content
+
+    async def _redact(self, network: str, target: MappedMessage, room_id: RoomID, key: str) -> None:
+        # The author of an event may always redact it: a ghost its own, a Matrix user theirs
+        # through the double puppet. Otherwise it takes the bot's power level.
+        author = UserID(target.sender_user_id)
+        if self._is_ghost(author):
+            intent = self._matrix.intent(author)
+        elif self._double_puppet is not None:
+            intent = self._double_puppet.intent(author)
+        else:
+            intent = self._matrix.bot
+        await intent.redact(room_id, EventID(target.event_id), reason=f"deleted on {network}", txn_id=key)
+
+    def _is_ghost(self, user_id: str) -> bool:
+        return user_id.startswith(tuple(f"@{prefix}" for prefix in self._ghost_prefixes.values()))
+
+    async def _react(
+        self, network: str, event: RemoteReaction, target: MappedMessage, room_id: RoomID, key: str
+    ) -> None:
+        sender = await self._sender(network, event.sender_id, event.sender_name, room_id)
+        if event.removed:
+            reaction = await self._store.take_reaction(target.id, event.sender_id, event.emoji)
+            if reaction is not None:
+                await sender.redact(room_id, EventID(reaction), reason="reaction removed", txn_id=key)
+            return
+        event_id = await sender.send_message(
+            room_id, self._marked(network, sender, reaction_content(EventID(target.event_id), event.emoji)),
+            event_type="m.reaction", txn_id=key,
+        )
+        await self._store.add_reaction(target.id, event.sender_id, event.emoji, event_id)
 
     async def _create_room(self, portal: PortalRow) -> RoomID:
         # A chat that nobody linked yet gets a room of its own, made by the bot; who is invited
@@ -197,6 +356,8 @@ class RemoteDelivery:
             log.exception("could not report the failed send of outbox row %d in its room", entry.id)
 
 
-_MESSAGE_FIELDS = tuple(RemoteMessage.__dataclass_fields__)
+def _fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
-__all__ = ["RemoteDelivery", "idempotency_key"]
+
+__all__ = ["DOUBLE_PUPPET_MARKER", "RemoteDelivery", "event_key", "idempotency_key"]

@@ -6,7 +6,7 @@ comes in as a :class:`MatrixStateMemory`.
 """
 
 from bridgekit.matrix.client import Clock, MatrixClient, Sleep
-from bridgekit.matrix.content import mentions, text_content
+from bridgekit.matrix.content import edit_content, mentions, reaction_content, text_content
 from bridgekit.matrix.intent import Intent, WhoAmI
 from bridgekit.matrix.memory import MatrixStateMemory
 from bridgekit.matrix.paths import split_content_uri, txn_id_for
@@ -20,7 +20,9 @@ __all__ = [
     "RetryPolicy",
     "Sleep",
     "WhoAmI",
+    "edit_content",
     "mentions",
+    "reaction_content",
     "split_content_uri",
     "text_content",
     "txn_id_for",

@@ -45,4 +45,19 @@ def text_content(
     return content
 
 
-__all__ = ["mentions", "text_content"]
+def edit_content(original: EventID, body: str, *, html: str | None = None, msgtype: str = "m.text") -> JSONDict:
+    """An edit (``m.replace``) of ``original``: clients show ``m.new_content``; the outer body,
+    starred, is the fallback for clients that do not know edits."""
+    new_content = text_content(body, html=html, msgtype=msgtype)
+    content = text_content(f"* {body}", html=f"* {html}" if html is not None else None, msgtype=msgtype)
+    content["m.new_content"] = new_content
+    content["m.relates_to"] = {"rel_type": "m.replace", "event_id": original}
+    return content
+
+
+def reaction_content(target: EventID, key: str) -> JSONDict:
+    """An ``m.reaction`` (annotation) of ``target`` with ``key`` (usually an emoji)."""
+    return {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}}
+
+
+__all__ = ["edit_content", "mentions", "reaction_content", "text_content"]

@@ -52,6 +52,11 @@ class Intent:
 
     # -- registration and membership, remembered --------------------------------------------
 
+    @property
+    def client(self) -> MatrixClient:
+        """The client this intent acts through (the appservice's, or a double-puppet one)."""
+        return self._client
+
     async def ensure_registered(self) -> None:
         """Register the user unless the memory says it exists; an existing user is fine."""
         if await self._memory.is_registered(self.user_id):

@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
-from bridgekit.store.models import Ghost, Message, OutboxItem, Portal
+from bridgekit.store.models import Ghost, Message, OutboxItem, Portal, Reaction
 
 _OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
 _PORTAL: Table = Portal.__table__  # type: ignore[assignment]
 _GHOST: Table = Ghost.__table__  # type: ignore[assignment]
 _MESSAGE: Table = Message.__table__  # type: ignore[assignment]
+_REACTION: Table = Reaction.__table__  # type: ignore[assignment]
 
 TO_MATRIX = "to_matrix"
 
@@ -37,6 +38,21 @@ class PortalRow:
     remote_id: str
     room_id: str | None
     name: str | None
+    unlinked: bool = False
+    """An admin unlinked the room: the chat is not bridged until someone links it again."""
+
+
+@dataclass(frozen=True, slots=True)
+class MappedMessage:
+    """A row of the message map: one message, on both sides."""
+
+    id: int
+    portal_id: int
+    remote_id: str
+    event_id: str
+    origin: str
+    """``matrix`` (said on Matrix, sent to the network) or ``remote``."""
+    sender_user_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +90,39 @@ class OutboxStore:
         return await self._find_portal(_PORTAL.c.room_id == room_id)
 
     async def _find_portal(self, *conditions: ColumnElement[bool]) -> PortalRow | None:
-        columns = (_PORTAL.c.id, _PORTAL.c.network, _PORTAL.c.remote_id, _PORTAL.c.room_id, _PORTAL.c.name)
+        columns = (_PORTAL.c.id, _PORTAL.c.network, _PORTAL.c.remote_id, _PORTAL.c.room_id, _PORTAL.c.name,
+                   _PORTAL.c.meta)
         async with self._db.read() as conn:
             row = (await conn.execute(select(*columns).where(*conditions))).first()
-        return PortalRow(*row) if row is not None else None
+        if row is None:
+            return None
+        meta = row.meta if isinstance(row.meta, dict) else json.loads(row.meta or "{}")
+        return PortalRow(row.id, row.network, row.remote_id, row.room_id, row.name, bool(meta.get("unlinked")))
 
     async def link_portal(self, network: str, remote_id: str, room_id: str, *, origin: str = "plumbed") -> PortalRow:
         """Point the portal of (network, remote_id) at ``room_id``, creating the portal if needed."""
         async with self._db.write() as conn:
             portal_id = await self._ensure_portal(conn, network, remote_id)
-            await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id).values(room_id=room_id, origin=origin))
+            meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal_id))).scalar()
+            kept = {key: value for key, value in (meta if isinstance(meta, dict) else {}).items() if key != "unlinked"}
+            # A room can be the portal of one chat only: a room linked anew leaves its old chat.
+            await conn.execute(update(_PORTAL).where(_PORTAL.c.room_id == room_id, _PORTAL.c.id != portal_id)
+                               .values(room_id=None))
+            await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id)
+                               .values(room_id=room_id, origin=origin, meta=kept))
         return await self.portal_by_id(portal_id)
+
+    async def unlink_room(self, room_id: str) -> PortalRow | None:
+        """Stop bridging ``room_id``: its chat keeps its portal row (and message map), without a room,
+        marked so that new remote messages do not create a room for it."""
+        portal = await self.portal_for_room(room_id)
+        if portal is None:
+            return None
+        async with self._db.write() as conn:
+            meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal.id))).scalar()
+            updated = {**(meta if isinstance(meta, dict) else {}), "unlinked": True}
+            await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal.id).values(room_id=None, meta=updated))
+        return portal
 
     async def set_portal_room(self, portal_id: int, room_id: str) -> None:
         async with self._db.write() as conn:
@@ -167,6 +205,11 @@ class OutboxStore:
                 .on_conflict_do_nothing()
             )
 
+    async def mark_done(self, entry: OutboxEntry) -> None:
+        """An edit, deletion or reaction landed (they add no row to the message map)."""
+        async with self._db.write() as conn:
+            await conn.execute(update(_OUTBOX).where(_OUTBOX.c.id == entry.id).values(state="sent"))
+
     async def record_attempt(self, entry_id: int, error: str, *, final: bool) -> None:
         values: dict[str, Any] = {"attempts": _OUTBOX.c.attempts + 1, "last_error": error[:2000]}
         if final:
@@ -225,6 +268,56 @@ class OutboxStore:
             ).scalar()
         return str(value) if value is not None else None
 
+    async def mapped_by_remote(self, portal_id: int, remote_id: str) -> MappedMessage | None:
+        return await self._mapped(_MESSAGE.c.portal_id == portal_id, _MESSAGE.c.remote_id == remote_id)
+
+    async def mapped_by_event(self, event_id: str) -> MappedMessage | None:
+        return await self._mapped(_MESSAGE.c.event_id == event_id)
+
+    async def _mapped(self, *conditions: ColumnElement[bool]) -> MappedMessage | None:
+        columns = (_MESSAGE.c.id, _MESSAGE.c.portal_id, _MESSAGE.c.remote_id, _MESSAGE.c.event_id,
+                   _MESSAGE.c.origin, _MESSAGE.c.sender_user_id)
+        async with self._db.read() as conn:
+            query = select(*columns).where(*conditions).order_by(_MESSAGE.c.part_id).limit(1)
+            row = (await conn.execute(query)).first()
+        return MappedMessage(*row) if row is not None else None
+
+    # ---- reactions -------------------------------------------------------------------------
+
+    async def add_reaction(self, message_row: int, sender: str, emoji: str, event_id: str) -> None:
+        """Remember a reaction (either way) so that taking it back finds its event."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                self._insert(_REACTION)
+                .values(message_id=message_row, sender_remote_id=sender, emoji_id=emoji, emoji=emoji,
+                        event_id=event_id, ts=now_ms())
+                .on_conflict_do_nothing()
+            )
+
+    async def take_reaction(self, message_row: int, sender: str, emoji: str) -> str | None:
+        """Forget a reaction; returns its Matrix event ID (to redact), None if unknown."""
+        condition = (_REACTION.c.message_id == message_row, _REACTION.c.sender_remote_id == sender,
+                     _REACTION.c.emoji_id == emoji)
+        async with self._db.write() as conn:
+            event_id = (await conn.execute(select(_REACTION.c.event_id).where(*condition))).scalar()
+            await conn.execute(_REACTION.delete().where(*condition))
+        return str(event_id) if event_id is not None else None
+
+    async def take_reaction_by_event(self, event_id: str) -> tuple[MappedMessage, str, str] | None:
+        """A reaction redacted on Matrix: its message, sender and emoji (forgotten here)."""
+        async with self._db.write() as conn:
+            row = (
+                await conn.execute(
+                    select(_REACTION.c.message_id, _REACTION.c.sender_remote_id, _REACTION.c.emoji)
+                    .where(_REACTION.c.event_id == event_id)
+                )
+            ).first()
+            if row is None:
+                return None
+            await conn.execute(_REACTION.delete().where(_REACTION.c.event_id == event_id))
+        message = await self._mapped(_MESSAGE.c.id == row.message_id)
+        return (message, str(row.sender_remote_id), str(row.emoji)) if message is not None else None
+
     async def ghost_name(self, network: str, remote_id: str) -> str | None:
         """The display name last set on the ghost, or None if none was set."""
         async with self._db.read() as conn:
@@ -247,4 +340,4 @@ class OutboxStore:
             await conn.execute(statement)
 
 
-__all__ = ["TO_MATRIX", "OutboxEntry", "OutboxStore", "PortalRow"]
+__all__ = ["TO_MATRIX", "MappedMessage", "OutboxEntry", "OutboxStore", "PortalRow"]

@@ -22,6 +22,8 @@ FORBIDDEN: dict[str, set[str]] = {
     # Leaf utilities: remote identifiers <-> Matrix IDs, and credentials encrypted at rest.
     "naming": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
     "credentials": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
+    # What a command is (and the permission levels it needs): shared by the contract and the core.
+    "commands": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
     "config": {"connector", "matrix", "store", "core", "appservice", "cli"},
     "registration": {"connector", "matrix", "store", "core", "appservice", "cli"},
     "config_loader": {"connector", "matrix", "store", "core", "appservice", "cli"},
