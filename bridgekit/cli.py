@@ -41,6 +41,7 @@ from bridgekit.credentials import generate_key
 from bridgekit.errors import ConfigError
 from bridgekit.registration import (
     MANAGED_KEYS,
+    build_double_puppet_registration,
     build_registration,
     check_registration_matches,
     new_token,
@@ -109,6 +110,11 @@ def _parser() -> argparse.ArgumentParser:
         "--new-tokens", action="store_true",
         help="generate new tokens even if the file exists (the homeserver must then reload it)",
     )
+    generate_registration.add_argument(
+        "--double-puppet", action="store_true",
+        help="write the second, non-exclusive registration for double puppeting instead "
+        "(default file: doublepuppet-registration.yaml next to the registration)",
+    )
     generate_registration.set_defaults(command=_generate_registration)
 
     run = commands.add_parser("run", help="run the bridge")
@@ -171,6 +177,8 @@ def _generate_config(args: argparse.Namespace, context: CommandContext) -> int:
 def _generate_registration(args: argparse.Namespace, context: CommandContext) -> int:
     loaded = load_config(args.config, environ=context.environ)
     _print_warnings(loaded.warnings)
+    if args.double_puppet:
+        return _generate_double_puppet_registration(args, loaded)
     output = Path(args.output) if args.output else loaded.registration_path
     if output.exists() and output.resolve() == loaded.path.resolve():
         print(f"bridgekit: {output} is the config file; not writing over it", file=sys.stderr)
@@ -195,6 +203,28 @@ def _generate_registration(args: argparse.Namespace, context: CommandContext) ->
     _explain_registration(
         loaded, output, kept_tokens=tokens is not None, existed=existed, added_by_hand=added_by_hand
     )
+    return 0
+
+
+def _generate_double_puppet_registration(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    output = Path(args.output) if args.output else loaded.registration_path.with_name("doublepuppet-registration.yaml")
+    previous = _previous(output, tolerant=args.new_tokens) if output.exists() else {}
+    tokens = None if args.new_tokens else _reusable_tokens(previous)
+    registration = build_double_puppet_registration(
+        loaded.config, as_token=tokens[0] if tokens else new_token(), hs_token=tokens[1] if tokens else new_token(),
+    )
+    if isinstance(previous.get("sender_localpart"), str):
+        registration["sender_localpart"] = previous["sender_localpart"]
+    try:
+        _write_private(output, registration_to_yaml(registration))
+    except OSError as error:
+        print(f"bridgekit: cannot write {output}: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote the double-puppet registration to {output} (readable by you only).")
+    print("It lets the bridge post as any user of this homeserver who logs in to a network through it.")
+    print("Install it on the homeserver next to the bridge's registration, then set in the config:")
+    print(f"  double_puppet:\n    registration: {output}")
+    print("and check it with 'status' in your management room after logging in.")
     return 0
 
 

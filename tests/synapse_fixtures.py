@@ -25,9 +25,13 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from bridgekit.config import BridgeConfig
+from bridgekit.credentials import generate_key
 from bridgekit.ids import UserID
 from bridgekit.matrix import MatrixClient
+from bridgekit.registration import build_double_puppet_registration
 from tests.servers.bridge_process import BridgeProcess
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot, SynapseServer
@@ -46,6 +50,8 @@ class SynapseHarness:
     server: SynapseServer
     slots: dict[str, AppserviceSlot]
     admin: MatrixTestClient
+    double_puppet_registration: Path
+    """The non-exclusive, URL-less registration covering every local user (double puppeting)."""
 
     @property
     def url(self) -> str:
@@ -88,6 +94,17 @@ def _make_slots(url: str, server_name: str) -> dict[str, AppserviceSlot]:
     }
 
 
+def _write_double_puppet_registration(path: Path, slot: AppserviceSlot) -> Path:
+    # Written by the same function `bridgekit generate-registration --double-puppet` uses.
+    config = BridgeConfig.model_validate(slot.bridge_config())
+    registration = build_double_puppet_registration(
+        config, as_token=secrets.token_urlsafe(32), hs_token=secrets.token_urlsafe(32)
+    )
+    path.write_text(yaml.safe_dump(registration, sort_keys=False))
+    path.chmod(0o600)
+    return path
+
+
 @pytest.fixture(scope="session")
 async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SynapseHarness]:
     """Start Synapse once for the session with every appservice slot registered."""
@@ -100,16 +117,17 @@ async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syn
     try:
         server.write_config()  # reserves the port, which the slots' bridge configs point at
         slots = _make_slots(server.url, server.server_name)
+        double_puppet = _write_double_puppet_registration(data_dir / "doublepuppet.yaml", slots["main"])
         server.appservice_registrations = [
-            slot.write_registration(data_dir / f"appservice-{name}.yaml")
-            for name, slot in slots.items()
+            *(slot.write_registration(data_dir / f"appservice-{name}.yaml") for name, slot in slots.items()),
+            double_puppet,
         ]
         # Started from the main thread on purpose: the child's death signal is tied to the
         # thread that spawned it, and a worker thread may exit long before the session ends.
         server.start()
         admin = await MatrixTestClient.create_user(server, "harness_admin", admin=True)
         await admin.override_ratelimit(admin.user_id)
-        yield SynapseHarness(server, slots, admin)
+        yield SynapseHarness(server, slots, admin, double_puppet)
     finally:
         if admin is not None:
             await admin.aclose()
@@ -152,6 +170,7 @@ async def client(synapse: SynapseHarness, slot: AppserviceSlot) -> AsyncIterator
 
 
 RunBridge = Callable[..., Awaitable[BridgeProcess]]
+KEY = generate_key()
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -172,7 +191,8 @@ async def run_bridge(tmp_path: Path) -> AsyncIterator[RunBridge]:
             tmp_path / f"{name}.yaml", f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}",
             connectors={slot.connector: section, **connectors}, **overrides,
         )
-        bridge = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT)})
+        # A credentials key, so puppet logins work (stored encrypted like in production).
+        bridge = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT), "BRIDGEKIT_CREDENTIALS_KEY": KEY})
         started.append(bridge)
         await bridge.start_ready()
         return bridge

@@ -41,6 +41,7 @@ from bridgekit.connector import (
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connectors import connector_settings, load_connectors
 from bridgekit.core.double_puppet import double_puppet_status, read_double_puppet_token
+from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.inbox import Inbox
 from bridgekit.core.management import ManagementRoom, ManagementServices
 from bridgekit.core.matrix_to_remote import MatrixToRemote
@@ -172,16 +173,18 @@ async def _serve_with(
     )
     double_puppet = _double_puppet_client(config, http, memory)
     outbox = OutboxStore(database)
+    in_flight = SendsInFlight()
     remote = RemoteDelivery(
         outbox, matrix, server_name=server_name,
         ghost_prefixes={name: section.ghost_prefix_for(name) for name, section in enabled.items()},
         max_attempts=config.inbox.max_attempts,
         owner_of=sessions.owner_of, double_puppet=double_puppet, report_session=sessions.report,
+        in_flight=in_flight,
     )
     health = Health()
     permissions = _permissions(config)
     router = MatrixToRemote(
-        by_name, outbox, matrix, permissions, sessions,
+        by_name, outbox, matrix, permissions, sessions, in_flight,
         relay_templates={name: str(section.settings().get("relay_template", DEFAULT_RELAY_TEMPLATE))
                          for name, section in enabled.items()},
     )

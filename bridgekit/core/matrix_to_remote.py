@@ -27,6 +27,7 @@ from bridgekit.connector import (
     RemoteSession,
     VirtualUserProvider,
 )
+from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.permissions import Permissions
 from bridgekit.core.remote_delivery import DOUBLE_PUPPET_MARKER
 from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE, Route, RouteKind, RoutingFacts, choose_route, relay_text
@@ -59,6 +60,7 @@ class MatrixToRemote:
         matrix: MatrixClient,
         permissions: Permissions,
         sessions: Sessions,
+        in_flight: SendsInFlight,
         *,
         relay_templates: Mapping[str, str] | None = None,
         relay_default: bool = True,
@@ -68,6 +70,7 @@ class MatrixToRemote:
         self._matrix = matrix
         self._permissions = permissions
         self._sessions = sessions
+        self._in_flight = in_flight
         self._templates = dict(relay_templates or {})
         self._relay_default = relay_default
 
@@ -100,10 +103,17 @@ class MatrixToRemote:
             return True
         name = await self._display_name(event)
         session = await self._session(route.kind, portal.network, UserID(event.sender), name)
-        remote_id = await session.send(self._outgoing(event, portal, route, name, body, await self._reply_to(event)))
-        if remote_id is not None:
-            await self._store.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
+        await self._send(session, portal, event, self._outgoing(event, portal, route, name, body,
+                                                                 await self._reply_to(event)))
         return True
+
+    async def _send(
+        self, session: RemoteSession, portal: PortalRow, event: MatrixEvent, message: OutgoingMessage
+    ) -> None:
+        async with self._in_flight.sending(portal.network, portal.remote_id):
+            remote_id = await session.send(message)
+            if remote_id is not None:
+                await self._store.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
 
     async def _route(self, event: MatrixEvent, portal: PortalRow) -> Route:
         connector = self._connectors[portal.network]
@@ -175,9 +185,7 @@ class MatrixToRemote:
             return
         # The network has no edits: say the correction, as people do on IRC.
         message = self._outgoing(event, portal, route, name, f"* {body}", None, content=new_content)
-        remote_id = await session.send(message)
-        if remote_id is not None:
-            await self._store.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
+        await self._send(session, portal, event, message)
 
     async def _redaction(self, event: MatrixEvent, portal: PortalRow) -> None:
         redacts = event.redacted_event

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from bridgekit.connector import PortalInfo, SessionState
 from bridgekit.core.bridge_info import BridgeSection, announce_bridge, bridge_info_content, bridge_info_state_key
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
+from bridgekit.core.echoes import SendsInFlight
 from bridgekit.errors import MatrixError
 from bridgekit.events import RemoteDelete, RemoteEdit, RemoteEvent, RemoteMessage, RemoteReaction
 from bridgekit.ids import EventID, RoomID, UserID
@@ -83,12 +84,14 @@ class RemoteDelivery:
         owner_of: OwnerLookup | None = None,
         double_puppet: MatrixClient | None = None,
         report_session: SessionReporter | None = None,
+        in_flight: SendsInFlight | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
         self._owner_of = owner_of
         self._double_puppet = double_puppet
         self._report_session = report_session
+        self._in_flight = in_flight or SendsInFlight()
         self._server_name = server_name
         self._ghost_prefixes = dict(ghost_prefixes)
         self._dispatcher = RoomDispatcher(
@@ -248,6 +251,12 @@ class RemoteDelivery:
     async def _post_message(
         self, entry: OutboxEntry, network: str, portal: PortalRow, room_id: RoomID, message: RemoteMessage
     ) -> None:
+        # Checked again here, after the chat's sends settled: ``emit`` may have run before the
+        # ID of our own send was mapped (see core/echoes.py).
+        await self._in_flight.settled(network, message.chat_id)
+        if await self._store.event_for(portal.id, message.message_id) is not None:
+            await self._store.mark_done(entry)
+            return
         sender = await self._sender(network, message.sender_id, message.sender_name, room_id)
         reply_to = await self._store.event_for(portal.id, message.reply_to) if message.reply_to else None
         event_id = await sender.send_text(

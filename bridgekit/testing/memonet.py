@@ -1,0 +1,393 @@
+"""memonet: the example connector, bridging a small chat network that lives in the bridge's memory.
+
+It is the code of the tutorial (docs/connectors.md) and the connector the conformance kit
+(:mod:`bridgekit.testing.conformance`) is shown passing. It uses only ``bridgekit``'s public API
+and offers every mode and ability of the contract:
+
+- **relay**: the network's ``bridgebot`` says ``<alice> hi`` for Matrix users without an identity;
+- **virtual users** (``virtual: true``): each Matrix user who speaks gets a memonet nick
+  ``<name>[m]`` of their own;
+- **puppets**: a Matrix user logs in with a memonet account (``accounts`` in the settings) and
+  speaks as it; what they say "from another client" (the control API) appears as them on Matrix;
+- edits, deletions, reactions and replies both ways, and portals from alias queries
+  (``#_memonet_<chat>:server`` makes the portal of ``<chat>``).
+
+The network has no sockets: people "on" it act through HTTP routes the connector adds to the
+bridge's app (``/memonet/...``, guarded by ``control_token``), which is how tests and curious
+admins drive it. Its state is lost when the bridge stops (accounts and chats from the settings
+come back), which is exactly what an example needs and no more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Header, HTTPException
+from pydantic import BaseModel
+
+from bridgekit import (
+    BridgeContext,
+    Command,
+    CommandContext,
+    CommandReply,
+    LoginFailed,
+    LoginField,
+    LoginFlow,
+    MatrixEvent,
+    OutgoingMessage,
+    PermissionLevel,
+    PortalInfo,
+    PuppetLogin,
+    RemoteDelete,
+    RemoteEdit,
+    RemoteMessage,
+    RemoteReaction,
+    SessionKind,
+    SessionState,
+    UserID,
+)
+
+# --- the network --------------------------------------------------------------------------------
+
+
+@dataclass
+class Post:
+    """One message in a memonet chat, with what happened to it since."""
+
+    id: str
+    chat: str
+    sender: str
+    text: str
+    reply_to: str | None = None
+    edits: list[str] = field(default_factory=list)
+    deleted: bool = False
+    reactions: dict[str, set[str]] = field(default_factory=dict)
+    """emoji -> who reacted with it."""
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "chat": self.chat, "sender": self.sender, "text": self.text, "reply_to": self.reply_to,
+            "edits": list(self.edits), "deleted": self.deleted,
+            "reactions": {emoji: sorted(who) for emoji, who in self.reactions.items() if who},
+        }
+
+
+@dataclass(frozen=True)
+class Happening:
+    """What the network tells its listeners: a post, an edit, a deletion or a reaction."""
+
+    kind: str
+    post: Post
+    actor: str
+    text: str = ""
+    emoji: str = ""
+    removed: bool = False
+    by_bridge: bool = False
+    """Done through a bridge session (the connector need not bridge it back)."""
+
+
+class MemoryNetwork:
+    """Chats of posts, accounts with passwords, and listeners told of everything."""
+
+    def __init__(self, accounts: dict[str, str] | None = None, chats: Sequence[str] = ()) -> None:
+        self.accounts = dict(accounts or {})
+        self.chats: dict[str, list[Post]] = {chat: [] for chat in chats}
+        self._ids = itertools.count(1)
+        self._edit_ids = itertools.count(1)
+        self._listeners: list[Callable[[Happening], None]] = []
+        self.failing_sends = 0
+        """The next this many sends from bridge sessions fail (to show failures are visible)."""
+
+    def listen(self, listener: Callable[[Happening], None]) -> None:
+        self._listeners.append(listener)
+
+    def find(self, chat: str, post_id: str) -> Post:
+        for post in self.chats.get(chat, []):
+            if post.id == post_id:
+                return post
+        raise HTTPException(404, f"no message {post_id} in {chat}")
+
+    def say(self, chat: str, sender: str, text: str, *, reply_to: str | None = None, by_bridge: bool = False) -> Post:
+        if by_bridge and self.failing_sends > 0:
+            self.failing_sends -= 1
+            raise ConnectionError("memonet refused the message (a failure asked for through the control API)")
+        post = Post(f"m{next(self._ids)}", chat, sender, text, reply_to)
+        self.chats.setdefault(chat, []).append(post)
+        self._tell(Happening("post", post, sender, text, by_bridge=by_bridge))
+        return post
+
+    def edit(self, chat: str, post_id: str, sender: str, text: str, *, by_bridge: bool = False) -> str:
+        post = self.find(chat, post_id)
+        post.edits.append(text)
+        edit_id = f"e{next(self._edit_ids)}"
+        self._tell(Happening("edit", post, sender, text, emoji=edit_id, by_bridge=by_bridge))
+        return edit_id
+
+    def delete(self, chat: str, post_id: str, sender: str, *, by_bridge: bool = False) -> None:
+        post = self.find(chat, post_id)
+        post.deleted = True
+        self._tell(Happening("delete", post, sender, by_bridge=by_bridge))
+
+    def react(self, chat: str, post_id: str, sender: str, emoji: str, *, removed: bool = False,
+              by_bridge: bool = False) -> None:
+        post = self.find(chat, post_id)
+        who = post.reactions.setdefault(emoji, set())
+        (who.discard if removed else who.add)(sender)
+        self._tell(Happening("reaction", post, sender, emoji=emoji, removed=removed, by_bridge=by_bridge))
+
+    def _tell(self, happening: Happening) -> None:
+        for listener in self._listeners:
+            listener(happening)
+
+
+# --- sessions -----------------------------------------------------------------------------------
+
+
+class MemonetSession:
+    """One identity on memonet: the bot, a Matrix user's virtual nick, or a logged-in account."""
+
+    def __init__(self, kind: SessionKind, network: MemoryNetwork, nick: str,
+                 on_close: Callable[[MemonetSession], None] | None = None) -> None:
+        self.kind = kind
+        self.nick = nick
+        self._network = network
+        self._on_close = on_close
+
+    async def send(self, message: OutgoingMessage) -> str | None:
+        text = f"/me {message.text}" if message.msgtype == "m.emote" else message.text
+        return self._network.say(message.chat_id, self.nick, text, reply_to=message.reply_to, by_bridge=True).id
+
+    async def edit(self, chat_id: str, message_id: str, message: OutgoingMessage) -> None:
+        self._network.edit(chat_id, message_id, self.nick, message.text, by_bridge=True)
+
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        self._network.delete(chat_id, message_id, self.nick, by_bridge=True)
+
+    async def react(self, chat_id: str, message_id: str, emoji: str) -> None:
+        self._network.react(chat_id, message_id, self.nick, emoji, by_bridge=True)
+
+    async def unreact(self, chat_id: str, message_id: str, emoji: str) -> None:
+        self._network.react(chat_id, message_id, self.nick, emoji, removed=True, by_bridge=True)
+
+    async def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close(self)
+
+
+# --- the connector ------------------------------------------------------------------------------
+
+
+class MemonetSettings(BaseModel):
+    """The connector's config section (``connectors: {memonet: {...}}``)."""
+
+    control_token: str | None = None
+    """Bearer token of the /memonet control API; without one the API is off."""
+    chats: list[str] = []
+    """Chats that exist from the start."""
+    accounts: dict[str, str] = {}
+    """Accounts (username: password) Matrix users may log in with."""
+    virtual: bool = False
+    """Give each Matrix user a memonet nick of their own (virtual-user mode)."""
+    bot_nick: str = "bridgebot"
+
+
+class MemonetConnector:
+    """The example connector: see the module docstring, and docs/connectors.md."""
+
+    name = "memonet"
+    Settings = MemonetSettings
+    login_flows = (LoginFlow("password", "username and password", (
+        LoginField("username", "Your memonet username?"),
+        LoginField("password", "Your memonet password?", secret=True),
+    )),)
+
+    def __init__(self) -> None:
+        self.network = MemoryNetwork()
+        self.virtual_users = False
+        self._ctx: BridgeContext | None = None
+        self._settings = MemonetSettings()
+        self._bot: MemonetSession | None = None
+        self._virtual_nicks: set[str] = set()
+        self._happenings: asyncio.Queue[Happening] = asyncio.Queue()
+        self._pump: asyncio.Task[None] | None = None
+
+    # required ---------------------------------------------------------------------------------
+
+    async def start(self, ctx: BridgeContext) -> None:
+        self._ctx = ctx
+        self._settings = ctx.settings
+        self.virtual_users = self._settings.virtual
+        self.network.accounts.update(self._settings.accounts)
+        for chat in self._settings.chats:
+            self.network.chats.setdefault(chat, [])
+        self.network.listen(self._happenings.put_nowait)
+        self._bot = MemonetSession(SessionKind.BOT, self.network, self._settings.bot_nick)
+        self._pump = asyncio.create_task(self._bridge_happenings())
+        await ctx.report_session(None, SessionState.CONNECTED)
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+
+    async def handle_matrix_event(self, event: MatrixEvent) -> None:
+        """Portal messages are routed by the core to the sessions below; nothing else matters here."""
+
+    # sessions ---------------------------------------------------------------------------------
+
+    async def relay_session(self) -> MemonetSession | None:
+        return self._bot
+
+    async def virtual_session(self, user_id: UserID, display_name: str) -> MemonetSession:
+        nick = f"{display_name}[m]"
+        self._virtual_nicks.add(nick)
+        return MemonetSession(SessionKind.VIRTUAL, self.network, nick, on_close=self._virtual_closed)
+
+    def _virtual_closed(self, session: MemonetSession) -> None:
+        self._virtual_nicks.discard(session.nick)
+
+    async def login(self, user_id: UserID, flow_id: str, answers: Mapping[str, str]) -> PuppetLogin:
+        username = answers.get("username", "")
+        if not hmac.compare_digest(self.network.accounts.get(username, "\0"), answers.get("password", "")):
+            raise LoginFailed("wrong username or password")
+        return PuppetLogin(remote_user_id=username, remote_name=username, credentials={"password": answers["password"]})
+
+    async def connect_puppet(self, user_id: UserID, login: PuppetLogin) -> MemonetSession:
+        if self.network.accounts.get(login.remote_user_id) != login.credentials.get("password"):
+            raise LoginFailed("memonet no longer accepts this password")
+        return MemonetSession(SessionKind.PUPPET, self.network, login.remote_user_id)
+
+    async def logout(self, user_id: UserID, login: PuppetLogin) -> None:
+        """memonet has no tokens to revoke."""
+
+    # portals from aliases ---------------------------------------------------------------------
+
+    async def portal_for_alias(self, alias_suffix: str) -> PortalInfo | None:
+        if alias_suffix not in self.network.chats:
+            return None
+        return PortalInfo(alias_suffix, name=f"{alias_suffix} (memonet)", topic=f"The memonet chat {alias_suffix}")
+
+    # commands ---------------------------------------------------------------------------------
+
+    def commands(self) -> list[Command]:
+        return [Command("memonet-chats", "List the chats on memonet", self._list_chats, level=PermissionLevel.RELAY)]
+
+    async def _list_chats(self, context: CommandContext, args: list[str]) -> CommandReply:
+        chats = ", ".join(sorted(self.network.chats)) or "none"
+        return CommandReply(f"memonet chats: {chats}.")
+
+    # network -> Matrix ------------------------------------------------------------------------
+
+    async def _bridge_happenings(self) -> None:
+        while True:
+            happening = await self._happenings.get()
+            try:
+                await self._bridge(happening)
+            except Exception:
+                assert self._ctx is not None
+                self._ctx.log.exception("could not hand %s of %s to the bridge", happening.kind, happening.post.id)
+
+    async def _bridge(self, happening: Happening) -> None:
+        assert self._ctx is not None
+        post, actor = happening.post, happening.actor
+        own = {self._settings.bot_nick, *self._virtual_nicks}
+        if happening.by_bridge and (actor in own or happening.kind != "post"):
+            # Our own sessions' doings: Matrix has them already. (A puppet's post through the
+            # bridge is left to the core, which knows its message ID: the network's echo.)
+            return
+        if happening.kind == "post":
+            await self._ctx.emit(RemoteMessage(
+                chat_id=post.chat, message_id=post.id, sender_id=actor, text=happening.text, reply_to=post.reply_to,
+            ))
+        elif happening.kind == "edit":
+            await self._ctx.emit(RemoteEdit(
+                chat_id=post.chat, message_id=post.id, edit_id=happening.emoji, sender_id=actor, text=happening.text,
+            ))
+        elif happening.kind == "delete":
+            await self._ctx.emit(RemoteDelete(chat_id=post.chat, message_id=post.id, sender_id=actor))
+        else:
+            await self._ctx.emit(RemoteReaction(
+                chat_id=post.chat, message_id=post.id, sender_id=actor, emoji=happening.emoji,
+                removed=happening.removed,
+            ))
+
+    # the control API: people on memonet -----------------------------------------------------
+
+    def http_router(self) -> APIRouter:
+        router = APIRouter(prefix="/memonet")
+        router.add_api_route("/chats/{chat}/messages", self._api_messages, methods=["GET"])
+        router.add_api_route("/chats/{chat}/messages", self._api_say, methods=["POST"])
+        router.add_api_route("/chats/{chat}/messages/{post_id}/edit", self._api_edit, methods=["POST"])
+        router.add_api_route("/chats/{chat}/messages/{post_id}/delete", self._api_delete, methods=["POST"])
+        router.add_api_route("/chats/{chat}/messages/{post_id}/reactions", self._api_react, methods=["POST"])
+        router.add_api_route("/fail-sends", self._api_fail, methods=["POST"])
+        return router
+
+    def _authorise(self, authorization: str | None) -> None:
+        token = self._settings.control_token
+        if not token:
+            raise HTTPException(404, "the memonet control API is off (no control_token in its settings)")
+        if not hmac.compare_digest(authorization or "", f"Bearer {token}"):
+            raise HTTPException(401, "wrong or missing control token")
+
+    async def _api_messages(self, chat: str, authorization: str | None = Header(None)) -> list[dict[str, Any]]:
+        self._authorise(authorization)
+        return [post.view() for post in self.network.chats.get(chat, [])]
+
+    async def _api_say(self, chat: str, body: SayBody, authorization: str | None = Header(None)) -> dict[str, Any]:
+        self._authorise(authorization)
+        return self.network.say(chat, body.sender, body.text, reply_to=body.reply_to).view()
+
+    async def _api_edit(
+        self, chat: str, post_id: str, body: SayBody, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        self._authorise(authorization)
+        self.network.edit(chat, post_id, body.sender, body.text)
+        return self.network.find(chat, post_id).view()
+
+    async def _api_delete(
+        self, chat: str, post_id: str, body: ActorBody, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        self._authorise(authorization)
+        self.network.delete(chat, post_id, body.sender)
+        return self.network.find(chat, post_id).view()
+
+    async def _api_react(
+        self, chat: str, post_id: str, body: ReactBody, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        self._authorise(authorization)
+        self.network.react(chat, post_id, body.sender, body.emoji, removed=body.removed)
+        return self.network.find(chat, post_id).view()
+
+    async def _api_fail(self, body: FailBody, authorization: str | None = Header(None)) -> dict[str, int]:
+        self._authorise(authorization)
+        self.network.failing_sends = body.count
+        return {"failing_sends": body.count}
+
+
+class ActorBody(BaseModel):
+    sender: str
+
+
+class SayBody(ActorBody):
+    text: str
+    reply_to: str | None = None
+
+
+class ReactBody(ActorBody):
+    emoji: str
+    removed: bool = False
+
+
+class FailBody(BaseModel):
+    count: int
+
+
+__all__ = ["MemonetConnector", "MemonetSession", "MemonetSettings", "MemoryNetwork", "Post"]

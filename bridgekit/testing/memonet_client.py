@@ -1,0 +1,72 @@
+"""Acting on memonet from outside the bridge: its control API, as a person on the network would.
+
+Used by tests and by the conformance kit's memonet driver; also what the tutorial shows with curl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+Post = dict[str, Any]
+
+
+class MemonetClient:
+    """The ``/memonet`` control API of a running bridge."""
+
+    def __init__(self, base_url: str, token: str, *, http: httpx.AsyncClient | None = None) -> None:
+        self._http = http or httpx.AsyncClient(timeout=30)
+        self._owns_http = http is None
+        self._base = base_url.rstrip("/") + "/memonet"
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = await self._http.request(method, self._base + path, json=body, headers=self._headers)
+        response.raise_for_status()
+        return response.json()
+
+    async def say(self, chat: str, sender: str, text: str, *, reply_to: str | None = None) -> Post:
+        post: Post = await self._call("POST", f"/chats/{chat}/messages",
+                                      {"sender": sender, "text": text, "reply_to": reply_to})
+        return post
+
+    async def edit(self, chat: str, post_id: str, sender: str, text: str) -> Post:
+        body = {"sender": sender, "text": text}
+        post: Post = await self._call("POST", f"/chats/{chat}/messages/{post_id}/edit", body)
+        return post
+
+    async def delete(self, chat: str, post_id: str, sender: str) -> Post:
+        post: Post = await self._call("POST", f"/chats/{chat}/messages/{post_id}/delete", {"sender": sender})
+        return post
+
+    async def react(self, chat: str, post_id: str, sender: str, emoji: str, *, removed: bool = False) -> Post:
+        post: Post = await self._call("POST", f"/chats/{chat}/messages/{post_id}/reactions",
+                                      {"sender": sender, "emoji": emoji, "removed": removed})
+        return post
+
+    async def posts(self, chat: str) -> list[Post]:
+        posts: list[Post] = await self._call("GET", f"/chats/{chat}/messages")
+        return posts
+
+    async def fail_sends(self, count: int) -> None:
+        await self._call("POST", "/fail-sends", {"count": count})
+
+    async def wait_for(self, chat: str, predicate: Callable[[Post], bool], within: float = 30.0) -> Post:
+        """The first post of ``chat`` matching ``predicate``, polled until it exists (the network
+        is inside the bridge process: there is nothing to subscribe to from here)."""
+        async with asyncio.timeout(within):
+            while True:
+                for post in await self.posts(chat):
+                    if predicate(post):
+                        return post
+                await asyncio.sleep(0.05)
+
+
+__all__ = ["MemonetClient", "Post"]

@@ -1,0 +1,236 @@
+"""The three bridging modes with the example connector (memonet), on the real Synapse and a real
+`bridgekit run`: relay, virtual users and puppets each carry a conversation both ways, with
+replies, edits, redactions and reactions; relay off without a login is refused visibly; a puppet
+login is stored encrypted, survives a restart, and double puppeting posts as the user."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bridgekit.testing.memonet_client import MemonetClient
+from tests.servers.bridge_process import BridgeProcess
+from tests.servers.matrix_test_client import MatrixTestClient
+from tests.servers.synapse import AppserviceSlot
+from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
+
+pytestmark = pytest.mark.integration
+
+CHAT = "lobby"
+TOKEN = secrets.token_urlsafe(16)
+ACCOUNT, PASSWORD = "alice_on_memonet", "correct horse battery staple"
+
+Start = Callable[..., Awaitable[tuple[BridgeProcess, MemonetClient]]]
+
+
+@pytest.fixture
+async def start(
+    slot: AppserviceSlot, run_bridge: RunBridge, synapse: SynapseHarness
+) -> AsyncIterator[Start]:
+    clients: list[MemonetClient] = []
+
+    async def run(*, virtual: bool = False) -> tuple[BridgeProcess, MemonetClient]:
+        bridge = await run_bridge(
+            slot, "bridgekit.testing.memonet:MemonetConnector",
+            connector={"control_token": TOKEN, "chats": [CHAT], "virtual": virtual,
+                       "accounts": {ACCOUNT: PASSWORD}},
+            permissions={synapse.server_name: "admin"},
+            double_puppet={"registration": str(synapse.double_puppet_registration)},
+        )
+        client = MemonetClient(bridge.base_url, TOKEN)
+        clients.append(client)
+        return bridge, client
+
+    try:
+        yield run
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+def from_sender(sender: str, event_type: str = "m.room.message") -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("sender") == sender and e.get("type") == event_type
+
+
+def notice(bot: str, text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("sender") == bot and text in e.get("content", {}).get("body", "")
+
+
+async def linked_portal(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
+    room_id = await alice.create_room(name="lobby on memonet", invite=[slot.bot_user_id])
+    await alice.wait_for_membership(room_id, slot.bot_user_id)
+    await alice.send_text(room_id, f"!bk link {slot.connector} {CHAT}")
+    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "now the portal"))
+    return room_id
+
+
+async def edit(alice: MatrixTestClient, room_id: str, event_id: str, text: str) -> str:
+    return await alice.send_event(room_id, "m.room.message", {
+        "msgtype": "m.text", "body": f"* {text}", "m.new_content": {"msgtype": "m.text", "body": text},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+    })
+
+
+async def redact(alice: MatrixTestClient, room_id: str, event_id: str) -> None:
+    await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/redact/{event_id}/{secrets.token_hex(8)}",
+                        json_body={"reason": "oops"})
+
+
+async def converse_with_bob(
+    alice: MatrixTestClient, room_id: str, memonet: MemonetClient, slot: AppserviceSlot, *, said_as: str,
+    shown: Callable[[str], str],
+) -> None:
+    """Alice and bob talk; bob replies; alice edits and redacts; bob edits, reacts and deletes."""
+    event_id = await alice.send_text(room_id, "hi bob")
+    post = await memonet.wait_for(CHAT, lambda p: p["text"] == shown("hi bob"))
+    assert post["sender"] == said_as
+
+    answer = await memonet.say(CHAT, "bob", "hello alice", reply_to=post["id"])
+    ghost = slot.ghost_user_id(f"{slot.connector}_bob")
+    reply = await alice.wait_for_event(room_id, from_sender(ghost))
+    assert reply["content"]["body"] == "hello alice"
+    assert reply["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == event_id  # a Matrix reply
+
+    await edit(alice, room_id, event_id, "hi bob, how are you?")
+    await memonet.wait_for(CHAT, lambda p: p["id"] == post["id"] and p["edits"] == [shown("hi bob, how are you?")])
+    await redact(alice, room_id, event_id)
+    await memonet.wait_for(CHAT, lambda p: p["id"] == post["id"] and p["deleted"])
+
+    await memonet.edit(CHAT, answer["id"], "bob", "hello alice!")
+    replaced = await alice.wait_for_event(room_id, lambda e: e.get("sender") == ghost and
+                                          e.get("content", {}).get("m.relates_to", {}).get("rel_type") == "m.replace")
+    assert replaced["content"]["m.new_content"]["body"] == "hello alice!"
+    assert replaced["content"]["m.relates_to"]["event_id"] == reply["event_id"]
+    await memonet.react(CHAT, answer["id"], "bob", "👍")
+    reaction = await alice.wait_for_event(room_id, from_sender(ghost, "m.reaction"))
+    annotation = {"rel_type": "m.annotation", "event_id": reply["event_id"], "key": "👍"}
+    assert reaction["content"]["m.relates_to"] == annotation
+    await memonet.delete(CHAT, answer["id"], "bob")
+    await alice.wait_for_event(room_id, lambda e: e.get("type") == "m.room.redaction" and
+                               (e.get("redacts") or e["content"].get("redacts")) == reply["event_id"])
+
+    # Nothing came back twice: one post per Matrix message, one Matrix message per post.
+    posts = await memonet.posts(CHAT)
+    assert [p["text"] for p in posts].count(shown("hi bob")) == 1
+    events = await alice.room_messages(room_id)
+    from_bob = [e for e in events if from_sender(ghost)(e) and "m.new_content" not in e["content"]]
+    assert [e["event_id"] for e in from_bob] == [reply["event_id"]]  # (redacted since: no body to compare)
+    assert not [e for e in events if e["type"] == "m.room.message" and e["sender"] != alice.user_id
+                and "hi bob" in e["content"].get("body", "")]
+
+
+async def test_relay_mode(start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser) -> None:
+    _bridge, memonet = await start()
+    alice = await make_matrix_user("alice")
+    room_id = await linked_portal(alice, slot)
+    name = alice.user_id.split(":")[0].lstrip("@")
+    await converse_with_bob(alice, room_id, memonet, slot, said_as="bridgebot", shown=lambda text: f"<{name}> {text}")
+
+    await alice.send_text(room_id, "!bk relay off")
+    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "Relay off"))
+    await alice.send_text(room_id, "anyone there?")
+    refusal = await alice.wait_for_event(room_id, notice(slot.bot_user_id, "was not bridged"))
+    assert "login" in refusal["content"]["body"]  # tells her how to get bridged
+    assert not [p for p in await memonet.posts(CHAT) if "anyone there" in p["text"]]
+
+
+async def test_virtual_user_mode(start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser) -> None:
+    _bridge, memonet = await start(virtual=True)
+    alice = await make_matrix_user("alice")
+    room_id = await linked_portal(alice, slot)
+    name = alice.user_id.split(":")[0].lstrip("@")
+    await converse_with_bob(alice, room_id, memonet, slot, said_as=f"{name}[m]", shown=lambda text: text)
+
+
+async def management_room(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
+    created = await alice.request(
+        "POST", "/_matrix/client/v3/createRoom",
+        json_body={"is_direct": True, "invite": [slot.bot_user_id], "preset": "trusted_private_chat"},
+    )
+    room_id: str = created["room_id"]
+    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "management room"))
+    return room_id
+
+
+async def test_puppet_mode_login_double_puppet_restart_and_logout(
+    start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    bridge, memonet = await start()
+    alice = await make_matrix_user("alice")
+    dm = await management_room(alice, slot)
+    await alice.send_text(dm, "login")
+    await alice.wait_for_event(dm, notice(slot.bot_user_id, "username?"))
+    await alice.send_text(dm, "nobody")
+    await alice.wait_for_event(dm, notice(slot.bot_user_id, "password?"))
+    await alice.send_text(dm, "wrong")
+    await alice.wait_for_event(dm, notice(slot.bot_user_id, "Login to example failed: wrong username or password"))
+
+    await alice.send_text(dm, "login")
+    await alice.wait_for_event(dm, notice(slot.bot_user_id, "Your memonet username?"))
+    await alice.send_text(dm, ACCOUNT)
+    await alice.wait_for_event(dm, notice(slot.bot_user_id, "Your memonet password?"))
+    password_event = await alice.send_text(dm, PASSWORD)
+    await alice.wait_for_event(dm, notice(slot.bot_user_id, f"Logged in to example as {ACCOUNT}"))
+    redacted = await alice.get_event(dm, password_event)
+    assert "body" not in redacted["content"]  # the password does not stay in the room
+
+    room_id = await linked_portal(alice, slot)
+    await alice.send_text(room_id, "!bk relay off")  # so only her own login can carry her messages
+    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "Relay off"))
+    await converse_with_bob(alice, room_id, memonet, slot, said_as=ACCOUNT, shown=lambda text: text)
+
+    # Said from "another client" of her memonet account: it appears as alice herself (double
+    # puppet), and is not bridged back to memonet.
+    await memonet.say(CHAT, ACCOUNT, "typed on my phone")
+    mine = await alice.wait_for_event(room_id, lambda e: from_sender(alice.user_id)(e)
+                                      and e["content"].get("body") == "typed on my phone")
+    assert mine["content"]["net.bridgekit.double_puppet_source"] == slot.connector
+    # The bridge handles a room's events in order: once a later message reached memonet, the
+    # double-puppeted one was handled too, and it must not have been sent back.
+    await alice.send_text(room_id, "after my phone")
+    await memonet.wait_for(CHAT, lambda p: p["text"] == "after my phone")
+    assert [p["text"] for p in await memonet.posts(CHAT)].count("typed on my phone") == 1
+    await alice.send_text(dm, "status")
+    status = await alice.wait_for_event(dm, notice(slot.bot_user_id, "Double puppeting"))
+    assert "Double puppeting: on (checked)" in status["content"]["body"]
+    assert f"example: {ACCOUNT} - connected" in status["content"]["body"]
+
+    # The login survives a restart (stored encrypted, reconnected at start-up).
+    await bridge.restart()
+    await alice.send_text(room_id, "still me after a restart")
+    post = await memonet.wait_for(CHAT, lambda p: p["text"] == "still me after a restart")
+    assert post["sender"] == ACCOUNT
+
+    await alice.send_text(dm, "logout")
+    await alice.wait_for_event(dm, notice(slot.bot_user_id, "Logged out of example"))
+    await alice.send_text(room_id, "after logout")
+    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "was not bridged"))
+
+
+async def test_joining_an_alias_makes_the_portal(
+    start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    _bridge, memonet = await start()
+    alice = await make_matrix_user("alice")
+    room_id = await alice.join(slot.alias(CHAT))
+    await alice.wait_for_membership(room_id, alice.user_id)
+    await alice.send_text(room_id, "found you by alias")
+    post = await memonet.wait_for(CHAT, lambda p: p["text"].endswith("found you by alias"))
+    assert post["sender"] == "bridgebot"
+    with pytest.raises(Exception, match=r"404|M_NOT_FOUND"):
+        await alice.join(slot.alias("no-such-chat"))
+
+
+async def test_a_message_the_network_refuses_is_marked_in_its_room(
+    start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    _bridge, memonet = await start()
+    alice = await make_matrix_user("alice")
+    room_id = await linked_portal(alice, slot)
+    await memonet.fail_sends(1000)
+    await alice.send_text(room_id, "this one will not get through")
+    failed = await alice.wait_for_event(room_id, notice(slot.bot_user_id, "could not be delivered"), timeout=60)
+    assert alice.user_id in failed["content"]["m.mentions"]["user_ids"]
