@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from bridgekit.testing.conformance import SeenMessage
+
 Post = dict[str, Any]
 
 
@@ -69,4 +71,31 @@ class MemonetClient:
                 await asyncio.sleep(0.05)
 
 
-__all__ = ["MemonetClient", "Post"]
+
+
+class MemonetDriver:
+    """The conformance kit's :class:`~bridgekit.testing.conformance.RemoteDriver` for memonet."""
+
+    def __init__(self, client: MemonetClient) -> None:
+        self.client = client
+
+    async def say(self, chat: str, sender: str, text: str) -> str:
+        return str((await self.client.say(chat, sender, text))["id"])
+
+    async def edit(self, chat: str, message_id: str, sender: str, text: str) -> None:
+        await self.client.edit(chat, message_id, sender, text)
+
+    async def delete(self, chat: str, message_id: str, sender: str) -> None:
+        await self.client.delete(chat, message_id, sender)
+
+    async def messages(self, chat: str) -> list[SeenMessage]:
+        return [
+            SeenMessage(str(p["id"]), str(p["sender"]), str(p["text"]), tuple(p["edits"]), bool(p["deleted"]))
+            for p in await self.client.posts(chat)
+        ]
+
+    async def fail_sends(self, count: int) -> None:
+        await self.client.fail_sends(count)
+
+
+__all__ = ["MemonetClient", "MemonetDriver", "Post"]

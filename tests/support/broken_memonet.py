@@ -1,0 +1,29 @@
+"""A deliberately broken memonet connector, for showing that the conformance kit catches it.
+
+Its sessions do not report the IDs of what they send (``send`` returns None), and its listener
+does not recognise its own sessions' messages: the network's echo of every relayed message comes
+back into the room, the mistake the kit's echo check exists for.
+"""
+
+from __future__ import annotations
+
+from bridgekit import OutgoingMessage, SessionKind
+from bridgekit.testing.memonet import Happening, MemonetConnector, MemonetSession
+
+
+class ForgetfulSession(MemonetSession):
+    async def send(self, message: OutgoingMessage) -> str | None:
+        await super().send(message)
+        return None
+
+
+class BrokenMemonetConnector(MemonetConnector):
+    async def start(self, ctx: object) -> None:
+        await super().start(ctx)  # type: ignore[arg-type]
+        self._bot = ForgetfulSession(SessionKind.BOT, self.network, self._settings.bot_nick)
+
+    async def _bridge(self, happening: Happening) -> None:
+        await super()._bridge(Happening(
+            happening.kind, happening.post, happening.actor, happening.text, happening.emoji, happening.removed,
+            by_bridge=False,
+        ))
