@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 
 from bridgekit.connector import (
@@ -60,7 +60,7 @@ class _Status:
     state: SessionState = SessionState.CONNECTING
     detail: str | None = None
     told_problem: bool = False
-    pending: asyncio.Task[None] | None = field(default=None, repr=False)
+    pending: asyncio.Task[object] | None = field(default=None, repr=False)
 
 
 class Sessions:
@@ -92,7 +92,7 @@ class Sessions:
         self._virtual: dict[tuple[str, UserID], _Virtual] = {}
         self._creating: dict[tuple[str, UserID], asyncio.Lock] = {}
         self._status: dict[tuple[str, UserID | None], _Status] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     # ---- lookups (the routing rule, double puppets) ----------------------------------------
 
@@ -326,11 +326,8 @@ class Sessions:
         except Exception:
             log.exception("could not tell %s: %s", owner, text)
 
-    def _spawn(self, coroutine: Awaitable[object]) -> asyncio.Task[None]:
-        async def run() -> None:
-            await coroutine
-
-        task = asyncio.create_task(run())
+    def _spawn(self, coroutine: Coroutine[object, object, object]) -> asyncio.Task[object]:
+        task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
