@@ -8,13 +8,15 @@ Everything a connector author meets is in this file (and re-exported by ``bridge
   ``puppet`` (the user's own account, logged in through a :class:`LoginProvider`).
 - Optional abilities, each a small protocol checked at run time with ``isinstance``: a connector
   (or a session) implements only what its network has. Sessions: :class:`EditingSession`,
-  :class:`DeletingSession`, :class:`ReactingSession`, :class:`ClosableSession`. Connectors:
+  :class:`DeletingSession`, :class:`ReactingSession`, :class:`TypingSession`,
+  :class:`ReceiptSession`, :class:`ClosableSession`. Connectors:
   :class:`RelayProvider`, :class:`VirtualUserProvider`, :class:`LoginProvider`,
   :class:`PortalResolver`, :class:`HttpRouteProvider`, :class:`CommandProvider`, and the
   homeserver-query handlers at the end.
 - Remote events are data (``RemoteMessage``, ``RemoteEdit``, ``RemoteDelete``,
-  ``RemoteReaction``) handed to :meth:`BridgeContext.emit`, which stores them durably before it
-  returns; the core posts them in order per chat through the sender's ghost.
+  ``RemoteReaction``, ``RemoteTyping``, ``RemoteReceipt``) handed to :meth:`BridgeContext.emit`,
+  which stores them durably before it returns; the core posts them in order per chat through the
+  sender's ghost.
 
 The core decides who says a Matrix message on the network (one routing rule for the three modes,
 ``core/routing.py``): the sender's puppet, else their virtual identity, else the portal's relay,
@@ -24,7 +26,7 @@ else a visible refusal. A connector never makes that choice; it provides the ses
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -88,6 +90,18 @@ class BridgeContext:
     alias_prefix: str
     log: logging.Logger
     remote: RemoteSink
+    public_url: str | None = None
+    """Where people outside reach the bridge's HTTP app (``appservice.public_url``): the base of
+    URLs the connector hands out, such as webhook addresses. None when the admin set none."""
+    private_notices: Callable[[UserID, str], Awaitable[None]] | None = None
+
+    async def tell_user(self, user_id: UserID, text: str) -> None:
+        """Say ``text`` to one Matrix user privately: in their management room (a direct chat
+        with the bridge bot), opened for them if they have none. For what must not be said in a
+        shared room (a secret URL, a token)."""
+        if self.private_notices is None:
+            raise RuntimeError("this bridge context cannot send private notices")
+        await self.private_notices(user_id, text)
 
     def ghost_user_id(self, localpart_suffix: str) -> UserID:
         """The Matrix ID of a ghost: ``@{ghost_prefix}{suffix}:{server_name}``."""
@@ -211,6 +225,21 @@ class ReactingSession(Protocol):
     async def react(self, chat_id: str, message_id: str, emoji: str) -> None: ...
 
     async def unreact(self, chat_id: str, message_id: str, emoji: str) -> None: ...
+
+
+@runtime_checkable
+class TypingSession(Protocol):
+    """A session that can show that its user is typing. Used for puppet and virtual sessions
+    only (the relay bot typing for someone else would mislead); needs ``receive_ephemeral``."""
+
+    async def set_typing(self, chat_id: str, typing: bool) -> None: ...
+
+
+@runtime_checkable
+class ReceiptSession(Protocol):
+    """A session that can mark a chat read up to a message (puppet and virtual sessions only)."""
+
+    async def mark_read(self, chat_id: str, message_id: str) -> None: ...
 
 
 @runtime_checkable
@@ -417,12 +446,14 @@ __all__ = [
     "PortalResolver",
     "PuppetLogin",
     "ReactingSession",
+    "ReceiptSession",
     "RelayProvider",
     "RemoteSession",
     "RemoteSink",
     "SessionKind",
     "SessionState",
     "ThirdPartyHandler",
+    "TypingSession",
     "UserQueryHandler",
     "VirtualUserProvider",
 ]

@@ -142,7 +142,27 @@ class RemoteReaction:
     sender_name: str | None = None
 
 
-RemoteEvent = RemoteMessage | RemoteEdit | RemoteDelete | RemoteReaction
+@dataclass(frozen=True, slots=True)
+class RemoteTyping:
+    """A remote user started (or stopped) typing in a chat: their ghost shows it."""
+
+    chat_id: str
+    sender_id: str
+    typing: bool = True
+    timeout_ms: int = 30_000
+    """How long the typing notice lasts unless renewed or stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteReceipt:
+    """A remote user read a chat up to ``message_id``: their ghost's read receipt moves there."""
+
+    chat_id: str
+    sender_id: str
+    message_id: str
+
+
+RemoteEvent = RemoteMessage | RemoteEdit | RemoteDelete | RemoteReaction | RemoteTyping | RemoteReceipt
 """What a connector may hand the core with ``ctx.emit``."""
 
 
@@ -254,6 +274,8 @@ __all__ = [
     "RemoteEvent",
     "RemoteMessage",
     "RemoteReaction",
+    "RemoteReceipt",
+    "RemoteTyping",
     "parse_client_event",
     "parse_ephemeral_event",
 ]

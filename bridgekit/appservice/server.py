@@ -62,6 +62,8 @@ from bridgekit.store.users import UserStore
 log = logging.getLogger(__name__)
 
 PING_DEADLINE_SECONDS = 300.0
+RESTORE_WAIT_SECONDS = 15.0
+"""How long start-up waits for puppet logins to reconnect before handling events."""
 
 
 class _Server(uvicorn.Server):
@@ -100,12 +102,22 @@ def run_bridge(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:
         log.warning("%s", warning)
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         try:
-            return runner.run(serve(loaded.config, tokens))
+            return runner.run(serve(_paths_resolved(loaded), tokens))
         except BridgekitError as error:
             # A problem the admin can fix (the database is unreachable, a connector is missing):
             # say it in one line, no traceback.
             log.error("bridgekit cannot start: %s", error)
             return 1
+
+
+def _paths_resolved(loaded: LoadedConfig) -> BridgeConfig:
+    """The config with file paths made absolute, relative to the config file (like
+    ``appservice.registration``), whatever directory the bridge was started from."""
+    double_puppet = loaded.config.double_puppet.registration
+    if not double_puppet:
+        return loaded.config
+    resolved = loaded.config.double_puppet.model_copy(update={"registration": str(loaded.resolve(double_puppet))})
+    return loaded.config.model_copy(update={"double_puppet": resolved})
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -160,11 +172,7 @@ async def _serve_with(
     users = UserStore(database)
 
     async def notify_owner(user_id: UserID, text: str) -> None:
-        room_id = await users.management_room(user_id)
-        if room_id is None:
-            log.info("no management room to tell %s: %s", user_id, text)
-            return
-        await matrix.bot.send_text(RoomID(room_id), text, msgtype="m.notice", mentions=[user_id])
+        await management.tell(user_id, text)
 
     by_name = {connector.name: connector for connector in connectors}
     sessions = Sessions(
@@ -179,7 +187,7 @@ async def _serve_with(
         ghost_prefixes={name: section.ghost_prefix_for(name) for name, section in enabled.items()},
         max_attempts=config.inbox.max_attempts,
         owner_of=sessions.owner_of, double_puppet=double_puppet, report_session=sessions.report,
-        in_flight=in_flight,
+        in_flight=in_flight, is_puppet_owner=sessions.has_login,
     )
     health = Health()
     permissions = _permissions(config)
@@ -234,7 +242,6 @@ async def _serve_with(
         database_dialect=database.dialect,
         health=health,
     )
-    state.health.ready = True
     app = _create_app_with_connector_routes(state, config, connectors)
     server = _Server(
         uvicorn.Config(
@@ -259,10 +266,14 @@ async def _serve_with(
             config.appservice.listen.host, config.appservice.listen.port, database.dialect, replayed,
         )
         background.append(asyncio.create_task(_ping_homeserver(matrix, config, state)))
-        await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote)
-        restored = await sessions.restore()
+        await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote, management.tell)
+        restored = await sessions.restore(wait_seconds=RESTORE_WAIT_SECONDS)
         if restored:
-            log.info("reconnecting %d puppet logins", restored)
+            log.info("reconnected %d puppet logins (slow ones go on in the background)", restored)
+        bridge.connectors_started()
+        # Ready: transactions were accepted all along; now they are also handled, and the
+        # connectors' own routes work.
+        state.health.ready = True
         background.append(asyncio.create_task(sessions.run_idle_closer()))
         await serving
     finally:
@@ -405,6 +416,7 @@ async def _start_connectors(
     matrix: MatrixClient,
     bot_user_id: UserID,
     remote: RemoteDelivery,
+    tell_user: Callable[[UserID, str], Awaitable[None]],
 ) -> None:
     for connector in connectors:
         section = config.connectors[connector.name]
@@ -418,6 +430,8 @@ async def _start_connectors(
             alias_prefix=section.alias_prefix_for(connector.name),
             log=logging.getLogger(f"bridgekit.connector.{connector.name}"),
             remote=remote,
+            public_url=config.appservice.public_url,
+            private_notices=tell_user,
         )
         await connector.start(context)
         log.info("connector %s started", connector.name)

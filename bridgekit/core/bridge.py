@@ -7,6 +7,7 @@ is handed (the composition root wires both).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -69,6 +70,8 @@ class MessageRouter(Protocol):
 
     async def route(self, event: MatrixEvent) -> bool: ...
 
+    async def route_ephemeral(self, event: EphemeralEvent) -> None: ...
+
 
 class Bridge:
     """Connectors plus the routing between them and the inbox."""
@@ -93,13 +96,25 @@ class Bridge:
         self._router = router
         self._notify = notify
         self._alias_prefixes = dict(alias_prefixes or {})
+        self._started = asyncio.Event()
         self._make_alias_portal = make_alias_portal
 
+    def connectors_started(self) -> None:
+        """Open the gate: events are handed to connectors from now on."""
+        self._started.set()
+
     async def handle(self, item: WorkItem) -> None:
-        """The inbox handler: called once per stored row, in order per room."""
+        """The inbox handler: called once per stored row, in order per room.
+
+        Events replayed at start-up, and those arriving while connectors connect, wait here until
+        :meth:`connectors_started` (they are stored already, and the room's order is kept)."""
+        if not self._started.is_set():
+            await self._started.wait()
         if item.kind == "pdu" and isinstance(item.event, MatrixEvent):
             await self._handle_room_event(item.event)
         elif item.kind == "ephemeral" and isinstance(item.event, EphemeralEvent):
+            if self._router is not None and item.event.sender not in self.own_users:
+                await self._router.route_ephemeral(item.event)
             for connector in self.connectors:
                 if isinstance(connector, EphemeralHandler):
                     await connector.handle_ephemeral(item.event)

@@ -136,6 +136,17 @@ class ManagementRoom:
                 msgtype="m.notice", txn_id=f"welcome:{event.event_id}",
             )
 
+    async def tell(self, user_id: UserID, text: str) -> None:
+        """A private notice to ``user_id``: in their management room, opened if they have none."""
+        room_id = await self._users.management_room(user_id)
+        bot = self._matrix.bot
+        if room_id is None:
+            room_id = await bot.create_room(invitees=[user_id], is_direct=True, preset="trusted_private_chat")
+            await self._users.set_management_room(user_id, room_id)
+            self._rooms = {room: user for room, user in self._rooms.items() if user != user_id}
+            self._rooms[room_id] = user_id
+        await bot.send_text(RoomID(room_id), text, msgtype="m.notice", mentions=[user_id])
+
     async def _encrypted(self, event: MatrixEvent) -> None:
         # bridgekit cannot decrypt (yet): say so plainly rather than let messages vanish.
         await self._matrix.bot.send_text(

@@ -23,8 +23,10 @@ from bridgekit.connector import (
     NetworkConnector,
     OutgoingMessage,
     ReactingSession,
+    ReceiptSession,
     RelayProvider,
     RemoteSession,
+    TypingSession,
     VirtualUserProvider,
 )
 from bridgekit.core.echoes import SendsInFlight
@@ -33,7 +35,7 @@ from bridgekit.core.remote_delivery import DOUBLE_PUPPET_MARKER
 from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE, Route, RouteKind, RoutingFacts, choose_route, relay_text
 from bridgekit.core.sessions import Sessions
 from bridgekit.errors import MatrixError
-from bridgekit.events import MatrixEvent
+from bridgekit.events import EphemeralEvent, MatrixEvent
 from bridgekit.ids import EventID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store.outbox import OutboxStore, PortalRow
@@ -73,6 +75,8 @@ class MatrixToRemote:
         self._in_flight = in_flight
         self._templates = dict(relay_templates or {})
         self._relay_default = relay_default
+        self._typing: dict[str, set[str]] = {}
+        """Room -> who was typing there, by the last m.typing (it sends the whole set)."""
 
     async def route(self, event: MatrixEvent) -> bool:
         """Handle a portal event of a routing connector (message, edit, redaction, reaction);
@@ -114,6 +118,42 @@ class MatrixToRemote:
             remote_id = await session.send(message)
             if remote_id is not None:
                 await self._store.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
+
+    async def route_ephemeral(self, event: EphemeralEvent) -> None:
+        """Typing notices and read receipts of portal rooms, for the users' own sessions."""
+        if event.room_id is None or event.type not in ("m.typing", "m.receipt") or not self._connectors:
+            return
+        portal = await self._store.portal_for_room(event.room_id)
+        if portal is None or portal.network not in self._connectors:
+            return
+        if event.type == "m.typing":
+            listed = event.content.get("user_ids")
+            now = {user for user in listed if isinstance(user, str)} if isinstance(listed, list) else set()
+            before = self._typing.get(event.room_id, set())
+            self._typing[event.room_id] = now
+            changes = [(user, True) for user in sorted(now - before)] + [(user, False) for user in sorted(before - now)]
+            for user, typing in changes:
+                session = self._own_session(portal.network, UserID(user))
+                if session is not None and isinstance(session, TypingSession):
+                    await session.set_typing(portal.remote_id, typing)
+            return
+        for event_id, receipts in event.content.items():
+            readers = receipts.get("m.read") if isinstance(receipts, dict) else None
+            if not isinstance(readers, dict):
+                continue
+            sessions = {user: self._own_session(portal.network, UserID(user)) for user in readers}
+            if not any(session is not None and isinstance(session, ReceiptSession) for session in sessions.values()):
+                continue
+            mapped = await self._store.mapped_by_event(event_id)
+            if mapped is None or mapped.origin != "remote":
+                continue  # only the network's own messages can be marked read there
+            for session in sessions.values():
+                if session is not None and isinstance(session, ReceiptSession):
+                    await session.mark_read(portal.remote_id, mapped.remote_id)
+
+    def _own_session(self, network: str, user_id: UserID) -> RemoteSession | None:
+        # Never the relay bot (it would show the bot typing), never a new virtual session.
+        return self._sessions.puppet(network, user_id) or self._sessions.existing_virtual(network, user_id)
 
     async def _route(self, event: MatrixEvent, portal: PortalRow) -> Route:
         connector = self._connectors[portal.network]

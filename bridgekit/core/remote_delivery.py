@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from urllib.parse import quote
@@ -21,7 +22,15 @@ from bridgekit.core.bridge_info import BridgeSection, announce_bridge, bridge_in
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.errors import MatrixError
-from bridgekit.events import RemoteDelete, RemoteEdit, RemoteEvent, RemoteMessage, RemoteReaction
+from bridgekit.events import (
+    RemoteDelete,
+    RemoteEdit,
+    RemoteEvent,
+    RemoteMessage,
+    RemoteReaction,
+    RemoteReceipt,
+    RemoteTyping,
+)
 from bridgekit.ids import EventID, RoomID, UserID
 from bridgekit.matrix import Intent, MatrixClient, edit_content, reaction_content
 from bridgekit.naming import ghost_user_id
@@ -57,17 +66,22 @@ def event_key(network: str, event: RemoteEvent) -> str:
         parts = ["edit", network, event.chat_id, event.message_id, event.edit_id]
     elif isinstance(event, RemoteDelete):
         parts = ["delete", network, event.chat_id, event.message_id]
+    elif isinstance(event, RemoteTyping):
+        # Every typing change is news (a user types, stops, types again): never deduplicated.
+        parts = ["typing", network, event.chat_id, event.sender_id, str(event.typing), str(time.time_ns())]
+    elif isinstance(event, RemoteReceipt):
+        parts = ["receipt", network, event.chat_id, event.sender_id, event.message_id]
     else:
         parts = ["reaction", network, event.chat_id, event.message_id, event.sender_id, event.emoji,
                  "remove" if event.removed else "add"]
     return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
 
 
-_KINDS: dict[type, str] = {RemoteMessage: "message", RemoteEdit: "edit", RemoteDelete: "delete",
-                           RemoteReaction: "reaction"}
-_CLASSES: dict[str, type[RemoteMessage | RemoteEdit | RemoteDelete | RemoteReaction]] = {
+_CLASSES: dict[str, type[RemoteEvent]] = {
     "message": RemoteMessage, "edit": RemoteEdit, "delete": RemoteDelete, "reaction": RemoteReaction,
+    "typing": RemoteTyping, "receipt": RemoteReceipt,
 }
+_KINDS: dict[type, str] = {cls: kind for kind, cls in _CLASSES.items()}
 
 
 class RemoteDelivery:
@@ -85,6 +99,7 @@ class RemoteDelivery:
         double_puppet: MatrixClient | None = None,
         report_session: SessionReporter | None = None,
         in_flight: SendsInFlight | None = None,
+        is_puppet_owner: Callable[[UserID], bool] | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
@@ -92,6 +107,7 @@ class RemoteDelivery:
         self._double_puppet = double_puppet
         self._report_session = report_session
         self._in_flight = in_flight or SendsInFlight()
+        self._is_puppet_owner = is_puppet_owner
         self._server_name = server_name
         self._ghost_prefixes = dict(ghost_prefixes)
         self._dispatcher = RoomDispatcher(
@@ -122,7 +138,7 @@ class RemoteDelivery:
             raise ValueError(f"no connector named {network!r} is running")
         kind = _KINDS.get(type(event))
         if kind is None:
-            raise TypeError(f"emit takes a RemoteMessage, RemoteEdit, RemoteDelete or RemoteReaction, not {event!r}")
+            raise TypeError(f"emit takes one of the Remote* events of bridgekit.events, not {event!r}")
         if isinstance(event, RemoteMessage):
             portal = await self._store.portal(network, event.chat_id)
             if portal is not None and await self._store.event_for(portal.id, event.message_id) is not None:
@@ -229,6 +245,11 @@ class RemoteDelivery:
         if isinstance(event, RemoteMessage):
             await self._post_message(entry, network, portal, room_id, event)
             return
+        if isinstance(event, RemoteTyping):
+            typist = await self._sender(network, event.sender_id, None, room_id)
+            await typist.set_typing(room_id, event.typing, timeout_ms=event.timeout_ms)
+            await self._store.mark_done(entry)
+            return
         target = await self._store.mapped_by_remote(portal.id, event.message_id)
         if target is None:
             # The message was never bridged (said before the portal existed, or lost): nothing
@@ -246,6 +267,9 @@ class RemoteDelivery:
             await self._redact(network, target, room_id, entry.idempotency_key)
         elif isinstance(event, RemoteReaction):
             await self._react(network, event, target, room_id, entry.idempotency_key)
+        elif isinstance(event, RemoteReceipt):
+            reader = await self._sender(network, event.sender_id, None, room_id)
+            await reader.mark_read(room_id, EventID(target.event_id))
         await self._store.mark_done(entry)
 
     async def _post_message(
@@ -283,8 +307,10 @@ class RemoteDelivery:
                 log.info("cannot post as %s in %s (%s); posting through the ghost instead", owner, room_id, error)
         ghost = self._matrix.intent(ghost_user_id(self._ghost_prefixes[network], network, sender_id, self._server_name))
         await ghost.ensure_registered()
-        name = sender_name or sender_id
-        if await self._store.ghost_name(network, sender_id) != name:
+        stored = await self._store.ghost_name(network, sender_id)
+        # Events without a name (typing, receipts) keep the name the ghost has.
+        name = sender_name or (stored if stored is not None else sender_id)
+        if stored != name:
             await ghost.set_displayname(name)
             await self._store.remember_ghost_name(network, sender_id, ghost.user_id, name)
         await ghost.ensure_joined(room_id)
@@ -302,8 +328,8 @@ class RemoteDelivery:
         author = UserID(target.sender_user_id)
         if self._is_ghost(author):
             intent = self._matrix.intent(author)
-        elif self._double_puppet is not None:
-            intent = self._double_puppet.intent(author)
+        elif self._double_puppet is not None and self._is_puppet_owner is not None and self._is_puppet_owner(author):
+            intent = self._double_puppet.intent(author)  # acting as a user only for those logged in
         else:
             intent = self._matrix.bot
         await intent.redact(room_id, EventID(target.event_id), reason=f"deleted on {network}", txn_id=key)

@@ -107,6 +107,10 @@ class Sessions:
         """The Matrix user logged in as ``remote_user_id``, if any."""
         return self._owners.get((network, remote_user_id))
 
+    def has_login(self, user_id: UserID) -> bool:
+        """Whether ``user_id`` is logged in to any network (the bridge may act as them then)."""
+        return any(owner == user_id for _network, owner in self._puppet_logins)
+
     def state(self, network: str, owner: UserID | None) -> SessionState | None:
         status = self._status.get((network, owner))
         return status.state if status is not None else None
@@ -131,6 +135,11 @@ class Sessions:
                     held = self._virtual[key] = _Virtual(session, self._clock())
         held.last_used = self._clock()
         return held.session
+
+    def existing_virtual(self, network: str, user_id: UserID) -> RemoteSession | None:
+        """``user_id``'s virtual session if one is open (typing and receipts never open one)."""
+        held = self._virtual.get((network, user_id))
+        return held.session if held is not None else None
 
     def virtual_count(self, network: str | None = None) -> int:
         return sum(1 for (net, _user) in self._virtual if network is None or net == network)
@@ -159,9 +168,12 @@ class Sessions:
 
     # ---- puppets ---------------------------------------------------------------------------
 
-    async def restore(self) -> int:
-        """Connect every stored login again (in the background); returns how many."""
+    async def restore(self, *, wait_seconds: float = 0.0) -> int:
+        """Connect every stored login again; returns how many. Waits up to ``wait_seconds`` for the
+        connections (so the first messages after a restart go out as their senders, not refused),
+        and leaves slower ones to finish in the background."""
         stored = await self._logins.logins()
+        connecting: list[asyncio.Task[object]] = []
         for login in stored:
             if login.network not in self._connectors or not self.connector_offers_logins(login.network):
                 log.warning("%s is logged in to %s, which is not running; keeping the login", login.owner,
@@ -172,7 +184,9 @@ class Sessions:
                 continue
             owner = UserID(login.owner)
             self._remember(login.network, owner, puppet_login)
-            self._spawn(self._connect(login.network, owner, puppet_login, announce=False))
+            connecting.append(self._spawn(self._connect(login.network, owner, puppet_login, announce=False)))
+        if connecting and wait_seconds > 0:
+            await asyncio.wait(connecting, timeout=wait_seconds)
         return len(stored)
 
     async def login(self, network: str, user_id: UserID, flow_id: str, answers: Mapping[str, str]) -> str:

@@ -200,6 +200,18 @@ class Intent:
         body = await self._json("PUT", request_path, (), _with_reason({}, reason))
         return EventID(_string_field(body, "event_id", "redact"))
 
+    async def set_typing(self, room_id: RoomID, typing: bool, *, timeout_ms: int = 30_000) -> None:
+        """Show (or stop showing) this user typing in the room."""
+        body: JSONDict = {"typing": typing}
+        if typing:
+            body["timeout"] = timeout_ms
+        await self._json("PUT", path(CLIENT_V3, "rooms", room_id, "typing", self.user_id), (), body)
+
+    async def mark_read(self, room_id: RoomID, event_id: EventID) -> None:
+        """Move this user's read receipt (and private read marker) to ``event_id``."""
+        await self._json("POST", path(CLIENT_V3, "rooms", room_id, "read_markers"), (),
+                         {"m.read": event_id, "m.fully_read": event_id})
+
     async def create_room(
         self,
         *,

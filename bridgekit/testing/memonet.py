@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import hmac
 import itertools
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,8 @@ from bridgekit import (
     RemoteEdit,
     RemoteMessage,
     RemoteReaction,
+    RemoteReceipt,
+    RemoteTyping,
     SessionKind,
     SessionState,
     UserID,
@@ -83,8 +86,10 @@ class Happening:
     """What the network tells its listeners: a post, an edit, a deletion or a reaction."""
 
     kind: str
-    post: Post
+    """post, edit, delete, reaction, typing or read."""
+    chat: str
     actor: str
+    post: Post | None = None
     text: str = ""
     emoji: str = ""
     removed: bool = False
@@ -98,9 +103,16 @@ class MemoryNetwork:
     def __init__(self, accounts: dict[str, str] | None = None, chats: Sequence[str] = ()) -> None:
         self.accounts = dict(accounts or {})
         self.chats: dict[str, list[Post]] = {chat: [] for chat in chats}
+        # IDs unique across restarts (the bridge's message map outlives this in-memory network:
+        # a reused "m1" would look like an already-bridged message).
+        self._boot = secrets.token_hex(3)
         self._ids = itertools.count(1)
         self._edit_ids = itertools.count(1)
         self._listeners: list[Callable[[Happening], None]] = []
+        self.typing: dict[str, set[str]] = {}
+        """chat -> who is typing there now."""
+        self.read: dict[str, dict[str, str]] = {}
+        """chat -> reader -> the last message they read."""
         self.failing_sends = 0
         """The next this many sends from bridge sessions fail (to show failures are visible)."""
 
@@ -117,29 +129,39 @@ class MemoryNetwork:
         if by_bridge and self.failing_sends > 0:
             self.failing_sends -= 1
             raise ConnectionError("memonet refused the message (a failure asked for through the control API)")
-        post = Post(f"m{next(self._ids)}", chat, sender, text, reply_to)
+        post = Post(f"m{self._boot}-{next(self._ids)}", chat, sender, text, reply_to)
         self.chats.setdefault(chat, []).append(post)
-        self._tell(Happening("post", post, sender, text, by_bridge=by_bridge))
+        self._tell(Happening("post", chat, sender, post, text, by_bridge=by_bridge))
         return post
 
     def edit(self, chat: str, post_id: str, sender: str, text: str, *, by_bridge: bool = False) -> str:
         post = self.find(chat, post_id)
         post.edits.append(text)
-        edit_id = f"e{next(self._edit_ids)}"
-        self._tell(Happening("edit", post, sender, text, emoji=edit_id, by_bridge=by_bridge))
+        edit_id = f"e{self._boot}-{next(self._edit_ids)}"
+        self._tell(Happening("edit", chat, sender, post, text, emoji=edit_id, by_bridge=by_bridge))
         return edit_id
 
     def delete(self, chat: str, post_id: str, sender: str, *, by_bridge: bool = False) -> None:
         post = self.find(chat, post_id)
         post.deleted = True
-        self._tell(Happening("delete", post, sender, by_bridge=by_bridge))
+        self._tell(Happening("delete", chat, sender, post, by_bridge=by_bridge))
 
     def react(self, chat: str, post_id: str, sender: str, emoji: str, *, removed: bool = False,
               by_bridge: bool = False) -> None:
         post = self.find(chat, post_id)
         who = post.reactions.setdefault(emoji, set())
         (who.discard if removed else who.add)(sender)
-        self._tell(Happening("reaction", post, sender, emoji=emoji, removed=removed, by_bridge=by_bridge))
+        self._tell(Happening("reaction", chat, sender, post, emoji=emoji, removed=removed, by_bridge=by_bridge))
+
+    def set_typing(self, chat: str, sender: str, typing: bool, *, by_bridge: bool = False) -> None:
+        who = self.typing.setdefault(chat, set())
+        (who.add if typing else who.discard)(sender)
+        self._tell(Happening("typing", chat, sender, removed=not typing, by_bridge=by_bridge))
+
+    def mark_read(self, chat: str, sender: str, post_id: str, *, by_bridge: bool = False) -> None:
+        post = self.find(chat, post_id)
+        self.read.setdefault(chat, {})[sender] = post_id
+        self._tell(Happening("read", chat, sender, post, by_bridge=by_bridge))
 
     def _tell(self, happening: Happening) -> None:
         for listener in self._listeners:
@@ -174,6 +196,12 @@ class MemonetSession:
 
     async def unreact(self, chat_id: str, message_id: str, emoji: str) -> None:
         self._network.react(chat_id, message_id, self.nick, emoji, removed=True, by_bridge=True)
+
+    async def set_typing(self, chat_id: str, typing: bool) -> None:
+        self._network.set_typing(chat_id, self.nick, typing, by_bridge=True)
+
+    async def mark_read(self, chat_id: str, message_id: str) -> None:
+        self._network.mark_read(chat_id, self.nick, message_id, by_bridge=True)
 
     async def close(self) -> None:
         if self._on_close is not None:
@@ -292,7 +320,7 @@ class MemonetConnector:
                 await self._bridge(happening)
             except Exception:
                 assert self._ctx is not None
-                self._ctx.log.exception("could not hand %s of %s to the bridge", happening.kind, happening.post.id)
+                self._ctx.log.exception("could not hand a %s in %s to the bridge", happening.kind, happening.chat)
 
     async def _bridge(self, happening: Happening) -> None:
         assert self._ctx is not None
@@ -302,7 +330,13 @@ class MemonetConnector:
             # Our own sessions' doings: Matrix has them already. (A puppet's post through the
             # bridge is left to the core, which knows its message ID: the network's echo.)
             return
-        if happening.kind == "post":
+        if happening.kind == "typing":
+            await self._ctx.emit(RemoteTyping(chat_id=happening.chat, sender_id=actor, typing=not happening.removed))
+            return
+        assert post is not None
+        if happening.kind == "read":
+            await self._ctx.emit(RemoteReceipt(chat_id=post.chat, sender_id=actor, message_id=post.id))
+        elif happening.kind == "post":
             await self._ctx.emit(RemoteMessage(
                 chat_id=post.chat, message_id=post.id, sender_id=actor, text=happening.text, reply_to=post.reply_to,
             ))
@@ -327,6 +361,9 @@ class MemonetConnector:
         router.add_api_route("/chats/{chat}/messages/{post_id}/edit", self._api_edit, methods=["POST"])
         router.add_api_route("/chats/{chat}/messages/{post_id}/delete", self._api_delete, methods=["POST"])
         router.add_api_route("/chats/{chat}/messages/{post_id}/reactions", self._api_react, methods=["POST"])
+        router.add_api_route("/chats/{chat}/typing", self._api_typing, methods=["POST"])
+        router.add_api_route("/chats/{chat}/read", self._api_read, methods=["POST"])
+        router.add_api_route("/chats/{chat}/presence", self._api_presence, methods=["GET"])
         router.add_api_route("/fail-sends", self._api_fail, methods=["POST"])
         return router
 
@@ -366,6 +403,23 @@ class MemonetConnector:
         self.network.react(chat, post_id, body.sender, body.emoji, removed=body.removed)
         return self.network.find(chat, post_id).view()
 
+    async def _api_typing(
+        self, chat: str, body: TypingBody, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        self._authorise(authorization)
+        self.network.set_typing(chat, body.sender, body.typing)
+        return await self._api_presence(chat, authorization)
+
+    async def _api_read(self, chat: str, body: ReadBody, authorization: str | None = Header(None)) -> dict[str, Any]:
+        self._authorise(authorization)
+        self.network.mark_read(chat, body.sender, body.message_id)
+        return await self._api_presence(chat, authorization)
+
+    async def _api_presence(self, chat: str, authorization: str | None = Header(None)) -> dict[str, Any]:
+        """Who is typing in the chat, and how far each reader has read."""
+        self._authorise(authorization)
+        return {"typing": sorted(self.network.typing.get(chat, set())), "read": self.network.read.get(chat, {})}
+
     async def _api_fail(self, body: FailBody, authorization: str | None = Header(None)) -> dict[str, int]:
         self._authorise(authorization)
         self.network.failing_sends = body.count
@@ -384,6 +438,14 @@ class SayBody(ActorBody):
 class ReactBody(ActorBody):
     emoji: str
     removed: bool = False
+
+
+class TypingBody(ActorBody):
+    typing: bool = True
+
+
+class ReadBody(ActorBody):
+    message_id: str
 
 
 class FailBody(BaseModel):

@@ -60,6 +60,26 @@ class MemonetClient:
     async def fail_sends(self, count: int) -> None:
         await self._call("POST", "/fail-sends", {"count": count})
 
+    async def set_typing(self, chat: str, sender: str, typing: bool = True) -> None:
+        await self._call("POST", f"/chats/{chat}/typing", {"sender": sender, "typing": typing})
+
+    async def mark_read(self, chat: str, sender: str, message_id: str) -> None:
+        await self._call("POST", f"/chats/{chat}/read", {"sender": sender, "message_id": message_id})
+
+    async def presence(self, chat: str) -> dict[str, Any]:
+        """``{"typing": [nick...], "read": {nick: message ID}}``."""
+        state: dict[str, Any] = await self._call("GET", f"/chats/{chat}/presence")
+        return state
+
+    async def wait_for_presence(self, chat: str, predicate: Callable[[dict[str, Any]], bool],
+                                within: float = 30.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while True:
+                state = await self.presence(chat)
+                if predicate(state):
+                    return state
+                await asyncio.sleep(0.05)
+
     async def wait_for(self, chat: str, predicate: Callable[[Post], bool], within: float = 30.0) -> Post:
         """The first post of ``chat`` matching ``predicate``, polled until it exists (the network
         is inside the bridge process: there is nothing to subscribe to from here)."""

@@ -1,1 +1,1 @@
-"""webhook."""
+"""The webhook bridge: inbound hooks post into Matrix rooms, outbound hooks receive rooms' messages."""

@@ -128,6 +128,7 @@ async def running_appservice(
     bridge = Bridge(
         [connector], OwnUsers(f"@_bk_bot:{SERVER}", ["_bk_"], SERVER), register, MatrixStateStore(database)
     )
+    bridge.connectors_started()
     inbox = Inbox(InboxStore(database), bridge.handle, max_attempts=max_attempts, max_queued=max_queued)
     await inbox.start()
     state = AppserviceState(

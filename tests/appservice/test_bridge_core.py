@@ -68,6 +68,7 @@ async def test_a_message_given_up_on_is_reported_in_its_room(database: Database)
         [connector], OwnUsers("@_bk_bot:localhost", ["_bk_"], "localhost"), register,
         MatrixStateStore(database), notify=notify,
     )
+    bridge.connectors_started()
     inbox = Inbox(InboxStore(database), bridge.handle, max_attempts=2, on_given_up=bridge.report_given_up)
     await inbox.start()
     try:

@@ -234,3 +234,33 @@ async def test_a_message_the_network_refuses_is_marked_in_its_room(
     await alice.send_text(room_id, "this one will not get through")
     failed = await alice.wait_for_event(room_id, notice(slot.bot_user_id, "could not be delivered"), timeout=60)
     assert alice.user_id in failed["content"]["m.mentions"]["user_ids"]
+
+
+async def test_typing_and_read_receipts_cross_for_a_users_own_identity(
+    start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    _bridge, memonet = await start(virtual=True)
+    alice = await make_matrix_user("alice")
+    room_id = await linked_portal(alice, slot)
+    nick = alice.user_id.split(":")[0].lstrip("@") + "[m]"
+    await alice.send_text(room_id, "hello")  # opens her virtual identity
+    await memonet.wait_for(CHAT, lambda p: p["sender"] == nick)
+
+    await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/typing/{alice.user_id}",
+                        json_body={"typing": True, "timeout": 30000})
+    await memonet.wait_for_presence(CHAT, lambda s: nick in s["typing"])
+    await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/typing/{alice.user_id}",
+                        json_body={"typing": False})
+    await memonet.wait_for_presence(CHAT, lambda s: nick not in s["typing"])
+
+    post = await memonet.say(CHAT, "bob", "did you read this?")
+    ghost = slot.ghost_user_id(f"{slot.connector}_bob")
+    event = await alice.wait_for_event(room_id, from_sender(ghost))
+    await alice.request("POST", f"/_matrix/client/v3/rooms/{room_id}/receipt/m.read/{event['event_id']}", json_body={})
+    await memonet.wait_for_presence(CHAT, lambda s: s["read"].get(nick) == post["id"])
+
+    await memonet.set_typing(CHAT, "bob")
+    await alice.wait_for_ephemeral(room_id, lambda e: e["type"] == "m.typing" and ghost in e["content"]["user_ids"])
+    await memonet.mark_read(CHAT, "bob", post["id"])
+    await alice.wait_for_ephemeral(room_id, lambda e: e["type"] == "m.receipt" and ghost in
+                                   e["content"].get(event["event_id"], {}).get("m.read", {}))

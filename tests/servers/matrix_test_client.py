@@ -74,6 +74,8 @@ class MatrixTestClient:
         self._timelines: dict[str, list[Event]] = {}
         self._seen: dict[str, set[str]] = {}
         self.invites: dict[str, list[Event]] = {}
+        self.ephemeral: dict[str, list[Event]] = {}
+        """Typing and receipt events per room, as synced (oldest first)."""
         self.limited_syncs = 0
 
     # ---- creation -----------------------------------------------------------------------------
@@ -251,6 +253,7 @@ class MatrixTestClient:
         rooms = body.get("rooms", {})
         for room_id, room in rooms.get("join", {}).items():
             await self._absorb_timeline(room_id, room.get("timeline", {}))
+            self.ephemeral.setdefault(room_id, []).extend(room.get("ephemeral", {}).get("events", []))
         for room_id, room in rooms.get("leave", {}).items():
             await self._absorb_timeline(room_id, room.get("timeline", {}))
         for room_id, room in rooms.get("invite", {}).items():
@@ -303,6 +306,20 @@ class MatrixTestClient:
                     f"{self.user_id}: {len(matches)}/{count} matching events in {room_id} "
                     f"after {timeout} s"
                 )
+            await self.sync_once(timeout_ms=int(min(remaining, 5.0) * 1000))
+
+    async def wait_for_ephemeral(
+        self, room_id: str, predicate: EventPredicate, *, timeout: float = 30.0  # noqa: ASYNC109
+    ) -> Event:
+        """The first typing or receipt event of the room (synced so far or now) matching ``predicate``."""
+        end = time.monotonic() + timeout
+        while True:
+            for event in self.ephemeral.get(room_id, []):
+                if predicate(event):
+                    return event
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.user_id}: no matching ephemeral event in {room_id} after {timeout} s")
             await self.sync_once(timeout_ms=int(min(remaining, 5.0) * 1000))
 
     async def wait_for_event(

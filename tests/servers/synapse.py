@@ -282,6 +282,7 @@ class AppserviceSlot:
         rate_limited: bool = False,
         proxied: bool = False,
         connector: str = "example",
+        ephemeral: bool = False,
     ) -> None:
         self.name = name
         self.id = appservice_id
@@ -292,6 +293,8 @@ class AppserviceSlot:
         self.server_name = server_name
         self.rate_limited = rate_limited
         self.connector = connector
+        self.ephemeral = ephemeral
+        """Synapse pushes typing, receipts and presence to this slot (``receive_ephemeral``)."""
         self.as_token = secrets.token_urlsafe(32)
         self.hs_token = secrets.token_urlsafe(32)
         self._reservations = [PortReservation.acquire()]
@@ -357,6 +360,7 @@ class AppserviceSlot:
                 "address": self.url,
                 "registration": registration,
                 "bot_localpart": self.bot_localpart,
+                "receive_ephemeral": self.ephemeral,
             },
             "database": {"url": database_url},
             "connectors": {

@@ -7,6 +7,8 @@ back into the room, the mistake the kit's echo check exists for.
 
 from __future__ import annotations
 
+import dataclasses
+
 from bridgekit import OutgoingMessage, SessionKind
 from bridgekit.testing.memonet import Happening, MemonetConnector, MemonetSession
 
@@ -23,7 +25,4 @@ class BrokenMemonetConnector(MemonetConnector):
         self._bot = ForgetfulSession(SessionKind.BOT, self.network, self._settings.bot_nick)
 
     async def _bridge(self, happening: Happening) -> None:
-        await super()._bridge(Happening(
-            happening.kind, happening.post, happening.actor, happening.text, happening.emoji, happening.removed,
-            by_bridge=False,
-        ))
+        await super()._bridge(dataclasses.replace(happening, by_bridge=False))

@@ -1,0 +1,242 @@
+"""``webhook`` commands, sent in the room a hook belongs to (``!bk webhook create ci``).
+
+Inbound: ``create``, ``list``, ``remove``, ``rotate``, ``scheme``, ``identity``. Outbound:
+``out add``, ``out list``, ``out remove``. URLs and secrets are sent to the person who asked, in
+their direct chat with the bot, never into the room. Anyone with the ``user`` level may create
+hooks in a room the bot is in; changing or removing one needs its creator or an admin.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from bridgekit import Command, CommandContext, CommandReply, PermissionLevel
+from bridges.webhook.identity import IdentityStyle
+from bridges.webhook.runtime import Runtime
+from bridges.webhook.secret_box import SecretBoxUnavailable
+from bridges.webhook.signatures import Scheme, hash_token, new_token
+from bridges.webhook.ssrf import UnsafeURL, check_literal, parse_target
+from bridges.webhook.store import Hook, OutboundHook
+
+USAGE = (
+    "create <name> [token|github|slack|hmac] [bot|ghosts] | list | remove <id> | rotate <id> | "
+    "scheme <id> <token|github|slack|hmac> | identity <id> <bot|ghosts> | out add <url> | out list | out remove <id>"
+)
+SCHEMES = ", ".join(scheme.value for scheme in Scheme)
+STYLES = ", ".join(style.value for style in IdentityStyle)
+
+Handler = Callable[[Runtime, CommandContext, list[str]], Awaitable[CommandReply]]
+
+
+def webhook_command(runtime: Callable[[], Runtime | None]) -> Command:
+    async def handle(context: CommandContext, args: list[str]) -> CommandReply:
+        current = runtime()
+        if current is None:
+            return CommandReply("The webhook bridge is still starting; try again in a moment.")
+        if context.in_management_room:
+            return CommandReply("Send webhook commands in the room the hook is for, as '!bk webhook ...'.")
+        verb = args[0].lower() if args else ""
+        if verb == "out":
+            verb, args = "out " + (args[1].lower() if len(args) > 1 else ""), args[1:]
+        handler = _HANDLERS.get(verb)
+        if handler is None:
+            return CommandReply(f"Usage: webhook {USAGE}")
+        return await handler(current, context, args[1:])
+
+    return Command(
+        "webhook", "Create, list and manage this room's webhooks (inbound and outbound)", handle,
+        usage=USAGE, level=PermissionLevel.USER,
+    )
+
+
+def _may_change(context: CommandContext, creator: str) -> bool:
+    return context.sender == creator or context.level >= PermissionLevel.ADMIN
+
+
+def _hook_url(runtime: Runtime, hook_id: str, token: str | None) -> str:
+    path = f"/webhook/{hook_id}.{token}" if token else f"/webhook/{hook_id}"
+    return f"{runtime.settings.public_url}{path}"
+
+
+def _credentials(runtime: Runtime, hook_id: str, scheme: Scheme) -> tuple[dict[str, str | None], str]:
+    """New stored credentials for a hook (column values) and the private text that reveals them."""
+    secret = new_token()
+    if scheme is Scheme.TOKEN:
+        url = _hook_url(runtime, hook_id, secret)
+        return {"token_hash": hash_token(secret), "sealed_secret": None}, f"URL (keep it secret): {url}"
+    url = _hook_url(runtime, hook_id, None)
+    sealed = runtime.box.seal(secret)
+    text = f"URL: {url}\nSigning secret ({scheme.value}, shown only this once): {secret}"
+    return {"token_hash": None, "sealed_secret": sealed}, text
+
+
+async def _owned_hook(runtime: Runtime, context: CommandContext, hook_id: str) -> Hook | CommandReply:
+    hook = await runtime.store.hook(hook_id)
+    if hook is None or hook.room_id != context.room_id:
+        return CommandReply(f"This room has no webhook {hook_id}; 'webhook list' shows them.")
+    if not _may_change(context, hook.creator):
+        return CommandReply(f"Only {hook.creator}, who created webhook {hook_id}, or a bridge admin may change it.")
+    return hook
+
+
+async def _reveal(runtime: Runtime, context: CommandContext, hook_id: str, text: str) -> None:
+    await runtime.send_privately(context.sender, text, txn_id=f"webhook-secret:{hook_id}:{secrets.token_hex(8)}")
+
+
+async def _create(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+    if not args:
+        return CommandReply(f"Usage: webhook create <name> [{SCHEMES}] [{STYLES}]")
+    name, options = args[0][:100], [arg.lower() for arg in args[1:]]
+    scheme, style = Scheme.TOKEN, IdentityStyle.BOT
+    for option in options:
+        if option in {s.value for s in Scheme}:
+            scheme = Scheme(option)
+        elif option in {s.value for s in IdentityStyle}:
+            style = IdentityStyle(option)
+        else:
+            return CommandReply(f"Unknown option {option!r}: a scheme ({SCHEMES}) or an identity style ({STYLES}).")
+    hook_id = secrets.token_hex(8)
+    try:
+        columns, reveal = _credentials(runtime, hook_id, scheme)
+    except SecretBoxUnavailable as problem:
+        return CommandReply(f"Cannot create a {scheme.value} hook: {problem}.")
+    await runtime.store.add_hook(Hook(
+        id=hook_id, room_id=context.room_id, name=name, creator=context.sender, scheme=scheme.value,
+        identity=style.value, created_ms=int(time.time() * 1000), **columns,
+    ))
+    await _reveal(runtime, context, hook_id, f"Webhook '{name}' ({hook_id}) posts into {context.room_id}.\n{reveal}")
+    return CommandReply(
+        f"Created webhook '{name}' ({hook_id}, {scheme.value}, {style.value} identity). "
+        "I sent its URL to you in a private chat."
+    )
+
+
+async def _list(runtime: Runtime, context: CommandContext, _args: list[str]) -> CommandReply:
+    hooks = await runtime.store.hooks_in_room(context.room_id)
+    if not hooks:
+        return CommandReply("This room has no inbound webhooks. Create one with 'webhook create <name>'.")
+    lines = [f"Inbound webhooks of this room ({len(hooks)}):"]
+    lines += [f"  {h.id}: '{h.name}', {h.scheme}, {h.identity} identity, created by {h.creator}" for h in hooks]
+    return CommandReply("\n".join(lines))
+
+
+async def _remove(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+    if len(args) != 1:
+        return CommandReply("Usage: webhook remove <id>")
+    hook = await _owned_hook(runtime, context, args[0])
+    if isinstance(hook, CommandReply):
+        return hook
+    await runtime.store.remove_hook(hook.id)
+    return CommandReply(f"Removed webhook '{hook.name}' ({hook.id}); its URL no longer works.")
+
+
+async def _rotate(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+    if len(args) != 1:
+        return CommandReply("Usage: webhook rotate <id>")
+    return await _reissue(runtime, context, args[0], None)
+
+
+async def _scheme(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+    if len(args) != 2 or args[1].lower() not in {s.value for s in Scheme}:
+        return CommandReply(f"Usage: webhook scheme <id> <{'|'.join(s.value for s in Scheme)}>")
+    return await _reissue(runtime, context, args[0], Scheme(args[1].lower()))
+
+
+async def _reissue(runtime: Runtime, context: CommandContext, hook_id: str, scheme: Scheme | None) -> CommandReply:
+    hook = await _owned_hook(runtime, context, hook_id)
+    if isinstance(hook, CommandReply):
+        return hook
+    chosen = scheme or Scheme(hook.scheme)
+    try:
+        columns, reveal = _credentials(runtime, hook.id, chosen)
+    except SecretBoxUnavailable as problem:
+        return CommandReply(f"Cannot switch to {chosen.value}: {problem}.")
+    await runtime.store.update_hook(hook.id, scheme=chosen.value, **columns)
+    await _reveal(runtime, context, hook.id, f"Webhook '{hook.name}' ({hook.id}) has new credentials.\n{reveal}")
+    return CommandReply(
+        f"Webhook '{hook.name}' ({hook.id}) now uses {chosen.value}; the old URL or secret stopped working. "
+        "I sent the new one to you in a private chat."
+    )
+
+
+async def _identity(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+    if len(args) != 2 or args[1].lower() not in {s.value for s in IdentityStyle}:
+        return CommandReply(f"Usage: webhook identity <id> <{'|'.join(s.value for s in IdentityStyle)}>")
+    hook = await _owned_hook(runtime, context, args[0])
+    if isinstance(hook, CommandReply):
+        return hook
+    style = IdentityStyle(args[1].lower())
+    await runtime.store.update_hook(hook.id, identity=style.value)
+    how = "the bridge bot posts 'name: text'" if style is IdentityStyle.BOT else "each sender name gets its own user"
+    return CommandReply(f"Webhook '{hook.name}' ({hook.id}) now posts with {style.value} identity: {how}.")
+
+
+def _shown_url(url: str) -> str:
+    """Scheme, host and path only: a query string may carry the receiver's own token."""
+    target = parse_target(url)
+    return f"{target.scheme}://{target.host}:{target.port}{target.path.split('?', 1)[0]}"
+
+
+async def _out_add(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+    if len(args) != 1:
+        return CommandReply("Usage: webhook out add <url>")
+    url = args[0]
+    rules = runtime.settings.allow_rules()
+    try:
+        target = parse_target(url)
+        check_literal(target, rules)
+        await runtime.http.pick_address(target)  # refused now rather than at the first message
+    except UnsafeURL as problem:
+        return CommandReply(f"Refused: {problem}.")
+    secret = new_token()
+    try:
+        sealed = runtime.box.seal(secret)
+    except SecretBoxUnavailable as problem:
+        return CommandReply(f"Cannot add an outbound hook: {problem}.")
+    hook_id = secrets.token_hex(6)
+    await runtime.store.add_outbound(OutboundHook(
+        id=hook_id, room_id=context.room_id, url=url, sealed_secret=sealed, creator=context.sender,
+        created_ms=int(time.time() * 1000),
+    ))
+    await _reveal(runtime, context, hook_id, (
+        f"Outbound webhook {hook_id} sends the messages of {context.room_id} to {_shown_url(url)}.\n"
+        f"Signing secret (shown only this once): {secret}\n"
+        "Each POST has X-Webhook-Timestamp and X-Webhook-Signature: sha256=HMAC-SHA256(secret, timestamp + '.' + body)."
+    ))
+    return CommandReply(
+        f"Added outbound webhook {hook_id} to {_shown_url(url)}: this room's messages are posted there. "
+        "I sent its signing secret to you in a private chat."
+    )
+
+
+async def _out_list(runtime: Runtime, context: CommandContext, _args: list[str]) -> CommandReply:
+    hooks = await runtime.store.outbound_in_room(context.room_id)
+    if not hooks:
+        return CommandReply("This room has no outbound webhooks. Add one with 'webhook out add <url>'.")
+    lines = [f"Outbound webhooks of this room ({len(hooks)}):"]
+    lines += [f"  {h.id}: {_shown_url(h.url)}, added by {h.creator}" for h in hooks]
+    return CommandReply("\n".join(lines))
+
+
+async def _out_remove(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+    if len(args) != 1:
+        return CommandReply("Usage: webhook out remove <id>")
+    hook = await runtime.store.outbound(args[0])
+    if hook is None or hook.room_id != context.room_id:
+        return CommandReply(f"This room has no outbound webhook {args[0]}; 'webhook out list' shows them.")
+    if not _may_change(context, hook.creator):
+        return CommandReply(
+            f"Only {hook.creator}, who added outbound webhook {hook.id}, or a bridge admin may remove it."
+        )
+    await runtime.store.remove_outbound(hook.id)
+    return CommandReply(f"Removed outbound webhook {hook.id}; messages are no longer sent to {_shown_url(hook.url)}.")
+
+
+_HANDLERS: dict[str, Handler] = {
+    "create": _create, "list": _list, "remove": _remove, "rotate": _rotate, "scheme": _scheme,
+    "identity": _identity, "out add": _out_add, "out list": _out_list, "out remove": _out_remove,
+}
+
+__all__ = ["USAGE", "webhook_command"]

@@ -1,0 +1,116 @@
+"""The webhook bridge: HTTP requests post into Matrix rooms, and rooms' messages go out as HTTP.
+
+Composition only: the settings, the store, the inbound intake and poster, the outbound deliverer,
+the routes and the commands are built and wired here. See docs/webhook.md for the admin's view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+
+from bridgekit import BridgeContext, Command, MatrixEvent, UserID
+from bridges.webhook.commands import webhook_command
+from bridges.webhook.guarded_http import GuardedHTTP, new_http_client
+from bridges.webhook.inbound import InboundPoster
+from bridges.webhook.intake import Intake
+from bridges.webhook.outbound import OutboundDeliverer
+from bridges.webhook.routes import build_router
+from bridges.webhook.runtime import Runtime
+from bridges.webhook.secret_box import SecretBox
+from bridges.webhook.settings import WebhookSettings
+from bridges.webhook.store import WebhookStore
+
+log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_SECONDS = 3600.0
+
+
+class WebhookConnector:
+    name = "webhook"
+    Settings = WebhookSettings
+
+    def __init__(self) -> None:
+        self._runtime: Runtime | None = None
+        self._intake: Intake | None = None
+        self._poster: InboundPoster | None = None
+        self._outbound: OutboundDeliverer | None = None
+        self._pruner: asyncio.Task[None] | None = None
+        self._http_client = new_http_client()
+        self._max_body = WebhookSettings().max_body_bytes
+
+    # -- optional abilities, asked for before start ----------------------------------------------
+
+    def http_router(self) -> APIRouter:
+        return build_router(lambda: self._intake, lambda: self._max_body)
+
+    def commands(self) -> Sequence[Command]:
+        return [webhook_command(lambda: self._runtime)]
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self, ctx: BridgeContext) -> None:
+        settings: WebhookSettings = ctx.settings
+        secret = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+        box = SecretBox.from_settings(secret)
+        store = await WebhookStore.open(settings.database)
+        http = GuardedHTTP(self._http_client, settings.allow_rules())
+        runtime = Runtime(ctx, settings, store, box, http)
+        self._poster = InboundPoster(ctx, store, settings, http)
+        self._outbound = OutboundDeliverer(ctx, store, settings, http, box)
+        self._max_body = settings.max_body_bytes
+        self._runtime = runtime
+        self._intake = Intake(store, settings, box, self._poster)
+        resumed = await self._poster.resume()
+        self._outbound.start()
+        self._pruner = asyncio.create_task(self._prune_forever(store, settings), name="webhook-prune")
+        if not settings.public_url:
+            log.warning("connectors.%s.public_url is not set: hook URLs are shown as paths only", ctx.name)
+        if not box.available:
+            log.warning("no webhook secrets key is set: only token hooks can be created (see docs/webhook.md)")
+        log.info("webhook bridge started (%d accepted messages resumed)", resumed)
+
+    async def stop(self) -> None:
+        self._intake = None
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+        if self._outbound is not None:
+            await self._outbound.stop()
+        if self._poster is not None:
+            await self._poster.stop()
+        if self._runtime is not None:
+            await self._runtime.store.close()
+        await self._http_client.aclose()
+
+    async def handle_matrix_event(self, event: MatrixEvent) -> None:
+        """Room messages go to the room's outbound hooks; a user's direct chat with the bot is
+        remembered as the place for their secrets."""
+        runtime = self._runtime
+        if runtime is None or self._outbound is None:
+            raise RuntimeError("the webhook connector has not started yet")  # the core retries
+        if (
+            event.type == "m.room.member" and event.state_key == runtime.ctx.bot_user_id
+            and event.content.get("membership") == "invite" and event.content.get("is_direct") is True
+        ):
+            await runtime.store.set_private_room(UserID(event.sender), event.room_id)
+            return
+        await self._outbound.queue_event(event)
+
+    async def _prune_forever(self, store: WebhookStore, settings: WebhookSettings) -> None:
+        while True:
+            cutoff = int((time.time() - settings.idempotency_hours * 3600) * 1000)
+            try:
+                await store.prune_inbound(cutoff)
+            except Exception:
+                log.exception("could not prune old webhook requests")
+            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
+
+__all__ = ["WebhookConnector"]

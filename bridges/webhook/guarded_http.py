@@ -1,0 +1,103 @@
+"""HTTP requests to user-given URLs, made only to addresses the SSRF guard allows.
+
+The host name is resolved here and the request goes to the checked IP address itself (with the
+original ``Host`` header, and the name as TLS SNI so certificates are still verified against it).
+Checking a name and then letting the HTTP library resolve it again would leave a window for DNS
+rebinding. Redirects are never followed (a public URL could redirect to a private one), and
+proxies from the environment are ignored (they would connect on our behalf, unchecked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+
+import httpx
+
+from bridges.webhook.ssrf import AllowRule, IPAddress, Target, UnsafeURL, address_allowed, parse_target, refusal
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address the system resolver gives for ``host``."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class ResponseTooLarge(Exception):
+    pass
+
+
+class GuardedHTTP:
+    """Sends requests to URLs chat users gave, after the SSRF check on the resolved address."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, rules: tuple[AllowRule, ...], *, resolver: Resolver = resolve
+    ) -> None:
+        self._http = http
+        self._rules = rules
+        self._resolve = resolver
+
+    async def pick_address(self, target: Target) -> IPAddress:
+        """The first allowed address of the target; UnsafeURL when there is none."""
+        literal = target.literal_address
+        if literal is not None:
+            candidates = [literal]
+        else:
+            try:
+                candidates = await self._resolve(target.host, target.port)
+            except OSError as error:
+                raise UnsafeURL(f"cannot resolve {target.host}: {error.strerror or error}") from None
+        for address in candidates:
+            if address_allowed(address, target.port, self._rules):
+                return address
+        if not candidates:
+            raise UnsafeURL(f"{target.host} has no address")
+        raise UnsafeURL(refusal(candidates[0]))
+
+    async def request(
+        self, method: str, url: str, *, content: bytes | None = None, headers: Mapping[str, str] | None = None,
+        time_limit: float = 10.0, max_bytes: int = 1024 * 1024,
+    ) -> tuple[httpx.Response, bytes]:
+        """The response (not following redirects) and at most ``max_bytes`` of its body.
+
+        Raises UnsafeURL for a refused target, ResponseTooLarge, or httpx errors.
+        """
+        target = parse_target(url)
+        address = await self.pick_address(target)
+        host = f"[{address}]" if address.version == 6 else str(address)
+        default_port = 443 if target.scheme == "https" else 80
+        host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
+        if ":" in target.host:  # an IPv6 literal keeps its brackets in the Host header
+            host_header = f"[{target.host}]" if target.port == default_port else f"[{target.host}]:{target.port}"
+        request = self._http.build_request(
+            method, f"{target.scheme}://{host}:{target.port}{target.path}", content=content,
+            headers={**(headers or {}), "Host": host_header}, timeout=time_limit,
+            extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+        )
+        response = await self._http.send(request, stream=True, follow_redirects=False)
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise ResponseTooLarge(f"the answer is larger than {max_bytes} bytes")
+        finally:
+            await response.aclose()
+        return response, bytes(body)
+
+
+def new_http_client() -> httpx.AsyncClient:
+    """A client for :class:`GuardedHTTP`: no proxies from the environment, no redirects."""
+    return httpx.AsyncClient(trust_env=False, follow_redirects=False)
+
+
+__all__ = ["GuardedHTTP", "ResponseTooLarge", "new_http_client", "resolve"]

@@ -1,0 +1,303 @@
+"""The webhook bridge's own tables: hooks, remembered requests, ghosts and outbound deliveries.
+
+bridgekit has no storage API for connectors yet, so the connector keeps a small database of its
+own (``database`` in its settings). Writes are serialised by a lock: SQLite has one writer, and
+taking turns here is cheaper than "database is locked" retries. Every function opens its own
+short session; rows come back detached (``expire_on_commit=False``), never lazily loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, UniqueConstraint, delete, event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Hook(Base):
+    """An inbound hook: posts into ``room_id``."""
+
+    __tablename__ = "webhook_hook"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    creator: Mapped[str] = mapped_column(String(255))
+    scheme: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    sealed_secret: Mapped[str | None] = mapped_column(Text)
+    identity: Mapped[str] = mapped_column(String(16))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class InboundMessage(Base):
+    """One accepted request: its message, whether it is in the room, and its Idempotency-Key."""
+
+    __tablename__ = "webhook_inbound"
+    __table_args__ = (UniqueConstraint("hook_id", "idempotency_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hook_id: Mapped[str] = mapped_column(String(32), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    room_id: Mapped[str] = mapped_column(String(255))
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class HookGhost(Base):
+    """A sender name of a virtual-user hook and the ghost that speaks for it."""
+
+    __tablename__ = "webhook_ghost"
+    hook_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    displayname: Mapped[str | None] = mapped_column(String(255))
+    avatar_source: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboundHook(Base):
+    """A URL that gets the room's messages."""
+
+    __tablename__ = "webhook_outbound"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    creator: Mapped[str] = mapped_column(String(255))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OutboundDelivery(Base):
+    """One Matrix event on its way to one outbound hook (the ``id`` is the delivery ID header)."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (UniqueConstraint("hook_id", "event_id"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hook_id: Mapped[str] = mapped_column(String(32), index=True)
+    event_id: Mapped[str] = mapped_column(String(255))
+    room_id: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PrivateRoom(Base):
+    """Where secrets for a user go: their direct chat with the bot."""
+
+    __tablename__ = "webhook_private_room"
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+
+
+class WebhookStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, url: str) -> WebhookStore:
+        engine = create_async_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        async with self._write_lock, self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            yield session
+
+    # -- inbound hooks -------------------------------------------------------------------------
+
+    async def add_hook(self, hook: Hook) -> None:
+        async with self._write() as session:
+            session.add(hook)
+
+    async def hook(self, hook_id: str) -> Hook | None:
+        async with self._read() as session:
+            return await session.get(Hook, hook_id)
+
+    async def hooks_in_room(self, room_id: str) -> Sequence[Hook]:
+        async with self._read() as session:
+            return (await session.scalars(select(Hook).where(Hook.room_id == room_id).order_by(Hook.created_ms))).all()
+
+    async def update_hook(self, hook_id: str, **values: Any) -> Hook | None:
+        async with self._write() as session:
+            hook = await session.get(Hook, hook_id)
+            if hook is not None:
+                for key, value in values.items():
+                    setattr(hook, key, value)
+            return hook
+
+    async def remove_hook(self, hook_id: str) -> None:
+        async with self._write() as session:
+            await session.execute(delete(Hook).where(Hook.id == hook_id))
+            await session.execute(delete(HookGhost).where(HookGhost.hook_id == hook_id))
+
+    # -- inbound messages ------------------------------------------------------------------------
+
+    async def add_inbound(
+        self, hook_id: str, key: str | None, room_id: str, message: dict[str, Any], now_ms: int
+    ) -> tuple[InboundMessage, bool]:
+        """Store a request's message; (row, True), or (the earlier row, False) for a known key."""
+        row = InboundMessage(
+            hook_id=hook_id, idempotency_key=key, room_id=room_id, message=message, state="pending",
+            attempts=0, created_ms=now_ms,
+        )
+        try:
+            async with self._write() as session:
+                session.add(row)
+            return row, True
+        except IntegrityError:
+            async with self._read() as session:
+                earlier = await session.scalar(
+                    select(InboundMessage).where(
+                        InboundMessage.hook_id == hook_id, InboundMessage.idempotency_key == key
+                    )
+                )
+            if earlier is None:  # pruned in between: cannot happen within the retention window
+                raise
+            return earlier, False
+
+    async def inbound(self, row_id: int) -> InboundMessage | None:
+        async with self._read() as session:
+            return await session.get(InboundMessage, row_id)
+
+    async def finish_inbound(self, row_id: int, *, state: str, event_id: str | None, attempts: int) -> None:
+        async with self._write() as session:
+            row = await session.get(InboundMessage, row_id)
+            if row is not None:
+                row.state, row.event_id, row.attempts = state, event_id, attempts
+
+    async def pending_inbound(self) -> Sequence[InboundMessage]:
+        async with self._read() as session:
+            query = select(InboundMessage).where(InboundMessage.state == "pending").order_by(InboundMessage.id)
+            return (await session.scalars(query)).all()
+
+    async def prune_inbound(self, before_ms: int) -> int:
+        """Forget finished requests older than the idempotency window."""
+        async with self._write() as session:
+            result = await session.execute(
+                delete(InboundMessage).where(InboundMessage.created_ms < before_ms, InboundMessage.state != "pending")
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # -- ghosts ----------------------------------------------------------------------------------
+
+    async def ghost(self, hook_id: str, name_key: str) -> HookGhost | None:
+        async with self._read() as session:
+            return await session.get(HookGhost, (hook_id, name_key))
+
+    async def ghost_count(self, hook_id: str) -> int:
+        async with self._read() as session:
+            query = select(func.count()).select_from(HookGhost).where(HookGhost.hook_id == hook_id)
+            count = await session.scalar(query)
+            return int(count or 0)
+
+    async def save_ghost(self, ghost: HookGhost) -> None:
+        async with self._write() as session:
+            await session.merge(ghost)
+
+    # -- outbound hooks and deliveries --------------------------------------------------------
+
+    async def add_outbound(self, hook: OutboundHook) -> None:
+        async with self._write() as session:
+            session.add(hook)
+
+    async def outbound(self, hook_id: str) -> OutboundHook | None:
+        async with self._read() as session:
+            return await session.get(OutboundHook, hook_id)
+
+    async def outbound_in_room(self, room_id: str) -> Sequence[OutboundHook]:
+        async with self._read() as session:
+            query = select(OutboundHook).where(OutboundHook.room_id == room_id).order_by(OutboundHook.created_ms)
+            return (await session.scalars(query)).all()
+
+    async def remove_outbound(self, hook_id: str) -> None:
+        async with self._write() as session:
+            await session.execute(delete(OutboundHook).where(OutboundHook.id == hook_id))
+            await session.execute(
+                delete(OutboundDelivery).where(OutboundDelivery.hook_id == hook_id, OutboundDelivery.state == "pending")
+            )
+
+    async def add_delivery(self, delivery: OutboundDelivery) -> bool:
+        """False when this event was queued for this hook before (a replayed Matrix event)."""
+        try:
+            async with self._write() as session:
+                session.add(delivery)
+        except IntegrityError:
+            return False
+        return True
+
+    async def due_deliveries(self, now_ms: int, limit: int = 100) -> Sequence[OutboundDelivery]:
+        async with self._read() as session:
+            query = (
+                select(OutboundDelivery)
+                .where(OutboundDelivery.state == "pending", OutboundDelivery.next_attempt_ms <= now_ms)
+                .order_by(OutboundDelivery.next_attempt_ms).limit(limit)
+            )
+            return (await session.scalars(query)).all()
+
+    async def next_delivery_ms(self) -> int | None:
+        async with self._read() as session:
+            value = await session.scalar(
+                select(func.min(OutboundDelivery.next_attempt_ms)).where(OutboundDelivery.state == "pending")
+            )
+            return int(value) if value is not None else None
+
+    async def update_delivery(self, delivery_id: str, **values: Any) -> None:
+        async with self._write() as session:
+            row = await session.get(OutboundDelivery, delivery_id)
+            if row is not None:
+                for key, value in values.items():
+                    setattr(row, key, value)
+
+    # -- private rooms -------------------------------------------------------------------------
+
+    async def private_room(self, user_id: str) -> str | None:
+        async with self._read() as session:
+            row = await session.get(PrivateRoom, user_id)
+            return row.room_id if row else None
+
+    async def set_private_room(self, user_id: str, room_id: str) -> None:
+        async with self._write() as session:
+            await session.merge(PrivateRoom(user_id=user_id, room_id=room_id))
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000"):
+        cursor.execute(pragma)
+    cursor.close()
+
+
+__all__ = [
+    "Hook",
+    "HookGhost",
+    "InboundMessage",
+    "OutboundDelivery",
+    "OutboundHook",
+    "WebhookStore",
+]

@@ -1,0 +1,117 @@
+"""Fixtures of the webhook end-to-end tests: one bridge for the module, its receivers, a user.
+
+Starting a bridge costs seconds, so the end-to-end module shares one: each test makes its own
+hooks and rooms, so they do not see each other's messages.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.servers.bridge_process import BridgeProcess
+from tests.servers.matrix_test_client import MatrixTestClient
+from tests.servers.synapse import AppserviceSlot
+from tests.synapse_fixtures import REPO_ROOT, SynapseHarness
+from tests.webhook.receiver import Receiver
+
+FACTORY = "bridges.webhook.connector:WebhookConnector"
+
+
+@dataclass
+class CreatedHook:
+    id: str
+    url: str
+    secret: str | None
+
+
+@dataclass
+class WebhookWorld:
+    """The running bridge, its slot, the receivers it may reach, and alice with her DM."""
+
+    slot: AppserviceSlot
+    bridge: BridgeProcess
+    alice: MatrixTestClient
+    dm: str
+    receiver: Receiver
+    rejecting: Receiver
+    avatars: Receiver
+
+    def ghost_prefix(self) -> str:
+        return f"@{self.slot.ghost_prefix}{self.slot.connector}_"
+
+    async def room(self, name: str) -> str:
+        room_id = await self.alice.create_room(name=name, invite=[self.slot.bot_user_id])
+        await self.alice.wait_for_membership(room_id, self.slot.bot_user_id)
+        return room_id
+
+    async def command(self, room_id: str, text: str, expect: str) -> str:
+        """Send ``!bk webhook <text>`` and return the bot's answer (which must contain ``expect``)."""
+        earlier = {e["event_id"] for e in self.alice.events(room_id)}
+        await self.alice.send_text(room_id, f"!bk webhook {text}")
+        bot = self.slot.bot_user_id
+        reply = await self.alice.wait_for_event(
+            room_id,
+            lambda e: e["event_id"] not in earlier and e.get("sender") == bot and e["type"] == "m.room.message"
+            and expect in e["content"].get("body", ""),
+        )
+        return str(reply["content"]["body"])
+
+    async def create_hook(self, room_id: str, name: str, *options: str) -> CreatedHook:
+        """Create a hook by command and read its URL (and secret) from alice's private chat."""
+        answer = await self.command(room_id, f"create {name} {' '.join(options)}".strip(), f"Created webhook '{name}'")
+        hook_id = re.search(r"\(([0-9a-f]{16}),", answer).group(1)  # type: ignore[union-attr]
+        bot = self.slot.bot_user_id
+        private = await self.alice.wait_for_event(
+            self.dm, lambda e: e.get("sender") == bot and f"({hook_id})" in e["content"].get("body", "")
+        )
+        body = private["content"]["body"]
+        url = re.search(r"URL[^:]*: (\S+)", body).group(1)  # type: ignore[union-attr]
+        secret = re.search(r"shown only this once\): (\S+)", body)
+        return CreatedHook(hook_id, url, secret.group(1) if secret else None)
+
+
+@pytest.fixture(scope="module")
+async def webhook_world(
+    synapse: SynapseHarness, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[WebhookWorld]:
+    slot = synapse.slot("main")
+    tmp: Path = tmp_path_factory.mktemp("webhook")
+    receiver, rejecting, avatars = Receiver(), Receiver(status=400), Receiver()
+    for server in (receiver, rejecting, avatars):
+        await server.start()
+    settings: dict[str, Any] = {
+        "factory": FACTORY,
+        "public_url": slot.bridge_url,
+        "database": f"sqlite+aiosqlite:///{tmp / 'webhook.db'}",
+        "secrets_key": Fernet.generate_key().decode(),
+        "rate_per_second": 1.0,
+        "rate_burst": 10,
+        "outbound_allow": [f"127.0.0.1:{server.port}" for server in (receiver, rejecting, avatars)],
+        "outbound_retry_base_seconds": 0.5,
+        "outbound_retry_cap_seconds": 2.0,
+        "outbound_max_attempts": 60,
+    }
+    config = slot.write_bridge_config(
+        tmp / "bridge.yaml", f"sqlite+aiosqlite:///{tmp / 'bridge.db'}",
+        connectors={slot.connector: settings}, permissions={synapse.server_name: "admin"},
+    )
+    bridge = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT)})
+    await bridge.start_ready()
+    alice = await synapse.create_user(f"alice_{secrets.token_hex(4)}")
+    try:
+        dm = await alice.create_room(is_direct=True, invite=[slot.bot_user_id])
+        await alice.wait_for_membership(dm, slot.bot_user_id)
+        yield WebhookWorld(slot, bridge, alice, dm, receiver, rejecting, avatars)
+    finally:
+        await alice.aclose()
+        await bridge.stop()
+        for server in (receiver, rejecting, avatars):
+            await server.stop()
