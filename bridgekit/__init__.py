@@ -63,12 +63,15 @@ from bridgekit.events import (
     RemoteReceipt,
     RemoteTyping,
 )
+from bridgekit.guarded_http import GuardedHTTP, ResponseTooLarge, new_http_client
 from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, TransactionID, UserID
+from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AliasQueryHandler",
+    "AllowRule",
     "BridgeContext",
     "BridgekitError",
     "ClosableSession",
@@ -85,6 +88,7 @@ __all__ = [
     "EphemeralEvent",
     "EphemeralHandler",
     "EventID",
+    "GuardedHTTP",
     "HttpRouteProvider",
     "LoginFailed",
     "LoginField",
@@ -120,6 +124,7 @@ __all__ = [
     "RemoteSession",
     "RemoteSink",
     "RemoteTyping",
+    "ResponseTooLarge",
     "RoomAlias",
     "RoomID",
     "SessionKind",
@@ -128,8 +133,13 @@ __all__ = [
     "ThirdPartyHandler",
     "TransactionID",
     "TypingSession",
+    "UnsafeURL",
     "UserID",
     "UserQueryHandler",
     "VirtualUserProvider",
     "__version__",
+    "check_literal",
+    "new_http_client",
+    "parse_allow_rule",
+    "parse_target",
 ]

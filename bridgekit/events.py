@@ -100,6 +100,9 @@ class RemoteMessage:
     """When it was said (the Matrix event's timestamp); now when unknown."""
     reply_to: str | None = None
     """The ``message_id`` this message replies to, in the same chat."""
+    sender_avatar_url: str | None = None
+    """The sender's picture: an ``mxc://`` URI, or an ``https://`` URL the core fetches (public
+    addresses only, images up to 5 MiB) and uploads. Set again only when it changes."""
 
 
 @dataclass(frozen=True, slots=True)

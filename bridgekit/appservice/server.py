@@ -51,6 +51,7 @@ from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE
 from bridgekit.core.sessions import Sessions
 from bridgekit.credentials import CredentialCipher, load_key
 from bridgekit.errors import BridgekitError, ConfigError
+from bridgekit.guarded_http import GuardedHTTP, new_http_client
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database, MatrixStateStore
@@ -181,6 +182,7 @@ async def _serve_with(
     )
     double_puppet = _double_puppet_client(config, http, memory)
     outbox = OutboxStore(database)
+    fetch_http = new_http_client()
     in_flight = SendsInFlight()
     remote = RemoteDelivery(
         outbox, matrix, server_name=server_name,
@@ -188,6 +190,8 @@ async def _serve_with(
         max_attempts=config.inbox.max_attempts,
         owner_of=sessions.owner_of, double_puppet=double_puppet, report_session=sessions.report,
         in_flight=in_flight, is_puppet_owner=sessions.has_login,
+        # Remote users' pictures come from URLs the network gives: fetched through the SSRF guard.
+        fetcher=GuardedHTTP(fetch_http, ()),
     )
     health = Health()
     permissions = _permissions(config)
@@ -288,6 +292,7 @@ async def _serve_with(
         await sessions.stop()
         await inbox.stop()
         await remote.stop()
+        await fetch_http.aclose()
     log.info("bridgekit stopped")
     return 0
 

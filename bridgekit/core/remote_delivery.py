@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from urllib.parse import quote
 
+import httpx
+
 from bridgekit.connector import PortalInfo, SessionState
 from bridgekit.core.bridge_info import BridgeSection, announce_bridge, bridge_info_content, bridge_info_state_key
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
@@ -31,9 +33,11 @@ from bridgekit.events import (
     RemoteReceipt,
     RemoteTyping,
 )
-from bridgekit.ids import EventID, RoomID, UserID
+from bridgekit.guarded_http import GuardedHTTP, ResponseTooLarge
+from bridgekit.ids import ContentURI, EventID, RoomID, UserID
 from bridgekit.matrix import Intent, MatrixClient, edit_content, reaction_content
 from bridgekit.naming import ghost_user_id
+from bridgekit.ssrf import UnsafeURL
 from bridgekit.store.outbox import MappedMessage, OutboxEntry, OutboxStore, PortalRow
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,8 @@ DOUBLE_PUPPET_MARKER = "net.bridgekit.double_puppet_source"
 """Content key of events the bridge sent as a Matrix user (double puppet): the value is the
 network. The core drops such events when the homeserver shows them back to it, so a puppet's
 message from another client is not bridged back to the network it came from."""
+
+AVATAR_MAX_BYTES = 5 * 1024 * 1024
 
 OwnerLookup = Callable[[str, str], UserID | None]
 """(network, remote user ID) -> the Matrix user logged in as that remote user (a puppet)."""
@@ -100,6 +106,7 @@ class RemoteDelivery:
         report_session: SessionReporter | None = None,
         in_flight: SendsInFlight | None = None,
         is_puppet_owner: Callable[[UserID], bool] | None = None,
+        fetcher: GuardedHTTP | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
@@ -108,6 +115,7 @@ class RemoteDelivery:
         self._report_session = report_session
         self._in_flight = in_flight or SendsInFlight()
         self._is_puppet_owner = is_puppet_owner
+        self._fetcher = fetcher
         self._server_name = server_name
         self._ghost_prefixes = dict(ghost_prefixes)
         self._dispatcher = RoomDispatcher(
@@ -282,6 +290,8 @@ class RemoteDelivery:
             await self._store.mark_done(entry)
             return
         sender = await self._sender(network, message.sender_id, message.sender_name, room_id)
+        if message.sender_avatar_url and self._is_ghost(sender.user_id):
+            await self._sync_avatar(network, message.sender_id, sender, message.sender_avatar_url)
         reply_to = await self._store.event_for(portal.id, message.reply_to) if message.reply_to else None
         event_id = await sender.send_text(
             room_id, message.text, html=message.html, msgtype=message.msgtype,
@@ -315,6 +325,27 @@ class RemoteDelivery:
             await self._store.remember_ghost_name(network, sender_id, ghost.user_id, name)
         await ghost.ensure_joined(room_id)
         return ghost
+
+    async def _sync_avatar(self, network: str, sender_id: str, ghost: Intent, source: str) -> None:
+        """Give the ghost the sender's picture when it changed; a bad picture never blocks the message."""
+        if await self._store.ghost_avatar(network, sender_id) == source:
+            return
+        mxc: str | None = None
+        try:
+            if source.startswith("mxc://"):
+                mxc = source
+            elif self._fetcher is not None:
+                response, data = await self._fetcher.request("GET", source, max_bytes=AVATAR_MAX_BYTES)
+                content_type = response.headers.get("content-type", "").split(";")[0].strip()
+                if response.status_code == 200 and content_type.startswith("image/"):
+                    mxc = await ghost.upload_media(data, content_type, filename="avatar")
+                else:
+                    log.info("avatar of %s not used: HTTP %d, %s", ghost.user_id, response.status_code, content_type)
+            if mxc is not None:
+                await ghost.set_avatar_url(ContentURI(mxc))
+        except (UnsafeURL, ResponseTooLarge, httpx.HTTPError, MatrixError) as error:
+            log.info("avatar of %s not set from %s: %s", ghost.user_id, source, error)
+        await self._store.remember_ghost_avatar(network, sender_id, ghost.user_id, source, mxc)
 
     def _marked(self, network: str, sender: Intent, content: dict[str, object]) -> dict[str, object]:
         # Events sent as a real Matrix user carry the marker, so their echo is not bridged back.

@@ -329,6 +329,28 @@ class OutboxStore:
                 )
             ).scalar()
 
+    async def ghost_avatar(self, network: str, remote_id: str) -> str | None:
+        """The avatar source last applied to the ghost (a URL or mxc URI), or None."""
+        async with self._db.read() as conn:
+            return (
+                await conn.execute(
+                    select(_GHOST.c.avatar_id).where(_GHOST.c.network == network, _GHOST.c.remote_id == remote_id)
+                )
+            ).scalar()
+
+    async def remember_ghost_avatar(
+        self, network: str, remote_id: str, user_id: str, source: str, mxc: str | None
+    ) -> None:
+        """Record that ``source`` was applied (or tried: a refused URL is not fetched again)."""
+        statement = self._insert(_GHOST).values(
+            network=network, remote_id=remote_id, user_id=user_id, avatar_id=source, avatar_mxc=mxc, meta={}
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[_GHOST.c.network, _GHOST.c.remote_id], set_={"avatar_id": source, "avatar_mxc": mxc}
+        )
+        async with self._db.write() as conn:
+            await conn.execute(statement)
+
     async def remember_ghost_name(self, network: str, remote_id: str, user_id: str, name: str) -> None:
         statement = self._insert(_GHOST).values(
             network=network, remote_id=remote_id, user_id=user_id, name=name, name_set=True, meta={}

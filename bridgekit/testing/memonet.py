@@ -109,6 +109,8 @@ class MemoryNetwork:
         self._ids = itertools.count(1)
         self._edit_ids = itertools.count(1)
         self._listeners: list[Callable[[Happening], None]] = []
+        self.avatars: dict[str, str] = {}
+        """user -> the URL of their picture."""
         self.typing: dict[str, set[str]] = {}
         """chat -> who is typing there now."""
         self.read: dict[str, dict[str, str]] = {}
@@ -339,6 +341,7 @@ class MemonetConnector:
         elif happening.kind == "post":
             await self._ctx.emit(RemoteMessage(
                 chat_id=post.chat, message_id=post.id, sender_id=actor, text=happening.text, reply_to=post.reply_to,
+                sender_avatar_url=self.network.avatars.get(actor),
             ))
         elif happening.kind == "edit":
             await self._ctx.emit(RemoteEdit(
@@ -380,6 +383,8 @@ class MemonetConnector:
 
     async def _api_say(self, chat: str, body: SayBody, authorization: str | None = Header(None)) -> dict[str, Any]:
         self._authorise(authorization)
+        if body.avatar_url is not None:
+            self.network.avatars[body.sender] = body.avatar_url
         return self.network.say(chat, body.sender, body.text, reply_to=body.reply_to).view()
 
     async def _api_edit(
@@ -433,6 +438,8 @@ class ActorBody(BaseModel):
 class SayBody(ActorBody):
     text: str
     reply_to: str | None = None
+    avatar_url: str | None = None
+    """Sets the sender's picture (kept for their later messages)."""
 
 
 class ReactBody(ActorBody):

@@ -34,9 +34,11 @@ class MemonetClient:
         response.raise_for_status()
         return response.json()
 
-    async def say(self, chat: str, sender: str, text: str, *, reply_to: str | None = None) -> Post:
+    async def say(
+        self, chat: str, sender: str, text: str, *, reply_to: str | None = None, avatar_url: str | None = None
+    ) -> Post:
         post: Post = await self._call("POST", f"/chats/{chat}/messages",
-                                      {"sender": sender, "text": text, "reply_to": reply_to})
+                                      {"sender": sender, "text": text, "reply_to": reply_to, "avatar_url": avatar_url})
         return post
 
     async def edit(self, chat: str, post_id: str, sender: str, text: str) -> Post:

@@ -12,12 +12,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from bridgekit import Command, CommandContext, CommandReply, PermissionLevel
+from bridgekit import Command, CommandContext, CommandReply, PermissionLevel, UnsafeURL, check_literal, parse_target
 from bridges.webhook.identity import IdentityStyle
 from bridges.webhook.runtime import Runtime
 from bridges.webhook.secret_box import SecretBoxUnavailable
 from bridges.webhook.signatures import Scheme, hash_token, new_token
-from bridges.webhook.ssrf import UnsafeURL, check_literal, parse_target
 from bridges.webhook.store import Hook, OutboundHook
 
 USAGE = (

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter
 
-from bridgekit import BridgeContext, Command, MatrixEvent, UserID
+from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, UserID, new_http_client
 from bridges.webhook.commands import webhook_command
-from bridges.webhook.guarded_http import GuardedHTTP, new_http_client
 from bridges.webhook.inbound import InboundPoster
 from bridges.webhook.intake import Intake
 from bridges.webhook.outbound import OutboundDeliverer

@@ -14,12 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bridgekit import BridgeContext, ContentURI, RoomID, UserID
-from bridges.webhook.guarded_http import GuardedHTTP, ResponseTooLarge
+from bridgekit import BridgeContext, ContentURI, GuardedHTTP, ResponseTooLarge, RoomID, UnsafeURL, UserID
 from bridges.webhook.identity import IdentityStyle, Speaker, choose_speaker, name_key
 from bridges.webhook.message import HookMessage
 from bridges.webhook.settings import WebhookSettings
-from bridges.webhook.ssrf import UnsafeURL
 from bridges.webhook.store import HookGhost, InboundMessage, WebhookStore
 from bridges.webhook.translate import bot_style
 

@@ -24,12 +24,10 @@ from typing import Any
 
 import httpx
 
-from bridgekit import BridgeContext, MatrixEvent, RoomID
-from bridges.webhook.guarded_http import GuardedHTTP
+from bridgekit import BridgeContext, GuardedHTTP, MatrixEvent, RoomID, UnsafeURL
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from bridges.webhook.ssrf import UnsafeURL
 from bridges.webhook.store import OutboundDelivery, WebhookStore
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridgekit import BridgeContext, RoomID, UserID
-from bridges.webhook.guarded_http import GuardedHTTP
+from bridgekit import BridgeContext, GuardedHTTP, RoomID, UserID
 from bridges.webhook.secret_box import SecretBox
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.store import WebhookStore

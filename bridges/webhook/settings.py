@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from bridges.webhook.ssrf import AllowRule, parse_allow_rule
+from bridgekit import AllowRule, parse_allow_rule
 
 
 class WebhookSettings(BaseModel):

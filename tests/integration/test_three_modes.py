@@ -264,3 +264,32 @@ async def test_typing_and_read_receipts_cross_for_a_users_own_identity(
     await memonet.mark_read(CHAT, "bob", post["id"])
     await alice.wait_for_ephemeral(room_id, lambda e: e["type"] == "m.receipt" and ghost in
                                    e["content"].get(event["event_id"], {}).get("m.read", {}))
+
+
+# The smallest valid PNG (1x1, transparent).
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+async def test_a_remote_users_picture_follows_them_and_a_private_address_is_refused(
+    start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    _bridge, memonet = await start()
+    alice = await make_matrix_user("alice")
+    room_id = await linked_portal(alice, slot)
+    picture = await alice.upload(PNG, "image/png")
+    ghost = slot.ghost_user_id(f"{slot.connector}_carol")
+
+    await memonet.say(CHAT, "carol", "with my picture", avatar_url=picture)
+    await alice.wait_for_event(room_id, from_sender(ghost))
+    profile = await alice.request("GET", f"/_matrix/client/v3/profile/{ghost}")
+    assert (profile["displayname"], profile["avatar_url"]) == ("carol", picture)
+
+    # A URL on a loopback address is never fetched by the bridge (SSRF): the message still
+    # arrives, and the ghost keeps its picture.
+    await memonet.say(CHAT, "carol", "new picture?", avatar_url="http://127.0.0.1:9/me.png")
+    await alice.wait_for_event(room_id, lambda e: from_sender(ghost)(e) and e["content"]["body"] == "new picture?")
+    profile = await alice.request("GET", f"/_matrix/client/v3/profile/{ghost}")
+    assert profile["avatar_url"] == picture

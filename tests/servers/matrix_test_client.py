@@ -150,6 +150,13 @@ class MatrixTestClient:
             raise MatrixRequestError(method, path, resp.status_code, body)
         return body
 
+    async def upload(self, data: bytes, content_type: str) -> str:
+        """Upload media; returns its ``mxc://`` URI."""
+        resp = await self._http.post("/_matrix/media/v3/upload", content=data, headers={"Content-Type": content_type})
+        if resp.status_code >= 300:
+            raise MatrixRequestError("POST", "/_matrix/media/v3/upload", resp.status_code, resp.text)
+        return str(resp.json()["content_uri"])
+
     async def whoami(self) -> str:
         return str((await self.request("GET", f"{_C}/account/whoami"))["user_id"])
 

@@ -7,8 +7,8 @@ import ipaddress
 import httpx
 import pytest
 
-from bridges.webhook.guarded_http import GuardedHTTP
-from bridges.webhook.ssrf import (
+from bridgekit.guarded_http import GuardedHTTP
+from bridgekit.ssrf import (
     IPAddress,
     UnsafeURL,
     address_allowed,

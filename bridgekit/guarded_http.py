@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 
-from bridges.webhook.ssrf import AllowRule, IPAddress, Target, UnsafeURL, address_allowed, parse_target, refusal
+from bridgekit.ssrf import AllowRule, IPAddress, Target, UnsafeURL, address_allowed, parse_target, refusal
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
