@@ -243,6 +243,20 @@ class ReceiptSession(Protocol):
 
 
 @runtime_checkable
+class MembershipSession(Protocol):
+    """A session that can leave a chat: when its Matrix user leaves a portal, they leave the chat."""
+
+    async def leave_chat(self, chat_id: str, reason: str | None) -> None: ...
+
+
+@runtime_checkable
+class TopicSession(Protocol):
+    """A session that can set a chat's topic: a topic set on Matrix reaches the chat."""
+
+    async def set_topic(self, chat_id: str, topic: str) -> None: ...
+
+
+@runtime_checkable
 class ClosableSession(Protocol):
     async def close(self) -> None:
         """End the session (disconnect from the network). Called by the core for a virtual
@@ -440,6 +454,7 @@ __all__ = [
     "LoginFlow",
     "LoginProvider",
     "MatrixAPI",
+    "MembershipSession",
     "NetworkConnector",
     "OutgoingMessage",
     "PortalInfo",
@@ -453,6 +468,7 @@ __all__ = [
     "SessionKind",
     "SessionState",
     "ThirdPartyHandler",
+    "TopicSession",
     "TypingSession",
     "UserQueryHandler",
     "VirtualUserProvider",

@@ -165,7 +165,40 @@ class RemoteReceipt:
     message_id: str
 
 
-RemoteEvent = RemoteMessage | RemoteEdit | RemoteDelete | RemoteReaction | RemoteTyping | RemoteReceipt
+@dataclass(frozen=True, slots=True)
+class RemoteMember:
+    """Someone joined or left a remote chat, or was kicked or banned from it: their ghost's
+    membership in the portal follows."""
+
+    chat_id: str
+    sender_id: str
+    """Whose membership changed."""
+    membership: str
+    """``join``, ``leave``, ``kick`` or ``ban``."""
+    by: str | None = None
+    """Who kicked or banned them (a remote user); None for the bridge bot."""
+    reason: str | None = None
+    sender_name: str | None = None
+    change_id: str = ""
+    """Tells repeated changes apart (join, leave, join again): a counter or a timestamp."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteChatInfo:
+    """The remote chat's name or topic changed (None: unchanged): the portal's follow."""
+
+    chat_id: str
+    name: str | None = None
+    topic: str | None = None
+    changed_by: str | None = None
+    """The remote user who changed it (their ghost sets it when it may); None: the bridge bot."""
+    change_id: str = ""
+
+
+RemoteEvent = (
+    RemoteMessage | RemoteEdit | RemoteDelete | RemoteReaction | RemoteTyping | RemoteReceipt | RemoteMember
+    | RemoteChatInfo
+)
 """What a connector may hand the core with ``ctx.emit``."""
 
 
@@ -272,9 +305,11 @@ __all__ = [
     "InvalidEvent",
     "JSONDict",
     "MatrixEvent",
+    "RemoteChatInfo",
     "RemoteDelete",
     "RemoteEdit",
     "RemoteEvent",
+    "RemoteMember",
     "RemoteMessage",
     "RemoteReaction",
     "RemoteReceipt",

@@ -20,12 +20,14 @@ from bridgekit.connector import (
     DeletingSession,
     EditingSession,
     LoginProvider,
+    MembershipSession,
     NetworkConnector,
     OutgoingMessage,
     ReactingSession,
     ReceiptSession,
     RelayProvider,
     RemoteSession,
+    TopicSession,
     TypingSession,
     VirtualUserProvider,
 )
@@ -42,7 +44,7 @@ from bridgekit.store.outbox import OutboxStore, PortalRow
 
 log = logging.getLogger(__name__)
 
-_ROUTED_TYPES = frozenset({"m.room.message", "m.room.redaction", "m.reaction"})
+_ROUTED_TYPES = frozenset({"m.room.message", "m.room.redaction", "m.reaction", "m.room.member", "m.room.topic"})
 
 
 def routes_messages(connector: NetworkConnector) -> bool:
@@ -88,6 +90,11 @@ class MatrixToRemote:
         portal = await self._store.portal_for_room(event.room_id)
         if portal is None or portal.network not in self._connectors:
             return False
+        if event.type == "m.room.member":
+            await self._member(event, portal)
+            return False  # the connector may care about joins and invites too
+        if event.type == "m.room.topic":
+            return await self._topic(event, portal)
         if event.type == "m.room.redaction":
             await self._redaction(event, portal)
             return True
@@ -226,6 +233,25 @@ class MatrixToRemote:
         # The network has no edits: say the correction, as people do on IRC.
         message = self._outgoing(event, portal, route, name, f"* {body}", None, content=new_content)
         await self._send(session, portal, event, message)
+
+    async def _member(self, event: MatrixEvent, portal: PortalRow) -> None:
+        """A Matrix user who leaves a portal leaves the chat with their own identity there."""
+        if event.state_key != event.sender or event.content.get("membership") != "leave":
+            return
+        session = self._own_session(portal.network, UserID(event.sender))
+        if session is not None and isinstance(session, MembershipSession):
+            reason = event.content.get("reason")
+            await session.leave_chat(portal.remote_id, reason if isinstance(reason, str) else None)
+
+    async def _topic(self, event: MatrixEvent, portal: PortalRow) -> bool:
+        topic = event.content.get("topic")
+        if event.state_key != "" or not isinstance(topic, str):
+            return False
+        speaking = await self._sender_session(event, portal)
+        if speaking is None or not isinstance(speaking[0], TopicSession):
+            return False
+        await speaking[0].set_topic(portal.remote_id, topic)
+        return True
 
     async def _redaction(self, event: MatrixEvent, portal: PortalRow) -> None:
         redacts = event.redacted_event

@@ -9,6 +9,7 @@ once. A send that fails every attempt is reported in the room by the bridge bot 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -25,9 +26,11 @@ from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.errors import MatrixError
 from bridgekit.events import (
+    RemoteChatInfo,
     RemoteDelete,
     RemoteEdit,
     RemoteEvent,
+    RemoteMember,
     RemoteMessage,
     RemoteReaction,
     RemoteReceipt,
@@ -77,6 +80,10 @@ def event_key(network: str, event: RemoteEvent) -> str:
         parts = ["typing", network, event.chat_id, event.sender_id, str(event.typing), str(time.time_ns())]
     elif isinstance(event, RemoteReceipt):
         parts = ["receipt", network, event.chat_id, event.sender_id, event.message_id]
+    elif isinstance(event, RemoteMember):
+        parts = ["member", network, event.chat_id, event.sender_id, event.membership, event.change_id]
+    elif isinstance(event, RemoteChatInfo):
+        parts = ["chat-info", network, event.chat_id, str(event.name), str(event.topic), event.change_id]
     else:
         parts = ["reaction", network, event.chat_id, event.message_id, event.sender_id, event.emoji,
                  "remove" if event.removed else "add"]
@@ -85,7 +92,7 @@ def event_key(network: str, event: RemoteEvent) -> str:
 
 _CLASSES: dict[str, type[RemoteEvent]] = {
     "message": RemoteMessage, "edit": RemoteEdit, "delete": RemoteDelete, "reaction": RemoteReaction,
-    "typing": RemoteTyping, "receipt": RemoteReceipt,
+    "typing": RemoteTyping, "receipt": RemoteReceipt, "member": RemoteMember, "chat-info": RemoteChatInfo,
 }
 _KINDS: dict[type, str] = {cls: kind for kind, cls in _CLASSES.items()}
 
@@ -253,6 +260,14 @@ class RemoteDelivery:
         if isinstance(event, RemoteMessage):
             await self._post_message(entry, network, portal, room_id, event)
             return
+        if isinstance(event, RemoteMember):
+            await self._membership(network, event, room_id)
+            await self._store.mark_done(entry)
+            return
+        if isinstance(event, RemoteChatInfo):
+            await self._chat_info(network, event, portal, room_id)
+            await self._store.mark_done(entry)
+            return
         if isinstance(event, RemoteTyping):
             typist = await self._sender(network, event.sender_id, None, room_id)
             await typist.set_typing(room_id, event.typing, timeout_ms=event.timeout_ms)
@@ -325,6 +340,51 @@ class RemoteDelivery:
             await self._store.remember_ghost_name(network, sender_id, ghost.user_id, name)
         await ghost.ensure_joined(room_id)
         return ghost
+
+    def _ghost(self, network: str, sender_id: str) -> Intent:
+        return self._matrix.intent(ghost_user_id(self._ghost_prefixes[network], network, sender_id, self._server_name))
+
+    async def _membership(self, network: str, event: RemoteMember, room_id: RoomID) -> None:
+        if self._owner_of is not None and self._owner_of(network, event.sender_id) is not None:
+            return  # a logged-in Matrix user's own account: their Matrix membership is theirs to decide
+        if event.membership == "join":
+            await self._sender(network, event.sender_id, event.sender_name, room_id)
+            return
+        ghost = self._ghost(network, event.sender_id)
+        if event.membership == "leave":
+            try:
+                await ghost.leave(room_id, reason=event.reason)
+            except MatrixError as error:  # not in the room (never spoke): nothing to undo
+                log.debug("%s could not leave %s: %s", ghost.user_id, room_id, error)
+            return
+        # A kick or ban, by a remote user: by their ghost when it has the power, else the bot.
+        actors = ([self._ghost(network, event.by)] if event.by else []) + [self._matrix.bot]
+        reason = event.reason or f"{event.membership} on {network}" + (f" by {event.by}" if event.by else "")
+        for actor in actors:
+            try:
+                if event.membership == "ban":
+                    await actor.ban(room_id, ghost.user_id, reason=reason)
+                else:
+                    await actor.kick(room_id, ghost.user_id, reason=reason)
+                return
+            except MatrixError as error:
+                log.info("%s could not %s %s in %s: %s", actor.user_id, event.membership, ghost.user_id, room_id, error)
+        # Nobody has the power: at least the ghost leaves, so the room shows the truth.
+        with contextlib.suppress(MatrixError):
+            await ghost.leave(room_id, reason=reason)
+
+    async def _chat_info(self, network: str, event: RemoteChatInfo, portal: PortalRow, room_id: RoomID) -> None:
+        changes = [("m.room.name", {"name": event.name}), ("m.room.topic", {"topic": event.topic})]
+        for event_type, content in changes:
+            if next(iter(content.values())) is None:
+                continue
+            actors = ([await self._sender(network, event.changed_by, None, room_id)] if event.changed_by else [])
+            for actor in [*actors, self._matrix.bot]:
+                try:
+                    await actor.send_state(room_id, event_type, "", content)
+                    break
+                except MatrixError as error:
+                    log.info("%s could not set %s in %s: %s", actor.user_id, event_type, room_id, error)
 
     async def _sync_avatar(self, network: str, sender_id: str, ghost: Intent, source: str) -> None:
         """Give the ghost the sender's picture when it changed; a bad picture never blocks the message."""

@@ -118,6 +118,12 @@ class Intent:
         await self._json("POST", path(CLIENT_V3, "rooms", room_id, "kick"), (), body)
         await self._memory.forget_membership(room_id, user_id)
 
+    async def ban(self, room_id: RoomID, user_id: UserID, *, reason: str | None = None) -> None:
+        """Ban ``user_id`` from ``room_id``."""
+        body = _with_reason({"user_id": user_id}, reason)
+        await self._json("POST", path(CLIENT_V3, "rooms", room_id, "ban"), (), body)
+        await self._memory.forget_membership(room_id, user_id)
+
     # -- events --------------------------------------------------------------------------------
 
     async def send_message(

@@ -45,8 +45,10 @@ from bridgekit import (
     PermissionLevel,
     PortalInfo,
     PuppetLogin,
+    RemoteChatInfo,
     RemoteDelete,
     RemoteEdit,
+    RemoteMember,
     RemoteMessage,
     RemoteReaction,
     RemoteReceipt,
@@ -105,10 +107,13 @@ class MemoryNetwork:
         self.chats: dict[str, list[Post]] = {chat: [] for chat in chats}
         # IDs unique across restarts (the bridge's message map outlives this in-memory network:
         # a reused "m1" would look like an already-bridged message).
-        self._boot = secrets.token_hex(3)
+        self.boot = secrets.token_hex(3)
         self._ids = itertools.count(1)
         self._edit_ids = itertools.count(1)
         self._listeners: list[Callable[[Happening], None]] = []
+        self.members: dict[str, set[str]] = {}
+        """chat -> who is in it (those who joined; people who just talk are not listed)."""
+        self.topics: dict[str, str] = {}
         self.avatars: dict[str, str] = {}
         """user -> the URL of their picture."""
         self.typing: dict[str, set[str]] = {}
@@ -131,7 +136,7 @@ class MemoryNetwork:
         if by_bridge and self.failing_sends > 0:
             self.failing_sends -= 1
             raise ConnectionError("memonet refused the message (a failure asked for through the control API)")
-        post = Post(f"m{self._boot}-{next(self._ids)}", chat, sender, text, reply_to)
+        post = Post(f"m{self.boot}-{next(self._ids)}", chat, sender, text, reply_to)
         self.chats.setdefault(chat, []).append(post)
         self._tell(Happening("post", chat, sender, post, text, by_bridge=by_bridge))
         return post
@@ -139,7 +144,7 @@ class MemoryNetwork:
     def edit(self, chat: str, post_id: str, sender: str, text: str, *, by_bridge: bool = False) -> str:
         post = self.find(chat, post_id)
         post.edits.append(text)
-        edit_id = f"e{self._boot}-{next(self._edit_ids)}"
+        edit_id = f"e{self.boot}-{next(self._edit_ids)}"
         self._tell(Happening("edit", chat, sender, post, text, emoji=edit_id, by_bridge=by_bridge))
         return edit_id
 
@@ -154,6 +159,18 @@ class MemoryNetwork:
         who = post.reactions.setdefault(emoji, set())
         (who.discard if removed else who.add)(sender)
         self._tell(Happening("reaction", chat, sender, post, emoji=emoji, removed=removed, by_bridge=by_bridge))
+
+    def membership(
+        self, chat: str, sender: str, change: str, *, by: str | None = None, by_bridge: bool = False
+    ) -> None:
+        """``change``: join, leave, kick or ban (``by``: who kicked or banned)."""
+        members = self.members.setdefault(chat, set())
+        (members.add if change == "join" else members.discard)(sender)
+        self._tell(Happening("member", chat, sender, text=by or "", emoji=change, by_bridge=by_bridge))
+
+    def set_topic(self, chat: str, sender: str, topic: str, *, by_bridge: bool = False) -> None:
+        self.topics[chat] = topic
+        self._tell(Happening("topic", chat, sender, text=topic, by_bridge=by_bridge))
 
     def set_typing(self, chat: str, sender: str, typing: bool, *, by_bridge: bool = False) -> None:
         who = self.typing.setdefault(chat, set())
@@ -198,6 +215,12 @@ class MemonetSession:
 
     async def unreact(self, chat_id: str, message_id: str, emoji: str) -> None:
         self._network.react(chat_id, message_id, self.nick, emoji, removed=True, by_bridge=True)
+
+    async def leave_chat(self, chat_id: str, reason: str | None) -> None:
+        self._network.membership(chat_id, self.nick, "leave", by_bridge=True)
+
+    async def set_topic(self, chat_id: str, topic: str) -> None:
+        self._network.set_topic(chat_id, self.nick, topic, by_bridge=True)
 
     async def set_typing(self, chat_id: str, typing: bool) -> None:
         self._network.set_typing(chat_id, self.nick, typing, by_bridge=True)
@@ -246,6 +269,7 @@ class MemonetConnector:
         self._virtual_nicks: set[str] = set()
         self._happenings: asyncio.Queue[Happening] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
+        self._changes = 0
 
     # required ---------------------------------------------------------------------------------
 
@@ -332,6 +356,20 @@ class MemonetConnector:
             # Our own sessions' doings: Matrix has them already. (A puppet's post through the
             # bridge is left to the core, which knows its message ID: the network's echo.)
             return
+        if happening.kind == "member":
+            self._changes += 1
+            await self._ctx.emit(RemoteMember(
+                chat_id=happening.chat, sender_id=actor, membership=happening.emoji, by=happening.text or None,
+                change_id=f"{self.network_boot}-{self._changes}",
+            ))
+            return
+        if happening.kind == "topic":
+            self._changes += 1
+            await self._ctx.emit(RemoteChatInfo(
+                chat_id=happening.chat, topic=happening.text, changed_by=actor,
+                change_id=f"{self.network_boot}-{self._changes}",
+            ))
+            return
         if happening.kind == "typing":
             await self._ctx.emit(RemoteTyping(chat_id=happening.chat, sender_id=actor, typing=not happening.removed))
             return
@@ -357,6 +395,10 @@ class MemonetConnector:
 
     # the control API: people on memonet -----------------------------------------------------
 
+    @property
+    def network_boot(self) -> str:
+        return self.network.boot
+
     def http_router(self) -> APIRouter:
         router = APIRouter(prefix="/memonet")
         router.add_api_route("/chats/{chat}/messages", self._api_messages, methods=["GET"])
@@ -364,6 +406,8 @@ class MemonetConnector:
         router.add_api_route("/chats/{chat}/messages/{post_id}/edit", self._api_edit, methods=["POST"])
         router.add_api_route("/chats/{chat}/messages/{post_id}/delete", self._api_delete, methods=["POST"])
         router.add_api_route("/chats/{chat}/messages/{post_id}/reactions", self._api_react, methods=["POST"])
+        router.add_api_route("/chats/{chat}/members", self._api_member, methods=["POST"])
+        router.add_api_route("/chats/{chat}/topic", self._api_topic, methods=["POST"])
         router.add_api_route("/chats/{chat}/typing", self._api_typing, methods=["POST"])
         router.add_api_route("/chats/{chat}/read", self._api_read, methods=["POST"])
         router.add_api_route("/chats/{chat}/presence", self._api_presence, methods=["GET"])
@@ -408,6 +452,18 @@ class MemonetConnector:
         self.network.react(chat, post_id, body.sender, body.emoji, removed=body.removed)
         return self.network.find(chat, post_id).view()
 
+    async def _api_member(
+        self, chat: str, body: MemberBody, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        self._authorise(authorization)
+        self.network.membership(chat, body.sender, body.change, by=body.by)
+        return await self._api_presence(chat, authorization)
+
+    async def _api_topic(self, chat: str, body: SayBody, authorization: str | None = Header(None)) -> dict[str, Any]:
+        self._authorise(authorization)
+        self.network.set_topic(chat, body.sender, body.text)
+        return await self._api_presence(chat, authorization)
+
     async def _api_typing(
         self, chat: str, body: TypingBody, authorization: str | None = Header(None)
     ) -> dict[str, Any]:
@@ -423,7 +479,10 @@ class MemonetConnector:
     async def _api_presence(self, chat: str, authorization: str | None = Header(None)) -> dict[str, Any]:
         """Who is typing in the chat, and how far each reader has read."""
         self._authorise(authorization)
-        return {"typing": sorted(self.network.typing.get(chat, set())), "read": self.network.read.get(chat, {})}
+        return {
+            "typing": sorted(self.network.typing.get(chat, set())), "read": self.network.read.get(chat, {}),
+            "members": sorted(self.network.members.get(chat, set())), "topic": self.network.topics.get(chat),
+        }
 
     async def _api_fail(self, body: FailBody, authorization: str | None = Header(None)) -> dict[str, int]:
         self._authorise(authorization)
@@ -445,6 +504,12 @@ class SayBody(ActorBody):
 class ReactBody(ActorBody):
     emoji: str
     removed: bool = False
+
+
+class MemberBody(ActorBody):
+    change: str
+    """join, leave, kick or ban."""
+    by: str | None = None
 
 
 class TypingBody(ActorBody):

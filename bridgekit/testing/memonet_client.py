@@ -62,6 +62,12 @@ class MemonetClient:
     async def fail_sends(self, count: int) -> None:
         await self._call("POST", "/fail-sends", {"count": count})
 
+    async def membership(self, chat: str, sender: str, change: str, *, by: str | None = None) -> None:
+        await self._call("POST", f"/chats/{chat}/members", {"sender": sender, "change": change, "by": by})
+
+    async def set_topic(self, chat: str, sender: str, topic: str) -> None:
+        await self._call("POST", f"/chats/{chat}/topic", {"sender": sender, "text": topic})
+
     async def set_typing(self, chat: str, sender: str, typing: bool = True) -> None:
         await self._call("POST", f"/chats/{chat}/typing", {"sender": sender, "typing": typing})
 

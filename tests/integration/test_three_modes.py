@@ -293,3 +293,42 @@ async def test_a_remote_users_picture_follows_them_and_a_private_address_is_refu
     await alice.wait_for_event(room_id, lambda e: from_sender(ghost)(e) and e["content"]["body"] == "new picture?")
     profile = await alice.request("GET", f"/_matrix/client/v3/profile/{ghost}")
     assert profile["avatar_url"] == picture
+
+
+async def test_membership_and_topic_follow_both_ways(
+    start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    _bridge, memonet = await start(virtual=True)
+    alice = await make_matrix_user("alice")
+    room_id = await linked_portal(alice, slot)
+    # The bot may kick and set topics (alice, the room's creator, is above every level).
+    levels = await alice.get_state(room_id, "m.room.power_levels")
+    levels["users"] = {**levels.get("users", {}), slot.bot_user_id: 100}
+    await alice.send_state(room_id, "m.room.power_levels", levels)
+    dave = slot.ghost_user_id(f"{slot.connector}_dave")
+
+    await memonet.membership(CHAT, "dave", "join")
+    await alice.wait_for_membership(room_id, dave)
+    await memonet.membership(CHAT, "dave", "kick", by="erin")
+    kicked = await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.member" and e.get("state_key") == dave
+                                        and e["content"].get("membership") == "leave" and e["sender"] != dave)
+    assert "erin" in kicked["content"].get("reason", "")
+    await memonet.membership(CHAT, "dave", "join")
+    await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.member" and e.get("state_key") == dave
+                               and e["content"].get("membership") == "join"
+                               and e["origin_server_ts"] > kicked["origin_server_ts"])
+    await memonet.membership(CHAT, "dave", "leave")
+    await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.member" and e.get("state_key") == dave
+                               and e["content"].get("membership") == "leave" and e["sender"] == dave)
+
+    await memonet.set_topic(CHAT, "dave", "memonet topic")
+    topic = await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.topic")
+    assert topic["content"]["topic"] == "memonet topic"
+
+    nick = alice.user_id.split(":")[0].lstrip("@") + "[m]"
+    await alice.send_text(room_id, "hello")  # opens her own identity on memonet
+    await memonet.wait_for(CHAT, lambda p: p["sender"] == nick)
+    await alice.send_state(room_id, "m.room.topic", {"topic": "set on Matrix"})
+    await memonet.wait_for_presence(CHAT, lambda s: s["topic"] == "set on Matrix")
+    await alice.leave(room_id)
+    await memonet.wait_for_presence(CHAT, lambda s: nick not in s["members"])
