@@ -55,6 +55,9 @@ class WebhookConnector:
 
     async def start(self, ctx: BridgeContext) -> None:
         settings: WebhookSettings = ctx.settings
+        if not settings.public_url and ctx.public_url:
+            # The bridge's own appservice.public_url, unless the hooks live elsewhere.
+            settings = settings.model_copy(update={"public_url": ctx.public_url.rstrip("/")})
         secret = settings.secrets_key.get_secret_value() if settings.secrets_key else None
         box = SecretBox.from_settings(secret)
         store = await WebhookStore.open(settings.database)
@@ -69,7 +72,8 @@ class WebhookConnector:
         self._outbound.start()
         self._pruner = asyncio.create_task(self._prune_forever(store, settings), name="webhook-prune")
         if not settings.public_url:
-            log.warning("connectors.%s.public_url is not set: hook URLs are shown as paths only", ctx.name)
+            log.warning("neither appservice.public_url nor connectors.%s.public_url is set: hook URLs are shown "
+                        "as paths only", ctx.name)
         if not box.available:
             log.warning("no webhook secrets key is set: only token hooks can be created (see docs/webhook.md)")
         log.info("webhook bridge started (%d accepted messages resumed)", resumed)
