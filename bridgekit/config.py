@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 
 # The characters of a Matrix user ID localpart (spec appendix "User Identifiers").
 _LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
+_CONNECTOR_NAME = re.compile(r"[a-z0-9-]+")
 _LOCALPART_EXPECTED = "expected only a-z, 0-9 and . _ = - / + (a Matrix localpart's characters)"
 _URL_EXPECTED = "expected an http:// or https:// URL, e.g. http://127.0.0.1:8008"
 
@@ -292,8 +293,11 @@ class BridgeConfig(_Section):
     @model_validator(mode="after")
     def _connectors_keep_apart(self) -> BridgeConfig:
         for name in self.connectors:
-            if not _LOCALPART.fullmatch(name):
-                raise ValueError(f"connectors.{name}: a connector name is {_LOCALPART_EXPECTED}")
+            if not _CONNECTOR_NAME.fullmatch(name):
+                raise ValueError(
+                    f"connectors.{name}: a connector name is lower-case letters, digits and '-' (it is part "
+                    "of every ghost's ID, where '_' separates it from the remote id)"
+                )
         # Overlapping prefixes would give two connectors the same ghost or alias: ambiguous routing.
         for kind in ("ghost_prefix", "alias_prefix"):
             _refuse_overlap(kind, self.enabled_connectors())
@@ -301,8 +305,11 @@ class BridgeConfig(_Section):
 
 
 def _refuse_overlap(kind: str, connectors: dict[str, ConnectorSection]) -> None:
+    # A ghost's localpart is {ghost_prefix}{connector name}_{remote id} (naming.py) and names
+    # never contain '_': connectors may share a ghost prefix (several IRC networks under _irc_),
+    # and only the whole namespace {prefix}{name}_ must not overlap another's.
     prefixes = {
-        name: section.ghost_prefix_for(name) if kind == "ghost_prefix"
+        name: f"{section.ghost_prefix_for(name)}{name}_" if kind == "ghost_prefix"
         else section.alias_prefix_for(name)
         for name, section in connectors.items()
     }

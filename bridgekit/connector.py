@@ -70,6 +70,12 @@ class RemoteSink(Protocol):
 
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID) -> None: ...
 
+    async def portal_chats(self, network: str) -> list[str]: ...
+
+    async def open_dm(
+        self, network: str, chat_id: str, sender_id: str, sender_name: str | None, user_id: UserID
+    ) -> RoomID: ...
+
     async def report_session(
         self, network: str, owner: UserID | None, state: SessionState, detail: str | None
     ) -> None: ...
@@ -94,6 +100,8 @@ class BridgeContext:
     """Where people outside reach the bridge's HTTP app (``appservice.public_url``): the base of
     URLs the connector hands out, such as webhook addresses. None when the admin set none."""
     private_notices: Callable[[UserID, str], Awaitable[None]] | None = None
+    kv: KeyValue | None = None
+    """Small JSON values the connector keeps across restarts (None only in hand-built contexts)."""
 
     async def tell_user(self, user_id: UserID, text: str) -> None:
         """Say ``text`` to one Matrix user privately: in their management room (a direct chat
@@ -119,12 +127,32 @@ class BridgeContext:
         """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing)."""
         await self.remote.link_portal(self.name, chat_id, room_id)
 
+    async def portal_chats(self) -> list[str]:
+        """The chats of this connector that have a portal room now (to rejoin them at start)."""
+        return await self.remote.portal_chats(self.name)
+
+    async def open_dm(self, chat_id: str, sender_id: str, user_id: UserID, *, sender_name: str | None = None) -> RoomID:
+        """The direct-chat portal between the remote user ``sender_id`` and the Matrix user
+        ``user_id`` (a private message): made by the sender's ghost, inviting the user, the
+        first time; relaying is off there. Then ``emit`` the message to ``chat_id`` as usual."""
+        return await self.remote.open_dm(self.name, chat_id, sender_id, sender_name, user_id)
+
     async def report_session(self, owner: UserID | None, state: SessionState, detail: str | None = None) -> None:
         """Say how a session is doing: ``owner`` is the Matrix user whose puppet or virtual
         session it is (None for the bridge bot). The owner is told in their management room;
         a transient disconnect only if it is not followed by ``CONNECTED`` within a few seconds.
         Cheap and never raises: call it on every change."""
         await self.remote.report_session(self.name, owner, state, detail)
+
+
+class KeyValue(Protocol):
+    """The connector's own small values (``ctx.kv``), e.g. a network's CASEMAPPING learnt once."""
+
+    async def get(self, key: str, default: Any = None) -> Any: ...
+
+    async def set(self, key: str, value: Any) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
 
 
 @runtime_checkable
@@ -363,6 +391,16 @@ class PortalResolver(Protocol):
 
 
 @runtime_checkable
+class PortalListener(Protocol):
+    """Told when the core links or unlinks a portal of this connector (``link`` and ``unlink``
+    commands, alias queries, room upgrades), so it can join or leave the chat on the network."""
+
+    async def portal_linked(self, chat_id: str, room_id: RoomID) -> None: ...
+
+    async def portal_unlinked(self, chat_id: str) -> None: ...
+
+
+@runtime_checkable
 class HttpRouteProvider(Protocol):
     def http_router(self) -> APIRouter:
         """Routes mounted on the bridge's HTTP app (the webhook bridge's inbound hooks).
@@ -449,6 +487,7 @@ __all__ = [
     "EditingSession",
     "EphemeralHandler",
     "HttpRouteProvider",
+    "KeyValue",
     "LoginFailed",
     "LoginField",
     "LoginFlow",
@@ -458,6 +497,7 @@ __all__ = [
     "NetworkConnector",
     "OutgoingMessage",
     "PortalInfo",
+    "PortalListener",
     "PortalResolver",
     "PuppetLogin",
     "ReactingSession",

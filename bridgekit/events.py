@@ -195,9 +195,20 @@ class RemoteChatInfo:
     change_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RemotePower:
+    """A remote user's standing in a chat changed (an IRC op or voice): their ghost's power level
+    in the portal follows. ``level`` is a Matrix power level (0, 50, 100...)."""
+
+    chat_id: str
+    sender_id: str
+    level: int
+    change_id: str = ""
+
+
 RemoteEvent = (
     RemoteMessage | RemoteEdit | RemoteDelete | RemoteReaction | RemoteTyping | RemoteReceipt | RemoteMember
-    | RemoteChatInfo
+    | RemoteChatInfo | RemotePower
 )
 """What a connector may hand the core with ``ctx.emit``."""
 
@@ -311,6 +322,7 @@ __all__ = [
     "RemoteEvent",
     "RemoteMember",
     "RemoteMessage",
+    "RemotePower",
     "RemoteReaction",
     "RemoteReceipt",
     "RemoteTyping",

@@ -49,8 +49,10 @@ def namespaces(config: BridgeConfig) -> dict[str, list[dict[str, Any]]]:
     for name, section in config.enabled_connectors().items():
         ghosts = regex_escape(section.ghost_prefix_for(name))
         portals = regex_escape(section.alias_prefix_for(name))
-        users.append({"regex": f"@{ghosts}.*:{server}", "exclusive": True})
-        aliases.append({"regex": f"#{portals}.*:{server}", "exclusive": True})
+        for kind, entry in ((users, {"regex": f"@{ghosts}.*:{server}", "exclusive": True}),
+                            (aliases, {"regex": f"#{portals}.*:{server}", "exclusive": True})):
+            if entry not in kind:  # connectors sharing a prefix (IRC networks) share one entry
+                kind.append(entry)
     return {"users": users, "aliases": aliases, "rooms": []}
 
 

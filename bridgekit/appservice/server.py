@@ -37,8 +37,10 @@ from bridgekit.connector import (
     LoginFlow,
     LoginProvider,
     NetworkConnector,
+    PortalListener,
 )
 from bridgekit.core.bridge import Bridge, OwnUsers
+from bridgekit.core.connector_kv import ConnectorKeyValue
 from bridgekit.core.connectors import connector_settings, load_connectors
 from bridgekit.core.double_puppet import double_puppet_status, read_double_puppet_token
 from bridgekit.core.echoes import SendsInFlight
@@ -54,7 +56,7 @@ from bridgekit.errors import BridgekitError, ConfigError
 from bridgekit.guarded_http import GuardedHTTP, new_http_client
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
-from bridgekit.store import Database, MatrixStateStore
+from bridgekit.store import Database, KeyValueStore, MatrixStateStore
 from bridgekit.store.inbox import InboxStore
 from bridgekit.store.outbox import OutboxStore
 from bridgekit.store.sessions import LoginStore
@@ -192,6 +194,7 @@ async def _serve_with(
         in_flight=in_flight, is_puppet_owner=sessions.has_login,
         # Remote users' pictures come from URLs the network gives: fetched through the SSRF guard.
         fetcher=GuardedHTTP(fetch_http, ()),
+        on_portal_change=_portal_listener(by_name),
     )
     health = Health()
     permissions = _permissions(config)
@@ -270,7 +273,8 @@ async def _serve_with(
             config.appservice.listen.host, config.appservice.listen.port, database.dialect, replayed,
         )
         background.append(asyncio.create_task(_ping_homeserver(matrix, config, state)))
-        await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote, management.tell)
+        await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote, management.tell,
+                                KeyValueStore(database))
         restored = await sessions.restore(wait_seconds=RESTORE_WAIT_SECONDS)
         if restored:
             log.info("reconnected %d puppet logins (slow ones go on in the background)", restored)
@@ -335,6 +339,19 @@ def _permissions(config: BridgeConfig) -> Permissions:
         return Permissions.from_mapping(rules)
     except ValueError as error:
         raise ConfigError(f"permissions: {error}") from None
+
+
+def _portal_listener(connectors: dict[str, NetworkConnector]) -> Callable[[str, str, RoomID | None], Awaitable[None]]:
+    async def changed(network: str, chat_id: str, room_id: RoomID | None) -> None:
+        connector = connectors.get(network)
+        if connector is None or not isinstance(connector, PortalListener):
+            return
+        if room_id is None:
+            await connector.portal_unlinked(chat_id)
+        else:
+            await connector.portal_linked(chat_id, room_id)
+
+    return changed
 
 
 def _login_flows(connector: NetworkConnector | None) -> list[LoginFlow]:
@@ -422,6 +439,7 @@ async def _start_connectors(
     bot_user_id: UserID,
     remote: RemoteDelivery,
     tell_user: Callable[[UserID, str], Awaitable[None]],
+    kv: KeyValueStore,
 ) -> None:
     for connector in connectors:
         section = config.connectors[connector.name]
@@ -437,6 +455,7 @@ async def _start_connectors(
             remote=remote,
             public_url=config.appservice.public_url,
             private_notices=tell_user,
+            kv=ConnectorKeyValue(kv, connector.name),
         )
         await connector.start(context)
         log.info("connector %s started", connector.name)

@@ -70,16 +70,18 @@ def load_connectors(config: BridgeConfig) -> list[NetworkConnector]:
 
 
 def _resolve_factory(name: str, import_path: object) -> Callable[[], Any]:
-    if isinstance(import_path, str):
+    if isinstance(import_path, str) and ":" in import_path:
         return _import_object(name, import_path)
+    # ``factory: irc`` names an installed connector: several sections (IRC networks) can run one.
+    wanted = import_path if isinstance(import_path, str) else name
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        if entry_point.name == name:
+        if entry_point.name == wanted:
             loaded: Callable[[], Any] = entry_point.load()
             return loaded
     raise ConfigError(
-        f"connectors.{name}: no connector named '{name}' is installed (entry point group "
+        f"connectors.{name}: no connector named '{wanted}' is installed (entry point group "
         f"'{ENTRY_POINT_GROUP}'); install its package or set connectors.{name}.factory to "
-        "'package.module:Class'"
+        "an installed connector's name or 'package.module:Class'"
     )
 
 

@@ -32,6 +32,7 @@ from bridgekit.events import (
     RemoteEvent,
     RemoteMember,
     RemoteMessage,
+    RemotePower,
     RemoteReaction,
     RemoteReceipt,
     RemoteTyping,
@@ -59,6 +60,9 @@ AVATAR_MAX_BYTES = 5 * 1024 * 1024
 OwnerLookup = Callable[[str, str], UserID | None]
 """(network, remote user ID) -> the Matrix user logged in as that remote user (a puppet)."""
 
+PortalChange = Callable[[str, str, RoomID | None], Awaitable[None]]
+"""(network, chat, room or None when unlinked): tell the connector."""
+
 SessionReporter = Callable[[str, UserID | None, SessionState, str | None], Awaitable[None]]
 
 
@@ -84,6 +88,8 @@ def event_key(network: str, event: RemoteEvent) -> str:
         parts = ["member", network, event.chat_id, event.sender_id, event.membership, event.change_id]
     elif isinstance(event, RemoteChatInfo):
         parts = ["chat-info", network, event.chat_id, str(event.name), str(event.topic), event.change_id]
+    elif isinstance(event, RemotePower):
+        parts = ["power", network, event.chat_id, event.sender_id, str(event.level), event.change_id]
     else:
         parts = ["reaction", network, event.chat_id, event.message_id, event.sender_id, event.emoji,
                  "remove" if event.removed else "add"]
@@ -93,6 +99,7 @@ def event_key(network: str, event: RemoteEvent) -> str:
 _CLASSES: dict[str, type[RemoteEvent]] = {
     "message": RemoteMessage, "edit": RemoteEdit, "delete": RemoteDelete, "reaction": RemoteReaction,
     "typing": RemoteTyping, "receipt": RemoteReceipt, "member": RemoteMember, "chat-info": RemoteChatInfo,
+    "power": RemotePower,
 }
 _KINDS: dict[type, str] = {cls: kind for kind, cls in _CLASSES.items()}
 
@@ -114,6 +121,7 @@ class RemoteDelivery:
         in_flight: SendsInFlight | None = None,
         is_puppet_owner: Callable[[UserID], bool] | None = None,
         fetcher: GuardedHTTP | None = None,
+        on_portal_change: PortalChange | None = None,
     ) -> None:
         self._store = store
         self._matrix = matrix
@@ -123,6 +131,7 @@ class RemoteDelivery:
         self._in_flight = in_flight or SendsInFlight()
         self._is_puppet_owner = is_puppet_owner
         self._fetcher = fetcher
+        self._on_portal_change = on_portal_change
         self._server_name = server_name
         self._ghost_prefixes = dict(ghost_prefixes)
         self._dispatcher = RoomDispatcher(
@@ -172,6 +181,35 @@ class RemoteDelivery:
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID) -> None:
         portal = await self._store.link_portal(network, chat_id, room_id)
         await self._announce(portal, room_id)
+        await self._portal_changed(network, chat_id, room_id)
+
+    async def portal_chats(self, network: str) -> list[str]:
+        return await self._store.portal_chats(network)
+
+    async def open_dm(
+        self, network: str, chat_id: str, sender_id: str, sender_name: str | None, user_id: UserID
+    ) -> RoomID:
+        existing = await self._store.portal(network, chat_id)
+        if existing is not None and existing.room_id is not None:
+            return RoomID(existing.room_id)
+        ghost = self._ghost(network, sender_id)
+        await ghost.ensure_registered()
+        if sender_name and await self._store.ghost_name(network, sender_id) != sender_name:
+            await ghost.set_displayname(sender_name)
+            await self._store.remember_ghost_name(network, sender_id, ghost.user_id, sender_name)
+        room_id = await ghost.create_room(invitees=[user_id], is_direct=True, preset="trusted_private_chat")
+        portal = await self._store.link_portal(network, chat_id, room_id, origin="dm")
+        await self._store.set_relay(portal.id, False)  # a private chat is never relayed
+        await self._portal_changed(network, chat_id, room_id)
+        return room_id
+
+    async def _portal_changed(self, network: str, chat_id: str, room_id: RoomID | None) -> None:
+        if self._on_portal_change is None:
+            return
+        try:
+            await self._on_portal_change(network, chat_id, room_id)
+        except Exception:
+            log.exception("%s could not act on the portal change of %s", network, chat_id)
 
     async def create_alias_portal(self, network: str, alias_localpart: str, info: PortalInfo) -> RoomID:
         """The room of an alias query (spec: it exists, with the alias, before the 200)."""
@@ -190,6 +228,7 @@ class RemoteDelivery:
         )
         portal = await self._store.link_portal(network, info.chat_id, room_id, origin="alias")
         await self._announce(portal, room_id)
+        await self._portal_changed(network, info.chat_id, room_id)
         return room_id
 
     async def unlink_portal(self, room_id: RoomID) -> str | None:
@@ -202,6 +241,7 @@ class RemoteDelivery:
             await self._matrix.bot.send_state(room_id, "uk.half-shot.bridge", key, {})
         except MatrixError as error:
             log.info("could not clear the bridge info of %s: %s", room_id, error)
+        await self._portal_changed(portal.network, portal.remote_id, None)
         return f"{portal.remote_id} on {portal.network}"
 
     async def follow_upgrade(self, old_room: RoomID, new_room: RoomID) -> bool:
@@ -266,6 +306,10 @@ class RemoteDelivery:
             return
         if isinstance(event, RemoteChatInfo):
             await self._chat_info(network, event, portal, room_id)
+            await self._store.mark_done(entry)
+            return
+        if isinstance(event, RemotePower):
+            await self._power(network, event, room_id)
             await self._store.mark_done(entry)
             return
         if isinstance(event, RemoteTyping):
@@ -372,6 +416,19 @@ class RemoteDelivery:
         # Nobody has the power: at least the ghost leaves, so the room shows the truth.
         with contextlib.suppress(MatrixError):
             await ghost.leave(room_id, reason=reason)
+
+    async def _power(self, network: str, event: RemotePower, room_id: RoomID) -> None:
+        ghost = self._ghost(network, event.sender_id)
+        bot = self._matrix.bot
+        try:
+            levels = await bot.get_state(room_id, "m.room.power_levels")
+            users = dict(levels.get("users") or {})
+            if users.get(ghost.user_id, levels.get("users_default", 0)) == event.level:
+                return
+            users[ghost.user_id] = event.level
+            await bot.send_state(room_id, "m.room.power_levels", "", {**levels, "users": users})
+        except MatrixError as error:
+            log.info("could not give %s power level %d in %s: %s", ghost.user_id, event.level, room_id, error)
 
     async def _chat_info(self, network: str, event: RemoteChatInfo, portal: PortalRow, room_id: RoomID) -> None:
         changes = [("m.room.name", {"name": event.name}), ("m.room.topic", {"topic": event.topic})]

@@ -124,6 +124,15 @@ class OutboxStore:
             await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal.id).values(room_id=None, meta=updated))
         return portal
 
+    async def portal_chats(self, network: str) -> list[str]:
+        """The chats of ``network`` that have a portal room."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(
+                select(_PORTAL.c.remote_id).where(_PORTAL.c.network == network, _PORTAL.c.room_id.is_not(None))
+                .order_by(_PORTAL.c.id)
+            )).all()
+        return [str(row[0]) for row in rows]
+
     async def set_portal_room(self, portal_id: int, room_id: str) -> None:
         async with self._db.write() as conn:
             await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id).values(room_id=room_id))

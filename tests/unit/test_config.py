@@ -54,9 +54,22 @@ def test_values_that_would_break_the_bridge_are_refused(data: dict[str, object])
 
 def test_disabled_connectors_may_share_a_prefix() -> None:
     config = BridgeConfig.model_validate(
-        {"connectors": {"irc": {}, "old_irc": {"ghost_prefix": "_irc_", "enabled": False}}}
+        {"connectors": {"irc": {}, "old-irc": {"ghost_prefix": "_irc_irc_", "enabled": False}}}
     )
     assert list(config.enabled_connectors()) == ["irc"]
+
+
+def test_networks_may_share_a_ghost_prefix_their_names_keep_them_apart() -> None:
+    config = BridgeConfig.model_validate({"connectors": {
+        "libera": {"ghost_prefix": "_irc_", "alias_prefix": "_irc_libera_"},
+        "oftc": {"ghost_prefix": "_irc_", "alias_prefix": "_irc_oftc_"},
+    }})
+    assert list(config.enabled_connectors()) == ["libera", "oftc"]
+
+
+def test_a_connector_name_with_an_underscore_is_refused() -> None:
+    with pytest.raises(ValueError, match="lower-case letters, digits and '-'"):
+        BridgeConfig.model_validate({"connectors": {"old_irc": {}}})
 
 
 def test_tokens_are_never_shown_in_a_repr() -> None:

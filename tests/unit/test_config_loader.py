@@ -121,10 +121,10 @@ def test_a_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
 def test_overlapping_connector_prefixes_are_refused(config_file: Path) -> None:
     write(config_file, """
 connectors:
-  irc: {ghost_prefix: _irc_}
-  ircx: {ghost_prefix: _irc_x_}
+  a: {ghost_prefix: _x_}
+  b: {ghost_prefix: _x_a_}
 """)
-    assert "connectors.irc.ghost_prefix '_irc_' also covers connectors.ircx.ghost_prefix" in (
+    assert "connectors.a.ghost_prefix '_x_a_' also covers connectors.b.ghost_prefix" in (
         problems_of(config_file)
     )
 
