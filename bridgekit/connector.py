@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteEvent
 from bridgekit.ids import EventID, RoomAlias, RoomID, UserID
+from bridgekit.naming import ghost_user_id
 
 if TYPE_CHECKING:
     import logging
@@ -112,8 +113,12 @@ class BridgeContext:
         await self.private_notices(user_id, text)
 
     def ghost_user_id(self, localpart_suffix: str) -> UserID:
-        """The Matrix ID of a ghost: ``@{ghost_prefix}{suffix}:{server_name}``."""
+        """The Matrix ID ``@{ghost_prefix}{suffix}:{server_name}`` (no escaping: prefer :meth:`ghost_for`)."""
         return UserID(f"@{self.ghost_prefix}{localpart_suffix}:{self.server_name}")
+
+    def ghost_for(self, sender_id: str) -> UserID:
+        """The Matrix ID of the ghost the core posts ``sender_id``'s messages with (for pills)."""
+        return ghost_user_id(self.ghost_prefix, self.name, sender_id, self.server_name)
 
     async def emit(self, event: RemoteEvent) -> None:
         """Hand a remote event to the core. It is stored durably before this returns; the core
@@ -212,6 +217,21 @@ class OutgoingMessage:
     sender_name: str
     reply_to: str | None = None
     """The remote message ID this one replies to, when the Matrix message was a reply."""
+    media: OutgoingMedia | None = None
+    """For m.image, m.file, m.video and m.audio: the file (``text`` is its name or caption)."""
+    mentions: tuple[UserID, ...] = ()
+    """Users the message mentions (``m.mentions``), e.g. ghosts whose remote names to address."""
+
+
+@dataclass(frozen=True)
+class OutgoingMedia:
+    """A file sent on Matrix. Networks without file transfer get a link: the bridge serves the
+    file at ``{public_url}`` routes of the connector's own (homeserver media needs a token)."""
+
+    mxc: str
+    filename: str
+    size: int | None
+    mimetype: str | None
 
 
 @runtime_checkable
@@ -495,6 +515,7 @@ __all__ = [
     "MatrixAPI",
     "MembershipSession",
     "NetworkConnector",
+    "OutgoingMedia",
     "OutgoingMessage",
     "PortalInfo",
     "PortalListener",

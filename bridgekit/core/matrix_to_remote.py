@@ -13,6 +13,7 @@ said, and a failure is retried (then recorded) by the inbox.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Mapping
 
@@ -22,6 +23,7 @@ from bridgekit.connector import (
     LoginProvider,
     MembershipSession,
     NetworkConnector,
+    OutgoingMedia,
     OutgoingMessage,
     ReactingSession,
     ReceiptSession,
@@ -181,13 +183,17 @@ class MatrixToRemote:
         *, content: Mapping[str, object] | None = None,
     ) -> OutgoingMessage:
         content = content if content is not None else event.content
-        text = body
+        text, formatted = body, _html(content)
         if route.kind is RouteKind.RELAY:
             template = self._templates.get(portal.network, DEFAULT_RELAY_TEMPLATE)
             text = relay_text(template, name=name, user_id=event.sender, text=body)
+            if formatted is not None:  # the HTML keeps the relay's prefix too
+                formatted = relay_text(html.escape(template), name=html.escape(name), user_id=html.escape(event.sender),
+                                       text=formatted)
         return OutgoingMessage(
-            chat_id=portal.remote_id, text=text, html=_html(content), msgtype=str(content.get("msgtype", "m.text")),
+            chat_id=portal.remote_id, text=text, html=formatted, msgtype=str(content.get("msgtype", "m.text")),
             event_id=EventID(event.event_id), sender=UserID(event.sender), sender_name=name, reply_to=reply_to,
+            media=_media(content), mentions=_mentions(content),
         )
 
     async def _session(self, kind: RouteKind, network: str, sender: UserID, name: str) -> RemoteSession:
@@ -309,6 +315,31 @@ class MatrixToRemote:
             RoomID(event.room_id), text, msgtype="m.notice", mentions=[UserID(event.sender)],
             txn_id=f"refused:{event.event_id}",
         )
+
+
+_MEDIA_TYPES = frozenset({"m.image", "m.file", "m.video", "m.audio"})
+
+
+def _media(content: Mapping[str, object]) -> OutgoingMedia | None:
+    url = content.get("url")
+    if content.get("msgtype") not in _MEDIA_TYPES or not isinstance(url, str) or not url.startswith("mxc://"):
+        return None
+    info = content.get("info")
+    info = info if isinstance(info, dict) else {}
+    name = content.get("filename") or content.get("body")
+    size = info.get("size")
+    mimetype = info.get("mimetype")
+    return OutgoingMedia(
+        mxc=url, filename=name if isinstance(name, str) and name else "file",
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        mimetype=mimetype if isinstance(mimetype, str) else None,
+    )
+
+
+def _mentions(content: Mapping[str, object]) -> tuple[UserID, ...]:
+    mentions = content.get("m.mentions")
+    users = mentions.get("user_ids") if isinstance(mentions, dict) else None
+    return tuple(UserID(u) for u in users if isinstance(u, str)) if isinstance(users, list) else ()
 
 
 def _html(content: Mapping[str, object]) -> str | None:
