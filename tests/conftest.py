@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.db_fixtures",
     "tests.synapse_fixtures",
+    "tests.irc_fixtures",
 ]

@@ -1,0 +1,659 @@
+"""The IRC connector: one IRC network per connector section.
+
+- The bot connection sits in every bridged channel and is the one listener for IRC -> Matrix:
+  what is said there (PRIVMSG, NOTICE, ACTION), joins, parts, quits, kicks, nick changes, topics
+  and op/voice modes become remote events for the core. Matrix users' own connections listen
+  only for private messages, so closing an idle one never loses what is said in a channel.
+- Matrix -> IRC goes through sessions (``session.py``): the bot relays ``<alice> hi`` for users
+  without an identity; with ``virtual_users`` each Matrix user who speaks gets a connection of
+  their own (nick from ``nick_template``, a stable collision suffix when taken).
+- Channels and nicks are folded by the network's CASEMAPPING (learnt at first connect, then kept),
+  so ``#Python`` and ``#python`` are one portal and ``Bob``/``bob`` one ghost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import irc.client
+from fastapi import APIRouter, HTTPException, Response
+from fastapi.responses import PlainTextResponse
+
+from bridgekit import (
+    BridgeContext,
+    Command,
+    CommandContext,
+    CommandReply,
+    MatrixEvent,
+    PermissionLevel,
+    PortalInfo,
+    RemoteChatInfo,
+    RemoteMember,
+    RemoteMessage,
+    RemotePower,
+    RoomID,
+    SessionKind,
+    SessionState,
+    UserID,
+    casefold_irc,
+)
+from bridges.irc.link import IrcLink, RegistrationFailed
+from bridges.irc.mentions import irc_message_to_matrix
+from bridges.irc.nicks import collision_nick, ident_for, matrix_user_nick, template_suffix
+from bridges.irc.session import IrcSession, Said
+from bridges.irc.settings import IrcSettings
+
+log = logging.getLogger(__name__)
+
+POWER_FOR_MODE = {"o": 50, "h": 25, "v": 10}
+PREFIX_MODES = {"@": "o", "%": "h", "+": "v"}
+RECENT_MESSAGES = 2000
+"""Messages remembered for replies and edits (IRC has no IDs to look them up by)."""
+
+
+@dataclass
+class Channel:
+    """A channel as the bot sees it: its name as written, and who is in it."""
+
+    name: str
+    members: dict[str, str] = field(default_factory=dict)
+    """folded nick -> nick as written"""
+
+
+class IrcConnector:
+    """See the module docstring; configured by :class:`IrcSettings`."""
+
+    name = "irc"
+    Settings = IrcSettings
+    _instances: ClassVar[dict[str, IrcConnector]] = {}
+    _nick_command_owner: ClassVar[str | None] = None
+
+    def __init__(self) -> None:
+        self._ctx: BridgeContext | None = None
+        self.settings: IrcSettings | None = None
+        self.virtual_users = False
+        self._bot: IrcSession | None = None
+        self._casemapping = "rfc1459"
+        self._nicklen = 30
+        self._channels: dict[str, Channel] = {}
+        self._portals: set[str] = set()
+        self._own: dict[str, UserID | None] = {}
+        """folded nick -> the Matrix user whose connection it is (None: the bot)."""
+        self._sessions_by_user: dict[UserID, IrcSession] = {}
+        self._recent: OrderedDict[str, Said] = OrderedDict()
+        self._ids = itertools.count(1)
+        self._reconnect: asyncio.Task[None] | None = None
+        self._events: asyncio.Queue[tuple[IrcLink, irc.client.Event]] = asyncio.Queue()
+        self._pump: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, ctx: BridgeContext) -> None:
+        self._ctx = ctx
+        settings: IrcSettings = ctx.settings
+        self.settings = settings
+        self.virtual_users = settings.virtual_users
+        self._nicklen = settings.nicklen
+        self._casemapping = await self._kv_get("casemapping", settings.casemapping)
+        IrcConnector._instances[self.name] = self
+        self._portals = set(await ctx.portal_chats())
+        await self._connect_bot()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+        for session in list(self._sessions_by_user.values()):
+            await session.link.close("bridge shutting down")
+        if self._bot is not None:
+            await self._bot.link.close("bridge shutting down")
+        IrcConnector._instances.pop(self.name, None)
+
+    async def handle_matrix_event(self, event: MatrixEvent) -> None:
+        """Invites of this network's ghosts to a direct chat start a private conversation."""
+        ctx = self._ctx
+        if ctx is None or event.type != "m.room.member" or event.state_key is None:
+            return
+        if event.content.get("membership") != "invite" or event.content.get("is_direct") is not True:
+            return
+        folded = ctx.sender_of_ghost(event.state_key)
+        if folded is None:
+            return
+        user = UserID(event.sender)
+        ghost = ctx.matrix.intent(UserID(event.state_key))
+        await ghost.ensure_registered()
+        await ghost.join(RoomID(event.room_id))
+        await ctx.link_portal(self._pm_chat(user, folded), RoomID(event.room_id), relay=False)
+
+    # ---- the bot connection --------------------------------------------------------------------
+
+    async def _connect_bot(self) -> None:
+        settings, ctx = self._settings(), self._context()
+        link = self._new_link(settings.bot_nick, ident="bridge", realname="Matrix bridge", owner=None)
+        await ctx.report_session(None, SessionState.CONNECTING)
+        await link.connect()
+        self._bot = IrcSession(SessionKind.BOT, link, self)
+        self._own[self.fold(link.nick)] = None
+        await self._learn_isupport(link)
+        for chat in [*self._portals, *(self.fold(c) for c in settings.channels)]:
+            self._bot.link.send(f"JOIN {self.channel_name(chat)}")
+            self._bot.joined.add(chat)
+        await ctx.report_session(None, SessionState.CONNECTED)
+
+    def _new_link(self, nick: str, *, ident: str, realname: str, owner: UserID | None) -> IrcLink:
+        settings = self._settings()
+        user_id = owner or ""
+
+        def next_nick(attempt: int) -> str:
+            if owner is None:
+                return f"{settings.bot_nick[: self._nicklen - 2]}{attempt}"
+            return collision_nick(nick, user_id=user_id, attempt=attempt - 1, nicklen=self._nicklen,
+                                  keep_suffix=template_suffix(settings.nick_template))
+
+        return IrcLink(
+            host=settings.server, port=settings.port, tls=settings.tls, nick=nick, ident=ident, realname=realname,
+            password=settings.password, on_event=self._on_event, lines_per_second=settings.lines_per_second,
+            burst=settings.burst, next_nick=next_nick,
+        )
+
+    async def _learn_isupport(self, link: IrcLink) -> None:
+        nicklen = link.isupport.get("NICKLEN")
+        if nicklen and nicklen.isdigit():
+            self._nicklen = int(nicklen)
+        mapping = link.isupport.get("CASEMAPPING", "").lower()
+        if mapping and mapping != self._casemapping:
+            await self._record_casemapping(mapping)
+
+    async def _record_casemapping(self, mapping: str) -> None:
+        ctx = self._context()
+        recorded = await self._kv_get("casemapping", None)
+        if recorded is None:
+            await self._kv_set("casemapping", mapping)
+            self._casemapping = mapping
+            ctx.log.info("%s uses CASEMAPPING %s (recorded)", self.name, mapping)
+        elif recorded != mapping:
+            # Changing it would move every ghost and portal to new IDs: never silently.
+            ctx.log.warning(
+                "%s now says CASEMAPPING %s but %s was recorded at first connect; keeping %s (ghost and "
+                "portal IDs depend on it)", self.name, mapping, recorded, recorded,
+            )
+
+    async def _reconnect_bot(self) -> None:
+        delay = 2.0
+        while not self._stopping:
+            await self._context().report_session(None, SessionState.TRANSIENT_DISCONNECT, "reconnecting")
+            try:
+                await self._connect_bot()
+                return
+            except (OSError, RegistrationFailed) as error:
+                log.warning("%s: reconnecting the bot failed: %s; retrying in %.0f s", self.name, error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 120)
+
+    # ---- helpers the sessions use (SessionHost) ------------------------------------------------
+
+    @property
+    def max_lines(self) -> int:
+        return self._settings().max_lines
+
+    @property
+    def edits(self) -> str:
+        return self._settings().edits
+
+    @property
+    def reply_template(self) -> str:
+        return self._settings().reply_template
+
+    def fold(self, text: str) -> str:
+        return casefold_irc(text, self._casemapping)
+
+    def channel_name(self, chat_id: str) -> str:
+        channel = self._channels.get(chat_id)
+        return channel.name if channel is not None else chat_id
+
+    def target_of(self, chat_id: str) -> str:
+        if chat_id.startswith("pm:"):
+            return self._channels_pm_nick(chat_id)
+        return self.channel_name(chat_id)
+
+    def pill_to_nick(self, user_id: str) -> str | None:
+        ctx = self._context()
+        folded = ctx.sender_of_ghost(user_id)
+        if folded is not None:
+            return self._nick_as_written(folded)
+        session = self._sessions_by_user.get(UserID(user_id))
+        return session.nick if session is not None else None
+
+    def recall(self, message_id: str) -> Said | None:
+        return self._recent.get(message_id)
+
+    def remember(self, message_id: str, said: Said) -> None:
+        self._recent[message_id] = said
+        while len(self._recent) > RECENT_MESSAGES:
+            self._recent.popitem(last=False)
+
+    async def publish_text(self, text: str) -> str | None:
+        ctx = self._context()
+        if not ctx.public_url:
+            return None
+        text_id = secrets.token_urlsafe(12)
+        await self._kv_set(f"text:{text_id}", {"text": text, "at": int(time.time())})
+        return f"{ctx.public_url.rstrip('/')}/irc/{self.name}/text/{text_id}"
+
+    def media_link(self, mxc: str, filename: str) -> str | None:
+        ctx = self._context()
+        if not ctx.public_url or not mxc.startswith("mxc://"):
+            return None
+        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
+        safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:80] or "file"
+        return f"{ctx.public_url.rstrip('/')}/irc/{self.name}/media/{server}/{media_id}/{safe_name}"
+
+    # ---- sessions (RemoteSession providers) ----------------------------------------------------
+
+    async def relay_session(self) -> IrcSession | None:
+        bot = self._bot
+        return bot if bot is not None and bot.link.connected else None
+
+    async def virtual_session(self, user_id: UserID, display_name: str) -> IrcSession:
+        settings = self._settings()
+        wanted = await self._kv_get(f"nick:{user_id}", None)
+        nick = wanted if isinstance(wanted, str) else matrix_user_nick(
+            settings.nick_template, displayname=display_name, user_id=user_id, nicklen=self._nicklen,
+        )
+        realname = settings.realname_template.format(user_id=user_id)
+        link = self._new_link(nick, ident=ident_for(user_id), realname=realname, owner=user_id)
+        await link.connect()
+        session = IrcSession(SessionKind.VIRTUAL, link, self, owner=user_id, on_close=self._session_closed)
+        self._sessions_by_user[user_id] = session
+        self._own[self.fold(link.nick)] = user_id
+        if link.nick != nick:
+            await self._context().tell_user(user_id, (
+                f"On {self.name}, the nick {nick} is taken, so you are {link.nick}. Choose another with "
+                f"'nick {self.name} <nick>' in this room."
+            ))
+        return session
+
+    async def _session_closed(self, session: IrcSession) -> None:
+        if session.owner is not None and self._sessions_by_user.get(session.owner) is session:
+            del self._sessions_by_user[session.owner]
+        self._own.pop(self.fold(session.nick), None)
+
+    # ---- portals -------------------------------------------------------------------------------
+
+    async def portal_for_alias(self, alias_suffix: str) -> PortalInfo | None:
+        channel = alias_suffix if alias_suffix.startswith(("#", "&")) else f"#{alias_suffix}"
+        if not _valid_channel(channel):
+            return None
+        chat = self.fold(channel)
+        self._channels.setdefault(chat, Channel(channel))
+        return PortalInfo(chat, name=channel, topic=None)
+
+    async def portal_linked(self, chat_id: str, room_id: RoomID) -> None:
+        if chat_id.startswith("pm:"):
+            return
+        self._portals.add(chat_id)
+        bot = self._bot
+        if bot is not None and chat_id not in bot.joined and bot.link.connected:
+            self._channels.setdefault(chat_id, Channel(chat_id))
+            bot.link.send(f"JOIN {self.channel_name(chat_id)}")
+            bot.joined.add(chat_id)
+
+    async def portal_unlinked(self, chat_id: str) -> None:
+        self._portals.discard(chat_id)
+        bot = self._bot
+        if bot is not None and chat_id in bot.joined and chat_id not in self._settings_channels():
+            await bot.leave_chat(chat_id, "unlinked from Matrix")
+
+    def _settings_channels(self) -> set[str]:
+        return {self.fold(channel) for channel in self._settings().channels}
+
+    # ---- IRC -> Matrix ------------------------------------------------------------------------
+
+    def _on_event(self, link: IrcLink, event: irc.client.Event) -> None:
+        # One queue, one worker: events are handled in the order the server sent them (a task
+        # per event would let a later line overtake one waiting on the database).
+        self._events.put_nowait((link, event))
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._pump_events())
+
+    async def _pump_events(self) -> None:
+        while not self._events.empty():
+            link, event = self._events.get_nowait()
+            try:
+                await self._handle_event(link, event)
+            except Exception:
+                log.exception("%s: handling IRC %s failed", self.name, event.type)
+
+    async def _handle_event(self, link: IrcLink, event: irc.client.Event) -> None:
+        bot = self._bot
+        kind = event.type
+        if kind == "disconnect":
+            await self._disconnected(link)
+            return
+        is_bot = bot is not None and link is bot.link
+        if kind in ("privmsg", "action", "privnotice") and not _is_channel(str(event.target)):
+            await self._private(link, event, is_bot)
+            return
+        if not is_bot:
+            return  # users' own connections only matter for private messages
+        handler = _CHANNEL_HANDLERS.get(kind)
+        if handler is not None:
+            await handler(self, event)
+
+    async def _disconnected(self, link: IrcLink) -> None:
+        bot = self._bot
+        if bot is not None and link is bot.link and not self._stopping:
+            self._own.pop(self.fold(link.nick), None)
+            if self._reconnect is None or self._reconnect.done():
+                self._reconnect = asyncio.create_task(self._reconnect_bot())
+            return
+        for user, session in list(self._sessions_by_user.items()):
+            if session.link is link and not self._stopping:
+                await self._context().report_session(user, SessionState.TRANSIENT_DISCONNECT, "the IRC server hung up")
+                await self._session_closed(session)
+
+    async def _channel_message(self, event: irc.client.Event) -> None:
+        source = _nick(event)
+        chat = self.fold(str(event.target))
+        if self.fold(source) in self._own or chat not in self._portals:
+            return  # our own sessions' lines (the network does not echo them, the bot hears them)
+        text = str(event.arguments[0]) if event.arguments else ""
+        msgtype = {"pubmsg": "m.text", "pubnotice": "m.notice", "action": "m.emote"}[event.type]
+        await self._emit_message(chat, source, text, msgtype, event)
+
+    async def _emit_message(self, chat: str, source: str, text: str, msgtype: str, event: irc.client.Event) -> None:
+        ctx = self._context()
+        body, html, mentioned = irc_message_to_matrix(text, self._user_for_nick, casefold=self.fold)
+        message_id = _tag(event, "msgid") or f"irc-{time.time_ns()}-{next(self._ids)}"
+        self.remember(message_id, Said(source, text))
+        await ctx.emit(RemoteMessage(
+            chat_id=chat, message_id=message_id, sender_id=self.fold(source), sender_name=source, text=body,
+            html=html, msgtype=msgtype, mentions=tuple(mentioned),
+        ))
+
+    def _user_for_nick(self, nick: str) -> str | None:
+        folded = self.fold(nick)
+        if folded in self._own:
+            return self._own[folded]
+        for channel in self._channels.values():
+            if folded in channel.members:
+                return self._context().ghost_for(folded)
+        return None
+
+    async def _private(self, link: IrcLink, event: irc.client.Event, is_bot: bool) -> None:
+        source = _nick(event)
+        if is_bot or self.fold(source) in self._own:
+            return  # messages to the bridge bot itself are not bridged
+        user = next((u for u, s in self._sessions_by_user.items() if s.link is link), None)
+        if user is None:
+            return
+        folded = self.fold(source)
+        chat = self._pm_chat(user, folded)
+        await self._context().open_dm(chat, folded, user, sender_name=source)
+        text = str(event.arguments[0]) if event.arguments else ""
+        msgtype = {"privmsg": "m.text", "privnotice": "m.notice", "action": "m.emote"}[event.type]
+        await self._emit_message(chat, source, text, msgtype, event)
+
+    def _pm_chat(self, user: UserID, folded_nick: str) -> str:
+        return f"pm:{folded_nick}:{user}"
+
+    def _channels_pm_nick(self, chat_id: str) -> str:
+        folded = chat_id.split(":", 2)[1]
+        return self._nick_as_written(folded)
+
+    def _nick_as_written(self, folded: str) -> str:
+        for channel in self._channels.values():
+            if folded in channel.members:
+                return channel.members[folded]
+        return folded
+
+    async def _join(self, event: irc.client.Event) -> None:
+        source = _nick(event)
+        chat = self.fold(str(event.target))
+        channel = self._channels.setdefault(chat, Channel(str(event.target)))
+        if self.fold(source) == self.fold(self._bot_nick()):
+            channel.name = str(event.target)
+            return
+        channel.members[self.fold(source)] = source
+        await self._member(chat, source, "join")
+
+    async def _part(self, event: irc.client.Event) -> None:
+        source = _nick(event)
+        chat = self.fold(str(event.target))
+        channel = self._channels.get(chat)
+        if channel is not None:
+            channel.members.pop(self.fold(source), None)
+        await self._member(chat, source, "leave", reason=_argument(event))
+
+    async def _quit(self, event: irc.client.Event) -> None:
+        source = _nick(event)
+        folded = self.fold(source)
+        for chat, channel in self._channels.items():
+            if channel.members.pop(folded, None) is not None:
+                await self._member(chat, source, "leave", reason=_argument(event))
+
+    async def _kick(self, event: irc.client.Event) -> None:
+        kicker = _nick(event)
+        chat = self.fold(str(event.target))
+        kicked = str(event.arguments[0]) if event.arguments else ""
+        channel = self._channels.get(chat)
+        if channel is not None:
+            channel.members.pop(self.fold(kicked), None)
+        if self.fold(kicked) == self.fold(self._bot_nick()):
+            bot = self._bot
+            if bot is not None:
+                bot.joined.discard(chat)
+                bot.link.send(f"JOIN {self.channel_name(chat)}")  # the bridge must keep listening
+                bot.joined.add(chat)
+            return
+        reason = str(event.arguments[1]) if len(event.arguments) > 1 else None
+        await self._member(chat, kicked, "kick", by=kicker, reason=reason)
+
+    async def _nick_change(self, event: irc.client.Event) -> None:
+        old, new = _nick(event), str(event.target)
+        old_folded, new_folded = self.fold(old), self.fold(new)
+        if old_folded in self._own:
+            self._own[new_folded] = self._own.pop(old_folded)
+            return
+        for chat, channel in self._channels.items():
+            if channel.members.pop(old_folded, None) is not None:
+                channel.members[new_folded] = new
+                await self._member(chat, old, "leave", reason=f"is now known as {new}")
+                await self._member(chat, new, "join")
+
+    async def _names(self, event: irc.client.Event) -> None:
+        # 353: [channel type, channel, "nick1 @nick2 +nick3"] (target is our nick)
+        if len(event.arguments) < 3:
+            return
+        channel_name, names = str(event.arguments[1]), str(event.arguments[2])
+        chat = self.fold(channel_name)
+        channel = self._channels.setdefault(chat, Channel(channel_name))
+        for entry in names.split():
+            prefixes = ""
+            while entry and entry[0] in PREFIX_MODES:
+                prefixes, entry = prefixes + entry[0], entry[1:]
+            nick = entry.split("!", 1)[0]
+            folded = self.fold(nick)
+            if not nick or folded in self._own:
+                continue
+            channel.members[folded] = nick
+            await self._member(chat, nick, "join")
+            level = max((POWER_FOR_MODE[PREFIX_MODES[p]] for p in prefixes), default=0)
+            if level and chat in self._portals:
+                await self._context().emit(RemotePower(chat, folded, level, change_id=self._change_id()))
+
+    async def _topic(self, event: irc.client.Event) -> None:
+        ctx = self._context()
+        if event.type == "currenttopic":  # 332: [channel, topic]
+            if len(event.arguments) < 2:
+                return
+            chat, topic, setter = self.fold(str(event.arguments[0])), str(event.arguments[1]), None
+        else:
+            chat, topic, setter = self.fold(str(event.target)), _argument(event) or "", _nick(event)
+            if self.fold(setter) in self._own:
+                return
+        if chat not in self._portals:
+            return
+        await ctx.emit(RemoteChatInfo(chat, topic=topic, changed_by=self.fold(setter) if setter else None,
+                                      change_id=self._change_id()))
+
+    async def _mode(self, event: irc.client.Event) -> None:
+        chat = self.fold(str(event.target))
+        if not _is_channel(str(event.target)) or chat not in self._portals or not event.arguments:
+            return
+        modes, params = str(event.arguments[0]), [str(a) for a in event.arguments[1:]]
+        adding = True
+        for mode in modes:
+            if mode in "+-":
+                adding = mode == "+"
+                continue
+            if mode in POWER_FOR_MODE and params:
+                nick = params.pop(0)
+                if self.fold(nick) not in self._own:
+                    level = POWER_FOR_MODE[mode] if adding else 0
+                    await self._context().emit(RemotePower(chat, self.fold(nick), level, change_id=self._change_id()))
+            elif mode in "beIkl" and params and (adding or mode != "l"):
+                params.pop(0)  # modes with a parameter that do not concern power
+
+    async def _member(
+        self, chat: str, nick: str, membership: str, *, by: str | None = None, reason: str | None = None
+    ) -> None:
+        if chat not in self._portals or self.fold(nick) in self._own:
+            return
+        await self._context().emit(RemoteMember(
+            chat, self.fold(nick), membership, by=self.fold(by) if by else None, reason=reason, sender_name=nick,
+            change_id=self._change_id(),
+        ))
+
+    def _change_id(self) -> str:
+        return f"{time.time_ns()}-{next(self._ids)}"
+
+    def _bot_nick(self) -> str:
+        return self._bot.nick if self._bot is not None else self._settings().bot_nick
+
+    # ---- commands and routes ------------------------------------------------------------------
+
+    def commands(self) -> list[Command]:
+        # One `nick` command serves every IRC network of the bridge: the first network registers it.
+        if IrcConnector._nick_command_owner not in (None, self.name):
+            return []
+        IrcConnector._nick_command_owner = self.name
+        return [Command("nick", "Choose your nick on an IRC network", _nick_command, usage="<network> <nick>",
+                        level=PermissionLevel.USER)]
+
+    def http_router(self) -> APIRouter:
+        router = APIRouter(prefix=f"/irc/{self.name}")
+        router.add_api_route("/text/{text_id}", self._serve_text, methods=["GET"])
+        router.add_api_route("/media/{server}/{media_id}/{filename}", self._serve_media, methods=["GET"])
+        return router
+
+    async def _serve_text(self, text_id: str) -> PlainTextResponse:
+        stored = await self._kv_get(f"text:{text_id}", None)
+        if not isinstance(stored, dict) or not isinstance(stored.get("text"), str):
+            raise HTTPException(404, "no such message")
+        return PlainTextResponse(stored["text"])
+
+    async def _serve_media(self, server: str, media_id: str, filename: str) -> Response:
+        ctx = self._context()
+        try:
+            data, content_type = await ctx.matrix.intent(ctx.bot_user_id).download_media(f"mxc://{server}/{media_id}")
+        except Exception as error:
+            raise HTTPException(404, "no such file") from error
+        # Served as a download: a bridge must not become a host of active content on its domain.
+        return Response(data, media_type=content_type or "application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                 "X-Content-Type-Options": "nosniff"})
+
+    async def set_nick(self, user_id: UserID, nick: str) -> str:
+        if not nick or nick[0].isdigit() or any(c in nick for c in " ,*?!@:#&\r\n\0") or len(nick) > self._nicklen:
+            return f"'{nick}' is not a valid nick on {self.name} (at most {self._nicklen} characters, no spaces)."
+        await self._kv_set(f"nick:{user_id}", nick)
+        session = self._sessions_by_user.get(user_id)
+        if session is not None:
+            old = session.nick
+            session.link.send_now(f"NICK {nick}")
+            self._own.pop(self.fold(old), None)
+            self._own[self.fold(nick)] = user_id
+        return f"Your nick on {self.name} is now {nick}."
+
+    # ---- plumbing -----------------------------------------------------------------------------
+
+    def _context(self) -> BridgeContext:
+        if self._ctx is None:
+            raise RuntimeError("the IRC connector has not started")
+        return self._ctx
+
+    def _settings(self) -> IrcSettings:
+        if self.settings is None:
+            raise RuntimeError("the IRC connector has not started")
+        return self.settings
+
+    async def _kv_get(self, key: str, default: Any) -> Any:
+        kv = self._context().kv
+        return await kv.get(key, default) if kv is not None else default
+
+    async def _kv_set(self, key: str, value: Any) -> None:
+        kv = self._context().kv
+        if kv is not None:
+            await kv.set(key, value)
+
+
+async def _nick_command(context: CommandContext, args: list[str]) -> CommandReply:
+    networks = IrcConnector._instances
+    if len(args) != 2:
+        return CommandReply(f"Usage: nick <network> <nick> (networks: {', '.join(sorted(networks)) or 'none'}).")
+    connector = networks.get(args[0])
+    if connector is None:
+        return CommandReply(f"There is no IRC network '{args[0]}' here (networks: {', '.join(sorted(networks))}).")
+    return CommandReply(await connector.set_nick(context.sender, args[1]))
+
+
+def _nick(event: irc.client.Event) -> str:
+    source = event.source
+    return str(source.nick) if hasattr(source, "nick") and source.nick else str(source)
+
+
+def _argument(event: irc.client.Event) -> str | None:
+    return str(event.arguments[0]) if event.arguments else None
+
+
+def _tag(event: irc.client.Event, name: str) -> str | None:
+    for tag in event.tags or ():
+        if isinstance(tag, Mapping) and tag.get("key") == name and tag.get("value"):
+            return str(tag["value"])
+    return None
+
+
+def _is_channel(target: str) -> bool:
+    return target[:1] in ("#", "&", "+", "!")
+
+
+def _valid_channel(channel: str) -> bool:
+    return 1 < len(channel) <= 64 and not any(c in channel for c in " ,\x07\r\n\0:")
+
+
+_CHANNEL_HANDLERS: dict[str, Any] = {
+    "pubmsg": IrcConnector._channel_message,
+    "pubnotice": IrcConnector._channel_message,
+    "action": IrcConnector._channel_message,
+    "join": IrcConnector._join,
+    "part": IrcConnector._part,
+    "quit": IrcConnector._quit,
+    "kick": IrcConnector._kick,
+    "nick": IrcConnector._nick_change,
+    "namreply": IrcConnector._names,
+    "topic": IrcConnector._topic,
+    "currenttopic": IrcConnector._topic,
+    "mode": IrcConnector._mode,
+}
+
+__all__ = ["IrcConnector"]

@@ -1,0 +1,228 @@
+"""One connection to an IRC server, on the ``irc`` package's asyncio client.
+
+It registers (trying the next nick the caller offers while the server says a nick is taken),
+records what the server supports (ISUPPORT: CASEMAPPING, NICKLEN...), hands every event to one
+callback, and writes lines through a token bucket (a burst, then ``lines_per_second``), so a
+Matrix user pasting twenty lines does not get the connection flood-killed. Lines reach ``send``
+already made safe by the output gate (``output_gate.py``); this module only refuses CR, LF and
+NUL as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import irc.client
+import irc.client_aio
+import irc.connection
+from jaraco.stream.buffer import LenientDecodingLineBuffer
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[["IrcLink", irc.client.Event], None]
+NickChooser = Callable[[int], str]
+"""attempt (1, 2, ...) -> the next nick to try after the server refused the previous one."""
+
+
+class RegistrationFailed(ConnectionError):
+    pass
+
+
+class _LenientConnection(irc.client_aio.AioConnection):  # type: ignore[misc]
+    # The default strict decoder drops the whole connection on one line that is not UTF-8.
+    buffer_class = LenientDecodingLineBuffer
+
+
+class _Reactor(irc.client_aio.AioReactor):  # type: ignore[misc]
+    connection_class = _LenientConnection
+
+
+class IrcLink:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        tls: bool,
+        nick: str,
+        ident: str,
+        realname: str,
+        on_event: EventHandler,
+        password: str | None = None,
+        lines_per_second: float = 2.0,
+        burst: int = 5,
+        next_nick: NickChooser | None = None,
+    ) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self.wanted_nick = nick
+        self.ident = ident
+        self.realname = realname
+        self.password = password
+        self._on_event = on_event
+        self._next_nick = next_nick
+        self._nick_attempts = 0
+        self._rate = lines_per_second
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._refilled = time.monotonic()
+        self._queue: deque[str] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._welcome = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._registration_error: str | None = None
+        self.isupport: dict[str, str] = {}
+        self._connection: _LenientConnection | None = None
+        self.lines_sent = 0
+
+    # ---- state -------------------------------------------------------------------------------
+
+    @property
+    def nick(self) -> str:
+        connection = self._connection
+        return connection.real_nickname if connection is not None and connection.real_nickname else self.wanted_nick
+
+    @property
+    def connected(self) -> bool:
+        connection = self._connection
+        return connection is not None and connection.is_connected() and self._welcome.is_set()
+
+    @property
+    def host_allowance(self) -> str:
+        """Our host as others see it is unknown until the server says: assume the longest."""
+        return "h" * 63
+
+    # ---- connecting --------------------------------------------------------------------------
+
+    async def connect(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (two waits share it)
+        """Connect and register; raises RegistrationFailed or OSError."""
+        reactor = _Reactor(loop=asyncio.get_running_loop())
+        reactor.add_global_handler("all_events", self._dispatch, -10)
+        connection: _LenientConnection = reactor.server()
+        self._connection = connection
+        factory = (
+            irc.connection.AioFactory(ssl=ssl.create_default_context()) if self.tls else irc.connection.AioFactory()
+        )
+        self._welcome.clear()
+        self._closed.clear()
+        await connection.connect(
+            self.host, self.port, self.wanted_nick, password=self.password, username=self.ident,
+            ircname=self.realname, connect_factory=factory,
+        )
+        done = asyncio.ensure_future(self._welcome.wait())
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            finished, _pending = await asyncio.wait(
+                {done, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            done.cancel()
+            closed.cancel()
+        if not self._welcome.is_set():
+            reason = self._registration_error or ("timed out" if not finished else "the server closed the connection")
+            self._hang_up()
+            raise RegistrationFailed(f"{self.host}:{self.port}: registration failed: {reason}")
+
+    def _dispatch(self, _connection: Any, event: irc.client.Event) -> None:
+        kind = event.type
+        if kind == "welcome":
+            self._welcome.set()
+        elif kind == "featurelist":
+            for token in event.arguments[:-1]:
+                key, _, value = str(token).partition("=")
+                self.isupport[key.upper()] = value
+        elif kind in ("nicknameinuse", "erroneusnickname", "unavailresource") and not self._welcome.is_set():
+            self._nick_attempts += 1
+            if self._next_nick is None or self._nick_attempts > 20:
+                self._registration_error = f"nick {self.wanted_nick} is taken"
+                self._hang_up()
+                return
+            self.wanted_nick = self._next_nick(self._nick_attempts)
+            self.send_now(f"NICK {self.wanted_nick}")
+            return
+        elif kind == "error":
+            self._registration_error = " ".join(str(a) for a in event.arguments) or "ERROR from the server"
+        elif kind == "disconnect":
+            self._closed.set()
+            self._welcome.clear()
+        try:
+            self._on_event(self, event)
+        except Exception:
+            log.exception("handling IRC %s from %s failed", kind, self.host)
+
+    # ---- writing -----------------------------------------------------------------------------
+
+    def send(self, line: str) -> None:
+        """Queue one raw line (no CR LF); paced. Lines keep their order."""
+        if any(char in line for char in "\r\n\0"):
+            raise ValueError("an IRC line must not contain CR, LF or NUL (the output gate removes them)")
+        if self._rate <= 0 or (not self._queue and self._take_token()):
+            self._write(line)
+            return
+        self._queue.append(line)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+
+    def send_now(self, line: str) -> None:
+        """Write a protocol line at once (PONG, NICK during registration, QUIT): not paced."""
+        if any(char in line for char in "\r\n\0"):
+            raise ValueError("an IRC line must not contain CR, LF or NUL")
+        self._write(line)
+
+    def _take_token(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    async def _drain(self) -> None:
+        while self._queue:
+            if not self._take_token():
+                await asyncio.sleep((1 - self._tokens) / self._rate)
+                continue
+            self._write(self._queue.popleft())
+
+    def _write(self, line: str) -> None:
+        connection = self._connection
+        if connection is None or not connection.is_connected():
+            raise ConnectionError(f"not connected to {self.host}")
+        connection.send_raw(line)
+        self.lines_sent += 1
+
+    async def flushed(self) -> None:
+        """Wait until every queued line is written (callers bound it with ``asyncio.timeout``)."""
+        writer = self._writer
+        if writer is not None and not writer.done():
+            await asyncio.shield(writer)
+
+    # ---- closing -----------------------------------------------------------------------------
+
+    async def close(self, reason: str = "") -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5.0):
+                await self.flushed()
+        if self._writer is not None:
+            self._writer.cancel()
+        connection = self._connection
+        if connection is not None and connection.is_connected():
+            with contextlib.suppress(Exception):
+                connection.disconnect(reason)
+        self._connection = None
+
+    def _hang_up(self) -> None:
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.disconnect("")
+
+
+__all__ = ["IrcLink", "RegistrationFailed"]

@@ -1,0 +1,185 @@
+"""A remote identity on IRC: the network's bot (relay) or a Matrix user's own connection.
+
+Everything a session says goes through :meth:`IrcSession.say`, the one output gate: Matrix HTML
+becomes IRC formatting, the text is sanitised (no CR, LF or NUL reaches the wire as a command),
+split by UTF-8 bytes at word boundaries so that every line as other clients receive it fits 512
+bytes, and a message longer than the portal's line limit becomes one line with a link to the full
+text, served by the bridge.
+"""
+
+from __future__ import annotations
+
+import difflib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridgekit import OutgoingMessage, SessionKind, UserID
+from bridges.irc.formatting import matrix_to_irc, strip_reply_fallback
+from bridges.irc.link import IrcLink
+from bridges.irc.output_gate import line_budget, plan, sanitize
+
+
+@dataclass(frozen=True)
+class Said:
+    """What the connector remembers of a recent message, for replies and edits."""
+
+    nick: str
+    text: str
+
+
+class SessionHost(Protocol):
+    """What a session needs from its connector (kept small so sessions are easy to reason about)."""
+
+    @property
+    def max_lines(self) -> int: ...
+    @property
+    def edits(self) -> str: ...
+    @property
+    def reply_template(self) -> str: ...
+
+    def channel_name(self, chat_id: str) -> str: ...
+    def target_of(self, chat_id: str) -> str: ...
+    def pill_to_nick(self, user_id: str) -> str | None: ...
+    def recall(self, message_id: str) -> Said | None: ...
+    def remember(self, message_id: str, said: Said) -> None: ...
+    async def publish_text(self, text: str) -> str | None: ...
+    def media_link(self, mxc: str, filename: str) -> str | None: ...
+
+
+class IrcSession:
+    def __init__(
+        self, kind: SessionKind, link: IrcLink, host: SessionHost, *, owner: UserID | None = None,
+        on_close: Callable[[IrcSession], Awaitable[None]] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.link = link
+        self.owner = owner
+        self._host = host
+        self._on_close = on_close
+        self.joined: set[str] = set()
+
+    @property
+    def nick(self) -> str:
+        return self.link.nick
+
+    # ---- RemoteSession -------------------------------------------------------------------------
+
+    async def send(self, message: OutgoingMessage) -> str | None:
+        text = self._irc_text(message)
+        if message.reply_to is not None:
+            text = self._with_reply(message.reply_to, text)
+        command = "NOTICE" if message.msgtype == "m.notice" else "PRIVMSG"
+        await self.say(message.chat_id, text, command=command, action=message.msgtype == "m.emote")
+        message_id = f"bk-{secrets.token_hex(8)}"
+        self._host.remember(message_id, Said(self.nick, text))
+        return message_id
+
+    async def edit(self, chat_id: str, message_id: str, message: OutgoingMessage) -> None:
+        policy = self._host.edits
+        if policy == "ignore":
+            return
+        new_text = self._irc_text(message)
+        before = self._host.recall(message_id)
+        shown = new_text
+        if policy == "diff" and before is not None:
+            shown = _changed_words(before.text, new_text) or new_text
+        await self.say(chat_id, f"* {shown}")
+        self._host.remember(message_id, Said(self.nick, new_text))
+
+    async def leave_chat(self, chat_id: str, reason: str | None) -> None:
+        channel = self._host.channel_name(chat_id)
+        if chat_id in self.joined:
+            self.link.send(f"PART {channel}" + (f" :{sanitize(reason)[:200]}" if reason else ""))
+            self.joined.discard(chat_id)
+
+    async def set_topic(self, chat_id: str, topic: str) -> None:
+        self._ensure_joined(chat_id)
+        flat = " ".join(sanitize(topic).split("\n"))
+        budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=self._host.channel_name(chat_id),
+                             command="TOPIC")
+        self.link.send(f"TOPIC {self._host.channel_name(chat_id)} :{_cut_bytes(flat, budget)}")
+
+    async def close(self) -> None:
+        await self.link.close("idle" if self.kind is SessionKind.VIRTUAL else "")
+        if self._on_close is not None:
+            await self._on_close(self)
+
+    # ---- the output gate --------------------------------------------------------------------
+
+    async def say(self, chat_id: str, text: str, *, command: str = "PRIVMSG", action: bool = False) -> None:
+        """Send ``text`` (IRC formatting allowed, newlines allowed) to the chat, safely."""
+        target = self._host.target_of(chat_id)
+        if target.startswith(("#", "&", "+", "!")):
+            self._ensure_joined(chat_id)
+        budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=target, command=command,
+                             action=action)
+        planned = plan(text, budget, self._host.max_lines)
+        lines = planned.lines
+        if planned.truncated:
+            url = await self._host.publish_text(sanitize(text))
+            suffix = f" … (full message: {url})" if url else " … (message too long for IRC)"
+            lines = [lines[0] + suffix]
+        for line in lines:
+            body = f"\x01ACTION {line}\x01" if action else line
+            self.link.send(f"{command} {target} :{body}")
+
+    def _ensure_joined(self, chat_id: str) -> None:
+        if chat_id not in self.joined:
+            # The server handles JOIN before the PRIVMSG that follows it on the same connection.
+            self.link.send(f"JOIN {self._host.channel_name(chat_id)}")
+            self.joined.add(chat_id)
+
+    def _irc_text(self, message: OutgoingMessage) -> str:
+        if message.media is not None:
+            link = self._host.media_link(message.media.mxc, message.media.filename)
+            size = f", {_size(message.media.size)}" if message.media.size is not None else ""
+            name = message.media.filename
+            described = f"{name} ({message.msgtype.removeprefix('m.')}{size})"
+            # Through the relay the text is "<alice> photo.png": keep its prefix.
+            relay = message.text[: -len(name)] if message.text.endswith(name) else ""
+            return f"{relay}{described}" + (f" {link}" if link else "")
+        if message.html is not None:
+            return matrix_to_irc(message.html, pill_to_nick=self._host.pill_to_nick)
+        return strip_reply_fallback(message.text)
+
+    def _with_reply(self, reply_to: str, text: str) -> str:
+        original = self._host.recall(reply_to)
+        if original is None:
+            return text
+        if self._host.reply_template == "long":
+            excerpt = original.text if len(original.text) <= 40 else original.text[:37].rstrip() + "…"
+            return f'<{original.nick}> "{excerpt}" <- {text}'
+        return f"{original.nick}: {text}"
+
+
+def _changed_words(before: str, after: str) -> str:
+    """The words of ``after`` that differ from ``before`` (a Matrix edit as IRC users expect it:
+    ``* corrected``); empty when the edit changed nothing visible."""
+    old, new = before.split(), after.split()
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    changed = [" ".join(new[j1:j2]) for tag, _i1, _i2, j1, j2 in matcher.get_opcodes() if tag in ("replace", "insert")]
+    changed = [part for part in changed if part]
+    if not changed or sum(len(part) for part in changed) > len(after) * 0.6:
+        return after if changed else ""
+    return " … ".join(changed)
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _cut_bytes(text: str, budget: int) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= budget:
+        return text
+    return encoded[:budget].decode("utf-8", errors="ignore")
+
+
+__all__ = ["IrcSession", "Said", "SessionHost"]

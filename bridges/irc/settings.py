@@ -1,0 +1,59 @@
+"""One IRC network's config section (``connectors: {libera: {factory: irc, ...}}``).
+
+Each network is its own connector section, named after the network; the sections share the ghost
+prefix ``_irc_`` (the network name keeps their ghosts apart: ``@_irc_libera_alice``) and each has
+its own alias prefix (``_irc_libera_``), so ``#_irc_libera_#python`` names a channel there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class IrcSettings(BaseModel):
+    server: str
+    """Host name of the IRC server."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 6697
+    tls: bool = True
+    password: str | None = None
+    """Server password (PASS), if the network needs one."""
+    bot_nick: str = "matrixbridge"
+    """The bridge's own connection: it sits in every bridged channel, relays, and hears everything."""
+    nick_template: str = "{displayname}[m]"
+    """Nick of a Matrix user's own connection: {displayname} or {localpart}."""
+    virtual_users: bool = True
+    """Give each Matrix user who speaks their own IRC connection (else everyone is relayed)."""
+    idle_minutes: Annotated[float, Field(gt=0)] = 60.0
+    """Disconnect a Matrix user's connection after this long without a message (the bot keeps
+    listening, so nothing said meanwhile is lost)."""
+    channels: list[str] = []
+    """Channels the bot joins at start even before anyone links them (portals are made on the
+    first message, or by joining their alias)."""
+    max_lines: Annotated[int, Field(ge=1)] = 5
+    """A Matrix message longer than this many IRC lines is sent as one line with a link to the
+    full text (served by the bridge at its public_url)."""
+    lines_per_second: Annotated[float, Field(ge=0)] = 2.0
+    """Pacing of each connection's output after a burst (0: no pacing, e.g. for benchmarks)."""
+    burst: Annotated[int, Field(ge=1)] = 5
+    edits: Literal["diff", "full", "ignore"] = "diff"
+    """A Matrix edit on IRC: ``* changed words`` (diff), ``* whole new text`` (full), or nothing."""
+    reply_template: Literal["short", "long"] = "short"
+    """A Matrix reply on IRC: ``nick: text`` (short) or ``<nick> "quoted start…" <- text`` (long)."""
+    casemapping: Literal["rfc1459", "strict-rfc1459", "ascii", "rfc7613"] = "rfc1459"
+    """Until the server says (ISUPPORT CASEMAPPING, recorded at first connect and never changed
+    silently afterwards)."""
+    nicklen: Annotated[int, Field(ge=9)] = 30
+    """Until the server says (ISUPPORT NICKLEN)."""
+    realname_template: str = "{user_id}"
+
+    @field_validator("nick_template")
+    @classmethod
+    def _has_a_name(cls, value: str) -> str:
+        if "{displayname}" not in value and "{localpart}" not in value:
+            raise ValueError("nick_template must contain {displayname} or {localpart}")
+        return value
+
+
+__all__ = ["IrcSettings"]
