@@ -73,6 +73,7 @@ from bridgekit.events import (
 )
 from bridgekit.guarded_http import GuardedHTTP, ResponseTooLarge, new_http_client
 from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, TransactionID, UserID
+from bridgekit.naming import casefold_irc
 from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
 
 __version__ = "0.1.0"
@@ -153,9 +154,10 @@ __all__ = [
     "UserID",
     "UserQueryHandler",
     "VirtualUserProvider",
+    "__version__",
+    "casefold_irc",
     "check_literal",
     "new_http_client",
     "parse_allow_rule",
     "parse_target",
-    "__version__",
 ]

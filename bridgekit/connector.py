@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteEvent
 from bridgekit.ids import EventID, RoomAlias, RoomID, UserID
-from bridgekit.naming import ghost_user_id
+from bridgekit.naming import ghost_user_id, parse_ghost_user_id
 
 if TYPE_CHECKING:
     import logging
@@ -69,7 +69,7 @@ class RemoteSink(Protocol):
 
     async def emit(self, network: str, event: RemoteEvent) -> None: ...
 
-    async def link_portal(self, network: str, chat_id: str, room_id: RoomID) -> None: ...
+    async def link_portal(self, network: str, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None: ...
 
     async def portal_chats(self, network: str) -> list[str]: ...
 
@@ -120,6 +120,10 @@ class BridgeContext:
         """The Matrix ID of the ghost the core posts ``sender_id``'s messages with (for pills)."""
         return ghost_user_id(self.ghost_prefix, self.name, sender_id, self.server_name)
 
+    def sender_of_ghost(self, user_id: str) -> str | None:
+        """The remote sender behind one of this connector's ghosts (None: not one of them)."""
+        return parse_ghost_user_id(user_id, self.ghost_prefix, self.name, self.server_name)
+
     async def emit(self, event: RemoteEvent) -> None:
         """Hand a remote event to the core. It is stored durably before this returns; the core
         then posts it in its portal, in order per chat, through the sender's ghost, retrying
@@ -128,9 +132,10 @@ class BridgeContext:
         recognised by the message ID ``send`` returned and dropped here."""
         await self.remote.emit(self.name, event)
 
-    async def link_portal(self, chat_id: str, room_id: RoomID) -> None:
-        """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing)."""
-        await self.remote.link_portal(self.name, chat_id, room_id)
+    async def link_portal(self, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None:
+        """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing); ``relay`` sets
+        whether the bot relays there (None: the bridge's default; False for private chats)."""
+        await self.remote.link_portal(self.name, chat_id, room_id, relay=relay)
 
     async def portal_chats(self) -> list[str]:
         """The chats of this connector that have a portal room now (to rejoin them at start)."""

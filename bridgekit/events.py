@@ -100,6 +100,9 @@ class RemoteMessage:
     """When it was said (the Matrix event's timestamp); now when unknown."""
     reply_to: str | None = None
     """The ``message_id`` this message replies to, in the same chat."""
+    mentions: tuple[str, ...] = ()
+    """Matrix users the message mentions (``m.mentions``, so they are notified): ghosts or the
+    Matrix users behind the network's nicks. Pills in ``html`` should point at the same users."""
     sender_avatar_url: str | None = None
     """The sender's picture: an ``mxc://`` URI, or an ``https://`` URL the core fetches (public
     addresses only, images up to 5 MiB) and uploads. Set again only when it changes."""
@@ -204,6 +207,9 @@ class RemotePower:
     sender_id: str
     level: int
     change_id: str = ""
+    matrix_user: str | None = None
+    """Set when the remote identity is a Matrix user's own (their IRC connection was made an
+    operator): the power level goes to that Matrix user instead of a ghost."""
 
 
 RemoteEvent = (

@@ -178,8 +178,10 @@ class RemoteDelivery:
         if self._report_session is not None:
             await self._report_session(network, owner, state, detail)
 
-    async def link_portal(self, network: str, chat_id: str, room_id: RoomID) -> None:
+    async def link_portal(self, network: str, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None:
         portal = await self._store.link_portal(network, chat_id, room_id)
+        if relay is not None:
+            await self._store.set_relay(portal.id, relay)
         await self._announce(portal, room_id)
         await self._portal_changed(network, chat_id, room_id)
 
@@ -291,7 +293,10 @@ class RemoteDelivery:
         payload = entry.payload
         network = str(payload["network"])
         cls = _CLASSES[str(payload.get("kind", "message"))]
-        event = cls(**{key: payload[key] for key in _fields(cls) if key in payload})
+        fields = {key: payload[key] for key in _fields(cls) if key in payload}
+        if isinstance(fields.get("mentions"), list):  # JSON gave back the tuple as a list
+            fields["mentions"] = tuple(fields["mentions"])
+        event = cls(**fields)
         portal = await self._store.portal_by_id(entry.portal_id)
         if portal.room_id is None and portal.unlinked:
             await self._store.mark_done(entry)  # an admin unlinked this chat: it is not bridged
@@ -354,7 +359,7 @@ class RemoteDelivery:
         reply_to = await self._store.event_for(portal.id, message.reply_to) if message.reply_to else None
         event_id = await sender.send_text(
             room_id, message.text, html=message.html, msgtype=message.msgtype,
-            reply_to=EventID(reply_to) if reply_to else None,
+            reply_to=EventID(reply_to) if reply_to else None, mentions=[UserID(user) for user in message.mentions],
             extra_content=self._marked(network, sender, {}),
             txn_id=entry.idempotency_key, ts=message.timestamp_ms,
         )
@@ -418,17 +423,17 @@ class RemoteDelivery:
             await ghost.leave(room_id, reason=reason)
 
     async def _power(self, network: str, event: RemotePower, room_id: RoomID) -> None:
-        ghost = self._ghost(network, event.sender_id)
+        target = UserID(event.matrix_user) if event.matrix_user else self._ghost(network, event.sender_id).user_id
         bot = self._matrix.bot
         try:
             levels = await bot.get_state(room_id, "m.room.power_levels")
             users = dict(levels.get("users") or {})
-            if users.get(ghost.user_id, levels.get("users_default", 0)) == event.level:
+            if users.get(target, levels.get("users_default", 0)) == event.level:
                 return
-            users[ghost.user_id] = event.level
+            users[target] = event.level
             await bot.send_state(room_id, "m.room.power_levels", "", {**levels, "users": users})
         except MatrixError as error:
-            log.info("could not give %s power level %d in %s: %s", ghost.user_id, event.level, room_id, error)
+            log.info("could not give %s power level %d in %s: %s", target, event.level, room_id, error)
 
     async def _chat_info(self, network: str, event: RemoteChatInfo, portal: PortalRow, room_id: RoomID) -> None:
         changes = [("m.room.name", {"name": event.name}), ("m.room.topic", {"topic": event.topic})]

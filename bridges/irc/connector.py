@@ -518,9 +518,14 @@ class IrcConnector:
                 continue
             if mode in POWER_FOR_MODE and params:
                 nick = params.pop(0)
-                if self.fold(nick) not in self._own:
-                    level = POWER_FOR_MODE[mode] if adding else 0
-                    await self._context().emit(RemotePower(chat, self.fold(nick), level, change_id=self._change_id()))
+                folded = self.fold(nick)
+                if self._own.get(folded, "bot") is None:
+                    continue  # the bridge bot's own modes
+                level = POWER_FOR_MODE[mode] if adding else 0
+                # A Matrix user's own connection made operator: the Matrix user gets the power.
+                owner = self._own.get(folded)
+                await self._context().emit(RemotePower(chat, folded, level, change_id=self._change_id(),
+                                                       matrix_user=owner))
             elif mode in "beIkl" and params and (adding or mode != "l"):
                 params.pop(0)  # modes with a parameter that do not concern power
 

@@ -368,6 +368,7 @@ class _IrcWriter(HTMLParser):
         self._pill_to_nick = pill_to_nick
         self._out: list[str] = []
         self._open: list[_Element] = []
+        self._open_tags: dict[str, int] = {}  # how many of each tag are open: stray end tags cost O(1)
         self._counts = {"bold": 0, "italic": 0, "underline": 0, "strikethrough": 0, "monospace": 0}
         self._colours: list[tuple[int | None, int | None]] = []
         self._emitted = PLAIN
@@ -390,15 +391,17 @@ class _IrcWriter(HTMLParser):
             return
         element = _Element(tag)
         self._open.append(element)
+        self._open_tags[tag] = self._open_tags.get(tag, 0) + 1
         self._start(element, attributes)
 
     def handle_endtag(self, tag: str) -> None:
         if self._skip_depth and tag not in _SKIPPED:
             return
-        if all(element.tag != tag for element in self._open):
+        if not self._open_tags.get(tag):
             return  # a stray end tag closes nothing
         while self._open:
             element = self._open.pop()
+            self._open_tags[element.tag] -= 1
             for undo in reversed(element.undo):
                 undo()
             if element.tag == tag:
@@ -593,8 +596,15 @@ class _IrcWriter(HTMLParser):
     def _wanted_style(self) -> Style:
         fg, bg = self._colours[-1] if self._colours else (None, None)
         counts = self._counts
-        return Style(bold=counts["bold"] > 0, italic=counts["italic"] > 0, underline=counts["underline"] > 0,
-                     strikethrough=counts["strikethrough"] > 0, monospace=counts["monospace"] > 0, fg=fg, bg=bg)
+        return Style(
+            bold=counts["bold"] > 0,
+            italic=counts["italic"] > 0,
+            underline=counts["underline"] > 0,
+            strikethrough=counts["strikethrough"] > 0,
+            monospace=counts["monospace"] > 0,
+            fg=fg,
+            bg=bg,
+        )
 
 
 def _transition(current: Style, wanted: Style, following: str) -> str:

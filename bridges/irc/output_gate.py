@@ -27,8 +27,8 @@ SUFFIX_ALLOWANCE = 80
 MIN_BUDGET = 4
 """The smallest budget that always fits one character (UTF-8 needs up to four bytes)."""
 
-_NEWLINES = ("\r\n", "\r", "\u2028", "\u2029", "\x85")
-_SPACES = "\t\x0b\x0c"
+_NEWLINES = ("\r\n", "\u2028", "\u2029", "\x85")
+_SPACES = "\t\x0b\x0c\r"
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _ZERO_WIDTH_JOINER = "\u200d"
 
@@ -48,9 +48,11 @@ _REMOVED = _removal_table()
 def sanitize(text: str) -> str:
     """``text`` with nothing that could break the IRC wire: only LF and formatting codes remain.
 
-    CR, CR LF and Unicode line separators become LF (a line break the sender meant); tabs and other
-    whitespace controls become spaces; NUL, ``\\x01`` (CTCP), DEL, C1 and other controls go; lone
-    surrogates (which cannot be encoded) become U+FFFD.
+    CR LF and Unicode line separators become LF (a line break the sender meant: it starts a new
+    PRIVMSG, never a new command). A lone CR, the classic injection (``text\\rQUIT``), becomes a
+    space, like tabs and other whitespace controls, so such an attempt stays one harmless line.
+    NUL, ``\\x01`` (CTCP), DEL, C1 and other controls go; lone surrogates (which cannot be
+    encoded) become U+FFFD.
     """
     text = _SURROGATES.sub("\ufffd", text)
     for newline in _NEWLINES:
@@ -127,25 +129,27 @@ def _split_line(line: str, budget: int) -> list[str]:
     atoms = _atoms(line, budget)
     chunks: list[str] = []
     carry = ""  # codes re-applying the style in force at the last cut
-    while atoms:
+    start = 0
+    while start < len(atoms):
         room = budget - _size(carry)
-        if _size(atoms[0]) > room:
+        if _size(atoms[start]) > room:
             carry, room = "", budget  # the style is lost rather than the text
-        taken, resume = _cut(atoms, room)
-        chunk = carry + "".join(atoms[:taken]).rstrip(" ")
+        end, resume = _cut(atoms, start, room)
+        chunk = carry + "".join(atoms[start:end]).rstrip(" ")
         if not _is_blank(chunk):
             chunks.append(chunk)
-        atoms = atoms[resume:]
-        while atoms and atoms[0] == " ":
-            del atoms[0]
-        carry = style_codes(style_after(chunk), following=atoms[0] if atoms else "")
+        start = resume
+        while start < len(atoms) and atoms[start] == " ":
+            start += 1
+        carry = style_codes(style_after(chunk), following=atoms[start] if start < len(atoms) else "")
     return chunks
 
 
-def _cut(atoms: list[str], room: int) -> tuple[int, int]:
-    """How many atoms go on this line, and where the next line resumes (after a dropped space)."""
-    used, fitting, last_space, seen_text = 0, 0, 0, False
-    for index, atom in enumerate(atoms):
+def _cut(atoms: list[str], start: int, room: int) -> tuple[int, int]:
+    """Where this line's atoms end, and where the next line resumes (after a dropped space)."""
+    used, fitting, last_space, seen_text = 0, start, 0, False
+    for index in range(start, len(atoms)):
+        atom = atoms[index]
         if atom == " " and seen_text:
             last_space = index
         size = _size(atom)
@@ -157,7 +161,8 @@ def _cut(atoms: list[str], room: int) -> tuple[int, int]:
         return len(atoms), len(atoms)
     if last_space:
         return last_space, last_space + 1
-    return max(fitting, 1), max(fitting, 1)
+    end = max(fitting, start + 1)
+    return end, end
 
 
 def _atoms(line: str, budget: int) -> list[str]:
@@ -175,24 +180,29 @@ def _atoms(line: str, budget: int) -> list[str]:
 
 def _clusters(text: str) -> list[str]:
     clusters: list[str] = []
-    for character in text:
-        if clusters and _extends(clusters[-1], character):
-            clusters[-1] += character
-        else:
-            clusters.append(character)
+    start = 0
+    for index in range(1, len(text)):
+        if not _joins(text[index - 1], text[index], single=index - start == 1):
+            clusters.append(text[start:index])
+            start = index
+    if text:
+        clusters.append(text[start:])
     return clusters
 
 
-def _extends(cluster: str, character: str) -> bool:
-    """Whether ``character`` belongs to the character before it (an approximation of UAX #29)."""
+def _joins(previous: str, character: str, *, single: bool) -> bool:
+    """Whether ``character`` belongs to the character cluster before it (an approximation of UAX #29).
+
+    ``single``: that cluster is one character so far (two regional indicators make one flag).
+    """
     if unicodedata.category(character) in ("Mn", "Me", "Mc"):
         return True
-    if character == _ZERO_WIDTH_JOINER or cluster.endswith(_ZERO_WIDTH_JOINER):
+    if _ZERO_WIDTH_JOINER in (character, previous):
         return True
     code = ord(character)
     if 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F:
         return True  # variation selectors, skin tones, tag sequences (subdivision flags)
-    return _regional_indicator(character) and len(cluster) == 1 and _regional_indicator(cluster)
+    return single and _regional_indicator(character) and _regional_indicator(previous)
 
 
 def _regional_indicator(character: str) -> bool:

@@ -64,6 +64,18 @@ def privmsg_from(nick: str, channel: str) -> Callable[[Line], bool]:
     return lambda line: line.command == "PRIVMSG" and line.target == channel and line.is_from(nick)
 
 
+def said_in(channel: str, containing: str) -> Callable[[Line], bool]:
+    return lambda line: line.command in ("PRIVMSG", "NOTICE") and line.target == channel and containing in line.text
+
+
+def ghost_of(slot: AppserviceSlot, nick: str) -> str:
+    return slot.ghost_user_id(f"{slot.connector}_{nick.lower()}")
+
+
+def body_is(sender: str, body: str) -> Callable[[Event], bool]:
+    return lambda e: from_sender(sender)(e) and e["content"].get("body") == body
+
+
 async def test_relay_mode_carries_a_conversation_both_ways(
     start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
     channel: str,
@@ -75,11 +87,310 @@ async def test_relay_mode_carries_a_conversation_both_ways(
     await bob.join(channel)
 
     await alice.send_text(room_id, "hello from matrix")
-    line = await bob.wait_for(lambda l: l.command == "PRIVMSG" and l.target == channel and "hello from matrix" in l.text)
+    line = await bob.wait_for(said_in(channel, "hello from matrix"))
     name = alice.user_id.split(":")[0].lstrip("@")
     assert line.text == f"<{name}> hello from matrix"
 
     await bob.privmsg(channel, "hello from irc")
-    ghost = slot.ghost_user_id(f"{slot.connector}_{bob.nick.lower()}")
-    event = await alice.wait_for_event(room_id, lambda e: from_sender(ghost)(e) and e["content"]["body"] == "hello from irc")
+    event = await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "hello from irc"))
     assert event["content"]["msgtype"] == "m.text"
+
+
+@pytest.fixture
+async def conversation(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> tuple[MatrixTestClient, str, IrcTestClient, str]:
+    """Virtual-user mode: alice on Matrix (her own IRC connection once she speaks), bob on IRC,
+    both in the channel's portal; returns (alice, room, bob, alice's nick)."""
+    await start_irc(virtual_users=True)
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    await bob.join(channel)  # first in: bob is the channel's operator
+    room_id = await portal(alice, slot, channel)
+    await alice.send_text(room_id, "hi all")
+    first = await bob.wait_for(said_in(channel, "hi all"))
+    assert first.source is not None
+    return alice, room_id, bob, first.source
+
+
+async def test_virtual_user_mode_gives_alice_her_own_nick_ident_and_realname(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], channel: str,
+) -> None:
+    alice, _room_id, bob, nick = conversation
+    localpart = alice.user_id.split(":")[0].lstrip("@")
+    assert nick.endswith("[m]")
+    assert nick.startswith(localpart[:5])
+    assert len(nick) <= 30
+    join = next(line for line in bob.received if line.command == "JOIN" and line.is_from(nick))
+    assert join.user is not None
+    assert len(join.user.lstrip("~")) <= 10
+    bob.send_raw(f"WHOIS {nick}")
+    whois = await bob.wait_for(lambda line: line.command == "311" and len(line.params) > 1 and line.params[1] == nick)
+    assert whois.text == alice.user_id  # the Matrix ID in the realname
+
+
+async def test_emote_and_notice_both_ways(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot, channel: str,
+) -> None:
+    alice, room_id, bob, nick = conversation
+    await alice.send_event(room_id, "m.room.message", {"msgtype": "m.emote", "body": "waves"})
+    emote = await bob.wait_for(lambda line: line.action == "waves")
+    assert emote.is_from(nick)
+    assert emote.target == channel
+    await alice.send_event(room_id, "m.room.message", {"msgtype": "m.notice", "body": "build passed"})
+    note = await bob.wait_for(lambda line: line.command == "NOTICE" and line.text == "build passed")
+    assert note.is_from(nick)
+
+    ghost = ghost_of(slot, bob.nick)
+    await bob.action(channel, "nods")
+    event = await alice.wait_for_event(room_id, body_is(ghost, "nods"))
+    assert event["content"]["msgtype"] == "m.emote"
+    await bob.notice(channel, "automated notice")
+    event = await alice.wait_for_event(room_id, body_is(ghost, "automated notice"))
+    assert event["content"]["msgtype"] == "m.notice"
+
+
+async def test_formatting_both_ways(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot, channel: str,
+) -> None:
+    alice, room_id, bob, _nick = conversation
+    await alice.send_event(room_id, "m.room.message", {
+        "msgtype": "m.text", "body": "bold italic code", "format": "org.matrix.custom.html",
+        "formatted_body": "<b>bold</b> <i>italic</i> <code>code</code> <font data-mx-color=\"#ff0000\">red</font>",
+    })
+    line = await bob.wait_for(said_in(channel, "bold"))
+    assert "\x02bold\x02" in line.text
+    assert "\x1ditalic\x1d" in line.text
+    assert "\x11code\x11" in line.text
+    assert "\x0304red" in line.text or "\x034red" in line.text
+
+    await bob.privmsg(channel, "\x02strong\x02 and \x0303green\x03 <script>")
+    event = await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "strong and green <script>"))
+    html = event["content"]["formatted_body"]
+    assert "<b>strong</b>" in html
+    assert "data-mx-color" in html
+    assert "&lt;script&gt;" in html
+    assert "<script>" not in html
+
+
+async def test_mentions_both_ways(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot, channel: str,
+) -> None:
+    alice, room_id, bob, nick = conversation
+    await bob.privmsg(channel, f"{nick}: are you there?")
+    event = await alice.wait_for_event(room_id, lambda e: from_sender(ghost_of(slot, bob.nick))(e)
+                                       and "are you there" in e["content"]["body"])
+    assert event["content"]["m.mentions"]["user_ids"] == [alice.user_id]  # notifies her
+    assert alice.user_id in event["content"]["formatted_body"]  # a pill
+
+    ghost = ghost_of(slot, bob.nick)
+    await alice.send_event(room_id, "m.room.message", {
+        "msgtype": "m.text", "body": f"{bob.nick}: yes", "format": "org.matrix.custom.html",
+        "formatted_body": f'<a href="https://matrix.to/#/{ghost}">{bob.nick} (IRC)</a>: yes',
+        "m.mentions": {"user_ids": [ghost]},
+    })
+    line = await bob.wait_for(said_in(channel, "yes"))
+    assert line.text == f"{bob.nick}: yes"  # the pill became his nick
+
+
+async def test_a_matrix_reply_names_the_irc_user(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot, channel: str,
+) -> None:
+    alice, room_id, bob, _nick = conversation
+    await bob.privmsg(channel, "what time is it?")
+    question = await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "what time is it?"))
+    await alice.send_event(room_id, "m.room.message", {
+        "msgtype": "m.text", "body": "> <bob> what time is it?\n\nnoon",
+        "m.relates_to": {"m.in_reply_to": {"event_id": question["event_id"]}},
+    })
+    line = await bob.wait_for(said_in(channel, "noon"))
+    assert line.text == f"{bob.nick}: noon"  # short template, the old fallback quote stripped
+
+
+async def test_an_edit_sends_the_changed_words(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], channel: str,
+) -> None:
+    alice, room_id, bob, nick = conversation
+    event_id = await alice.send_text(room_id, "the meeting is at noon")
+    await bob.wait_for(said_in(channel, "the meeting is at noon"))
+    await alice.send_event(room_id, "m.room.message", {
+        "msgtype": "m.text", "body": "* the meeting is at three",
+        "m.new_content": {"msgtype": "m.text", "body": "the meeting is at three"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+    })
+    line = await bob.wait_for(said_in(channel, "* "))
+    assert line.is_from(nick)
+    assert line.text == "* three"
+
+
+async def test_media_arrives_as_a_link_the_bridge_serves(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], channel: str,
+) -> None:
+    import httpx
+
+    alice, room_id, bob, _nick = conversation
+    data = b"hello, this is a text file\n"
+    mxc = await alice.upload(data, "text/plain")
+    await alice.send_event(room_id, "m.room.message", {
+        "msgtype": "m.file", "body": "notes.txt", "url": mxc, "info": {"size": len(data), "mimetype": "text/plain"},
+    })
+    line = await bob.wait_for(said_in(channel, "notes.txt"))
+    url = line.text.rsplit(" ", 1)[-1]
+    assert url.startswith("http://127.0.0.1:")
+    assert "notes.txt (file, 27 B)" in line.text
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url)
+    assert response.status_code == 200
+    assert response.content == data
+
+
+async def test_topic_both_ways(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot, channel: str,
+) -> None:
+    alice, room_id, bob, nick = conversation
+    # bob, the channel operator, shows on Matrix with a moderator's power level.
+    await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.power_levels"
+                               and e["content"].get("users", {}).get(ghost_of(slot, bob.nick)) == 50)
+    await bob.topic(channel, "topic from irc")
+    event = await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.topic"
+                                       and e["content"].get("topic") == "topic from irc")
+    assert event["sender"] in (ghost_of(slot, bob.nick), slot.bot_user_id)
+    await bob.mode(channel, f"+o {nick}")  # her IRC connection made operator: she moderates on Matrix too
+    await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.power_levels"
+                               and e["content"].get("users", {}).get(alice.user_id) == 50)
+    await alice.send_state(room_id, "m.room.topic", {"topic": "topic from matrix"})
+    await bob.wait_for(lambda line: line.command == "TOPIC" and line.text == "topic from matrix")
+
+
+async def test_join_part_quit_and_kick_follow_on_matrix(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
+    make_irc_client: MakeIrcClient, channel: str,
+) -> None:
+    alice, room_id, bob, _nick = conversation
+    carol = await make_irc_client("carol")
+    await carol.join(channel)
+    carol_ghost = ghost_of(slot, carol.nick)
+    await alice.wait_for_membership(room_id, carol_ghost)
+    await carol.part(channel, "bye")
+    await alice.wait_for_membership(room_id, carol_ghost, "leave")
+    await carol.join(channel)
+    await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.member" and e.get("state_key") == carol_ghost
+                               and e["content"].get("membership") == "join"
+                               and sum(1 for x in alice.events(room_id) if x.get("state_key") == carol_ghost) >= 3)
+    await bob.kick(channel, carol.nick, "behave")
+    kicked = await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.member"
+                                        and e.get("state_key") == carol_ghost
+                                        and "behave" in e["content"].get("reason", ""))
+    assert kicked["content"]["membership"] == "leave"
+    dave = await make_irc_client("dave")
+    await dave.join(channel)
+    dave_ghost = ghost_of(slot, dave.nick)
+    await alice.wait_for_membership(room_id, dave_ghost)
+    await dave.quit("gone")
+    await alice.wait_for_membership(room_id, dave_ghost, "leave")
+
+
+async def test_a_nick_change_moves_the_ghost(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot, channel: str,
+) -> None:
+    alice, room_id, bob, _nick = conversation
+    old = bob.nick
+    new = f"{old[:20]}x"
+    await bob.change_nick(new)
+    await alice.wait_for_membership(room_id, ghost_of(slot, new))
+    await alice.wait_for_membership(room_id, ghost_of(slot, old), "leave")
+    await bob.privmsg(channel, "new name, same bob")
+    await alice.wait_for_event(room_id, body_is(ghost_of(slot, new), "new name, same bob"))
+
+
+async def test_private_messages_both_ways(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
+) -> None:
+    alice, _room_id, bob, nick = conversation
+    await bob.privmsg(nick, "psst, a secret")
+    invite_room = await alice.wait_for_any_invite()
+    dm = await alice.join(invite_room)
+    event = await alice.wait_for_event(dm, body_is(ghost_of(slot, bob.nick), "psst, a secret"))
+    assert event["content"]["msgtype"] == "m.text"
+    await alice.send_text(dm, "secret received")
+    line = await bob.wait_for(lambda line: line.command == "PRIVMSG" and line.target == bob.nick
+                              and line.text == "secret received")
+    assert line.is_from(nick)
+
+
+async def test_a_matrix_user_starts_a_private_chat_by_inviting_a_ghost(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
+) -> None:
+    alice, _room_id, bob, nick = conversation
+    ghost = ghost_of(slot, bob.nick)
+    dm = await alice.create_room(invite=[ghost], is_direct=True, preset="trusted_private_chat")
+    await alice.wait_for_membership(dm, ghost)
+    await alice.send_text(dm, "hello privately")
+    line = await bob.wait_for(lambda line: line.command == "PRIVMSG" and line.text == "hello privately")
+    assert line.target == bob.nick
+    assert line.is_from(nick)
+
+
+async def test_a_taken_nick_gets_a_stable_suffix_and_the_user_is_told(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    await start_irc(virtual_users=True)
+    alice = await make_matrix_user("alice")
+    localpart = alice.user_id.split(":")[0].lstrip("@")
+    squatter = await make_irc_client(f"{localpart[:24]}[m]", unique=False)
+    room_id = await portal(alice, slot, channel)
+    await squatter.join(channel)
+    await alice.send_text(room_id, "who am i?")
+    line = await squatter.wait_for(said_in(channel, "who am i?"))
+    assert line.source is not None
+    assert line.source != squatter.nick
+    assert line.source.endswith("[m]")
+    assert "-" in line.source  # alice-k3[m]: a stable tag, never nick[m]1
+    dm = await alice.wait_for_any_invite()
+    told_room = await alice.join(dm)
+    told = await alice.wait_for_event(told_room, notice(slot.bot_user_id, "is taken"))
+    assert line.source in told["content"]["body"]
+    assert "nick " in told["content"]["body"]
+
+
+async def test_a_long_message_is_split_at_word_boundaries_within_512_bytes(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    await start_irc(virtual_users=True, max_lines=50)
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    room_id = await portal(alice, slot, channel)
+    await bob.join(channel)
+    words = [f"wörd{n}-ü€" for n in range(320)]
+    paragraphs = [" ".join(words[i:i + 80]) for i in range(0, len(words), 80)]
+    text = "\n\n".join(paragraphs)
+    assert len(text.encode()) > 3000
+    start = bob.mark()
+    await alice.send_text(room_id, text)
+    await bob.wait_for(lambda line: line.command == "PRIVMSG" and words[-1] in line.text.split(), since=start)
+    lines = bob.lines(lambda line: line.command == "PRIVMSG" and line.target == channel, since=start)
+    assert len(lines) > 6
+    assert all(len(line.untagged_bytes) <= 512 and line.untagged_bytes.endswith(b"\r\n") for line in lines)
+    assert [w for line in lines for w in line.text.split()] == words  # every word, in order, none cut
+
+
+async def test_a_line_break_injection_arrives_as_one_harmless_line(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    await start_irc(virtual_users=False)
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    room_id = await portal(alice, slot, channel)
+    await bob.join(channel)
+    start = bob.mark()
+    await alice.send_text(room_id, "innocent\rQUIT :pwned\r\0JOIN #evil")
+    line = await bob.wait_for(said_in(channel, "innocent"), since=start)
+    assert "QUIT :pwned" in line.text  # said, as text, on the same line
+    await alice.send_text(room_id, "after the attempt")
+    await bob.wait_for(said_in(channel, "after the attempt"), since=start)
+    assert not bob.lines(lambda line: line.command in ("QUIT", "JOIN") and line.target != channel, since=start)
+    assert not [line for line in bob.lines(lambda line: line.command == "JOIN", since=start) if "#evil" in line.raw]

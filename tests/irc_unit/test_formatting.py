@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -276,7 +277,7 @@ def test_blockquote_lines_are_prefixed() -> None:
 
 
 def test_pre_keeps_lines_and_indentation() -> None:
-    html = "<pre><code class=\"language-py\">def f():\n    return 1 &lt; 2\n</code></pre>done"
+    html = '<pre><code class="language-py">def f():\n    return 1 &lt; 2\n</code></pre>done'
     assert to_irc(html) == "def f():\n    return 1 < 2\ndone"
 
 
@@ -388,3 +389,10 @@ def test_style_codes_are_as_short_as_the_following_text_allows() -> None:
     assert style_codes(Style(bg=4), following="x") == "\x0399,04"
     # A hex colour (\x04) is carried as the nearest of all 99 palette colours.
     assert style_codes(Style(fg="ff8800"), following="x") == "\x0353"
+
+
+def test_huge_hostile_html_is_handled_quickly() -> None:
+    started = time.perf_counter()
+    assert to_irc("<i>" * 10_000 + "x" + "</b>" * 10_000).startswith("\x1dx")
+    assert to_irc("<a href='https://x.org'>" * 5_000 + "y").startswith("y")
+    assert time.perf_counter() - started < 10

@@ -68,8 +68,7 @@ def test_everyone_mentioned_once_in_order() -> None:
 def test_everything_else_is_escaped() -> None:
     _, html, _ = mentions('<script>"x"</script> & bob')
     assert html == (
-        "&lt;script&gt;&quot;x&quot;&lt;/script&gt; &amp; "
-        '<a href="https://matrix.to/#/@bob:example.org">bob</a>'
+        '&lt;script&gt;&quot;x&quot;&lt;/script&gt; &amp; <a href="https://matrix.to/#/@bob:example.org">bob</a>'
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 import unicodedata
 
 import pytest
@@ -31,8 +32,9 @@ def words(lines: list[str]) -> list[str]:
 # --- sanitize --------------------------------------------------------------------------------
 
 
-def test_crlf_and_cr_become_line_breaks() -> None:
-    assert sanitize("a\r\nb\rc\nd") == "a\nb\nc\nd"
+def test_crlf_is_a_line_break_and_a_lone_cr_a_space() -> None:
+    # A lone CR is how injections start (text\rQUIT): it must not even split the message.
+    assert sanitize("a\r\nb\rc\nd") == "a\nb c\nd"
 
 
 def test_nul_ctcp_and_other_controls_are_removed() -> None:
@@ -267,3 +269,12 @@ def test_plan_of_nothing_is_nothing() -> None:
 def test_plan_refuses_zero_lines() -> None:
     with pytest.raises(ValueError, match="max_lines"):
         plan("x", 100, 0)
+
+
+def test_huge_hostile_input_is_handled_quickly() -> None:
+    # A Matrix event may hold 64 KiB; splitting must stay linear, even for one endless "character".
+    started = time.perf_counter()
+    assert len(split_lines("word " * 50_000, 400)) > 500
+    assert len(split_lines("a" + "\u0301" * 100_000, 400)) > 400
+    assert len(split_lines("\x02x" * 100_000, 400)) > 400
+    assert time.perf_counter() - started < 10

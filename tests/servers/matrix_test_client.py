@@ -74,6 +74,7 @@ class MatrixTestClient:
         self._timelines: dict[str, list[Event]] = {}
         self._seen: dict[str, set[str]] = {}
         self.invites: dict[str, list[Event]] = {}
+        self._answered_invites: set[str] = set()
         self.ephemeral: dict[str, list[Event]] = {}
         """Typing and receipt events per room, as synced (oldest first)."""
         self.limited_syncs = 0
@@ -345,6 +346,21 @@ class MatrixTestClient:
             and e.get("content", {}).get("membership") == membership,
             timeout=timeout,
         )
+
+    async def wait_for_any_invite(self, *, timeout: float = 30.0) -> str:  # noqa: ASYNC109
+        """Sync until an invite to a room this client has not joined nor had from this method
+        before; returns the room."""
+        end = time.monotonic() + timeout
+        while True:
+            known = self._answered_invites | set(self._timelines)
+            new = [room for room in self.invites if room not in known]
+            if new:
+                self._answered_invites.add(new[0])
+                return new[0]
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.user_id}: no new invite after {timeout} s")
+            await self.sync_once(timeout_ms=int(min(remaining, 5.0) * 1000))
 
     async def wait_for_invite(
         self, room_id: str, *, timeout: float = 30.0  # noqa: ASYNC109
