@@ -27,7 +27,7 @@ import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from bridgekit.config import AppserviceTokens
+from bridgekit.config import AppserviceTokens, BridgeConfig
 from bridgekit.config_loader import (
     AS_TOKEN_ENV,
     HS_TOKEN_ENV,
@@ -37,6 +37,8 @@ from bridgekit.config_loader import (
     read_registration,
     render_example_config,
 )
+from bridgekit.connector import ThirdPartyHandler
+from bridgekit.core.connectors import load_connectors
 from bridgekit.credentials import generate_key
 from bridgekit.errors import ConfigError
 from bridgekit.registration import (
@@ -191,10 +193,14 @@ def _generate_registration(args: argparse.Namespace, context: CommandContext) ->
         loaded.config,
         as_token=tokens[0] if tokens else new_token(),
         hs_token=tokens[1] if tokens else new_token(),
+        protocols=_thirdparty_protocols(loaded.config),
     )
     # Keys an admin added by hand (protocols, unstable opt-ins) survive a refresh.
     added_by_hand = {key: value for key, value in previous.items() if key not in MANAGED_KEYS}
+    computed = registration.get("protocols", [])
     registration.update(added_by_hand)
+    if computed and isinstance(registration.get("protocols"), list):  # the connectors' and the admin's
+        registration["protocols"] = sorted({*computed, *map(str, registration["protocols"])})
     try:
         _write_private(output, registration_to_yaml(registration))
     except OSError as error:
@@ -226,6 +232,16 @@ def _generate_double_puppet_registration(args: argparse.Namespace, loaded: Loade
     print(f"  double_puppet:\n    registration: {output}")
     print("and check it with 'status' in your management room after logging in.")
     return 0
+
+
+def _thirdparty_protocols(config: BridgeConfig) -> list[str]:
+    """The protocols the configured connectors answer directory lookups for (IRC: ``irc``)."""
+    try:
+        connectors = load_connectors(config)
+    except ConfigError as error:
+        print(f"bridgekit: note: {error}; the registration lists no third-party protocols", file=sys.stderr)
+        return []
+    return sorted({p for c in connectors if isinstance(c, ThirdPartyHandler) for p in c.protocol_ids})
 
 
 def _previous(output: Path, *, tolerant: bool) -> dict[str, Any]:

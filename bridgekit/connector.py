@@ -73,6 +73,8 @@ class RemoteSink(Protocol):
 
     async def portal_chats(self, network: str) -> list[str]: ...
 
+    async def chat_for_room(self, network: str, room_id: RoomID) -> str | None: ...
+
     async def open_dm(
         self, network: str, chat_id: str, sender_id: str, sender_name: str | None, user_id: UserID
     ) -> RoomID: ...
@@ -140,6 +142,10 @@ class BridgeContext:
     async def portal_chats(self) -> list[str]:
         """The chats of this connector that have a portal room now (to rejoin them at start)."""
         return await self.remote.portal_chats(self.name)
+
+    async def chat_for_room(self, room_id: RoomID) -> str | None:
+        """The chat ``room_id`` is the portal of, if it is one of this connector's portals."""
+        return await self.remote.chat_for_room(self.name, room_id)
 
     async def open_dm(self, chat_id: str, sender_id: str, user_id: UserID, *, sender_name: str | None = None) -> RoomID:
         """The direct-chat portal between the remote user ``sender_id`` and the Matrix user

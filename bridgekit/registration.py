@@ -10,7 +10,7 @@ tells when an installed registration has fallen behind the config.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -56,8 +56,11 @@ def namespaces(config: BridgeConfig) -> dict[str, list[dict[str, Any]]]:
     return {"users": users, "aliases": aliases, "rooms": []}
 
 
-def build_registration(config: BridgeConfig, *, as_token: str, hs_token: str) -> dict[str, Any]:
-    """The registration document for ``config`` with the given tokens."""
+def build_registration(
+    config: BridgeConfig, *, as_token: str, hs_token: str, protocols: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The registration document for ``config`` with the given tokens; ``protocols`` are the
+    third-party protocols the connectors answer for (the homeserver asks only about those)."""
     appservice = config.appservice
     registration: dict[str, Any] = {
         "id": appservice.id,
@@ -72,6 +75,8 @@ def build_registration(config: BridgeConfig, *, as_token: str, hs_token: str) ->
     if appservice.receive_ephemeral:
         registration[PUSH_EPHEMERAL_UNSTABLE] = True
     registration["namespaces"] = namespaces(config)
+    if protocols:
+        registration["protocols"] = sorted(set(protocols))
     return registration
 
 

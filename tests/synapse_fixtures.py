@@ -80,15 +80,17 @@ def _make_slots(url: str, server_name: str) -> dict[str, AppserviceSlot]:
     tag = secrets.token_hex(3)
 
     def slot(
-        name: str, prefix: str, *, rate_limited: bool = False, proxied: bool = False, ephemeral: bool = False
+        name: str, prefix: str, *, rate_limited: bool = False, proxied: bool = False, ephemeral: bool = False,
+        protocols: tuple[str, ...] = (),
     ) -> AppserviceSlot:
         return AppserviceSlot(
             name, appservice_id=f"bk-{name}-{tag}", prefix=prefix, homeserver_url=url,
             server_name=server_name, rate_limited=rate_limited, proxied=proxied, ephemeral=ephemeral,
+            protocols=protocols,
         )
 
     return {
-        "main": slot("main", "_bk_", ephemeral=True),
+        "main": slot("main", "_bk_", ephemeral=True, protocols=("irc",)),
         "faulty": slot("faulty", "_bkf_", proxied=True),
         "ratelimited": slot("ratelimited", "_bkr_", rate_limited=True),
     }

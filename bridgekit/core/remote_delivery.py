@@ -188,6 +188,10 @@ class RemoteDelivery:
     async def portal_chats(self, network: str) -> list[str]:
         return await self._store.portal_chats(network)
 
+    async def chat_for_room(self, network: str, room_id: RoomID) -> str | None:
+        portal = await self._store.portal_for_room(room_id)
+        return portal.remote_id if portal is not None and portal.network == network else None
+
     async def open_dm(
         self, network: str, chat_id: str, sender_id: str, sender_name: str | None, user_id: UserID
     ) -> RoomID:

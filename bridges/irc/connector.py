@@ -48,6 +48,7 @@ from bridgekit import (
 from bridges.irc.link import IrcLink, RegistrationFailed
 from bridges.irc.mentions import irc_message_to_matrix
 from bridges.irc.nicks import collision_nick, ident_for, matrix_user_nick, template_suffix
+from bridges.irc.output_gate import sanitize
 from bridges.irc.session import IrcSession, Said
 from bridges.irc.settings import IrcSettings
 
@@ -119,20 +120,43 @@ class IrcConnector:
         IrcConnector._instances.pop(self.name, None)
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        """Invites of this network's ghosts to a direct chat start a private conversation."""
+        """Invites of this network's ghosts to a direct chat start a private conversation; kicks
+        and bans of ghosts in a portal become KICK and ban on IRC."""
         ctx = self._ctx
         if ctx is None or event.type != "m.room.member" or event.state_key is None:
             return
-        if event.content.get("membership") != "invite" or event.content.get("is_direct") is not True:
-            return
         folded = ctx.sender_of_ghost(event.state_key)
         if folded is None:
+            return
+        membership = event.content.get("membership")
+        if membership in ("leave", "ban") and event.sender != event.state_key:
+            await self._moderate(event, folded, ban=membership == "ban")
+            return
+        if membership != "invite" or event.content.get("is_direct") is not True:
             return
         user = UserID(event.sender)
         ghost = ctx.matrix.intent(UserID(event.state_key))
         await ghost.ensure_registered()
         await ghost.join(RoomID(event.room_id))
         await ctx.link_portal(self._pm_chat(user, folded), RoomID(event.room_id), relay=False)
+
+    async def _moderate(self, event: MatrixEvent, folded: str, *, ban: bool) -> None:
+        """A Matrix moderator kicked or banned an IRC user's ghost: do the same on IRC, as the
+        moderator's own connection when they have one (the network then shows who did it),
+        else as the bridge bot."""
+        chat = await self._context().chat_for_room(RoomID(event.room_id))
+        if chat is None or chat.startswith("pm:"):
+            return
+        session = self._sessions_by_user.get(UserID(event.sender)) or self._bot
+        if session is None:
+            return
+        channel, nick = self.channel_name(chat), self._nick_as_written(folded)
+        reason = event.content.get("reason")
+        text = sanitize(reason if isinstance(reason, str) and reason else f"by {event.sender} on Matrix")
+        text = " ".join(text.split())[:200]
+        if ban:
+            session.link.send(f"MODE {channel} +b {nick}!*@*")
+        session.link.send(f"KICK {channel} {nick} :{text}")
 
     # ---- the bot connection --------------------------------------------------------------------
 
@@ -544,6 +568,63 @@ class IrcConnector:
 
     def _bot_nick(self) -> str:
         return self._bot.nick if self._bot is not None else self._settings().bot_nick
+
+    # ---- third-party lookups (the directory of networks, channels and users) -----------------
+
+    protocol_ids = ("irc",)
+
+    def _networks(self) -> list[IrcConnector]:
+        # Every IRC network of the bridge answers under the one "irc" protocol.
+        return [network for _name, network in sorted(IrcConnector._instances.items())]
+
+    async def thirdparty_protocol(self, protocol: str) -> dict[str, Any] | None:
+        return {
+            "user_fields": ["network", "nickname"],
+            "location_fields": ["network", "channel"],
+            "icon": "mxc://matrix.org/irc",
+            "field_types": {
+                "network": {"regexp": "[a-z0-9-]+", "placeholder": "libera"},
+                "channel": {"regexp": "[#&][^\\s,:]+", "placeholder": "#channel"},
+                "nickname": {"regexp": "[^\\s#&,:][^\\s,:]*", "placeholder": "nick"},
+            },
+            "instances": [
+                {"network_id": n.name, "desc": f"{n.name} ({n._settings().server})", "fields": {"network": n.name}}
+                for n in self._networks()
+            ],
+        }
+
+    async def thirdparty_locations(self, protocol: str, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+        network = IrcConnector._instances.get(fields.get("network", ""))
+        channel = fields.get("channel", "")
+        if network is None or not _valid_channel(channel) or not _is_channel(channel):
+            return []
+        ctx = network._context()
+        alias = f"#{ctx.alias_prefix}{network.fold(channel)}:{ctx.server_name}"
+        return [{"alias": alias, "protocol": protocol, "fields": {"network": network.name, "channel": channel}}]
+
+    async def thirdparty_users(self, protocol: str, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+        network = IrcConnector._instances.get(fields.get("network", ""))
+        nick = fields.get("nickname", "")
+        if network is None or not nick or any(c in nick for c in " ,:#&\r\n\0"):
+            return []
+        user_id = network._context().ghost_for(network.fold(nick))
+        return [{"userid": user_id, "protocol": protocol, "fields": {"network": network.name, "nickname": nick}}]
+
+    async def thirdparty_location_by_alias(self, alias: str) -> list[dict[str, Any]]:
+        ctx = self._context()
+        localpart = alias[1:].split(":", 1)[0]
+        if not localpart.startswith(ctx.alias_prefix):
+            return []
+        channel = localpart[len(ctx.alias_prefix):]
+        channel = channel if _is_channel(channel) else f"#{channel}"
+        return [{"alias": alias, "protocol": "irc", "fields": {"network": self.name, "channel": channel}}]
+
+    async def thirdparty_user_by_id(self, user_id: str) -> list[dict[str, Any]]:
+        folded = self._context().sender_of_ghost(user_id)
+        if folded is None:
+            return []
+        nick = self._nick_as_written(folded)
+        return [{"userid": user_id, "protocol": "irc", "fields": {"network": self.name, "nickname": nick}}]
 
     # ---- commands and routes ------------------------------------------------------------------
 

@@ -24,10 +24,9 @@ class IrcSettings(BaseModel):
     nick_template: str = "{displayname}[m]"
     """Nick of a Matrix user's own connection: {displayname} or {localpart}."""
     virtual_users: bool = True
-    """Give each Matrix user who speaks their own IRC connection (else everyone is relayed)."""
-    idle_minutes: Annotated[float, Field(gt=0)] = 60.0
-    """Disconnect a Matrix user's connection after this long without a message (the bot keeps
-    listening, so nothing said meanwhile is lost)."""
+    """Give each Matrix user who speaks their own IRC connection (else everyone is relayed). The
+    connection closes after the section's ``virtual_idle_minutes`` without a message (a core
+    setting); the bot keeps listening, so nothing said meanwhile is lost."""
     channels: list[str] = []
     """Channels the bot joins at start even before anyone links them (portals are made on the
     first message, or by joining their alias)."""

@@ -394,3 +394,38 @@ async def test_a_line_break_injection_arrives_as_one_harmless_line(
     await bob.wait_for(said_in(channel, "after the attempt"), since=start)
     assert not bob.lines(lambda line: line.command in ("QUIT", "JOIN") and line.target != channel, since=start)
     assert not [line for line in bob.lines(lambda line: line.command == "JOIN", since=start) if "#evil" in line.raw]
+
+
+async def test_a_matrix_moderator_kicks_an_irc_user(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
+    make_irc_client: MakeIrcClient, channel: str,
+) -> None:
+    alice, room_id, bob, nick = conversation
+    await bob.mode(channel, f"+o {nick}")
+    await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.power_levels"
+                               and e["content"].get("users", {}).get(alice.user_id) == 50)
+    spammer = await make_irc_client("spammer")
+    await spammer.join(channel)
+    ghost = ghost_of(slot, spammer.nick)
+    await alice.wait_for_membership(room_id, ghost)
+    await alice.request("POST", f"/_matrix/client/v3/rooms/{room_id}/kick",
+                        json_body={"user_id": ghost, "reason": "no spam here"})
+    kick = await bob.wait_for(lambda line: line.command == "KICK" and len(line.params) > 1
+                              and line.params[1] == spammer.nick)
+    assert kick.is_from(nick)  # done by alice's own connection, so IRC sees who did it
+    assert kick.text == "no spam here"
+
+
+async def test_the_directory_lists_networks_channels_and_users(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser,
+) -> None:
+    await start_irc()
+    alice = await make_matrix_user("alice")
+    protocols = await alice.request("GET", "/_matrix/client/v3/thirdparty/protocols")
+    assert [i["network_id"] for i in protocols["irc"]["instances"]] == [slot.connector]
+    locations = await alice.request("GET", "/_matrix/client/v3/thirdparty/location/irc",
+                                     params={"network": slot.connector, "channel": "#Python"})
+    assert [loc["alias"] for loc in locations] == [slot.alias("#python")]  # folded: #Python is #python
+    users = await alice.request("GET", "/_matrix/client/v3/thirdparty/user/irc",
+                                params={"network": slot.connector, "nickname": "Bob"})
+    assert [u["userid"] for u in users] == [ghost_of(slot, "bob")]

@@ -283,6 +283,7 @@ class AppserviceSlot:
         proxied: bool = False,
         connector: str = "example",
         ephemeral: bool = False,
+        protocols: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.id = appservice_id
@@ -294,6 +295,8 @@ class AppserviceSlot:
         self.rate_limited = rate_limited
         self.connector = connector
         self.ephemeral = ephemeral
+        self.protocols = protocols
+        """Third-party protocols Synapse asks this slot about (the IRC connector's ``irc``)."""
         """Synapse pushes typing, receipts and presence to this slot (``receive_ephemeral``)."""
         self.as_token = secrets.token_urlsafe(32)
         self.hs_token = secrets.token_urlsafe(32)
@@ -372,7 +375,7 @@ class AppserviceSlot:
     def registration(self) -> dict[str, Any]:
         """The registration Synapse loads for this slot, built from the slot's bridge config."""
         config = BridgeConfig.model_validate(self.bridge_config())
-        reg = build_registration(config, as_token=self.as_token, hs_token=self.hs_token)
+        reg = build_registration(config, as_token=self.as_token, hs_token=self.hs_token, protocols=self.protocols)
         if reg.get("url") != self.url:
             raise RuntimeError(f"build_registration wrote url {reg.get('url')!r}, slot needs {self.url!r}")
         # build_registration always says false (ghosts must not be throttled); the harness needs

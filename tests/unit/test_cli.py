@@ -115,9 +115,14 @@ def test_new_tokens_replace_the_old_ones_on_request(
 def test_keys_added_by_hand_survive_a_refresh(config_file: Path) -> None:
     generate_registration(config_file)
     path = config_file.parent / "registration.yaml"
-    path.write_text(path.read_text() + "protocols: [irc]\n")
-    assert generate_registration(config_file)["protocols"] == ["irc"]
-    assert generate_registration(config_file, "--new-tokens")["protocols"] == ["irc"]
+    path.write_text(path.read_text() + "org.example.admin_note: keep me\n")
+    assert generate_registration(config_file)["org.example.admin_note"] == "keep me"
+    assert generate_registration(config_file, "--new-tokens")["org.example.admin_note"] == "keep me"
+
+
+def test_the_connectors_third_party_protocols_are_listed(config_file: Path) -> None:
+    # CONFIG enables the IRC connector (found by entry point), which answers lookups for "irc".
+    assert "irc" in generate_registration(config_file).get("protocols", [])
 
 
 def test_a_broken_registration_is_not_replaced_unless_new_tokens_are_asked_for(
