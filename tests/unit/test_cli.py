@@ -122,7 +122,9 @@ def test_keys_added_by_hand_survive_a_refresh(config_file: Path) -> None:
 
 def test_the_connectors_third_party_protocols_are_listed(config_file: Path) -> None:
     # CONFIG enables the IRC connector (found by entry point), which answers lookups for "irc".
-    assert "irc" in generate_registration(config_file).get("protocols", [])
+    protocols = generate_registration(config_file).get("protocols", [])
+    assert isinstance(protocols, list)
+    assert "irc" in protocols
 
 
 def test_a_broken_registration_is_not_replaced_unless_new_tokens_are_asked_for(
