@@ -364,11 +364,16 @@ def _render_model(model: type[BaseModel], *, indent: int, width: int) -> Iterato
             yield f"{pad}{name}:"
             hint = "for example (remove the # to enable a connector):"
             yield from _comment(f"{pad}  ", hint, width)
-            yield f"{pad}  # irc:"
+            yield f"{pad}  # libera:"
             commented = f"{pad}  #   "
             for line in _render_model(ConnectorSection, indent=0, width=width - len(commented)):
                 yield f"{commented}{line}".rstrip()
-            yield f"{pad}  #   # ...then the connector's own settings (see its documentation)"
+            yield f"{pad}  #   # ...then the connector's own settings. An IRC network (docs/irc.md):"
+            yield f"{pad}  #   factory: irc"
+            yield f"{pad}  #   server: irc.libera.chat"
+            yield f"{pad}  #   port: 6697"
+            yield f"{pad}  #   tls: true"
+            yield f"{pad}  # webhook: {{}}   # inbound and outbound webhooks (docs/webhook.md)"
         else:
             yield from _comment(pad, field.description or "", width)
             if field.metadata:

@@ -54,7 +54,8 @@ def test_generate_config_prints_an_example_that_loads_without_warnings(
     loaded = load_config(example, environ={})
     assert loaded.warnings == ()
     assert "# Port to bind" in example.read_text()
-    assert "  # irc:" in example.read_text()
+    assert "  # libera:" in example.read_text()
+    assert "  #   factory: irc" in example.read_text()  # how to add an IRC network is shown
 
 
 def test_generate_config_writes_a_file_but_never_over_an_existing_one(
