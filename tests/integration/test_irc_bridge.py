@@ -429,3 +429,33 @@ async def test_the_directory_lists_networks_channels_and_users(
     users = await alice.request("GET", "/_matrix/client/v3/thirdparty/user/irc",
                                 params={"network": slot.connector, "nickname": "Bob"})
     assert [u["userid"] for u in users] == [ghost_of(slot, "bob")]
+
+
+async def test_two_networks_in_one_bridge_keep_their_channels_and_people_apart(
+    slot: AppserviceSlot, run_bridge: RunBridge, inspircd: InspIRCd, synapse: SynapseHarness,
+    make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient, channel: str,
+) -> None:
+    # Both "networks" are the one test server: what matters is that the bridge keeps them apart.
+    network = {"factory": "irc", "server": inspircd.host, "port": inspircd.port, "tls": False,
+               "lines_per_second": 0, "virtual_users": False}
+    await run_bridge(
+        slot, "irc", connector={**network, "bot_nick": f"one{secrets.token_hex(2)}", "alias_prefix": "_bk_one_"},
+        connectors={"second": {**network, "bot_nick": f"two{secrets.token_hex(2)}", "ghost_prefix": slot.ghost_prefix,
+                               "alias_prefix": "_bk_two_"}},
+        permissions={synapse.server_name: "admin"},
+    )
+    alice = await make_matrix_user("alice")
+    first = await alice.join(f"#_bk_one_{channel}:{synapse.server_name}")
+    second = await alice.join(f"#_bk_two_{channel}:{synapse.server_name}")
+    assert first != second
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    await alice.send_text(second, "via the second network")
+    line = await bob.wait_for(said_in(channel, "via the second network"))
+    assert line.source is not None
+    assert line.source.startswith("two")
+    await bob.privmsg(channel, "heard on both")
+    one_ghost = slot.ghost_user_id(f"{slot.connector}_{bob.nick.lower()}")
+    two_ghost = slot.ghost_user_id(f"second_{bob.nick.lower()}")
+    await alice.wait_for_event(first, body_is(one_ghost, "heard on both"))
+    await alice.wait_for_event(second, body_is(two_ghost, "heard on both"))
