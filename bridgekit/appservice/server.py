@@ -38,6 +38,7 @@ from bridgekit.connector import (
     LoginProvider,
     NetworkConnector,
     PortalListener,
+    PortalResolver,
 )
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connector_kv import ConnectorKeyValue
@@ -210,7 +211,7 @@ async def _serve_with(
         ManagementServices(
             # Called only once serving, when ``inbox`` (made just below, it needs ``bridge``) exists.
             status=lambda: _status_lines(health, inbox, remote, connectors, sessions),
-            link_portal=remote.link_portal,
+            link_portal=_command_linker(by_name, remote),
             networks=tuple(enabled),
             set_relay=_relay_switch(outbox),
             follow_upgrade=remote.follow_upgrade,
@@ -339,6 +340,24 @@ def _permissions(config: BridgeConfig) -> Permissions:
         return Permissions.from_mapping(rules)
     except ValueError as error:
         raise ConfigError(f"permissions: {error}") from None
+
+
+def _command_linker(
+    connectors: dict[str, NetworkConnector], remote: RemoteDelivery
+) -> Callable[[str, str, RoomID], Awaitable[str | None]]:
+    """``link`` takes a chat as a user types it: a connector that resolves names (PortalResolver)
+    turns it into its canonical ID, or says there is no such chat."""
+    async def link(network: str, chat: str, room_id: RoomID) -> str | None:
+        connector = connectors.get(network)
+        if connector is not None and isinstance(connector, PortalResolver):
+            info = await connector.portal_for_alias(chat)
+            if info is None:
+                return None
+            chat = info.chat_id
+        await remote.link_portal(network, chat, room_id)
+        return chat
+
+    return link
 
 
 def _portal_listener(connectors: dict[str, NetworkConnector]) -> Callable[[str, str, RoomID | None], Awaitable[None]]:

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 StatusSource = Callable[[], Awaitable[list[str]]]
 """Lines describing the bridge's state, for ``status``."""
 
-PortalLinker = Callable[[str, str, RoomID], Awaitable[None]]
-"""(network, chat id, room) -> make the room that chat's portal."""
+PortalLinker = Callable[[str, str, RoomID], Awaitable[str | None]]
+"""(network, chat as the user wrote it, room) -> make the room that chat's portal; returns the
+chat's canonical ID (``#Python`` -> ``#python`` on IRC), or None when the network has no such chat."""
 
 
 @dataclass(frozen=True)
@@ -302,8 +303,10 @@ async def _link(context: CommandContext, args: list[str]) -> CommandReply:
         return CommandReply(f"There is no network '{network}' in this bridge (known: {known}).")
     if context.in_management_room:
         return CommandReply("Send 'link' in the room you want to link, not in your management room.")
-    await services.link_portal(network, chat, context.room_id)
-    return CommandReply(f"This room is now the portal of {chat} on {network}.")
+    linked = await services.link_portal(network, chat, context.room_id)
+    if linked is None:
+        return CommandReply(f"{network} has no chat '{chat}' that can be bridged: check its name.")
+    return CommandReply(f"This room is now the portal of {linked} on {network}.")
 
 
 async def _relay(context: CommandContext, args: list[str]) -> CommandReply:

@@ -459,3 +459,20 @@ async def test_two_networks_in_one_bridge_keep_their_channels_and_people_apart(
     two_ghost = slot.ghost_user_id(f"second_{bob.nick.lower()}")
     await alice.wait_for_event(first, body_is(one_ghost, "heard on both"))
     await alice.wait_for_event(second, body_is(two_ghost, "heard on both"))
+
+
+async def test_an_existing_room_is_linked_to_a_channel_by_command(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    await start_irc(virtual_users=False)
+    alice = await make_matrix_user("alice")
+    room_id = await alice.create_room(name="our team room", invite=[slot.bot_user_id])
+    await alice.wait_for_membership(room_id, slot.bot_user_id)
+    await alice.send_text(room_id, f"!bk link {slot.connector} {channel.upper()}")
+    linked = await alice.wait_for_event(room_id, notice(slot.bot_user_id, "now the portal"))
+    assert channel in linked["content"]["body"]  # #ROOMAB12 and #roomab12 are one channel
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    await bob.privmsg(channel, "plumbed!")
+    await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "plumbed!"))
