@@ -306,6 +306,12 @@ class IrcConnector:
             ))
         return session
 
+    async def reconnected(self, session: IrcSession) -> None:
+        if session.owner is not None:
+            self._sessions_by_user[session.owner] = session
+            self._own[self.fold(session.nick)] = session.owner
+            await self._context().report_session(session.owner, SessionState.CONNECTED)
+
     async def _session_closed(self, session: IrcSession) -> None:
         if session.owner is not None and self._sessions_by_user.get(session.owner) is session:
             del self._sessions_by_user[session.owner]
@@ -381,7 +387,7 @@ class IrcConnector:
                 self._reconnect = asyncio.create_task(self._reconnect_bot())
             return
         for user, session in list(self._sessions_by_user.items()):
-            if session.link is link and not self._stopping:
+            if session.link is link and not self._stopping and not session.closed:
                 await self._context().report_session(user, SessionState.TRANSIENT_DISCONNECT, "the IRC server hung up")
                 await self._session_closed(session)
 

@@ -45,6 +45,7 @@ class SessionHost(Protocol):
     def recall(self, message_id: str) -> Said | None: ...
     def remember(self, message_id: str, said: Said) -> None: ...
     async def publish_text(self, text: str) -> str | None: ...
+    async def reconnected(self, session: IrcSession) -> None: ...
     def media_link(self, mxc: str, filename: str) -> str | None: ...
 
 
@@ -59,6 +60,8 @@ class IrcSession:
         self._host = host
         self._on_close = on_close
         self.joined: set[str] = set()
+        self.closed = False
+        """Closed on purpose (idle, logout, shutdown): its disconnect is no news to its owner."""
 
     @property
     def nick(self) -> str:
@@ -102,6 +105,7 @@ class IrcSession:
         self.link.send(f"TOPIC {self._host.channel_name(chat_id)} :{_cut_bytes(flat, budget)}")
 
     async def close(self) -> None:
+        self.closed = True
         await self.link.close("idle" if self.kind is SessionKind.VIRTUAL else "")
         if self._on_close is not None:
             await self._on_close(self)
@@ -110,6 +114,11 @@ class IrcSession:
 
     async def say(self, chat_id: str, text: str, *, command: str = "PRIVMSG", action: bool = False) -> None:
         """Send ``text`` (IRC formatting allowed, newlines allowed) to the chat, safely."""
+        if not self.link.connected and self.kind is not SessionKind.BOT:
+            # The server dropped this user's connection: connect again (it rejoins as it speaks).
+            await self.link.connect()
+            self.joined.clear()
+            await self._host.reconnected(self)
         target = self._host.target_of(chat_id)
         if target.startswith(("#", "&", "+", "!")):
             self._ensure_joined(chat_id)
