@@ -157,8 +157,11 @@ class Sessions:
             await _close(held.session)
         return len(idle)
 
-    async def run_idle_closer(self, interval: float = 30.0) -> None:
-        """Background task: :meth:`close_idle` every ``interval`` seconds."""
+    async def run_idle_closer(self, interval: float | None = None) -> None:
+        """Background task: :meth:`close_idle` every ``interval`` seconds (default: half the
+        shortest idle time, between 1 and 30 seconds)."""
+        if interval is None:
+            interval = min(30.0, max(1.0, min(self._idle.values(), default=60.0) / 2))
         while True:
             await asyncio.sleep(interval)
             try:

@@ -476,3 +476,23 @@ async def test_an_existing_room_is_linked_to_a_channel_by_command(
     await bob.join(channel)
     await bob.privmsg(channel, "plumbed!")
     await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "plumbed!"))
+
+
+async def test_an_idle_connection_closes_and_nothing_said_meanwhile_is_lost(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    await start_irc(virtual_users=True, virtual_idle_minutes=0.05)  # 3 s
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    room_id = await portal(alice, slot, channel)
+    await alice.send_text(room_id, "before my nap")
+    said = await bob.wait_for(said_in(channel, "before my nap"))
+    assert said.source is not None
+    await bob.wait_for(lambda line: line.command == "QUIT" and line.is_from(str(said.source)))
+    await bob.privmsg(channel, "said while alice was away")
+    await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "said while alice was away"))
+    await alice.send_text(room_id, "back again")
+    back = await bob.wait_for(said_in(channel, "back again"))
+    assert back.source == said.source  # the same nick comes back
