@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 
 from bridgekit.connector import (
@@ -45,6 +46,8 @@ from bridgekit.matrix import MatrixClient
 from bridgekit.store.outbox import OutboxStore, PortalRow
 
 log = logging.getLogger(__name__)
+
+NAME_CACHE_SIZE = 50_000
 
 _ROUTED_TYPES = frozenset({"m.room.message", "m.room.redaction", "m.reaction", "m.room.member", "m.room.topic"})
 
@@ -79,6 +82,8 @@ class MatrixToRemote:
         self._in_flight = in_flight
         self._templates = dict(relay_templates or {})
         self._relay_default = relay_default
+        self._names: OrderedDict[tuple[str, str], str] = OrderedDict()
+        """(room, user) -> display name, least recently used first."""
         self._typing: dict[str, set[str]] = {}
         """Room -> who was typing there, by the last m.typing (it sends the whole set)."""
 
@@ -242,8 +247,11 @@ class MatrixToRemote:
 
     async def _member(self, event: MatrixEvent, portal: PortalRow) -> None:
         """A Matrix user who leaves a portal leaves the chat with their own identity there."""
+        if event.state_key is not None and event.content.get("membership") == "join":
+            self._remember_name((event.room_id, event.state_key), event.content.get("displayname"), event.state_key)
         if event.state_key != event.sender or event.content.get("membership") != "leave":
             return
+        self._names.pop((event.room_id, event.state_key), None)
         session = self._own_session(portal.network, UserID(event.sender))
         if session is not None and isinstance(session, MembershipSession):
             reason = event.content.get("reason")
@@ -296,13 +304,28 @@ class MatrixToRemote:
         await self._store.add_reaction(mapped.id, event.sender, key, event.event_id)
 
     async def _display_name(self, event: MatrixEvent) -> str:
-        """The sender's name in that room (per-room names win), else their localpart."""
+        """The sender's name in that room (per-room names win), else their localpart.
+
+        Remembered per (room, user) and kept in step by the member events the bridge sees, so a
+        message costs no request to the homeserver (that round trip was most of the latency)."""
+        key = (event.room_id, event.sender)
+        cached = self._names.get(key)
+        if cached is not None:
+            self._names.move_to_end(key)
+            return cached
         try:
             member = await self._matrix.bot.get_state(RoomID(event.room_id), "m.room.member", event.sender)
         except MatrixError:
             member = {}
-        name = member.get("displayname")
-        return name if isinstance(name, str) and name.strip() else event.sender.split(":", 1)[0].lstrip("@")
+        return self._remember_name(key, member.get("displayname"), event.sender)
+
+    def _remember_name(self, key: tuple[str, str], displayname: object, user_id: str) -> str:
+        name = displayname if isinstance(displayname, str) and displayname.strip() else user_id.split(":", 1)[0][1:]
+        self._names[key] = name
+        self._names.move_to_end(key)
+        while len(self._names) > NAME_CACHE_SIZE:
+            self._names.popitem(last=False)
+        return name
 
     async def _reply_to(self, event: MatrixEvent) -> str | None:
         relates = event.content.get("m.relates_to")

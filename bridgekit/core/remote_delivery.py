@@ -156,6 +156,7 @@ class RemoteDelivery:
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         await self._dispatcher.stop(grace_seconds)
+        await self._store.flush()
 
     async def emit(self, network: str, event: RemoteEvent) -> None:
         if network not in self._ghost_prefixes:

@@ -9,6 +9,7 @@ Matrix transaction ID derived from it makes a resend after a crash land once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ _MESSAGE: Table = Message.__table__  # type: ignore[assignment]
 _REACTION: Table = Reaction.__table__  # type: ignore[assignment]
 
 TO_MATRIX = "to_matrix"
+
+FLUSH_SECONDS = 0.02
+"""How long bookkeeping after a send may wait to be committed with others."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,71 @@ class OutboxStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Every Matrix message asks "is this room a portal, and is its relay on?": answered from
+        # memory. One process owns the database, and every change goes through the methods
+        # below, which forget what they change (portals change rarely: clearing all is fine).
+        self._by_room: dict[str, PortalRow | None] = {}
+        self._by_id: dict[int, PortalRow] = {}
+        self._relay: dict[int, bool | None] = {}
+        self._ghost_names: dict[tuple[str, str], str | None] = {}
+        # Write-behind of what follows a send (the message map row, the outbox row's "sent"):
+        # committed in batches every FLUSH_SECONDS instead of one fsync per message, which
+        # capped a portal near 100 messages/s. Lookups see pending rows (they flush first), so
+        # nothing reads stale data; a crash loses at most the last batch of *bookkeeping*: the
+        # messages were delivered, and a replayed send reuses its transaction ID, so the
+        # homeserver answers with the first event instead of posting twice.
+        self._pending_maps: list[dict[str, Any]] = []
+        self._pending_keys: set[tuple[int, str]] = set()
+        self._pending_events: set[str] = set()
+        self._pending_sent: list[int] = []
+        self._flush_task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+
+    def _forget_portals(self) -> None:
+        self._by_room.clear()
+        self._by_id.clear()
+        self._relay.clear()
+
+    # ---- write-behind ------------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Commit the pending map rows and "sent" marks now (also at shutdown)."""
+        async with self._flush_lock:
+            maps, sent = self._pending_maps, self._pending_sent
+            if not maps and not sent:
+                return
+            self._pending_maps, self._pending_sent = [], []
+            try:
+                async with self._db.write() as conn:
+                    if sent:
+                        await conn.execute(update(_OUTBOX).where(_OUTBOX.c.id.in_(sent)).values(state="sent"))
+                    if maps:
+                        await conn.execute(self._insert(_MESSAGE).on_conflict_do_nothing(), maps)
+            except BaseException:
+                self._pending_maps[:0], self._pending_sent[:0] = maps, sent  # kept for the next try
+                raise
+            self._pending_keys.difference_update((row["portal_id"], row["remote_id"]) for row in maps)
+            self._pending_events.difference_update(row["event_id"] for row in maps)
+
+    def _buffer_map(self, row: dict[str, Any]) -> None:
+        self._pending_maps.append(row)
+        self._pending_keys.add((row["portal_id"], row["remote_id"]))
+        self._pending_events.add(row["event_id"])
+        self._schedule_flush()
+
+    async def _settled(self, *, key: tuple[int, str] | None = None, event_id: str | None = None) -> None:
+        """Flush first when the row asked for is still pending."""
+        pending_key = key is not None and key in self._pending_keys
+        if pending_key or (event_id is not None and event_id in self._pending_events):
+            await self.flush()
 
     def _insert(self, table: Table) -> Any:
         return (postgresql if self._db.dialect == "postgresql" else sqlite).insert(table)
@@ -81,13 +150,23 @@ class OutboxStore:
         )
 
     async def portal_by_id(self, portal_id: int) -> PortalRow:
+        cached = self._by_id.get(portal_id)
+        if cached is not None:
+            return cached
         portal = await self._find_portal(_PORTAL.c.id == portal_id)
         if portal is None:
             raise LookupError(f"no portal with id {portal_id}")
+        self._by_id[portal_id] = portal
         return portal
 
     async def portal_for_room(self, room_id: str) -> PortalRow | None:
-        return await self._find_portal(_PORTAL.c.room_id == room_id)
+        if room_id in self._by_room:
+            return self._by_room[room_id]
+        portal = await self._find_portal(_PORTAL.c.room_id == room_id)
+        if len(self._by_room) > 100_000:
+            self._by_room.clear()
+        self._by_room[room_id] = portal
+        return portal
 
     async def _find_portal(self, *conditions: ColumnElement[bool]) -> PortalRow | None:
         columns = (_PORTAL.c.id, _PORTAL.c.network, _PORTAL.c.remote_id, _PORTAL.c.room_id, _PORTAL.c.name,
@@ -110,6 +189,7 @@ class OutboxStore:
                                .values(room_id=None))
             await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id)
                                .values(room_id=room_id, origin=origin, meta=kept))
+        self._forget_portals()
         return await self.portal_by_id(portal_id)
 
     async def unlink_room(self, room_id: str) -> PortalRow | None:
@@ -122,6 +202,7 @@ class OutboxStore:
             meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal.id))).scalar()
             updated = {**(meta if isinstance(meta, dict) else {}), "unlinked": True}
             await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal.id).values(room_id=None, meta=updated))
+        self._forget_portals()
         return portal
 
     async def portal_chats(self, network: str) -> list[str]:
@@ -136,6 +217,7 @@ class OutboxStore:
     async def set_portal_room(self, portal_id: int, room_id: str) -> None:
         async with self._db.write() as conn:
             await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id).values(room_id=room_id))
+        self._forget_portals()
 
     async def _ensure_portal(self, conn: AsyncConnection, network: str, remote_id: str) -> int:
         await conn.execute(
@@ -201,23 +283,20 @@ class OutboxStore:
         self, entry: OutboxEntry, *, event_id: str, remote_id: str, sender_user_id: str,
         sender_remote_id: str, ts: int, reply_to_remote_id: str | None,
     ) -> None:
-        """The send landed: mark it and map the remote message to its Matrix event, atomically."""
-        async with self._db.write() as conn:
-            await conn.execute(update(_OUTBOX).where(_OUTBOX.c.id == entry.id).values(state="sent"))
-            await conn.execute(
-                self._insert(_MESSAGE)
-                .values(
-                    portal_id=entry.portal_id, remote_id=remote_id, part_id="", event_id=event_id, origin="remote",
-                    sender_user_id=sender_user_id, sender_remote_id=sender_remote_id, ts=ts,
-                    reply_to_remote_id=reply_to_remote_id, send_txn_id=entry.idempotency_key, meta={},
-                )
-                .on_conflict_do_nothing()
-            )
+        """The send landed: mark it and map the remote message to its Matrix event (committed
+        with the next batch; see the write-behind note in ``__init__``)."""
+        self._pending_sent.append(entry.id)
+        self._buffer_map({
+            "portal_id": entry.portal_id, "remote_id": remote_id, "part_id": "", "event_id": event_id,
+            "origin": "remote", "sender_user_id": sender_user_id, "sender_remote_id": sender_remote_id, "ts": ts,
+            "reply_to_remote_id": reply_to_remote_id, "send_txn_id": entry.idempotency_key, "meta": {},
+        })
 
     async def mark_done(self, entry: OutboxEntry) -> None:
-        """An edit, deletion or reaction landed (they add no row to the message map)."""
-        async with self._db.write() as conn:
-            await conn.execute(update(_OUTBOX).where(_OUTBOX.c.id == entry.id).values(state="sent"))
+        """An edit, deletion or reaction landed (they add no row to the message map); committed
+        with the next batch."""
+        self._pending_sent.append(entry.id)
+        self._schedule_flush()
 
     async def record_attempt(self, entry_id: int, error: str, *, final: bool) -> None:
         values: dict[str, Any] = {"attempts": _OUTBOX.c.attempts + 1, "last_error": error[:2000]}
@@ -234,39 +313,42 @@ class OutboxStore:
     # ---- relay per portal ------------------------------------------------------------------
 
     async def relay_enabled(self, portal_id: int, *, default: bool) -> bool:
-        async with self._db.read() as conn:
-            meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal_id))).scalar()
-        value = (meta or {}).get("relay") if isinstance(meta, dict) else None
-        return default if value is None else bool(value)
+        if portal_id not in self._relay:
+            async with self._db.read() as conn:
+                meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal_id))).scalar()
+            value = (meta or {}).get("relay") if isinstance(meta, dict) else None
+            self._relay[portal_id] = None if value is None else bool(value)
+        stored = self._relay[portal_id]
+        return default if stored is None else stored
 
     async def set_relay(self, portal_id: int, enabled: bool) -> None:
         async with self._db.write() as conn:
             meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal_id))).scalar()
             updated = {**(meta if isinstance(meta, dict) else {}), "relay": enabled}
             await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id).values(meta=updated))
+        self._relay.pop(portal_id, None)
 
     # ---- message map and ghosts ------------------------------------------------------------
 
     async def remote_id_for(self, event_id: str) -> str | None:
         """The remote message a Matrix event is (either way), for replies."""
+        await self._settled(event_id=event_id)
         async with self._db.read() as conn:
             value = (await conn.execute(select(_MESSAGE.c.remote_id).where(_MESSAGE.c.event_id == event_id))).scalar()
         return str(value) if value is not None else None
 
     async def map_matrix_message(self, portal_id: int, remote_id: str, event_id: str, sender_user_id: str) -> None:
-        """A Matrix message became remote message ``remote_id``: remember both ways."""
-        async with self._db.write() as conn:
-            await conn.execute(
-                self._insert(_MESSAGE)
-                .values(
-                    portal_id=portal_id, remote_id=remote_id, part_id="", event_id=event_id, origin="matrix",
-                    sender_user_id=sender_user_id, ts=now_ms(), meta={},
-                )
-                .on_conflict_do_nothing()
-            )
+        """A Matrix message became remote message ``remote_id``: remember both ways (committed
+        with the next batch)."""
+        self._buffer_map({
+            "portal_id": portal_id, "remote_id": remote_id, "part_id": "", "event_id": event_id, "origin": "matrix",
+            "sender_user_id": sender_user_id, "sender_remote_id": None, "ts": now_ms(),
+            "reply_to_remote_id": None, "send_txn_id": None, "meta": {},
+        })
 
     async def event_for(self, portal_id: int, remote_id: str) -> str | None:
         """The Matrix event a remote message became, for replies (and later edits, redactions)."""
+        await self._settled(key=(portal_id, remote_id))
         async with self._db.read() as conn:
             value = (
                 await conn.execute(
@@ -278,9 +360,11 @@ class OutboxStore:
         return str(value) if value is not None else None
 
     async def mapped_by_remote(self, portal_id: int, remote_id: str) -> MappedMessage | None:
+        await self._settled(key=(portal_id, remote_id))
         return await self._mapped(_MESSAGE.c.portal_id == portal_id, _MESSAGE.c.remote_id == remote_id)
 
     async def mapped_by_event(self, event_id: str) -> MappedMessage | None:
+        await self._settled(event_id=event_id)
         return await self._mapped(_MESSAGE.c.event_id == event_id)
 
     async def _mapped(self, *conditions: ColumnElement[bool]) -> MappedMessage | None:
@@ -328,15 +412,22 @@ class OutboxStore:
         return (message, str(row.sender_remote_id), str(row.emoji)) if message is not None else None
 
     async def ghost_name(self, network: str, remote_id: str) -> str | None:
-        """The display name last set on the ghost, or None if none was set."""
+        """The display name last set on the ghost, or None if none was set (remembered)."""
+        key = (network, remote_id)
+        if key in self._ghost_names:
+            return self._ghost_names[key]
         async with self._db.read() as conn:
-            return (
+            name: str | None = (
                 await conn.execute(
                     select(_GHOST.c.name).where(
                         _GHOST.c.network == network, _GHOST.c.remote_id == remote_id, _GHOST.c.name_set.is_(True)
                     )
                 )
             ).scalar()
+        if len(self._ghost_names) > 100_000:
+            self._ghost_names.clear()
+        self._ghost_names[key] = name
+        return name
 
     async def ghost_avatar(self, network: str, remote_id: str) -> str | None:
         """The avatar source last applied to the ghost (a URL or mxc URI), or None."""
@@ -369,6 +460,7 @@ class OutboxStore:
         )
         async with self._db.write() as conn:
             await conn.execute(statement)
+        self._ghost_names[(network, remote_id)] = name
 
 
 __all__ = ["TO_MATRIX", "MappedMessage", "OutboxEntry", "OutboxStore", "PortalRow"]
