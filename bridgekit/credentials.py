@@ -28,8 +28,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-
 from bridgekit.errors import BridgekitError, ConfigError
 
 # The names of the variables that hold the key, not keys.
@@ -79,6 +77,8 @@ class CredentialContextMismatch(CredentialError):
 
 def generate_key() -> str:
     """A new random key, in the form :func:`load_key` and :class:`CredentialCipher` accept."""
+    from cryptography.fernet import Fernet  # imported when used: 7 MB a bridge without logins never needs
+
     return Fernet.generate_key().decode("ascii")
 
 
@@ -113,6 +113,8 @@ class CredentialCipher:
             if not hmac.compare_digest(known, raw):  # two keys, one fingerprint: about 1 in 4 billion
                 raise ConfigError(f"previous credentials key #{number} has the key id of another key; "
                                   f"replace one of them ({_GENERATE_HINT})")
+        from cryptography.fernet import Fernet  # imported when used: 7 MB a bridge without logins never needs
+
         self._fernets = {kid: Fernet(base64.urlsafe_b64encode(raw)) for kid, raw in raws.items()}
 
     def __repr__(self) -> str:
@@ -155,6 +157,8 @@ class CredentialCipher:
         return f"{_VERSION}:{kid}:{self._fernets[kid].encrypt(payload).decode('ascii')}"
 
     def _open(self, token: str) -> bytes:
+        from cryptography.fernet import InvalidToken
+
         kid, body = self._envelope(token)
         try:
             return self._fernets[kid].decrypt(body)

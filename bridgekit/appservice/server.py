@@ -239,6 +239,7 @@ async def _serve_with(
         prune_interval=config.inbox.prune_interval_seconds,
         max_queued=config.inbox.max_queued_events,
         on_given_up=bridge.report_given_up,
+        ignore=bridge.needs_no_handling,
     )
     replayed = await inbox.start()
     await remote.start()

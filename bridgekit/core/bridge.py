@@ -23,6 +23,7 @@ from bridgekit.connector import (
     UserQueryHandler,
 )
 from bridgekit.core.dispatcher import WorkItem
+from bridgekit.core.remote_delivery import DOUBLE_PUPPET_MARKER
 from bridgekit.events import EphemeralEvent, MatrixEvent
 from bridgekit.ids import RoomAlias, RoomID, UserID
 
@@ -102,6 +103,14 @@ class Bridge:
     def connectors_started(self) -> None:
         """Open the gate: events are handed to connectors from now on."""
         self._started.set()
+
+    def needs_no_handling(self, event: MatrixEvent) -> bool:
+        """The echo of what the bridge itself sent (its bot's and ghosts' messages, and what it
+        posted as a double-puppeted user): handling would drop it, so the inbox need not store it.
+        Membership changes of the bridge's users are kept (the bridge remembers them)."""
+        if event.type == "m.room.member":
+            return False
+        return event.sender in self.own_users or DOUBLE_PUPPET_MARKER in event.content
 
     async def handle(self, item: WorkItem) -> None:
         """The inbox handler: called once per stored row, in order per room.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
 from bridgekit.core.transactions import InboxRow, parse_transaction_body, queue_key
-from bridgekit.events import InvalidEvent, parse_client_event, parse_ephemeral_event
+from bridgekit.events import InvalidEvent, MatrixEvent, parse_client_event, parse_ephemeral_event
 from bridgekit.store.inbox import InboxStore, PendingRow, now_ms
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,12 @@ class Inbox:
         prune_interval: float = 3600.0,
         max_queued: int = 10_000,
         on_given_up: Callable[[WorkItem, BaseException], Awaitable[None]] | None = None,
+        ignore: Callable[[MatrixEvent], bool] | None = None,
     ) -> None:
         self._store = store
+        self._ignore = ignore
+        """Events that need no handling at all (the echoes of the bridge's own messages): not
+        stored, so each costs no write. The transaction itself is still recorded."""
         self._handler = handler
         self._progress = ProgressWriter(store)
         self._queued_through = 0
@@ -136,7 +140,11 @@ class Inbox:
     async def accept(self, txn_id: str, body: bytes) -> AcceptResult:
         """Store a transaction durably. Raises ``BadTransaction`` for an unusable body."""
         parsed = parse_transaction_body(body)
-        outcome = await self._store.store_transaction(txn_id, parsed.fingerprint, parsed.rows)
+        rows = parsed.rows
+        ignore = self._ignore
+        if ignore is not None:
+            rows = [row for row in rows if not (isinstance(row.parsed, MatrixEvent) and ignore(row.parsed))]
+        outcome = await self._store.store_transaction(txn_id, parsed.fingerprint, rows)
         if outcome.duplicate:
             log.info("transaction %s was already stored: acknowledged again, not reprocessed", txn_id)
             return AcceptResult(duplicate=True, stored=0, rejected=0)
@@ -146,7 +154,7 @@ class Inbox:
                 "(was the homeserver's database reset?)", txn_id,
             )
         # No await between the commit above and this: stored order is handling order.
-        items = _work_items(parsed.rows, outcome.row_ids)
+        items = _work_items(rows, outcome.row_ids)
         if outcome.row_ids and not self._spilled:
             if self._dispatcher.queued + len(items) <= self._max_queued:
                 self._queue(items)

@@ -8,15 +8,21 @@ at open. Developers who write a new revision use :func:`alembic_config` (see
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
+from sqlalchemy import exc, inspect, text
 from sqlalchemy.engine import Connection
 
 from bridgekit.errors import StoreError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIRECTORY = Path(__file__).with_name("migrations")
+
+HEAD_REVISION = "0001"
+"""The newest migration. When the database is already there, Alembic is not even imported: it
+costs 8 MB of memory for the bridge's whole life (a test keeps this equal to Alembic's head)."""
 
 _MIGRATION_LOCK_KEY = 0x6272_6964_6765
 """PostgreSQL advisory lock taken while migrating, so two processes starting together take turns.
@@ -27,6 +33,8 @@ _MIGRATION_LOCK_KEY = 0x6272_6964_6765
 
 def alembic_config(*, connection: Connection | None = None, url: str | None = None) -> Config:
     """An Alembic config pointing at bridgekit's migrations, on a connection or a URL."""
+    from alembic.config import Config
+
     config = Config()
     # Config values go through ConfigParser interpolation, where '%' is special.
     config.set_main_option("script_location", str(MIGRATIONS_DIRECTORY).replace("%", "%%"))
@@ -37,10 +45,43 @@ def alembic_config(*, connection: Connection | None = None, url: str | None = No
     return config
 
 
+def current_revision(connection: Connection) -> str | None:
+    """The database's migration revision, or None (a new database, or one Alembic never ran on)."""
+    try:
+        with connection.begin_nested():
+            row = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+    except exc.DBAPIError:
+        return None
+    return str(row[0]) if row is not None else None
+
+
+def _create_at_head(connection: Connection) -> None:
+    """A new, empty database: the models' schema at once, stamped with the head revision.
+
+    The same schema the migrations build (a test compares them), without importing Alembic."""
+    from bridgekit.store.models import metadata
+
+    metadata.create_all(connection)
+    connection.exec_driver_sql(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    )
+    connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": HEAD_REVISION})
+
+
 def upgrade_to_head(connection: Connection) -> None:
     """Apply every pending migration inside the connection's current transaction."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+    revision = current_revision(connection)
+    if revision == HEAD_REVISION:
+        return
+    if revision is None and not inspect(connection).get_table_names():
+        _create_at_head(connection)
+        return
+    from alembic import command
+    from alembic.util import CommandError
+
     try:
         command.upgrade(alembic_config(connection=connection), "head")
     except CommandError as error:
@@ -51,4 +92,4 @@ def upgrade_to_head(connection: Connection) -> None:
         ) from error
 
 
-__all__ = ["MIGRATIONS_DIRECTORY", "alembic_config", "upgrade_to_head"]
+__all__ = ["HEAD_REVISION", "MIGRATIONS_DIRECTORY", "alembic_config", "current_revision", "upgrade_to_head"]

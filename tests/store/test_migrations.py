@@ -66,9 +66,22 @@ async def test_open_without_migrate_leaves_an_empty_database_alone(database_url:
 
 
 async def test_the_migrated_schema_equals_the_models(database_url: str) -> None:
+    # Built by the migrations themselves (a new database is created from the models directly).
+    db = await Database.open(database_url, migrate=False)
+    try:
+        async with db.write() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(alembic_config(connection=sync), "head"))
+        async with db.read() as connection:
+            assert await connection.run_sync(_differences) == []
+    finally:
+        await db.close()
+
+
+async def test_a_new_database_is_created_from_the_models_with_the_same_schema(database_url: str) -> None:
     db = await Database.open(database_url)
     try:
         async with db.read() as connection:
+            assert await connection.run_sync(_current_revision) == _head()
             assert await connection.run_sync(_differences) == []
     finally:
         await db.close()
@@ -94,3 +107,12 @@ async def test_the_migrations_downgrade_to_nothing_and_back(database_url: str) -
             assert await connection.run_sync(_differences) == []
     finally:
         await db.close()
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    # Start-up skips importing Alembic when the database is at HEAD_REVISION: it must be the head.
+    from alembic.script import ScriptDirectory
+
+    from bridgekit.store.migrate import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
