@@ -144,6 +144,10 @@ class Inbox:
         ignore = self._ignore
         if ignore is not None:
             rows = [row for row in rows if not (isinstance(row.parsed, MatrixEvent) and ignore(row.parsed))]
+            if not rows and parsed.rows:
+                # Only echoes of the bridge's own messages: nothing to keep, not even the txnId
+                # (a retry of it would be dropped just the same). Saves a commit per message.
+                return AcceptResult(duplicate=False, stored=0, rejected=0)
         outcome = await self._store.store_transaction(txn_id, parsed.fingerprint, rows)
         if outcome.duplicate:
             log.info("transaction %s was already stored: acknowledged again, not reprocessed", txn_id)

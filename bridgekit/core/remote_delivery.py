@@ -146,6 +146,7 @@ class RemoteDelivery:
 
     async def start(self) -> int:
         """Queue the sends the previous run did not finish; returns how many."""
+        await self._store.load_recent_sends()
         replayed = 0
         async for entry in self._store.pending():
             self._queue(entry)
@@ -166,8 +167,8 @@ class RemoteDelivery:
             raise TypeError(f"emit takes one of the Remote* events of bridgekit.events, not {event!r}")
         if isinstance(event, RemoteMessage):
             portal = await self._store.portal(network, event.chat_id)
-            if portal is not None and await self._store.event_for(portal.id, event.message_id) is not None:
-                return  # our own send (or one already posted) coming back from the network: an echo
+            if portal is not None and self._store.sent_by_us(portal.id, event.message_id):
+                return  # our own send coming back from the network: an echo
         payload = {"network": network, "kind": kind, **asdict(event)}
         entry = await self._store.add(network, event.chat_id, event_key(network, event), payload)
         if entry is not None:  # None: the same event was emitted before
@@ -355,7 +356,7 @@ class RemoteDelivery:
         # Checked again here, after the chat's sends settled: ``emit`` may have run before the
         # ID of our own send was mapped (see core/echoes.py).
         await self._in_flight.settled(network, message.chat_id)
-        if await self._store.event_for(portal.id, message.message_id) is not None:
+        if self._store.sent_by_us(portal.id, message.message_id):
             await self._store.mark_done(entry)
             return
         sender = await self._sender(network, message.sender_id, message.sender_name, room_id)

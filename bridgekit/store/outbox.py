@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ _MESSAGE: Table = Message.__table__  # type: ignore[assignment]
 _REACTION: Table = Reaction.__table__  # type: ignore[assignment]
 
 TO_MATRIX = "to_matrix"
+
+RECENT_SENDS = 20_000
+"""Sends to the network remembered in memory for echo checks."""
 
 FLUSH_SECONDS = 0.02
 """How long bookkeeping after a send may wait to be committed with others."""
@@ -80,6 +84,10 @@ class OutboxStore:
         self._by_id: dict[int, PortalRow] = {}
         self._relay: dict[int, bool | None] = {}
         self._ghost_names: dict[tuple[str, str], str | None] = {}
+        self._by_chat: dict[tuple[str, str], PortalRow] = {}
+        self._ours: OrderedDict[tuple[int, str], None] = OrderedDict()
+        """(portal, remote ID) of messages the bridge sent to the network, newest last: the echo
+        check asks this instead of the database (see :meth:`sent_by_us`)."""
         # Write-behind of what follows a send (the message map row, the outbox row's "sent"):
         # committed in batches every FLUSH_SECONDS instead of one fsync per message, which
         # capped a portal near 100 messages/s. Lookups see pending rows (they flush first), so
@@ -94,6 +102,7 @@ class OutboxStore:
         self._flush_lock = asyncio.Lock()
 
     def _forget_portals(self) -> None:
+        self._by_chat.clear()
         self._by_room.clear()
         self._by_id.clear()
         self._relay.clear()
@@ -145,9 +154,17 @@ class OutboxStore:
     # ---- portals ---------------------------------------------------------------------------
 
     async def portal(self, network: str, remote_id: str) -> PortalRow | None:
-        return await self._find_portal(
+        cached = self._by_chat.get((network, remote_id))
+        if cached is not None:
+            return cached
+        portal = await self._find_portal(
             _PORTAL.c.network == network, _PORTAL.c.remote_id == remote_id, _PORTAL.c.receiver == ""
         )
+        if portal is not None:
+            if len(self._by_chat) > 100_000:
+                self._by_chat.clear()
+            self._by_chat[(network, remote_id)] = portal
+        return portal
 
     async def portal_by_id(self, portal_id: int) -> PortalRow:
         cached = self._by_id.get(portal_id)
@@ -337,9 +354,31 @@ class OutboxStore:
             value = (await conn.execute(select(_MESSAGE.c.remote_id).where(_MESSAGE.c.event_id == event_id))).scalar()
         return str(value) if value is not None else None
 
+    def sent_by_us(self, portal_id: int, remote_id: str) -> bool:
+        """Whether the bridge sent ``remote_id`` to the network (so the network's copy of it is an
+        echo). Answered from memory: this run's sends, plus the newest ones of earlier runs
+        (:meth:`load_recent_sends`)."""
+        return (portal_id, remote_id) in self._ours
+
+    async def load_recent_sends(self, limit: int = RECENT_SENDS) -> None:
+        """Remember the newest sends of earlier runs (an echo may arrive after a restart)."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(
+                select(_MESSAGE.c.portal_id, _MESSAGE.c.remote_id).where(_MESSAGE.c.origin == "matrix")
+                .order_by(_MESSAGE.c.id.desc()).limit(limit)
+            )).all()
+        for portal_id, remote_id in reversed(rows):
+            self._remember_ours(int(portal_id), str(remote_id))
+
+    def _remember_ours(self, portal_id: int, remote_id: str) -> None:
+        self._ours[(portal_id, remote_id)] = None
+        while len(self._ours) > RECENT_SENDS:
+            self._ours.popitem(last=False)
+
     async def map_matrix_message(self, portal_id: int, remote_id: str, event_id: str, sender_user_id: str) -> None:
         """A Matrix message became remote message ``remote_id``: remember both ways (committed
         with the next batch)."""
+        self._remember_ours(portal_id, remote_id)
         self._buffer_map({
             "portal_id": portal_id, "remote_id": remote_id, "part_id": "", "event_id": event_id, "origin": "matrix",
             "sender_user_id": sender_user_id, "sender_remote_id": None, "ts": now_ms(),
