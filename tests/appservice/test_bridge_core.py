@@ -81,3 +81,28 @@ async def test_a_message_given_up_on_is_reported_in_its_room(database: Database)
     assert (room_id, mention) == ("!room:localhost", "@alice:localhost")
     assert "could not be delivered" in text
     assert key == "given-up:$lost"  # a replay cannot post the notice twice
+
+
+async def test_echoes_of_the_bridges_own_messages_are_acknowledged_without_being_stored(database: Database) -> None:
+    own = OwnUsers("@_bk_bot:localhost", ["_bk_"], "localhost")
+
+    async def register(_user_id: UserID) -> None:
+        pass
+
+    connector = RecordingConnector()
+    bridge = Bridge([connector], own, register, MatrixStateStore(database))
+    bridge.connectors_started()
+    inbox = Inbox(InboxStore(database), bridge.handle, ignore=bridge.needs_no_handling)
+    await inbox.start()
+    try:
+        echoes = {"events": [message("$echo1", sender=GHOST), message("$echo2", sender="@_bk_bot:localhost")]}
+        assert (await inbox.accept("only-echoes", json.dumps(echoes).encode())).stored == 0
+        joined = message("$ghost-join", type="m.room.member", state_key=GHOST, content={"membership": "join"},
+                         sender=GHOST)
+        mixed = {"events": [message("$echo3", sender=GHOST), joined, message("$human")]}
+        assert (await inbox.accept("mixed", json.dumps(mixed).encode())).stored == 2  # membership is kept
+        assert await inbox.dispatcher.wait_idle(10)
+    finally:
+        await inbox.stop()
+    assert [e.event_id for e in connector.events] == ["$ghost-join", "$human"]
+    assert await MatrixStateStore(database).is_joined(ROOM, GHOST)
