@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -496,3 +497,33 @@ async def test_an_idle_connection_closes_and_nothing_said_meanwhile_is_lost(
     await alice.send_text(room_id, "back again")
     back = await bob.wait_for(said_in(channel, "back again"))
     assert back.source == said.source  # the same nick comes back
+
+
+async def test_the_bridge_reconnects_after_the_irc_server_restarts(
+    slot: AppserviceSlot, run_bridge: RunBridge, synapse: SynapseHarness, make_matrix_user: MakeMatrixUser,
+    tmp_path: Path, channel: str,
+) -> None:
+    server = InspIRCd(tmp_path / "ircd")  # a server of this test's own: it is restarted under the bridge
+    server.start()
+    try:
+        await run_bridge(
+            slot, "irc", connector={"server": server.host, "port": server.port, "tls": False, "lines_per_second": 0,
+                                    "bot_nick": f"bridge{secrets.token_hex(2)}", "virtual_users": False},
+            permissions={synapse.server_name: "admin"},
+        )
+        alice = await make_matrix_user("alice")
+        room_id = await portal(alice, slot, channel)
+        server.restart()  # every connection drops; the bot must come back and rejoin the channel
+        bob = await IrcTestClient.connect(server.host, server.port, f"bob{secrets.token_hex(2)}")
+        try:
+            await bob.join(channel)
+            await bob.wait_for(lambda line: line.command == "JOIN" and line.target == channel
+                               and (line.source or "").startswith("bridge"), timeout=60)
+            await bob.privmsg(channel, "are you back?")
+            await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "are you back?"))
+            await alice.send_text(room_id, "yes, back")
+            await bob.wait_for(said_in(channel, "yes, back"))
+        finally:
+            await bob.close()
+    finally:
+        server.stop()
