@@ -16,6 +16,7 @@ from tests.servers.irc_client import IrcTestClient, Line
 from tests.servers.ircd import InspIRCd
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
+from tests.support.matrix_steps import from_sender, notice
 from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
@@ -44,14 +45,6 @@ def start_irc(
         )
 
     return start
-
-
-def from_sender(sender: str, event_type: str = "m.room.message") -> Callable[[Event], bool]:
-    return lambda e: e.get("sender") == sender and e.get("type") == event_type
-
-
-def notice(bot: str, text: str) -> Callable[[Event], bool]:
-    return lambda e: e.get("sender") == bot and text in e.get("content", {}).get("body", "")
 
 
 async def portal(alice: MatrixTestClient, slot: AppserviceSlot, channel: str) -> str:

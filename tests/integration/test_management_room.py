@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
+from tests.support.matrix_steps import management_room
 from tests.synapse_fixtures import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
@@ -26,16 +26,6 @@ def notice_from(bot: str, containing: str) -> Any:
         e.get("sender") == bot and e.get("content", {}).get("msgtype") == "m.notice"
         and containing in e.get("content", {}).get("body", "")
     )
-
-
-async def management_room(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
-    created = await alice.request(
-        "POST", "/_matrix/client/v3/createRoom",
-        json_body={"is_direct": True, "invite": [slot.bot_user_id], "preset": "trusted_private_chat"},
-    )
-    room_id: str = created["room_id"]
-    await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "management room"))
-    return room_id
 
 
 async def test_a_dm_with_the_bot_is_a_management_room_that_answers_commands(

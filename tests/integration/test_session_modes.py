@@ -5,13 +5,14 @@ routing rule picks: the relay bot (`<alice> hi`), or the user's own virtual iden
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 
 from tests.servers.chatnet import ChatnetClient, ChatnetServer
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
+from tests.support.matrix_steps import linked_portal as link_room
+from tests.support.matrix_steps import notice
 from tests.synapse_fixtures import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
@@ -44,16 +45,8 @@ def start_bridge(slot: AppserviceSlot, chatnet: ChatnetServer, run_bridge: RunBr
     return start
 
 
-def notice_containing(bot: str, text: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: e.get("sender") == bot and text in e.get("content", {}).get("body", "")
-
-
 async def linked_portal(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
-    room_id = await alice.create_room(name="lobby on chatnet", invite=[slot.bot_user_id])
-    await alice.wait_for_membership(room_id, slot.bot_user_id)
-    await alice.send_text(room_id, f"!bk link {slot.connector} {CHAT}")
-    await alice.wait_for_event(room_id, notice_containing(slot.bot_user_id, "now the portal"))
-    return room_id
+    return await link_room(alice, slot, CHAT, name="lobby on chatnet")
 
 
 async def bob_on_chatnet(chatnet: ChatnetServer) -> ChatnetClient:
@@ -84,9 +77,9 @@ async def test_relay_mode_both_ways_and_a_visible_refusal_when_relay_is_off(
         assert answer["content"]["body"] == "hello alice"
 
         await alice.send_text(room_id, "!bk relay off")
-        await alice.wait_for_event(room_id, notice_containing(slot.bot_user_id, "Relay off"))
+        await alice.wait_for_event(room_id, notice(slot.bot_user_id, "Relay off"))
         await alice.send_text(room_id, "anyone there?")
-        refusal = await alice.wait_for_event(room_id, notice_containing(slot.bot_user_id, "was not bridged"))
+        refusal = await alice.wait_for_event(room_id, notice(slot.bot_user_id, "was not bridged"))
         assert "login" in refusal["content"]["body"]
         assert not [m for m in chatnet.messages if "anyone there" in m.text]
         # The network's echo of the relayed line never came back into the room.

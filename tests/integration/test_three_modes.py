@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 
@@ -15,6 +14,8 @@ from bridgekit.testing.memonet_client import MemonetClient
 from tests.servers.bridge_process import BridgeProcess
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
+from tests.support.matrix_steps import from_sender, management_room, notice
+from tests.support.matrix_steps import linked_portal as link_room
 from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
@@ -51,20 +52,8 @@ async def start(
             await client.aclose()
 
 
-def from_sender(sender: str, event_type: str = "m.room.message") -> Callable[[dict[str, Any]], bool]:
-    return lambda e: e.get("sender") == sender and e.get("type") == event_type
-
-
-def notice(bot: str, text: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: e.get("sender") == bot and text in e.get("content", {}).get("body", "")
-
-
 async def linked_portal(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
-    room_id = await alice.create_room(name="lobby on memonet", invite=[slot.bot_user_id])
-    await alice.wait_for_membership(room_id, slot.bot_user_id)
-    await alice.send_text(room_id, f"!bk link {slot.connector} {CHAT}")
-    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "now the portal"))
-    return room_id
+    return await link_room(alice, slot, CHAT, name="lobby on memonet")
 
 
 async def edit(alice: MatrixTestClient, room_id: str, event_id: str, text: str) -> str:
@@ -143,16 +132,6 @@ async def test_virtual_user_mode(start: Start, slot: AppserviceSlot, make_matrix
     room_id = await linked_portal(alice, slot)
     name = alice.user_id.split(":")[0].lstrip("@")
     await converse_with_bob(alice, room_id, memonet, slot, said_as=f"{name}[m]", shown=lambda text: text)
-
-
-async def management_room(alice: MatrixTestClient, slot: AppserviceSlot) -> str:
-    created = await alice.request(
-        "POST", "/_matrix/client/v3/createRoom",
-        json_body={"is_direct": True, "invite": [slot.bot_user_id], "preset": "trusted_private_chat"},
-    )
-    room_id: str = created["room_id"]
-    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "management room"))
-    return room_id
 
 
 async def test_puppet_mode_login_double_puppet_restart_and_logout(
