@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import yaml
 
+from tests.servers.ports import PortReservation
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -96,6 +98,37 @@ async def async_terminate(proc: subprocess.Popen[bytes], deadline_s: float = 15.
     if code is None:
         raise RuntimeError(f"process {proc.pid} survived SIGKILL")
     return code
+
+
+class ReservedPortServer:
+    """A server child process on a reserved loopback port: stopped by PID, restartable on the
+    same port. Subclasses set ``_proc`` in ``start`` and ``_reservation`` before it."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+    _reservation: PortReservation | None = None
+    stop_deadline_s = 15.0
+    start_deadline_s = 30.0
+
+    def start(self, deadline_s: float = 30.0) -> None:
+        raise NotImplementedError
+
+    def stop(self, deadline_s: float | None = None, *, release_port: bool = True) -> int | None:
+        """SIGTERM by PID, SIGKILL after the deadline; releases the port. Idempotent."""
+        code: int | None = None
+        try:
+            if self._proc is not None:
+                code = terminate(self._proc, self.stop_deadline_s if deadline_s is None else deadline_s)
+        finally:
+            if release_port and self._reservation is not None:
+                with contextlib.suppress(Exception):
+                    self._reservation.release()
+                self._reservation = None
+        return code
+
+    def restart(self, deadline_s: float | None = None) -> None:
+        """Stop and start on the same port (and data): clients see the server restart."""
+        self.stop(release_port=False)
+        self.start(self.start_deadline_s if deadline_s is None else deadline_s)
 
 
 def log_tail(path: Path, lines: int = 60) -> str:

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.servers.bridge_process import log_tail, spawn, terminate
+from tests.servers.bridge_process import ReservedPortServer, log_tail, spawn
 from tests.servers.ports import PortReservation, port_is_free
 
 _SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
@@ -83,7 +83,10 @@ def probe_registration(host: str, port: int, nick: str, timeout_s: float) -> str
             return f"during registration: {exc!r}"
 
 
-class _IrcServer:
+class _IrcServer(ReservedPortServer):
+    stop_deadline_s = 10.0
+    start_deadline_s = 30.0
+
     """What both servers share: data dir, reserved port, spawn, readiness check, stop by PID."""
 
     binary = ""
@@ -174,24 +177,6 @@ class _IrcServer:
                 raise IrcdStartError(f"{self.binary} exited with {self._proc.poll()}; {self.log_tail()}")
             time.sleep(0.05)
         raise IrcdStartError(f"{self.binary} did not welcome a client before the deadline ({last}); {self.log_tail()}")
-
-    def stop(self, deadline_s: float = 10.0, *, release_port: bool = True) -> int | None:
-        """SIGTERM by PID, SIGKILL after ``deadline_s``; releases the port. Idempotent."""
-        code: int | None = None
-        try:
-            if self._proc is not None:
-                code = terminate(self._proc, deadline_s)
-        finally:
-            if release_port and self._reservation is not None:
-                with contextlib.suppress(Exception):
-                    self._reservation.release()
-                self._reservation = None
-        return code
-
-    def restart(self, deadline_s: float = 30.0) -> None:
-        """Stop and start on the same port (clients see a server restart)."""
-        self.stop(release_port=False)
-        self.start(deadline_s)
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines of the server's output and log files, for failure messages."""
@@ -333,7 +318,7 @@ class NgIRCd(_IrcServer):
         setpriv = [f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--pdeathsig=TERM"]
         return ["setpriv", *setpriv, *command]
 
-    def stop(self, deadline_s: float = 10.0, *, release_port: bool = True) -> int | None:
+    def stop(self, deadline_s: float | None = None, *, release_port: bool = True) -> int | None:
         try:
             return super().stop(deadline_s, release_port=release_port)
         finally:

@@ -9,7 +9,6 @@ Registrations are read at start-up only, so the session reserves all of them bef
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import yaml
 
 from bridgekit.config import BridgeConfig
 from bridgekit.registration import build_registration, regex_escape
-from tests.servers.bridge_process import log_tail, spawn, terminate
+from tests.servers.bridge_process import ReservedPortServer, log_tail, spawn
 from tests.servers.ports import PortReservation, port_is_free
 
 _UNLIMITED = {"per_second": 100000, "burst_count": 100000}
@@ -86,7 +85,10 @@ class SynapseStartError(RuntimeError):
     """Synapse exited or did not answer before the deadline."""
 
 
-class SynapseServer:
+class SynapseServer(ReservedPortServer):
+    stop_deadline_s = 20.0
+    start_deadline_s = 60.0
+
     """One Synapse process with its data directory, port and shared secret."""
 
     def __init__(
@@ -233,24 +235,6 @@ class SynapseServer:
             f"stdout/stderr tail:\n{log_tail(self.stdout_path)}\n"
             f"homeserver.log tail:\n{log_tail(self.log_path)}"
         )
-
-    def stop(self, deadline_s: float = 20.0, *, release_port: bool = True) -> int | None:
-        """SIGTERM by PID, SIGKILL after ``deadline_s``; releases the port. Idempotent."""
-        code: int | None = None
-        try:
-            if self._proc is not None:
-                code = terminate(self._proc, deadline_s)
-        finally:
-            if release_port and self._reservation is not None:
-                with contextlib.suppress(Exception):
-                    self._reservation.release()
-                self._reservation = None
-        return code
-
-    def restart(self, deadline_s: float = 60.0) -> None:
-        """Stop and start on the same data and port, so bridges reconnect to the same URL."""
-        self.stop(release_port=False)
-        self.start(deadline_s)
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
