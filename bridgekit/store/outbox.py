@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ _PORTAL: Table = Portal.__table__  # type: ignore[assignment]
 _GHOST: Table = Ghost.__table__  # type: ignore[assignment]
 _MESSAGE: Table = Message.__table__  # type: ignore[assignment]
 _REACTION: Table = Reaction.__table__  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 TO_MATRIX = "to_matrix"
 
@@ -114,8 +117,16 @@ class OutboxStore:
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)
-        await self.flush()
+        delay = FLUSH_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.flush()
+                return
+            except Exception:
+                # Kept in memory and tried again: the database may be back in a moment.
+                log.exception("could not write %d message-map rows; retrying", len(self._pending_maps))
+                delay = min(delay * 2 if delay >= 0.5 else 0.5, 30.0)
 
     async def flush(self) -> None:
         """Commit the pending map rows and "sent" marks now (also at shutdown)."""
