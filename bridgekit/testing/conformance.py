@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import pytest
+
 Event = dict[str, Any]
 
 
@@ -47,7 +49,12 @@ class SeenMessage:
 
 
 class RemoteDriver(Protocol):
-    """Acts on the remote network as a person there would (not through the bridge)."""
+    """Acts on the remote network as a person there would (not through the bridge).
+
+    A network without edits, deletions or a way to make it refuse the bridge's sends (IRC) says
+    so with ``can_edit = False``, ``can_delete = False`` or ``can_fail_sends = False`` attributes
+    (read with ``getattr``, default True): the checks that need them are skipped, visibly.
+    """
 
     async def say(self, chat: str, sender: str, text: str) -> str:
         """Post ``text`` as ``sender``; returns the message's ID."""
@@ -196,7 +203,8 @@ async def check_order_under_load(env: ConformanceEnv, count: int = 30) -> None:
 
 
 async def check_edits_and_redactions(env: ConformanceEnv) -> None:
-    """Edits and redactions land on the right message, both ways."""
+    """A Matrix edit and redaction change the right remote message (or, on a network without
+    edits, the correction is said after it)."""
     tag = _token()
     original, corrected = f"edit me {tag}", f"edited {tag}"
     event_id = await env.user.send_text(env.room_id, original)
@@ -217,6 +225,14 @@ async def check_edits_and_redactions(env: ConformanceEnv) -> None:
     if edited_in_place:  # a network with edits has deletions too, in every network we know
         await wait_remote(env, lambda ms: any(m.id == target.id and m.deleted for m in ms), "the Matrix redaction")
 
+
+
+async def check_remote_edits_and_deletions(env: ConformanceEnv) -> None:
+    """A remote edit and deletion land on the right Matrix event."""
+    driver = env.remote
+    if not getattr(driver, "can_edit", True) or not getattr(driver, "can_delete", True):
+        pytest.skip("the network has no edits or deletions of its own")
+    tag = _token()
     said = f"remote original {tag}"
     message_id = await env.remote.say(env.chat, env.remote_sender, said)
     ghost = env.ghost_of(env.remote_sender)
@@ -252,6 +268,8 @@ async def check_replay_after_restart(env: ConformanceEnv, count: int = 5) -> Non
 
 async def check_failures_are_visible(env: ConformanceEnv) -> None:
     """A message the network refuses on every attempt is marked in its room, to its sender."""
+    if not getattr(env.remote, "can_fail_sends", True):
+        pytest.skip("the driver cannot make the network refuse the bridge's sends")
     text = f"refused {_token()}"
     await env.remote.fail_sends(10_000)
     try:
@@ -280,6 +298,9 @@ class ConnectorConformance:
     async def test_edits_and_redactions(self, conformance_env: ConformanceEnv) -> None:
         await check_edits_and_redactions(conformance_env)
 
+    async def test_remote_edits_and_deletions(self, conformance_env: ConformanceEnv) -> None:
+        await check_remote_edits_and_deletions(conformance_env)
+
     async def test_replay_after_restart(self, conformance_env: ConformanceEnv) -> None:
         await check_replay_after_restart(conformance_env)
 
@@ -297,5 +318,6 @@ __all__ = [
     "check_edits_and_redactions",
     "check_failures_are_visible",
     "check_order_under_load",
+    "check_remote_edits_and_deletions",
     "check_replay_after_restart",
 ]
