@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 import irc.client
@@ -53,6 +54,9 @@ from bridges.irc.session import IrcSession, Said
 from bridges.irc.settings import IrcSettings
 
 log = logging.getLogger(__name__)
+
+LISTENER_CAPS = ("server-time", "message-tags")
+"""Asked for by the bot (the listener): the time a line was said, and the network's message IDs."""
 
 POWER_FOR_MODE = {"o": 50, "h": 25, "v": 10}
 PREFIX_MODES = {"@": "o", "%": "h", "+": "v"}
@@ -162,7 +166,8 @@ class IrcConnector:
 
     async def _connect_bot(self) -> None:
         settings, ctx = self._settings(), self._context()
-        link = self._new_link(settings.bot_nick, ident="bridge", realname="Matrix bridge", owner=None)
+        link = self._new_link(settings.bot_nick, ident="bridge", realname="Matrix bridge", owner=None,
+                              caps=LISTENER_CAPS)
         await ctx.report_session(None, SessionState.CONNECTING)
         await link.connect()
         self._bot = IrcSession(SessionKind.BOT, link, self)
@@ -173,7 +178,9 @@ class IrcConnector:
             self._bot.joined.add(chat)
         await ctx.report_session(None, SessionState.CONNECTED)
 
-    def _new_link(self, nick: str, *, ident: str, realname: str, owner: UserID | None) -> IrcLink:
+    def _new_link(
+        self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...] = ()
+    ) -> IrcLink:
         settings = self._settings()
         user_id = owner or ""
 
@@ -186,7 +193,7 @@ class IrcConnector:
         return IrcLink(
             host=settings.server, port=settings.port, tls=settings.tls, nick=nick, ident=ident, realname=realname,
             password=settings.password, on_event=self._on_event, lines_per_second=settings.lines_per_second,
-            burst=settings.burst, next_nick=next_nick,
+            burst=settings.burst, next_nick=next_nick, caps=caps,
         )
 
     async def _learn_isupport(self, link: IrcLink) -> None:
@@ -407,7 +414,7 @@ class IrcConnector:
         self.remember(message_id, Said(source, text))
         await ctx.emit(RemoteMessage(
             chat_id=chat, message_id=message_id, sender_id=self.fold(source), sender_name=source, text=body,
-            html=html, msgtype=msgtype, mentions=tuple(mentioned),
+            html=html, msgtype=msgtype, mentions=tuple(mentioned), timestamp_ms=_server_time(event),
         ))
 
     def _user_for_nick(self, nick: str) -> str | None:
@@ -723,6 +730,17 @@ def _tag(event: irc.client.Event, name: str) -> str | None:
         if isinstance(tag, Mapping) and tag.get("key") == name and tag.get("value"):
             return str(tag["value"])
     return None
+
+
+def _server_time(event: irc.client.Event) -> int | None:
+    """When the server says the line was sent (IRCv3 server-time), in ms; None without the tag."""
+    stamp = _tag(event, "time")
+    if stamp is None:
+        return None
+    try:
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 def _is_channel(target: str) -> bool:

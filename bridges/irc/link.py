@@ -59,6 +59,7 @@ class IrcLink:
         lines_per_second: float = 2.0,
         burst: int = 5,
         next_nick: NickChooser | None = None,
+        caps: tuple[str, ...] = (),
     ) -> None:
         self.host, self.port, self.tls = host, port, tls
         self.wanted_nick = nick
@@ -67,6 +68,8 @@ class IrcLink:
         self.password = password
         self._on_event = on_event
         self._next_nick = next_nick
+        self._caps = caps
+        """IRCv3 capabilities asked for once registered (the server ignores the unknown ones)."""
         self._nick_attempts = 0
         self._rate = lines_per_second
         self._burst = float(burst)
@@ -133,6 +136,8 @@ class IrcLink:
         kind = event.type
         if kind == "welcome":
             self._welcome.set()
+            if self._caps:
+                self.send_now(f"CAP REQ :{' '.join(self._caps)}")
         elif kind == "featurelist":
             for token in event.arguments[:-1]:
                 key, _, value = str(token).partition("=")

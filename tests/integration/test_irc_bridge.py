@@ -520,3 +520,19 @@ async def test_the_bridge_reconnects_after_the_irc_server_restarts(
             await bob.close()
     finally:
         server.stop()
+
+
+async def test_a_message_keeps_the_time_the_irc_server_gave_it(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
+    make_irc_client: MakeIrcClient, channel: str,
+) -> None:
+    from datetime import datetime
+
+    alice, room_id, bob, _nick = conversation
+    watcher = await make_irc_client("watch", caps=["server-time"])
+    await watcher.join(channel)
+    await bob.privmsg(channel, "what time is it on the server?")
+    line = await watcher.wait_for(said_in(channel, "what time is it on the server?"))
+    said_at = int(datetime.fromisoformat(line.tags["time"].replace("Z", "+00:00")).timestamp() * 1000)
+    event = await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "what time is it on the server?"))
+    assert event["origin_server_ts"] == said_at  # IRCv3 server-time, kept through timestamp massaging
