@@ -180,7 +180,7 @@ async def _serve_with(
 
     by_name = {connector.name: connector for connector in connectors}
     sessions = Sessions(
-        by_name, LoginStore(database), _credential_cipher(config), notify_owner,
+        by_name, LoginStore(database), _credential_cipher(config, connectors), notify_owner,
         virtual_idle_seconds={name: section.virtual_idle_minutes * 60 for name, section in enabled.items()},
     )
     double_puppet = _double_puppet_client(config, http, memory)
@@ -380,14 +380,15 @@ def _login_flows(connector: NetworkConnector | None) -> list[LoginFlow]:
     return list(connector.login_flows)
 
 
-def _credential_cipher(config: BridgeConfig) -> CredentialCipher | None:
+def _credential_cipher(config: BridgeConfig, connectors: list[NetworkConnector]) -> CredentialCipher | None:
     """The cipher of stored logins; None (logins refused, with the fix) when no key is set."""
     try:
         key = load_key(configured=config.secrets.credentials_key, environ=os.environ)
     except ConfigError as error:
         if "no credentials key" not in str(error):
             raise  # a key is set but unusable: the admin must hear it now, not at the first login
-        log.warning("puppet logins are off: %s", error)
+        if any(isinstance(connector, LoginProvider) for connector in connectors):
+            log.warning("puppet logins are off: %s", error)  # said only where a network offers logins
         return None
     return CredentialCipher(key, config.secrets.previous_credentials_keys)
 
