@@ -164,11 +164,15 @@ class BridgeContext:
 class KeyValue(Protocol):
     """The connector's own small values (``ctx.kv``), e.g. a network's CASEMAPPING learnt once."""
 
-    async def get(self, key: str, default: Any = None) -> Any: ...
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key`` (``default`` when none). One query: not for hot paths."""
 
-    async def set(self, key: str, value: Any) -> None: ...
+    async def set(self, key: str, value: Any) -> None:
+        """Store ``value`` (anything JSON can hold), committed when this returns. Not for bulk
+        data or secrets in clear (encrypt those first)."""
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Remove the value; nothing happens when there is none."""
 
 
 @runtime_checkable
@@ -281,9 +285,12 @@ class DeletingSession(Protocol):
 class ReactingSession(Protocol):
     """A session that can react to messages."""
 
-    async def react(self, chat_id: str, message_id: str, emoji: str) -> None: ...
+    async def react(self, chat_id: str, message_id: str, emoji: str) -> None:
+        """A Matrix user reacted to ``message_id``: react as this session. Called in the room's
+        order; may raise (retried, then reported). Must not emit the reaction back."""
 
-    async def unreact(self, chat_id: str, message_id: str, emoji: str) -> None: ...
+    async def unreact(self, chat_id: str, message_id: str, emoji: str) -> None:
+        """The Matrix reaction was redacted: take this session's reaction back."""
 
 
 @runtime_checkable
@@ -291,28 +298,36 @@ class TypingSession(Protocol):
     """A session that can show that its user is typing. Used for puppet and virtual sessions
     only (the relay bot typing for someone else would mislead); needs ``receive_ephemeral``."""
 
-    async def set_typing(self, chat_id: str, typing: bool) -> None: ...
+    async def set_typing(self, chat_id: str, typing: bool) -> None:
+        """The session's Matrix user started or stopped typing. Best effort: must not raise for
+        a network that lost the chat, and must not block (typing is worthless late)."""
 
 
 @runtime_checkable
 class ReceiptSession(Protocol):
     """A session that can mark a chat read up to a message (puppet and virtual sessions only)."""
 
-    async def mark_read(self, chat_id: str, message_id: str) -> None: ...
+    async def mark_read(self, chat_id: str, message_id: str) -> None:
+        """The session's Matrix user read up to ``message_id`` (a message from the network).
+        Best effort, like typing."""
 
 
 @runtime_checkable
 class MembershipSession(Protocol):
     """A session that can leave a chat: when its Matrix user leaves a portal, they leave the chat."""
 
-    async def leave_chat(self, chat_id: str, reason: str | None) -> None: ...
+    async def leave_chat(self, chat_id: str, reason: str | None) -> None:
+        """The session's Matrix user left the portal: leave the chat on the network. Must not
+        close the session (the user may still be in other portals)."""
 
 
 @runtime_checkable
 class TopicSession(Protocol):
     """A session that can set a chat's topic: a topic set on Matrix reaches the chat."""
 
-    async def set_topic(self, chat_id: str, topic: str) -> None: ...
+    async def set_topic(self, chat_id: str, topic: str) -> None:
+        """A Matrix user set the portal's topic: set it on the network, as this session. May raise
+        when the network refuses (the user lacks the right); must not emit it back."""
 
 
 @runtime_checkable
@@ -426,9 +441,13 @@ class PortalListener(Protocol):
     """Told when the core links or unlinks a portal of this connector (``link`` and ``unlink``
     commands, alias queries, room upgrades), so it can join or leave the chat on the network."""
 
-    async def portal_linked(self, chat_id: str, room_id: RoomID) -> None: ...
+    async def portal_linked(self, chat_id: str, room_id: RoomID) -> None:
+        """``chat_id`` has a portal room now: join it on the network so its events are heard.
+        Called after the link is stored; errors are logged, never undo the link."""
 
-    async def portal_unlinked(self, chat_id: str) -> None: ...
+    async def portal_unlinked(self, chat_id: str) -> None:
+        """``chat_id`` is no longer bridged: leave it on the network unless the connector keeps it
+        for another reason."""
 
 
 @runtime_checkable
