@@ -401,7 +401,7 @@ def _double_puppet_client(
         return None
     try:
         token = read_double_puppet_token(Path(path))
-    except (OSError, ValueError) as error:
+    except (ConfigError, ValueError) as error:
         raise ConfigError(f"double_puppet.registration: {error}") from None
     return MatrixClient(
         http, homeserver_url=config.homeserver.url, as_token=token,

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from bridgekit.config_loader import read_registration
 from bridgekit.errors import MatrixError
 from bridgekit.ids import UserID
 from bridgekit.matrix import MatrixClient
 
 
 def read_double_puppet_token(path: Path) -> str:
-    """The as_token of the double-puppet registration at ``path``; ValueError saying what is wrong."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    token = data.get("as_token") if isinstance(data, dict) else None
+    """The as_token of the double-puppet registration at ``path``; ConfigError (an unreadable file)
+    or ValueError (no token) saying what is wrong."""
+    data = read_registration(path, missing_hint="write it with 'bridgekit generate-registration --double-puppet'")
+    token = data.get("as_token")
     if not isinstance(token, str) or len(token) < 16:
         raise ValueError(f"{path} has no as_token (write it with 'bridgekit generate-registration --double-puppet')")
     return token

@@ -128,9 +128,7 @@ class ManagementRoom:
             log.warning("could not accept the invite of %s to %s: %s", inviter, room_id, error)
             return
         if event.content.get("is_direct") is True:
-            await self._users.set_management_room(inviter, room_id)
-            self._rooms = {room: user for room, user in self._rooms.items() if user != inviter}
-            self._rooms[room_id] = inviter
+            await self._set_management_room(inviter, room_id)
             await bot.send_text(
                 room_id,
                 "Hello! This is your management room for the bridge: send 'help' to see what you can do.",
@@ -143,10 +141,14 @@ class ManagementRoom:
         bot = self._matrix.bot
         if room_id is None:
             room_id = await bot.create_room(invitees=[user_id], is_direct=True, preset="trusted_private_chat")
-            await self._users.set_management_room(user_id, room_id)
-            self._rooms = {room: user for room, user in self._rooms.items() if user != user_id}
-            self._rooms[room_id] = user_id
+            await self._set_management_room(user_id, room_id)
         await bot.send_text(RoomID(room_id), text, msgtype="m.notice", mentions=[user_id])
+
+    async def _set_management_room(self, user_id: UserID, room_id: str) -> None:
+        """Store ``room_id`` as the user's management room, and keep the in-memory map in step."""
+        await self._users.set_management_room(user_id, room_id)
+        self._rooms = {room: user for room, user in self._rooms.items() if user != user_id}
+        self._rooms[room_id] = user_id
 
     async def _encrypted(self, event: MatrixEvent) -> None:
         # bridgekit cannot decrypt (yet): say so plainly rather than let messages vanish.

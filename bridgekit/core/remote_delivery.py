@@ -299,7 +299,7 @@ class RemoteDelivery:
         payload = entry.payload
         network = str(payload["network"])
         cls = _CLASSES[str(payload.get("kind", "message"))]
-        fields = {key: payload[key] for key in _fields(cls) if key in payload}
+        fields = {key: payload[key] for key in _FIELDS[cls] if key in payload}
         if isinstance(fields.get("mentions"), list):  # JSON gave back the tuple as a list
             fields["mentions"] = tuple(fields["mentions"])
         event = cls(**fields)
@@ -385,7 +385,7 @@ class RemoteDelivery:
                 return puppet
             except MatrixError as error:
                 log.info("cannot post as %s in %s (%s); posting through the ghost instead", owner, room_id, error)
-        ghost = self._matrix.intent(ghost_user_id(self._ghost_prefixes[network], network, sender_id, self._server_name))
+        ghost = self._ghost(network, sender_id)
         await ghost.ensure_registered()
         stored = await self._store.ghost_name(network, sender_id)
         # Events without a name (typing, receipts) keep the name the ghost has.
@@ -550,8 +550,10 @@ class RemoteDelivery:
             log.exception("could not report the failed send of outbox row %d in its room", entry.id)
 
 
-def _fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _CLASSES.values()
+}
+"""Each remote event class's field names (read for every send: worked out once)."""
 
 
 __all__ = ["DOUBLE_PUPPET_MARKER", "RemoteDelivery", "event_key", "idempotency_key"]

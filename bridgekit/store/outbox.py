@@ -360,10 +360,8 @@ class OutboxStore:
 
     async def remote_id_for(self, event_id: str) -> str | None:
         """The remote message a Matrix event is (either way), for replies."""
-        await self._settled(event_id=event_id)
-        async with self._db.read() as conn:
-            value = (await conn.execute(select(_MESSAGE.c.remote_id).where(_MESSAGE.c.event_id == event_id))).scalar()
-        return str(value) if value is not None else None
+        mapped = await self.mapped_by_event(event_id)
+        return mapped.remote_id if mapped is not None else None
 
     def sent_by_us(self, portal_id: int, remote_id: str) -> bool:
         """Whether the bridge sent ``remote_id`` to the network (so the network's copy of it is an
@@ -398,16 +396,8 @@ class OutboxStore:
 
     async def event_for(self, portal_id: int, remote_id: str) -> str | None:
         """The Matrix event a remote message became, for replies (and later edits, redactions)."""
-        await self._settled(key=(portal_id, remote_id))
-        async with self._db.read() as conn:
-            value = (
-                await conn.execute(
-                    select(_MESSAGE.c.event_id).where(
-                        _MESSAGE.c.portal_id == portal_id, _MESSAGE.c.remote_id == remote_id
-                    ).order_by(_MESSAGE.c.part_id).limit(1)
-                )
-            ).scalar()
-        return str(value) if value is not None else None
+        mapped = await self.mapped_by_remote(portal_id, remote_id)
+        return mapped.event_id if mapped is not None else None
 
     async def mapped_by_remote(self, portal_id: int, remote_id: str) -> MappedMessage | None:
         await self._settled(key=(portal_id, remote_id))

@@ -360,14 +360,14 @@ class MemonetConnector:
             self._changes += 1
             await self._ctx.emit(RemoteMember(
                 chat_id=happening.chat, sender_id=actor, membership=happening.emoji, by=happening.text or None,
-                change_id=f"{self.network_boot}-{self._changes}",
+                change_id=f"{self.network.boot}-{self._changes}",
             ))
             return
         if happening.kind == "topic":
             self._changes += 1
             await self._ctx.emit(RemoteChatInfo(
                 chat_id=happening.chat, topic=happening.text, changed_by=actor,
-                change_id=f"{self.network_boot}-{self._changes}",
+                change_id=f"{self.network.boot}-{self._changes}",
             ))
             return
         if happening.kind == "typing":
@@ -394,10 +394,6 @@ class MemonetConnector:
             ))
 
     # the control API: people on memonet -----------------------------------------------------
-
-    @property
-    def network_boot(self) -> str:
-        return self.network.boot
 
     def http_router(self) -> APIRouter:
         router = APIRouter(prefix="/memonet")
