@@ -167,8 +167,9 @@ class KeyValue(Protocol):
     async def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key`` (``default`` when none). One query: not for hot paths."""
 
-    async def set(self, key: str, value: Any) -> None:
-        """Store ``value`` (anything JSON can hold), committed when this returns. Not for bulk
+    async def set(self, key: str, value: Any, *, ttl_seconds: float | None = None) -> None:
+        """Store ``value`` (anything JSON can hold), committed when this returns; with
+        ``ttl_seconds`` it reads as missing after that long and is deleted later. Not for bulk
         data or secrets in clear (encrypt those first)."""
 
     async def delete(self, key: str) -> None:

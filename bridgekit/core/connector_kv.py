@@ -15,8 +15,8 @@ class ConnectorKeyValue:
     async def get(self, key: str, default: Any = None) -> Any:
         return await self._store.get(self._network, key, default)
 
-    async def set(self, key: str, value: Any) -> None:
-        await self._store.set(self._network, key, value)
+    async def set(self, key: str, value: Any, *, ttl_seconds: float | None = None) -> None:
+        await self._store.set(self._network, key, value, ttl_seconds=ttl_seconds)
 
     async def delete(self, key: str) -> None:
         await self._store.delete(self._network, key)

@@ -383,14 +383,16 @@ class RegisteredUser(Base):
 
 
 class KeyValue(Base):
-    """Small JSON values per network (e.g. the IRC network's CASEMAPPING)."""
+    """Small JSON values per network (e.g. the IRC network's CASEMAPPING); some expire."""
 
     __tablename__ = "kv"
-    __table_args__ = (PrimaryKeyConstraint("network", "key"),)
+    __table_args__ = (PrimaryKeyConstraint("network", "key"), Index("ix_kv_expires_at", "expires_at"))
 
     network: Mapped[str] = mapped_column(Text)
     key: Mapped[str] = mapped_column(Text)
     value: Mapped[Any] = mapped_column(JSON_VALUE, nullable=False)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """Unix ms after which the value is gone (None: kept until deleted)."""
 
 
 __all__ = [

@@ -277,7 +277,8 @@ class IrcConnector:
         if not ctx.public_url:
             return None
         text_id = secrets.token_urlsafe(12)
-        await self._kv_set(f"text:{text_id}", {"text": text, "at": int(time.time())})
+        ttl = self._settings().long_text_days * 86_400
+        await self._kv_set(f"text:{text_id}", {"text": text, "at": int(time.time())}, ttl_seconds=ttl)
         return f"{ctx.public_url.rstrip('/')}/irc/{self.name}/text/{text_id}"
 
     def media_link(self, mxc: str, filename: str) -> str | None:
@@ -700,10 +701,10 @@ class IrcConnector:
         kv = self._context().kv
         return await kv.get(key, default) if kv is not None else default
 
-    async def _kv_set(self, key: str, value: Any) -> None:
+    async def _kv_set(self, key: str, value: Any, *, ttl_seconds: float | None = None) -> None:
         kv = self._context().kv
         if kv is not None:
-            await kv.set(key, value)
+            await kv.set(key, value, ttl_seconds=ttl_seconds)
 
 
 async def _nick_command(context: CommandContext, args: list[str]) -> CommandReply:

@@ -33,6 +33,9 @@ class IrcSettings(BaseModel):
     max_lines: Annotated[int, Field(ge=1)] = 5
     """A Matrix message longer than this many IRC lines is sent as one line with a link to the
     full text (served by the bridge at its public_url)."""
+    long_text_days: Annotated[float, Field(gt=0)] = 30
+    """How long the full text of such a message stays at its link; afterwards the link answers 404
+    and the text is deleted from the bridge's database."""
     lines_per_second: Annotated[float, Field(ge=0)] = 2.0
     """Pacing of each connection's output after a burst (0: no pacing, e.g. for benchmarks)."""
     burst: Annotated[int, Field(ge=1)] = 5
