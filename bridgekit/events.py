@@ -146,6 +146,9 @@ class RemoteReaction:
     emoji: str
     removed: bool = False
     sender_name: str | None = None
+    change_id: str = ""
+    """Tells a reaction given again after it was taken back apart from a second delivery of the
+    first one (which is dropped): the remote reaction's own ID, a counter or a timestamp."""
 
 
 @dataclass(frozen=True, slots=True)

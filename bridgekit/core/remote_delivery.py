@@ -92,7 +92,7 @@ def event_key(network: str, event: RemoteEvent) -> str:
         parts = ["power", network, event.chat_id, event.sender_id, str(event.level), event.change_id]
     else:
         parts = ["reaction", network, event.chat_id, event.message_id, event.sender_id, event.emoji,
-                 "remove" if event.removed else "add"]
+                 "remove" if event.removed else "add", event.change_id]
     return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -388,9 +388,10 @@ class MemonetConnector:
         elif happening.kind == "delete":
             await self._ctx.emit(RemoteDelete(chat_id=post.chat, message_id=post.id, sender_id=actor))
         else:
+            self._changes += 1
             await self._ctx.emit(RemoteReaction(
                 chat_id=post.chat, message_id=post.id, sender_id=actor, emoji=happening.emoji,
-                removed=happening.removed,
+                removed=happening.removed, change_id=f"{self.network.boot}-{self._changes}",
             ))
 
     # the control API: people on memonet -----------------------------------------------------

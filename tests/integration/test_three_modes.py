@@ -97,6 +97,14 @@ async def converse_with_bob(
     reaction = await alice.wait_for_event(room_id, from_sender(ghost, "m.reaction"))
     annotation = {"rel_type": "m.annotation", "event_id": reply["event_id"], "key": "👍"}
     assert reaction["content"]["m.relates_to"] == annotation
+    # Taken back and given again: the Matrix reaction goes and comes back (not dropped as a repeat).
+    await memonet.react(CHAT, answer["id"], "bob", "👍", removed=True)
+    await alice.wait_for_event(room_id, lambda e: e.get("type") == "m.room.redaction" and
+                               (e.get("redacts") or e["content"].get("redacts")) == reaction["event_id"])
+    await memonet.react(CHAT, answer["id"], "bob", "👍")
+    again = await alice.wait_for_event(room_id, lambda e: from_sender(ghost, "m.reaction")(e)
+                                       and e["event_id"] != reaction["event_id"])
+    assert again["content"]["m.relates_to"] == annotation
     await memonet.delete(CHAT, answer["id"], "bob")
     await alice.wait_for_event(room_id, lambda e: e.get("type") == "m.room.redaction" and
                                (e.get("redacts") or e["content"].get("redacts")) == reply["event_id"])
