@@ -196,6 +196,9 @@ class AsUsers:
     async def join(self, user_id: str, room: str) -> str:
         return str((await self._call("POST", f"{_C}/join/{_q(room)}", user_id, {}))["room_id"])
 
+    async def leave(self, user_id: str, room_id: str) -> None:
+        await self._call("POST", f"{_C}/rooms/{_q(room_id)}/leave", user_id, {})
+
     async def invite(self, inviter: str | None, room_id: str, user_id: str) -> None:
         await self._call("POST", f"{_C}/rooms/{_q(room_id)}/invite", inviter, {"user_id": user_id})
 
