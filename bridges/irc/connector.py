@@ -61,6 +61,9 @@ LISTENER_CAPS = ("server-time", "message-tags")
 POWER_FOR_MODE = {"o": 50, "h": 25, "v": 10}
 PREFIX_MODES = {"@": "o", "%": "h", "+": "v"}
 RECENT_MESSAGES = 2000
+REDELIVERY_ATTEMPTS = 6
+"""Tries (2, 4 ... 32 s apart: about a minute) to connect a user's dropped connection again while
+lines they sent are still queued; then they are told what was not delivered."""
 """Messages remembered for replies and edits (IRC has no IDs to look them up by)."""
 
 
@@ -96,6 +99,7 @@ class IrcConnector:
         self._recent: OrderedDict[str, Said] = OrderedDict()
         self._ids = itertools.count(1)
         self._reconnect: asyncio.Task[None] | None = None
+        self._redeliveries: set[asyncio.Task[None]] = set()
         self._events: asyncio.Queue[tuple[IrcLink, irc.client.Event]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
@@ -117,6 +121,8 @@ class IrcConnector:
         self._stopping = True
         if self._reconnect is not None:
             self._reconnect.cancel()
+        for task in list(self._redeliveries):
+            task.cancel()
         for session in list(self._sessions_by_user.values()):
             await session.link.close("bridge shutting down")
         if self._bot is not None:
@@ -170,12 +176,15 @@ class IrcConnector:
                               caps=LISTENER_CAPS)
         await ctx.report_session(None, SessionState.CONNECTING)
         await link.connect()
-        self._bot = IrcSession(SessionKind.BOT, link, self)
+        previous, self._bot = self._bot, IrcSession(SessionKind.BOT, link, self)
         self._own[self.fold(link.nick)] = None
         await self._learn_isupport(link)
         for chat in [*self._portals, *(self.fold(c) for c in settings.channels)]:
             self._bot.link.send(f"JOIN {self.channel_name(chat)}")
             self._bot.joined.add(chat)
+        if previous is not None:
+            # Relayed lines the old connection had queued (pacing) when it dropped.
+            self._bot.adopt(previous.link.take_unsent())
         await ctx.report_session(None, SessionState.CONNECTED)
 
     def _new_link(
@@ -397,7 +406,35 @@ class IrcConnector:
         for user, session in list(self._sessions_by_user.items()):
             if session.link is link and not self._stopping and not session.closed:
                 await self._context().report_session(user, SessionState.TRANSIENT_DISCONNECT, "the IRC server hung up")
-                await self._session_closed(session)
+                if link.has_unsent:
+                    # Lines the user sent are still queued (pacing): connect again now to send them,
+                    # rather than when they next speak.
+                    task = asyncio.create_task(self._redeliver(user, session))
+                    self._redeliveries.add(task)
+                    task.add_done_callback(self._redeliveries.discard)
+                else:
+                    await self._session_closed(session)
+
+    async def _redeliver(self, user: UserID, session: IrcSession) -> None:
+        delay = 2.0
+        for attempt in range(REDELIVERY_ATTEMPTS):
+            if self._stopping or session.closed or session.link.connected:
+                return
+            try:
+                await session.reconnect()
+                return
+            except (OSError, RegistrationFailed) as error:
+                log.info("%s: reconnecting %s to send queued lines failed (%s)", self.name, user, error)
+                if attempt + 1 < REDELIVERY_ATTEMPTS:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+        lost = session.link.take_unsent()
+        await self._session_closed(session)
+        if lost:
+            await self._context().tell_user(user, (
+                f"The connection to {self.name} dropped and could not be made again, so your last "
+                f"{len(lost)} line(s) were not delivered to IRC."
+            ))
 
     async def _channel_message(self, event: irc.client.Event) -> None:
         source = _nick(event)

@@ -164,9 +164,16 @@ class IrcLink:
     # ---- writing -----------------------------------------------------------------------------
 
     def send(self, line: str) -> None:
-        """Queue one raw line (no CR LF); paced. Lines keep their order."""
+        """Queue one raw line (no CR LF); paced. Lines keep their order.
+
+        Raises ConnectionError when the connection is down: the caller's message is retried later
+        rather than queued for a connection that may never come back. Lines already queued when
+        it drops stay queued (see :meth:`take_unsent`).
+        """
         if any(char in line for char in "\r\n\0"):
             raise ValueError("an IRC line must not contain CR, LF or NUL (the output gate removes them)")
+        if not self.connected:
+            raise ConnectionError(f"not connected to {self.host}")
         if self._rate <= 0 or (not self._queue and self._take_token()):
             self._write(line)
             return
@@ -194,7 +201,29 @@ class IrcLink:
             if not self._take_token():
                 await asyncio.sleep((1 - self._tokens) / self._rate)
                 continue
-            self._write(self._queue.popleft())
+            try:
+                self._write(self._queue[0])
+            except ConnectionError:
+                return  # the connection dropped: the line stays first in the queue (take_unsent)
+            self._queue.popleft()
+
+    @property
+    def has_unsent(self) -> bool:
+        return bool(self._queue)
+
+    def requeue(self, lines: list[str]) -> None:
+        """Put lines taken with :meth:`take_unsent` back in front (a reconnect failed)."""
+        self._queue.extendleft(reversed(lines))
+
+    def take_unsent(self) -> list[str]:
+        """The lines queued behind the pacing but never written because the connection dropped,
+        in order; the queue is left empty. Whoever replaces the connection sends them, so a
+        Matrix message that was accepted is not lost with the connection."""
+        if self._writer is not None:
+            self._writer.cancel()
+        lines = list(self._queue)
+        self._queue.clear()
+        return lines
 
     def _write(self, line: str) -> None:
         connection = self._connection

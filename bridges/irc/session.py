@@ -9,6 +9,7 @@ text, served by the bridge.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import secrets
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ class SessionHost(Protocol):
     @property
     def reply_template(self) -> str: ...
 
+    def fold(self, text: str) -> str: ...
     def channel_name(self, chat_id: str) -> str: ...
     def target_of(self, chat_id: str) -> str: ...
     def pill_to_nick(self, user_id: str) -> str | None: ...
@@ -60,6 +62,9 @@ class IrcSession:
         self._host = host
         self._on_close = on_close
         self.joined: set[str] = set()
+        self._reconnecting = asyncio.Lock()
+        """Held while the connection is made again, and by every ``say``: nothing is said between
+        the new connection's welcome and its rejoins."""
         self.closed = False
         """Closed on purpose (idle, logout, shutdown): its disconnect is no news to its owner."""
 
@@ -93,7 +98,7 @@ class IrcSession:
 
     async def leave_chat(self, chat_id: str, reason: str | None) -> None:
         channel = self._host.channel_name(chat_id)
-        if chat_id in self.joined:
+        if chat_id in self.joined and self.link.connected:  # a dropped connection is in no channel
             self.link.send(f"PART {channel}" + (f" :{sanitize(reason)[:200]}" if reason else ""))
             self.joined.discard(chat_id)
 
@@ -114,25 +119,55 @@ class IrcSession:
 
     async def say(self, chat_id: str, text: str, *, command: str = "PRIVMSG", action: bool = False) -> None:
         """Send ``text`` (IRC formatting allowed, newlines allowed) to the chat, safely."""
-        if not self.link.connected and self.kind is not SessionKind.BOT:
-            # The server dropped this user's connection: connect again (it rejoins as it speaks).
+        async with self._reconnecting:
+            if not self.link.connected and self.kind is not SessionKind.BOT:
+                # The server dropped this user's connection: connect again (it rejoins as it speaks).
+                await self._reconnect_locked()
+            target = self._host.target_of(chat_id)
+            if target.startswith(("#", "&", "+", "!")):
+                self._ensure_joined(chat_id)
+            budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=target, command=command,
+                                 action=action)
+            planned = plan(text, budget, self._host.max_lines)
+            lines = planned.lines
+            if planned.truncated:
+                url = await self._host.publish_text(sanitize(text))
+                suffix = f" … (full message: {url})" if url else " … (message too long for IRC)"
+                lines = [lines[0] + suffix]
+            for line in lines:
+                body = f"\x01ACTION {line}\x01" if action else line
+                self.link.send(f"{command} {target} :{body}")
+
+    async def reconnect(self) -> None:
+        """Connect this identity again after the server dropped it; the lines it had queued
+        (pacing) go out once it has rejoined their channels."""
+        async with self._reconnecting:
+            if not self.link.connected:
+                await self._reconnect_locked()
+
+    async def _reconnect_locked(self) -> None:
+        unsent = self.link.take_unsent()
+        self.joined.clear()  # a dropped connection is in no channel
+        try:
             await self.link.connect()
-            self.joined.clear()
-            await self._host.reconnected(self)
-        target = self._host.target_of(chat_id)
-        if target.startswith(("#", "&", "+", "!")):
-            self._ensure_joined(chat_id)
-        budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=target, command=command,
-                             action=action)
-        planned = plan(text, budget, self._host.max_lines)
-        lines = planned.lines
-        if planned.truncated:
-            url = await self._host.publish_text(sanitize(text))
-            suffix = f" … (full message: {url})" if url else " … (message too long for IRC)"
-            lines = [lines[0] + suffix]
+        except BaseException:
+            self.link.requeue(unsent)
+            raise
+        await self._host.reconnected(self)
+        self.adopt(unsent)
+
+    def adopt(self, lines: list[str]) -> None:
+        """Send the lines an earlier connection of this identity queued but never wrote (it
+        dropped), in order, joining their channels again first."""
         for line in lines:
-            body = f"\x01ACTION {line}\x01" if action else line
-            self.link.send(f"{command} {target} :{body}")
+            command, _, rest = line.partition(" ")
+            target = rest.split(" ", 1)[0]
+            channel = target.startswith(("#", "&", "+", "!"))
+            if command == "JOIN" and channel:
+                self.joined.add(self._host.fold(target))
+            elif channel and command in ("PRIVMSG", "NOTICE", "TOPIC"):
+                self._ensure_joined(self._host.fold(target))
+            self.link.send(line)
 
     def _ensure_joined(self, chat_id: str) -> None:
         if chat_id not in self.joined:

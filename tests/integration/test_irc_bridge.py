@@ -522,6 +522,34 @@ async def test_the_bridge_reconnects_after_the_irc_server_restarts(
         server.stop()
 
 
+@pytest.mark.parametrize("virtual_users", [False, True], ids=["relay", "virtual-user"])
+async def test_lines_waiting_on_pacing_survive_a_dropped_connection(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str, virtual_users: bool,
+) -> None:
+    """Output is paced (here one line per 2 s): Matrix messages already accepted wait in the
+    connection's queue. When the server drops that connection, they go out once it is back and
+    has rejoined the channel: in order, once each, none lost with the connection."""
+    await start_irc(virtual_users=virtual_users, lines_per_second=0.5, burst=1)
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    room_id = await portal(alice, slot, channel)
+    await bob.join(channel)
+    since = bob.mark()
+    bob.send_raw("OPER oper operpw")
+    await bob.wait_for(lambda ln: ln.command == "381", since=since)  # RPL_YOUREOPER: bob may KILL
+
+    for i in range(5):
+        await alice.send_text(room_id, f"queued {i}")
+    first = await bob.wait_for(said_in(channel, "queued 0"))  # the rest wait for the pacing
+    assert first.source is not None
+    bob.send_raw(f"KILL {first.source} :the connection drops with lines queued")
+
+    lines = await bob.wait_for_count(said_in(channel, "queued "), 5, timeout=90)
+    assert [line.text.rsplit(" ", 1)[1] for line in lines] == ["0", "1", "2", "3", "4"]
+    assert len(bob.lines(said_in(channel, "queued "))) == 5
+
+
 async def test_a_message_keeps_the_time_the_irc_server_gave_it(
     conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
     make_irc_client: MakeIrcClient, channel: str,

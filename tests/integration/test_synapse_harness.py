@@ -135,6 +135,18 @@ async def test_fault_proxy_on_the_client_side(
                 assert [r.fault for r in proxy.log] == [None, "rate_limit", "fail"]
 
 
+async def ping(bot: MatrixTestClient, appservice_id: str) -> None:
+    """Ping the appservice through Synapse. Synapse may first try a pooled connection that an
+    earlier test's proxy on the same port closed (502 M_CONNECTION_FAILED): it pings again."""
+    for attempt in range(3):
+        try:
+            await bot.request("POST", f"/_matrix/client/v1/appservice/{appservice_id}/ping", json_body={})
+            return
+        except MatrixRequestError as error:
+            if error.status != 502 or attempt == 2:
+                raise
+
+
 async def test_synapse_retries_a_transaction_through_the_faulty_slot(synapse: SynapseHarness) -> None:
     slot = synapse.slot("faulty")
     txn_prefix = "/_matrix/app/v1/transactions/"
@@ -148,7 +160,7 @@ async def test_synapse_retries_a_transaction_through_the_faulty_slot(synapse: Sy
         async with bot:
             # Earlier tests on this slot may have left Synapse backing off from it (their bridge
             # has stopped); a successful ping makes it deliver again at once.
-            await bot.request("POST", f"/_matrix/client/v1/appservice/{slot.id}/ping", json_body={})
+            await ping(bot, slot.id)
             front.fail_next(1, 500, forward_first=True, path_prefix=txn_prefix)
             await bot.create_room(name="pushed to the appservice")
             # Wait for the armed fault to be used (transactions held back earlier may come first).
@@ -157,13 +169,11 @@ async def test_synapse_retries_a_transaction_through_the_faulty_slot(synapse: Sy
             first = next(r for r in front.log if r.path.startswith(txn_prefix) and r.fault == "fail")
             assert (first.fault, first.status, first.forwarded) == ("fail", 500, True)
             # A successful ping makes Synapse retry at once instead of after its 2 s backoff.
-            await bot.request(
-                "POST", f"/_matrix/client/v1/appservice/{slot.id}/ping", json_body={}
-            )
+            await ping(bot, slot.id)
             await fake_bridge.wait_for_requests(first.path, 2, timeout=30)
         # The same txnId twice: the bridge must treat the retry as a duplicate.
         assert fake_bridge.seen[first.path] == 2
-        assert front.count("/_matrix/app/v1/ping") == 2
+        assert front.count("/_matrix/app/v1/ping") >= 2
 
 
 async def test_users_without_the_override_are_rate_limited(synapse: SynapseHarness) -> None:

@@ -13,9 +13,10 @@ from bridges.irc.link import IrcLink
 class Recorder:
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.up = True
 
     def is_connected(self) -> bool:
-        return True
+        return self.up
 
     def send_raw(self, line: str) -> None:
         self.lines.append(line)
@@ -26,6 +27,7 @@ def link(rate: float, burst: int) -> tuple[IrcLink, Recorder]:
                    on_event=lambda _link, _event: None, lines_per_second=rate, burst=burst)
     recorder = Recorder()
     made._connection = recorder  # type: ignore[assignment]
+    made._welcome.set()  # registered
     return made, recorder
 
 
@@ -52,3 +54,21 @@ def test_a_line_with_cr_lf_or_nul_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="CR, LF or NUL"):
         guarded.send(bad)
     assert wire.lines == []
+
+
+async def test_lines_queued_when_the_connection_drops_are_kept_in_order() -> None:
+    paced, wire = link(rate=20.0, burst=2)
+    for number in range(6):
+        paced.send(f"PRIVMSG #c :line {number}")
+    wire.up = False  # the server hangs up with four lines still waiting on the pacing
+    async with asyncio.timeout(5):
+        await paced.flushed()
+    assert wire.lines == ["PRIVMSG #c :line 0", "PRIVMSG #c :line 1"]
+    with pytest.raises(ConnectionError):
+        paced.send("PRIVMSG #c :line 6")  # refused, so the caller retries it later, after these
+    unsent = paced.take_unsent()
+    assert unsent == [f"PRIVMSG #c :line {n}" for n in range(2, 6)]
+    assert not paced.has_unsent
+    paced.requeue(unsent)  # a reconnect failed: they go back in front, in order
+    assert paced.take_unsent() == unsent
+
