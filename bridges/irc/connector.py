@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -46,6 +47,7 @@ from bridgekit import (
     UserID,
     casefold_irc,
 )
+from bridges.irc.formatting import strip_formatting
 from bridges.irc.link import IrcLink, RegistrationFailed
 from bridges.irc.mentions import irc_message_to_matrix
 from bridges.irc.nicks import collision_nick, ident_for, matrix_user_nick, template_suffix
@@ -61,6 +63,16 @@ LISTENER_CAPS = ("server-time", "message-tags")
 POWER_FOR_MODE = {"o": 50, "h": 25, "v": 10}
 PREFIX_MODES = {"@": "o", "%": "h", "+": "v"}
 RECENT_MESSAGES = 2000
+REFUSALS = {
+    "cannotsendtochan": "the channel does not let it speak (moderated, or banned)",
+    "bannedfromchan": "it is banned from the channel",
+    "inviteonlychan": "the channel is invite-only",
+    "badchannelkey": "the channel needs a key",
+    "channelisfull": "the channel is full",
+    "needreggednick": "the channel wants a registered nick",
+}
+"""Numerics by which a server refuses a line or a JOIN, as the ``irc`` package names them."""
+REFUSAL_NOTICE_EVERY_S = 60.0
 REDELIVERY_ATTEMPTS = 6
 """Tries (2, 4 ... 32 s apart: about a minute) to connect a user's dropped connection again while
 lines they sent are still queued; then they are told what was not delivered."""
@@ -100,6 +112,7 @@ class IrcConnector:
         self._ids = itertools.count(1)
         self._reconnect: asyncio.Task[None] | None = None
         self._redeliveries: set[asyncio.Task[None]] = set()
+        self._refusals_told: dict[tuple[UserID, str], float] = {}
         self._events: asyncio.Queue[tuple[IrcLink, irc.client.Event]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
@@ -387,6 +400,9 @@ class IrcConnector:
             await self._disconnected(link)
             return
         is_bot = bot is not None and link is bot.link
+        if kind in REFUSALS:
+            await self._refused(link, event)
+            return
         if kind in ("privmsg", "action", "privnotice") and not _is_channel(str(event.target)):
             await self._private(link, event, is_bot)
             return
@@ -414,6 +430,35 @@ class IrcConnector:
                     task.add_done_callback(self._redeliveries.discard)
                 else:
                     await self._session_closed(session)
+
+    async def _refused(self, link: IrcLink, event: irc.client.Event) -> None:
+        """The server refused to let a connection speak in or join a channel (+m, a ban, +i...).
+
+        The lines were accepted from Matrix and written, so nothing fails on the Matrix side: the
+        Matrix user whose message it was is told privately, at most once a minute per channel.
+        """
+        bot = self._bot
+        session = bot if bot is not None and link is bot.link else next(
+            (s for s in self._sessions_by_user.values() if s.link is link), None)
+        channel = str(event.arguments[0]) if event.arguments else ""
+        if session is None or not _is_channel(channel):
+            return
+        chat = self.fold(channel)
+        if event.type != "cannotsendtochan":
+            session.joined.discard(chat)  # the JOIN failed: try it again with the next message
+        user = session.owner or session.last_sender.get(chat)
+        server_text = str(event.arguments[-1]) if len(event.arguments) > 1 else ""
+        said = " ".join(strip_formatting(sanitize(server_text)).split())
+        log.info("%s: %s refused in %s: %s (%s)", self.name, link.nick, channel, event.type, said)
+        now = time.monotonic()
+        if user is None or self._refusals_told.get((user, chat), -math.inf) > now - REFUSAL_NOTICE_EVERY_S:
+            return
+        self._refusals_told[(user, chat)] = now
+        who = "your IRC connection" if session.owner else f"the bridge's bot ({link.nick}), which relays for you,"
+        await self._context().tell_user(user, (
+            f"{self.name}: {who} could not deliver your message in {channel}: {REFUSALS[event.type]}"
+            + (f' (the server says "{said[:200]}")' if said else "") + "."
+        ))
 
     async def _redeliver(self, user: UserID, session: IrcSession) -> None:
         delay = 2.0

@@ -62,6 +62,9 @@ class IrcSession:
         self._host = host
         self._on_close = on_close
         self.joined: set[str] = set()
+        self.last_sender: dict[str, UserID] = {}
+        """Per chat, the Matrix user whose message this connection sent last (for the bot: whom
+        it relayed), to tell them when the server refuses it."""
         self._reconnecting = asyncio.Lock()
         """Held while the connection is made again, and by every ``say``: nothing is said between
         the new connection's welcome and its rejoins."""
@@ -75,6 +78,7 @@ class IrcSession:
     # ---- RemoteSession -------------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> str | None:
+        self.last_sender[message.chat_id] = message.sender
         text = self._irc_text(message)
         if message.reply_to is not None:
             text = self._with_reply(message.reply_to, text)

@@ -523,6 +523,33 @@ async def test_the_bridge_reconnects_after_the_irc_server_restarts(
 
 
 @pytest.mark.parametrize("virtual_users", [False, True], ids=["relay", "virtual-user"])
+async def test_a_message_the_irc_server_refuses_is_not_a_silent_drop(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str, virtual_users: bool,
+) -> None:
+    """bob, the channel's operator, makes it moderated (+m): the server refuses alice's line, and
+    alice is told so privately, with the channel and the server's reason."""
+    await start_irc(virtual_users=virtual_users)
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    await bob.join(channel)  # first in: bob is the operator
+    room_id = await portal(alice, slot, channel)
+    await alice.send_text(room_id, "before +m")
+    await bob.wait_for(said_in(channel, "before +m"))
+    since = bob.mark()
+    await bob.mode(channel, "+m")
+    await bob.wait_for(lambda ln: ln.command == "MODE" and ln.target == channel, since=since)
+
+    await alice.send_text(room_id, "after +m")
+    dm = await alice.wait_for_any_invite()
+    told_room = await alice.join(dm)
+    told = await alice.wait_for_event(told_room, notice(slot.bot_user_id, "could not deliver"))
+    assert channel in told["content"]["body"]
+    assert "moderated" in told["content"]["body"]
+    assert not bob.lines(said_in(channel, "after +m"))
+
+
+@pytest.mark.parametrize("virtual_users", [False, True], ids=["relay", "virtual-user"])
 async def test_lines_waiting_on_pacing_survive_a_dropped_connection(
     start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
     channel: str, virtual_users: bool,
