@@ -63,6 +63,7 @@ LISTENER_CAPS = ("server-time", "message-tags")
 POWER_FOR_MODE = {"o": 50, "h": 25, "v": 10}
 PREFIX_MODES = {"@": "o", "%": "h", "+": "v"}
 RECENT_MESSAGES = 2000
+"""Messages remembered for replies and edits (IRC has no IDs to look them up by)."""
 REFUSALS = {
     "cannotsendtochan": "the channel does not let it speak (moderated, or banned)",
     "bannedfromchan": "it is banned from the channel",
@@ -76,7 +77,6 @@ REFUSAL_NOTICE_EVERY_S = 60.0
 REDELIVERY_ATTEMPTS = 6
 """Tries (2, 4 ... 32 s apart: about a minute) to connect a user's dropped connection again while
 lines they sent are still queued; then they are told what was not delivered."""
-"""Messages remembered for replies and edits (IRC has no IDs to look them up by)."""
 
 
 @dataclass
