@@ -215,7 +215,7 @@ class IrcConnector:
         return IrcLink(
             host=settings.server, port=settings.port, tls=settings.tls, nick=nick, ident=ident, realname=realname,
             password=settings.password, on_event=self._on_event, lines_per_second=settings.lines_per_second,
-            burst=settings.burst, next_nick=next_nick, caps=caps,
+            burst=settings.burst, next_nick=next_nick, caps=caps, keepalive=settings.keepalive_seconds,
         )
 
     async def _learn_isupport(self, link: IrcLink) -> None:

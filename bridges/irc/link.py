@@ -26,6 +26,13 @@ from jaraco.stream.buffer import LenientDecodingLineBuffer
 
 log = logging.getLogger(__name__)
 
+ECHO_CAP = "echo-message"
+ECHOED = frozenset({"pubmsg", "privmsg", "pubnotice", "privnotice", "ctcp", "ctcpreply", "action"})
+"""The events one of our own lines comes back as under echo-message (a CTCP ACTION as two)."""
+REFUSED_TARGET = frozenset({"cannotsendtochan", "nosuchnick", "nosuchchannel"})
+"""Numerics after which no echo will come for a line to that target."""
+MAX_UNECHOED = 1000
+
 EventHandler = Callable[["IrcLink", irc.client.Event], None]
 NickChooser = Callable[[int], str]
 """attempt (1, 2, ...) -> the next nick to try after the server refused the previous one."""
@@ -60,6 +67,7 @@ class IrcLink:
         burst: int = 5,
         next_nick: NickChooser | None = None,
         caps: tuple[str, ...] = (),
+        keepalive: float = 60.0,
     ) -> None:
         self.host, self.port, self.tls = host, port, tls
         self.wanted_nick = nick
@@ -68,8 +76,15 @@ class IrcLink:
         self.password = password
         self._on_event = on_event
         self._next_nick = next_nick
-        self._caps = caps
-        """IRCv3 capabilities asked for once registered (the server ignores the unknown ones)."""
+        self._caps = (*caps, ECHO_CAP)
+        """IRCv3 capabilities asked for once registered (the server ignores the unknown ones).
+        With echo-message the server sends each of our lines back once it has taken it: lines
+        written but not yet echoed are the ones a dropped connection may have lost."""
+        self._echo = False
+        self._unechoed: deque[str] = deque()
+        self._keepalive_s = keepalive
+        self._keepalive: asyncio.Task[None] | None = None
+        self._last_heard = time.monotonic()
         self._nick_attempts = 0
         self._rate = lines_per_second
         self._burst = float(burst)
@@ -131,10 +146,43 @@ class IrcLink:
             reason = self._registration_error or ("timed out" if not finished else "the server closed the connection")
             self._hang_up()
             raise RegistrationFailed(f"{self.host}:{self.port}: registration failed: {reason}")
+        if self._keepalive_s > 0:
+            self._keepalive = asyncio.create_task(self._watch_silence(connection))
+
+    async def _watch_silence(self, connection: _LenientConnection) -> None:
+        """A server that vanished without closing the connection (a crash, a dropped route) shows
+        only as silence, and lines written meanwhile go nowhere. After ``keepalive`` seconds of it
+        we PING; when as long again passes without a word, the connection is given up, so it is
+        made again and the lines the server never echoed are sent again."""
+        pinged = False
+        while self._connection is connection and connection.is_connected():
+            await asyncio.sleep(self._keepalive_s / 4)
+            silent = time.monotonic() - self._last_heard
+            if silent >= 2 * self._keepalive_s:
+                log.warning("%s: no word from the server in %.0f s; reconnecting", self.host, silent)
+                self._hang_up()
+                return
+            if silent >= self._keepalive_s and not pinged:
+                with contextlib.suppress(Exception):
+                    self.send_now(f"PING :keepalive-{int(time.time())}")
+                pinged = True
+            elif silent < self._keepalive_s:
+                pinged = False
 
     def _dispatch(self, _connection: Any, event: irc.client.Event) -> None:
         kind = event.type
-        if kind == "welcome":
+        self._last_heard = time.monotonic()
+        if kind in ECHOED and self._is_own(event.source):
+            if kind != "action":  # a CTCP ACTION arrives as "ctcp" and again as "action"
+                self._acknowledge(str(event.target), echoed=True)
+            return  # our own line, back from the server (echo-message): no news to the bridge
+        if kind in REFUSED_TARGET and event.arguments:
+            self._acknowledge(str(event.arguments[0]), echoed=False)
+        if kind == "cap":
+            words = [str(a) for a in event.arguments]
+            if words and words[0] == "ACK" and ECHO_CAP in words[-1].split():
+                self._echo = True
+        elif kind == "welcome":
             self._welcome.set()
             if self._caps:
                 self.send_now(f"CAP REQ :{' '.join(self._caps)}")
@@ -156,6 +204,7 @@ class IrcLink:
         elif kind == "disconnect":
             self._closed.set()
             self._welcome.clear()
+            self._echo = False
         try:
             self._on_event(self, event)
         except Exception:
@@ -209,19 +258,22 @@ class IrcLink:
 
     @property
     def has_unsent(self) -> bool:
-        return bool(self._queue)
+        return bool(self._queue or self._unechoed)
 
     def requeue(self, lines: list[str]) -> None:
         """Put lines taken with :meth:`take_unsent` back in front (a reconnect failed)."""
         self._queue.extendleft(reversed(lines))
 
     def take_unsent(self) -> list[str]:
-        """The lines queued behind the pacing but never written because the connection dropped,
-        in order; the queue is left empty. Whoever replaces the connection sends them, so a
-        Matrix message that was accepted is not lost with the connection."""
+        """The lines a dropped connection may have lost, in order: those written but never echoed
+        (when the server offers echo-message), then those still queued behind the pacing. Both
+        are left empty. Whoever replaces the connection sends them, so a Matrix message that was
+        accepted is not lost with the connection (at worst a line the server took just before
+        the drop comes twice)."""
         if self._writer is not None:
             self._writer.cancel()
-        lines = list(self._queue)
+        lines = [*self._unechoed, *self._queue]
+        self._unechoed.clear()
         self._queue.clear()
         return lines
 
@@ -231,6 +283,26 @@ class IrcLink:
             raise ConnectionError(f"not connected to {self.host}")
         connection.send_raw(line)
         self.lines_sent += 1
+        if self._echo and line.startswith(("PRIVMSG ", "NOTICE ")):
+            self._unechoed.append(line)
+            if len(self._unechoed) > MAX_UNECHOED:  # a server that ACKed echo-message but does not echo
+                self._unechoed.popleft()
+
+    def _is_own(self, source: Any) -> bool:
+        nick = getattr(source, "nick", None)
+        return bool(nick) and _fold(str(nick)) == _fold(self.nick)
+
+    def _acknowledge(self, target: str, *, echoed: bool) -> None:
+        """The server took (``echoed``) or refused our oldest line to ``target``: it is no longer
+        at risk. Echoes come in the order the lines went, so an echo whose target we cannot
+        match (a server that spells it differently) takes the oldest line."""
+        folded = _fold(target)
+        for index, line in enumerate(self._unechoed):
+            if _fold(line.split(" ", 2)[1]) == folded:
+                del self._unechoed[index]
+                return
+        if echoed and self._unechoed:
+            self._unechoed.popleft()
 
     async def flushed(self) -> None:
         """Wait until every queued line is written (callers bound it with ``asyncio.timeout``)."""
@@ -246,6 +318,8 @@ class IrcLink:
                 await self.flushed()
         if self._writer is not None:
             self._writer.cancel()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         connection = self._connection
         if connection is not None and connection.is_connected():
             with contextlib.suppress(Exception):
@@ -257,6 +331,15 @@ class IrcLink:
         if connection is not None:
             with contextlib.suppress(Exception):
                 connection.disconnect("")
+
+
+_RFC1459_UPPER = str.maketrans("[]\\~", "{}|^")
+
+
+def _fold(name: str) -> str:
+    # rfc1459 folding, the widest of the usual case mappings: it only decides which of our own
+    # unechoed lines an echo or a refusal stands for.
+    return name.lower().translate(_RFC1459_UPPER)
 
 
 __all__ = ["IrcLink", "RegistrationFailed"]

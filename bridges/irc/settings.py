@@ -39,6 +39,9 @@ class IrcSettings(BaseModel):
     lines_per_second: Annotated[float, Field(ge=0)] = 2.0
     """Pacing of each connection's output after a burst (0: no pacing, e.g. for benchmarks)."""
     burst: Annotated[int, Field(ge=1)] = 5
+    keepalive_seconds: Annotated[float, Field(ge=0)] = 60.0
+    """After this long without a word from the server a connection PINGs it, and after twice as
+    long gives it up and connects again, sending again what the server never echoed (0: off)."""
     edits: Literal["diff", "full", "ignore"] = "diff"
     """A Matrix edit on IRC: ``* changed words`` (diff), ``* whole new text`` (full), or nothing."""
     reply_template: Literal["short", "long"] = "short"

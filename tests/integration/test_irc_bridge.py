@@ -16,6 +16,7 @@ from tests.servers.irc_client import IrcTestClient, Line
 from tests.servers.ircd import InspIRCd
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
+from tests.servers.tcp_cutter import TcpCutter
 from tests.support.matrix_steps import from_sender, notice
 from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
 
@@ -575,6 +576,34 @@ async def test_lines_waiting_on_pacing_survive_a_dropped_connection(
     lines = await bob.wait_for_count(said_in(channel, "queued "), 5, timeout=90)
     assert [line.text.rsplit(" ", 1)[1] for line in lines] == ["0", "1", "2", "3", "4"]
     assert len(bob.lines(said_in(channel, "queued "))) == 5
+
+
+async def test_lines_written_into_a_dead_route_are_sent_again(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    inspircd: InspIRCd, channel: str,
+) -> None:
+    """The route to the server dies without a word (no FIN, no RST): lines the bot writes go
+    nowhere. Its keepalive notices the silence, it connects again, and the lines the server
+    never echoed (IRCv3 echo-message) are sent again: each arrives once, in order."""
+    async with TcpCutter(inspircd.host, inspircd.port) as cutter:
+        await start_irc(virtual_users=False, server=cutter.host, port=cutter.port, keepalive_seconds=1)
+        alice = await make_matrix_user("alice")
+        bob = await make_irc_client("bob")  # straight to the server, not through the cutter
+        room_id = await portal(alice, slot, channel)
+        await bob.join(channel)
+        await alice.send_text(room_id, "before the cut")
+        await bob.wait_for(said_in(channel, "before the cut"))
+
+        assert cutter.cut() == 1  # the bot's connection
+        for i in range(3):
+            await alice.send_text(room_id, f"into the void {i}")
+        await cutter.wait_cut_client_gone(timeout=30)  # the bot gave up on the silence
+
+        lines = await bob.wait_for_count(said_in(channel, "into the void"), 3, timeout=60)
+        assert [line.text.rsplit(" ", 1)[1] for line in lines] == ["0", "1", "2"]
+        await alice.send_text(room_id, "after the cut")
+        await bob.wait_for(said_in(channel, "after the cut"))
+        assert len(bob.lines(said_in(channel, "into the void"))) == 3
 
 
 async def test_a_message_keeps_the_time_the_irc_server_gave_it(
