@@ -33,6 +33,7 @@ import json
 import math
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -235,6 +236,7 @@ class Plan:
     vu: int
     hb_burst_cap_s: float
     hb_paced_grace_s: float
+    i2m_rounds: int
     budget_s: float
 
 
@@ -246,6 +248,7 @@ class Run:
             burst=100 if quick else 300, paced=25 if quick else 50, rate=5.0, capacity=2000 if quick else 5000,
             vu=args.vu if args.vu is not None else (100 if quick else 1000),
             hb_burst_cap_s=15.0 if quick else 30.0, hb_paced_grace_s=5.0 if quick else 10.0,
+            i2m_rounds=3 if quick else 5,
             budget_s=170.0 if quick else 600.0,
         )
         self.started = now()
@@ -651,6 +654,16 @@ async def synapse_burst(sender: MatrixTestClient, reader: MatrixTestClient, room
     return result
 
 
+def best_of(rounds: list[Result]) -> Result:
+    """The fastest round, with every round's rate beside it; a round that lost or reordered
+    lines is never the best (its rate would not count)."""
+    sound = [r for r in rounds if r["complete"] and r["in_order"]] or rounds
+    best = max(sound, key=lambda r: float(r["lines_per_s"]))
+    return {**best, "rounds_lines_per_s": [r["lines_per_s"] for r in rounds],
+            "complete": all(r["complete"] for r in rounds), "in_order": all(r["in_order"] for r in rounds),
+            "one_event_per_line": all(r["one_event_per_line"] for r in rounds)}
+
+
 def burst_result(n: int, found: list[tuple[float, int]], events: int, t0: float, cap_s: float) -> Result:
     numbers = [seq for _, seq in found]
     complete = len(set(numbers)) >= n
@@ -845,18 +858,24 @@ def report(run: Run) -> list[tuple[str, str, bool | None]]:
     if b4:
         floor = b4.get(SYN, {}).get("lines_per_s")
         rows = []
-        for name, r in b4.items():
+        for name, r in sorted(b4.items(), key=lambda item: item[0] != SYN):
             ratio = r["lines_per_s"] / floor if floor and name != SYN else None
-            if name == BK and b4.get(SYN_AS, {}).get("lines_per_s"):
-                name = f"{BK} ({r['lines_per_s'] / b4[SYN_AS]['lines_per_s']:.2f}x the appservice sender)"
-            rows.append([name, f"{r['arrived']}/{r['lines']}", fmt(r["events"]), fmt(r["in_order"]),
+            label = name
+            if r.get("rounds_lines_per_s"):
+                label = f"{name} (best of {', '.join(f'{x:.1f}' for x in r['rounds_lines_per_s'])})"
+            rows.append([label, f"{r['arrived']}/{r['lines']}", fmt(r["events"]), fmt(r["in_order"]),
                          fmt(r["one_event_per_line"]), fmt(r["lines_per_s"]), fmt(ratio, 2)])
         table(f"4. IRC -> Matrix burst (all lines written at once; Synapse rows: one user's sequential PUTs of "
               f"the bridge's content, until in another's /sync; goal bridgekit >= {GOAL_I2M_RATIO}x)",
               ["path", "lines", "events", "in order", "1 event/line", "lines/s", "vs Synapse"], rows)
         bk = b4.get(BK, {})
-        check("4. IRC->M burst rate / Synapse one-sender rate",
-              bk["lines_per_s"] / floor if bk and floor else None, GOAL_I2M_RATIO)
+        ratios = bk.get("round_ratios") or []
+        if ratios:
+            print(f"rounds (Synapse, then bridgekit): bridgekit / Synapse = "
+                  f"{', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}, "
+                  f"best / best {bk['lines_per_s'] / floor:.2f}" if floor else "")
+        check("4. IRC->M burst rate / Synapse one-sender rate (median of the rounds)",
+              statistics.median(ratios) if ratios else None, GOAL_I2M_RATIO)
         if bk:
             goals.append(("4. IRC->M all lines, in order, one event each", "",
                           bool(bk["complete"] and bk["in_order"] and bk["one_event_per_line"])))
@@ -912,8 +931,6 @@ async def measure(run: Run) -> None:
     await run.settle()
     run.scenario("3_i2m_paced")[SYN] = await synapse_put_to_sync(floor_a, floor_b, room, plan.paced, plan.rate)
     await run.settle()
-    run.scenario("4_i2m_burst")[SYN] = await synapse_burst(floor_a, floor_b, room, plan.burst, 120)
-    await run.settle()
     run.scenario("4_i2m_burst")[SYN_BARE] = await synapse_burst(floor_a, floor_b, room, plan.burst, 120, extra={})
     # The same burst sent the way every bridge sends: as an appservice user. Synapse takes longer
     # over those requests than over a plain user's, which bounds any bridge that keeps order.
@@ -924,6 +941,7 @@ async def measure(run: Run) -> None:
     run.clients.append(as_sender)
     await run.settle()
     run.scenario("4_i2m_burst")[SYN_AS] = await synapse_burst(as_sender, floor_b, room, plan.burst, 120)
+    await run.leave_null_bot(room)  # the room is the plain reference's again
 
     log("bridgekit: set-up")
     bk, bridge = await run.setup_bridgekit(watcher, speaker)
@@ -938,9 +956,25 @@ async def measure(run: Run) -> None:
     log("bridgekit: 3. IRC -> Matrix paced")
     await run.settle(bk.pid)
     run.scenario("3_i2m_paced")[BK] = await i2m_paced(bk, speaker, plan.paced, plan.rate, 30)
-    log("bridgekit: 4. IRC -> Matrix burst")
-    await run.settle(bk.pid)
-    run.scenario("4_i2m_burst")[BK] = await i2m_burst(bk, speaker, plan.burst, 120)
+    # Scenario 4 in rounds: each round is the reference (a plain user's sequential sends of the
+    # same content into a room of its own) and then the bridge, back to back. Synapse's rate here
+    # swings by 20 % between runs a minute apart (its background updates, the machine), so one
+    # reference run measured at another time decides nothing; the goal is judged on the median of
+    # the rounds' ratios, each taken within one Synapse state. The best of each is shown too.
+    log(f"bridgekit: 4. IRC -> Matrix burst ({plan.i2m_rounds} rounds, each after Synapse's own)")
+    references: list[Result] = []
+    bridged: list[Result] = []
+    for _ in range(plan.i2m_rounds):
+        await run.settle(bk.pid)
+        references.append(await synapse_burst(floor_a, floor_b, room, plan.burst, 120))
+        await run.settle(bk.pid)
+        bridged.append(await i2m_burst(bk, speaker, plan.burst, 120))
+    run.scenario("4_i2m_burst")[SYN] = best_of(references)
+    run.scenario("4_i2m_burst")[BK] = {
+        **best_of(bridged),
+        "round_ratios": [b["lines_per_s"] / r["lines_per_s"] if r["lines_per_s"] else 0.0
+                         for r, b in zip(references, bridged, strict=True)],
+    }
     log("bridgekit: 5. capacity without Synapse")
     await run.settle(bk.pid)
     run.scenario("5_capacity")[BK] = await capacity(run, bk, watcher, plan.capacity)
