@@ -510,9 +510,16 @@ async def test_the_bridge_reconnects_after_the_irc_server_restarts(
         server.restart()  # every connection drops; the bot must come back and rejoin the channel
         bob = await IrcTestClient.connect(server.host, server.port, f"bob{secrets.token_hex(2)}")
         try:
+            since = bob.mark()
             await bob.join(channel)
-            await bob.wait_for(lambda line: line.command == "JOIN" and line.target == channel
-                               and (line.source or "").startswith("bridge"), timeout=60)
+
+            def bot_is_in(line: Line) -> bool:
+                # Either the bot was back before bob (NAMES lists it) or it comes in after him.
+                names = line.command == "353" and any(n.lstrip("@+").startswith("bridge") for n in line.text.split())
+                joined = line.command == "JOIN" and line.target == channel and (line.source or "").startswith("bridge")
+                return names or joined
+
+            await bob.wait_for(bot_is_in, timeout=60, since=since)
             await bob.privmsg(channel, "are you back?")
             await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "are you back?"))
             await alice.send_text(room_id, "yes, back")
