@@ -71,6 +71,7 @@ REFUSALS = {
     "badchannelkey": "the channel needs a key",
     "channelisfull": "the channel is full",
     "needreggednick": "the channel wants a registered nick",
+    "nosuchnick": "nobody by that nick is on the network now",
 }
 """Numerics by which a server refuses a line or a JOIN, as the ``irc`` package names them."""
 REFUSAL_NOTICE_EVERY_S = 60.0
@@ -432,7 +433,8 @@ class IrcConnector:
                     await self._session_closed(session)
 
     async def _refused(self, link: IrcLink, event: irc.client.Event) -> None:
-        """The server refused to let a connection speak in or join a channel (+m, a ban, +i...).
+        """The server refused to let a connection speak in or join a channel (+m, a ban, +i...),
+        or the nick a private message went to is gone.
 
         The lines were accepted from Matrix and written, so nothing fails on the Matrix side: the
         Matrix user whose message it was is told privately, at most once a minute per channel.
@@ -440,23 +442,34 @@ class IrcConnector:
         bot = self._bot
         session = bot if bot is not None and link is bot.link else next(
             (s for s in self._sessions_by_user.values() if s.link is link), None)
-        channel = str(event.arguments[0]) if event.arguments else ""
-        if session is None or not _is_channel(channel):
+        target = str(event.arguments[0]) if event.arguments else ""
+        if session is None or not target:
             return
-        chat = self.fold(channel)
-        if event.type != "cannotsendtochan":
-            session.joined.discard(chat)  # the JOIN failed: try it again with the next message
+        if event.type == "nosuchnick":
+            # A private message to someone who left; only for a chat we sent to (the bridge asks
+            # nothing else of nicks that could answer this).
+            chat = self._pm_chat(session.owner, self.fold(target)) if session.owner else ""
+            if chat not in session.last_sender:
+                return
+            where = f"to {target}"
+        elif _is_channel(target):
+            chat = self.fold(target)
+            where = f"in {target}"
+            if event.type != "cannotsendtochan":
+                session.joined.discard(chat)  # the JOIN failed: try it again with the next message
+        else:
+            return
         user = session.owner or session.last_sender.get(chat)
         server_text = str(event.arguments[-1]) if len(event.arguments) > 1 else ""
         said = " ".join(strip_formatting(sanitize(server_text)).split())
-        log.info("%s: %s refused in %s: %s (%s)", self.name, link.nick, channel, event.type, said)
+        log.info("%s: %s refused %s: %s (%s)", self.name, link.nick, where, event.type, said)
         now = time.monotonic()
         if user is None or self._refusals_told.get((user, chat), -math.inf) > now - REFUSAL_NOTICE_EVERY_S:
             return
         self._refusals_told[(user, chat)] = now
         who = "your IRC connection" if session.owner else f"the bridge's bot ({link.nick}), which relays for you,"
         await self._context().tell_user(user, (
-            f"{self.name}: {who} could not deliver your message in {channel}: {REFUSALS[event.type]}"
+            f"{self.name}: {who} could not deliver your message {where}: {REFUSALS[event.type]}"
             + (f' (the server says "{said[:200]}")' if said else "") + "."
         ))
 

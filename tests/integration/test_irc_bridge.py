@@ -327,6 +327,24 @@ async def test_a_matrix_user_starts_a_private_chat_by_inviting_a_ghost(
     assert line.is_from(nick)
 
 
+async def test_a_private_message_to_a_nick_that_left_is_not_a_silent_drop(
+    conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
+) -> None:
+    alice, _room_id, bob, _nick = conversation
+    ghost = ghost_of(slot, bob.nick)
+    dm = await alice.create_room(invite=[ghost], is_direct=True, preset="trusted_private_chat")
+    await alice.wait_for_membership(dm, ghost)
+    await alice.send_text(dm, "are you there?")
+    await bob.wait_for(lambda line: line.command == "PRIVMSG" and line.text == "are you there?")
+    await bob.quit("gone for the day")
+
+    await alice.send_text(dm, "hello?")
+    told_room = await alice.join(await alice.wait_for_any_invite())
+    told = await alice.wait_for_event(told_room, notice(slot.bot_user_id, "could not deliver"))
+    assert f"to {bob.nick}" in told["content"]["body"]
+    assert "nobody by that nick" in told["content"]["body"]
+
+
 async def test_a_taken_nick_gets_a_stable_suffix_and_the_user_is_told(
     start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
     channel: str,
