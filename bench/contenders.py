@@ -61,6 +61,30 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+SETTLE_POLL_S = 0.25
+SETTLE_MAX_S = 15.0
+SETTLE_IDLE = 0.05  # a process using under 5 % of a core counts as quiet
+
+
+async def wait_quiet(pids: list[int], max_s: float = SETTLE_MAX_S) -> bool:
+    """Wait until every process in ``pids`` uses under 5 % of a core for 0.25 s (a process that
+    is gone counts as quiet); False when ``max_s`` passed first.
+
+    Before a measurement: work a server does after answering (persisting, pushing, handing
+    events to its workers) must not land on the next measurement's clock.
+    """
+    deadline = time.perf_counter() + max_s
+    before = [process_cpu_seconds(pid) for pid in pids]
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(SETTLE_POLL_S)
+        after = [process_cpu_seconds(pid) for pid in pids]
+        used = [a - b for a, b in zip(after, before, strict=True) if a is not None and b is not None]
+        if all(cpu < SETTLE_IDLE * SETTLE_POLL_S for cpu in used):
+            return True
+        before = after
+    return False
+
+
 class ServerProcess:
     """One server subprocess; output goes to a log file we show when something fails."""
 

@@ -55,6 +55,7 @@ from bench.contenders import (  # noqa: E402
     StubHomeserver,
     Tokens,
     process_cpu_seconds,
+    wait_quiet,
 )
 from bench.workload import Round, Txn, Workload, build  # noqa: E402
 
@@ -72,10 +73,7 @@ STARTUP_DEADLINE_S = 60.0
 MODE_DEADLINE_S = 600.0
 # Consecutive transport errors after which a sender gives up: the server is gone, not slow.
 MAX_CONSECUTIVE_ERRORS = 5
-# Before each measurement every server must go quiet: see Session.settle.
-SETTLE_POLL_S = 0.25
-SETTLE_MAX_S = 15.0
-SETTLE_IDLE = 0.05  # a server using under 5 % of a core counts as quiet
+# Before each measurement every server must go quiet: see Session.settle (contenders.wait_quiet).
 # Other processes' CPU (% of one core) above which a result is flagged as disturbed.
 BUSY_MACHINE_PCT = 25
 
@@ -360,16 +358,9 @@ class Session:
         Work a server does after answering (handing events to its workers) must not land on the
         next measurement's clock, whether that is its own next mode or another contender's.
         """
-        if not self.running or self.proc is None:
-            return
-        deadline = time.perf_counter() + SETTLE_MAX_S
-        before = self.proc.cpu_seconds()
-        while time.perf_counter() < deadline:
-            await asyncio.sleep(SETTLE_POLL_S)
-            after = self.proc.cpu_seconds()
-            if before is None or after is None or after - before < SETTLE_IDLE * SETTLE_POLL_S:
-                return
-            before = after
+        pid = self.proc.pid if self.proc is not None else None
+        if self.running and pid is not None:
+            await wait_quiet([pid])
 
     async def finish(self) -> None:
         """Stop the process (by its PID), count what it stored, drop its database."""

@@ -50,7 +50,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from bench import wire  # noqa: E402
-from bench.contenders import process_cpu_seconds  # noqa: E402
+from bench.contenders import SETTLE_MAX_S, wait_quiet  # noqa: E402
 from bench.irc_peer import (  # noqa: E402
     AsUsers,
     Heisenbridge,
@@ -85,11 +85,6 @@ GOAL_I2M_RATIO = 0.9
 GOAL_CAPACITY = 1000.0
 GOAL_IDLE_RSS_MB = 100.0
 GOAL_VU_RSS_MB = 100.0
-
-# Before each scenario the servers must go quiet (see Run.settle).
-SETTLE_POLL_S = 0.25
-SETTLE_MAX_S = 15.0
-SETTLE_IDLE = 0.05  # under 5 % of a core counts as quiet
 
 FILLER = "the quick brown fox jumps over the lazy dog"
 # What the Synapse rows send: the content the bridge sends for these lines, and what current
@@ -365,16 +360,8 @@ class Run:
         answering syncs; a bridge writing behind) must not land on the next scenario's clock.
         """
         watched = [pid for pid in (self.synapse.pid, self.inspircd.pid, *pids) if pid is not None]
-        deadline = now() + SETTLE_MAX_S
-        before = [process_cpu_seconds(pid) for pid in watched]
-        while now() < deadline:
-            await asyncio.sleep(SETTLE_POLL_S)
-            after = [process_cpu_seconds(pid) for pid in watched]
-            used = [a - b for a, b in zip(after, before, strict=True) if a is not None and b is not None]
-            if all(cpu < SETTLE_IDLE * SETTLE_POLL_S for cpu in used):
-                return
-            before = after
-        self.note(f"servers still busy after {SETTLE_MAX_S:g} s; measuring anyway")
+        if not await wait_quiet(watched):
+            self.note(f"servers still busy after {SETTLE_MAX_S:g} s; measuring anyway")
 
     async def leave_null_bot(self, room_id: str) -> None:
         """The null appservice only times Matrix -> IRC hand-offs. While IRC -> Matrix is measured it

@@ -420,17 +420,25 @@ class IrcConnector:
             if self._reconnect is None or self._reconnect.done():
                 self._reconnect = asyncio.create_task(self._reconnect_bot())
             return
-        for user, session in list(self._sessions_by_user.items()):
-            if session.link is link and not self._stopping and not session.closed:
-                await self._context().report_session(user, SessionState.TRANSIENT_DISCONNECT, "the IRC server hung up")
-                if link.has_unsent:
-                    # Lines the user sent are still queued (pacing): connect again now to send them,
-                    # rather than when they next speak.
-                    task = asyncio.create_task(self._redeliver(user, session))
-                    self._redeliveries.add(task)
-                    task.add_done_callback(self._redeliveries.discard)
-                else:
-                    await self._session_closed(session)
+        session = self._session_of(link)
+        if session is None or session.owner is None or self._stopping or session.closed:
+            return
+        await self._context().report_session(session.owner, SessionState.TRANSIENT_DISCONNECT, "the IRC server hung up")
+        if link.has_unsent:
+            # Lines the user sent are still queued (pacing) or unechoed: connect again now to send
+            # them, rather than when they next speak.
+            task = asyncio.create_task(self._redeliver(session.owner, session))
+            self._redeliveries.add(task)
+            task.add_done_callback(self._redeliveries.discard)
+        else:
+            await self._session_closed(session)
+
+    def _session_of(self, link: IrcLink) -> IrcSession | None:
+        """The bot's session or the Matrix user's whose connection ``link`` is."""
+        bot = self._bot
+        if bot is not None and link is bot.link:
+            return bot
+        return next((s for s in self._sessions_by_user.values() if s.link is link), None)
 
     async def _refused(self, link: IrcLink, event: irc.client.Event) -> None:
         """The server refused to let a connection speak in or join a channel (+m, a ban, +i...),
@@ -439,9 +447,7 @@ class IrcConnector:
         The lines were accepted from Matrix and written, so nothing fails on the Matrix side: the
         Matrix user whose message it was is told privately, at most once a minute per channel.
         """
-        bot = self._bot
-        session = bot if bot is not None and link is bot.link else next(
-            (s for s in self._sessions_by_user.values() if s.link is link), None)
+        session = self._session_of(link)
         target = str(event.arguments[0]) if event.arguments else ""
         if session is None or not target:
             return
@@ -526,7 +532,8 @@ class IrcConnector:
         source = _nick(event)
         if is_bot or self.fold(source) in self._own:
             return  # messages to the bridge bot itself are not bridged
-        user = next((u for u, s in self._sessions_by_user.items() if s.link is link), None)
+        session = self._session_of(link)
+        user = session.owner if session is not None else None
         if user is None:
             return
         folded = self.fold(source)

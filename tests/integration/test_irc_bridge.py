@@ -314,13 +314,19 @@ async def test_private_messages_both_ways(
     assert line.is_from(nick)
 
 
+async def private_chat(alice: MatrixTestClient, slot: AppserviceSlot, bob: IrcTestClient) -> str:
+    """Alice invites bob's ghost to a direct chat (a private message to bob on IRC); its room."""
+    ghost = ghost_of(slot, bob.nick)
+    dm = await alice.create_room(invite=[ghost], is_direct=True, preset="trusted_private_chat")
+    await alice.wait_for_membership(dm, ghost)
+    return dm
+
+
 async def test_a_matrix_user_starts_a_private_chat_by_inviting_a_ghost(
     conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
 ) -> None:
     alice, _room_id, bob, nick = conversation
-    ghost = ghost_of(slot, bob.nick)
-    dm = await alice.create_room(invite=[ghost], is_direct=True, preset="trusted_private_chat")
-    await alice.wait_for_membership(dm, ghost)
+    dm = await private_chat(alice, slot, bob)
     await alice.send_text(dm, "hello privately")
     line = await bob.wait_for(lambda line: line.command == "PRIVMSG" and line.text == "hello privately")
     assert line.target == bob.nick
@@ -331,9 +337,7 @@ async def test_a_private_message_to_a_nick_that_left_is_not_a_silent_drop(
     conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
 ) -> None:
     alice, _room_id, bob, _nick = conversation
-    ghost = ghost_of(slot, bob.nick)
-    dm = await alice.create_room(invite=[ghost], is_direct=True, preset="trusted_private_chat")
-    await alice.wait_for_membership(dm, ghost)
+    dm = await private_chat(alice, slot, bob)
     await alice.send_text(dm, "are you there?")
     await bob.wait_for(lambda line: line.command == "PRIVMSG" and line.text == "are you there?")
     await bob.quit("gone for the day")

@@ -18,13 +18,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
 import yaml
 
-from tests.servers.ports import PortReservation
+from tests.servers.ports import PortReservation, port_is_free
 
 _PR_SET_PDEATHSIG = 1
 
@@ -108,9 +108,46 @@ class ReservedPortServer:
     _reservation: PortReservation | None = None
     stop_deadline_s = 15.0
     start_deadline_s = 30.0
+    startup_seconds: float | None = None
+
+    @property
+    def port(self) -> int:
+        if self._reservation is None:
+            raise RuntimeError(f"{type(self).__name__} has no port until start() (or write_config())")
+        return self._reservation.port
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def start(self, deadline_s: float = 30.0) -> None:
         raise NotImplementedError
+
+    def _refuse_if_running(self, name: str) -> None:
+        if self.running:
+            raise RuntimeError(f"{name} already running as PID {self.pid}")
+
+    def _launch(
+        self, argv: list[str], *, log_path: Path, cwd: Path, host: str, deadline_s: float,
+        wait: Callable[[float], None], taken: type[Exception],
+    ) -> None:
+        """Spawn the server on its free reserved port and return once ``wait(end)`` does; a server
+        that does not come up is stopped, and a leftover on the port is refused (it would answer
+        in its place)."""
+        if not port_is_free(self.port, host):
+            raise taken(f"port {self.port} is taken (a leftover server?)")
+        began = time.monotonic()
+        self._proc = spawn(argv, log_path=log_path, cwd=cwd)
+        try:
+            wait(began + deadline_s)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
 
     def stop(self, deadline_s: float | None = None, *, release_port: bool = True) -> int | None:
         """SIGTERM by PID, SIGKILL after the deadline; releases the port. Idempotent."""

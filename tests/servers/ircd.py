@@ -26,13 +26,12 @@ import os
 import pwd
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from tests.servers.bridge_process import ReservedPortServer, log_tail, spawn
-from tests.servers.ports import PortReservation, port_is_free
+from tests.servers.bridge_process import ReservedPortServer, log_tail
+from tests.servers.ports import PortReservation
 
 _SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
 
@@ -97,9 +96,6 @@ class _IrcServer(ReservedPortServer):
         self.data_dir = data_dir
         self.flood_protection = flood_protection
         self.stdout_path = data_dir / "stdout.log"
-        self.startup_seconds: float | None = None
-        self._reservation: PortReservation | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
 
     # -- what a server defines ---------------------------------------------------------------
     @property
@@ -116,20 +112,6 @@ class _IrcServer(ReservedPortServer):
         return []
 
     # -- shared ------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        if self._reservation is None:
-            raise RuntimeError(f"{type(self).__name__} has no port until start() (or write_config())")
-        return self._reservation.port
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     @classmethod
     def available(cls) -> bool:
         return find_binary(cls.binary) is not None
@@ -145,22 +127,13 @@ class _IrcServer(ReservedPortServer):
 
     def start(self, deadline_s: float = 30.0) -> None:
         """Start the server and return once a client registration gets 001."""
-        if self.running:
-            raise RuntimeError(f"{self.binary} already running as PID {self.pid}")
+        self._refuse_if_running(self.binary)
         binary = find_binary(self.binary)
         if binary is None:
             raise IrcdMissing(f"{self.binary} is not installed (run scripts/setup as root)")
         self.write_config()
-        if not port_is_free(self.port, self.host):
-            raise IrcdStartError(f"port {self.port} is taken (a leftover server?)")
-        began = time.monotonic()
-        self._proc = spawn(self.argv(binary), log_path=self.stdout_path, cwd=self.data_dir)
-        try:
-            self._wait_welcoming(began + deadline_s)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - began
+        self._launch(self.argv(binary), log_path=self.stdout_path, cwd=self.data_dir, host=self.host,
+                     deadline_s=deadline_s, wait=self._wait_welcoming, taken=IrcdStartError)
 
     def _wait_welcoming(self, end: float) -> None:
         assert self._proc is not None

@@ -10,7 +10,6 @@ Registrations are read at start-up only, so the session reserves all of them bef
 from __future__ import annotations
 
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -22,8 +21,8 @@ import yaml
 
 from bridgekit.config import BridgeConfig
 from bridgekit.registration import build_registration, regex_escape
-from tests.servers.bridge_process import ReservedPortServer, log_tail, spawn
-from tests.servers.ports import PortReservation, port_is_free
+from tests.servers.bridge_process import ReservedPortServer, log_tail
+from tests.servers.ports import PortReservation
 
 _UNLIMITED = {"per_second": 100000, "burst_count": 100000}
 
@@ -113,27 +112,10 @@ class SynapseServer(ReservedPortServer):
         self.config_path = data_dir / "homeserver.yaml"
         self.log_path = data_dir / "homeserver.log"
         self.stdout_path = data_dir / "stdout.log"
-        self.startup_seconds: float | None = None
-        self._reservation: PortReservation | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def port(self) -> int:
-        if self._reservation is None:
-            raise RuntimeError("Synapse has no port until start() (or write_config())")
-        return self._reservation.port
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def config(self) -> dict[str, Any]:
         """The homeserver.yaml contents."""
@@ -196,23 +178,13 @@ class SynapseServer(ReservedPortServer):
 
     def start(self, deadline_s: float = 60.0) -> None:
         """Start Synapse and return once ``/_matrix/client/versions`` answers."""
-        if self.running:
-            raise RuntimeError(f"Synapse already running as PID {self.pid}")
+        self._refuse_if_running("Synapse")
         self.write_config()
-        if not port_is_free(self.port):
-            raise SynapseStartError(f"port {self.port} is taken (a leftover server?)")
-        began = time.monotonic()
-        self._proc = spawn(
+        self._launch(
             [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
-            log_path=self.stdout_path,
-            cwd=self.data_dir,
+            log_path=self.stdout_path, cwd=self.data_dir, host="127.0.0.1", deadline_s=deadline_s,
+            wait=self._wait_answering, taken=SynapseStartError,
         )
-        try:
-            self._wait_answering(began + deadline_s)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - began
 
     def _wait_answering(self, end: float) -> None:
         assert self._proc is not None
