@@ -16,6 +16,7 @@ from fastapi import APIRouter
 
 from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, UserID, new_http_client
 from bridges.webhook.commands import webhook_command
+from bridges.webhook.departures import suspend_hooks_of
 from bridges.webhook.inbound import InboundPoster
 from bridges.webhook.intake import Intake
 from bridges.webhook.outbound import OutboundDeliverer
@@ -59,8 +60,10 @@ class WebhookConnector:
             # The bridge's own appservice.public_url, unless the hooks live elsewhere.
             settings = settings.model_copy(update={"public_url": ctx.public_url.rstrip("/")})
         secret = settings.secrets_key.get_secret_value() if settings.secrets_key else None
-        box = SecretBox.from_settings(secret)
+        box = SecretBox.from_settings(secret, [key.get_secret_value() for key in settings.previous_secrets_keys])
         store = await WebhookStore.open(settings.database)
+        if box.available and (resealed := await store.reseal_secrets(box)):
+            log.info("sealed %d webhook signing secrets again with the current key", resealed)
         http = GuardedHTTP(self._http_client, settings.allow_rules())
         runtime = Runtime(ctx, settings, store, box, http)
         self._poster = InboundPoster(ctx, store, settings, http)
@@ -94,17 +97,28 @@ class WebhookConnector:
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Room messages go to the room's outbound hooks; a user's direct chat with the bot is
-        remembered as the place for their secrets."""
+        remembered as the place for their secrets; a hook creator who leaves (or is kicked or
+        banned from) the room has their hooks suspended.
+
+        The core hands every room event of a room the bot is in to the connectors, portal or not
+        (membership changes too, after its own routing of portal leaves), so the leave arrives
+        here in the room's order, after any command the creator sent before leaving."""
         runtime = self._runtime
         if runtime is None or self._outbound is None:
             raise RuntimeError("the webhook connector has not started yet")  # the core retries
-        if (
-            event.type == "m.room.member" and event.state_key == runtime.ctx.bot_user_id
-            and event.content.get("membership") == "invite" and event.content.get("is_direct") is True
-        ):
-            await runtime.store.set_private_room(UserID(event.sender), event.room_id)
+        if event.type == "m.room.member":
+            await self._membership(runtime, event)
             return
         await self._outbound.queue_event(event)
+
+    async def _membership(self, runtime: Runtime, event: MatrixEvent) -> None:
+        membership, user = event.content.get("membership"), event.state_key
+        if user == runtime.ctx.bot_user_id:
+            if membership == "invite" and event.content.get("is_direct") is True:
+                await runtime.store.set_private_room(UserID(event.sender), event.room_id)
+            return
+        if user and membership in ("leave", "ban"):
+            await suspend_hooks_of(runtime, event, UserID(user), str(membership))
 
     async def _prune_forever(self, store: WebhookStore, settings: WebhookSettings) -> None:
         while True:

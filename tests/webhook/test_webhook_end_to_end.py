@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
+from cryptography.fernet import Fernet
 
 from bridges.webhook.identity import name_key
 from bridges.webhook.signatures import sign
@@ -239,3 +241,143 @@ async def test_outbound_hooks_are_signed_retried_and_guarded(webhook_world: Webh
     listing = await world.command(room_id, "out list", "Outbound webhooks")
     assert hook_id in listing
     assert "9/x" not in listing
+
+
+async def test_a_member_without_room_power_can_list_but_not_change_hooks(webhook_world: WebhookWorld) -> None:
+    world = webhook_world
+    room_id = await world.room("authority")
+    hook = await world.create_hook(room_id, "alices")
+    bob = await world.user("bob")
+    try:
+        await world.join(room_id, bob)  # bridge level "user", room power 0 (the room's admins have 100)
+        for verb in ("create bobs", f"out add {world.receiver.url}/bob", f"remove {hook.id}", f"rotate {hook.id}",
+                     f"identity {hook.id} ghosts", f"adopt {hook.id}"):
+            refusal = await world.command(room_id, verb, "needs power level 100 in this room", user=bob)
+            assert "(yours is 0); your bridge permission level ('user') is enough" in refusal
+        listing = await world.command(room_id, "list", "Inbound webhooks", user=bob)
+        assert hook.id in listing
+        assert "bobs" not in listing
+        assert "This room has no outbound webhooks" in await world.command(room_id, "out list", "outbound", user=bob)
+        # alice's hook still works with its URL: nothing bob asked for was done.
+        await posted(world, room_id, await post(hook.url, json={"text": "still mine"}))
+    finally:
+        await bob.aclose()
+
+
+async def test_a_banned_creators_hooks_are_suspended_until_a_room_admin_adopts_them(
+    webhook_world: WebhookWorld,
+) -> None:
+    world = webhook_world
+    room_id = await world.room("departures")
+    bob = await world.user("bob")
+    try:
+        await world.join(room_id, bob, power=100)  # a room admin: he may make hooks here
+        inbound = await world.create_hook(room_id, "bobs", user=bob)
+        bob_path, alice_path = f"/bob/{room_id}", f"/alice/{room_id}"
+        added = await world.command(room_id, f"out add {world.receiver.url}{bob_path}", "Added outbound", user=bob)
+        bob_out = added.split()[3]
+        await world.command(room_id, f"out add {world.receiver.url}{alice_path}", "Added outbound")
+        await posted(world, room_id, await post(inbound.url, json={"text": "before the ban"}))
+        await world.alice.send_text(room_id, "hello both")
+        await world.receiver.wait_for(1, bob_path)
+        await world.receiver.wait_for(1, alice_path)
+
+        await world.alice.request("POST", f"/_matrix/client/v3/rooms/{room_id}/ban",
+                                  json_body={"user_id": bob.user_id, "reason": "spam"})
+        told = await world.alice.wait_for_event(room_id, lambda e: e.get("sender") == world.slot.bot_user_id
+                                                and "suspended" in e["content"].get("body", ""))
+        assert f"{bob.user_id} was banned by {world.alice.user_id}" in told["content"]["body"]
+        assert inbound.id in told["content"]["body"]
+        assert bob_out in told["content"]["body"]
+
+        refused = await post(inbound.url, json={"text": "posting after my ban"})
+        assert (refused.status_code, refused.json()["error"]) == (403, "hook_suspended")
+        await world.alice.send_text(room_id, "bob must not read this")
+        [_, late] = await world.receiver.wait_for(2, alice_path)  # alice's hook got it: the round is done
+        assert json.loads(late.body)["body"] == "bob must not read this"
+        assert len([r for r in world.receiver.requests if r.path == bob_path]) == 1
+        listing = await world.command(room_id, "list", "Inbound webhooks")
+        assert f"SUSPENDED: {bob.user_id} was banned" in listing
+
+        # alice, a room admin, adopts bob's inbound hook: hers now, with credentials bob never saw.
+        await world.alice.sync_once()
+        before = {e["event_id"] for e in world.alice.events(world.dm)}
+        adopted = await world.command(room_id, f"adopt {inbound.id}", "adopted webhook")
+        assert "active again" in adopted
+        fresh = await world.private_credentials(world.alice, inbound.id, before)
+        assert fresh.url != inbound.url
+        stale = await post(inbound.url, json={"text": "bob's old URL"})
+        assert (stale.status_code, stale.json()["error"]) == (401, "bad_token")
+        await posted(world, room_id, await post(fresh.url, json={"text": "adopted and working"}))
+        bodies = [e["content"]["body"] for e in messages(await world.alice.room_messages(room_id))]
+        assert not [b for b in bodies if "posting after my ban" in b or "bob's old URL" in b]
+    finally:
+        await bob.aclose()
+
+
+async def test_captured_signed_requests_cannot_be_replayed(webhook_world: WebhookWorld) -> None:
+    world = webhook_world
+    room_id = await world.room("replays")
+    github = await world.create_hook(room_id, "gh", "github")
+    generic = await world.create_hook(room_id, "hm", "hmac")
+    assert github.secret
+    assert generic.secret
+    body = json.dumps({"action": "opened", "issue": {"number": 7, "title": "Replay me",
+                                                      "html_url": "https://github.com/o/r/issues/7"},
+                       "repository": {"full_name": "o/r"}, "sender": {"login": "octocat"}}).encode()
+    signature = "sha256=" + hmac.new(github.secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"X-Hub-Signature-256": signature, "X-GitHub-Event": "issues", "Content-Type": "application/json"}
+
+    first = await posted(world, room_id, await post(github.url, content=body,
+                                                    headers={**headers, "X-GitHub-Delivery": "d-1"}))
+    redelivered = await post(github.url, content=body, headers={**headers, "X-GitHub-Delivery": "d-1"})
+    assert (redelivered.status_code, redelivered.json()["event_id"]) == (200, first["event_id"])
+    for delivery in ({"X-GitHub-Delivery": "d-2"}, {}):
+        replay = await post(github.url, content=body, headers={**headers, **delivery})
+        assert (replay.status_code, replay.json()["error"]) == (401, "replayed_signature")
+
+    # hmac: captured an hour ago, replayed without the timestamp header and "<ts>." + body as body.
+    captured_at = int(time.time()) - 3600
+    text = b'{"text": "deploy approved"}'
+    replay = await post(generic.url, content=str(captured_at).encode() + b"." + text, headers={
+        "X-Webhook-Signature": sign(generic.secret, captured_at, text), "Content-Type": "application/json"})
+    assert (replay.status_code, replay.json()["error"]) == (401, "missing_timestamp")
+    now = int(time.time())
+    await posted(world, room_id, await post(generic.url, content=text, headers={
+        "X-Webhook-Timestamp": str(now), "X-Webhook-Signature": sign(generic.secret, now, text),
+        "Content-Type": "application/json"}))
+
+    bodies = [e["content"]["body"] for e in messages(await world.alice.room_messages(room_id))
+              if e["sender"] == world.slot.bot_user_id and not e["content"]["body"].startswith("Created")]
+    assert len(bodies) == 2
+    assert bodies[1] == "hm: deploy approved"
+
+
+async def test_rotating_the_secrets_key_keeps_existing_hooks_working(webhook_world: WebhookWorld) -> None:
+    """Runs last in the module: the bridge is restarted with a new key, the old one as previous."""
+    world = webhook_world
+    room_id = await world.room("rotation")
+    github = await world.create_hook(room_id, "gh", "github")
+    assert github.secret
+    path = f"/rotated/{room_id}"
+    added = await world.command(room_id, f"out add {world.receiver.url}{path}", "Added outbound webhook")
+    out_id = added.split()[3]
+    private = await world.alice.wait_for_event(world.dm, lambda e: f"Outbound webhook {out_id}" in
+                                               e["content"].get("body", ""))
+    out_secret = private["content"]["body"].split("shown only this once): ", 1)[1].split()[0]
+
+    config = yaml.safe_load(world.bridge.config_path.read_text())
+    section = config["connectors"][world.slot.connector]
+    section["previous_secrets_keys"] = [section["secrets_key"]]
+    section["secrets_key"] = Fernet.generate_key().decode()
+    world.bridge.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    await world.bridge.restart()
+
+    body = b'{"action": "created", "release": {"tag_name": "v2"}, "repository": {"full_name": "o/r"}}'
+    signature = "sha256=" + hmac.new(github.secret.encode(), body, hashlib.sha256).hexdigest()
+    answer = await post(github.url, content=body, headers={
+        "X-Hub-Signature-256": signature, "X-GitHub-Event": "release", "Content-Type": "application/json"})
+    await posted(world, room_id, answer)
+    await world.alice.send_text(room_id, "after the rotation")
+    [delivery] = await world.receiver.wait_for(1, path)
+    assert verify_outbound(out_secret, delivery.headers, delivery.body)
