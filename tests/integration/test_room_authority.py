@@ -5,6 +5,7 @@ admin power level: an ordinary member cannot silence everyone who relies on the 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,41 @@ async def test_the_creator_of_a_v12_room_is_its_admin_whatever_the_power_levels_
 
     await alice.send_text(room_id, "!bk relay off")
     await alice.wait_for_event(room_id, notice(slot.bot_user_id, "Relay off"))
+
+
+async def test_hook_creators_who_leave_or_are_kicked_from_a_portal_have_their_hooks_suspended(
+    slot: AppserviceSlot, chatnet: ChatnetServer, run_bridge: RunBridge, make_matrix_user: MakeMatrixUser,
+    tmp_path: Path,
+) -> None:
+    # The webhook connector beside a network connector: membership changes in that network's
+    # portal still reach it (the core routes portal leaves first, then hands them on).
+    alice, bob, carol = [await make_matrix_user(name) for name in ("alice", "bob", "carol")]
+    await run_bridge(
+        slot, "tests.support.chatnet_connector:ChatnetConnector",
+        connector={"server": f"127.0.0.1:{chatnet.port}", "chats": [CHAT], "virtual": False},
+        permissions={"localhost": "user", alice.user_id: "admin"},
+        connectors={"webhook": {
+            "factory": "bridges.webhook.connector:WebhookConnector", "ghost_prefix": slot.ghost_prefix,
+            "database": f"sqlite+aiosqlite:///{tmp_path / 'wh.db'}",
+        }},
+    )
+    room_id = await linked_portal(alice, slot, CHAT)
+    bot = slot.bot_user_id
+    levels = await alice.get_state(room_id, "m.room.power_levels")
+    for member in (bob, carol):
+        await alice.invite(room_id, member.user_id)
+        await member.join(room_id)
+        levels["users"][member.user_id] = 100
+    await alice.send_state(room_id, "m.room.power_levels", levels)
+    for member in (bob, carol):
+        await member.send_text(room_id, f"!bk webhook create from-{member.user_id[1:4]}")
+        await member.wait_for_event(room_id, notice(bot, "Created webhook 'from-"))
+
+    await alice.request("POST", f"/_matrix/client/v3/rooms/{room_id}/kick", json_body={"user_id": bob.user_id})
+    await carol.leave(room_id)
+    for how in (f"{bob.user_id} was kicked by {alice.user_id}", f"{carol.user_id} left the room"):
+        told = await alice.wait_for_event(room_id, notice(bot, how))
+        assert "are suspended" in told["content"]["body"]
+    await alice.send_text(room_id, "!bk webhook list")
+    listing = await alice.wait_for_event(room_id, notice(bot, "Inbound webhooks of this room (2)"))
+    assert listing["content"]["body"].count("SUSPENDED") == 2
