@@ -16,7 +16,7 @@ from fastapi import APIRouter
 
 from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, UserID, new_http_client
 from bridges.webhook.commands import webhook_command
-from bridges.webhook.departures import suspend_hooks_of
+from bridges.webhook.departures import suspend_departed, suspend_hooks_of
 from bridges.webhook.inbound import InboundPoster
 from bridges.webhook.intake import Intake
 from bridges.webhook.outbound import OutboundDeliverer
@@ -41,6 +41,7 @@ class WebhookConnector:
         self._poster: InboundPoster | None = None
         self._outbound: OutboundDeliverer | None = None
         self._pruner: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
         self._http_client = new_http_client()
         self._max_body = WebhookSettings().max_body_bytes
 
@@ -74,6 +75,7 @@ class WebhookConnector:
         resumed = await self._poster.resume()
         self._outbound.start()
         self._pruner = asyncio.create_task(self._prune_forever(store, settings), name="webhook-prune")
+        self._reconciler = asyncio.create_task(self._check_creators(runtime), name="webhook-creators")
         if not settings.public_url:
             log.warning("neither appservice.public_url nor connectors.%s.public_url is set: hook URLs are shown "
                         "as paths only", ctx.name)
@@ -83,10 +85,11 @@ class WebhookConnector:
 
     async def stop(self) -> None:
         self._intake = None
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
+        for task in (self._pruner, self._reconciler):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._outbound is not None:
             await self._outbound.stop()
         if self._poster is not None:
@@ -119,6 +122,17 @@ class WebhookConnector:
             return
         if user and membership in ("leave", "ban"):
             await suspend_hooks_of(runtime, event, UserID(user), str(membership))
+
+    @staticmethod
+    async def _check_creators(runtime: Runtime) -> None:
+        # In the background: one request per (room, creator), not worth holding up the start.
+        try:
+            gone = await suspend_departed(runtime)
+        except Exception:
+            log.exception("could not check whether the creators of webhooks are still in their rooms")
+            return
+        if gone:
+            log.info("%d webhook creators had left their rooms: their hooks are suspended", gone)
 
     async def _prune_forever(self, store: WebhookStore, settings: WebhookSettings) -> None:
         while True:

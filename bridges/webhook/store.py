@@ -224,6 +224,15 @@ class WebhookStore:
                 )
             return hooks, outbound
 
+    async def active_creators(self) -> list[tuple[str, str]]:
+        """(room, creator) of every active hook, inbound or outbound, once each."""
+        async with self._read() as session:
+            pairs: set[tuple[str, str]] = set()
+            for table in (Hook, OutboundHook):
+                rows = await session.execute(select(table.room_id, table.creator).where(table.status == ACTIVE))
+                pairs.update((room_id, creator) for room_id, creator in rows)
+        return sorted(pairs)
+
     async def reseal_secrets(self, box: SecretBox) -> int:
         """Write every signing secret not sealed with the current key (or in the old format)
         again with it; returns how many. A secret no configured key opens is left as it is."""
