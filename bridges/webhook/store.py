@@ -14,7 +14,7 @@ import enum
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -149,6 +149,9 @@ class Added(enum.Enum):
     """Its body, signed alone, was accepted before under another key: a replay."""
 
 
+Row = TypeVar("Row", bound=Base)
+
+
 class WebhookStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -194,12 +197,16 @@ class WebhookStore:
             return (await session.scalars(select(Hook).where(Hook.room_id == room_id).order_by(Hook.created_ms))).all()
 
     async def update_hook(self, hook_id: str, **values: Any) -> Hook | None:
+        return await self._update(Hook, hook_id, values)
+
+    async def _update(self, model: type[Row], key: str, values: dict[str, Any]) -> Row | None:
+        """Set ``values`` on the row of ``model`` with primary key ``key``; the row, or None."""
         async with self._write() as session:
-            hook = await session.get(Hook, hook_id)
-            if hook is not None:
-                for key, value in values.items():
-                    setattr(hook, key, value)
-            return hook
+            row = await session.get(model, key)
+            if row is not None:
+                for column, value in values.items():
+                    setattr(row, column, value)
+            return row
 
     async def suspend_creator(self, room_id: str, creator: str, reason: str) -> tuple[list[Hook], list[OutboundHook]]:
         """Suspend the active hooks ``creator`` made in ``room_id`` (they left it); returns them.
@@ -344,12 +351,7 @@ class WebhookStore:
             return (await session.scalars(query)).all()
 
     async def update_outbound(self, hook_id: str, **values: Any) -> OutboundHook | None:
-        async with self._write() as session:
-            hook = await session.get(OutboundHook, hook_id)
-            if hook is not None:
-                for key, value in values.items():
-                    setattr(hook, key, value)
-            return hook
+        return await self._update(OutboundHook, hook_id, values)
 
     async def remove_outbound(self, hook_id: str) -> None:
         async with self._write() as session:
@@ -384,11 +386,7 @@ class WebhookStore:
             return int(value) if value is not None else None
 
     async def update_delivery(self, delivery_id: str, **values: Any) -> None:
-        async with self._write() as session:
-            row = await session.get(OutboundDelivery, delivery_id)
-            if row is not None:
-                for key, value in values.items():
-                    setattr(row, key, value)
+        await self._update(OutboundDelivery, delivery_id, values)
 
     # -- private rooms -------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ admin power level: an ordinary member cannot silence everyone who relies on the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,6 @@ from tests.synapse_fixtures import MakeMatrixUser, RunBridge
 pytestmark = pytest.mark.integration
 
 CHAT = "lobby"
-
-
-@pytest.fixture
-async def chatnet() -> AsyncIterator[ChatnetServer]:
-    server = ChatnetServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_relay_off_needs_the_rooms_power_level_besides_the_bridge_level(

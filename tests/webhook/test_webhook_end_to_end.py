@@ -34,6 +34,17 @@ def messages(events: list[Event]) -> list[Event]:
     return [e for e in events if e["type"] == "m.room.message"]
 
 
+async def bot_posts(world: WebhookWorld, room_id: str) -> list[str]:
+    """What the bot posted in the room for hooks (its command answers left out)."""
+    return [e["content"]["body"] for e in messages(await world.alice.room_messages(room_id))
+            if e["sender"] == world.slot.bot_user_id and not e["content"]["body"].startswith("Created")]
+
+
+def github_headers(secret: str, body: bytes, event: str = "push") -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "X-GitHub-Event": event, "Content-Type": "application/json"}
+
+
 async def post(url: str, **kwargs: Any) -> httpx.Response:
     async with httpx.AsyncClient(timeout=30) as http:
         return await http.post(url, **kwargs)
@@ -106,11 +117,6 @@ async def test_signatures_are_checked_and_refusals_post_nothing(webhook_world: W
                      "author": {"name": "Octo"}}],
     }).encode()
 
-    def github_headers(secret: str, body: bytes, event: str = "push") -> dict[str, str]:
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return {"X-Hub-Signature-256": f"sha256={digest}", "X-GitHub-Event": event,
-                "Content-Type": "application/json"}
-
     forged = await post(github.url, content=push, headers=github_headers("not the secret", push))
     assert forged.status_code == 401
     assert forged.json()["error"] == "bad_signature"
@@ -139,8 +145,7 @@ async def test_signatures_are_checked_and_refusals_post_nothing(webhook_world: W
     await posted(world, room_id, fresh)
 
     # Everything refused above left no trace: the room holds exactly the two accepted messages.
-    bodies = [e["content"]["body"] for e in messages(await world.alice.room_messages(room_id))
-              if e["sender"] == world.slot.bot_user_id and not e["content"]["body"].startswith("Created")]
+    bodies = await bot_posts(world, room_id)
     assert len(bodies) == 2
     assert bodies[1] == "sl: fresh"
 
@@ -325,8 +330,7 @@ async def test_captured_signed_requests_cannot_be_replayed(webhook_world: Webhoo
     body = json.dumps({"action": "opened", "issue": {"number": 7, "title": "Replay me",
                                                       "html_url": "https://github.com/o/r/issues/7"},
                        "repository": {"full_name": "o/r"}, "sender": {"login": "octocat"}}).encode()
-    signature = "sha256=" + hmac.new(github.secret.encode(), body, hashlib.sha256).hexdigest()
-    headers = {"X-Hub-Signature-256": signature, "X-GitHub-Event": "issues", "Content-Type": "application/json"}
+    headers = github_headers(github.secret, body, "issues")
 
     first = await posted(world, room_id, await post(github.url, content=body,
                                                     headers={**headers, "X-GitHub-Delivery": "d-1"}))
@@ -347,8 +351,7 @@ async def test_captured_signed_requests_cannot_be_replayed(webhook_world: Webhoo
         "X-Webhook-Timestamp": str(now), "X-Webhook-Signature": sign(generic.secret, now, text),
         "Content-Type": "application/json"}))
 
-    bodies = [e["content"]["body"] for e in messages(await world.alice.room_messages(room_id))
-              if e["sender"] == world.slot.bot_user_id and not e["content"]["body"].startswith("Created")]
+    bodies = await bot_posts(world, room_id)
     assert len(bodies) == 2
     assert bodies[1] == "hm: deploy approved"
 
@@ -374,10 +377,8 @@ async def test_rotating_the_secrets_key_keeps_existing_hooks_working(webhook_wor
     await world.bridge.restart()
 
     body = b'{"action": "created", "release": {"tag_name": "v2"}, "repository": {"full_name": "o/r"}}'
-    signature = "sha256=" + hmac.new(github.secret.encode(), body, hashlib.sha256).hexdigest()
-    answer = await post(github.url, content=body, headers={
-        "X-Hub-Signature-256": signature, "X-GitHub-Event": "release", "Content-Type": "application/json"})
-    await posted(world, room_id, answer)
+    await posted(world, room_id, await post(github.url, content=body, headers=github_headers(github.secret, body,
+                                                                                           "release")))
     await world.alice.send_text(room_id, "after the rotation")
     [delivery] = await world.receiver.wait_for(1, path)
     assert verify_outbound(out_secret, delivery.headers, delivery.body)
