@@ -43,7 +43,9 @@ USAGE = (
 SCHEMES = ", ".join(scheme.value for scheme in Scheme)
 STYLES = ", ".join(style.value for style in IdentityStyle)
 
-Handler = Callable[[Runtime, CommandContext, list[str]], Awaitable[CommandReply]]
+Handler = Callable[[Runtime, CommandContext, list[str], RoomPower | None], Awaitable[CommandReply]]
+"""A verb's code: the arguments after the verb, and the sender's power in the room (read by the
+gate before any verb that changes something; None for the read-only ones)."""
 
 
 def webhook_command(runtime: Callable[[], Runtime | None]) -> Command:
@@ -59,11 +61,13 @@ def webhook_command(runtime: Callable[[], Runtime | None]) -> Command:
         handler = _HANDLERS.get(verb)
         if handler is None:
             return CommandReply(f"Usage: webhook {USAGE}")
+        power = None
         if verb not in _READ_ONLY:
-            power = await context.check_room_power(f"webhook {verb}")
-            if isinstance(power, CommandReply):
-                return power
-        return await handler(current, context, args[1:])
+            checked = await context.check_room_power(f"webhook {verb}")
+            if isinstance(checked, CommandReply):
+                return checked
+            power = checked
+        return await handler(current, context, args[1:], power)
 
     return Command(
         "webhook", "Create, list and manage this room's webhooks (inbound and outbound)", handle,
@@ -71,17 +75,14 @@ def webhook_command(runtime: Callable[[], Runtime | None]) -> Command:
     )
 
 
-async def _may_change(context: CommandContext, creator: str) -> bool:
+def _may_adopt(context: CommandContext, power: RoomPower | None) -> bool:
+    """A bridge admin, or one of the room's admins (who may change its power levels)."""
+    return context.level >= PermissionLevel.ADMIN or (power is not None and power.room_admin)
+
+
+def _may_change(context: CommandContext, power: RoomPower | None, creator: str) -> bool:
     """The hook's creator, a bridge admin, or one of the room's admins."""
-    if context.sender == creator or context.level >= PermissionLevel.ADMIN:
-        return True
-    return await _is_room_admin(context)
-
-
-async def _is_room_admin(context: CommandContext) -> bool:
-    # Read again rather than passed along: the gate read it a moment ago, in the same command.
-    power: RoomPower = await context.room_power()
-    return power.room_admin
+    return context.sender == creator or _may_adopt(context, power)
 
 
 def _hook_url(runtime: Runtime, hook_id: str, token: str | None) -> str:
@@ -101,11 +102,13 @@ def _credentials(runtime: Runtime, hook_id: str, scheme: Scheme) -> tuple[dict[s
     return {"token_hash": None, "sealed_secret": sealed}, text
 
 
-async def _owned_hook(runtime: Runtime, context: CommandContext, hook_id: str) -> Hook | CommandReply:
+async def _owned_hook(
+    runtime: Runtime, context: CommandContext, power: RoomPower | None, hook_id: str,
+) -> Hook | CommandReply:
     hook = await runtime.store.hook(hook_id)
     if hook is None or hook.room_id != context.room_id:
         return CommandReply(f"This room has no webhook {hook_id}; 'webhook list' shows them.")
-    if not await _may_change(context, hook.creator):
+    if not _may_change(context, power, hook.creator):
         return CommandReply(
             f"Only {hook.creator}, who created webhook {hook_id}, a room admin or a bridge admin may change it."
         )
@@ -116,7 +119,9 @@ async def _reveal(runtime: Runtime, context: CommandContext, hook_id: str, text:
     await runtime.send_privately(context.sender, text, txn_id=f"webhook-secret:{hook_id}:{secrets.token_hex(8)}")
 
 
-async def _create(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _create(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if not args:
         return CommandReply(f"Usage: webhook create <name> [{SCHEMES}] [{STYLES}]")
     name, options = args[0][:100], [arg.lower() for arg in args[1:]]
@@ -144,7 +149,9 @@ async def _create(runtime: Runtime, context: CommandContext, args: list[str]) ->
     )
 
 
-async def _list(runtime: Runtime, context: CommandContext, _args: list[str]) -> CommandReply:
+async def _list(
+    runtime: Runtime, context: CommandContext, _args: list[str], _power: RoomPower | None,
+) -> CommandReply:
     hooks = await runtime.store.hooks_in_room(context.room_id)
     if not hooks:
         return CommandReply("This room has no inbound webhooks. Create one with 'webhook create <name>'.")
@@ -154,30 +161,38 @@ async def _list(runtime: Runtime, context: CommandContext, _args: list[str]) -> 
     return CommandReply("\n".join(lines))
 
 
-async def _remove(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _remove(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 1:
         return CommandReply("Usage: webhook remove <id>")
-    hook = await _owned_hook(runtime, context, args[0])
+    hook = await _owned_hook(runtime, context, power, args[0])
     if isinstance(hook, CommandReply):
         return hook
     await runtime.store.remove_hook(hook.id)
     return CommandReply(f"Removed webhook '{hook.name}' ({hook.id}); its URL no longer works.")
 
 
-async def _rotate(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _rotate(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 1:
         return CommandReply("Usage: webhook rotate <id>")
-    return await _reissue(runtime, context, args[0], None)
+    return await _reissue(runtime, context, power, args[0], None)
 
 
-async def _scheme(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _scheme(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 2 or args[1].lower() not in {s.value for s in Scheme}:
         return CommandReply(f"Usage: webhook scheme <id> <{'|'.join(s.value for s in Scheme)}>")
-    return await _reissue(runtime, context, args[0], Scheme(args[1].lower()))
+    return await _reissue(runtime, context, power, args[0], Scheme(args[1].lower()))
 
 
-async def _reissue(runtime: Runtime, context: CommandContext, hook_id: str, scheme: Scheme | None) -> CommandReply:
-    hook = await _owned_hook(runtime, context, hook_id)
+async def _reissue(
+    runtime: Runtime, context: CommandContext, power: RoomPower | None, hook_id: str, scheme: Scheme | None,
+) -> CommandReply:
+    hook = await _owned_hook(runtime, context, power, hook_id)
     if isinstance(hook, CommandReply):
         return hook
     chosen = scheme or Scheme(hook.scheme)
@@ -193,10 +208,12 @@ async def _reissue(runtime: Runtime, context: CommandContext, hook_id: str, sche
     )
 
 
-async def _identity(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _identity(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 2 or args[1].lower() not in {s.value for s in IdentityStyle}:
         return CommandReply(f"Usage: webhook identity <id> <{'|'.join(s.value for s in IdentityStyle)}>")
-    hook = await _owned_hook(runtime, context, args[0])
+    hook = await _owned_hook(runtime, context, power, args[0])
     if isinstance(hook, CommandReply):
         return hook
     style = IdentityStyle(args[1].lower())
@@ -211,7 +228,9 @@ def _shown_url(url: str) -> str:
     return f"{target.scheme}://{target.host}:{target.port}{target.path.split('?', 1)[0]}"
 
 
-async def _out_add(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _out_add(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 1:
         return CommandReply("Usage: webhook out add <url>")
     url = args[0]
@@ -239,7 +258,9 @@ async def _out_add(runtime: Runtime, context: CommandContext, args: list[str]) -
     )
 
 
-async def _out_list(runtime: Runtime, context: CommandContext, _args: list[str]) -> CommandReply:
+async def _out_list(
+    runtime: Runtime, context: CommandContext, _args: list[str], _power: RoomPower | None,
+) -> CommandReply:
     hooks = await runtime.store.outbound_in_room(context.room_id)
     if not hooks:
         return CommandReply("This room has no outbound webhooks. Add one with 'webhook out add <url>'.")
@@ -248,13 +269,15 @@ async def _out_list(runtime: Runtime, context: CommandContext, _args: list[str])
     return CommandReply("\n".join(lines))
 
 
-async def _out_remove(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _out_remove(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 1:
         return CommandReply("Usage: webhook out remove <id>")
     hook = await runtime.store.outbound(args[0])
     if hook is None or hook.room_id != context.room_id:
         return CommandReply(f"This room has no outbound webhook {args[0]}; 'webhook out list' shows them.")
-    if not await _may_change(context, hook.creator):
+    if not _may_change(context, power, hook.creator):
         return CommandReply(
             f"Only {hook.creator}, who added outbound webhook {hook.id}, a room admin or a bridge admin may remove it."
         )
@@ -274,11 +297,13 @@ def _status(hook: Hook | OutboundHook) -> str:
     return "" if hook.status == ACTIVE else f" (SUSPENDED: {hook.suspended_reason}; 'webhook adopt {hook.id}')"
 
 
-async def _adopt(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _adopt(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     """Become the creator of one of the room's hooks, which is (re)activated with new credentials."""
     if len(args) != 1:
         return CommandReply("Usage: webhook adopt <id>")
-    if context.level < PermissionLevel.ADMIN and not await _is_room_admin(context):
+    if not _may_adopt(context, power):
         return CommandReply("Only a room admin (or a bridge admin) may adopt a webhook.")
     hook_id = args[0]
     hook = await runtime.store.hook(hook_id)
