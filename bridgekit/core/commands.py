@@ -154,14 +154,14 @@ class CommandRegistry:
         command = self.find(name or "help")
         if command is None:
             return self._unknown(name, context)
+        # A room_admin command checks both levels together, so the refusal names both when both
+        # are missing; a user the bridge ignores is refused without reading the room's state.
+        if context.level < command.level and (not command.room_admin or context.level is PermissionLevel.NONE):
+            return self._refusal(command, context)
         if command.room_admin:
-            # Checked together, so the refusal names both the bridge level and the room power
-            # when both are missing.
             checked = await context.check_room_power(command.name, command.level)
             if isinstance(checked, CommandReply):
                 return checked
-        elif context.level < command.level:
-            return self._refusal(command, context)
         return await self._run(command.name, context, lambda: command.handler(context, args))
 
     async def _answer(self, pending: _Pending, timed_out: bool, text: str, context: CommandContext) -> CommandReply:

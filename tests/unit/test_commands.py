@@ -344,3 +344,13 @@ async def test_a_bridge_admin_without_room_power_is_refused_too(room_registry: C
     reply = await say(room_registry, "!bk relay off", ctx)
 
     assert "power level 100 in this room (yours is 0); your bridge permission level ('admin') is enough" in reply.text
+
+
+async def test_a_user_the_bridge_ignores_is_refused_without_reading_the_room(room_registry: CommandRegistry) -> None:
+    asked, read = power_reader(level=100)
+    ctx = CommandContext(ALICE, PermissionLevel.NONE, PORTAL, False, Services(), room_power_reader=read)
+
+    reply = await say(room_registry, "!bk relay off", ctx)
+
+    assert "needs the 'user' permission level, and yours is 'none'" in reply.text
+    assert asked == []

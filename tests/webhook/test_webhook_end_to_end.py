@@ -5,7 +5,10 @@ The story: alice creates hooks in her room by command and gets their URLs privat
 post plain, markdown, HTML, Slack and GitHub payloads, which appear in the room from the right
 sender; forged, replayed, oversized and flooding requests are refused without posting; and the
 room's messages go out to signed outbound hooks, surviving a receiver's outage, while hooks aimed
-at the bridge's own network are refused.
+at the bridge's own network are refused. Authority: a member without the room's admin power may
+list hooks but change nothing; a banned creator's hooks stop (403 in, nothing out) until a room
+admin adopts them with new credentials; captured signed requests cannot be replayed; and the
+secrets key can be rotated under running hooks (last, as it restarts the module's bridge).
 """
 
 from __future__ import annotations
