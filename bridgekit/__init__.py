@@ -43,6 +43,7 @@ from bridgekit.connector import (
     UserQueryHandler,
     VirtualUserProvider,
 )
+from bridgekit.credentials import CredentialCipher, CredentialError, load_key
 from bridgekit.errors import (
     BridgekitError,
     ConfigError,
@@ -74,6 +75,7 @@ from bridgekit.events import (
 from bridgekit.guarded_http import GuardedHTTP, ResponseTooLarge, new_http_client
 from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, TransactionID, UserID
 from bridgekit.naming import casefold_irc
+from bridgekit.room_power import RoomPower, read_room_power, room_power
 from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
 
 __version__ = "0.1.0"
@@ -92,6 +94,8 @@ __all__ = [
     "ConfiguredConnector",
     "ConnectorSection",
     "ContentURI",
+    "CredentialCipher",
+    "CredentialError",
     "DeletingSession",
     "EditingSession",
     "EphemeralEvent",
@@ -143,6 +147,7 @@ __all__ = [
     "ResponseTooLarge",
     "RoomAlias",
     "RoomID",
+    "RoomPower",
     "SessionKind",
     "SessionState",
     "StoreError",
@@ -157,7 +162,10 @@ __all__ = [
     "__version__",
     "casefold_irc",
     "check_literal",
+    "load_key",
     "new_http_client",
     "parse_allow_rule",
     "parse_target",
+    "read_room_power",
+    "room_power",
 ]

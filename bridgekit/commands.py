@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from bridgekit.errors import MatrixError
 from bridgekit.ids import RoomID, UserID
+from bridgekit.room_power import RoomPower
 
 
 class PermissionLevel(IntEnum):
@@ -40,6 +42,10 @@ CommandHandler = Callable[["CommandContext", list[str]], Awaitable["CommandReply
 AnswerHandler = Callable[["CommandContext", str], Awaitable["CommandReply"]]
 """A prompt's code: gets the context and the user's whole message, unparsed (passwords have quotes)."""
 
+RoomPowerReader = Callable[[RoomID, UserID], Awaitable[RoomPower]]
+"""(room, user) -> the user's power in the room against the level the bridge's config requires
+(``room_admin_level``); built by the management room with the bot's intent."""
+
 _NAME = re.compile(r"^[^\s'\"\\]+$")
 
 
@@ -57,6 +63,33 @@ class CommandContext:
     Opaque here: handlers know its concrete type; typed ``Any`` so that this module, which only
     routes, does not have to import everything a handler might need.
     """
+    room_power_reader: RoomPowerReader | None = None
+    """Reads the sender's power in this room; None only in contexts built by hand (tests)."""
+
+    async def room_power(self) -> RoomPower:
+        """The sender's power level in this room, against the level the bridge requires for
+        room-changing commands. Raises :class:`~bridgekit.errors.MatrixError` when the room's
+        state cannot be read (the bot is not in the room)."""
+        if self.room_power_reader is None:
+            raise RuntimeError("this command context cannot read room power levels")
+        return await self.room_power_reader(self.room_id, self.sender)
+
+    async def check_room_power(
+        self, action: str, level: PermissionLevel = PermissionLevel.USER,
+    ) -> RoomPower | CommandReply:
+        """For commands that change the room: the sender's :class:`RoomPower` when they have both
+        the bridge permission ``level`` and the room power level the bridge requires; otherwise
+        the refusal to answer, which says which of the two is missing (``action`` names what was
+        asked, e.g. ``"webhook create"``). Refuses, too, when the room's state cannot be read."""
+        try:
+            power = await self.room_power()
+        except MatrixError as error:
+            return CommandReply(
+                f"'{action}' needs power in this room, and I could not read this room's power levels "
+                f"({type(error).__name__}); is the bridge bot still in the room?"
+            )
+        refusal = authority_refusal(action, level, self.level, power)
+        return power if refusal is None else CommandReply(refusal)
 
 
 @dataclass(frozen=True)
@@ -99,6 +132,9 @@ class Command:
     """The arguments after the name, as ``help <command>`` shows them: ``<on|off>``."""
     level: PermissionLevel = PermissionLevel.USER
     aliases: tuple[str, ...] = ()
+    room_admin: bool = False
+    """The command changes the room it is sent in: besides ``level``, the sender needs the room
+    power level the bridge requires there (the registry checks it, see ``room_admin_level``)."""
 
     def __post_init__(self) -> None:
         for name in self.names:
@@ -113,6 +149,28 @@ class Command:
         return tuple(dict.fromkeys(name.casefold() for name in (self.name, *self.aliases)))
 
 
+def authority_refusal(
+    action: str, needed: PermissionLevel, have: PermissionLevel, power: RoomPower,
+) -> str | None:
+    """Why ``action`` is refused, naming what is missing (bridge permission level and/or room
+    power level, with the numbers), or None when both are there."""
+    bridge_ok, room_ok = have >= needed, power.allowed
+    if bridge_ok and room_ok:
+        return None
+    bridge = f"the bridge permission level '{needed.label}' (yours is '{have.label}')"
+    room = f"power level {power.needed} in this room (yours is {power.shown_level})"
+    if not bridge_ok and not room_ok:
+        missing, fix = f"{bridge} and {room}", f"{_BRIDGE_FIX} and {_ROOM_FIX}"
+    elif not bridge_ok:
+        missing, fix = f"{bridge}; your power in this room ({power.shown_level}) is enough", _BRIDGE_FIX
+    else:
+        missing, fix = f"{room}; your bridge permission level ('{have.label}') is enough", _ROOM_FIX
+    return f"'{action}' needs {missing}. {fix[0].upper()}{fix[1:]}."
+
+
+_BRIDGE_FIX = "the bridge admin grants permission levels in the 'permissions' section of the bridge's config"
+_ROOM_FIX = "a room admin can raise your power level in this room"
+
 
 __all__ = [
     "AnswerHandler",
@@ -122,4 +180,6 @@ __all__ = [
     "CommandReply",
     "PermissionLevel",
     "Prompt",
+    "RoomPowerReader",
+    "authority_refusal",
 ]

@@ -276,11 +276,28 @@ class BridgeConfig(_Section):
         "user, admin or none; the most specific rule wins. Empty: this homeserver's users are "
         "'user' and everyone else 'relay'",
     )
+    room_admin_level: int | str = Field(
+        default="m.room.power_levels",
+        description="The power level in a room that commands changing that room need (relay on|off, "
+        "a connector's room settings such as webhooks), besides the bridge permission level: an "
+        "integer, or an event type meaning the level needed to send that state event in the room. "
+        "The default follows each room's own admins",
+    )
     connectors: dict[str, ConnectorSection] = Field(
         default_factory=dict,
         description="One section per connector (network), named after it. Keys other than enabled, "
         "ghost_prefix and alias_prefix belong to the connector: see its documentation",
     )
+
+    @field_validator("room_admin_level")
+    @classmethod
+    def _level_or_event_type(cls, value: int | str) -> int | str:
+        # Environment overrides of string-or-integer keys arrive as text: "100" is a level.
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+            raise ValueError("expected a power level (an integer) or an event type such as m.room.power_levels")
+        return value
 
     @property
     def bot_user_id(self) -> str:

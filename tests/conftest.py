@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.db_fixtures",
     "tests.synapse_fixtures",
     "tests.irc_fixtures",
+    "tests.chatnet_fixtures",
 ]

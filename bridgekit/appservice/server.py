@@ -220,6 +220,7 @@ async def _serve_with(
             login_flows=lambda network: _login_flows(by_name.get(network)),
             double_puppet_status=lambda user_id: double_puppet_status(double_puppet, user_id, server_name),
         ),
+        room_admin_level=config.room_admin_level,
     )
     _register_connector_commands(management, connectors)
     await management.load()

@@ -22,16 +22,13 @@ from typing import Protocol
 from bridgekit.errors import MatrixForbidden, MatrixNotFound
 from bridgekit.events import JSONDict
 from bridgekit.ids import ContentURI, EventID, RoomID, UserID
+from bridgekit.room_power import POWER_LEVELS, creators_are_privileged, power_level_value, state_send_level
 
 BRIDGE_EVENT_TYPES = ("m.bridge", "uk.half-shot.bridge")
 """Stable type first: both are sent, with the same state key and content."""
 
 # A state key prefix is written like a URI scheme (``org.matrix.appservice-irc://...``).
 _SOFTWARE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
-
-# Room versions 1-11 give room creators no power beyond what m.room.power_levels lists; later ones
-# (v12, MSC4289) make creators all-powerful without listing them there.
-_VERSIONS_WITHOUT_PRIVILEGED_CREATORS = frozenset(str(number) for number in range(1, 12))
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,45 +214,25 @@ def check_power(
 ) -> PowerCheck:
     """Whether ``bot`` may send both bridge info event types, from the room's state contents.
 
-    ``power_levels`` is None when the room has no ``m.room.power_levels`` (then every state event
-    needs level 0, per the spec); ``create`` is the ``m.room.create`` content.
+    ``power_levels`` is None when the room has no ``m.room.power_levels``: then only the creator
+    (who has 100) may set state, and since ``create`` (the ``m.room.create`` content) does not name
+    the creator in every room version, the send is tried and the homeserver's answer decides.
     """
     if power_levels is None:
         return PowerCheck(needed=0, bot_level=0, admins=())
-    events = _mapping(power_levels.get("events"))
-    users = _mapping(power_levels.get("users"))
-    state_default = _level(power_levels.get("state_default"), 50)
-    users_default = _level(power_levels.get("users_default"), 0)
-    needed = max(_level(events.get(kind), state_default) for kind in BRIDGE_EVENT_TYPES)
-    bot_level: int | None = _level(users.get(bot), users_default)
-    if bot not in users and users_default < needed and _creators_are_privileged(create):
+    listed = power_levels.get("users")
+    users: Mapping[str, object] = listed if isinstance(listed, Mapping) else {}
+    users_default = power_level_value(power_levels.get("users_default"), 0)
+    needed = max(state_send_level(power_levels, kind) for kind in BRIDGE_EVENT_TYPES)
+    bot_level: int | None = power_level_value(users.get(bot), users_default)
+    if bot not in users and users_default < needed and creators_are_privileged(create):
         bot_level = None  # maybe a creator (or additional creator): let the homeserver answer
-    grant_level = _level(events.get("m.room.power_levels"), state_default)
+    grant_level = state_send_level(power_levels, POWER_LEVELS)
     admins = tuple(sorted(
         UserID(user) for user, level in users.items()
-        if user != bot and _level(level, users_default) >= grant_level
+        if user != bot and power_level_value(level, users_default) >= grant_level
     ))
     return PowerCheck(needed=needed, bot_level=bot_level, admins=admins)
-
-
-def _creators_are_privileged(create: Mapping[str, object]) -> bool:
-    # A missing room_version means version 1 (spec); unknown future versions are assumed to
-    # keep v12's privileged creators, which only makes us try the send and read its answer.
-    version = create.get("room_version", "1")
-    return not (isinstance(version, str) and version in _VERSIONS_WITHOUT_PRIVILEGED_CREATORS)
-
-
-def _mapping(value: object) -> Mapping[str, object]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _level(value: object, default: int) -> int:
-    # Rooms before v10 may hold levels as strings of digits ("50").
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    return default
 
 
 def power_notice(bot: UserID, check: PowerCheck) -> str:

@@ -154,8 +154,14 @@ class CommandRegistry:
         command = self.find(name or "help")
         if command is None:
             return self._unknown(name, context)
-        if context.level < command.level:
+        # A room_admin command checks both levels together, so the refusal names both when both
+        # are missing; a user the bridge ignores is refused without reading the room's state.
+        if context.level < command.level and (not command.room_admin or context.level is PermissionLevel.NONE):
             return self._refusal(command, context)
+        if command.room_admin:
+            checked = await context.check_room_power(command.name, command.level)
+            if isinstance(checked, CommandReply):
+                return checked
         return await self._run(command.name, context, lambda: command.handler(context, args))
 
     async def _answer(self, pending: _Pending, timed_out: bool, text: str, context: CommandContext) -> CommandReply:
@@ -251,6 +257,9 @@ class CommandRegistry:
         lines = [f"Usage: {self._shown_prefix(context)}{command.name} {command.usage}".rstrip(), command.summary]
         if command.aliases:
             lines.append(f"Also: {', '.join(command.aliases)}")
+        if command.room_admin:
+            lines.append("It changes the room it is sent in, so it also needs power in that room: by default the "
+                         "level needed to change the room's power levels (the bridge's room_admin_level).")
         if context.level < command.level:
             lines.append(self._refusal(command, context).text)
         return CommandReply("\n".join(lines))

@@ -22,6 +22,7 @@ from bridgekit.errors import MatrixError
 from bridgekit.events import MatrixEvent
 from bridgekit.ids import EventID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
+from bridgekit.room_power import POWER_LEVELS, RoomPower, read_room_power
 from bridgekit.store.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,12 @@ class ManagementRoom:
         services: ManagementServices,
         *,
         prefix: str = "!bk",
+        room_admin_level: int | str = POWER_LEVELS,
     ) -> None:
+        """``room_admin_level``: the room power level that commands changing a room need (an event
+        type: the level needed to send that state event there)."""
         self._matrix = matrix
+        self._room_admin_level = room_admin_level
         self._users = users
         self._permissions = permissions
         self._services = services
@@ -107,13 +112,16 @@ class ManagementRoom:
             return False
         context = CommandContext(
             sender=sender, level=self._permissions.level_for(sender), room_id=RoomID(event.room_id),
-            in_management_room=in_management, services=self._services,
+            in_management_room=in_management, services=self._services, room_power_reader=self._room_power,
         )
         reply = await self.registry.dispatch(body, context)
         if reply is None:
             return False
         await self._send_reply(event, reply)
         return True
+
+    async def _room_power(self, room_id: RoomID, user_id: UserID) -> RoomPower:
+        return await read_room_power(self._matrix.bot, room_id, user_id, required=self._room_admin_level)
 
     async def _invited(self, event: MatrixEvent) -> None:
         inviter = UserID(event.sender)
@@ -195,7 +203,7 @@ def _builtin_commands() -> list[Command]:
                 usage="[network]", level=PermissionLevel.USER),
         Command(
             "relay", "Turn relaying through the bridge bot on or off in this portal", _relay,
-            usage="on|off", level=PermissionLevel.USER,
+            usage="on|off", level=PermissionLevel.USER, room_admin=True,
         ),
     ]
 

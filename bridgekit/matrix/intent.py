@@ -192,6 +192,12 @@ class Intent:
         request_path = path(CLIENT_V3, "rooms", room_id, "state", event_type, state_key)
         return await self._json("GET", request_path)
 
+    async def get_state_event(self, room_id: RoomID, event_type: str, state_key: str = "") -> JSONDict:
+        """The whole state event (``sender`` included), asked for with ``format=event`` (Synapse
+        has long supported it); a homeserver that ignores it answers the content alone."""
+        request_path = path(CLIENT_V3, "rooms", room_id, "state", event_type, state_key)
+        return await self._json("GET", request_path, [("format", "event")])
+
     async def get_event(self, room_id: RoomID, event_id: EventID) -> JSONDict:
         """One event of a room, as this user may see it; MatrixNotFound when it cannot."""
         return await self._json("GET", path(CLIENT_V3, "rooms", room_id, "event", event_id))

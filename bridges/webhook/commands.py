@@ -1,9 +1,16 @@
 """``webhook`` commands, sent in the room a hook belongs to (``!bk webhook create ci``).
 
 Inbound: ``create``, ``list``, ``remove``, ``rotate``, ``scheme``, ``identity``. Outbound:
-``out add``, ``out list``, ``out remove``. URLs and secrets are sent to the person who asked, in
-their direct chat with the bot, never into the room. Anyone with the ``user`` level may create
-hooks in a room the bot is in; changing or removing one needs its creator or an admin.
+``out add``, ``out list``, ``out remove``. Both: ``adopt``. URLs and secrets are sent to the
+person who asked, in their direct chat with the bot, never into the room.
+
+Who may do what: the lists need the ``user`` level. Every verb that changes something needs the
+``user`` level **and** the room power level the bridge requires (``room_admin_level``; by default
+that of the room's admins), because a hook reads or writes the room on everyone's behalf. Changing
+or removing a hook also needs its creator, a bridge admin or a room admin (power to change the
+room's power levels); ``adopt`` (taking over a hook, e.g. one suspended because its creator
+left) needs a bridge admin or a room admin, and gives the hook new credentials, since the old
+creator holds the old ones.
 """
 
 from __future__ import annotations
@@ -12,21 +19,33 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from bridgekit import Command, CommandContext, CommandReply, PermissionLevel, UnsafeURL, check_literal, parse_target
+from bridgekit import (
+    Command,
+    CommandContext,
+    CommandReply,
+    PermissionLevel,
+    RoomPower,
+    UnsafeURL,
+    check_literal,
+    parse_target,
+)
 from bridges.webhook.identity import IdentityStyle
 from bridges.webhook.runtime import Runtime
-from bridges.webhook.secret_box import SecretBoxUnavailable
+from bridges.webhook.secret_box import SecretBoxUnavailable, inbound_row, outbound_row
 from bridges.webhook.signatures import Scheme, hash_token, new_token
-from bridges.webhook.store import Hook, OutboundHook
+from bridges.webhook.store import ACTIVE, Hook, OutboundHook
 
 USAGE = (
     "create <name> [token|github|slack|hmac] [bot|ghosts] | list | remove <id> | rotate <id> | "
-    "scheme <id> <token|github|slack|hmac> | identity <id> <bot|ghosts> | out add <url> | out list | out remove <id>"
+    "scheme <id> <token|github|slack|hmac> | identity <id> <bot|ghosts> | out add <url> | out list | "
+    "out remove <id> | adopt <id>"
 )
 SCHEMES = ", ".join(scheme.value for scheme in Scheme)
 STYLES = ", ".join(style.value for style in IdentityStyle)
 
-Handler = Callable[[Runtime, CommandContext, list[str]], Awaitable[CommandReply]]
+Handler = Callable[[Runtime, CommandContext, list[str], RoomPower | None], Awaitable[CommandReply]]
+"""A verb's code: the arguments after the verb, and the sender's power in the room (read by the
+gate before any verb that changes something; None for the read-only ones)."""
 
 
 def webhook_command(runtime: Callable[[], Runtime | None]) -> Command:
@@ -42,7 +61,13 @@ def webhook_command(runtime: Callable[[], Runtime | None]) -> Command:
         handler = _HANDLERS.get(verb)
         if handler is None:
             return CommandReply(f"Usage: webhook {USAGE}")
-        return await handler(current, context, args[1:])
+        power = None
+        if verb not in _READ_ONLY:
+            checked = await context.check_room_power(f"webhook {verb}")
+            if isinstance(checked, CommandReply):
+                return checked
+            power = checked
+        return await handler(current, context, args[1:], power)
 
     return Command(
         "webhook", "Create, list and manage this room's webhooks (inbound and outbound)", handle,
@@ -50,8 +75,14 @@ def webhook_command(runtime: Callable[[], Runtime | None]) -> Command:
     )
 
 
-def _may_change(context: CommandContext, creator: str) -> bool:
-    return context.sender == creator or context.level >= PermissionLevel.ADMIN
+def _may_adopt(context: CommandContext, power: RoomPower | None) -> bool:
+    """A bridge admin, or one of the room's admins (who may change its power levels)."""
+    return context.level >= PermissionLevel.ADMIN or (power is not None and power.room_admin)
+
+
+def _may_change(context: CommandContext, power: RoomPower | None, creator: str) -> bool:
+    """The hook's creator, a bridge admin, or one of the room's admins."""
+    return context.sender == creator or _may_adopt(context, power)
 
 
 def _hook_url(runtime: Runtime, hook_id: str, token: str | None) -> str:
@@ -66,17 +97,21 @@ def _credentials(runtime: Runtime, hook_id: str, scheme: Scheme) -> tuple[dict[s
         url = _hook_url(runtime, hook_id, secret)
         return {"token_hash": hash_token(secret), "sealed_secret": None}, f"URL (keep it secret): {url}"
     url = _hook_url(runtime, hook_id, None)
-    sealed = runtime.box.seal(secret)
+    sealed = runtime.box.seal(secret, row=inbound_row(hook_id))
     text = f"URL: {url}\nSigning secret ({scheme.value}, shown only this once): {secret}"
     return {"token_hash": None, "sealed_secret": sealed}, text
 
 
-async def _owned_hook(runtime: Runtime, context: CommandContext, hook_id: str) -> Hook | CommandReply:
+async def _owned_hook(
+    runtime: Runtime, context: CommandContext, power: RoomPower | None, hook_id: str,
+) -> Hook | CommandReply:
     hook = await runtime.store.hook(hook_id)
     if hook is None or hook.room_id != context.room_id:
         return CommandReply(f"This room has no webhook {hook_id}; 'webhook list' shows them.")
-    if not _may_change(context, hook.creator):
-        return CommandReply(f"Only {hook.creator}, who created webhook {hook_id}, or a bridge admin may change it.")
+    if not _may_change(context, power, hook.creator):
+        return CommandReply(
+            f"Only {hook.creator}, who created webhook {hook_id}, a room admin or a bridge admin may change it."
+        )
     return hook
 
 
@@ -84,7 +119,9 @@ async def _reveal(runtime: Runtime, context: CommandContext, hook_id: str, text:
     await runtime.send_privately(context.sender, text, txn_id=f"webhook-secret:{hook_id}:{secrets.token_hex(8)}")
 
 
-async def _create(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _create(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if not args:
         return CommandReply(f"Usage: webhook create <name> [{SCHEMES}] [{STYLES}]")
     name, options = args[0][:100], [arg.lower() for arg in args[1:]]
@@ -112,39 +149,50 @@ async def _create(runtime: Runtime, context: CommandContext, args: list[str]) ->
     )
 
 
-async def _list(runtime: Runtime, context: CommandContext, _args: list[str]) -> CommandReply:
+async def _list(
+    runtime: Runtime, context: CommandContext, _args: list[str], _power: RoomPower | None,
+) -> CommandReply:
     hooks = await runtime.store.hooks_in_room(context.room_id)
     if not hooks:
         return CommandReply("This room has no inbound webhooks. Create one with 'webhook create <name>'.")
     lines = [f"Inbound webhooks of this room ({len(hooks)}):"]
-    lines += [f"  {h.id}: '{h.name}', {h.scheme}, {h.identity} identity, created by {h.creator}" for h in hooks]
+    lines += [f"  {h.id}: '{h.name}', {h.scheme}, {h.identity} identity, created by {h.creator}{_status(h)}"
+              for h in hooks]
     return CommandReply("\n".join(lines))
 
 
-async def _remove(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _remove(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 1:
         return CommandReply("Usage: webhook remove <id>")
-    hook = await _owned_hook(runtime, context, args[0])
+    hook = await _owned_hook(runtime, context, power, args[0])
     if isinstance(hook, CommandReply):
         return hook
     await runtime.store.remove_hook(hook.id)
     return CommandReply(f"Removed webhook '{hook.name}' ({hook.id}); its URL no longer works.")
 
 
-async def _rotate(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _rotate(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 1:
         return CommandReply("Usage: webhook rotate <id>")
-    return await _reissue(runtime, context, args[0], None)
+    return await _reissue(runtime, context, power, args[0], None)
 
 
-async def _scheme(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _scheme(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 2 or args[1].lower() not in {s.value for s in Scheme}:
         return CommandReply(f"Usage: webhook scheme <id> <{'|'.join(s.value for s in Scheme)}>")
-    return await _reissue(runtime, context, args[0], Scheme(args[1].lower()))
+    return await _reissue(runtime, context, power, args[0], Scheme(args[1].lower()))
 
 
-async def _reissue(runtime: Runtime, context: CommandContext, hook_id: str, scheme: Scheme | None) -> CommandReply:
-    hook = await _owned_hook(runtime, context, hook_id)
+async def _reissue(
+    runtime: Runtime, context: CommandContext, power: RoomPower | None, hook_id: str, scheme: Scheme | None,
+) -> CommandReply:
+    hook = await _owned_hook(runtime, context, power, hook_id)
     if isinstance(hook, CommandReply):
         return hook
     chosen = scheme or Scheme(hook.scheme)
@@ -160,10 +208,12 @@ async def _reissue(runtime: Runtime, context: CommandContext, hook_id: str, sche
     )
 
 
-async def _identity(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _identity(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 2 or args[1].lower() not in {s.value for s in IdentityStyle}:
         return CommandReply(f"Usage: webhook identity <id> <{'|'.join(s.value for s in IdentityStyle)}>")
-    hook = await _owned_hook(runtime, context, args[0])
+    hook = await _owned_hook(runtime, context, power, args[0])
     if isinstance(hook, CommandReply):
         return hook
     style = IdentityStyle(args[1].lower())
@@ -178,7 +228,9 @@ def _shown_url(url: str) -> str:
     return f"{target.scheme}://{target.host}:{target.port}{target.path.split('?', 1)[0]}"
 
 
-async def _out_add(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _out_add(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 1:
         return CommandReply("Usage: webhook out add <url>")
     url = args[0]
@@ -190,52 +242,107 @@ async def _out_add(runtime: Runtime, context: CommandContext, args: list[str]) -
     except UnsafeURL as problem:
         return CommandReply(f"Refused: {problem}.")
     secret = new_token()
+    hook_id = secrets.token_hex(6)
     try:
-        sealed = runtime.box.seal(secret)
+        sealed = runtime.box.seal(secret, row=outbound_row(hook_id))
     except SecretBoxUnavailable as problem:
         return CommandReply(f"Cannot add an outbound hook: {problem}.")
-    hook_id = secrets.token_hex(6)
     await runtime.store.add_outbound(OutboundHook(
         id=hook_id, room_id=context.room_id, url=url, sealed_secret=sealed, creator=context.sender,
         created_ms=int(time.time() * 1000),
     ))
-    await _reveal(runtime, context, hook_id, (
-        f"Outbound webhook {hook_id} sends the messages of {context.room_id} to {_shown_url(url)}.\n"
-        f"Signing secret (shown only this once): {secret}\n"
-        "Each POST has X-Webhook-Timestamp and X-Webhook-Signature: sha256=HMAC-SHA256(secret, timestamp + '.' + body)."
-    ))
+    await _reveal(runtime, context, hook_id, _outbound_secret_text(context, hook_id, url, secret))
     return CommandReply(
         f"Added outbound webhook {hook_id} to {_shown_url(url)}: this room's messages are posted there. "
         "I sent its signing secret to you in a private chat."
     )
 
 
-async def _out_list(runtime: Runtime, context: CommandContext, _args: list[str]) -> CommandReply:
+async def _out_list(
+    runtime: Runtime, context: CommandContext, _args: list[str], _power: RoomPower | None,
+) -> CommandReply:
     hooks = await runtime.store.outbound_in_room(context.room_id)
     if not hooks:
         return CommandReply("This room has no outbound webhooks. Add one with 'webhook out add <url>'.")
     lines = [f"Outbound webhooks of this room ({len(hooks)}):"]
-    lines += [f"  {h.id}: {_shown_url(h.url)}, added by {h.creator}" for h in hooks]
+    lines += [f"  {h.id}: {_shown_url(h.url)}, added by {h.creator}{_status(h)}" for h in hooks]
     return CommandReply("\n".join(lines))
 
 
-async def _out_remove(runtime: Runtime, context: CommandContext, args: list[str]) -> CommandReply:
+async def _out_remove(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
     if len(args) != 1:
         return CommandReply("Usage: webhook out remove <id>")
     hook = await runtime.store.outbound(args[0])
     if hook is None or hook.room_id != context.room_id:
         return CommandReply(f"This room has no outbound webhook {args[0]}; 'webhook out list' shows them.")
-    if not _may_change(context, hook.creator):
+    if not _may_change(context, power, hook.creator):
         return CommandReply(
-            f"Only {hook.creator}, who added outbound webhook {hook.id}, or a bridge admin may remove it."
+            f"Only {hook.creator}, who added outbound webhook {hook.id}, a room admin or a bridge admin may remove it."
         )
     await runtime.store.remove_outbound(hook.id)
     return CommandReply(f"Removed outbound webhook {hook.id}; messages are no longer sent to {_shown_url(hook.url)}.")
 
 
+def _outbound_secret_text(context: CommandContext, hook_id: str, url: str, secret: str) -> str:
+    return (
+        f"Outbound webhook {hook_id} sends the messages of {context.room_id} to {_shown_url(url)}.\n"
+        f"Signing secret (shown only this once): {secret}\n"
+        "Each POST has X-Webhook-Timestamp and X-Webhook-Signature: sha256=HMAC-SHA256(secret, timestamp + '.' + body)."
+    )
+
+
+def _status(hook: Hook | OutboundHook) -> str:
+    return "" if hook.status == ACTIVE else f" (SUSPENDED: {hook.suspended_reason}; 'webhook adopt {hook.id}')"
+
+
+async def _adopt(
+    runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None,
+) -> CommandReply:
+    """Become the creator of one of the room's hooks, which is (re)activated with new credentials."""
+    if len(args) != 1:
+        return CommandReply("Usage: webhook adopt <id>")
+    if not _may_adopt(context, power):
+        return CommandReply("Only a room admin (or a bridge admin) may adopt a webhook.")
+    hook_id = args[0]
+    hook = await runtime.store.hook(hook_id)
+    if hook is not None and hook.room_id == context.room_id:
+        try:
+            columns, reveal = _credentials(runtime, hook.id, Scheme(hook.scheme))
+        except SecretBoxUnavailable as problem:
+            return CommandReply(f"Cannot adopt webhook {hook.id}: {problem}.")
+        await runtime.store.update_hook(hook.id, creator=context.sender, status=ACTIVE, suspended_reason=None,
+                                        **columns)
+        await _reveal(runtime, context, hook.id, f"You adopted webhook '{hook.name}' ({hook.id}).\n{reveal}")
+        return CommandReply(
+            f"{context.sender} adopted webhook '{hook.name}' ({hook.id}): it is active again, with new credentials "
+            f"(the old URL or secret, which {hook.creator} had, no longer works). I sent them to you privately."
+        )
+    outbound = await runtime.store.outbound(hook_id)
+    if outbound is None or outbound.room_id != context.room_id:
+        return CommandReply(f"This room has no webhook {hook_id}; 'webhook list' and 'webhook out list' show them.")
+    secret = new_token()
+    try:
+        sealed = runtime.box.seal(secret, row=outbound_row(outbound.id))
+    except SecretBoxUnavailable as problem:
+        return CommandReply(f"Cannot adopt outbound webhook {outbound.id}: {problem}.")
+    await runtime.store.update_outbound(outbound.id, creator=context.sender, status=ACTIVE, suspended_reason=None,
+                                        sealed_secret=sealed)
+    await _reveal(runtime, context, outbound.id, _outbound_secret_text(context, outbound.id, outbound.url, secret))
+    return CommandReply(
+        f"{context.sender} adopted outbound webhook {outbound.id}: this room's messages go to "
+        f"{_shown_url(outbound.url)} again (check that you trust that address: {outbound.creator} chose it). "
+        "Its new signing secret went to you privately."
+    )
+
+
 _HANDLERS: dict[str, Handler] = {
     "create": _create, "list": _list, "remove": _remove, "rotate": _rotate, "scheme": _scheme,
     "identity": _identity, "out add": _out_add, "out list": _out_list, "out remove": _out_remove,
+    "adopt": _adopt,
 }
+_READ_ONLY = frozenset({"list", "out list"})
+"""Verbs that change nothing: every other one needs the room power level too."""
 
 __all__ = ["USAGE", "webhook_command"]

@@ -16,6 +16,7 @@ from fastapi import APIRouter
 
 from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, UserID, new_http_client
 from bridges.webhook.commands import webhook_command
+from bridges.webhook.departures import suspend_departed, suspend_hooks_of
 from bridges.webhook.inbound import InboundPoster
 from bridges.webhook.intake import Intake
 from bridges.webhook.outbound import OutboundDeliverer
@@ -40,6 +41,7 @@ class WebhookConnector:
         self._poster: InboundPoster | None = None
         self._outbound: OutboundDeliverer | None = None
         self._pruner: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
         self._http_client = new_http_client()
         self._max_body = WebhookSettings().max_body_bytes
 
@@ -59,8 +61,10 @@ class WebhookConnector:
             # The bridge's own appservice.public_url, unless the hooks live elsewhere.
             settings = settings.model_copy(update={"public_url": ctx.public_url.rstrip("/")})
         secret = settings.secrets_key.get_secret_value() if settings.secrets_key else None
-        box = SecretBox.from_settings(secret)
+        box = SecretBox.from_settings(secret, [key.get_secret_value() for key in settings.previous_secrets_keys])
         store = await WebhookStore.open(settings.database)
+        if box.available and (resealed := await store.reseal_secrets(box)):
+            log.info("sealed %d webhook signing secrets again with the current key", resealed)
         http = GuardedHTTP(self._http_client, settings.allow_rules())
         runtime = Runtime(ctx, settings, store, box, http)
         self._poster = InboundPoster(ctx, store, settings, http)
@@ -71,6 +75,7 @@ class WebhookConnector:
         resumed = await self._poster.resume()
         self._outbound.start()
         self._pruner = asyncio.create_task(self._prune_forever(store, settings), name="webhook-prune")
+        self._reconciler = asyncio.create_task(self._check_creators(runtime), name="webhook-creators")
         if not settings.public_url:
             log.warning("neither appservice.public_url nor connectors.%s.public_url is set: hook URLs are shown "
                         "as paths only", ctx.name)
@@ -80,10 +85,11 @@ class WebhookConnector:
 
     async def stop(self) -> None:
         self._intake = None
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
+        for task in (self._pruner, self._reconciler):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._outbound is not None:
             await self._outbound.stop()
         if self._poster is not None:
@@ -94,17 +100,39 @@ class WebhookConnector:
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Room messages go to the room's outbound hooks; a user's direct chat with the bot is
-        remembered as the place for their secrets."""
+        remembered as the place for their secrets; a hook creator who leaves (or is kicked or
+        banned from) the room has their hooks suspended.
+
+        The core hands every room event of a room the bot is in to the connectors, portal or not
+        (membership changes too, after its own routing of portal leaves), so the leave arrives
+        here in the room's order, after any command the creator sent before leaving."""
         runtime = self._runtime
         if runtime is None or self._outbound is None:
             raise RuntimeError("the webhook connector has not started yet")  # the core retries
-        if (
-            event.type == "m.room.member" and event.state_key == runtime.ctx.bot_user_id
-            and event.content.get("membership") == "invite" and event.content.get("is_direct") is True
-        ):
-            await runtime.store.set_private_room(UserID(event.sender), event.room_id)
+        if event.type == "m.room.member":
+            await self._membership(runtime, event)
             return
         await self._outbound.queue_event(event)
+
+    async def _membership(self, runtime: Runtime, event: MatrixEvent) -> None:
+        membership, user = event.content.get("membership"), event.state_key
+        if user == runtime.ctx.bot_user_id:
+            if membership == "invite" and event.content.get("is_direct") is True:
+                await runtime.store.set_private_room(UserID(event.sender), event.room_id)
+            return
+        if user and membership in ("leave", "ban"):
+            await suspend_hooks_of(runtime, event, UserID(user), str(membership))
+
+    @staticmethod
+    async def _check_creators(runtime: Runtime) -> None:
+        # In the background: one request per (room, creator), not worth holding up the start.
+        try:
+            gone = await suspend_departed(runtime)
+        except Exception:
+            log.exception("could not check whether the creators of webhooks are still in their rooms")
+            return
+        if gone:
+            log.info("%d webhook creators had left their rooms: their hooks are suspended", gone)
 
     async def _prune_forever(self, store: WebhookStore, settings: WebhookSettings) -> None:
         while True:

@@ -18,7 +18,7 @@ from bridgekit import BridgeContext, ContentURI, GuardedHTTP, ResponseTooLarge, 
 from bridges.webhook.identity import IdentityStyle, Speaker, choose_speaker, name_key
 from bridges.webhook.message import HookMessage
 from bridges.webhook.settings import WebhookSettings
-from bridges.webhook.store import HookGhost, InboundMessage, WebhookStore
+from bridges.webhook.store import ACTIVE, HookGhost, InboundMessage, WebhookStore
 from bridges.webhook.translate import bot_style
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,10 @@ Sleep = Callable[[float], Awaitable[None]]
 def retry_delay(attempt: int) -> float:
     """Seconds before retry ``attempt`` (1-based): 1, 2, 4, ... capped at a minute."""
     return float(min(60, 2 ** (attempt - 1)))
+
+
+class HookSuspended(Exception):
+    """The hook was suspended after accepting the message: it is not posted."""
 
 
 class InboundPoster:
@@ -81,6 +85,10 @@ class InboundPoster:
                     event_id = await self._post(row)
                 except asyncio.CancelledError:
                     raise
+                except HookSuspended as why:
+                    log.info("message %d of hook %s not posted: %s", row.id, row.hook_id, why)
+                    await self._store.finish_inbound(row.id, state="dropped", event_id=None, attempts=attempts)
+                    return None
                 except Exception as error:
                     attempts += 1
                     log.warning("posting message %d of hook %s failed (attempt %d): %r", row.id, row.hook_id,
@@ -97,6 +105,8 @@ class InboundPoster:
     async def _post(self, row: InboundMessage) -> str:
         message = HookMessage.from_json(row.message)
         hook = await self._store.hook(row.hook_id)
+        if hook is not None and hook.status != ACTIVE:
+            raise HookSuspended(f"the hook is suspended: {hook.suspended_reason}")
         # A hook removed after accepting the request still gets its message posted, bot-style.
         style = IdentityStyle(hook.identity) if hook else IdentityStyle.BOT
         hook_name = hook.name if hook else "webhook"

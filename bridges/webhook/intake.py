@@ -1,14 +1,18 @@
 """One inbound request, from raw bytes to an answer: the checks in order, then store and post.
 
 Order matters: size (413) before anything is parsed, then the hook (404) and its proof (401),
-then the hook's rate (429), then the payload (400/415). Only a request that passed all of them
-is stored and posted, so a rejected request never posts anything. An Idempotency-Key (or
-GitHub's delivery ID) already seen for the hook gets the first request's answer again.
+then whether the hook is suspended (403, told only to a sender who proved they hold it), then
+the hook's rate (429), then the payload (400/415). Only a request that passed all of them is
+stored and posted, so a rejected request never posts anything. An Idempotency-Key (or GitHub's
+delivery ID) already seen for the hook gets the first request's answer again. GitHub signs the
+body alone, with no timestamp: a github hook refuses a body it accepted before under another
+delivery ID (401 ``replayed_signature``), for as long as requests are remembered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -18,10 +22,10 @@ from typing import Any
 from bridges.webhook.inbound import InboundPoster, now_ms
 from bridges.webhook.message import PayloadError
 from bridges.webhook.ratelimit import RateLimiter, retry_after_header
-from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable
+from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import Rejection, Scheme, token_matches, verify
-from bridges.webhook.store import Hook, InboundMessage, WebhookStore
+from bridges.webhook.store import ACTIVE, Added, Hook, InboundMessage, WebhookStore
 from bridges.webhook.translate import parse_body, to_message
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,9 @@ class Intake:
         if rejection is not None:
             log.info("hook %s refused a request: %s", hook.id, rejection.code)
             return error(401, rejection.code, rejection.message)
+        if hook.status != ACTIVE:
+            return error(403, "hook_suspended", f"this webhook is suspended: {hook.suspended_reason or 'by the room'}; "
+                         "a room admin can adopt it ('webhook adopt')")
         wait = self._limiter.take(hook.id)
         if wait > 0:
             retry_after = retry_after_header(wait)
@@ -97,8 +104,14 @@ class Intake:
             return error(problem.status, problem.code, str(problem))
         if message is None:
             return Answer(200, {"ok": True, "posted": False, "message": "pong: nothing to post"})
-        row, new = await self._store.add_inbound(hook.id, key, hook.room_id, message.to_json(), now_ms())
-        if not new:
+        digest = hashlib.sha256(request.body).hexdigest() if hook.scheme == Scheme.GITHUB.value else None
+        row, added = await self._store.add_inbound(
+            hook.id, key, hook.room_id, message.to_json(), now_ms(), body_digest=digest,
+        )
+        if added is Added.SAME_BODY:
+            log.warning("hook %s refused a signed body it had accepted before (a replay)", hook.id)
+            return error(401, "replayed_signature", "this signed body was accepted before: a replayed request")
+        if added is Added.SAME_KEY:
             return await self._replayed(row)
         return await self._post_within_deadline(row)
 
@@ -111,7 +124,7 @@ class Intake:
         if hook.sealed_secret is None:
             return Rejection("no_secret", "this hook has no signing secret; rotate it to get one")
         try:
-            secret = self._box.open(hook.sealed_secret)
+            secret = self._box.open(hook.sealed_secret, row=inbound_row(hook.id))
         except SecretBoxUnavailable:
             log.error("hook %s: its signing secret cannot be decrypted with the configured key", hook.id)
             return Rejection("secret_unavailable", "the bridge cannot check signatures right now")

@@ -9,6 +9,10 @@ header stays the same on every attempt, for the receiver to drop repeats.
 The bridge's own retries are used rather than the core's retry of ``handle_matrix_event``: that
 one holds up the room's whole event queue (commands included) while it waits, and gives up after
 seconds, where a receiver's outage lasts minutes.
+
+Each attempt first checks, at send time, that the hook is still active (not suspended because its
+creator left the room, not removed) and that the bridge bot is still in the room (asked of the
+homeserver once per round and room); otherwise the delivery is dropped, never sent.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from typing import Any
 
 import httpx
 
-from bridgekit import BridgeContext, GuardedHTTP, MatrixEvent, RoomID, UnsafeURL
-from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable
+from bridgekit import BridgeContext, GuardedHTTP, MatrixEvent, MatrixForbidden, MatrixNotFound, RoomID, UnsafeURL
+from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, outbound_row
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from bridges.webhook.store import OutboundDelivery, WebhookStore
+from bridges.webhook.store import ACTIVE, OutboundDelivery, OutboundHook, WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,10 @@ class PermanentFailure(Exception):
     """Retrying cannot help (the target is refused, or the receiver said the request is wrong)."""
 
 
+class NotToBeSent(Exception):
+    """The delivery must not go out at all: its hook is suspended or gone, or the bot left the room."""
+
+
 class OutboundDeliverer:
     def __init__(
         self, ctx: BridgeContext, store: WebhookStore, settings: WebhookSettings, http: GuardedHTTP,
@@ -87,7 +95,7 @@ class OutboundDeliverer:
         """Store one delivery per outbound hook of the event's room; returns how many were new."""
         if event.type != "m.room.message":
             return 0
-        hooks = await self._store.outbound_in_room(event.room_id)
+        hooks = await self._store.outbound_in_room(event.room_id, active_only=True)
         if not hooks:
             return 0
         body = json.dumps(delivery_body(event, await self._displayname(event)), ensure_ascii=False)
@@ -133,12 +141,30 @@ class OutboundDeliverer:
 
     async def _deliver_due(self) -> None:
         due = await self._store.due_deliveries(int(self._clock() * 1000))
-        await asyncio.gather(*(self._attempt(delivery) for delivery in due))
+        rooms = {delivery.room_id for delivery in due}
+        in_room = dict(zip(rooms, await asyncio.gather(*(self._bot_in_room(room) for room in rooms)), strict=True))
+        await asyncio.gather(*(self._attempt(delivery, in_room[delivery.room_id]) for delivery in due))
 
-    async def _attempt(self, delivery: OutboundDelivery) -> None:
+    async def _bot_in_room(self, room_id: str) -> bool | BaseException:
+        """Whether the bridge bot is joined to the room now, as the homeserver says (an error when
+        it cannot say: the attempt then fails and is retried)."""
+        bot = self._ctx.matrix.intent(self._ctx.bot_user_id)
+        try:
+            member = await bot.get_state(RoomID(room_id), "m.room.member", self._ctx.bot_user_id)
+        except (MatrixForbidden, MatrixNotFound):
+            return False
+        except Exception as error:
+            return error
+        return bool(member.get("membership") == "join")
+
+    async def _attempt(self, delivery: OutboundDelivery, bot_in_room: bool | BaseException) -> None:
         attempts = delivery.attempts + 1
         try:
-            await self._post(delivery)
+            await self._post(delivery, bot_in_room)
+        except NotToBeSent as why:
+            log.info("outbound delivery %s of hook %s dropped: %s", delivery.id, delivery.hook_id, why)
+            await self._store.update_delivery(delivery.id, state="dropped", last_error=str(why))
+            return
         except Exception as error:
             reason = _describe(error)
             final = isinstance(error, PermanentFailure) or attempts >= self._settings.outbound_max_attempts
@@ -158,12 +184,22 @@ class OutboundDeliverer:
             return
         await self._store.update_delivery(delivery.id, state="sent", attempts=attempts, last_error=None)
 
-    async def _post(self, delivery: OutboundDelivery) -> None:
+    async def _sendable_hook(self, delivery: OutboundDelivery, bot_in_room: bool | BaseException) -> OutboundHook:
         hook = await self._store.outbound(delivery.hook_id)
         if hook is None:
-            raise PermanentFailure("the outbound hook was removed")
+            raise NotToBeSent("the outbound hook was removed")
+        if hook.status != ACTIVE:
+            raise NotToBeSent(f"the outbound hook is suspended: {hook.suspended_reason}")
+        if isinstance(bot_in_room, BaseException):
+            raise RuntimeError(f"cannot tell whether the bridge bot is still in the room: {bot_in_room!r}")
+        if not bot_in_room:
+            raise NotToBeSent("the bridge bot is no longer in the room")
+        return hook
+
+    async def _post(self, delivery: OutboundDelivery, bot_in_room: bool | BaseException) -> None:
+        hook = await self._sendable_hook(delivery, bot_in_room)
         try:
-            secret = self._box.open(hook.sealed_secret)
+            secret = self._box.open(hook.sealed_secret, row=outbound_row(hook.id))
         except SecretBoxUnavailable as error:
             raise PermanentFailure(str(error)) from None
         body = delivery.body.encode()

@@ -19,7 +19,11 @@ class WebhookSettings(BaseModel):
     """Where hooks, idempotency keys and pending deliveries live (an SQLAlchemy async URL)."""
     secrets_key: SecretStr | None = None
     """Fernet key (32 url-safe base64 bytes) encrypting signing secrets at rest; falls back to the
-    ``BRIDGEKIT_CREDENTIALS_KEY`` environment variable. Without either, only token hooks exist."""
+    ``BRIDGEKIT_CREDENTIALS_KEY`` environment variable (or the file ``BRIDGEKIT_CREDENTIALS_KEY_FILE``
+    names). Without either, only token hooks exist."""
+    previous_secrets_keys: list[SecretStr] = []
+    """Keys used before ``secrets_key``: secrets sealed with them are still read, and sealed again
+    with the current key at start-up (after which an old key can be dropped)."""
 
     max_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
     rate_per_second: Annotated[float, Field(gt=0)] = 1.0

@@ -8,9 +8,13 @@ Schemes (one per hook):
 - ``slack``: ``X-Slack-Signature: v0=<hex HMAC-SHA256(secret, "v0:" + ts + ":" + body)>`` with
   ``X-Slack-Request-Timestamp: ts``, refused outside the time window (replays).
 - ``hmac``: ``X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret, ts + "." + body)>`` with
-  ``X-Webhook-Timestamp: ts`` (window checked); a sender that cannot send a timestamp may sign
-  the body alone. Outbound hooks sign their requests the same way, so one bridge's outbound
-  hook can feed another's inbound one.
+  ``X-Webhook-Timestamp: ts``, mandatory, digits only, window checked. There is no body-only
+  form: a request signed over ``ts + "." + body`` and replayed without its timestamp header,
+  with ``"<ts>." + body`` as the body, would carry the same MAC. Outbound hooks sign their
+  requests the same way, so one bridge's outbound hook can feed another's inbound one.
+
+Timestamps are ASCII digits only (at most 15): ``int()`` would also take ``+``, ``_``, spaces and
+other scripts' digits, each a second spelling of one signed string.
 
 Every comparison is constant-time. The functions are pure: the caller passes the clock.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +44,8 @@ class Scheme(enum.Enum):
 SIGNATURE_HEADER = "X-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
 DELIVERY_HEADER = "X-Webhook-Delivery"
+
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True)
@@ -82,10 +89,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 def _timestamp_problem(value: str | None, now: float, window: int, header: str) -> Rejection | None:
     if value is None:
         return Rejection("missing_timestamp", f"the {header} header is missing")
-    try:
-        timestamp = int(value)
-    except ValueError:
-        return Rejection("bad_timestamp", f"{header} must be Unix seconds")
+    if not _TIMESTAMP.fullmatch(value):
+        return Rejection("bad_timestamp", f"{header} must be Unix seconds, in digits only")
+    timestamp = int(value)
     if abs(now - timestamp) > window:
         return Rejection(
             "stale_timestamp",
@@ -123,13 +129,10 @@ def verify_hmac(secret: str, headers: Mapping[str, str], body: bytes, *, now: fl
     if given is None:
         return Rejection("missing_signature", f"the {SIGNATURE_HEADER} header is missing")
     timestamp = _header(headers, TIMESTAMP_HEADER)
-    if timestamp is None:
-        expected = "sha256=" + _hex_hmac(secret, body)
-    else:
-        problem = _timestamp_problem(timestamp, now, window, TIMESTAMP_HEADER)
-        if problem is not None:
-            return problem
-        expected = "sha256=" + _hex_hmac(secret, timestamp.strip().encode() + b"." + body)
+    problem = _timestamp_problem(timestamp, now, window, TIMESTAMP_HEADER)
+    if problem is not None or timestamp is None:
+        return problem
+    expected = "sha256=" + _hex_hmac(secret, timestamp.encode() + b"." + body)
     if not hmac.compare_digest(given.strip(), expected):
         return Rejection("bad_signature", f"{SIGNATURE_HEADER} does not match the request and the hook's secret")
     return None

@@ -4,7 +4,7 @@ routing rule picks: the relay bot (`<alice> hi`), or the user's own virtual iden
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -20,16 +20,6 @@ pytestmark = pytest.mark.integration
 CHAT = "lobby"
 
 StartBridge = Callable[..., Awaitable[AppserviceSlot]]
-
-
-@pytest.fixture
-async def chatnet() -> AsyncIterator[ChatnetServer]:
-    server = ChatnetServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from bridgekit.commands import RoomPowerReader
 from bridgekit.core.commands import Command, CommandContext, CommandRegistry, CommandReply, Prompt, parse
 from bridgekit.core.permissions import PermissionLevel
 from bridgekit.ids import RoomID, UserID
+from bridgekit.room_power import RoomPower
 
 ALICE = UserID("@alice:example.org")
 MANAGEMENT = RoomID("!management:example.org")
@@ -287,3 +289,68 @@ async def test_the_cheap_pre_check_agrees_with_dispatch(registry: CommandRegistr
     assert registry.concerns("status", ALICE, MANAGEMENT, in_management_room=True)
     await say(registry, "login")  # a question is now waiting for alice in her management room
     assert registry.concerns("my-username", ALICE, MANAGEMENT, in_management_room=False)
+
+
+# -- commands that change the room need power in it ------------------------------------------
+
+
+def power_reader(level: int | None, needed: int = 100) -> tuple[list[tuple[RoomID, UserID]], RoomPowerReader]:
+    asked: list[tuple[RoomID, UserID]] = []
+
+    async def read(room_id: RoomID, user_id: UserID) -> RoomPower:
+        asked.append((room_id, user_id))
+        return RoomPower(level=level, needed=needed, admin_level=needed)
+
+    return asked, read
+
+
+@pytest.fixture
+def room_registry(registry: CommandRegistry) -> CommandRegistry:
+    registry.register(Command("relay", "Relay on or off", nothing, "on|off", PermissionLevel.USER, room_admin=True))
+    return registry
+
+
+async def test_a_room_admin_command_refuses_a_member_without_room_power(room_registry: CommandRegistry) -> None:
+    asked, read = power_reader(level=0)
+    ctx = CommandContext(ALICE, PermissionLevel.USER, PORTAL, False, Services(), room_power_reader=read)
+
+    reply = await say(room_registry, "!bk relay off", ctx)
+
+    assert reply.text.startswith("'relay' needs power level 100 in this room (yours is 0)")
+    assert asked == [(PORTAL, ALICE)]
+
+
+async def test_a_room_admin_command_names_both_levels_when_both_are_missing(room_registry: CommandRegistry) -> None:
+    _, read = power_reader(level=50)
+    ctx = CommandContext(ALICE, PermissionLevel.RELAY, PORTAL, False, Services(), room_power_reader=read)
+
+    reply = await say(room_registry, "!bk relay off", ctx)
+
+    assert ("bridge permission level 'user' (yours is 'relay') and power level 100 in this room (yours is 50)"
+            in reply.text)
+
+
+async def test_a_room_admin_command_runs_for_a_room_admin_or_a_v12_creator(room_registry: CommandRegistry) -> None:
+    for level in (100, None):
+        _, read = power_reader(level=level)
+        ctx = CommandContext(ALICE, PermissionLevel.USER, PORTAL, False, Services(), room_power_reader=read)
+        assert (await say(room_registry, "!bk relay off", ctx)).text == "ok"
+
+
+async def test_a_bridge_admin_without_room_power_is_refused_too(room_registry: CommandRegistry) -> None:
+    _, read = power_reader(level=0)
+    ctx = CommandContext(ALICE, PermissionLevel.ADMIN, PORTAL, False, Services(), room_power_reader=read)
+
+    reply = await say(room_registry, "!bk relay off", ctx)
+
+    assert "power level 100 in this room (yours is 0); your bridge permission level ('admin') is enough" in reply.text
+
+
+async def test_a_user_the_bridge_ignores_is_refused_without_reading_the_room(room_registry: CommandRegistry) -> None:
+    asked, read = power_reader(level=100)
+    ctx = CommandContext(ALICE, PermissionLevel.NONE, PORTAL, False, Services(), room_power_reader=read)
+
+    reply = await say(room_registry, "!bk relay off", ctx)
+
+    assert "needs the 'user' permission level, and yours is 'none'" in reply.text
+    assert asked == []

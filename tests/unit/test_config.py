@@ -89,3 +89,12 @@ def test_every_key_is_documented() -> None:
     text = DOCS.read_text(encoding="utf-8")
     undocumented = [path for path, _ in iter_keys() if f"`{path}`" not in text]
     assert undocumented == []
+
+
+def test_room_admin_level_is_a_level_or_an_event_type() -> None:
+    assert BridgeConfig().room_admin_level == "m.room.power_levels"
+    assert BridgeConfig.model_validate({"room_admin_level": "100"}).room_admin_level == 100  # from the environment
+    assert BridgeConfig.model_validate({"room_admin_level": 50}).room_admin_level == 50
+    assert BridgeConfig.model_validate({"room_admin_level": "m.room.name"}).room_admin_level == "m.room.name"
+    with pytest.raises(ValueError, match="event type"):
+        BridgeConfig.model_validate({"room_admin_level": "admins please"})

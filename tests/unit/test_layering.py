@@ -24,6 +24,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "credentials": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
     # What a command is (and the permission levels it needs): shared by the contract and the core.
     "commands": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
+    # A user's power in a room, from its state: used by commands (room_admin) and bridge info.
+    "room_power": {"connector", "matrix", "store", "core", "appservice", "cli", "config", "commands"},
     # Fetching user-given URLs safely (SSRF guard): leaves, used by the core and by bridges.
     "ssrf": {"ids", "errors", "events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
     "guarded_http": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import pytest
+
 from bridges.webhook.signatures import (
     Scheme,
     hash_token,
@@ -70,9 +72,29 @@ def test_generic_hmac_with_timestamp_matches_what_outbound_hooks_send() -> None:
     assert stale.code == "stale_timestamp"
 
 
-def test_generic_hmac_of_the_body_alone() -> None:
-    signature = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
-    assert verify(Scheme.HMAC, SECRET, {"x-webhook-signature": signature}, BODY, now=NOW, window=300) is None
+def test_an_hmac_request_replayed_without_its_timestamp_header_is_refused() -> None:
+    # Captured: signed over ts + "." + body. Replayed long after: the timestamp header dropped and
+    # "<ts>." + body sent as the body, whose body-only MAC is the captured signature.
+    captured = {"X-Webhook-Signature": sign(SECRET, NOW, BODY), "X-Webhook-Timestamp": str(NOW)}
+    replay_body = str(NOW).encode() + b"." + BODY
+    replay = {"X-Webhook-Signature": captured["X-Webhook-Signature"]}
+
+    rejection = verify(Scheme.HMAC, SECRET, replay, replay_body, now=NOW + 86_400, window=300)
+
+    assert rejection is not None
+    assert rejection.code == "missing_timestamp"
+
+
+@pytest.mark.parametrize("timestamp", [f"+{NOW}", f" {NOW}", f"{NOW:_}", "١٧٠٠٠٠٠٠٠٠", f"{NOW}.0", "", "9" * 16])
+def test_an_hmac_timestamp_is_digits_only(timestamp: str) -> None:
+    headers = {"X-Webhook-Signature": "sha256=" + hmac.new(SECRET.encode(), timestamp.encode() + b"." + BODY,
+                                                           hashlib.sha256).hexdigest(),
+               "X-Webhook-Timestamp": timestamp}
+
+    rejection = verify_hmac(SECRET, headers, BODY, now=NOW, window=300)
+
+    assert rejection is not None
+    assert rejection.code == "bad_timestamp"
 
 
 def test_tokens_are_random_and_stored_as_hashes() -> None:

@@ -5,7 +5,10 @@ The story: alice creates hooks in her room by command and gets their URLs privat
 post plain, markdown, HTML, Slack and GitHub payloads, which appear in the room from the right
 sender; forged, replayed, oversized and flooding requests are refused without posting; and the
 room's messages go out to signed outbound hooks, surviving a receiver's outage, while hooks aimed
-at the bridge's own network are refused.
+at the bridge's own network are refused. Authority: a member without the room's admin power may
+list hooks but change nothing; a banned creator's hooks stop (403 in, nothing out) until a room
+admin adopts them with new credentials; captured signed requests cannot be replayed; and the
+secrets key can be rotated under running hooks (last, as it restarts the module's bridge).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
+from cryptography.fernet import Fernet
 
 from bridges.webhook.identity import name_key
 from bridges.webhook.signatures import sign
@@ -30,6 +35,17 @@ pytestmark = pytest.mark.integration
 
 def messages(events: list[Event]) -> list[Event]:
     return [e for e in events if e["type"] == "m.room.message"]
+
+
+async def bot_posts(world: WebhookWorld, room_id: str) -> list[str]:
+    """What the bot posted in the room for hooks (its command answers left out)."""
+    return [e["content"]["body"] for e in messages(await world.alice.room_messages(room_id))
+            if e["sender"] == world.slot.bot_user_id and not e["content"]["body"].startswith("Created")]
+
+
+def github_headers(secret: str, body: bytes, event: str = "push") -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "X-GitHub-Event": event, "Content-Type": "application/json"}
 
 
 async def post(url: str, **kwargs: Any) -> httpx.Response:
@@ -104,11 +120,6 @@ async def test_signatures_are_checked_and_refusals_post_nothing(webhook_world: W
                      "author": {"name": "Octo"}}],
     }).encode()
 
-    def github_headers(secret: str, body: bytes, event: str = "push") -> dict[str, str]:
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return {"X-Hub-Signature-256": f"sha256={digest}", "X-GitHub-Event": event,
-                "Content-Type": "application/json"}
-
     forged = await post(github.url, content=push, headers=github_headers("not the secret", push))
     assert forged.status_code == 401
     assert forged.json()["error"] == "bad_signature"
@@ -137,8 +148,7 @@ async def test_signatures_are_checked_and_refusals_post_nothing(webhook_world: W
     await posted(world, room_id, fresh)
 
     # Everything refused above left no trace: the room holds exactly the two accepted messages.
-    bodies = [e["content"]["body"] for e in messages(await world.alice.room_messages(room_id))
-              if e["sender"] == world.slot.bot_user_id and not e["content"]["body"].startswith("Created")]
+    bodies = await bot_posts(world, room_id)
     assert len(bodies) == 2
     assert bodies[1] == "sl: fresh"
 
@@ -239,3 +249,139 @@ async def test_outbound_hooks_are_signed_retried_and_guarded(webhook_world: Webh
     listing = await world.command(room_id, "out list", "Outbound webhooks")
     assert hook_id in listing
     assert "9/x" not in listing
+
+
+async def test_a_member_without_room_power_can_list_but_not_change_hooks(webhook_world: WebhookWorld) -> None:
+    world = webhook_world
+    room_id = await world.room("authority")
+    hook = await world.create_hook(room_id, "alices")
+    bob = await world.user("bob")
+    try:
+        await world.join(room_id, bob)  # bridge level "user", room power 0 (the room's admins have 100)
+        for verb in ("create bobs", f"out add {world.receiver.url}/bob", f"remove {hook.id}", f"rotate {hook.id}",
+                     f"identity {hook.id} ghosts", f"adopt {hook.id}"):
+            refusal = await world.command(room_id, verb, "needs power level 100 in this room", user=bob)
+            assert "(yours is 0); your bridge permission level ('user') is enough" in refusal
+        listing = await world.command(room_id, "list", "Inbound webhooks", user=bob)
+        assert hook.id in listing
+        assert "bobs" not in listing
+        assert "This room has no outbound webhooks" in await world.command(room_id, "out list", "outbound", user=bob)
+        # alice's hook still works with its URL: nothing bob asked for was done.
+        await posted(world, room_id, await post(hook.url, json={"text": "still mine"}))
+    finally:
+        await bob.aclose()
+
+
+async def test_a_banned_creators_hooks_are_suspended_until_a_room_admin_adopts_them(
+    webhook_world: WebhookWorld,
+) -> None:
+    world = webhook_world
+    room_id = await world.room("departures")
+    bob = await world.user("bob")
+    try:
+        await world.join(room_id, bob, power=100)  # a room admin: he may make hooks here
+        inbound = await world.create_hook(room_id, "bobs", user=bob)
+        bob_path, alice_path = f"/bob/{room_id}", f"/alice/{room_id}"
+        added = await world.command(room_id, f"out add {world.receiver.url}{bob_path}", "Added outbound", user=bob)
+        bob_out = added.split()[3]
+        await world.command(room_id, f"out add {world.receiver.url}{alice_path}", "Added outbound")
+        await posted(world, room_id, await post(inbound.url, json={"text": "before the ban"}))
+        await world.alice.send_text(room_id, "hello both")
+        await world.receiver.wait_for(1, bob_path)
+        await world.receiver.wait_for(1, alice_path)
+
+        await world.alice.request("POST", f"/_matrix/client/v3/rooms/{room_id}/ban",
+                                  json_body={"user_id": bob.user_id, "reason": "spam"})
+        told = await world.alice.wait_for_event(room_id, lambda e: e.get("sender") == world.slot.bot_user_id
+                                                and "suspended" in e["content"].get("body", ""))
+        assert f"{bob.user_id} was banned by {world.alice.user_id}" in told["content"]["body"]
+        assert inbound.id in told["content"]["body"]
+        assert bob_out in told["content"]["body"]
+
+        refused = await post(inbound.url, json={"text": "posting after my ban"})
+        assert (refused.status_code, refused.json()["error"]) == (403, "hook_suspended")
+        await world.alice.send_text(room_id, "bob must not read this")
+        [_, late] = await world.receiver.wait_for(2, alice_path)  # alice's hook got it: the round is done
+        assert json.loads(late.body)["body"] == "bob must not read this"
+        assert len([r for r in world.receiver.requests if r.path == bob_path]) == 1
+        listing = await world.command(room_id, "list", "Inbound webhooks")
+        assert f"SUSPENDED: {bob.user_id} was banned" in listing
+
+        # alice, a room admin, adopts bob's inbound hook: hers now, with credentials bob never saw.
+        await world.alice.sync_once()
+        before = {e["event_id"] for e in world.alice.events(world.dm)}
+        adopted = await world.command(room_id, f"adopt {inbound.id}", "adopted webhook")
+        assert "active again" in adopted
+        fresh = await world.private_credentials(world.alice, inbound.id, before)
+        assert fresh.url != inbound.url
+        stale = await post(inbound.url, json={"text": "bob's old URL"})
+        assert (stale.status_code, stale.json()["error"]) == (401, "bad_token")
+        await posted(world, room_id, await post(fresh.url, json={"text": "adopted and working"}))
+        bodies = [e["content"]["body"] for e in messages(await world.alice.room_messages(room_id))]
+        assert not [b for b in bodies if "posting after my ban" in b or "bob's old URL" in b]
+    finally:
+        await bob.aclose()
+
+
+async def test_captured_signed_requests_cannot_be_replayed(webhook_world: WebhookWorld) -> None:
+    world = webhook_world
+    room_id = await world.room("replays")
+    github = await world.create_hook(room_id, "gh", "github")
+    generic = await world.create_hook(room_id, "hm", "hmac")
+    assert github.secret
+    assert generic.secret
+    body = json.dumps({"action": "opened", "issue": {"number": 7, "title": "Replay me",
+                                                      "html_url": "https://github.com/o/r/issues/7"},
+                       "repository": {"full_name": "o/r"}, "sender": {"login": "octocat"}}).encode()
+    headers = github_headers(github.secret, body, "issues")
+
+    first = await posted(world, room_id, await post(github.url, content=body,
+                                                    headers={**headers, "X-GitHub-Delivery": "d-1"}))
+    redelivered = await post(github.url, content=body, headers={**headers, "X-GitHub-Delivery": "d-1"})
+    assert (redelivered.status_code, redelivered.json()["event_id"]) == (200, first["event_id"])
+    for delivery in ({"X-GitHub-Delivery": "d-2"}, {}):
+        replay = await post(github.url, content=body, headers={**headers, **delivery})
+        assert (replay.status_code, replay.json()["error"]) == (401, "replayed_signature")
+
+    # hmac: captured an hour ago, replayed without the timestamp header and "<ts>." + body as body.
+    captured_at = int(time.time()) - 3600
+    text = b'{"text": "deploy approved"}'
+    replay = await post(generic.url, content=str(captured_at).encode() + b"." + text, headers={
+        "X-Webhook-Signature": sign(generic.secret, captured_at, text), "Content-Type": "application/json"})
+    assert (replay.status_code, replay.json()["error"]) == (401, "missing_timestamp")
+    now = int(time.time())
+    await posted(world, room_id, await post(generic.url, content=text, headers={
+        "X-Webhook-Timestamp": str(now), "X-Webhook-Signature": sign(generic.secret, now, text),
+        "Content-Type": "application/json"}))
+
+    bodies = await bot_posts(world, room_id)
+    assert len(bodies) == 2
+    assert bodies[1] == "hm: deploy approved"
+
+
+async def test_rotating_the_secrets_key_keeps_existing_hooks_working(webhook_world: WebhookWorld) -> None:
+    """Runs last in the module: the bridge is restarted with a new key, the old one as previous."""
+    world = webhook_world
+    room_id = await world.room("rotation")
+    github = await world.create_hook(room_id, "gh", "github")
+    assert github.secret
+    path = f"/rotated/{room_id}"
+    added = await world.command(room_id, f"out add {world.receiver.url}{path}", "Added outbound webhook")
+    out_id = added.split()[3]
+    private = await world.alice.wait_for_event(world.dm, lambda e: f"Outbound webhook {out_id}" in
+                                               e["content"].get("body", ""))
+    out_secret = private["content"]["body"].split("shown only this once): ", 1)[1].split()[0]
+
+    config = yaml.safe_load(world.bridge.config_path.read_text())
+    section = config["connectors"][world.slot.connector]
+    section["previous_secrets_keys"] = [section["secrets_key"]]
+    section["secrets_key"] = Fernet.generate_key().decode()
+    world.bridge.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    await world.bridge.restart()
+
+    body = b'{"action": "created", "release": {"tag_name": "v2"}, "repository": {"full_name": "o/r"}}'
+    await posted(world, room_id, await post(github.url, content=body, headers=github_headers(github.secret, body,
+                                                                                           "release")))
+    await world.alice.send_text(room_id, "after the rotation")
+    [delivery] = await world.receiver.wait_for(1, path)
+    assert verify_outbound(out_secret, delivery.headers, delivery.body)
