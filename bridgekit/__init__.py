@@ -22,6 +22,7 @@ from bridgekit.connector import (
     LoginFlow,
     LoginProvider,
     MatrixAPI,
+    MediaSource,
     MembershipSession,
     NetworkConnector,
     OutgoingMedia,
@@ -37,6 +38,7 @@ from bridgekit.connector import (
     RemoteSink,
     SessionKind,
     SessionState,
+    SigningKeySource,
     ThirdPartyHandler,
     TopicSession,
     TypingSession,
@@ -73,7 +75,9 @@ from bridgekit.events import (
 )
 from bridgekit.guarded_http import GuardedHTTP, ResponseTooLarge, new_http_client
 from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, TransactionID, UserID
+from bridgekit.media import MediaDownload, MediaTooLarge, MediaUnavailable
 from bridgekit.naming import casefold_irc
+from bridgekit.signing import SigningKey
 from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
 
 __version__ = "0.1.0"
@@ -115,6 +119,10 @@ __all__ = [
     "MatrixRequestError",
     "MatrixServerError",
     "MatrixUserInUse",
+    "MediaDownload",
+    "MediaSource",
+    "MediaTooLarge",
+    "MediaUnavailable",
     "MembershipSession",
     "NetworkConnector",
     "OutgoingMedia",
@@ -145,6 +153,8 @@ __all__ = [
     "RoomID",
     "SessionKind",
     "SessionState",
+    "SigningKey",
+    "SigningKeySource",
     "StoreError",
     "ThirdPartyHandler",
     "TopicSession",
