@@ -619,7 +619,8 @@ class IrcConnector:
         for channel in self._channels.values():
             if folded in channel.members:
                 return channel.members[folded]
-        return folded
+        seen = self._known.get(folded)
+        return seen.nick if seen is not None else folded
 
     async def _join(self, event: irc.client.Event) -> None:
         source = _nick(event)
