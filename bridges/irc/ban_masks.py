@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from bridges.irc.known_users import BridgeIdentities, UserHost
 
-_NOT_IN_MASKS = frozenset("*?!@, :")
+_NOT_IN_MASKS = frozenset("*?!@, ")
 
 
 @dataclass(frozen=True)

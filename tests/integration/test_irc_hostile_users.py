@@ -148,13 +148,17 @@ async def test_a_media_link_is_signed_and_only_for_files_sent_into_a_portal(
         "msgtype": "m.file", "body": "minutes.txt", "url": mxc, "info": {"size": len(data), "mimetype": "text/plain"},
     })
     url = (await bob.wait_for(stories.said_in(channel, "minutes.txt"))).text.rsplit(" ", 1)[-1]
-    base, server, media_id, token, name = url.rsplit("/", 4)
-    assert f"{server}/{media_id}" == mxc.removeprefix("mxc://")
-    never_sent = (await alice.upload(b"a private file\n", "text/plain")).removeprefix("mxc://").split("/")[1]
-    expiry, tag = token.split(".")
-    other_tag = ("A" if tag[0] != "A" else "B") + tag[1:]
+    server, never_sent = (await alice.upload(b"a private file\n", "text/plain")).removeprefix("mxc://").split("/")
+    base = url[: url.index("/media/") + len("/media")]
 
     async with httpx.AsyncClient() as http:
+        guessed = await http.get(f"{base}/{server}/{never_sent}/notes.txt")  # how links used to look
+        assert guessed.status_code == 404
+        assert b"private file" not in guessed.content
+        media_id, token, name = url.removeprefix(f"{base}/{server}/").split("/")
+        assert f"mxc://{server}/{media_id}" == mxc
+        expiry, tag = token.split(".")
+        other_tag = ("A" if tag[0] != "A" else "B") + tag[1:]
         served = await http.get(url)
         assert served.status_code == 200
         assert served.content == data
