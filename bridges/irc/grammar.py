@@ -29,6 +29,8 @@ CHANNEL_FORBIDDEN = frozenset(" ,:*?\x7f")
 DEFAULT_CHANTYPES = "#&"
 """RFC 2812's usual channel types, until the server says (InspIRCd says ``#`` only)."""
 DEFAULT_CHANNELLEN = 64
+ANY_CHANTYPE = "#&+!"
+"""The channel types of RFC 2812 (a network offers some of them in CHANTYPES)."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,10 @@ class IrcGrammar:
 
     def as_channel(self, name: str) -> str:
         """``name`` with this network's first channel type put in front when it has none
-        (``python`` -> ``#python``), as aliases and ``link`` commands are written."""
-        if name[:1] in self.chantypes or not self.chantypes:
+        (``python`` -> ``#python``), as aliases and ``link`` commands are written. A name with
+        another network's channel type (``&local`` where only ``#`` exists) is left as it is, for
+        :meth:`channel_problem` to refuse, rather than quietly becoming ``#&local``."""
+        if name[:1] in self.chantypes or name[:1] in ANY_CHANTYPE or not self.chantypes:
             return name
         return ("#" if "#" in self.chantypes else self.chantypes[0]) + name
 

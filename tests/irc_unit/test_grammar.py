@@ -75,3 +75,5 @@ def test_an_alias_or_link_name_gets_the_channel_prefix() -> None:
     assert RFC.as_channel("python") == "#python"
     assert RFC.as_channel("&local") == "&local"
     assert RFC.with_isupport({"CHANTYPES": "&"}).as_channel("local") == "&local"
+    inspircd = RFC.with_isupport({"CHANTYPES": "#"})
+    assert not inspircd.is_channel(inspircd.as_channel("&local"))  # not quietly #&local
