@@ -52,6 +52,15 @@ def refusal_naming(slot: AppserviceSlot, name: str) -> Callable[[dict[str, Any]]
     return lambda event: said(event) and name in event["content"]["body"]
 
 
+async def send_file(
+    alice: MatrixTestClient, room_id: str, bob: IrcTestClient, channel: str, name: str, data: bytes,
+) -> tuple[str, str]:
+    """alice sends a file into the portal; its mxc URI, and the link bob sees on IRC."""
+    mxc = await alice.upload(data, "text/plain")
+    await alice.send_event(room_id, "m.room.message", {"msgtype": "m.file", "body": name, "url": mxc})
+    return mxc, (await bob.wait_for(stories.said_in(channel, name))).text.rsplit(" ", 1)[-1]
+
+
 def bans_and_kicks(channel: str) -> Callable[[Line], bool]:
     return lambda line: line.target == channel and (
         line.command == "KICK" or (line.command == "MODE" and len(line.params) > 1 and "b" in line.params[1]))
@@ -143,11 +152,7 @@ async def test_a_media_link_is_signed_and_only_for_files_sent_into_a_portal(
 ) -> None:
     alice, room_id, bob, _nick = conversation
     data = b"the minutes of the meeting\n"
-    mxc = await alice.upload(data, "text/plain")
-    await alice.send_event(room_id, "m.room.message", {
-        "msgtype": "m.file", "body": "minutes.txt", "url": mxc, "info": {"size": len(data), "mimetype": "text/plain"},
-    })
-    url = (await bob.wait_for(stories.said_in(channel, "minutes.txt"))).text.rsplit(" ", 1)[-1]
+    mxc, url = await send_file(alice, room_id, bob, channel, "minutes.txt", data)
     server, never_sent = (await alice.upload(b"a private file\n", "text/plain")).removeprefix("mxc://").split("/")
     base = url[: url.index("/media/") + len("/media")]
 
@@ -184,9 +189,7 @@ async def test_a_media_link_expires(
     bob = await make_irc_client("bob")
     room_id = await stories.portal(alice, slot, channel)
     await bob.join(channel)
-    mxc = await alice.upload(b"short-lived\n", "text/plain")
-    await alice.send_event(room_id, "m.room.message", {"msgtype": "m.file", "body": "brief.txt", "url": mxc})
-    url = (await bob.wait_for(stories.said_in(channel, "brief.txt"))).text.rsplit(" ", 1)[-1]
+    _mxc, url = await send_file(alice, room_id, bob, channel, "brief.txt", b"short-lived\n")
     expires_at = int(url.rsplit("/", 2)[1].split(".")[0], 36)
 
     assert expires_at - time.time() < 10
@@ -212,3 +215,21 @@ async def test_a_leave_reason_with_line_breaks_parts_on_one_line(
     names = await bob.wait_for(lambda line: line.command == "353", since=since)
     assert nick not in names.text.replace("@", " ").split()
     assert not bob.lines(lambda line: line.is_from(nick) and line.command in ("QUIT", "JOIN"), since=since)
+
+
+async def test_a_direct_chat_with_a_made_up_ghost_is_refused(
+    conversation: Conversation, slot: AppserviceSlot, channel: str,
+) -> None:
+    """The ghost whose "nick" is the channel's name: a private chat with it would have been said
+    in the channel by alice's connection, where nobody in the portal sees it."""
+    alice, room_id, bob, _nick = conversation
+    since = bob.mark()
+    made_up = ghost_for_nick(slot, channel)
+    dm = await alice.create_room(invite=[made_up], is_direct=True, preset="trusted_private_chat")
+    told_room = await alice.join(await alice.wait_for_any_invite())
+    told = await alice.wait_for_event(told_room, notice(slot.bot_user_id, "is no one on"))
+    assert made_up in told["content"]["body"]
+    await alice.send_text(dm, "is this private?")
+    await alice.send_text(room_id, "in the portal")
+    await bob.wait_for(stories.said_in(channel, "in the portal"), since=since)
+    assert not bob.lines(stories.said_in(channel, "is this private?"), since=since)
