@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bridges.irc.connector import IrcConnector
 from bridges.irc.grammar import IrcGrammar
 
 RFC = IrcGrammar()
@@ -77,3 +78,13 @@ def test_an_alias_or_link_name_gets_the_channel_prefix() -> None:
     assert RFC.with_isupport({"CHANTYPES": "&"}).as_channel("local") == "&local"
     inspircd = RFC.with_isupport({"CHANTYPES": "#"})
     assert not inspircd.is_channel(inspircd.as_channel("&local"))  # not quietly #&local
+
+
+async def test_aliases_and_link_commands_make_portals_only_of_channel_names() -> None:
+    connector = IrcConnector()  # before start: the RFC's grammar, rfc1459 folding
+    assert (await connector.portal_for_alias("#Python")) is not None
+    info = await connector.portal_for_alias("python")
+    assert info is not None
+    assert info.chat_id == "#python"
+    for name in ("#a,#b", "#*.org", "a b", "#a\x07b", "#"):
+        assert await connector.portal_for_alias(name) is None, name
