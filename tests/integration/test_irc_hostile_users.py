@@ -200,6 +200,24 @@ async def test_a_media_link_expires(
         assert (await http.get(url)).status_code == 404
 
 
+async def test_a_media_link_serves_no_more_than_the_cap(
+    start_irc: stories.StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser,
+    make_irc_client: MakeIrcClient, channel: str,
+) -> None:
+    await start_irc(virtual_users=False, media_max_mib=1 / 1024)  # 1 KiB
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    room_id = await stories.portal(alice, slot, channel)
+    await bob.join(channel)
+    _mxc, small = await send_file(alice, room_id, bob, channel, "small.txt", b"s" * 1024)
+    _mxc, large = await send_file(alice, room_id, bob, channel, "large.txt", b"l" * 1025)
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(small)).content == b"s" * 1024
+        refused = await http.get(large)
+    assert refused.status_code == 502
+    assert b"larger than this bridge serves" in refused.content
+
+
 async def test_a_leave_reason_with_line_breaks_parts_on_one_line(
     conversation: Conversation, channel: str,
 ) -> None:
