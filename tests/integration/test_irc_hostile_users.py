@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -28,6 +28,24 @@ channel = stories.channel
 start_irc = stories.start_irc
 conversation = stories.conversation
 Conversation = tuple[MatrixTestClient, str, IrcTestClient, str]
+Relayed = Callable[..., Awaitable[tuple[MatrixTestClient, str, IrcTestClient]]]
+
+
+@pytest.fixture
+def relayed(
+    start_irc: stories.StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser,
+    make_irc_client: MakeIrcClient, channel: str,
+) -> Relayed:
+    """``await relayed(**irc_settings)``: a relaying bridge; (alice in the portal, its room, bob in the channel)."""
+    async def start(**settings: Any) -> tuple[MatrixTestClient, str, IrcTestClient]:
+        await start_irc(virtual_users=False, **settings)
+        alice = await make_matrix_user("alice")
+        bob = await make_irc_client("bob")
+        room_id = await stories.portal(alice, slot, channel)
+        await bob.join(channel)
+        return alice, room_id, bob
+
+    return start
 
 
 def ghost_for_nick(slot: AppserviceSlot, nick: str) -> str:
@@ -180,15 +198,8 @@ async def test_a_media_link_is_signed_and_only_for_files_sent_into_a_portal(
             assert b"private file" not in answer.content
 
 
-async def test_a_media_link_expires(
-    start_irc: stories.StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser,
-    make_irc_client: MakeIrcClient, channel: str,
-) -> None:
-    await start_irc(virtual_users=False, media_link_days=4 / 86_400)  # 4 s
-    alice = await make_matrix_user("alice")
-    bob = await make_irc_client("bob")
-    room_id = await stories.portal(alice, slot, channel)
-    await bob.join(channel)
+async def test_a_media_link_expires(relayed: Relayed, channel: str) -> None:
+    alice, room_id, bob = await relayed(media_link_days=4 / 86_400)  # 4 s
     _mxc, url = await send_file(alice, room_id, bob, channel, "brief.txt", b"short-lived\n")
     expires_at = int(url.rsplit("/", 2)[1].split(".")[0], 36)
 
@@ -200,15 +211,8 @@ async def test_a_media_link_expires(
         assert (await http.get(url)).status_code == 404
 
 
-async def test_a_media_link_serves_no_more_than_the_cap(
-    start_irc: stories.StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser,
-    make_irc_client: MakeIrcClient, channel: str,
-) -> None:
-    await start_irc(virtual_users=False, media_max_mib=1 / 1024)  # 1 KiB
-    alice = await make_matrix_user("alice")
-    bob = await make_irc_client("bob")
-    room_id = await stories.portal(alice, slot, channel)
-    await bob.join(channel)
+async def test_a_media_link_serves_no_more_than_the_cap(relayed: Relayed, channel: str) -> None:
+    alice, room_id, bob = await relayed(media_max_mib=1 / 1024)  # 1 KiB
     _mxc, small = await send_file(alice, room_id, bob, channel, "small.txt", b"s" * 1024)
     _mxc, large = await send_file(alice, room_id, bob, channel, "large.txt", b"l" * 1025)
     async with httpx.AsyncClient() as http:
