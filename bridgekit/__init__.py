@@ -22,6 +22,7 @@ from bridgekit.connector import (
     LoginFlow,
     LoginProvider,
     MatrixAPI,
+    MediaSource,
     MembershipSession,
     NetworkConnector,
     OutgoingMedia,
@@ -37,6 +38,7 @@ from bridgekit.connector import (
     RemoteSink,
     SessionKind,
     SessionState,
+    SigningKeySource,
     ThirdPartyHandler,
     TopicSession,
     TypingSession,
@@ -74,8 +76,10 @@ from bridgekit.events import (
 )
 from bridgekit.guarded_http import GuardedHTTP, ResponseTooLarge, new_http_client
 from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, TransactionID, UserID
+from bridgekit.media import MediaDownload, MediaTooLarge, MediaUnavailable
 from bridgekit.naming import casefold_irc
 from bridgekit.room_power import RoomPower, read_room_power, room_power
+from bridgekit.signing import SigningKey
 from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
 
 __version__ = "0.1.0"
@@ -119,6 +123,10 @@ __all__ = [
     "MatrixRequestError",
     "MatrixServerError",
     "MatrixUserInUse",
+    "MediaDownload",
+    "MediaSource",
+    "MediaTooLarge",
+    "MediaUnavailable",
     "MembershipSession",
     "NetworkConnector",
     "OutgoingMedia",
@@ -150,6 +158,8 @@ __all__ = [
     "RoomPower",
     "SessionKind",
     "SessionState",
+    "SigningKey",
+    "SigningKeySource",
     "StoreError",
     "ThirdPartyHandler",
     "TopicSession",

@@ -25,6 +25,7 @@ else a visible refusal. A connector never makes that choice; it provides the ses
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,9 @@ from pydantic import BaseModel
 
 from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteEvent
 from bridgekit.ids import EventID, RoomAlias, RoomID, UserID
+from bridgekit.media import MediaDownload
 from bridgekit.naming import ghost_user_id, parse_ghost_user_id
+from bridgekit.signing import SigningKey
 
 if TYPE_CHECKING:
     import logging
@@ -105,6 +108,27 @@ class BridgeContext:
     private_notices: Callable[[UserID, str], Awaitable[None]] | None = None
     kv: KeyValue | None = None
     """Small JSON values the connector keeps across restarts (None only in hand-built contexts)."""
+    signing_keys: SigningKeySource | None = None
+    """Behind :meth:`signing_key` (None only in hand-built contexts)."""
+    media: MediaSource | None = None
+    """Behind :meth:`open_media` (None only in hand-built contexts)."""
+
+    async def signing_key(self, purpose: str) -> SigningKey:
+        """The key this connector signs what it hands out with, for one ``purpose`` (links that
+        must not be forged, say): derived from the credentials key when one is configured, else
+        made once and kept in the database. Stable across restarts; one per connector and purpose."""
+        if self.signing_keys is None:
+            raise RuntimeError("this bridge context has no signing keys")
+        return await self.signing_keys.signing_key(self.name, purpose)
+
+    def open_media(self, mxc: str, *, max_bytes: int) -> contextlib.AbstractAsyncContextManager[MediaDownload]:
+        """Download Matrix media as the bridge's bot, in chunks (``async with ctx.open_media(...)
+        as download``): at most ``max_bytes``, redirects only through the SSRF guard. Raises
+        ``MediaUnavailable`` or ``MediaTooLarge``. Hand out only media users sent into a portal:
+        the bot can read any file the homeserver has."""
+        if self.media is None:
+            raise RuntimeError("this bridge context cannot download media")
+        return self.media.open(mxc, max_bytes=max_bytes)
 
     async def tell_user(self, user_id: UserID, text: str) -> None:
         """Say ``text`` to one Matrix user privately: in their management room (a direct chat
@@ -159,6 +183,14 @@ class BridgeContext:
         a transient disconnect only if it is not followed by ``CONNECTED`` within a few seconds.
         Cheap and never raises: call it on every change."""
         await self.remote.report_session(self.name, owner, state, detail)
+
+
+class SigningKeySource(Protocol):
+    async def signing_key(self, connector: str, purpose: str) -> SigningKey: ...
+
+
+class MediaSource(Protocol):
+    def open(self, mxc: str, *, max_bytes: int) -> contextlib.AbstractAsyncContextManager[MediaDownload]: ...
 
 
 class KeyValue(Protocol):
@@ -544,6 +576,7 @@ __all__ = [
     "LoginFlow",
     "LoginProvider",
     "MatrixAPI",
+    "MediaSource",
     "MembershipSession",
     "NetworkConnector",
     "OutgoingMedia",
@@ -559,6 +592,7 @@ __all__ = [
     "RemoteSink",
     "SessionKind",
     "SessionState",
+    "SigningKeySource",
     "ThirdPartyHandler",
     "TopicSession",
     "TypingSession",

@@ -87,6 +87,11 @@ def key_id(key: str) -> str:
     return _key_id(_decode_key(key, where="the credentials key"))
 
 
+def key_bytes(key: str) -> bytes:
+    """The key's 32 bytes, to derive other keys from (``bridgekit/signing.py``)."""
+    return _decode_key(key, where="the credentials key")
+
+
 def load_key(*, configured: str | None, environ: Mapping[str, str]) -> str:
     """The credentials key: ``BRIDGEKIT_CREDENTIALS_KEY``, else the file ``..._KEY_FILE`` names,
     else the configured value. Blank values count as unset. Raises :class:`ConfigError` with the fix.
@@ -254,6 +259,7 @@ __all__ = [
     "CredentialError",
     "UnknownCredentialKey",
     "generate_key",
+    "key_bytes",
     "key_id",
     "load_key",
 ]

@@ -10,9 +10,10 @@ proxies from the environment are ignored (they would connect on our behalf, unch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import httpx
 
@@ -71,6 +72,22 @@ class GuardedHTTP:
 
         Raises UnsafeURL for a refused target, ResponseTooLarge, or httpx errors.
         """
+        async with self.stream(method, url, content=content, headers=headers, time_limit=time_limit) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise ResponseTooLarge(f"the answer is larger than {max_bytes} bytes")
+        return response, bytes(body)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, url: str, *, content: bytes | None = None, headers: Mapping[str, str] | None = None,
+        time_limit: float = 10.0,
+    ) -> AsyncIterator[httpx.Response]:
+        """The response (not following redirects), its body not read yet: for bodies read in
+        chunks. Closed when the block ends. Raises UnsafeURL for a refused target, or httpx errors.
+        """
         target = parse_target(url)
         address = await self.pick_address(target)
         host = f"[{address}]" if address.version == 6 else str(address)
@@ -85,14 +102,9 @@ class GuardedHTTP:
         )
         response = await self._http.send(request, stream=True, follow_redirects=False)
         try:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise ResponseTooLarge(f"the answer is larger than {max_bytes} bytes")
+            yield response
         finally:
             await response.aclose()
-        return response, bytes(body)
 
 
 def new_http_client() -> httpx.AsyncClient:

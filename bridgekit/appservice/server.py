@@ -52,11 +52,13 @@ from bridgekit.core.permissions import Permissions, default_rules
 from bridgekit.core.remote_delivery import RemoteDelivery
 from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE
 from bridgekit.core.sessions import Sessions
-from bridgekit.credentials import CredentialCipher, load_key
+from bridgekit.core.signing_keys import SigningKeys
+from bridgekit.credentials import CredentialCipher, key_bytes, load_key
 from bridgekit.errors import BridgekitError, ConfigError
 from bridgekit.guarded_http import GuardedHTTP, new_http_client
-from bridgekit.ids import RoomID, UserID
+from bridgekit.ids import ContentURI, RoomID, UserID
 from bridgekit.matrix import MatrixClient
+from bridgekit.media import MatrixMedia
 from bridgekit.store import Database, KeyValueStore, MatrixStateStore
 from bridgekit.store.inbox import InboxStore
 from bridgekit.store.outbox import OutboxStore
@@ -276,8 +278,11 @@ async def _serve_with(
             config.appservice.listen.host, config.appservice.listen.port, database.dialect, replayed,
         )
         background.append(asyncio.create_task(_ping_homeserver(matrix, config, state)))
-        await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote, management.tell,
-                                KeyValueStore(database))
+        kv = KeyValueStore(database)
+        # Media for connectors: as the bot, redirects only through the SSRF guard.
+        media = MatrixMedia(lambda mxc: matrix.bot.open_media(ContentURI(mxc)), GuardedHTTP(fetch_http, ()))
+        await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote, management.tell, kv,
+                                signing_keys=SigningKeys(_credentials_key_bytes(config), kv), media=media)
         restored = await sessions.restore(wait_seconds=RESTORE_WAIT_SECONDS)
         if restored:
             log.info("reconnected %d puppet logins (slow ones go on in the background)", restored)
@@ -394,6 +399,16 @@ def _credential_cipher(config: BridgeConfig, connectors: list[NetworkConnector])
     return CredentialCipher(key, config.secrets.previous_credentials_keys)
 
 
+def _credentials_key_bytes(config: BridgeConfig) -> list[bytes]:
+    """The credentials key's bytes, then the previous keys' (none when no key is set), from
+    which connectors' signing keys are derived."""
+    try:
+        key = load_key(configured=config.secrets.credentials_key, environ=os.environ)
+    except ConfigError:
+        return []  # no key (a malformed one stopped the bridge already, in _credential_cipher)
+    return [key_bytes(k) for k in (key, *config.secrets.previous_credentials_keys)]
+
+
 def _double_puppet_client(
     config: BridgeConfig, http: httpx.AsyncClient, memory: MatrixStateStore
 ) -> MatrixClient | None:
@@ -462,6 +477,9 @@ async def _start_connectors(
     remote: RemoteDelivery,
     tell_user: Callable[[UserID, str], Awaitable[None]],
     kv: KeyValueStore,
+    *,
+    signing_keys: SigningKeys,
+    media: MatrixMedia,
 ) -> None:
     for connector in connectors:
         section = config.connectors[connector.name]
@@ -478,6 +496,8 @@ async def _start_connectors(
             public_url=config.appservice.public_url,
             private_notices=tell_user,
             kv=ConnectorKeyValue(kv, connector.name),
+            signing_keys=signing_keys,
+            media=media,
         )
         await connector.start(context)
         log.info("connector %s started", connector.name)

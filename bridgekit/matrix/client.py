@@ -15,10 +15,11 @@ no such key, so a network error after the homeserver acted can leave a duplicate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import httpx
 
@@ -154,6 +155,32 @@ class MatrixClient:
             await self._sleep(delay)
             retries_left -= 1
             retry_number += 1
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, request_path: str, *, user_id: UserID | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """One request whose answer's body is read in chunks (``aiter_bytes``), closed when the
+        block ends: for media, never held in memory whole. Sent once, never retried, and
+        redirects are not followed (the caller decides where a 3xx may lead: our token must not
+        go along). An error answer raises as :meth:`request` does."""
+        url = self._base_url + request_path
+        params = httpx.QueryParams((("user_id", user_id),) if user_id is not None else ())
+        request = self._http.build_request(method, url, params=params, headers=self._auth)
+        try:
+            response = await self._http.send(request, stream=True, follow_redirects=False)
+        except httpx.TransportError as error:
+            raise MatrixConnectionError(
+                f"{method} {request_path}: cannot reach the homeserver at {self._base_url} "
+                f"({type(error).__name__}: {error})",
+            ) from error
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise error_from_response(response, method=method, path=request_path)
+            yield response
+        finally:
+            await response.aclose()
 
     async def request_json(
         self,

@@ -30,6 +30,8 @@ from bridgekit.matrix.paths import (
 )
 
 if TYPE_CHECKING:
+    import httpx
+
     from bridgekit.matrix.client import MatrixClient, Query
 
 
@@ -315,6 +317,16 @@ class Intent:
         )
         content_type = response.headers.get("Content-Type", "application/octet-stream")
         return response.content, content_type
+
+    def open_media(self, uri: ContentURI) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+        """The authenticated download of ``uri`` (spec v1.11), its body not read yet; the answer
+        may be a redirect (3xx), which is not followed: see ``bridgekit/media.py``.
+
+        ValueError when ``uri`` is not an ``mxc://`` URI."""
+        server, media_id = split_content_uri(uri)
+        return self._client.stream(
+            "GET", path(CLIENT_V1, "media", "download", server, media_id), user_id=self.user_id,
+        )
 
     async def _json(
         self, method: str, request_path: str, query: Query = (), body: object = None,

@@ -31,6 +31,7 @@ _NEWLINES = ("\r\n", "\u2028", "\u2029", "\x85")
 _SPACES = "\t\x0b\x0c\r"
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _ZERO_WIDTH_JOINER = "\u200d"
+_BREAKS_AND_SPACES = re.compile("[ \n]+")
 
 
 def _removal_table() -> dict[int, str | None]:
@@ -58,6 +59,15 @@ def sanitize(text: str) -> str:
     for newline in _NEWLINES:
         text = text.replace(newline, "\n")
     return text.translate(_REMOVED)
+
+
+def one_line(text: str, max_bytes: int) -> str:
+    """``text`` sanitised and flattened to one line (every line break and run of spaces becomes
+    one space), cut to ``max_bytes`` UTF-8 bytes: for what IRC takes as a command's last
+    parameter only (a PART or KICK reason), where a line break would end the command early."""
+    flat = _BREAKS_AND_SPACES.sub(" ", sanitize(text)).strip(" ")  # not str.split(): it eats \x1d-\x1f codes
+    encoded = flat.encode("utf-8")
+    return flat if len(encoded) <= max_bytes else encoded[:max_bytes].decode("utf-8", errors="ignore").rstrip()
 
 
 def line_budget(

@@ -19,7 +19,9 @@ from typing import Protocol
 from bridgekit import OutgoingMessage, SessionKind, UserID
 from bridges.irc.formatting import matrix_to_irc, strip_reply_fallback
 from bridges.irc.link import IrcLink
-from bridges.irc.output_gate import line_budget, plan, sanitize
+from bridges.irc.output_gate import line_budget, one_line, plan, sanitize
+
+PART_REASON_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ class IrcSession:
     async def leave_chat(self, chat_id: str, reason: str | None) -> None:
         channel = self._host.channel_name(chat_id)
         if chat_id in self.joined and self.link.connected:  # a dropped connection is in no channel
-            self.link.send(f"PART {channel}" + (f" :{sanitize(reason)[:200]}" if reason else ""))
+            said = one_line(reason, PART_REASON_BYTES) if reason else ""  # a line break would end the PART early
+            self.link.send(f"PART {channel}" + (f" :{said}" if said else ""))
             self.joined.discard(chat_id)
 
     async def set_topic(self, chat_id: str, topic: str) -> None:

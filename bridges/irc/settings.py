@@ -36,6 +36,11 @@ class IrcSettings(BaseModel):
     long_text_days: Annotated[float, Field(gt=0)] = 30
     """How long the full text of such a message stays at its link; afterwards the link answers 404
     and the text is deleted from the bridge's database."""
+    media_link_days: Annotated[float, Field(gt=0)] = 7
+    """How long the link to a file sent on Matrix works (the bridge serves it: IRC has no file
+    transfer); then it answers 404. Links are signed: only files sent into a portal get one."""
+    media_max_mib: Annotated[float, Field(gt=0)] = 100
+    """The largest file such a link serves; the download stops there (streamed, never held whole)."""
     lines_per_second: Annotated[float, Field(ge=0)] = 2.0
     """Pacing of each connection's output after a burst (0: no pacing, e.g. for benchmarks)."""
     burst: Annotated[int, Field(ge=1)] = 5

@@ -29,6 +29,9 @@ FORBIDDEN: dict[str, set[str]] = {
     # Fetching user-given URLs safely (SSRF guard): leaves, used by the core and by bridges.
     "ssrf": {"ids", "errors", "events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
     "guarded_http": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
+    # Keys connectors sign with, and Matrix media streamed out with a cap (redirects guarded).
+    "signing": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
+    "media": {"events", "connector", "matrix", "store", "core", "appservice", "cli", "config"},
     "config": {"connector", "matrix", "store", "core", "appservice", "cli"},
     "registration": {"connector", "matrix", "store", "core", "appservice", "cli"},
     "config_loader": {"connector", "matrix", "store", "core", "appservice", "cli"},

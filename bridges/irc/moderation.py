@@ -1,0 +1,77 @@
+"""A Matrix moderator kicked or banned an IRC user's ghost: what to send on IRC, and what to tell
+the moderator (pure; the connector sends).
+
+The ghost's user ID is all the Matrix side gives, and anyone can make up a user ID in the
+bridge's namespace (``@_irc_libera_=2a`` unescapes to the nick ``*``). So nothing is sent for a
+ghost whose nick is not a nick (:mod:`bridges.irc.grammar`), whose nick the bridge has never seen
+on the network (:mod:`bridges.irc.known_users`), or that is one of the bridge's own connections
+(a bridged Matrix user: ban them on Matrix). A ban uses the mask :func:`choose_ban_mask` picks;
+when none is safe, the user is kicked without one and the moderator is told why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass
+
+from bridges.irc.ban_masks import choose_ban_mask
+from bridges.irc.grammar import IrcGrammar
+from bridges.irc.known_users import BridgeIdentities, KnownUsers
+
+REASON_BYTES = 200
+
+
+@dataclass(frozen=True)
+class ModerationPlan:
+    lines: tuple[str, ...]
+    """Raw IRC lines, in order (``MODE ... +b mask``, ``KICK ...``)."""
+    notice: str | None = None
+    """Said to the moderator in the room when the bridge did less than asked, with the reason."""
+
+
+@dataclass(frozen=True)
+class ModerationRequest:
+    network: str
+    channel: str
+    folded_nick: str
+    ban: bool
+    reason: str
+    """One line already (see :func:`bridges.irc.output_gate.one_line`)."""
+
+
+def plan_moderation(
+    request: ModerationRequest, *, grammar: IrcGrammar, known: KnownUsers, own_nicks: Container[str],
+    bridge: BridgeIdentities,
+) -> ModerationPlan:
+    """What to do on IRC for ``request`` (see the module docstring)."""
+    network, channel, what = request.network, request.channel, "ban" if request.ban else "kick"
+    seen = known.get(request.folded_nick)
+    shown = seen.nick if seen is not None else request.folded_nick
+    problem = grammar.nick_problem(shown)
+    if problem is not None:
+        return ModerationPlan((), f"Nothing was done on {network}: {shown!r} is not an IRC nick ({problem}).")
+    if grammar.channel_problem(channel) is not None:
+        return ModerationPlan((), f"Nothing was done on {network}: {channel!r} is not a channel there.")
+    if seen is None:
+        return ModerationPlan((), (
+            f"Nothing was done on {network}: the bridge has not seen anyone called {shown} there, so it "
+            f"will not {what} that name on IRC."
+        ))
+    if request.folded_nick in own_nicks:
+        return ModerationPlan((), (
+            f"Nothing was done on {network}: {shown} is a Matrix user's own connection through this bridge; "
+            f"{what} the Matrix user instead."
+        ))
+    kick = f"KICK {channel} {seen.nick} :{request.reason}"
+    if not request.ban:
+        return ModerationPlan((kick,))
+    choice = choose_ban_mask(seen, bridge)
+    if choice.mask is None:
+        return ModerationPlan((kick,), (
+            f"{seen.nick} was kicked from {channel} on {network}, but no IRC ban was set: {choice.reason}. "
+            "They can join again; a channel operator can ban them by hand."
+        ))
+    return ModerationPlan((f"MODE {channel} +b {choice.mask}", kick))
+
+
+__all__ = ["ModerationPlan", "ModerationRequest", "plan_moderation"]
