@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI
 
 from bridgekit.appservice import metrics, routes_health, routes_homeserver, routes_thirdparty
 from bridgekit.appservice.access_log import DEFAULT_SECRET_PATH_PREFIXES, AccessLogMiddleware
-from bridgekit.appservice.errors import install_error_handlers
+from bridgekit.appservice.errors import UnexpectedErrorMiddleware, install_error_handlers
 from bridgekit.appservice.state import AppserviceState
 
 APP_PREFIX = "/_matrix/app/v1"
@@ -47,7 +47,8 @@ def create_app(
     for name, connector_router in connector_routers:
         check_connector_routes(name, connector_router)
         app.include_router(connector_router)
-    if access_log:
+    app.add_middleware(UnexpectedErrorMiddleware)
+    if access_log:  # added last, so outside: it logs the 503 the middleware above answers
         app.add_middleware(AccessLogMiddleware, secret_path_prefixes=secret_path_prefixes)
     return app
 
