@@ -41,7 +41,7 @@ async def start(
             permissions={synapse.server_name: "admin"},
             double_puppet={"registration": str(synapse.double_puppet_registration)},
         )
-        client = MemonetClient(bridge.base_url, TOKEN)
+        client = MemonetClient(bridge.public_base_url, TOKEN)
         clients.append(client)
         return bridge, client
 
