@@ -228,13 +228,8 @@ def _split_object(text: str) -> _SplitBody:
     if text[index] == "}":
         return split
     while True:
-        if text[index] != '"':
-            raise ValueError(f"expected a key at {index}")
-        key, index = _scan_value(text, index)
+        key, index = _read_key(text, index)
         index = _skip_whitespace(text, index)
-        if text[index] != ":":
-            raise ValueError(f"expected ':' at {index}")
-        index = _skip_whitespace(text, index + 1)
         if key in _LISTS_TO_SPLIT and text[index] == "[":
             split.document[key], split.entries[key], index = _split_list(text, index)
         else:
@@ -315,7 +310,7 @@ def skip_value(text: str, index: int) -> int:
                 index += 1
             else:
                 if opener == "{":
-                    index = _skip_key(text, index)
+                    _key, index = _read_key(text, index)
                 continue
         else:
             try:  # a string, number or literal: no recursion
@@ -333,20 +328,21 @@ def skip_value(text: str, index: int) -> int:
             elif text[index] == ",":
                 index += 1
                 if closers[-1] == "}":
-                    index = _skip_key(text, _skip_whitespace(text, index))
+                    _key, index = _read_key(text, _skip_whitespace(text, index))
                 break
             else:
                 raise ValueError(f"expected ',' or {closers[-1]!r} at {index}")
 
 
-def _skip_key(text: str, index: int) -> int:
+def _read_key(text: str, index: int) -> tuple[str, int]:
+    """An object's key at ``index``, and where its value may start (after the ``:``)."""
     if text[index] != '"':
         raise ValueError(f"expected a key at {index}")
-    _key, index = _scan_value(text, index)
+    key, index = _scan_value(text, index)
     index = _skip_whitespace(text, index)
     if text[index] != ":":
         raise ValueError(f"expected ':' at {index}")
-    return index + 1
+    return key, index + 1
 
 
 def depth(value: object) -> int:
