@@ -19,7 +19,7 @@ from tests.synapse_fixtures import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 
-CHAT = "lobby"
+CHAT = f"lobby{secrets.token_hex(3)}"  # its alias must be new to Synapse (the slot outlives the test)
 
 
 async def exchange(writer: asyncio.StreamWriter, reader: asyncio.StreamReader, path: str, token: str) -> bytes:
