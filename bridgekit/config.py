@@ -82,8 +82,9 @@ class HomeserverConfig(_Section):
 
 
 class ListenConfig(_Section):
-    """The listener the homeserver talks to (/_matrix, and /health/live and /health/ready for
-    probes). Keep it on loopback or an internal network."""
+    """The listener the homeserver talks to: /_matrix, and the /health/live and /health/ready probes.
+
+    Keep it on loopback or an internal network."""
 
     host: Annotated[
         str, Field(description="Address to bind; 127.0.0.1 unless the homeserver is elsewhere")
@@ -92,8 +93,9 @@ class ListenConfig(_Section):
 
 
 class PublicListenConfig(_Section):
-    """The listener of the connectors' own routes, which appservice.public_url leads to
-    (webhooks, IRC text and media links): the only one to publish, behind a reverse proxy."""
+    """The listener of the connectors' routes (webhooks, IRC links): publish this one only.
+
+    appservice.public_url leads here, through a reverse proxy."""
 
     host: Annotated[
         str, Field(description="Address to bind; keep 127.0.0.1 with a reverse proxy on this machine")
@@ -106,8 +108,9 @@ class PublicListenConfig(_Section):
 
 
 class MetricsListenConfig(_Section):
-    """The listener of /metrics and the detailed /health (and the probes), for Prometheus and the
-    admin. It never falls back to another listener."""
+    """The listener of /metrics, the detailed /health and the probes, for Prometheus and the admin.
+
+    It never falls back to another listener."""
 
     host: Annotated[
         str, Field(description="Address to bind; 127.0.0.1 unless the scraper is elsewhere")
