@@ -78,6 +78,9 @@ async def test_each_listener_serves_only_its_own_routes(
         await memonet.wait_for(CHAT, lambda post: post["text"].endswith("through the split listeners"))
     finally:
         await memonet.aclose()
+    # One SIGTERM stops every listener, and the bridge's own shutdown runs to the end.
+    assert await bridge.stop(deadline_s=20) == 0
+    assert "bridgekit stopped" in bridge.log_tail()
 
 
 async def test_unset_listeners_fall_back_for_connector_routes_never_for_metrics(
