@@ -176,3 +176,9 @@ async def test_a_transaction_the_database_cannot_take_is_503_and_stored_on_the_r
         await conn.execute(text("ALTER TABLE inbox_event_away RENAME TO inbox_event"))
     assert await put_raw(appservice, "unstored", around()) == 200
     await assert_neighbours_handled(appservice, rejected=0)
+
+
+async def test_a_ping_body_nested_past_the_recursion_limit_is_400(appservice: RunningAppservice) -> None:
+    response = await appservice.http.post(f"{V1}/ping", content=nested(TOO_DEEP).encode(), headers=auth())
+    assert response.status_code == 400, response.text
+    assert response.json()["errcode"] == "M_BAD_JSON"
