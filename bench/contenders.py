@@ -316,6 +316,9 @@ class BridgekitContender(Contender):
                            "server_name": SERVER_NAME},
             "appservice": {"id": APPSERVICE_ID,
                            "listen": {"host": "127.0.0.1", "port": self.port},
+                           # The benchmark reads /health/ready on `listen` only; a metrics
+                           # listener on its fixed default port could clash with another bridge.
+                           "metrics_listen": {"port": None},
                            "registration": str(registration)},
             "database": {"url": self.db_url},
             "logging": {"level": "WARNING", "access_log": False},

@@ -82,12 +82,43 @@ class HomeserverConfig(_Section):
 
 
 class ListenConfig(_Section):
-    """The listener the homeserver talks to. Keep it on loopback or an internal network."""
+    """The listener the homeserver talks to: /_matrix, and the /health/live and /health/ready probes.
+
+    Keep it on loopback or an internal network."""
 
     host: Annotated[
         str, Field(description="Address to bind; 127.0.0.1 unless the homeserver is elsewhere")
     ] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535, description="Port to bind")] = 29330
+
+
+class PublicListenConfig(_Section):
+    """The listener of the connectors' routes (webhooks, IRC links): publish this one only.
+
+    appservice.public_url leads here, through a reverse proxy."""
+
+    host: Annotated[
+        str, Field(description="Address to bind; keep 127.0.0.1 with a reverse proxy on this machine")
+    ] = "127.0.0.1"
+    port: Annotated[
+        int | None,
+        Field(ge=1, le=65535, description="Port to bind; null: the connectors' routes are served on "
+              "appservice.listen (one listener, as before)"),
+    ] = None
+
+
+class MetricsListenConfig(_Section):
+    """The listener of /metrics, the detailed /health and the probes, for Prometheus and the admin.
+
+    It never falls back to another listener."""
+
+    host: Annotated[
+        str, Field(description="Address to bind; 127.0.0.1 unless the scraper is elsewhere")
+    ] = "127.0.0.1"
+    port: Annotated[
+        int | None,
+        Field(ge=1, le=65535, description="Port to bind; null: no metrics listener (no /metrics, no /health)"),
+    ] = 29331
 
 
 class AppserviceConfig(_Section):
@@ -97,6 +128,8 @@ class AppserviceConfig(_Section):
         str, Field(min_length=1, description="Registration ID; never change it once registered")
     ] = "bridgekit"
     listen: ListenConfig = ListenConfig()
+    public_listen: PublicListenConfig = PublicListenConfig()
+    metrics_listen: MetricsListenConfig = MetricsListenConfig()
     address: Annotated[
         str | None,
         Field(description="URL the homeserver uses to reach this listener (registration 'url'); "
@@ -104,8 +137,8 @@ class AppserviceConfig(_Section):
     ] = None
     public_url: Annotated[
         str | None,
-        Field(description="URL outside users reach (links, media, webhooks); "
-              "separate from the listener"),
+        Field(description="URL outside users reach (links, media, webhooks): the reverse proxy in front "
+              "of appservice.public_listen (or of appservice.listen when public_listen.port is null)"),
     ] = None
     registration: Annotated[
         str,
@@ -131,6 +164,23 @@ class AppserviceConfig(_Section):
     _check_urls = field_validator("address", "public_url")(_http_url)
     _check_localpart = field_validator("bot_localpart")(_localpart)
 
+    @model_validator(mode="after")
+    def _listeners_keep_apart(self) -> AppserviceConfig:
+        bound = [("listen", self.listen.host, self.listen.port)]
+        for key, listener in (("public_listen", self.public_listen), ("metrics_listen", self.metrics_listen)):
+            if listener.port is None:
+                continue
+            for other, host, port in bound:
+                if port == listener.port and (host == listener.host or _wildcard(host) or _wildcard(listener.host)):
+                    raise ValueError(
+                        f"appservice.{key} ({listener.host}:{listener.port}) is the address of appservice.{other}: "
+                        f"each listener needs its own port"
+                        + (" (set public_listen.port to null to serve the connectors' routes on listen)"
+                           if key == "public_listen" else "")
+                    )
+            bound.append((key, listener.host, listener.port))
+        return self
+
     @property
     def hs_reachable_url(self) -> str:
         """The URL written into the registration for the homeserver to call."""
@@ -145,10 +195,14 @@ class AppserviceConfig(_Section):
     @property
     def listens_on_every_interface(self) -> bool:
         """Whether the listener binds a wildcard address (0.0.0.0 or ::)."""
-        try:
-            return ipaddress.ip_address(self.listen.host.strip("[]")).is_unspecified
-        except ValueError:
-            return False
+        return _wildcard(self.listen.host)
+
+
+def _wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
 
 
 class DatabaseConfig(_Section):
@@ -421,6 +475,8 @@ __all__ = [
     "InboxConfig",
     "ListenConfig",
     "LoggingConfig",
+    "MetricsListenConfig",
+    "PublicListenConfig",
     "describe_expected",
     "iter_keys",
     "section_model",

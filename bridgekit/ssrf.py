@@ -73,9 +73,12 @@ def is_public(address: IPAddress) -> bool:
     inner = embedded_ipv4(address)
     if inner is not None and not is_public(inner):
         return False
+    # Site-local IPv6 (fec0::/10, deprecated but still routed inside some networks) counts as
+    # global to the ipaddress module.
+    site_local = isinstance(address, ipaddress.IPv6Address) and address.is_site_local
     return address.is_global and not (
         address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
-        or address.is_reserved or address.is_unspecified
+        or address.is_reserved or address.is_unspecified or site_local
     )
 
 

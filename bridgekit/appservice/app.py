@@ -1,14 +1,16 @@
-"""The appservice's FastAPI application: the homeserver-facing routes, health, errors, logs."""
+"""The appservice's FastAPI applications, one per listener: the homeserver-facing routes, the
+connectors' routes, health and metrics; errors and access logs on each."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import enum
+from collections.abc import Collection, Iterable, Sequence
 
 from fastapi import APIRouter, FastAPI
 
 from bridgekit.appservice import metrics, routes_health, routes_homeserver, routes_thirdparty
 from bridgekit.appservice.access_log import DEFAULT_SECRET_PATH_PREFIXES, AccessLogMiddleware
-from bridgekit.appservice.errors import install_error_handlers
+from bridgekit.appservice.errors import UnexpectedErrorMiddleware, install_error_handlers
 from bridgekit.appservice.state import AppserviceState
 
 APP_PREFIX = "/_matrix/app/v1"
@@ -16,14 +18,27 @@ LEGACY_THIRDPARTY_PREFIX = "/_matrix/app/unstable"
 LEGACY_PING_PREFIX = "/_matrix/app/unstable/fi.mau.msc2659"
 
 
+class Resource(enum.Enum):
+    """What a listener serves (as hookshot's listeners do): each app gets only its own routes."""
+
+    APPSERVICE = "appservice"
+    """The Application Service API (``/_matrix``) and the probes: for the homeserver."""
+    CONNECTORS = "connectors"
+    """The connectors' own routes (webhooks, IRC links): what ``public_url`` leads to."""
+    METRICS = "metrics"
+    """``/metrics``, the detailed ``/health`` and the probes: for Prometheus and the admin."""
+
+
 def create_app(
     state: AppserviceState,
     *,
+    resources: Collection[Resource],
     access_log: bool = True,
     secret_path_prefixes: Iterable[str] = DEFAULT_SECRET_PATH_PREFIXES,
     connector_routers: Sequence[tuple[str, APIRouter]] = (),
 ) -> FastAPI:
-    """The app; ``connector_routers`` are (connector name, router) pairs mounted at the root."""
+    """The app of one listener, with the routes of ``resources`` only; ``connector_routers`` are
+    (connector name, router) pairs, mounted at the root when ``CONNECTORS`` is among them."""
     app = FastAPI(
         title="bridgekit appservice",
         docs_url=None,
@@ -31,8 +46,26 @@ def create_app(
         openapi_url=None,  # the homeserver needs no schema; the provisioning API will have one
     )
     app.state.bridgekit = state
-    app.state.metrics_registry = metrics.build_registry(state)
     install_error_handlers(app)
+    if Resource.APPSERVICE in resources:
+        _include_appservice_api(app)
+    if Resource.APPSERVICE in resources or Resource.METRICS in resources:
+        app.include_router(routes_health.probes_router)
+    if Resource.METRICS in resources:
+        app.state.metrics_registry = metrics.build_registry(state)
+        app.include_router(routes_health.details_router)
+        app.include_router(metrics.router)
+    for name, connector_router in connector_routers:
+        check_connector_routes(name, connector_router)
+        if Resource.CONNECTORS in resources:
+            app.include_router(connector_router)
+    app.add_middleware(UnexpectedErrorMiddleware)
+    if access_log:  # added last, so outside: it logs the 503 the middleware above answers
+        app.add_middleware(AccessLogMiddleware, secret_path_prefixes=secret_path_prefixes)
+    return app
+
+
+def _include_appservice_api(app: FastAPI) -> None:
     app.router.routes.extend(routes_homeserver.transaction_routes(APP_PREFIX))
     app.include_router(routes_homeserver.router, prefix=APP_PREFIX)
     app.include_router(routes_homeserver.ping_router, prefix=APP_PREFIX)
@@ -42,15 +75,10 @@ def create_app(
     app.include_router(routes_homeserver.router)
     app.include_router(routes_thirdparty.router, prefix=LEGACY_THIRDPARTY_PREFIX)
     app.include_router(routes_homeserver.ping_router, prefix=LEGACY_PING_PREFIX)
-    app.include_router(routes_health.router)
-    app.include_router(metrics.router)
-    for name, connector_router in connector_routers:
-        check_connector_routes(name, connector_router)
-        app.include_router(connector_router)
-    if access_log:
-        app.add_middleware(AccessLogMiddleware, secret_path_prefixes=secret_path_prefixes)
-    return app
 
+
+ALL_RESOURCES = frozenset(Resource)
+"""Everything on one app: for in-process tests, never for a listener."""
 
 RESERVED_PATH_PREFIXES = ("/_matrix", "/health", "/metrics")
 
@@ -67,4 +95,6 @@ def check_connector_routes(name: str, router: APIRouter) -> None:
                 )
 
 
-__all__ = ["APP_PREFIX", "RESERVED_PATH_PREFIXES", "check_connector_routes", "create_app"]
+__all__ = [
+    "ALL_RESOURCES", "APP_PREFIX", "RESERVED_PATH_PREFIXES", "Resource", "check_connector_routes", "create_app",
+]

@@ -2,6 +2,14 @@
 
 Unknown routes and methods answer ``M_UNRECOGNIZED`` (404 / 405 with ``Allow``, spec v1.6,
 MSC3743): Synapse relies on that to tell "not implemented" from a failure.
+
+Nothing answers 500. What a peer may legally send has an answer of its own (200, or a 4xx that
+names the problem). What is left is a failure of the bridge's own (the database unavailable, a
+bug): :class:`UnexpectedErrorMiddleware` logs it with its traceback and answers 503 ``M_UNKNOWN``
+with ``Retry-After``, because the request was not done and may be tried again: above all a
+transaction, which must never be acknowledged unless stored (a 200 would lose its events). It also
+keeps the connection open: Starlette's own last-resort handler re-raises after answering, and the
+server then drops the keep-alive connection, resetting the homeserver's next request.
 """
 
 from __future__ import annotations
@@ -12,6 +20,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bridgekit.appservice.access_log import redact_path
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +66,41 @@ def install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(part) for part in first.get("loc", ()))
         return matrix_error(400, "M_INVALID_PARAM", f"{where}: {first.get('msg', 'invalid')}")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
-        # The homeserver retries a failed transaction with the same txnId, so a 500 here loses
-        # nothing; the traceback goes to the log, not to the homeserver.
-        log.exception("unexpected error while answering a request")
-        return matrix_error(500, "M_UNKNOWN", "Internal error; see the bridge's log")
 
 
-__all__ = ["MatrixHTTPError", "install_error_handlers", "matrix_error"]
+RETRY_AFTER_SECONDS = 5
+
+
+class UnexpectedErrorMiddleware:
+    """Answers 503 for an exception no handler took (see the module's docstring); the traceback
+    goes to the log, never to the peer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:
+                raise  # half an answer is out: only closing the connection can tell the peer
+            log.exception("unexpected error while answering %s %s; answered 503", scope.get("method"),
+                          redact_path(scope.get("path", "")))
+            response = matrix_error(
+                503, "M_UNKNOWN", "The bridge could not do this now; try again (the reason is in its log)",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            await response(scope, receive, send)
+
+
+__all__ = ["MatrixHTTPError", "UnexpectedErrorMiddleware", "install_error_handlers", "matrix_error"]

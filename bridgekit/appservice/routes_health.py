@@ -1,7 +1,9 @@
 """Health endpoints for orchestrators and admins: no authentication, no secrets.
 
 ``/health/live``: the process answers. ``/health/ready``: the database is migrated and events left
-pending by the previous run are queued, so transactions are being accepted. ``/health``: details.
+pending by the previous run are queued, so transactions are being accepted. These two *probes*
+say nothing else, and are served on the homeserver's listener and the metrics listener.
+``/health``: details (counters, connectors), on the metrics listener only.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from fastapi.responses import JSONResponse
 
 from bridgekit.appservice.state import State
 
-router = APIRouter(prefix="/health")
+details_router = APIRouter(prefix="/health")
+probes_router = APIRouter(prefix="/health")
 
 
-@router.get("")
+@details_router.get("")
 async def health(state: State) -> JSONResponse:
     health = state.health
     dispatcher = state.inbox.dispatcher
@@ -40,16 +43,16 @@ async def health(state: State) -> JSONResponse:
     return JSONResponse(body, status_code=200 if health.ready else 503)
 
 
-@router.get("/live")
+@probes_router.get("/live")
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@probes_router.get("/ready")
 async def ready(state: State) -> JSONResponse:
     if state.health.ready:
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "starting"}, status_code=503)
 
 
-__all__ = ["router"]
+__all__ = ["details_router", "probes_router"]

@@ -98,6 +98,8 @@ async def ping(request: Request, state: State) -> dict[str, Any]:
             document = json.loads(body)
         except ValueError:
             raise MatrixHTTPError(400, "M_NOT_JSON", "ping body is not valid JSON") from None
+        except RecursionError:  # nested past the decoder's limit: no ping body is
+            raise MatrixHTTPError(400, "M_BAD_JSON", "ping body must be a JSON object") from None
         if not isinstance(document, dict):
             raise MatrixHTTPError(400, "M_BAD_JSON", "ping body must be a JSON object")
         transaction_id = document.get("transaction_id")

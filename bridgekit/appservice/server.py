@@ -4,7 +4,8 @@ together, serve, and shut down cleanly.
 Start-up order matters for "nothing acknowledged is lost" and for start-up time:
 1. open the database and migrate it (nothing else is loaded: 10,000 portals cost nothing here);
 2. queue the events the previous run acknowledged but did not handle;
-3. serve: transactions are accepted from here on;
+3. serve, on one listener per audience (``appservice/listeners.py``, their addresses bound before
+   step 1): transactions are accepted from here on;
 4. in the background, ping the homeserver (``/appservice/{id}/ping``): Synapse then redelivers
    what it held back while we were down, at once instead of after its backoff;
 5. start the connectors (they connect to their networks, paced by themselves).
@@ -17,9 +18,11 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -27,6 +30,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bridgekit.appservice.app import create_app
+from bridgekit.appservice.listeners import Listener, bind, plan_listeners
 from bridgekit.appservice.state import AppserviceState, Health
 from bridgekit.config import AppserviceTokens, BridgeConfig
 from bridgekit.config_loader import LoadedConfig
@@ -75,12 +79,24 @@ RESTORE_WAIT_SECONDS = 15.0
 class _Server(uvicorn.Server):
     """uvicorn, minus one habit: after a graceful shutdown on SIGTERM it re-raises the signal,
     which kills the process before the bridge's own shutdown (flushing the inbox's done marks,
-    stopping connectors, closing the database) has run. Here a signal only asks uvicorn to stop;
-    the bridge then finishes its shutdown and exits normally."""
+    stopping connectors, closing the database) has run. Here a signal only asks the listeners to
+    stop; the bridge then finishes its shutdown and exits normally.
+
+    One server per listener, all in ``group``: the first one takes the signals, and a signal
+    stops every one of them."""
+
+    def __init__(self, config: uvicorn.Config, group: list[_Server]) -> None:
+        super().__init__(config)
+        self._group = group
+        group.append(self)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        for server in self._group:
+            uvicorn.Server.handle_exit(server, sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        if threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread() or self is not self._group[0]:
             yield
             return
         handled = (signal.SIGINT, signal.SIGTERM)
@@ -137,17 +153,28 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
-    database = await Database.open(config.database.url, pool_size=config.database.pool_size)
-    http = httpx.AsyncClient(timeout=config.homeserver.timeout_seconds)
+    # Every address first: one in use stops the bridge before it touches the database (a second
+    # copy of a running bridge must never write to its database).
+    listeners = plan_listeners(config.appservice)
+    sockets: list[socket.socket] = []
     try:
-        return await _serve_with(config, tokens, database, http)
+        for listener in listeners:
+            sockets.append(bind(listener))
+        database = await Database.open(config.database.url, pool_size=config.database.pool_size)
+        http = httpx.AsyncClient(timeout=config.homeserver.timeout_seconds)
+        try:
+            return await _serve_with(config, tokens, database, http, list(zip(listeners, sockets, strict=True)))
+        finally:
+            await http.aclose()
+            await database.close()
     finally:
-        await http.aclose()
-        await database.close()
+        for sock in sockets:
+            sock.close()
 
 
 async def _serve_with(
-    config: BridgeConfig, tokens: AppserviceTokens, database: Database, http: httpx.AsyncClient
+    config: BridgeConfig, tokens: AppserviceTokens, database: Database, http: httpx.AsyncClient,
+    listeners: list[tuple[Listener, socket.socket]],
 ) -> int:
     server_name = config.homeserver.server_name
     bot_user_id = UserID(config.bot_user_id)
@@ -254,29 +281,20 @@ async def _serve_with(
         database_dialect=database.dialect,
         health=health,
     )
-    app = _create_app_with_connector_routes(state, config, connectors)
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=config.appservice.listen.host,
-            port=config.appservice.listen.port,
-            log_config=None,  # keep our logging set-up
-            access_log=False,  # replaced by AccessLogMiddleware, which redacts secrets
-            lifespan="off",
-            timeout_graceful_shutdown=10,
-        )
-    )
-    serving = asyncio.create_task(server.serve(), name="uvicorn")
+    servers: list[_Server] = []
+    serving: list[asyncio.Task[None]] = []
+    for listener, sock in listeners:
+        server = _Server(_server_config(_create_listener_app(state, config, connectors, listener), listener), servers)
+        serving.append(asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn {listener.key}"))
     background: list[asyncio.Task[None]] = []
     try:
-        if not await _wait_started(server, serving):
-            log.error("the listener on %s:%d did not start", config.appservice.listen.host,
-                      config.appservice.listen.port)
-            return 1
-        log.info(
-            "bridgekit is accepting transactions on %s:%d (database %s, %d events replayed)",
-            config.appservice.listen.host, config.appservice.listen.port, database.dialect, replayed,
-        )
+        for (listener, _sock), server, task in zip(listeners, servers, serving, strict=True):
+            if not await _wait_started(server, task):
+                log.error("the listener appservice.%s on %s did not start", listener.key, listener.address)
+                return 1
+            log.info("appservice.%s on %s serves %s", listener.key, listener.address,
+                     ", ".join(sorted(resource.value for resource in listener.resources)))
+        log.info("bridgekit is accepting transactions (database %s, %d events replayed)", database.dialect, replayed)
         background.append(asyncio.create_task(_ping_homeserver(matrix, config, state)))
         kv = KeyValueStore(database)
         # Media for connectors: as the bot, redirects only through the SSRF guard.
@@ -291,7 +309,11 @@ async def _serve_with(
         # connectors' own routes work.
         state.health.ready = True
         background.append(asyncio.create_task(sessions.run_idle_closer()))
-        await serving
+        # Until a signal stops them all, or one listener stops by itself: then the others too.
+        await asyncio.wait(serving, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*serving, return_exceptions=True)
     finally:
         for task in background:
             task.cancel()
@@ -320,14 +342,28 @@ def _register_connector_commands(management: ManagementRoom, connectors: list[Ne
                 raise ConfigError(str(error)) from None
 
 
-def _create_app_with_connector_routes(
-    state: AppserviceState, config: BridgeConfig, connectors: list[NetworkConnector]
+def _create_listener_app(
+    state: AppserviceState, config: BridgeConfig, connectors: list[NetworkConnector], listener: Listener
 ) -> FastAPI:
     routers = [(c.name, c.http_router()) for c in connectors if isinstance(c, HttpRouteProvider)]
     try:
-        return create_app(state, access_log=config.logging.access_log, connector_routers=routers)
+        return create_app(
+            state, resources=listener.resources, access_log=config.logging.access_log, connector_routers=routers
+        )
     except ValueError as error:
         raise ConfigError(str(error)) from None
+
+
+def _server_config(app: FastAPI, listener: Listener) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=listener.host,
+        port=listener.port,
+        log_config=None,  # keep our logging set-up
+        access_log=False,  # replaced by AccessLogMiddleware, which redacts secrets
+        lifespan="off",
+        timeout_graceful_shutdown=10,
+    )
 
 
 def _relay_switch(outbox: OutboxStore) -> Callable[[RoomID, bool], Awaitable[bool]]:

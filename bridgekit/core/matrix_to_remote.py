@@ -233,6 +233,11 @@ class MatrixToRemote:
         mapped = await self._store.mapped_by_event(target)
         if mapped is None or mapped.origin != "matrix" or not isinstance(body, str):
             return  # an edit of something that never reached the network
+        if mapped.sender_user_id != event.sender:
+            # The homeserver does not check who may replace an unencrypted event (clients hide
+            # such edits): through the relay, one member would rewrite another's words.
+            log.info("%s tried to edit %s, sent by %s: not bridged", event.sender, target, mapped.sender_user_id)
+            return
         speaking = await self._sender_session(event, portal)
         if speaking is None:
             return

@@ -9,6 +9,7 @@ once. A send that fails every attempt is reported in the room by the bridge bot 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -16,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
+from http import HTTPStatus
 from urllib.parse import quote
 
 import httpx
@@ -24,7 +26,7 @@ from bridgekit.connector import PortalInfo, SessionState
 from bridgekit.core.bridge_info import BridgeSection, announce_bridge, bridge_info_content, bridge_info_state_key
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
 from bridgekit.core.echoes import SendsInFlight
-from bridgekit.errors import MatrixError
+from bridgekit.errors import MatrixError, MatrixRequestError
 from bridgekit.events import (
     RemoteChatInfo,
     RemoteDelete,
@@ -137,6 +139,9 @@ class RemoteDelivery:
         self._dispatcher = RoomDispatcher(
             self._send, on_done=self._on_sent, on_failure=self._on_failure, max_attempts=max_attempts
         )
+        self._alias_portals = asyncio.Lock()
+        """Alias queries make portals one at a time: two queries for one chat (two users joining
+        at once) must not both create its room (the second would fail, M_ROOM_IN_USE)."""
         self.sent = 0
         self.failed = 0
 
@@ -221,16 +226,27 @@ class RemoteDelivery:
 
     async def create_alias_portal(self, network: str, alias_localpart: str, info: PortalInfo) -> RoomID:
         """The room of an alias query (spec: it exists, with the alias, before the 200)."""
-        existing = await self._store.portal(network, info.chat_id)
-        if existing is not None and existing.room_id is not None:
-            # The chat has a room already (linked, or made for an earlier message): point the
-            # alias at it rather than splitting the chat over two rooms.
-            room_id = RoomID(existing.room_id)
-            alias = f"#{alias_localpart}:{self._server_name}"
+        async with self._alias_portals:
+            existing = await self._store.portal(network, info.chat_id)
+            if existing is None or existing.room_id is None:
+                return await self._create_alias_room(network, alias_localpart, info)
+        # The chat has a room already (linked, made for an earlier message or an earlier query):
+        # point the alias at it rather than splitting the chat over two rooms.
+        room_id = RoomID(existing.room_id)
+        alias = f"#{alias_localpart}:{self._server_name}"
+        try:
             await self._matrix.request_json(
                 "PUT", f"/_matrix/client/v3/directory/room/{quote(alias, safe='')}", json={"room_id": room_id}
             )
-            return room_id
+        except MatrixRequestError as error:
+            if error.status != HTTPStatus.CONFLICT:
+                raise
+            # The alias names a room already: asked again (the homeserver's cache, a retry, a
+            # direct query). Only this appservice may set aliases in its exclusive namespace.
+            log.debug("alias %s already set; the query is answered as found", alias)
+        return room_id
+
+    async def _create_alias_room(self, network: str, alias_localpart: str, info: PortalInfo) -> RoomID:
         room_id = await self._matrix.bot.create_room(
             alias_localpart=alias_localpart, name=info.name or info.chat_id, topic=info.topic, preset="public_chat",
         )

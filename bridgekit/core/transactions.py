@@ -9,14 +9,22 @@ The *fingerprint* tells a homeserver's retry of a transaction (same txnId, same 
 transaction that reuses an old txnId (a homeserver whose database was reset starts again at 1).
 It is computed from the event IDs and the non-PDU sections, not from the raw bytes, because
 Synapse re-serialises a retried transaction and ``unsigned.age`` changes between attempts.
+
+Some entries are valid JSON and still cannot be handled or stored, and must not wedge the
+homeserver's queue with a 500 (issue 10): nesting deeper than :data:`MAX_DEPTH` (past the decoder's
+recursion limit, or close enough to it that re-encoding in a deeper stack would fail), a lone
+UTF-16 surrogate escape (``"\\ud800"``: no UTF-8 text can hold it, so neither database takes it),
+and a NUL in an identifier the store keeps in a column (PostgreSQL text refuses it). Each becomes a
+rejected row like any other malformed entry.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -28,6 +36,16 @@ from bridgekit.events import (
     parse_client_event,
     parse_ephemeral_event,
 )
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 100
+"""Deepest nesting of arrays and objects accepted in one entry. Real events are a few levels deep;
+the JSON decoder's limit is the interpreter's recursion limit (1000 frames, shared with the
+caller's stack)."""
+
+
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 
 
 class BadTransaction(ValueError):
@@ -98,36 +116,43 @@ _OBJECT_SECTIONS: tuple[tuple[InboxKind, tuple[str, ...]], ...] = (
 def parse_transaction_body(body: bytes) -> ParsedTransaction:
     """Parse and classify a transaction body. Raises :class:`BadTransaction` only when the body is
     not JSON or not an object with an ``events`` list; a bad *entry* is a rejected row instead."""
-    document, raw_events = _split_body(body)
-    events = document.get("events")
+    split = _split_body(body)
+    events = split.document.get("events")
+    raw_events = split.entries.get("events")
     if not isinstance(events, list) or raw_events is None:
         raise BadTransaction("M_BAD_JSON", "transaction body needs an 'events' list")
 
     rows: list[InboxRow] = []
     identity: list[Any] = []
     for entry, raw in zip(events, raw_events, strict=True):
-        row = _pdu_row(len(rows), entry, raw)
+        try:
+            row = _pdu_row(len(rows), "pdu", entry, raw)
+        except Exception as error:  # see _guarded; inline here, as this loop runs per event
+            row = _unreadable(len(rows), "pdu", raw, error)
         rows.append(row)
         identity.append(row.event_id if row.event_id is not None else _canonical(entry))
     for kind, keys in _LIST_SECTIONS:
-        section = _first_present(document, keys)
-        if section is None:
+        key = _first_present(split.document, keys)
+        if key is None:
             continue
+        section = split.document[key]
         if not isinstance(section, list):
-            rows.append(_rejected(len(rows), kind, section, f"'{kind}' must be a list"))
+            rows.append(_rejected(len(rows), kind, split.raw(key), f"'{kind}' must be a list"))
         else:
-            rows.extend(_ephemeral_row(len(rows) + offset, kind, e) for offset, e in enumerate(section))
+            raws = split.entries[key]
+            rows.extend(
+                _guarded(_ephemeral_row, len(rows) + offset, kind, entry, raw)
+                for offset, (entry, raw) in enumerate(zip(section, raws, strict=True))
+            )
         identity.append([kind, _canonical(section)])
     for kind, keys in _OBJECT_SECTIONS:
-        section = _first_present(document, keys)
-        if section is None:
+        key = _first_present(split.document, keys)
+        if key is None:
             continue
-        if not isinstance(section, Mapping):
-            rows.append(_rejected(len(rows), kind, section, f"'{kind}' must be an object"))
-        else:
-            rows.append(InboxRow(len(rows), kind, _dump(section), parsed=dict(section)))
-        identity.append([kind, _canonical(section)])
-    fingerprint = hashlib.sha256(_canonical(identity).encode()).hexdigest()
+        rows.append(_guarded(_object_row, len(rows), kind, split.document[key], split.raw(key)))
+        identity.append([kind, _canonical(split.document[key])])
+    # surrogatepass: a lone surrogate (in a rejected entry) must not make the hash itself fail.
+    fingerprint = hashlib.sha256(_canonical(identity).encode("utf-8", "surrogatepass")).hexdigest()
     return ParsedTransaction(rows=rows, fingerprint=fingerprint)
 
 
@@ -142,8 +167,34 @@ def _skip_whitespace(text: str, index: int) -> int:
     return match.end() if match else index
 
 
-def _split_body(body: bytes) -> tuple[dict[str, Any], list[str] | None]:
-    """The body's top-level object, and the exact text of each entry of its ``events`` list.
+class _TooDeep:
+    """Stands for a value nested deeper than :data:`MAX_DEPTH` (never decoded, or dropped)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: str) -> None:
+        self.raw = raw
+
+
+@dataclass(frozen=True, slots=True)
+class _SplitBody:
+    document: dict[str, Any]
+    """The top-level object; values nested too deep are :class:`_TooDeep`."""
+    entries: dict[str, list[str]]
+    """For each list section, the exact text of each of its entries."""
+    raws: dict[str, str]
+    """For each other top-level key, the exact text of its value."""
+
+    def raw(self, key: str) -> str:
+        return self.raws[key]
+
+
+# The lists split entry by entry: the events and the ephemeral and to-device sections.
+_LISTS_TO_SPLIT = frozenset({"events"} | {key for _kind, keys in _LIST_SECTIONS for key in keys})
+
+
+def _split_body(body: bytes) -> _SplitBody:
+    """The body's top-level object, and the exact text of each entry of its lists.
 
     Storing each event as the homeserver wrote it keeps it byte for byte, and saves encoding
     every event again (which cost more than all the rest of the parsing).
@@ -157,6 +208,8 @@ def _split_body(body: bytes) -> tuple[dict[str, Any], list[str] | None]:
         raise BadTransaction("M_NOT_JSON", f"transaction body is not valid JSON: {error!r}") from None
     try:
         json.loads(body)
+    except RecursionError:
+        pass  # nested past the decoder's limit: whatever it is, it is no transaction object
     except ValueError as error:
         raise BadTransaction("M_NOT_JSON", f"transaction body is not valid JSON: {error}") from None
     raise BadTransaction("M_BAD_JSON", "transaction body must be a JSON object")
@@ -166,27 +219,23 @@ class _NotAnObject(Exception):
     pass
 
 
-def _split_object(text: str) -> tuple[dict[str, Any], list[str] | None]:
+def _split_object(text: str) -> _SplitBody:
     index = _skip_whitespace(text, 0)
     if text[index] != "{":
         raise _NotAnObject
-    document: dict[str, Any] = {}
-    raw_events: list[str] | None = None
+    split = _SplitBody({}, {}, {})
     index = _skip_whitespace(text, index + 1)
     if text[index] == "}":
-        return document, raw_events
+        return split
     while True:
-        if text[index] != '"':
-            raise ValueError(f"expected a key at {index}")
-        key, index = _scan_value(text, index)
+        key, index = _read_key(text, index)
         index = _skip_whitespace(text, index)
-        if text[index] != ":":
-            raise ValueError(f"expected ':' at {index}")
-        index = _skip_whitespace(text, index + 1)
-        if key == "events" and text[index] == "[":
-            document[key], raw_events, index = _split_list(text, index)
+        if key in _LISTS_TO_SPLIT and text[index] == "[":
+            split.document[key], split.entries[key], index = _split_list(text, index)
         else:
-            document[key], index = _scan_value(text, index)
+            start = index
+            split.document[key], index = _scan_bounded(text, index)
+            split.raws[key] = text[start:index]
         index = _skip_whitespace(text, index)
         if text[index] == "}":
             break
@@ -195,7 +244,7 @@ def _split_object(text: str) -> tuple[dict[str, Any], list[str] | None]:
         index = _skip_whitespace(text, index + 1)
     if _skip_whitespace(text, index + 1) != len(text):
         raise ValueError("extra data after the object")
-    return document, raw_events
+    return split
 
 
 def _split_list(text: str, index: int) -> tuple[list[Any], list[str], int]:
@@ -206,7 +255,14 @@ def _split_list(text: str, index: int) -> tuple[list[Any], list[str], int]:
         return values, raws, index + 1
     while True:
         start = index
-        value, index = _scan_value(text, index)
+        try:
+            value, index = _scan_value(text, index)
+        except RecursionError:
+            value, index = _too_deep(text, start)
+        # Counting brackets is cheap and bounds the depth from above: only a value with more
+        # than MAX_DEPTH of them (brackets in strings count too) is measured exactly.
+        if text.count("{", start, index) + text.count("[", start, index) > MAX_DEPTH and depth(value) > MAX_DEPTH:
+            value = _TooDeep(text[start:index])
         values.append(value)
         raws.append(text[start:index])
         # Homeservers send compact JSON: look at the next character before paying for a
@@ -222,42 +278,189 @@ def _split_list(text: str, index: int) -> tuple[list[Any], list[str], int]:
             index = _skip_whitespace(text, index)
 
 
-def _pdu_row(seq: int, entry: object, raw: str) -> InboxRow:
+def _scan_bounded(text: str, index: int) -> tuple[Any, int]:
+    """The value at ``index`` and where it ends; :class:`_TooDeep` in its place when it nests
+    deeper than :data:`MAX_DEPTH`. (:func:`_split_list` does the same inline: it runs per event.)"""
     try:
-        event = parse_client_event(entry)
-    except InvalidEvent as error:
-        return InboxRow(seq, "pdu", raw, rejected=str(error))
-    return InboxRow(seq, "pdu", raw, event_id=event.event_id, room_id=event.room_id, parsed=event)
+        value, end = _scan_value(text, index)
+    except RecursionError:
+        return _too_deep(text, index)
+    if text.count("{", index, end) + text.count("[", index, end) > MAX_DEPTH and depth(value) > MAX_DEPTH:
+        return _TooDeep(text[index:end]), end
+    return value, end
 
 
-def _ephemeral_row(seq: int, kind: InboxKind, entry: object) -> InboxRow:
-    try:
-        event = parse_ephemeral_event(entry)
-    except InvalidEvent as error:
-        return _rejected(seq, kind, entry, str(error))
-    return InboxRow(seq, kind, _dump(entry), room_id=event.room_id, parsed=event)
+def _too_deep(text: str, index: int) -> tuple[_TooDeep, int]:
+    end = skip_value(text, index)
+    return _TooDeep(text[index:end]), end
 
 
-def _rejected(seq: int, kind: InboxKind, entry: object, reason: str) -> InboxRow:
-    # A rejected row keeps no event_id: the unique key is for events we will handle, and a
-    # malformed copy must not shadow a well-formed one that arrives later.
-    return InboxRow(seq, kind, _dump(entry), rejected=reason)
+def skip_value(text: str, index: int) -> int:
+    """Where the JSON value at ``index`` ends, found without recursion (a value too deep for the
+    decoder). Raises ValueError (or IndexError at the end of the text) when it is not JSON."""
+    closers: list[str] = []
+    while True:
+        index = _skip_whitespace(text, index)
+        opener = text[index]
+        if opener in "[{":
+            closers.append("]" if opener == "[" else "}")
+            index = _skip_whitespace(text, index + 1)
+            if text[index] == closers[-1]:
+                closers.pop()
+                index += 1
+            else:
+                if opener == "{":
+                    _key, index = _read_key(text, index)
+                continue
+        else:
+            try:  # a string, number or literal: no recursion
+                _scalar, index = _scan_value(text, index)
+            except StopIteration:
+                raise ValueError(f"expected a value at {index}") from None
+        # After a value: close what ends here, then expect the next value of the innermost one.
+        while True:
+            if not closers:
+                return index
+            index = _skip_whitespace(text, index)
+            if text[index] == closers[-1]:
+                closers.pop()
+                index += 1
+            elif text[index] == ",":
+                index += 1
+                if closers[-1] == "}":
+                    _key, index = _read_key(text, _skip_whitespace(text, index))
+                break
+            else:
+                raise ValueError(f"expected ',' or {closers[-1]!r} at {index}")
 
 
-def _first_present(document: Mapping[str, Any], keys: tuple[str, ...]) -> object | None:
-    for key in keys:
-        if key in document:
-            value: object = document[key]
-            return value
+def _read_key(text: str, index: int) -> tuple[str, int]:
+    """An object's key at ``index``, and where its value may start (after the ``:``)."""
+    if text[index] != '"':
+        raise ValueError(f"expected a key at {index}")
+    key, index = _scan_value(text, index)
+    index = _skip_whitespace(text, index)
+    if text[index] != ":":
+        raise ValueError(f"expected ':' at {index}")
+    return key, index + 1
+
+
+def depth(value: object) -> int:
+    """How deeply arrays and objects nest in a decoded value (0 for a scalar), without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+# An escape sequence, read from the left so that an escaped backslash is never taken for the start
+# of a \u escape: a surrogate pair (one character) or a lone surrogate (group 1).
+_SURROGATE_ESCAPE = re.compile(
+    r"\\(?:\\|u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(u[dD][89a-fA-F][0-9a-fA-F]{2}))"
+)
+
+
+def has_lone_surrogate(raw: str) -> bool:
+    """Whether JSON text escapes a UTF-16 surrogate that is not half of a pair (it decodes to a
+    code point that no UTF-8 text, and so no database column, can hold)."""
+    return "\\u" in raw and any(match.group(1) for match in _SURROGATE_ESCAPE.finditer(raw))
+
+
+def _unstorable(raw: str, value: object, *identifiers: str | None) -> str | None:
+    """Why an otherwise valid entry cannot be stored or handled; None when it can."""
+    if isinstance(value, _TooDeep):
+        return TOO_DEEP
+    if has_lone_surrogate(raw):
+        return "contains a lone UTF-16 surrogate escape (not a character)"
+    for identifier in identifiers:
+        if identifier is not None and "\x00" in identifier:
+            return f"identifier {identifier!r} contains a NUL character"
     return None
 
 
-def _dump(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _pdu_row(seq: int, kind: InboxKind, entry: object, raw: str) -> InboxRow:
+    if isinstance(entry, _TooDeep):
+        return _rejected(seq, kind, raw, TOO_DEEP)
+    try:
+        event = parse_client_event(entry)
+    except InvalidEvent as error:
+        return InboxRow(seq, kind, raw, rejected=str(error))
+    # The common case costs three substring searches; only a suspect event is looked at closely.
+    if "\\u" in raw or "\x00" in event.event_id or "\x00" in event.room_id:
+        problem = _unstorable(raw, entry, event.event_id, event.room_id)
+        if problem is not None:
+            return _rejected(seq, kind, raw, problem)
+    return InboxRow(seq, kind, raw, event_id=event.event_id, room_id=event.room_id, parsed=event)
+
+
+def _ephemeral_row(seq: int, kind: InboxKind, entry: object, raw: str) -> InboxRow:
+    if isinstance(entry, _TooDeep):
+        return _rejected(seq, kind, raw, TOO_DEEP)
+    try:
+        event = parse_ephemeral_event(entry)
+    except InvalidEvent as error:
+        return _rejected(seq, kind, raw, str(error))
+    problem = _unstorable(raw, entry, event.room_id)
+    if problem is not None:
+        return _rejected(seq, kind, raw, problem)
+    return InboxRow(seq, kind, raw, room_id=event.room_id, parsed=event)
+
+
+def _object_row(seq: int, kind: InboxKind, section: object, raw: str) -> InboxRow:
+    problem = _unstorable(raw, section)
+    if problem is None and isinstance(section, Mapping):
+        return InboxRow(seq, kind, raw, parsed=dict(section))
+    return _rejected(seq, kind, raw, problem or f"'{kind}' must be an object")
+
+
+def _guarded(
+    make_row: Callable[[int, InboxKind, Any, str], InboxRow], seq: int, kind: InboxKind, entry: object, raw: str
+) -> InboxRow:
+    """One entry's row; an entry that makes the classification itself fail (a bug, or input no
+    one foresaw) is rejected alone, with the error, instead of failing the whole transaction."""
+    try:
+        return make_row(seq, kind, entry, raw)
+    except Exception as error:
+        return _unreadable(seq, kind, raw, error)
+
+
+def _unreadable(seq: int, kind: InboxKind, raw: str, error: Exception) -> InboxRow:
+    log.error("could not classify entry %d (%s) of a transaction; stored as rejected", seq, kind, exc_info=error)
+    return _rejected(seq, kind, raw, f"could not be read: {error!r}"[:500])
+
+
+def _rejected(seq: int, kind: InboxKind, raw: str, reason: str) -> InboxRow:
+    # A rejected row keeps no event_id: the unique key is for events we will handle, and a
+    # malformed copy must not shadow a well-formed one that arrives later. Its payload is the text
+    # as sent (escapes kept as escapes), which every database can store.
+    return InboxRow(seq, kind, raw, rejected=reason)
+
+
+def _first_present(document: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        if key in document:
+            return key
+    return None
 
 
 def _canonical(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    # A value too deep to decode counts by its text.
+    return json.dumps(
+        value, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+        default=lambda deep: deep.raw if isinstance(deep, _TooDeep) else repr(deep),
+    )
 
 
-__all__ = ["BadTransaction", "InboxRow", "ParsedTransaction", "parse_transaction_body", "queue_key"]
+__all__ = [
+    "MAX_DEPTH", "BadTransaction", "InboxRow", "ParsedTransaction", "depth", "has_lone_surrogate",
+    "parse_transaction_body", "queue_key", "skip_value",
+]

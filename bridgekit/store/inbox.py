@@ -108,6 +108,18 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def storable_text(value: str) -> str:
+    """``value`` as both databases can store it: PostgreSQL's text refuses NUL, and no UTF-8
+    column takes a lone surrogate. Both become visible escapes (``\\x00``, ``\\ud800``)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 # Written out in full (no string building): the only values are bound parameters.
 _SQLITE_SEEN_TXN = "SELECT fingerprint FROM as_txn WHERE txn_id = ?"
 _SQLITE_INSERT_TXN = "INSERT INTO as_txn (txn_id, fingerprint, received_at, event_count) VALUES (?, ?, ?, ?)"
@@ -212,6 +224,8 @@ class InboxStore:
         next database transaction (group commit: one fsync for all of them), each still
         all-or-nothing with respect to its own acknowledgement.
         """
+        # The txnId comes from the request path, where %00 is legal: a retry maps to the same text.
+        txn_id = storable_text(txn_id)
         request = _StoreRequest(txn_id, fingerprint, rows, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         async with self._commit_lock:
@@ -242,10 +256,15 @@ class InboxStore:
 
                 return await self._db.sqlite_write(work)
             outcomes = []
-            async with self._db.write() as conn:
-                for request in batch:
-                    outcomes.append(await self._store_one(conn, request, received))
-                await _advance_cursors_postgresql(conn, progress)
+            async with self._db.write() as conn:  # noqa: SIM117 (the inner one needs conn)
+                # SQLAlchemy's asyncpg adapter begins its transaction lazily, at its own first
+                # statement; the driver's statements below would each commit by themselves (a
+                # txnId stored without its events, then acknowledged as a duplicate on the
+                # retry). One explicit driver transaction makes the batch all or nothing.
+                async with (await _driver(conn)).transaction():
+                    for request in batch:
+                        outcomes.append(await self._store_one(conn, request, received))
+                    await _advance_cursors_postgresql(conn, progress)
             return outcomes
         except BaseException:
             self._restore_progress(progress)
@@ -255,8 +274,7 @@ class InboxStore:
         # The driver itself, not SQLAlchemy: this path carries every event the homeserver sends,
         # and SQLAlchemy's per-statement work (and its multi-VALUES rendering of 100 rows) cost
         # more than the round trips. unnest() turns column arrays into rows: one statement.
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
+        driver = await _driver(conn)
         txn_id, fingerprint, rows = request.txn_id, request.fingerprint, request.rows
         seen = [record[0] for record in await driver.fetch(_POSTGRESQL_SEEN_TXN, txn_id)]
         if fingerprint in seen:
@@ -313,7 +331,8 @@ class InboxStore:
 
     async def record_attempt(self, row_id: int, error: str, *, final: bool) -> None:
         """Count a failed attempt; with ``final`` the row is given up on (state ``failed``)."""
-        values: dict[str, Any] = {"attempts": _EVENT.c.attempts + 1, "last_error": error[:2000]}
+        # The error may quote the event (a NUL in a body is legal JSON).
+        values: dict[str, Any] = {"attempts": _EVENT.c.attempts + 1, "last_error": storable_text(error[:2000])}
         if final:
             values.update(state="failed", handled_at=now_ms())
         async with self._db.write() as conn:
@@ -407,14 +426,18 @@ class InboxStore:
         )
 
 
+async def _driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under ``conn`` (for the hot path's own statements)."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
 async def _advance_cursors_postgresql(conn: AsyncConnection, progress: _Progress) -> None:
     positions = list(progress.queues.items())
     if progress.floor is not None:
         positions.append((FLOOR_KEY, progress.floor))
     if positions:
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        await driver.executemany(_POSTGRESQL_ADVANCE_CURSOR, positions)
+        await (await _driver(conn)).executemany(_POSTGRESQL_ADVANCE_CURSOR, positions)
 
 
-__all__ = ["FLOOR_KEY", "InboxCounts", "InboxStore", "PendingRow", "StoreOutcome", "now_ms"]
+__all__ = ["FLOOR_KEY", "InboxCounts", "InboxStore", "PendingRow", "StoreOutcome", "now_ms", "storable_text"]

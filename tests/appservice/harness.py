@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from bridgekit.appservice.app import create_app
+from bridgekit.appservice.app import ALL_RESOURCES, create_app
 from bridgekit.appservice.state import AppserviceState
 from bridgekit.connector import BridgeContext
 from bridgekit.core.bridge import Bridge, OwnUsers
@@ -136,7 +136,7 @@ async def running_appservice(
         database_dialect=database.dialect,
     )
     state.health.ready = True
-    app = create_app(state)
+    app = create_app(state, resources=ALL_RESOURCES)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://appservice") as http:
         try:

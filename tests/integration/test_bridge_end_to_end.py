@@ -88,7 +88,7 @@ async def wait_idle(bridge: BridgeProcess, within: float = 30.0) -> dict[str, An
     end = time.monotonic() + within
     async with httpx.AsyncClient() as http:
         while True:
-            details: dict[str, Any] = (await http.get(f"{bridge.base_url}/health")).json()
+            details: dict[str, Any] = (await http.get(f"{bridge.metrics_url}/health")).json()
             inbox = details["inbox"]
             if inbox["queued_events"] == 0 and inbox["active_rooms"] == 0:
                 return details

@@ -35,7 +35,7 @@ async def make_env(
             permissions={synapse.server_name: "admin"},
             inbox={"max_attempts": 3},  # a refused message is given up on (and shown) within seconds
         )
-        client = MemonetClient(bridge.base_url, TOKEN)
+        client = MemonetClient(bridge.public_base_url, TOKEN)
         clients.append(client)
         alice = await make_matrix_user("alice")
         room_id = await alice.create_room(name="conformance", invite=[slot.bot_user_id])

@@ -42,7 +42,7 @@ async def test_a_separately_installed_connector_is_discovered_by_entry_point(
     await bridge.start_ready()
     try:
         async with httpx.AsyncClient() as http:
-            health = (await http.get(f"{bridge.base_url}/health")).json()
+            health = (await http.get(f"{bridge.metrics_url}/health")).json()
         assert health["connectors"] == ["thirdparty"]
         assert "third-party connector started (found by entry point)" in bridge.log_tail(100)
     finally:

@@ -41,7 +41,7 @@ async def start(
             permissions={synapse.server_name: "admin"},
             double_puppet={"registration": str(synapse.double_puppet_registration)},
         )
-        client = MemonetClient(bridge.base_url, TOKEN)
+        client = MemonetClient(bridge.public_base_url, TOKEN)
         clients.append(client)
         return bridge, client
 
@@ -132,6 +132,27 @@ async def test_relay_mode(start: Start, slot: AppserviceSlot, make_matrix_user: 
     refusal = await alice.wait_for_event(room_id, notice(slot.bot_user_id, "was not bridged"))
     assert "login" in refusal["content"]["body"]  # tells her how to get bridged
     assert not [p for p in await memonet.posts(CHAT) if "anyone there" in p["text"]]
+
+
+async def test_an_edit_by_anyone_but_the_author_is_not_bridged(
+    start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser
+) -> None:
+    """Mallory, in the room, sends an m.replace of alice's message (a homeserver does not stop it
+    in an unencrypted room): through the relay it would rewrite alice's words on the network."""
+    _bridge, memonet = await start()
+    alice, mallory = await make_matrix_user("alice"), await make_matrix_user("mallory")
+    room_id = await linked_portal(alice, slot)
+    await alice.invite(room_id, mallory.user_id)
+    await mallory.join(room_id)
+    name = alice.user_id.split(":")[0].lstrip("@")
+    event_id = await alice.send_text(room_id, "I owe bob 5 euros")
+    post = await memonet.wait_for(CHAT, lambda p: p["text"] == f"<{name}> I owe bob 5 euros")
+
+    await edit(mallory, room_id, event_id, "I owe mallory 500 euros")
+    await edit(alice, room_id, event_id, "I owe bob 6 euros")  # the author's own edit still crosses
+    edited = await memonet.wait_for(CHAT, lambda p: p["id"] == post["id"] and p["edits"])
+    assert edited["edits"] == [f"<{name}> I owe bob 6 euros"]
+    assert not [p for p in await memonet.posts(CHAT) if "500" in p["text"] or any("500" in e for e in p["edits"])]
 
 
 async def test_virtual_user_mode(start: Start, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser) -> None:

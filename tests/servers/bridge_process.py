@@ -190,8 +190,15 @@ class BridgeNotReady(RuntimeError):
     """The bridge died or did not report ready before the deadline."""
 
 
+METRICS_PORT_VARIABLE = "BRIDGEKIT_APPSERVICE__METRICS_LISTEN__PORT"
+
+
 class BridgeProcess:
-    """One bridge subprocess; the listener port is read from its config file."""
+    """One bridge subprocess; the listeners' ports are read from its config file.
+
+    A config that leaves the metrics listener at its default (a fixed port, 29331) gets a free
+    port instead, through the environment, so that bridges of concurrent tests and sessions never
+    compete for it; the config file stays as the test wrote it."""
 
     def __init__(
         self,
@@ -209,13 +216,19 @@ class BridgeProcess:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGEKIT_")}
         self.env = {**inherited, **(env or {})}
         self._proc: subprocess.Popen[bytes] | None = None
-        self.port = self._listen_port(config_path)
-
-    @staticmethod
-    def _listen_port(config_path: Path) -> int:
-        raw = yaml.safe_load(config_path.read_text()) or {}
-        listen = raw.get("appservice", {}).get("listen", {})
-        return int(listen.get("port", 29330))
+        appservice = (yaml.safe_load(config_path.read_text()) or {}).get("appservice", {})
+        self.port = int(appservice.get("listen", {}).get("port", 29330))
+        public = appservice.get("public_listen", {}).get("port")
+        self.public_port: int = self.port if public is None else int(public)
+        """Where the connectors' routes are: the public listener, else the homeserver's."""
+        metrics = appservice.get("metrics_listen", {})
+        self._metrics_reservation: PortReservation | None = None
+        if "port" not in metrics and METRICS_PORT_VARIABLE not in self.env:
+            # Held for the life of this object, so a restart finds the port still ours.
+            self._metrics_reservation = PortReservation.acquire()
+            self.env[METRICS_PORT_VARIABLE] = str(self._metrics_reservation.port)
+        port = self.env.get(METRICS_PORT_VARIABLE, metrics.get("port"))
+        self.metrics_port: int | None = None if port in (None, "null") else int(port)
 
     @property
     def pid(self) -> int | None:
@@ -227,7 +240,20 @@ class BridgeProcess:
 
     @property
     def base_url(self) -> str:
+        """The homeserver's listener (/_matrix, /health/live, /health/ready)."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public_base_url(self) -> str:
+        """The connectors' routes (webhooks, IRC links, memonet's control API)."""
+        return f"http://127.0.0.1:{self.public_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The metrics listener (/metrics, the detailed /health)."""
+        if self.metrics_port is None:
+            raise RuntimeError("this bridge runs without a metrics listener (metrics_listen.port: null)")
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     def start(self) -> None:
         """Spawn the bridge; use :meth:`wait_ready` before relying on it."""

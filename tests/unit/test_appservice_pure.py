@@ -1,12 +1,14 @@
-"""Token checks and log redaction (pure)."""
+"""Token checks, log redaction and the last-resort error answer (pure)."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from bridgekit.appservice.access_log import redact_path, redact_query
 from bridgekit.appservice.auth import check_hs_token
-from bridgekit.appservice.errors import MatrixHTTPError
+from bridgekit.appservice.errors import MatrixHTTPError, UnexpectedErrorMiddleware, install_error_handlers
 
 TOKEN = b"the-right-hs-token"
 
@@ -49,3 +51,23 @@ def test_token_query_parameters_are_redacted_and_others_kept() -> None:
     assert redact_query("access_token=s3cret&user_id=%40a%3Ahs") == "access_token=<redacted>&user_id=%40a%3Ahs"
     assert "s3cret" not in redact_query("ACCESS_TOKEN=s3cret")
     assert redact_query("") == ""
+
+
+async def test_an_unexpected_error_is_503_with_retry_after_and_never_reaches_the_server() -> None:
+    """The server closes a keep-alive connection when the app raises; a handler on ``Exception``
+    (Starlette's last resort) answers and then raises again. The middleware answers instead."""
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(UnexpectedErrorMiddleware)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    # raise_app_exceptions (the default): an exception leaving the app would fail the request.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://as") as http:
+        response = await http.get("/boom")
+    assert response.status_code == 503
+    assert response.json()["errcode"] == "M_UNKNOWN"
+    assert "a bug" not in response.text  # the reason goes to the log only
+    assert response.headers["retry-after"] == "5"
