@@ -77,8 +77,8 @@ REFUSALS = {
 REFUSAL_NOTICE_EVERY_S = 60.0
 REDELIVERY_ATTEMPTS = 6
 """Tries (2, 4 ... 32 s apart: about a minute) to connect a user's dropped connection again while
-lines they sent are still queued; then the Matrix messages waiting on them fail (the inbox retries
-them, and tells the user if it gives up)."""
+lines they sent are still queued; then the Matrix messages waiting on them are given up (the core
+tells their senders)."""
 PROGRESS_DAYS = 7
 """How long the progress of a message of several lines is kept: it only matters if the bridge
 stops before the event is recorded handled, and the replay comes at the next start."""
@@ -518,8 +518,7 @@ class IrcConnector:
         unsent = session.link.take_unsent()
         await self._session_closed(session)
         for line in unsent:
-            # A Matrix message waits on these: it fails, and the inbox tries it again (it tells
-            # the user if it gives up).
+            # The delivery of a Matrix message waits on these: it fails, and the core tells its sender.
             line.fail(ConnectionError(f"could not connect to {self.name} again"))
         lost = [line for line in unsent if line.settled is None]
         if lost:

@@ -668,8 +668,8 @@ async def test_irc_messages_reach_matrix_while_a_long_message_is_paced_out(
     start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
     channel: str,
 ) -> None:
-    """The room's worker waits until all 12 lines of alice's message are out (about 5 s at 2 lines
-    a second); bob's answer in the meantime is not held back on its way to Matrix."""
+    """alice's 12 lines go out over about 5 s (2 lines a second), and her message counts as
+    handled only then; bob's answer meanwhile is not held back behind it on its way to Matrix."""
     await start_irc(virtual_users=False, lines_per_second=2, burst=1, max_lines=12)
     alice = await make_matrix_user("alice")
     bob = await make_irc_client("bob")

@@ -7,19 +7,7 @@ from __future__ import annotations
 import irc.client
 
 from bridges.irc.link import IrcLink, OutLine
-
-
-class Recorder:
-    real_nickname = "Bridge[m]"
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def is_connected(self) -> bool:
-        return True
-
-    def send_raw(self, line: str) -> None:
-        self.lines.append(line)
+from tests.irc_unit.stand_in import Recorder
 
 
 def echoing_link() -> tuple[IrcLink, list[irc.client.Event]]:

@@ -8,18 +8,7 @@ import asyncio
 import pytest
 
 from bridges.irc.link import IrcLink
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.up = True
-
-    def is_connected(self) -> bool:
-        return self.up
-
-    def send_raw(self, line: str) -> None:
-        self.lines.append(line)
+from tests.irc_unit.stand_in import Recorder
 
 
 def link(rate: float, burst: int) -> tuple[IrcLink, Recorder]:
