@@ -263,7 +263,8 @@ class Accepted:
     """
 
     message_id: str | None
-    delivered: Awaitable[None]
+    delivered: Awaitable[object]
+    """Its result, if any, is ignored."""
 
 
 @runtime_checkable

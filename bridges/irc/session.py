@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -147,7 +147,7 @@ class IrcSession:
 
     async def _queue(
         self, chat_id: str, text: str, *, command: str = "PRIVMSG", action: bool = False, key: str | None = None,
-    ) -> Coroutine[None, None, None]:
+    ) -> Awaitable[object]:
         """Queue the lines of ``text``; returns their delivery (see :meth:`_delivered`). ``key``
         (the Matrix event's ID) names the progress of a message of several lines: queued again
         after a crash, only the lines not yet settled go out."""
@@ -171,7 +171,8 @@ class IrcSession:
                 for line in lines
             ]
         if key is None or (before is None and len(lines) < 2):
-            return _all_of(settling)
+            # Nothing to record: the futures themselves (no task per message on the hot path).
+            return settling[0] if len(settling) == 1 else asyncio.gather(*settling)
         done = before.done if before is not None else 0
         return self._delivered(key, (before.lines[:done] if before is not None else []) + lines, done, settling)
 
@@ -251,10 +252,6 @@ class IrcSession:
             excerpt = original.text if len(original.text) <= 40 else original.text[:37].rstrip() + "…"
             return f'<{original.nick}> "{excerpt}" <- {text}'
         return f"{original.nick}: {text}"
-
-
-async def _all_of(settling: list[asyncio.Future[None]]) -> None:
-    await asyncio.gather(*settling)
 
 
 def _changed_words(before: str, after: str) -> str:

@@ -122,3 +122,10 @@ async def test_a_one_line_message_is_delivered_by_its_echo_and_records_nothing()
     echo(link, "#c", "hello")
     await asyncio.wait_for(delivered, 1)
     assert host.saved == {}  # nothing to resume: the inbox's own mark covers it
+
+
+async def test_a_message_with_nothing_to_say_is_delivered_at_once() -> None:
+    session, _link, wire = bot(Host())
+    accepted = await session.send(message(" \n \t ", "$blank"))
+    await asyncio.wait_for(accepted.delivered, 1)
+    assert said(wire) == []
