@@ -57,12 +57,13 @@ def defer_done(delivery: Awaitable[Any]) -> bool:
     deliveries = _deliveries.get()
     if deliveries is None:
         return False
-    future = asyncio.ensure_future(delivery)
-    # An attempt that raises after this drops its deliveries: their outcome is read here, so a
-    # failure nobody awaits is not reported as "never retrieved".
-    future.add_done_callback(lambda done: done.cancelled() or done.exception())
-    deliveries.append(future)
+    deliveries.append(asyncio.ensure_future(delivery))
     return True
+
+
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def backoff_seconds(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
@@ -231,6 +232,10 @@ class RoomDispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                for dropped in deliveries:
+                    # Deferred by an attempt that then failed: nobody awaits them; their outcome is
+                    # read, so a failure is not reported as "never retrieved".
+                    dropped.add_done_callback(_read_outcome)
                 item.attempts += 1
                 final = item.attempts >= self._max_attempts
                 log.warning(

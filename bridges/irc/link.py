@@ -73,6 +73,9 @@ class OutLine:
     def fail(self, error: BaseException) -> None:
         if self.settled is not None and not self.settled.done():
             self.settled.set_exception(error)
+            # Read at once: its sender may have stopped at an earlier line's failure, and an
+            # exception nobody reads is reported as "never retrieved". Awaiting it still raises.
+            self.settled.exception()
 
 
 class _LenientConnection(irc.client_aio.AioConnection):  # type: ignore[misc]
@@ -266,9 +269,6 @@ class IrcLink:
     def send_tracked(self, line: str) -> asyncio.Future[None]:
         """:meth:`send`, and a future done once the line is settled (see the module docstring)."""
         settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # Read the outcome here, so a failure nobody awaited any more (its sender gave up at an
-        # earlier line) is not reported as "never retrieved".
-        settled.add_done_callback(lambda done: done.cancelled() or done.exception())
         self.pass_on(OutLine(line, settled))
         return settled
 
