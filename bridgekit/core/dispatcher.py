@@ -190,7 +190,10 @@ class RoomDispatcher:
                     try:
                         await outcome
                     except asyncio.CancelledError:
-                        raise
+                        settler = asyncio.current_task()
+                        if self._stopping or (settler is not None and settler.cancelling()):
+                            raise  # stopping: the event stays unhandled, replayed at the next start
+                        error = RuntimeError("its delivery was cancelled")
                     except Exception as failed:
                         log.warning("delivering inbox row %d (%s in %s) failed: %r", item.row_id, item.kind,
                                     item.queue_key, failed)

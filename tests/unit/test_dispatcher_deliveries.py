@@ -59,6 +59,15 @@ async def test_a_failed_delivery_gives_its_event_up_in_the_rooms_order() -> None
     assert room.log == ["handled 1", "handled 2", "given up 1: the connection was closed", "done 2"]
 
 
+async def test_a_cancelled_delivery_gives_its_event_up_and_the_room_goes_on() -> None:
+    room = Room()
+    cancelled = room.deliveries[1] = asyncio.get_running_loop().create_future()
+    room.enqueue(1, 2)
+    cancelled.cancel()
+    assert await room.dispatcher.wait_idle(1)
+    assert room.log == ["handled 1", "handled 2", "given up 1: its delivery was cancelled", "done 2"]
+
+
 async def test_a_delivery_still_running_at_shutdown_leaves_its_event_unhandled() -> None:
     room = Room()
     room.deliveries[1] = asyncio.get_running_loop().create_future()  # never finishes
