@@ -44,7 +44,8 @@ DEFER = getattr(dispatcher_module, "defer_done", None)
 
 
 class Host:
-    """The little a session asks of its connector; no long texts, no media, no progress kept."""
+    """The little a session asks of its connector; no long texts, no media, no progress kept.
+    Its own, not the unit tests' stand-in: it must also run against older checkouts."""
 
     max_lines, edits, reply_template = 5, "diff", "short"
 
