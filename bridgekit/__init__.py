@@ -7,6 +7,7 @@ submodules (a test keeps both this ``__all__`` and that rule honest).
 from bridgekit.commands import Command, CommandContext, CommandReply, PermissionLevel, Prompt
 from bridgekit.config import ConnectorSection
 from bridgekit.connector import (
+    Accepted,
     AliasQueryHandler,
     BridgeContext,
     ClosableSession,
@@ -85,6 +86,7 @@ from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule
 __version__ = "0.1.0"
 
 __all__ = [
+    "Accepted",
     "AliasQueryHandler",
     "AllowRule",
     "BridgeContext",

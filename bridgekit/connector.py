@@ -282,18 +282,35 @@ class OutgoingMedia:
     mimetype: str | None
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """What ``send`` returns for a message it has taken but not yet delivered: it waits in the
+    session's own queue (an output rate limit), and ``delivered`` finishes once it has gone.
+
+    The core maps ``message_id`` at once and moves on to the room's next event, but records this
+    Matrix event handled only once ``delivered`` has finished (and every earlier event of the
+    room is handled). A crash before that replays the event at the next start, so nothing that
+    waited in memory is lost. If ``delivered`` raises, the event is given up on (recorded failed,
+    its sender told in the room); it is not retried, as the room has moved on.
+    """
+
+    message_id: str | None
+    delivered: Awaitable[object]
+    """Its result, if any, is ignored."""
+
+
 @runtime_checkable
 class RemoteSession(Protocol):
     """One remote identity. Sending may raise: the core retries with backoff, then tells the room."""
 
     kind: SessionKind
 
-    async def send(self, message: OutgoingMessage) -> str | None:
+    async def send(self, message: OutgoingMessage) -> str | Accepted | None:
         """Send to ``message.chat_id``; return the remote message ID if the network gives one.
 
         The core records it, so the echo of this message from the network is not bridged back,
         and later replies, edits and redactions can find it. Must not return before the network
-        accepted the message (as far as it can tell).
+        accepted the message (as far as it can tell), unless it returns :class:`Accepted`.
         """
 
 

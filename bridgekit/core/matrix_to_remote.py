@@ -8,7 +8,9 @@ bridged. The remote message ID a session returns is mapped to the Matrix event, 
 echo of it is not bridged back and replies can point at it.
 
 Runs inside the inbox's ordered worker of the room, so messages leave in the order they were
-said, and a failure is retried (then recorded) by the inbox.
+said, and a failure is retried (then recorded) by the inbox. A session that returns
+:class:`~bridgekit.connector.Accepted` (the message waits in its own queue) hands the inbox its
+delivery: the room moves on, but the event counts as handled only once it is delivered.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 
 from bridgekit.connector import (
+    Accepted,
     DeletingSession,
     EditingSession,
     LoginProvider,
@@ -34,6 +37,7 @@ from bridgekit.connector import (
     TypingSession,
     VirtualUserProvider,
 )
+from bridgekit.core.dispatcher import defer_done
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.permissions import Permissions
 from bridgekit.core.remote_delivery import DOUBLE_PUPPET_MARKER
@@ -129,9 +133,12 @@ class MatrixToRemote:
         self, session: RemoteSession, portal: PortalRow, event: MatrixEvent, message: OutgoingMessage
     ) -> None:
         async with self._in_flight.sending(portal.network, portal.remote_id):
-            remote_id = await session.send(message)
+            sent = await session.send(message)
+            remote_id = sent.message_id if isinstance(sent, Accepted) else sent
             if remote_id is not None:
                 await self._store.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
+        if isinstance(sent, Accepted) and not defer_done(sent.delivered):
+            await sent.delivered  # not inside an inbox worker: nobody else would wait for it
 
     async def route_ephemeral(self, event: EphemeralEvent) -> None:
         """Typing notices and read receipts of portal rooms, for the users' own sessions."""

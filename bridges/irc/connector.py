@@ -60,7 +60,7 @@ from bridges.irc.mentions import irc_message_to_matrix
 from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderation
 from bridges.irc.nicks import collision_nick, ident_for, matrix_user_nick, template_suffix
 from bridges.irc.output_gate import one_line, sanitize
-from bridges.irc.session import IrcSession, Said
+from bridges.irc.session import IrcSession, Progress, Said
 from bridges.irc.settings import IrcSettings
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,11 @@ REFUSALS = {
 REFUSAL_NOTICE_EVERY_S = 60.0
 REDELIVERY_ATTEMPTS = 6
 """Tries (2, 4 ... 32 s apart: about a minute) to connect a user's dropped connection again while
-lines they sent are still queued; then they are told what was not delivered."""
+lines they sent are still queued; then the Matrix messages waiting on them are given up (the core
+tells their senders)."""
+PROGRESS_DAYS = 7
+"""How long the progress of a message of several lines is kept: it only matters if the bridge
+stops before the event is recorded handled, and the replay comes at the next start."""
 
 
 @dataclass
@@ -152,10 +156,12 @@ class IrcConnector:
             self._reconnect.cancel()
         for task in list(self._redeliveries):
             task.cancel()
+        # Lines still unsettled after the grace keep their Matrix events unhandled: replayed at
+        # the next start (the progress of long messages makes that send only the rest).
         for session in list(self._sessions_by_user.values()):
-            await session.link.close("bridge shutting down")
+            await session.link.close("bridge shutting down", fail_unsettled=False)
         if self._bot is not None:
-            await self._bot.link.close("bridge shutting down")
+            await self._bot.link.close("bridge shutting down", fail_unsettled=False)
         IrcConnector._instances.pop(self.name, None)
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
@@ -339,6 +345,23 @@ class IrcConnector:
         ttl = self._settings().long_text_days * 86_400
         await self._kv_set(f"text:{text_id}", {"text": text, "at": int(time.time())}, ttl_seconds=ttl)
         return f"{ctx.public_url.rstrip('/')}/irc/{self.name}/text/{text_id}"
+
+    async def progress(self, key: str) -> Progress | None:
+        stored = await self._kv_get(f"progress:{key}", None)
+        if not isinstance(stored, dict):
+            return None
+        lines, done = stored.get("lines"), stored.get("done")
+        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines) or not isinstance(done, int):
+            return None
+        return Progress(lines, done)
+
+    async def record_progress(self, key: str, progress: Progress) -> None:
+        try:
+            await self._kv_set(f"progress:{key}", {"lines": progress.lines, "done": progress.done},
+                               ttl_seconds=PROGRESS_DAYS * 86_400)
+        except Exception:
+            # Only a crash before the event is recorded handled needs it (then some lines come twice).
+            log.exception("%s: recording how far a message got failed", self.name)
 
     def media_link(self, mxc: str, filename: str) -> str | None:
         """A signed link to a file a Matrix message carries into a portal: minted only here, as
@@ -554,8 +577,12 @@ class IrcConnector:
                 if attempt + 1 < REDELIVERY_ATTEMPTS:
                     await asyncio.sleep(delay)
                     delay *= 2
-        lost = session.link.take_unsent()
+        unsent = session.link.take_unsent()
         await self._session_closed(session)
+        for line in unsent:
+            # The delivery of a Matrix message waits on these: it fails, and the core tells its sender.
+            line.fail(ConnectionError(f"could not connect to {self.name} again"))
+        lost = [line for line in unsent if line.settled is None]
         if lost:
             await self._context().tell_user(user, (
                 f"The connection to {self.name} dropped and could not be made again, so your last "

@@ -6,6 +6,11 @@ callback, and writes lines through a token bucket (a burst, then ``lines_per_sec
 Matrix user pasting twenty lines does not get the connection flood-killed. Lines reach ``send``
 already made safe by the output gate (``output_gate.py``); this module only refuses CR, LF and
 NUL as a last line of defence.
+
+A line sent with :meth:`IrcLink.send_tracked` comes with a future that is done once the line is
+*settled*: echoed by the server (IRCv3 echo-message) or refused by it, or, without echo-message,
+written to the socket. The future travels with the line when a dropped connection hands it to the
+next one (:meth:`IrcLink.take_unsent`), so whoever waits on it learns when the line really went.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import irc.client
@@ -32,6 +38,13 @@ ECHOED = frozenset({"pubmsg", "privmsg", "pubnotice", "privnotice", "ctcp", "ctc
 REFUSED_TARGET = frozenset({"cannotsendtochan", "nosuchnick", "nosuchchannel"})
 """Numerics after which no echo will come for a line to that target."""
 MAX_UNECHOED = 1000
+ECHO_PATIENCE_S = 3.0
+"""A line still unechoed this long sends a PING behind it: the server answers in order, so once
+the PONG is back every line before it was taken (and echoed) or dropped without a word (some
+servers' spam filters do): either way no echo will come, and its sender stops waiting."""
+BARRIER = "bk-echo-"
+CLOSE_GRACE_S = 5.0
+"""How long closing a connection waits for its queued lines to be written and echoed."""
 
 EventHandler = Callable[["IrcLink", irc.client.Event], None]
 NickChooser = Callable[[int], str]
@@ -40,6 +53,29 @@ NickChooser = Callable[[int], str]
 
 class RegistrationFailed(ConnectionError):
     pass
+
+
+@dataclass(eq=False, slots=True)
+class OutLine:
+    """A line on its way to the server. ``settled`` (only for lines someone waits on) is done
+    once the line is settled, or fails when it can no longer be (the connection was closed)."""
+
+    text: str
+    settled: asyncio.Future[None] | None = None
+    seq: int = 0
+    """Its place among the lines written into the echo ledger (for the PING barrier)."""
+    written_at: float = 0.0
+
+    def settle(self) -> None:
+        if self.settled is not None and not self.settled.done():
+            self.settled.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        if self.settled is not None and not self.settled.done():
+            self.settled.set_exception(error)
+            # Read at once: its sender may have stopped at an earlier line's failure, and an
+            # exception nobody reads is reported as "never retrieved". Awaiting it still raises.
+            self.settled.exception()
 
 
 class _LenientConnection(irc.client_aio.AioConnection):  # type: ignore[misc]
@@ -81,7 +117,12 @@ class IrcLink:
         With echo-message the server sends each of our lines back once it has taken it: lines
         written but not yet echoed are the ones a dropped connection may have lost."""
         self._echo = False
-        self._unechoed: deque[str] = deque()
+        self._unechoed: deque[OutLine] = deque()
+        self._written = 0
+        """Lines written into the echo ledger so far (numbers them for the PING barrier)."""
+        self._barrier: int | None = None
+        """The ledger number a PING barrier was sent behind and is not answered yet."""
+        self._echo_check: asyncio.TimerHandle | None = None
         self._keepalive_s = keepalive
         self._keepalive: asyncio.Task[None] | None = None
         self._last_heard = time.monotonic()
@@ -90,7 +131,7 @@ class IrcLink:
         self._burst = float(burst)
         self._tokens = float(burst)
         self._refilled = time.monotonic()
-        self._queue: deque[str] = deque()
+        self._queue: deque[OutLine] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._welcome = asyncio.Event()
         self._closed = asyncio.Event()
@@ -178,6 +219,9 @@ class IrcLink:
             return  # our own line, back from the server (echo-message): no news to the bridge
         if kind in REFUSED_TARGET and event.arguments:
             self._acknowledge(str(event.arguments[0]), echoed=False)
+        if kind == "pong" and event.arguments and str(event.arguments[-1]).startswith(BARRIER):
+            self._barrier_answered(str(event.arguments[-1]))
+            return
         if kind == "cap":
             words = [str(a) for a in event.arguments]
             if words and words[0] == "ACK" and ECHO_CAP in words[-1].split():
@@ -205,6 +249,7 @@ class IrcLink:
             self._closed.set()
             self._welcome.clear()
             self._echo = False
+            self._barrier = None
         try:
             self._on_event(self, event)
         except Exception:
@@ -219,7 +264,17 @@ class IrcLink:
         rather than queued for a connection that may never come back. Lines already queued when
         it drops stay queued (see :meth:`take_unsent`).
         """
-        if any(char in line for char in "\r\n\0"):
+        self.pass_on(OutLine(line))
+
+    def send_tracked(self, line: str) -> asyncio.Future[None]:
+        """:meth:`send`, and a future done once the line is settled (see the module docstring)."""
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pass_on(OutLine(line, settled))
+        return settled
+
+    def pass_on(self, line: OutLine) -> None:
+        """Queue a line, with its future if it has one (lines another connection handed over)."""
+        if any(char in line.text for char in "\r\n\0"):
             raise ValueError("an IRC line must not contain CR, LF or NUL (the output gate removes them)")
         if not self.connected:
             raise ConnectionError(f"not connected to {self.host}")
@@ -234,7 +289,7 @@ class IrcLink:
         """Write a protocol line at once (PONG, NICK during registration, QUIT): not paced."""
         if any(char in line for char in "\r\n\0"):
             raise ValueError("an IRC line must not contain CR, LF or NUL")
-        self._write(line)
+        self._write(OutLine(line))
 
     def _take_token(self) -> bool:
         now = time.monotonic()
@@ -260,33 +315,65 @@ class IrcLink:
     def has_unsent(self) -> bool:
         return bool(self._queue or self._unechoed)
 
-    def requeue(self, lines: list[str]) -> None:
+    def requeue(self, lines: list[OutLine]) -> None:
         """Put lines taken with :meth:`take_unsent` back in front (a reconnect failed)."""
         self._queue.extendleft(reversed(lines))
 
-    def take_unsent(self) -> list[str]:
+    def take_unsent(self) -> list[OutLine]:
         """The lines a dropped connection may have lost, in order: those written but never echoed
         (when the server offers echo-message), then those still queued behind the pacing. Both
-        are left empty. Whoever replaces the connection sends them, so a Matrix message that was
-        accepted is not lost with the connection (at worst a line the server took just before
-        the drop comes twice)."""
+        are left empty. Whoever replaces the connection sends them (:meth:`pass_on`), so a Matrix
+        message that was accepted is not lost with the connection (at worst a line the server
+        took just before the drop comes twice); their futures go with them."""
         if self._writer is not None:
             self._writer.cancel()
         lines = [*self._unechoed, *self._queue]
         self._unechoed.clear()
         self._queue.clear()
+        self._barrier = None
         return lines
 
-    def _write(self, line: str) -> None:
+    def _write(self, line: OutLine) -> None:
         connection = self._connection
         if connection is None or not connection.is_connected():
             raise ConnectionError(f"not connected to {self.host}")
-        connection.send_raw(line)
+        connection.send_raw(line.text)
         self.lines_sent += 1
-        if self._echo and line.startswith(("PRIVMSG ", "NOTICE ")):
-            self._unechoed.append(line)
-            if len(self._unechoed) > MAX_UNECHOED:  # a server that ACKed echo-message but does not echo
-                self._unechoed.popleft()
+        if not (self._echo and line.text.startswith(("PRIVMSG ", "NOTICE "))):
+            line.settle()  # no echo will come: written is as far as we can tell
+            return
+        self._written += 1
+        line.seq, line.written_at = self._written, time.monotonic()
+        self._unechoed.append(line)
+        if len(self._unechoed) > MAX_UNECHOED:  # a server that ACKed echo-message but does not echo
+            self._unechoed.popleft().settle()
+        if self._echo_check is None:
+            self._echo_check = asyncio.get_running_loop().call_later(ECHO_PATIENCE_S, self._check_echoes)
+
+    def _check_echoes(self) -> None:
+        """Runs while lines wait for their echo: when the oldest has waited too long, a PING
+        goes behind the lines written so far (see :data:`ECHO_PATIENCE_S`)."""
+        self._echo_check = None
+        if not self._unechoed:
+            return
+        if self._barrier is None and time.monotonic() - self._unechoed[0].written_at >= ECHO_PATIENCE_S:
+            with contextlib.suppress(ConnectionError):
+                self.send_now(f"PING :{BARRIER}{self._written}")
+                self._barrier = self._written
+        self._echo_check = asyncio.get_running_loop().call_later(ECHO_PATIENCE_S, self._check_echoes)
+
+    def _barrier_answered(self, token: str) -> None:
+        number = token.removeprefix(BARRIER)
+        if self._barrier is None or number != str(self._barrier):
+            return  # a barrier of an earlier connection, or not ours
+        self._barrier = None
+        given_up = 0
+        while self._unechoed and self._unechoed[0].seq <= int(number):
+            self._unechoed.popleft().settle()
+            given_up += 1
+        if given_up:
+            log.warning("%s: the server took %d line(s) without echoing them; not waiting for them", self.host,
+                        given_up)
 
     def _is_own(self, source: Any) -> bool:
         nick = getattr(source, "nick", None)
@@ -298,11 +385,12 @@ class IrcLink:
         match (a server that spells it differently) takes the oldest line."""
         folded = _fold(target)
         for index, line in enumerate(self._unechoed):
-            if _fold(line.split(" ", 2)[1]) == folded:
+            if _fold(line.text.split(" ", 2)[1]) == folded:
                 del self._unechoed[index]
+                line.settle()
                 return
         if echoed and self._unechoed:
-            self._unechoed.popleft()
+            self._unechoed.popleft().settle()
 
     async def flushed(self) -> None:
         """Wait until every queued line is written (callers bound it with ``asyncio.timeout``)."""
@@ -310,16 +398,35 @@ class IrcLink:
         if writer is not None and not writer.done():
             await asyncio.shield(writer)
 
+    async def _settled(self) -> None:
+        """Wait until every line someone waits on is settled (bounded by the caller)."""
+        await self.flushed()
+        waited = [line.settled for line in self._unechoed if line.settled is not None]
+        if waited:
+            await asyncio.wait(waited)
+
     # ---- closing -----------------------------------------------------------------------------
 
-    async def close(self, reason: str = "") -> None:
+    async def close(self, reason: str = "", *, fail_unsettled: bool = True) -> None:
+        """Write what is queued and wait for its echoes (at most :data:`CLOSE_GRACE_S`), then hang up.
+
+        ``fail_unsettled``: lines still unsettled then fail their futures (an idle connection
+        closed: their Matrix events are given up on and their senders told). False at shutdown:
+        they stay unsettled, so their events are not recorded handled and are replayed at the
+        next start."""
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(5.0):
-                await self.flushed()
+            async with asyncio.timeout(CLOSE_GRACE_S):
+                await self._settled()
         if self._writer is not None:
             self._writer.cancel()
         if self._keepalive is not None:
             self._keepalive.cancel()
+        if self._echo_check is not None:
+            self._echo_check.cancel()
+            self._echo_check = None
+        if fail_unsettled:
+            for line in self.take_unsent():
+                line.fail(ConnectionError(f"the connection to {self.host} was closed"))
         connection = self._connection
         if connection is not None and connection.is_connected():
             with contextlib.suppress(Exception):

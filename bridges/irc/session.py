@@ -5,6 +5,12 @@ becomes IRC formatting, the text is sanitised (no CR, LF or NUL reaches the wire
 split by UTF-8 bytes at word boundaries so that every line as other clients receive it fits 512
 bytes, and a message longer than the portal's line limit becomes one line with a link to the full
 text, served by the bridge.
+
+``send`` queues the lines and returns :class:`~bridgekit.Accepted` with their delivery, which
+finishes once every line is settled (echoed by the server, refused by it, or written when the
+server does not echo): the core counts the Matrix event handled only then, so a crash while the
+lines wait behind the pacing replays the event. How far a message of several lines got is kept in
+the connector's key-value store, line by line, so the replay sends only the rest.
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bridgekit import OutgoingMessage, SessionKind, UserID
+from bridgekit import Accepted, OutgoingMessage, SessionKind, UserID
 from bridges.irc.formatting import matrix_to_irc, strip_reply_fallback
-from bridges.irc.link import IrcLink
-from bridges.irc.output_gate import line_budget, one_line, plan, sanitize
+from bridges.irc.link import IrcLink, OutLine
+from bridges.irc.output_gate import line_budget, one_line, plan, sanitize, split_lines
 
 PART_REASON_BYTES = 200
 
@@ -30,6 +36,14 @@ class Said:
 
     nick: str
     text: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a message of several lines got: its lines as planned, and how many are settled."""
+
+    lines: list[str]
+    done: int
 
 
 class SessionHost(Protocol):
@@ -51,6 +65,8 @@ class SessionHost(Protocol):
     async def publish_text(self, text: str) -> str | None: ...
     async def reconnected(self, session: IrcSession) -> None: ...
     def media_link(self, mxc: str, filename: str) -> str | None: ...
+    async def progress(self, key: str) -> Progress | None: ...
+    async def record_progress(self, key: str, progress: Progress) -> None: ...
 
 
 class IrcSession:
@@ -79,16 +95,17 @@ class IrcSession:
 
     # ---- RemoteSession -------------------------------------------------------------------------
 
-    async def send(self, message: OutgoingMessage) -> str | None:
+    async def send(self, message: OutgoingMessage) -> Accepted:
         self.last_sender[message.chat_id] = message.sender
         text = self._irc_text(message)
         if message.reply_to is not None:
             text = self._with_reply(message.reply_to, text)
         command = "NOTICE" if message.msgtype == "m.notice" else "PRIVMSG"
-        await self.say(message.chat_id, text, command=command, action=message.msgtype == "m.emote")
+        delivered = await self._queue(message.chat_id, text, command=command, action=message.msgtype == "m.emote",
+                                      key=message.event_id)
         message_id = f"bk-{secrets.token_hex(8)}"
         self._host.remember(message_id, Said(self.nick, text))
-        return message_id
+        return Accepted(message_id, delivered)
 
     async def edit(self, chat_id: str, message_id: str, message: OutgoingMessage) -> None:
         policy = self._host.edits
@@ -99,7 +116,7 @@ class IrcSession:
         shown = new_text
         if policy == "diff" and before is not None:
             shown = _changed_words(before.text, new_text) or new_text
-        await self.say(chat_id, f"* {shown}")
+        await self.say(chat_id, f"* {shown}", key=message.event_id)
         self._host.remember(message_id, Said(self.nick, new_text))
 
     async def leave_chat(self, chat_id: str, reason: str | None) -> None:
@@ -124,8 +141,19 @@ class IrcSession:
 
     # ---- the output gate --------------------------------------------------------------------
 
-    async def say(self, chat_id: str, text: str, *, command: str = "PRIVMSG", action: bool = False) -> None:
-        """Send ``text`` (IRC formatting allowed, newlines allowed) to the chat, safely."""
+    async def say(
+        self, chat_id: str, text: str, *, command: str = "PRIVMSG", action: bool = False, key: str | None = None,
+    ) -> None:
+        """Send ``text`` (IRC formatting allowed, newlines allowed) to the chat, safely, and return
+        once every line is settled."""
+        await (await self._queue(chat_id, text, command=command, action=action, key=key))
+
+    async def _queue(
+        self, chat_id: str, text: str, *, command: str = "PRIVMSG", action: bool = False, key: str | None = None,
+    ) -> Awaitable[object]:
+        """Queue the lines of ``text``; returns their delivery (see :meth:`_delivered`). ``key``
+        (the Matrix event's ID) names the progress of a message of several lines: queued again
+        after a crash, only the lines not yet settled go out."""
         async with self._reconnecting:
             if not self.link.connected and self.kind is not SessionKind.BOT:
                 # The server dropped this user's connection: connect again (it rejoins as it speaks).
@@ -135,15 +163,39 @@ class IrcSession:
                 self._ensure_joined(chat_id)
             budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=target, command=command,
                                  action=action)
-            planned = plan(text, budget, self._host.max_lines)
-            lines = planned.lines
-            if planned.truncated:
-                url = await self._host.publish_text(sanitize(text))
-                suffix = f" … (full message: {url})" if url else " … (message too long for IRC)"
-                lines = [lines[0] + suffix]
-            for line in lines:
-                body = f"\x01ACTION {line}\x01" if action else line
-                self.link.send(f"{command} {target} :{body}")
+            lines = await self._plan(text, budget)
+            # Only a message of several lines has progress to look up (no read for one line).
+            before = await self._host.progress(key) if key is not None and len(lines) > 1 else None
+            if before is not None:
+                # The lines as first planned (the nick, and so the budget, may differ now).
+                lines = [piece for line in before.lines[before.done:] for piece in split_lines(line, budget)]
+            settling = [
+                self.link.send_tracked(f"{command} {target} :" + (f"\x01ACTION {line}\x01" if action else line))
+                for line in lines
+            ]
+        if key is None or (before is None and len(lines) < 2):
+            # Nothing to record: the futures themselves (no task per message on the hot path).
+            return settling[0] if len(settling) == 1 else asyncio.gather(*settling)
+        done = before.done if before is not None else 0
+        return self._delivered(key, (before.lines[:done] if before is not None else []) + lines, done, settling)
+
+    async def _delivered(self, key: str, planned: list[str], done: int, settling: list[asyncio.Future[None]]) -> None:
+        """Wait for the lines ``planned[done:]`` (``settling``) in order, recording how many of
+        ``planned`` are settled as they are. Awaited outside the session's lock: a dropped
+        connection hands these lines to the next one, and making it (``reconnect``) takes it."""
+        for index, settled in enumerate(settling):
+            await settled
+            if index + 1 < len(settling) and settling[index + 1].done():
+                continue  # several lines settled at once: one write records them
+            await self._host.record_progress(key, Progress(planned, done + index + 1))
+
+    async def _plan(self, text: str, budget: int) -> list[str]:
+        planned = plan(text, budget, self._host.max_lines)
+        if not planned.truncated:
+            return planned.lines
+        url = await self._host.publish_text(sanitize(text))
+        suffix = f" … (full message: {url})" if url else " … (message too long for IRC)"
+        return [planned.lines[0] + suffix]
 
     async def reconnect(self) -> None:
         """Connect this identity again after the server dropped it; the lines it had queued
@@ -163,18 +215,18 @@ class IrcSession:
         await self._host.reconnected(self)
         self.adopt(unsent)
 
-    def adopt(self, lines: list[str]) -> None:
+    def adopt(self, lines: list[OutLine]) -> None:
         """Send the lines an earlier connection of this identity queued but never wrote (it
         dropped), in order, joining their channels again first."""
         for line in lines:
-            command, _, rest = line.partition(" ")
+            command, _, rest = line.text.partition(" ")
             target = rest.split(" ", 1)[0]
             channel = target.startswith(("#", "&", "+", "!"))
             if command == "JOIN" and channel:
                 self.joined.add(self._host.fold(target))
             elif channel and command in ("PRIVMSG", "NOTICE", "TOPIC"):
                 self._ensure_joined(self._host.fold(target))
-            self.link.send(line)
+            self.link.pass_on(line)
 
     def _ensure_joined(self, chat_id: str) -> None:
         if chat_id not in self.joined:

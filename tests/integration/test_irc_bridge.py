@@ -635,6 +635,53 @@ async def test_lines_written_into_a_dead_route_are_sent_again(
         assert len(bob.lines(said_in(channel, "into the void"))) == 3
 
 
+@pytest.mark.parametrize("virtual_users", [False, True], ids=["relay", "virtual-user"])
+async def test_a_long_message_paced_out_survives_a_sigkill_of_the_bridge(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str, virtual_users: bool,
+) -> None:
+    """A 12-line message goes out paced (a burst of 3, then 2 lines a second). The bridge is
+    killed with SIGKILL once bob has seen 4 lines, and started again on the same database: the
+    other lines arrive, in order, none lost; at most the line in flight at the kill comes twice."""
+    process = await start_irc(virtual_users=virtual_users, lines_per_second=2, burst=3, max_lines=12)
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    room_id = await portal(alice, slot, channel)
+    await bob.join(channel)
+    await alice.send_text(room_id, "warming up")  # the relay or alice's own connection is in the channel
+    await bob.wait_for(said_in(channel, "warming up"))
+    expected = [f"line {n:02d} of 12" for n in range(1, 13)]
+
+    await alice.send_text(room_id, "\n".join(expected))
+    await bob.wait_for_count(said_in(channel, " of 12"), 4, timeout=30)  # the burst, then one paced line
+    await process.kill()
+    await process.start_ready()
+
+    await bob.wait_for(said_in(channel, "line 12 of 12"), timeout=90)
+    said = [line.text[line.text.index("line "):] for line in bob.lines(said_in(channel, " of 12"))]
+    once_each = [text for index, text in enumerate(said) if index == 0 or text != said[index - 1]]
+    assert once_each == expected, said  # all twelve, in order: a line repeated comes right after itself
+    assert len(said) - len(expected) <= 1, said  # only the line in flight at the kill may come twice
+
+
+async def test_irc_messages_reach_matrix_while_a_long_message_is_paced_out(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    """alice's 12 lines go out over about 5 s (2 lines a second), and her message counts as
+    handled only then; bob's answer meanwhile is not held back behind it on its way to Matrix."""
+    await start_irc(virtual_users=False, lines_per_second=2, burst=1, max_lines=12)
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    room_id = await portal(alice, slot, channel)
+    await bob.join(channel)
+    await alice.send_text(room_id, "\n".join(f"line {n:02d} of 12" for n in range(1, 13)))
+    await bob.wait_for(said_in(channel, "line 01 of 12"), timeout=30)
+    await bob.privmsg(channel, "I am reading along")
+    await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "I am reading along"))
+    assert not bob.lines(said_in(channel, "line 12 of 12"))  # alice's message is still going out
+
+
 async def test_a_message_keeps_the_time_the_irc_server_gave_it(
     conversation: tuple[MatrixTestClient, str, IrcTestClient, str], slot: AppserviceSlot,
     make_irc_client: MakeIrcClient, channel: str,

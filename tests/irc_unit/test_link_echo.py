@@ -6,20 +6,8 @@ from __future__ import annotations
 
 import irc.client
 
-from bridges.irc.link import IrcLink
-
-
-class Recorder:
-    real_nickname = "Bridge[m]"
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def is_connected(self) -> bool:
-        return True
-
-    def send_raw(self, line: str) -> None:
-        self.lines.append(line)
+from bridges.irc.link import IrcLink, OutLine
+from tests.irc_unit.stand_in import Recorder
 
 
 def echoing_link() -> tuple[IrcLink, list[irc.client.Event]]:
@@ -32,11 +20,15 @@ def echoing_link() -> tuple[IrcLink, list[irc.client.Event]]:
     return made, forwarded
 
 
+def texts(lines: list[OutLine]) -> list[str]:
+    return [line.text for line in lines]
+
+
 def server_says(link: IrcLink, kind: str, source: str, target: str, arguments: list[str]) -> None:
     link._dispatch(None, irc.client.Event(kind, irc.client.NickMask(source), target, arguments))
 
 
-def test_only_lines_the_server_never_echoed_are_handed_over_in_order() -> None:
+async def test_only_lines_the_server_never_echoed_are_handed_over_in_order() -> None:
     link, forwarded = echoing_link()
     for line in ["PRIVMSG #c :one", "PRIVMSG #d :two", "NOTICE #c :three", "PRIVMSG #c :four"]:
         link.send(line)
@@ -44,22 +36,22 @@ def test_only_lines_the_server_never_echoed_are_handed_over_in_order() -> None:
     server_says(link, "pubmsg", "bridge{m}!i@host", "#c", ["one"])
     server_says(link, "cannotsendtochan", "server", "Bridge[m]", ["#d", "Cannot send to channel"])
     assert link.has_unsent
-    assert link.take_unsent() == ["NOTICE #c :three", "PRIVMSG #c :four"]
+    assert texts(link.take_unsent()) == ["NOTICE #c :three", "PRIVMSG #c :four"]
     assert link.take_unsent() == []
     assert [event.type for event in forwarded] == ["cap", "cannotsendtochan"]  # echoes are no news
 
 
-def test_an_action_echo_acknowledges_one_line() -> None:
+async def test_an_action_echo_acknowledges_one_line() -> None:
     link, _forwarded = echoing_link()
     link.send("PRIVMSG #c :\x01ACTION waves\x01")
     link.send("PRIVMSG #c :after")
     # One echoed line, two events: "ctcp" and "action".
     server_says(link, "ctcp", "Bridge[m]!i@host", "#c", ["ACTION", "waves"])
     server_says(link, "action", "Bridge[m]!i@host", "#c", ["waves"])
-    assert link.take_unsent() == ["PRIVMSG #c :after"]
+    assert texts(link.take_unsent()) == ["PRIVMSG #c :after"]
 
 
-def test_without_echo_message_nothing_is_tracked() -> None:
+async def test_without_echo_message_nothing_is_tracked() -> None:
     link = IrcLink(host="irc.test", port=6667, tls=False, nick="n", ident="i", realname="r",
                    on_event=lambda _link, _event: None, lines_per_second=0, keepalive=0)
     link._connection = Recorder()  # type: ignore[assignment]

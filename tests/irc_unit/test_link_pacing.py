@@ -8,18 +8,7 @@ import asyncio
 import pytest
 
 from bridges.irc.link import IrcLink
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.up = True
-
-    def is_connected(self) -> bool:
-        return self.up
-
-    def send_raw(self, line: str) -> None:
-        self.lines.append(line)
+from tests.irc_unit.stand_in import Recorder
 
 
 def link(rate: float, burst: int) -> tuple[IrcLink, Recorder]:
@@ -67,7 +56,7 @@ async def test_lines_queued_when_the_connection_drops_are_kept_in_order() -> Non
     with pytest.raises(ConnectionError):
         paced.send("PRIVMSG #c :line 6")  # refused, so the caller retries it later, after these
     unsent = paced.take_unsent()
-    assert unsent == [f"PRIVMSG #c :line {n}" for n in range(2, 6)]
+    assert [line.text for line in unsent] == [f"PRIVMSG #c :line {n}" for n in range(2, 6)]
     assert not paced.has_unsent
     paced.requeue(unsent)  # a reconnect failed: they go back in front, in order
     assert paced.take_unsent() == unsent

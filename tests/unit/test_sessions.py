@@ -5,7 +5,7 @@ connector here is a small fake; the stores are real (SQLite)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from bridgekit.core.sessions import Sessions
 from bridgekit.credentials import CredentialCipher, generate_key
 from bridgekit.store import Database
 from bridgekit.store.sessions import LoginStore
+from tests.support.waiting import until
 
 ALICE = UserID("@alice:example.org")
 
@@ -70,15 +71,6 @@ class FakeNet:
         return FakeSession(SessionKind.PUPPET, login.remote_user_id)
 
     async def logout(self, user_id: UserID, login: PuppetLogin) -> None: ...
-
-
-async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    """Wait for ``condition`` (set by background tasks of the code under test), with a deadline."""
-    async with asyncio.timeout(within):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 class Clock:

@@ -1,0 +1,131 @@
+"""``IrcSession.send`` queues a message's lines and hands back their delivery, which finishes only
+once every line is settled and records how far a message of several lines got; sent again for the
+same event (a replay after a crash), only the lines not yet settled go out. No server: connections
+are stand-ins and the server's echoes are events; the host keeps progress in a dict, as the
+connector keeps it in its key-value store."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridgekit import EventID, OutgoingMessage, SessionKind, UserID
+from bridges.irc.link import IrcLink
+from bridges.irc.session import IrcSession, Progress, Said
+from tests.irc_unit.stand_in import Recorder, connected, echo
+from tests.support.waiting import until
+
+
+class Host:
+    max_lines = 20
+    edits = "diff"
+    reply_template = "short"
+
+    def __init__(self) -> None:
+        self.saved: dict[str, Progress] = {}
+
+    def fold(self, text: str) -> str:
+        return text.lower()
+
+    def channel_name(self, chat_id: str) -> str:
+        return chat_id
+
+    def target_of(self, chat_id: str) -> str:
+        return chat_id
+
+    def pill_to_nick(self, user_id: str) -> str | None:
+        return None
+
+    def recall(self, message_id: str) -> Said | None:
+        return None
+
+    def remember(self, message_id: str, said: Said) -> None:
+        pass
+
+    async def publish_text(self, text: str) -> str | None:
+        return None
+
+    async def reconnected(self, session: IrcSession) -> None:
+        pass
+
+    def media_link(self, mxc: str, filename: str) -> str | None:
+        return None
+
+    async def progress(self, key: str) -> Progress | None:
+        return self.saved.get(key)
+
+    async def record_progress(self, key: str, progress: Progress) -> None:
+        self.saved[key] = progress
+
+
+def bot(host: Host) -> tuple[IrcSession, IrcLink, Recorder]:
+    link, wire = connected(echo=True)
+    return IrcSession(SessionKind.BOT, link, host), link, wire
+
+
+def said(wire: Recorder) -> list[str]:
+    return [line.removeprefix("PRIVMSG #c :") for line in wire.lines if line.startswith("PRIVMSG")]
+
+
+async def test_a_replayed_message_sends_only_the_lines_not_yet_settled() -> None:
+    host = Host()
+    first, first_link, first_wire = bot(host)
+    saying = asyncio.create_task(first.say("#c", "one\ntwo\nthree\nfour", key="$event"))
+    await until(lambda: len(said(first_wire)) == 4)
+    echo(first_link, "#c", "one")
+    echo(first_link, "#c", "two")
+    await until(lambda: "$event" in host.saved and host.saved["$event"].done == 2)
+    assert not saying.done()  # two lines are still unechoed: the event is not handled yet
+    saying.cancel()  # the bridge dies here
+
+    again, again_link, again_wire = bot(host)  # restarted: a new connection, the same database
+    replay = asyncio.create_task(again.say("#c", "one\ntwo\nthree\nfour", key="$event"))
+    await until(lambda: len(said(again_wire)) == 2)
+    assert said(again_wire) == ["three", "four"]
+    echo(again_link, "#c", "three")
+    echo(again_link, "#c", "four")
+    await asyncio.wait_for(replay, 1)
+    assert host.saved["$event"] == Progress(["one", "two", "three", "four"], 4)
+
+    third, _link, third_wire = bot(host)  # replayed once more (the handled mark was not yet written)
+    await asyncio.wait_for(third.say("#c", "one\ntwo\nthree\nfour", key="$event"), 1)
+    assert said(third_wire) == []
+
+
+def message(text: str, event_id: str) -> OutgoingMessage:
+    return OutgoingMessage(chat_id="#c", text=text, html=None, msgtype="m.text", event_id=EventID(event_id),
+                           sender=UserID("@alice:example.org"), sender_name="alice")
+
+
+async def test_send_returns_at_once_and_the_delivery_finishes_when_every_line_is_echoed() -> None:
+    host = Host()
+    session, link, wire = bot(host)
+    accepted = await session.send(message("one\ntwo", "$two-lines"))
+    assert said(wire) == ["one", "two"]  # queued and written; the room may move on
+    delivered = asyncio.ensure_future(accepted.delivered)
+    echo(link, "#c", "one")
+    await until(lambda: "$two-lines" in host.saved)
+    assert host.saved["$two-lines"] == Progress(["one", "two"], 1)
+    assert not delivered.done()  # "two" is not echoed yet: the event is not handled
+    echo(link, "#c", "two")
+    await asyncio.wait_for(delivered, 1)
+    assert host.saved["$two-lines"] == Progress(["one", "two"], 2)
+
+
+async def test_a_one_line_message_is_delivered_by_its_echo_and_records_nothing() -> None:
+    host = Host()
+    session, link, wire = bot(host)
+    accepted = await session.send(message("hello", "$short"))
+    delivered = asyncio.ensure_future(accepted.delivered)
+    await asyncio.sleep(0)
+    assert said(wire) == ["hello"]
+    assert not delivered.done()
+    echo(link, "#c", "hello")
+    await asyncio.wait_for(delivered, 1)
+    assert host.saved == {}  # nothing to resume: the inbox's own mark covers it
+
+
+async def test_a_message_with_nothing_to_say_is_delivered_at_once() -> None:
+    session, _link, wire = bot(Host())
+    accepted = await session.send(message(" \n \t ", "$blank"))
+    await asyncio.wait_for(accepted.delivered, 1)
+    assert said(wire) == []
