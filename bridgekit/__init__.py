@@ -49,6 +49,8 @@ from bridgekit.credentials import CredentialCipher, CredentialError, load_key
 from bridgekit.errors import (
     BridgekitError,
     ConfigError,
+    DeliveryFailed,
+    DeliveryInterrupted,
     MatrixBadRequest,
     MatrixConnectionError,
     MatrixError,
@@ -101,6 +103,8 @@ __all__ = [
     "CredentialCipher",
     "CredentialError",
     "DeletingSession",
+    "DeliveryFailed",
+    "DeliveryInterrupted",
     "EditingSession",
     "EphemeralEvent",
     "EphemeralHandler",

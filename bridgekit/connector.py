@@ -70,7 +70,7 @@ class SessionState(enum.Enum):
 class RemoteSink(Protocol):
     """Where remote events go (the core's remote -> Matrix delivery)."""
 
-    async def emit(self, network: str, event: RemoteEvent) -> None: ...
+    async def emit(self, network: str, event: RemoteEvent, *, wait: bool = False) -> EventID | None: ...
 
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None: ...
 
@@ -150,13 +150,24 @@ class BridgeContext:
         """The remote sender behind one of this connector's ghosts (None: not one of them)."""
         return parse_ghost_user_id(user_id, self.ghost_prefix, self.name, self.server_name)
 
-    async def emit(self, event: RemoteEvent) -> None:
+    async def emit(self, event: RemoteEvent, *, wait: bool = False) -> EventID | None:
         """Hand a remote event to the core. It is stored durably before this returns; the core
         then posts it in its portal, in order per chat, through the sender's ghost, retrying
         with backoff. Emitting the same event again (same chat, message and, for edits,
         ``edit_id``) is harmless. Echoes of messages the bridge's own sessions sent are
-        recognised by the message ID ``send`` returned and dropped here."""
-        await self.remote.emit(self.name, event)
+        recognised by the message ID ``send`` returned and dropped here.
+
+        With ``wait=True`` it returns only once the event is posted, with the Matrix event it
+        became (None for events that post none: typing, receipts, membership, chat info, power,
+        or an edit of a message that was never bridged). Durability and order are the same: the
+        event is stored first and posted by its portal's worker, behind the chat's earlier
+        events. Emitted again after it was posted, the same event answers with the same ID at
+        once. Raises :class:`~bridgekit.errors.DeliveryFailed` when every attempt failed, and
+        :class:`~bridgekit.errors.DeliveryInterrupted` when the bridge stops first (the event is
+        still posted at the next start). Cancelling the caller cancels only the wait. Waiting
+        inside ``handle_matrix_event`` cannot deadlock (posting is another worker than the
+        room's inbox), but it holds up that room's next Matrix events meanwhile."""
+        return await self.remote.emit(self.name, event, wait=wait)
 
     async def link_portal(self, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None:
         """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing); ``relay`` sets

@@ -160,6 +160,9 @@ class OutboxItem(Base):
     """Do not retry before this time (Retry-After or backoff)."""
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[Millis]
+    event_id: Mapped[str | None] = mapped_column(Text)
+    """The Matrix event the send became (None for what posts no event): the answer to an emit
+    that waits, also when the same event is emitted again after it was sent."""
 
 
 # ----- identities -----

@@ -5,7 +5,9 @@ The bridge's bot accepts invites; the connector links the room as the portal of 
 In a linked room:
 - ``!remote NICK: TEXT`` makes remote user NICK say TEXT (shown as ``Nick``);
 - ``!remote NICK^: TEXT`` makes NICK reply to the previous remote message of the chat;
-- ``!burst N`` makes remote user ``burst`` say ``burst 0`` ... ``burst N-1``.
+- ``!burst N`` makes remote user ``burst`` say ``burst 0`` ... ``burst N-1``;
+- ``!wait ID NICK: TEXT`` makes NICK say TEXT as remote message ID, with ``emit(..., wait=True)``;
+  the bot then says ``posted ID as EVENT_ID`` (what the wait returned), or ``ID failed: ERROR``.
 Remote message IDs derive from the Matrix event that caused them, so a replayed event emits the
 same messages again, which the core must post only once.
 """
@@ -14,10 +16,11 @@ from __future__ import annotations
 
 import re
 
-from bridgekit import BridgeContext, MatrixEvent, RemoteMessage, RoomID
+from bridgekit import BridgeContext, BridgekitError, MatrixEvent, RemoteMessage, RoomID
 
 SAY = re.compile(r"!remote (?P<nick>[a-z]+)(?P<reply>\^?): (?P<text>.+)", re.DOTALL)
 BURST = re.compile(r"!burst (?P<count>\d+)")
+WAIT = re.compile(r"!wait (?P<id>\S+) (?P<nick>[a-z]+): (?P<text>.+)", re.DOTALL)
 
 
 class RemoteChatConnector:
@@ -52,9 +55,23 @@ class RemoteChatConnector:
                 reply_to=self._last_message.get(chat) if said["reply"] else None,
             ))
             self._last_message[chat] = event.event_id
+        elif waited := WAIT.fullmatch(body):
+            await self._say_and_wait(ctx, event, waited)
         elif burst := BURST.fullmatch(body):
             for i in range(int(burst["count"])):
                 await ctx.emit(RemoteMessage(
                     chat_id=event.room_id, message_id=f"{event.event_id}/{i}", sender_id="burst",
                     text=f"burst {i}",
                 ))
+
+    async def _say_and_wait(self, ctx: BridgeContext, event: MatrixEvent, waited: re.Match[str]) -> None:
+        try:
+            posted = await ctx.emit(RemoteMessage(
+                chat_id=event.room_id, message_id=waited["id"], sender_id=waited["nick"], text=waited["text"],
+            ), wait=True)
+            answer = f"posted {waited['id']} as {posted}"
+        except BridgekitError as error:
+            answer = f"{waited['id']} failed: {error}"
+        await ctx.matrix.intent(ctx.bot_user_id).send_text(
+            RoomID(event.room_id), answer, msgtype="m.notice", txn_id=f"wait-answer:{event.event_id}"
+        )
