@@ -112,6 +112,8 @@ class BridgeContext:
     """Behind :meth:`signing_key` (None only in hand-built contexts)."""
     media: MediaSource | None = None
     """Behind :meth:`open_media` (None only in hand-built contexts)."""
+    jobs: JobQueue | None = None
+    """Durable side work run in order per key, with retries (None only in hand-built contexts)."""
 
     async def signing_key(self, purpose: str) -> SigningKey:
         """The key this connector signs what it hands out with, for one ``purpose`` (links that
@@ -202,6 +204,72 @@ class SigningKeySource(Protocol):
 
 class MediaSource(Protocol):
     def open(self, mxc: str, *, max_bytes: int) -> contextlib.AbstractAsyncContextManager[MediaDownload]: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """One queued job, as its handler gets it."""
+
+    id: int
+    """Stable across attempts and restarts: an idempotency key to hand a receiver."""
+    kind: str
+    key: str
+    """The ordering key it was queued under."""
+    payload: Any
+    attempt: int
+    """1 on the first try, 2 on the first retry, ..."""
+
+
+@dataclass(frozen=True)
+class JobRetry:
+    """How a kind of job is retried: after failed attempt n it waits ``base_seconds * 2**(n-1)``,
+    at most ``cap_seconds``; after ``max_attempts`` attempts it has failed for good."""
+
+    max_attempts: int = 8
+    base_seconds: float = 1.0
+    cap_seconds: float = 300.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        return float(min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1)))
+
+
+DEFAULT_JOB_RETRY = JobRetry()
+"""Eight attempts over about two minutes (1 s, 2 s, 4 s, ... between them)."""
+
+
+class GiveUpJob(Exception):
+    """Raised by a job handler when retrying cannot help (a receiver answered 404, say): the job
+    fails at once, with this message as its error."""
+
+
+JobHandler = Callable[[Job], Awaitable[None]]
+JobFailureHandler = Callable[[Job, str], Awaitable[None]]
+"""Told once when a job has failed for good: the job (its last attempt) and the error."""
+
+
+class JobQueue(Protocol):
+    """Durable side work (``ctx.jobs``) that must not hold up a room: an outbound webhook
+    delivery, a profile fetch. Jobs are stored in the bridge's database when :meth:`enqueue`
+    returns, run by the framework after the connector started, and kept across restarts.
+
+    Order: jobs with the same ``key`` run one at a time in the order queued; a job being retried
+    holds back the later jobs of its key (never those of other keys). Handlers run at least once
+    per job (again after a crash mid-run): make their effect idempotent, e.g. with ``job.id``."""
+
+    def register(
+        self, kind: str, handler: JobHandler, *, retry: JobRetry = DEFAULT_JOB_RETRY,
+        on_failed: JobFailureHandler | None = None,
+    ) -> None:
+        """Run ``handler`` for jobs of ``kind`` (register every kind in ``start``). It succeeds by
+        returning; raising retries with backoff (:class:`GiveUpJob`: no retry), and after the
+        last attempt the job is recorded as failed and ``on_failed`` is called."""
+
+    async def enqueue(self, kind: str, payload: Any, *, key: str) -> int:
+        """Queue a job (``payload``: anything JSON can hold), committed when this returns; its ID."""
+
+    async def failed(self, kind: str | None = None, *, limit: int = 100) -> list[Job]:
+        """Jobs that failed for good, newest first (``attempt``: how many were made)."""
 
 
 class KeyValue(Protocol):
@@ -572,6 +640,7 @@ class ThirdPartyHandler(Protocol):
 
 
 __all__ = [
+    "DEFAULT_JOB_RETRY",
     "AliasQueryHandler",
     "BridgeContext",
     "ClosableSession",
@@ -580,7 +649,13 @@ __all__ = [
     "DeletingSession",
     "EditingSession",
     "EphemeralHandler",
+    "GiveUpJob",
     "HttpRouteProvider",
+    "Job",
+    "JobFailureHandler",
+    "JobHandler",
+    "JobQueue",
+    "JobRetry",
     "KeyValue",
     "LoginFailed",
     "LoginField",

@@ -46,6 +46,7 @@ from bridgekit.core.connectors import connector_settings, load_connectors
 from bridgekit.core.double_puppet import double_puppet_status, read_double_puppet_token
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.inbox import Inbox
+from bridgekit.core.jobs import ConnectorJobs, JobRunner
 from bridgekit.core.management import ManagementRoom, ManagementServices
 from bridgekit.core.matrix_to_remote import MatrixToRemote
 from bridgekit.core.permissions import Permissions, default_rules
@@ -61,6 +62,7 @@ from bridgekit.matrix import MatrixClient
 from bridgekit.media import MatrixMedia
 from bridgekit.store import Database, KeyValueStore, MatrixStateStore
 from bridgekit.store.inbox import InboxStore
+from bridgekit.store.jobs import JobStore
 from bridgekit.store.outbox import OutboxStore
 from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
@@ -268,6 +270,7 @@ async def _serve_with(
     )
     serving = asyncio.create_task(server.serve(), name="uvicorn")
     background: list[asyncio.Task[None]] = []
+    jobs = JobRunner(JobStore(database))
     try:
         if not await _wait_started(server, serving):
             log.error("the listener on %s:%d did not start", config.appservice.listen.host,
@@ -282,7 +285,9 @@ async def _serve_with(
         # Media for connectors: as the bot, redirects only through the SSRF guard.
         media = MatrixMedia(lambda mxc: matrix.bot.open_media(ContentURI(mxc)), GuardedHTTP(fetch_http, ()))
         await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote, management.tell, kv,
-                                signing_keys=SigningKeys(_credentials_key_bytes(config), kv), media=media)
+                                signing_keys=SigningKeys(_credentials_key_bytes(config), kv), media=media,
+                                jobs=jobs)
+        await jobs.start()  # after the connectors registered their job handlers
         restored = await sessions.restore(wait_seconds=RESTORE_WAIT_SECONDS)
         if restored:
             log.info("reconnected %d puppet logins (slow ones go on in the background)", restored)
@@ -296,6 +301,7 @@ async def _serve_with(
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await jobs.stop()  # before the connectors their handlers use
         for connector in connectors:
             try:
                 await connector.stop()
@@ -480,6 +486,7 @@ async def _start_connectors(
     *,
     signing_keys: SigningKeys,
     media: MatrixMedia,
+    jobs: JobRunner,
 ) -> None:
     for connector in connectors:
         section = config.connectors[connector.name]
@@ -498,6 +505,7 @@ async def _start_connectors(
             kv=ConnectorKeyValue(kv, connector.name),
             signing_keys=signing_keys,
             media=media,
+            jobs=ConnectorJobs(jobs, connector.name),
         )
         await connector.start(context)
         log.info("connector %s started", connector.name)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIRECTORY = Path(__file__).with_name("migrations")
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The newest migration. When the database is already there, Alembic is not even imported: it
 costs 8 MB of memory for the bridge's whole life (a test keeps this equal to Alembic's head)."""
 

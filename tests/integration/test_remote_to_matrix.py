@@ -111,3 +111,20 @@ async def test_an_emit_that_waits_answers_with_the_posted_event_once_and_again(
     assert [e["event_id"] for e in messages if from_ghost(dave)(e)] == [said["event_id"]]
     order = [e["event_id"] for e in messages]
     assert order.index(said["event_id"]) < order.index(answers[0]["event_id"])
+
+
+async def test_a_connectors_jobs_run_in_order_per_key_with_a_retry(
+    bridge: Bridge, make_matrix_user: MakeMatrixUser
+) -> None:
+    _process, slot = bridge
+    alice = await make_matrix_user("alice")
+    room_id = await portal_with(alice, slot)
+
+    def job_notice(e: dict[str, Any]) -> bool:
+        return e.get("sender") == slot.bot_user_id and e.get("content", {}).get("body", "").startswith("job ")
+
+    await alice.send_text(room_id, "!job fail-once first")
+    await alice.send_text(room_id, "!job second")
+    await alice.wait_for_events(room_id, job_notice, 2)
+    bodies = [e["content"]["body"] for e in await alice.room_messages(room_id) if job_notice(e)]
+    assert bodies == ["job first (attempt 2)", "job second (attempt 1)"]  # the retry held back the second

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -21,6 +21,7 @@ from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database
 from bridgekit.store.outbox import OutboxStore
 from tests.support.memory import InMemoryState
+from tests.support.waiting import until
 
 NETWORK = "net"
 ROOM = RoomID("!portal:hs.test")
@@ -72,15 +73,6 @@ async def delivery(database: Database, http: httpx.AsyncClient, *, max_attempts:
     await remote.start()
     await remote.link_portal(NETWORK, "chat", ROOM)
     return remote
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Let the delivery's tasks run until ``condition`` holds (within about 5 s)."""
-    for _ in range(5000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("the condition never held")
 
 
 def message(message_id: str, text: str = "hello") -> RemoteMessage:

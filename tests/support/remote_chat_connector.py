@@ -7,7 +7,9 @@ In a linked room:
 - ``!remote NICK^: TEXT`` makes NICK reply to the previous remote message of the chat;
 - ``!burst N`` makes remote user ``burst`` say ``burst 0`` ... ``burst N-1``;
 - ``!wait ID NICK: TEXT`` makes NICK say TEXT as remote message ID, with ``emit(..., wait=True)``;
-  the bot then says ``posted ID as EVENT_ID`` (what the wait returned), or ``ID failed: ERROR``.
+  the bot then says ``posted ID as EVENT_ID`` (what the wait returned), or ``ID failed: ERROR``;
+- ``!job TEXT`` queues a job (``ctx.jobs``) whose handler has the bot say ``job TEXT``; ``!job
+  fail-once TEXT`` fails its first attempt (so the bot says it after one retry).
 Remote message IDs derive from the Matrix event that caused them, so a replayed event emits the
 same messages again, which the core must post only once.
 """
@@ -16,10 +18,11 @@ from __future__ import annotations
 
 import re
 
-from bridgekit import BridgeContext, BridgekitError, MatrixEvent, RemoteMessage, RoomID
+from bridgekit import BridgeContext, BridgekitError, Job, JobRetry, MatrixEvent, RemoteMessage, RoomID
 
 SAY = re.compile(r"!remote (?P<nick>[a-z]+)(?P<reply>\^?): (?P<text>.+)", re.DOTALL)
 BURST = re.compile(r"!burst (?P<count>\d+)")
+JOB = re.compile(r"!job (?P<fail>fail-once )?(?P<text>.+)", re.DOTALL)
 WAIT = re.compile(r"!wait (?P<id>\S+) (?P<nick>[a-z]+): (?P<text>.+)", re.DOTALL)
 
 
@@ -32,6 +35,8 @@ class RemoteChatConnector:
 
     async def start(self, ctx: BridgeContext) -> None:
         self._ctx = ctx
+        if ctx.jobs is not None:
+            ctx.jobs.register("say", self._say_job, retry=JobRetry(max_attempts=3, base_seconds=0.2))
 
     async def stop(self) -> None:
         self._ctx = None
@@ -55,6 +60,9 @@ class RemoteChatConnector:
                 reply_to=self._last_message.get(chat) if said["reply"] else None,
             ))
             self._last_message[chat] = event.event_id
+        elif (job := JOB.fullmatch(body)) and ctx.jobs is not None:
+            payload = {"room": event.room_id, "text": job["text"], "fail_once": bool(job["fail"])}
+            await ctx.jobs.enqueue("say", payload, key=event.room_id)
         elif waited := WAIT.fullmatch(body):
             await self._say_and_wait(ctx, event, waited)
         elif burst := BURST.fullmatch(body):
@@ -74,4 +82,14 @@ class RemoteChatConnector:
             answer = f"{waited['id']} failed: {error}"
         await ctx.matrix.intent(ctx.bot_user_id).send_text(
             RoomID(event.room_id), answer, msgtype="m.notice", txn_id=f"wait-answer:{event.event_id}"
+        )
+
+    async def _say_job(self, job: Job) -> None:
+        ctx = self._ctx
+        assert ctx is not None, "jobs run only while the connector is started"
+        if job.payload["fail_once"] and job.attempt == 1:
+            raise RuntimeError("failing the first attempt, as asked")
+        await ctx.matrix.intent(ctx.bot_user_id).send_text(
+            RoomID(job.payload["room"]), f"job {job.payload['text']} (attempt {job.attempt})", msgtype="m.notice",
+            txn_id=f"job:{job.id}",
         )
