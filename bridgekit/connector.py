@@ -41,8 +41,11 @@ from bridgekit.signing import SigningKey
 
 if TYPE_CHECKING:
     import logging
+    from pathlib import Path
 
     from fastapi import APIRouter
+    from sqlalchemy import MetaData
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     from bridgekit.commands import Command
 
@@ -114,6 +117,9 @@ class BridgeContext:
     """Behind :meth:`open_media` (None only in hand-built contexts)."""
     jobs: JobQueue | None = None
     """Durable side work run in order per key, with retries (None only in hand-built contexts)."""
+    database: ConnectorDatabase | None = None
+    """The bridge's database, for the connector's own tables (see :class:`TableOwner`); None only
+    in hand-built contexts."""
 
     async def signing_key(self, purpose: str) -> SigningKey:
         """The key this connector signs what it hands out with, for one ``purpose`` (links that
@@ -270,6 +276,51 @@ class JobQueue(Protocol):
 
     async def failed(self, kind: str | None = None, *, limit: int = 100) -> list[Job]:
         """Jobs that failed for good, newest first (``attempt``: how many were made)."""
+
+
+class ConnectorDatabase(Protocol):
+    """The bridge's own database (``ctx.database``), for a connector's own tables.
+
+    The same transactions bridgekit uses: on SQLite one writer at a time (so "database is
+    locked" cannot happen) and readers beside it; on PostgreSQL a pool. Keep transactions short
+    and never wait on the network inside one: on SQLite every other write waits meanwhile. A
+    connector never creates an engine or opens the database file itself."""
+
+    dialect: str
+    """``"sqlite"`` or ``"postgresql"`` (upserts differ: ``sqlalchemy.dialects.<dialect>.insert``)."""
+
+    def write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """``async with ctx.database.write() as conn``: one transaction, committed at the end of
+        the block, rolled back if it raises."""
+
+    def read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A read-only transaction (one consistent snapshot)."""
+
+    def write_session(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """An ORM session inside a write transaction, committed at the end of the block."""
+
+
+@dataclass(frozen=True)
+class ConnectorTables:
+    """Tables a connector keeps in the bridge's database, with Alembic migrations of its own."""
+
+    schema: str
+    """Names the migration history: revisions are recorded in ``alembic_version_<schema>``.
+    Lower-case letters, digits and ``_``; start your tables' names with it (``webhook_hook``)."""
+    migrations: Path
+    """The directory of the Alembic revision files (``0001_hooks.py``, ...; no env.py needed):
+    applied in order, up to the newest, at every start, after bridgekit's own migrations."""
+    metadata: MetaData | None = None
+    """The tables as SQLAlchemy models, when the connector has them (for its own tests, which
+    can compare the migrated schema with them)."""
+
+
+@runtime_checkable
+class TableOwner(Protocol):
+    """A connector with tables of its own: declare ``tables`` on the class; read and write them
+    through :attr:`BridgeContext.database`."""
+
+    tables: ConnectorTables
 
 
 class KeyValue(Protocol):
@@ -646,6 +697,8 @@ __all__ = [
     "ClosableSession",
     "CommandProvider",
     "ConfiguredConnector",
+    "ConnectorDatabase",
+    "ConnectorTables",
     "DeletingSession",
     "EditingSession",
     "EphemeralHandler",
@@ -679,6 +732,7 @@ __all__ = [
     "SessionKind",
     "SessionState",
     "SigningKeySource",
+    "TableOwner",
     "ThirdPartyHandler",
     "TopicSession",
     "TypingSession",

@@ -42,6 +42,7 @@ from bridgekit.connector import (
 )
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connector_kv import ConnectorKeyValue
+from bridgekit.core.connector_tables import migrate_connector_tables
 from bridgekit.core.connectors import connector_settings, load_connectors
 from bridgekit.core.double_puppet import double_puppet_status, read_double_puppet_token
 from bridgekit.core.echoes import SendsInFlight
@@ -169,6 +170,7 @@ async def _serve_with(
         )
         for connector in connectors
     }
+    await migrate_connector_tables(database, connectors)  # after bridgekit's own, before anything runs
     enabled = {name: section for name, section in config.connectors.items() if section.enabled}
     own_users = OwnUsers(
         bot_user_id, [section.ghost_prefix_for(name) for name, section in enabled.items()], server_name
@@ -286,7 +288,7 @@ async def _serve_with(
         media = MatrixMedia(lambda mxc: matrix.bot.open_media(ContentURI(mxc)), GuardedHTTP(fetch_http, ()))
         await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote, management.tell, kv,
                                 signing_keys=SigningKeys(_credentials_key_bytes(config), kv), media=media,
-                                jobs=jobs)
+                                jobs=jobs, database=database)
         await jobs.start()  # after the connectors registered their job handlers
         restored = await sessions.restore(wait_seconds=RESTORE_WAIT_SECONDS)
         if restored:
@@ -487,6 +489,7 @@ async def _start_connectors(
     signing_keys: SigningKeys,
     media: MatrixMedia,
     jobs: JobRunner,
+    database: Database,
 ) -> None:
     for connector in connectors:
         section = config.connectors[connector.name]
@@ -506,6 +509,7 @@ async def _start_connectors(
             signing_keys=signing_keys,
             media=media,
             jobs=ConnectorJobs(jobs, connector.name),
+            database=database,
         )
         await connector.start(context)
         log.info("connector %s started", connector.name)

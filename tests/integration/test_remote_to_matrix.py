@@ -128,3 +128,22 @@ async def test_a_connectors_jobs_run_in_order_per_key_with_a_retry(
     await alice.wait_for_events(room_id, job_notice, 2)
     bodies = [e["content"]["body"] for e in await alice.room_messages(room_id) if job_notice(e)]
     assert bodies == ["job first (attempt 2)", "job second (attempt 1)"]  # the retry held back the second
+
+
+async def test_a_connectors_own_table_is_made_at_start_and_kept_across_a_restart(
+    bridge: Bridge, make_matrix_user: MakeMatrixUser
+) -> None:
+    process, slot = bridge
+    alice = await make_matrix_user("alice")
+    room_id = await portal_with(alice, slot)
+
+    def count_notice(count: int) -> Callable[[dict[str, Any]], bool]:
+        body = f"notes here: {count}"
+        return lambda e: e.get("sender") == slot.bot_user_id and e.get("content", {}).get("body") == body
+
+    await alice.send_text(room_id, "!note first")
+    await alice.wait_for_event(room_id, count_notice(1))
+    await process.stop()
+    await process.start_ready()  # the second start migrates nothing and keeps the rows
+    await alice.send_text(room_id, "!note second")
+    await alice.wait_for_event(room_id, count_notice(2))

@@ -9,7 +9,9 @@ In a linked room:
 - ``!wait ID NICK: TEXT`` makes NICK say TEXT as remote message ID, with ``emit(..., wait=True)``;
   the bot then says ``posted ID as EVENT_ID`` (what the wait returned), or ``ID failed: ERROR``;
 - ``!job TEXT`` queues a job (``ctx.jobs``) whose handler has the bot say ``job TEXT``; ``!job
-  fail-once TEXT`` fails its first attempt (so the bot says it after one retry).
+  fail-once TEXT`` fails its first attempt (so the bot says it after one retry);
+- ``!note TEXT`` stores a note in the connector's own table (``tests/support/notes_tables.py``)
+  and the bot says ``notes here: N``.
 Remote message IDs derive from the Matrix event that caused them, so a replayed event emits the
 same messages again, which the core must post only once.
 """
@@ -19,15 +21,18 @@ from __future__ import annotations
 import re
 
 from bridgekit import BridgeContext, BridgekitError, Job, JobRetry, MatrixEvent, RemoteMessage, RoomID
+from tests.support.notes_tables import NOTES_TABLES, add_note
 
 SAY = re.compile(r"!remote (?P<nick>[a-z]+)(?P<reply>\^?): (?P<text>.+)", re.DOTALL)
 BURST = re.compile(r"!burst (?P<count>\d+)")
+NOTE = re.compile(r"!note (?P<text>.+)", re.DOTALL)
 JOB = re.compile(r"!job (?P<fail>fail-once )?(?P<text>.+)", re.DOTALL)
 WAIT = re.compile(r"!wait (?P<id>\S+) (?P<nick>[a-z]+): (?P<text>.+)", re.DOTALL)
 
 
 class RemoteChatConnector:
     name = "remote-chat"
+    tables = NOTES_TABLES
 
     def __init__(self) -> None:
         self._ctx: BridgeContext | None = None
@@ -60,6 +65,11 @@ class RemoteChatConnector:
                 reply_to=self._last_message.get(chat) if said["reply"] else None,
             ))
             self._last_message[chat] = event.event_id
+        elif (note := NOTE.fullmatch(body)) and ctx.database is not None:
+            count = await add_note(ctx.database, ctx.name, event.room_id, note["text"])
+            await ctx.matrix.intent(ctx.bot_user_id).send_text(
+                RoomID(event.room_id), f"notes here: {count}", msgtype="m.notice", txn_id=f"note:{event.event_id}"
+            )
         elif (job := JOB.fullmatch(body)) and ctx.jobs is not None:
             payload = {"room": event.room_id, "text": job["text"], "fail_once": bool(job["fail"])}
             await ctx.jobs.enqueue("say", payload, key=event.room_id)
