@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridgekit.connector import DEFAULT_JOB_RETRY, GiveUpJob, Job, JobFailureHandler, JobHandler, JobRetry
+from bridgekit.core.dispatcher import finish_or_cancel
 from bridgekit.store.jobs import JobRow, JobStore
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,7 @@ class JobRunner:
         self._stopping = True
         for key in self._waiting:
             self._workers[key].cancel()
-        workers = list(self._workers.values())
-        if not workers:
-            return
-        _done, running = await asyncio.wait(workers, timeout=grace_seconds)
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await finish_or_cancel(list(self._workers.values()), grace_seconds)
 
     async def failed(self, network: str, kind: str | None = None, *, limit: int = 100) -> list[Job]:
         return [_job(row, row.attempts) for row in await self._store.failed(network, kind=kind, limit=limit)]
