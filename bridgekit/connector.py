@@ -115,11 +115,25 @@ class BridgeContext:
     """Behind :meth:`signing_key` (None only in hand-built contexts)."""
     media: MediaSource | None = None
     """Behind :meth:`open_media` (None only in hand-built contexts)."""
-    jobs: JobQueue | None = None
-    """Durable side work run in order per key, with retries (None only in hand-built contexts)."""
-    database: ConnectorDatabase | None = None
-    """The bridge's database, for the connector's own tables (see :class:`TableOwner`); None only
-    in hand-built contexts."""
+    job_queue: JobQueue | None = None
+    """Behind :attr:`jobs` (None only in hand-built contexts)."""
+    connector_database: ConnectorDatabase | None = None
+    """Behind :attr:`database` (None only in hand-built contexts)."""
+
+    @property
+    def jobs(self) -> JobQueue:
+        """Durable side work, run in order per key with retries, kept across restarts
+        (:class:`JobQueue`): register handlers in ``start``, enqueue any time."""
+        if self.job_queue is None:
+            raise RuntimeError("this bridge context has no job queue")
+        return self.job_queue
+
+    @property
+    def database(self) -> ConnectorDatabase:
+        """The bridge's database, for the connector's own tables (:class:`TableOwner`)."""
+        if self.connector_database is None:
+            raise RuntimeError("this bridge context has no database")
+        return self.connector_database
 
     async def signing_key(self, purpose: str) -> SigningKey:
         """The key this connector signs what it hands out with, for one ``purpose`` (links that

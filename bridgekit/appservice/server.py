@@ -508,8 +508,8 @@ async def _start_connectors(
             kv=ConnectorKeyValue(kv, connector.name),
             signing_keys=signing_keys,
             media=media,
-            jobs=ConnectorJobs(jobs, connector.name),
-            database=database,
+            job_queue=ConnectorJobs(jobs, connector.name),
+            connector_database=database,
         )
         await connector.start(context)
         log.info("connector %s started", connector.name)

@@ -40,8 +40,7 @@ class RemoteChatConnector:
 
     async def start(self, ctx: BridgeContext) -> None:
         self._ctx = ctx
-        if ctx.jobs is not None:
-            ctx.jobs.register("say", self._say_job, retry=JobRetry(max_attempts=3, base_seconds=0.2))
+        ctx.jobs.register("say", self._say_job, retry=JobRetry(max_attempts=3, base_seconds=0.2))
 
     async def stop(self) -> None:
         self._ctx = None
@@ -65,12 +64,12 @@ class RemoteChatConnector:
                 reply_to=self._last_message.get(chat) if said["reply"] else None,
             ))
             self._last_message[chat] = event.event_id
-        elif (note := NOTE.fullmatch(body)) and ctx.database is not None:
+        elif note := NOTE.fullmatch(body):
             count = await add_note(ctx.database, ctx.name, event.room_id, note["text"])
             await ctx.matrix.intent(ctx.bot_user_id).send_text(
                 RoomID(event.room_id), f"notes here: {count}", msgtype="m.notice", txn_id=f"note:{event.event_id}"
             )
-        elif (job := JOB.fullmatch(body)) and ctx.jobs is not None:
+        elif job := JOB.fullmatch(body):
             payload = {"room": event.room_id, "text": job["text"], "fail_once": bool(job["fail"])}
             await ctx.jobs.enqueue("say", payload, key=event.room_id)
         elif waited := WAIT.fullmatch(body):
