@@ -15,7 +15,7 @@ import pytest
 
 from bridgekit.core.remote_delivery import RemoteDelivery
 from bridgekit.errors import DeliveryFailed, DeliveryInterrupted
-from bridgekit.events import RemoteMessage, RemoteTyping
+from bridgekit.events import RemoteDelete, RemoteEdit, RemoteMessage, RemoteReaction, RemoteTyping
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database
@@ -91,6 +91,27 @@ async def test_a_waiting_emit_returns_the_event_the_message_became(
         # Events that post nothing answer None once done.
         assert await remote.emit(NETWORK, RemoteTyping(chat_id="chat", sender_id="bob", typing=True), wait=True) is None
         assert remote.waiting == 0
+    finally:
+        await remote.stop()
+
+
+async def test_edits_reactions_and_deletions_answer_with_the_events_they_became(
+    database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
+) -> None:
+    remote = await delivery(database, http)
+    try:
+        original = await remote.emit(NETWORK, message("m1"), wait=True)
+        edit = await remote.emit(
+            NETWORK, RemoteEdit(chat_id="chat", message_id="m1", edit_id="e1", sender_id="bob", text="hello!"), wait=True
+        )
+        reaction = await remote.emit(
+            NETWORK, RemoteReaction(chat_id="chat", message_id="m1", sender_id="bob", emoji="👍"), wait=True
+        )
+        deletion = await remote.emit(NETWORK, RemoteDelete(chat_id="chat", message_id="m1", sender_id="bob"), wait=True)
+        assert [original, edit, reaction, deletion] == homeserver.ghost_posts  # four events, each its own
+        # An edit of a message that was never bridged posts nothing: None, not a hang.
+        unknown = RemoteEdit(chat_id="chat", message_id="never", edit_id="e1", sender_id="bob", text="?")
+        assert await remote.emit(NETWORK, unknown, wait=True) is None
     finally:
         await remote.stop()
 
