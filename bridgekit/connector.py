@@ -285,8 +285,13 @@ class JobQueue(Protocol):
         returning; raising retries with backoff (:class:`GiveUpJob`: no retry), and after the
         last attempt the job is recorded as failed and ``on_failed`` is called."""
 
-    async def enqueue(self, kind: str, payload: Any, *, key: str) -> int:
-        """Queue a job (``payload``: anything JSON can hold), committed when this returns; its ID."""
+    async def enqueue(self, kind: str, payload: Any, *, key: str, unique: str | None = None) -> int:
+        """Queue a job (``payload``: anything JSON can hold), committed when this returns; its ID.
+
+        ``unique`` names work that must be queued once, such as one delivery per hook and Matrix
+        event (``handle_matrix_event`` may see an event again after a crash): a job queued again
+        with the unique key of an earlier one, pending, failed or done in the last 7 days, is not
+        stored again, and the earlier job's ID is returned."""
 
     async def failed(self, kind: str | None = None, *, limit: int = 100) -> list[Job]:
         """Jobs that failed for good, newest first (``attempt``: how many were made)."""

@@ -62,9 +62,10 @@ class JobRunner:
         self._kinds[(network, kind)] = _Kind(handler, retry, on_failed)
         self._networks.add(network)
 
-    async def enqueue(self, network: str, kind: str, payload: Any, *, key: str) -> int:
-        job_id = await self._store.add(network, kind, key, payload)
-        self._poke((network, key))
+    async def enqueue(self, network: str, kind: str, payload: Any, *, key: str, unique: str | None = None) -> int:
+        job_id, new = await self._store.add(network, kind, key, payload, unique_key=unique)
+        if new:
+            self._poke((network, key))
         return job_id
 
     async def start(self) -> int:
@@ -190,8 +191,8 @@ class ConnectorJobs:
     ) -> None:
         self._runner.register(self._network, kind, handler, retry=retry, on_failed=on_failed)
 
-    async def enqueue(self, kind: str, payload: Any, *, key: str) -> int:
-        return await self._runner.enqueue(self._network, kind, payload, key=key)
+    async def enqueue(self, kind: str, payload: Any, *, key: str, unique: str | None = None) -> int:
+        return await self._runner.enqueue(self._network, kind, payload, key=key, unique=unique)
 
     async def failed(self, kind: str | None = None, *, limit: int = 100) -> list[Job]:
         return await self._runner.failed(self._network, kind, limit=limit)

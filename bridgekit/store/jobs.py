@@ -1,8 +1,11 @@
 """SQL of the job queue (``ctx.jobs``; the runner is ``core/jobs.py``).
 
 A job is committed before ``enqueue`` returns and stays ``pending`` until its handler succeeds
-(the row is deleted then) or the runner gives up (``failed``, kept with the last error): a crash
-at any point leaves it pending, and the next start runs it again. The runner asks for the oldest pending job of one
+(``done``) or the runner gives up (``failed``, with the last error): a crash at any point leaves
+it pending, and the next start runs it again. A job may carry a unique key (one delivery per hook
+and Matrix event): queued again, with the same key, it is not stored twice. Done jobs are kept
+``DONE_RETENTION_MS`` for that, then pruned (by a ``mark_done`` at most once per
+``PRUNE_INTERVAL_MS``: one indexed DELETE, no task of its own). The runner asks for the oldest pending job of one
 ordering key at a time, which is what keeps a key's jobs in order (an index serves exactly that).
 """
 
@@ -12,7 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
@@ -21,6 +25,11 @@ from bridgekit.store.models import Job
 _JOB: Table = Job.__table__  # type: ignore[assignment]
 
 ERROR_MAX_CHARS = 2000
+
+DONE_RETENTION_MS = 7 * 24 * 3_600_000
+"""How long a done job is kept, so that queuing it again (a replayed Matrix event) is recognised."""
+
+PRUNE_INTERVAL_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +59,24 @@ def _row(row: Any) -> JobRow:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._next_prune_ms = 0
 
-    async def add(self, network: str, kind: str, ordering_key: str, payload: Any) -> int:
-        """Store a pending job (committed when this returns); its ID."""
-        statement = insert(_JOB).values(
-            network=network, kind=kind, ordering_key=ordering_key, payload=payload, state="pending", attempts=0,
-            created_at=now_ms(),
-        ).returning(_JOB.c.id)
+    async def add(
+        self, network: str, kind: str, ordering_key: str, payload: Any, *, unique_key: str | None = None
+    ) -> tuple[int, bool]:
+        """Store a pending job (committed when this returns): its ID, and whether it is new
+        (False: a job with the same ``unique_key`` was queued before; its ID)."""
+        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
+        statement = dialect.insert(_JOB).values(
+            network=network, kind=kind, ordering_key=ordering_key, unique_key=unique_key, payload=payload,
+            state="pending", attempts=0, created_at=now_ms(),
+        ).on_conflict_do_nothing().returning(_JOB.c.id)
         async with self._db.write() as conn:
-            return int((await conn.execute(statement)).scalar_one())
+            inserted = (await conn.execute(statement)).scalar()
+            if inserted is not None:
+                return int(inserted), True
+            existing = select(_JOB.c.id).where(_JOB.c.network == network, _JOB.c.unique_key == unique_key)
+            return int((await conn.execute(existing)).scalar_one()), False
 
     async def next_for(self, network: str, ordering_key: str) -> JobRow | None:
         """The oldest pending job of one ordering key."""
@@ -79,9 +97,16 @@ class JobStore:
             return [(str(network), str(key)) for network, key in (await conn.execute(query)).all()]
 
     async def mark_done(self, job_id: int) -> None:
-        """The job succeeded: its row goes (the table holds only work left and failures)."""
+        now = now_ms()
         async with self._db.write() as conn:
-            await conn.execute(delete(_JOB).where(_JOB.c.id == job_id))
+            await conn.execute(update(_JOB).where(_JOB.c.id == job_id).values(
+                state="done", attempts=_JOB.c.attempts + 1, last_error=None, finished_at=now
+            ))
+            if now >= self._next_prune_ms:
+                self._next_prune_ms = now + PRUNE_INTERVAL_MS
+                await conn.execute(delete(_JOB).where(
+                    _JOB.c.state == "done", _JOB.c.finished_at < now - DONE_RETENTION_MS
+                ))
 
     async def record_failure(self, job_id: int, error: str, *, retry_at_ms: int | None) -> None:
         """An attempt failed: try again at ``retry_at_ms``, or (None) never: the job failed."""
@@ -103,10 +128,10 @@ class JobStore:
             return [_row(row) for row in (await conn.execute(query)).all()]
 
     async def counts(self, network: str) -> dict[str, int]:
-        """Jobs per state (pending, failed) of one connector."""
+        """Jobs per state (pending, done, failed) of one connector."""
         query = select(_JOB.c.state, func.count()).where(_JOB.c.network == network).group_by(_JOB.c.state)
         async with self._db.read() as conn:
             return {str(state): int(count) for state, count in (await conn.execute(query)).all()}
 
 
-__all__ = ["JobRow", "JobStore"]
+__all__ = ["DONE_RETENTION_MS", "JobRow", "JobStore"]

@@ -173,15 +173,18 @@ class Job(Base):
     __table_args__ = (
         Index("ix_job_network_ordering_key_state_id", "network", "ordering_key", "state", "id"),
         Index("ix_job_state", "state"),
+        UniqueConstraint("network", "unique_key"),
     )
 
     id: Mapped[IdKey]
     network: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
     ordering_key: Mapped[str] = mapped_column(Text)
+    unique_key: Mapped[str | None] = mapped_column(Text)
+    """Set by the connector for work that must be queued once (one delivery per hook and event)."""
     payload: Mapped[Any] = mapped_column(JSON_VALUE, nullable=False)
     state: Mapped[Pending]
-    """pending | failed (a job that succeeded is deleted)"""
+    """pending | done | failed (done rows are pruned after a while)"""
     attempts: Mapped[Count]
     next_attempt_at: Mapped[int | None] = mapped_column(BigInteger)
     """Milliseconds since the epoch before which the job is not tried again (backoff)."""

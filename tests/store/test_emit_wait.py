@@ -101,9 +101,8 @@ async def test_edits_reactions_and_deletions_answer_with_the_events_they_became(
     remote = await delivery(database, http)
     try:
         original = await remote.emit(NETWORK, message("m1"), wait=True)
-        edit = await remote.emit(
-            NETWORK, RemoteEdit(chat_id="chat", message_id="m1", edit_id="e1", sender_id="bob", text="hello!"), wait=True
-        )
+        correction = RemoteEdit(chat_id="chat", message_id="m1", edit_id="e1", sender_id="bob", text="hello!")
+        edit = await remote.emit(NETWORK, correction, wait=True)
         reaction = await remote.emit(
             NETWORK, RemoteReaction(chat_id="chat", message_id="m1", sender_id="bob", emoji="👍"), wait=True
         )

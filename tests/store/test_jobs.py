@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import update
+
 from bridgekit.connector import GiveUpJob, Job, JobRetry
 from bridgekit.core.jobs import ConnectorJobs, JobRunner
 from bridgekit.store import Database
+from bridgekit.store import Job as JobTable
 from bridgekit.store.jobs import JobStore
 from tests.support.waiting import until
 
@@ -79,7 +82,7 @@ async def test_a_job_in_backoff_holds_back_its_key_only_and_order_per_key_is_kep
         await jobs_runner.stop()
     assert receiver.of("a") == ["a1!", "a1!", "a1", "a2", "a3"]  # not 2, 3, 1
     assert time.waits == [1.0, 2.0]
-    assert await JobStore(database).counts(HOOKS) == {}  # done jobs leave no rows
+    assert await JobStore(database).counts(HOOKS) == {"done": 5}
 
 
 async def test_the_backoff_doubles_up_to_its_cap_and_a_final_failure_is_recorded_and_told(
@@ -105,7 +108,7 @@ async def test_the_backoff_doubles_up_to_its_cap_and_a_final_failure_is_recorded
     [failed] = await jobs.failed("deliver")
     assert (failed.payload, failed.attempt, failed.key) == ({"name": "a1"}, 6, "hook:a")
     assert told == [(failed.id, 6, "RuntimeError: the receiver answered 500")]
-    assert await JobStore(database).counts(HOOKS) == {"failed": 1}
+    assert await JobStore(database).counts(HOOKS) == {"failed": 1, "done": 1}
 
 
 async def test_giving_up_fails_a_job_at_once(database: Database) -> None:
@@ -166,6 +169,38 @@ async def test_jobs_of_a_connector_not_running_wait_and_an_unknown_kind_fails(da
     assert await store.counts("disabled") == {"pending": 1}  # kept for when it runs again
     [unknown] = await store.failed(HOOKS)
     assert unknown.last_error == "no handler is registered for jobs of kind 'renamed-kind'"
+
+
+async def test_work_queued_twice_under_one_unique_key_runs_once(database: Database) -> None:
+    jobs_runner = runner(database, FakeTime())
+    jobs = ConnectorJobs(jobs_runner, HOOKS)
+    receiver = Receiver()
+    jobs.register("deliver", receiver)
+    # handle_matrix_event sees an event again after a crash: one delivery per (hook, event).
+    first = await jobs.enqueue("deliver", {"name": "a1"}, key="hook:a", unique="hook:a/$event1")
+    assert await jobs.enqueue("deliver", {"name": "a1"}, key="hook:a", unique="hook:a/$event1") == first
+    await jobs_runner.start()
+    await jobs_runner.wait_idle()
+    assert await jobs.enqueue("deliver", {"name": "a1"}, key="hook:a", unique="hook:a/$event1") == first  # done
+    await jobs.enqueue("deliver", {"name": "a2"}, key="hook:a", unique="hook:a/$event2")
+    await until(lambda: len(receiver.log) == 2)
+    await jobs_runner.stop()
+    assert receiver.log == ["a1", "a2"]
+    assert await ConnectorJobs(runner(database, FakeTime()), "other").enqueue(
+        "deliver", {"name": "a1"}, key="hook:a", unique="hook:a/$event1"
+    ) != first  # unique per connector
+
+
+async def test_done_jobs_are_pruned_after_their_retention(database: Database) -> None:
+    store = JobStore(database)
+    old, _ = await store.add(HOOKS, "deliver", "k", {}, unique_key="u1")
+    await store.mark_done(old)
+    async with database.write() as connection:  # finished longer ago than the retention
+        await connection.execute(update(JobTable).where(JobTable.id == old).values(finished_at=1))
+    recent, _ = await JobStore(database).add(HOOKS, "deliver", "k", {}, unique_key="u2")
+    await JobStore(database).mark_done(recent)  # a new store prunes at its first mark_done
+    assert await store.counts(HOOKS) == {"done": 1}
+    assert (await store.add(HOOKS, "deliver", "k", {}, unique_key="u1"))[1]  # forgotten: new again
 
 
 async def test_jobs_queued_while_running_start_their_key_and_run_in_order(database: Database) -> None:

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("network", sa.Text(), nullable=False),
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("ordering_key", sa.Text(), nullable=False),
+        sa.Column("unique_key", sa.Text(), nullable=True),
         sa.Column("payload", JSON_VALUE, nullable=False),
         sa.Column("state", sa.Text(), server_default=sa.text("'pending'"), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
@@ -35,6 +36,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("finished_at", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_job"),
+        sa.UniqueConstraint("network", "unique_key", name="uq_job_network_unique_key"),
     )
     op.create_index("ix_job_network_ordering_key_state_id", "job", ["network", "ordering_key", "state", "id"])
     op.create_index("ix_job_state", "job", ["state"])
