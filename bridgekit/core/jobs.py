@@ -30,6 +30,10 @@ Clock = Callable[[], float]
 """Seconds since the epoch (due times are stored, so they must survive a restart)."""
 Sleep = Callable[[float], Awaitable[None]]
 
+MAX_RUNNING = 32
+"""Handlers running at once, over all keys (a restart with thousands of keys pending must not
+start thousands of HTTP requests together)."""
+
 
 @dataclass(frozen=True)
 class _Kind:
@@ -39,8 +43,12 @@ class _Kind:
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, *, clock: Clock = time.time, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self, store: JobStore, *, clock: Clock = time.time, sleep: Sleep = asyncio.sleep,
+        max_running: int = MAX_RUNNING,
+    ) -> None:
         self._store = store
+        self._running = asyncio.Semaphore(max_running)
         self._clock = clock
         self._sleep = sleep
         self._kinds: dict[tuple[str, str], _Kind] = {}
@@ -120,7 +128,8 @@ class JobRunner:
                 if self.stopping:
                     return
                 await self._until_due(key, row)
-                await self._attempt(row)
+                async with self._running:
+                    await self._attempt(row)
         except Exception:
             # The database failed under us: the jobs stay pending; the next start runs them.
             log.exception("the job worker of %s key %r stopped", network, ordering_key)

@@ -12,7 +12,7 @@ from bridgekit.connector import GiveUpJob, Job, JobRetry
 from bridgekit.core.jobs import ConnectorJobs, JobRunner
 from bridgekit.store import Database
 from bridgekit.store import Job as JobTable
-from bridgekit.store.jobs import JobStore
+from bridgekit.store.jobs import JobRow, JobStore
 from tests.support.waiting import until
 
 HOOKS = "hooks"
@@ -201,6 +201,46 @@ async def test_done_jobs_are_pruned_after_their_retention(database: Database) ->
     await JobStore(database).mark_done(recent)  # a new store prunes at its first mark_done
     assert await store.counts(HOOKS) == {"done": 1}
     assert (await store.add(HOOKS, "deliver", "k", {}, unique_key="u1"))[1]  # forgotten: new again
+
+
+class CountingStore(JobStore):
+    """Counts the workers' reads, so a test knows every worker holds its job."""
+
+    reads = 0
+
+    async def next_for(self, network: str, ordering_key: str) -> JobRow | None:
+        row = await super().next_for(network, ordering_key)
+        self.reads += 1
+        return row
+
+
+async def test_no_more_handlers_run_at_once_than_allowed(database: Database) -> None:
+    store = CountingStore(database)
+    jobs_runner = JobRunner(store, max_running=2)
+    jobs = ConnectorJobs(jobs_runner, HOOKS)
+    running: set[str] = set()
+    most = 0
+    release = asyncio.Event()
+
+    async def slow(job: Job) -> None:
+        nonlocal most
+        running.add(job.key)
+        most = max(most, len(running))
+        await release.wait()
+        running.discard(job.key)
+
+    jobs.register("deliver", slow)
+    for hook in "abcde":
+        await jobs.enqueue("deliver", {}, key=f"hook:{hook}")
+    await jobs_runner.start()
+    await until(lambda: store.reads == 5 and len(running) >= 2)
+    await asyncio.sleep(0)  # one more turn of the loop: an uncapped worker would be running now
+    assert len(running) == 2
+    release.set()
+    await jobs_runner.wait_idle()
+    await jobs_runner.stop()
+    assert most == 2
+    assert await JobStore(database).counts(HOOKS) == {"done": 5}
 
 
 async def test_jobs_queued_while_running_start_their_key_and_run_in_order(database: Database) -> None:
