@@ -7,6 +7,7 @@ and a clean end when the bridge stops."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 
@@ -75,6 +76,17 @@ async def delivery(database: Database, http: httpx.AsyncClient, *, max_attempts:
     return remote
 
 
+@contextlib.asynccontextmanager
+async def running(
+    database: Database, http: httpx.AsyncClient, *, max_attempts: int = 5
+) -> AsyncIterator[RemoteDelivery]:
+    remote = await delivery(database, http, max_attempts=max_attempts)
+    try:
+        yield remote
+    finally:
+        await remote.stop()
+
+
 def message(message_id: str, text: str = "hello") -> RemoteMessage:
     return RemoteMessage(chat_id="chat", message_id=message_id, sender_id="bob", text=text)
 
@@ -82,8 +94,7 @@ def message(message_id: str, text: str = "hello") -> RemoteMessage:
 async def test_a_waiting_emit_returns_the_event_the_message_became(
     database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
 ) -> None:
-    remote = await delivery(database, http)
-    try:
+    async with running(database, http) as remote:
         event_id = await remote.emit(NETWORK, message("m1"), wait=True)
         assert event_id is not None
         assert homeserver.ghost_posts == [event_id]
@@ -91,15 +102,12 @@ async def test_a_waiting_emit_returns_the_event_the_message_became(
         # Events that post nothing answer None once done.
         assert await remote.emit(NETWORK, RemoteTyping(chat_id="chat", sender_id="bob", typing=True), wait=True) is None
         assert remote.waiting == 0
-    finally:
-        await remote.stop()
 
 
 async def test_edits_reactions_and_deletions_answer_with_the_events_they_became(
     database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
 ) -> None:
-    remote = await delivery(database, http)
-    try:
+    async with running(database, http) as remote:
         original = await remote.emit(NETWORK, message("m1"), wait=True)
         correction = RemoteEdit(chat_id="chat", message_id="m1", edit_id="e1", sender_id="bob", text="hello!")
         edit = await remote.emit(NETWORK, correction, wait=True)
@@ -111,27 +119,19 @@ async def test_edits_reactions_and_deletions_answer_with_the_events_they_became(
         # An edit of a message that was never bridged posts nothing: None, not a hang.
         unknown = RemoteEdit(chat_id="chat", message_id="never", edit_id="e1", sender_id="bob", text="?")
         assert await remote.emit(NETWORK, unknown, wait=True) is None
-    finally:
-        await remote.stop()
 
 
 async def test_the_same_event_emitted_again_answers_with_the_same_id_also_after_a_restart(
     database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
 ) -> None:
-    remote = await delivery(database, http)
-    try:
+    async with running(database, http) as remote:
         first = await remote.emit(NETWORK, message("m1"), wait=True)
         # At once (the send's bookkeeping may still be in the write-behind buffer) and together.
         again = await asyncio.gather(*(remote.emit(NETWORK, message("m1"), wait=True) for _ in range(3)))
         assert again == [first] * 3
-    finally:
-        await remote.stop()
-    restarted = await delivery(database, http)
-    try:
+    async with running(database, http) as restarted:
         assert await restarted.emit(NETWORK, message("m1"), wait=True) == first
         assert homeserver.ghost_posts == [first]  # posted once
-    finally:
-        await restarted.stop()
 
 
 async def test_emits_waiting_behind_a_slow_send_keep_the_chats_order(
@@ -160,16 +160,13 @@ async def test_a_send_that_fails_every_attempt_raises_a_typed_failure_also_when_
     database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
 ) -> None:
     homeserver.refuse_sends = True
-    remote = await delivery(database, http, max_attempts=1)
-    try:
+    async with running(database, http, max_attempts=1) as remote:
         with pytest.raises(DeliveryFailed, match="M_FORBIDDEN") as failure:
             await remote.emit(NETWORK, message("m1"), wait=True)
         assert failure.value.__cause__ is not None
         with pytest.raises(DeliveryFailed, match="M_FORBIDDEN"):
             await remote.emit(NETWORK, message("m1"), wait=True)
         assert remote.waiting == 0
-    finally:
-        await remote.stop()
 
 
 async def test_stopping_the_bridge_ends_the_waits_and_the_event_is_posted_at_the_next_start(
@@ -193,9 +190,6 @@ async def test_stopping_the_bridge_ends_the_waits_and_the_event_is_posted_at_the
         await remote.emit(NETWORK, message("m3"), wait=True)
 
     homeserver.hold_sends.set()
-    restarted = await delivery(database, http)
-    try:
+    async with running(database, http) as restarted:
         answers = [await restarted.emit(NETWORK, message(f"m{i}"), wait=True) for i in (1, 2, 3)]
         assert answers == homeserver.ghost_posts  # replayed in order, each posted once
-    finally:
-        await restarted.stop()
