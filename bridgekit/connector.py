@@ -41,8 +41,11 @@ from bridgekit.signing import SigningKey
 
 if TYPE_CHECKING:
     import logging
+    from pathlib import Path
 
     from fastapi import APIRouter
+    from sqlalchemy import MetaData
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     from bridgekit.commands import Command
 
@@ -70,7 +73,7 @@ class SessionState(enum.Enum):
 class RemoteSink(Protocol):
     """Where remote events go (the core's remote -> Matrix delivery)."""
 
-    async def emit(self, network: str, event: RemoteEvent) -> None: ...
+    async def emit(self, network: str, event: RemoteEvent, *, wait: bool = False) -> EventID | None: ...
 
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None: ...
 
@@ -112,6 +115,25 @@ class BridgeContext:
     """Behind :meth:`signing_key` (None only in hand-built contexts)."""
     media: MediaSource | None = None
     """Behind :meth:`open_media` (None only in hand-built contexts)."""
+    job_queue: JobQueue | None = None
+    """Behind :attr:`jobs` (None only in hand-built contexts)."""
+    connector_database: ConnectorDatabase | None = None
+    """Behind :attr:`database` (None only in hand-built contexts)."""
+
+    @property
+    def jobs(self) -> JobQueue:
+        """Durable side work, run in order per key with retries, kept across restarts
+        (:class:`JobQueue`): register handlers in ``start``, enqueue any time."""
+        if self.job_queue is None:
+            raise RuntimeError("this bridge context has no job queue")
+        return self.job_queue
+
+    @property
+    def database(self) -> ConnectorDatabase:
+        """The bridge's database, for the connector's own tables (:class:`TableOwner`)."""
+        if self.connector_database is None:
+            raise RuntimeError("this bridge context has no database")
+        return self.connector_database
 
     async def signing_key(self, purpose: str) -> SigningKey:
         """The key this connector signs what it hands out with, for one ``purpose`` (links that
@@ -150,13 +172,24 @@ class BridgeContext:
         """The remote sender behind one of this connector's ghosts (None: not one of them)."""
         return parse_ghost_user_id(user_id, self.ghost_prefix, self.name, self.server_name)
 
-    async def emit(self, event: RemoteEvent) -> None:
+    async def emit(self, event: RemoteEvent, *, wait: bool = False) -> EventID | None:
         """Hand a remote event to the core. It is stored durably before this returns; the core
         then posts it in its portal, in order per chat, through the sender's ghost, retrying
         with backoff. Emitting the same event again (same chat, message and, for edits,
         ``edit_id``) is harmless. Echoes of messages the bridge's own sessions sent are
-        recognised by the message ID ``send`` returned and dropped here."""
-        await self.remote.emit(self.name, event)
+        recognised by the message ID ``send`` returned and dropped here.
+
+        With ``wait=True`` it returns only once the event is posted, with the Matrix event it
+        became (None for events that post none: typing, receipts, membership, chat info, power,
+        or an edit of a message that was never bridged). Durability and order are the same: the
+        event is stored first and posted by its portal's worker, behind the chat's earlier
+        events. Emitted again after it was posted, the same event answers with the same ID at
+        once. Raises :class:`~bridgekit.errors.DeliveryFailed` when every attempt failed, and
+        :class:`~bridgekit.errors.DeliveryInterrupted` when the bridge stops first (the event is
+        still posted at the next start). Cancelling the caller cancels only the wait. Waiting
+        inside ``handle_matrix_event`` cannot deadlock (posting is another worker than the
+        room's inbox), but it holds up that room's next Matrix events meanwhile."""
+        return await self.remote.emit(self.name, event, wait=wait)
 
     async def link_portal(self, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None:
         """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing); ``relay`` sets
@@ -191,6 +224,122 @@ class SigningKeySource(Protocol):
 
 class MediaSource(Protocol):
     def open(self, mxc: str, *, max_bytes: int) -> contextlib.AbstractAsyncContextManager[MediaDownload]: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """One queued job, as its handler gets it."""
+
+    id: int
+    """Stable across attempts and restarts: an idempotency key to hand a receiver."""
+    kind: str
+    key: str
+    """The ordering key it was queued under."""
+    payload: Any
+    attempt: int
+    """1 on the first try, 2 on the first retry, ..."""
+
+
+@dataclass(frozen=True)
+class JobRetry:
+    """How a kind of job is retried: after failed attempt n it waits ``base_seconds * 2**(n-1)``,
+    at most ``cap_seconds``; after ``max_attempts`` attempts it has failed for good."""
+
+    max_attempts: int = 8
+    base_seconds: float = 1.0
+    cap_seconds: float = 300.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        return float(min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1)))
+
+
+DEFAULT_JOB_RETRY = JobRetry()
+"""Eight attempts over about two minutes (1 s, 2 s, 4 s, ... between them)."""
+
+
+class GiveUpJob(Exception):
+    """Raised by a job handler when retrying cannot help (a receiver answered 404, say): the job
+    fails at once, with this message as its error."""
+
+
+JobHandler = Callable[[Job], Awaitable[None]]
+JobFailureHandler = Callable[[Job, str], Awaitable[None]]
+"""Told once when a job has failed for good: the job (its last attempt) and the error."""
+
+
+class JobQueue(Protocol):
+    """Durable side work (``ctx.jobs``) that must not hold up a room: an outbound webhook
+    delivery, a profile fetch. Jobs are stored in the bridge's database when :meth:`enqueue`
+    returns, run by the framework after the connector started, and kept across restarts.
+
+    Order: jobs with the same ``key`` run one at a time in the order queued; a job being retried
+    holds back the later jobs of its key (never those of other keys). Handlers run at least once
+    per job (again after a crash mid-run): make their effect idempotent, e.g. with ``job.id``."""
+
+    def register(
+        self, kind: str, handler: JobHandler, *, retry: JobRetry = DEFAULT_JOB_RETRY,
+        on_failed: JobFailureHandler | None = None,
+    ) -> None:
+        """Run ``handler`` for jobs of ``kind`` (register every kind in ``start``). It succeeds by
+        returning; raising retries with backoff (:class:`GiveUpJob`: no retry), and after the
+        last attempt the job is recorded as failed and ``on_failed`` is called."""
+
+    async def enqueue(self, kind: str, payload: Any, *, key: str, unique: str | None = None) -> int:
+        """Queue a job (``payload``: anything JSON can hold), committed when this returns; its ID.
+
+        ``unique`` names work that must be queued once, such as one delivery per hook and Matrix
+        event (``handle_matrix_event`` may see an event again after a crash): a job queued again
+        with the unique key of an earlier one, pending, failed or done in the last 7 days, is not
+        stored again, and the earlier job's ID is returned."""
+
+    async def failed(self, kind: str | None = None, *, limit: int = 100) -> list[Job]:
+        """Jobs that failed for good, newest first (``attempt``: how many were made)."""
+
+
+class ConnectorDatabase(Protocol):
+    """The bridge's own database (``ctx.database``), for a connector's own tables.
+
+    The same transactions bridgekit uses: on SQLite one writer at a time (so "database is
+    locked" cannot happen) and readers beside it; on PostgreSQL a pool. Keep transactions short
+    and never wait on the network inside one: on SQLite every other write waits meanwhile. A
+    connector never creates an engine or opens the database file itself."""
+
+    dialect: str
+    """``"sqlite"`` or ``"postgresql"`` (upserts differ: ``sqlalchemy.dialects.<dialect>.insert``)."""
+
+    def write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """``async with ctx.database.write() as conn``: one transaction, committed at the end of
+        the block, rolled back if it raises."""
+
+    def read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A read-only transaction (one consistent snapshot)."""
+
+    def write_session(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """An ORM session inside a write transaction, committed at the end of the block."""
+
+
+@dataclass(frozen=True)
+class ConnectorTables:
+    """Tables a connector keeps in the bridge's database, with Alembic migrations of its own."""
+
+    schema: str
+    """Names the migration history: revisions are recorded in ``alembic_version_<schema>``.
+    Lower-case letters, digits and ``_``; start your tables' names with it (``webhook_hook``)."""
+    migrations: Path
+    """The directory of the Alembic revision files (``0001_hooks.py``, ...; no env.py needed):
+    applied in order, up to the newest, at every start, after bridgekit's own migrations."""
+    metadata: MetaData | None = None
+    """The tables as SQLAlchemy models, when the connector has them (for its own tests, which
+    can compare the migrated schema with them)."""
+
+
+@runtime_checkable
+class TableOwner(Protocol):
+    """A connector with tables of its own: declare ``tables`` on the class; read and write them
+    through :attr:`BridgeContext.database`."""
+
+    tables: ConnectorTables
 
 
 class KeyValue(Protocol):
@@ -578,15 +727,24 @@ class ThirdPartyHandler(Protocol):
 
 
 __all__ = [
+    "DEFAULT_JOB_RETRY",
     "AliasQueryHandler",
     "BridgeContext",
     "ClosableSession",
     "CommandProvider",
     "ConfiguredConnector",
+    "ConnectorDatabase",
+    "ConnectorTables",
     "DeletingSession",
     "EditingSession",
     "EphemeralHandler",
+    "GiveUpJob",
     "HttpRouteProvider",
+    "Job",
+    "JobFailureHandler",
+    "JobHandler",
+    "JobQueue",
+    "JobRetry",
     "KeyValue",
     "LoginFailed",
     "LoginField",
@@ -610,6 +768,7 @@ __all__ = [
     "SessionKind",
     "SessionState",
     "SigningKeySource",
+    "TableOwner",
     "ThirdPartyHandler",
     "TopicSession",
     "TypingSession",

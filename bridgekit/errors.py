@@ -6,6 +6,8 @@ says what went wrong and, where it can, what the user can do about it::
     BridgekitError
     ├── ConfigError                 a config or registration file is invalid (names the key and the fix)
     ├── StoreError                  the database could not do what was asked
+    ├── DeliveryFailed              ``ctx.emit(..., wait=True)``: the core gave up posting the event
+    ├── DeliveryInterrupted         ``ctx.emit(..., wait=True)``: the bridge stopped first (kept, posted later)
     └── MatrixError                 the homeserver refused or could not be reached
         ├── MatrixConnectionError   network failure or timeout, after the retries ran out
         └── MatrixRequestError      the homeserver answered with an error (status + errcode)
@@ -30,6 +32,16 @@ class ConfigError(BridgekitError):
 
 class StoreError(BridgekitError):
     """The database could not do what was asked."""
+
+
+class DeliveryFailed(BridgekitError):
+    """A remote event waited for (``ctx.emit(..., wait=True)``) could not be posted on Matrix:
+    every attempt failed (the room was told). The last attempt's error is the ``__cause__``."""
+
+
+class DeliveryInterrupted(BridgekitError):
+    """The bridge stopped before a remote event waited for was posted. The event stays stored and
+    is posted at the next start; only the answer is lost."""
 
 
 class MatrixError(BridgekitError):
@@ -87,6 +99,8 @@ class MatrixServerError(MatrixRequestError):
 __all__ = [
     "BridgekitError",
     "ConfigError",
+    "DeliveryFailed",
+    "DeliveryInterrupted",
     "MatrixBadRequest",
     "MatrixConnectionError",
     "MatrixError",

@@ -46,10 +46,12 @@ from bridgekit.connector import (
 )
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connector_kv import ConnectorKeyValue
+from bridgekit.core.connector_tables import migrate_connector_tables
 from bridgekit.core.connectors import connector_settings, load_connectors
 from bridgekit.core.double_puppet import double_puppet_status, read_double_puppet_token
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.inbox import Inbox
+from bridgekit.core.jobs import ConnectorJobs, JobRunner
 from bridgekit.core.management import ManagementRoom, ManagementServices
 from bridgekit.core.matrix_to_remote import MatrixToRemote
 from bridgekit.core.permissions import Permissions, default_rules
@@ -65,6 +67,7 @@ from bridgekit.matrix import MatrixClient
 from bridgekit.media import MatrixMedia
 from bridgekit.store import Database, KeyValueStore, MatrixStateStore
 from bridgekit.store.inbox import InboxStore
+from bridgekit.store.jobs import JobStore
 from bridgekit.store.outbox import OutboxStore
 from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
@@ -194,6 +197,7 @@ async def _serve_with(
         )
         for connector in connectors
     }
+    await migrate_connector_tables(database, connectors)  # after bridgekit's own, before anything runs
     enabled = {name: section for name, section in config.connectors.items() if section.enabled}
     own_users = OwnUsers(
         bot_user_id, [section.ghost_prefix_for(name) for name, section in enabled.items()], server_name
@@ -287,6 +291,7 @@ async def _serve_with(
         server = _Server(_server_config(_create_listener_app(state, config, connectors, listener), listener), servers)
         serving.append(asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn {listener.key}"))
     background: list[asyncio.Task[None]] = []
+    jobs = JobRunner(JobStore(database))
     try:
         for (listener, _sock), server, task in zip(listeners, servers, serving, strict=True):
             if not await _wait_started(server, task):
@@ -300,7 +305,9 @@ async def _serve_with(
         # Media for connectors: as the bot, redirects only through the SSRF guard.
         media = MatrixMedia(lambda mxc: matrix.bot.open_media(ContentURI(mxc)), GuardedHTTP(fetch_http, ()))
         await _start_connectors(connectors, settings, config, matrix, bot_user_id, remote, management.tell, kv,
-                                signing_keys=SigningKeys(_credentials_key_bytes(config), kv), media=media)
+                                signing_keys=SigningKeys(_credentials_key_bytes(config), kv), media=media,
+                                jobs=jobs, database=database)
+        await jobs.start()  # after the connectors registered their job handlers
         restored = await sessions.restore(wait_seconds=RESTORE_WAIT_SECONDS)
         if restored:
             log.info("reconnected %d puppet logins (slow ones go on in the background)", restored)
@@ -318,6 +325,7 @@ async def _serve_with(
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await jobs.stop()  # before the connectors their handlers use
         for connector in connectors:
             try:
                 await connector.stop()
@@ -516,6 +524,8 @@ async def _start_connectors(
     *,
     signing_keys: SigningKeys,
     media: MatrixMedia,
+    jobs: JobRunner,
+    database: Database,
 ) -> None:
     for connector in connectors:
         section = config.connectors[connector.name]
@@ -534,6 +544,8 @@ async def _start_connectors(
             kv=ConnectorKeyValue(kv, connector.name),
             signing_keys=signing_keys,
             media=media,
+            job_queue=ConnectorJobs(jobs, connector.name),
+            connector_database=database,
         )
         await connector.start(context)
         log.info("connector %s started", connector.name)

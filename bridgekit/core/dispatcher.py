@@ -71,6 +71,16 @@ def backoff_seconds(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> fl
     return float(min(cap, base * 2 ** (attempt - 1)))
 
 
+async def finish_or_cancel(tasks: list[asyncio.Task[None]], grace_seconds: float) -> None:
+    """Let ``tasks`` finish for up to ``grace_seconds``, then cancel the rest and wait for them."""
+    if not tasks:
+        return
+    _done, still_running = await asyncio.wait(tasks, timeout=grace_seconds)
+    for task in still_running:
+        task.cancel()
+    await asyncio.gather(*still_running, return_exceptions=True)
+
+
 class RoomDispatcher:
     """Runs ``handler`` for each item, ordered per ``queue_key``, parallel across keys."""
 
@@ -150,13 +160,7 @@ class RoomDispatcher:
         """Let running handlers and deliveries finish (up to ``grace_seconds``), then cancel.
         Unhandled rows stay pending in the database and are replayed at the next start."""
         self._stopping = True
-        workers = [*self._workers.values(), *self._settlers.values()]
-        if not workers:
-            return
-        _done, still_running = await asyncio.wait(workers, timeout=grace_seconds)
-        for task in still_running:
-            task.cancel()
-        await asyncio.gather(*still_running, return_exceptions=True)
+        await finish_or_cancel([*self._workers.values(), *self._settlers.values()], grace_seconds)
 
     async def _run(self, key: str) -> None:
         queue = self._queues[key]
@@ -257,4 +261,4 @@ class RoomDispatcher:
                 _deliveries.reset(token)
 
 
-__all__ = ["RoomDispatcher", "WorkItem", "backoff_seconds", "defer_done"]
+__all__ = ["RoomDispatcher", "WorkItem", "backoff_seconds", "defer_done", "finish_or_cancel"]

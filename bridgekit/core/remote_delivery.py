@@ -5,6 +5,10 @@ pending sends are replayed at start-up. Each portal has one ordered worker (the 
 the inbox); a send goes out through the sender's ghost, registered, named and joined as needed,
 with a Matrix transaction ID derived from (network, chat, message) so a resend after a crash lands
 once. A send that fails every attempt is reported in the room by the bridge bot and counted.
+
+``emit(..., wait=True)`` stores the event the same way, then waits for its portal's worker to post
+it and answers with the Matrix event ID (``core/delivery_waiters.py``); emitted again after it was
+posted, the stored ID answers at once.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import httpx
 
 from bridgekit.connector import PortalInfo, SessionState
 from bridgekit.core.bridge_info import BridgeSection, announce_bridge, bridge_info_content, bridge_info_state_key
+from bridgekit.core.delivery_waiters import DeliveryWaiters
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
 from bridgekit.core.echoes import SendsInFlight
-from bridgekit.errors import MatrixError, MatrixRequestError
+from bridgekit.errors import DeliveryFailed, MatrixError, MatrixRequestError
 from bridgekit.events import (
     RemoteChatInfo,
     RemoteDelete,
@@ -142,6 +147,7 @@ class RemoteDelivery:
         self._alias_portals = asyncio.Lock()
         """Alias queries make portals one at a time: two queries for one chat (two users joining
         at once) must not both create its room (the second would fail, M_ROOM_IN_USE)."""
+        self._waiters = DeliveryWaiters()
         self.sent = 0
         self.failed = 0
 
@@ -162,9 +168,15 @@ class RemoteDelivery:
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         await self._dispatcher.stop(grace_seconds)
+        self._waiters.close()  # after the grace: sends that landed meanwhile answered their waiters
         await self._store.flush()
 
-    async def emit(self, network: str, event: RemoteEvent) -> None:
+    @property
+    def waiting(self) -> int:
+        """Emits waiting for their event to be posted."""
+        return self._waiters.count
+
+    async def emit(self, network: str, event: RemoteEvent, *, wait: bool = False) -> EventID | None:
         if network not in self._ghost_prefixes:
             raise ValueError(f"no connector named {network!r} is running")
         kind = _KINDS.get(type(event))
@@ -173,11 +185,49 @@ class RemoteDelivery:
         if isinstance(event, RemoteMessage):
             portal = await self._store.portal(network, event.chat_id)
             if portal is not None and self._store.sent_by_us(portal.id, event.message_id):
-                return  # our own send coming back from the network: an echo
+                # Our own send coming back from the network (an echo): its Matrix event is the original.
+                return await self._original(portal.id, event.message_id) if wait else None
+        key = event_key(network, event)
         payload = {"network": network, "kind": kind, **asdict(event)}
-        entry = await self._store.add(network, event.chat_id, event_key(network, event), payload)
-        if entry is not None:  # None: the same event was emitted before
-            self._queue(entry)
+        if not wait:
+            await self._store_and_queue(network, event.chat_id, key, payload)
+            return None
+        # Registered before the send is stored or looked up, so a send landing in between is not missed.
+        future = self._waiters.register(key)
+        try:
+            if not await self._store_and_queue(network, event.chat_id, key, payload):
+                await self._answer_from_store(network, key, event)
+        except BaseException:
+            self._waiters.discard(key, future)
+            raise
+        return await self._waiters.wait(key, future)
+
+    async def _store_and_queue(self, network: str, chat_id: str, key: str, payload: dict[str, object]) -> bool:
+        """Store and queue a send; False when the same event was emitted before (stored once)."""
+        entry = await self._store.add(network, chat_id, key, payload)
+        if entry is None:
+            return False
+        self._queue(entry)
+        return True
+
+    async def _answer_from_store(self, network: str, key: str, event: RemoteEvent) -> None:
+        """An event emitted again: answer its waiters now if its send is over (else its worker will)."""
+        outcome = await self._store.outcome(key)
+        if outcome is None or outcome.state == "pending":
+            return
+        if outcome.state == "failed":
+            self._waiters.fail(key, _failed(outcome.last_error or "unknown error"))
+            return
+        event_id = EventID(outcome.event_id) if outcome.event_id else None
+        if event_id is None and isinstance(event, RemoteMessage):
+            # Sent before the outbox kept event IDs: the message map has it.
+            portal = await self._store.portal(network, event.chat_id)
+            event_id = await self._original(portal.id, event.message_id) if portal is not None else None
+        self._waiters.resolve(key, event_id)
+
+    async def _original(self, portal_id: int, message_id: str) -> EventID | None:
+        event_id = await self._store.event_for(portal_id, message_id)
+        return EventID(event_id) if event_id else None
 
     async def report_session(
         self, network: str, owner: UserID | None, state: SessionState, detail: str | None
@@ -312,6 +362,11 @@ class RemoteDelivery:
 
     async def _send(self, item: WorkItem) -> None:
         entry: OutboxEntry = item.event
+        event_id = await self._post(entry)
+        self._waiters.resolve(entry.idempotency_key, event_id)
+
+    async def _post(self, entry: OutboxEntry) -> EventID | None:
+        """Post one stored send and mark it done; the Matrix event it became, if any."""
         payload = entry.payload
         network = str(payload["network"])
         cls = _CLASSES[str(payload.get("kind", "message"))]
@@ -322,29 +377,29 @@ class RemoteDelivery:
         portal = await self._store.portal_by_id(entry.portal_id)
         if portal.room_id is None and portal.unlinked:
             await self._store.mark_done(entry)  # an admin unlinked this chat: it is not bridged
-            return
+            return None
         room_id = RoomID(portal.room_id) if portal.room_id else await self._create_room(portal)
         if isinstance(event, RemoteMessage):
-            await self._post_message(entry, network, portal, room_id, event)
-            return
+            return await self._post_message(entry, network, portal, room_id, event)
         if isinstance(event, RemoteMember):
             await self._membership(network, event, room_id)
             await self._store.mark_done(entry)
-            return
+            return None
         if isinstance(event, RemoteChatInfo):
             await self._chat_info(network, event, portal, room_id)
             await self._store.mark_done(entry)
-            return
+            return None
         if isinstance(event, RemotePower):
             await self._power(network, event, room_id)
             await self._store.mark_done(entry)
-            return
+            return None
         if isinstance(event, RemoteTyping):
             typist = await self._sender(network, event.sender_id, None, room_id)
             await typist.set_typing(room_id, event.typing, timeout_ms=event.timeout_ms)
             await self._store.mark_done(entry)
-            return
+            return None
         target = await self._store.mapped_by_remote(portal.id, event.message_id)
+        event_id: EventID | None = None
         if target is None:
             # The message was never bridged (said before the portal existed, or lost): nothing
             # on Matrix to edit, redact or react to.
@@ -352,29 +407,31 @@ class RemoteDelivery:
                      event.chat_id)
         elif isinstance(event, RemoteEdit):
             sender = await self._sender(network, event.sender_id, event.sender_name, room_id)
-            await sender.send_message(
+            event_id = await sender.send_message(
                 room_id, self._marked(network, sender, edit_content(EventID(target.event_id), event.text,
                                                                    html=event.html)),
                 txn_id=entry.idempotency_key,
             )
         elif isinstance(event, RemoteDelete):
-            await self._redact(network, target, room_id, entry.idempotency_key)
+            event_id = await self._redact(network, target, room_id, entry.idempotency_key)
         elif isinstance(event, RemoteReaction):
-            await self._react(network, event, target, room_id, entry.idempotency_key)
+            event_id = await self._react(network, event, target, room_id, entry.idempotency_key)
         elif isinstance(event, RemoteReceipt):
             reader = await self._sender(network, event.sender_id, None, room_id)
             await reader.mark_read(room_id, EventID(target.event_id))
-        await self._store.mark_done(entry)
+        await self._store.mark_done(entry, event_id)
+        return event_id
 
     async def _post_message(
         self, entry: OutboxEntry, network: str, portal: PortalRow, room_id: RoomID, message: RemoteMessage
-    ) -> None:
+    ) -> EventID | None:
         # Checked again here, after the chat's sends settled: ``emit`` may have run before the
         # ID of our own send was mapped (see core/echoes.py).
         await self._in_flight.settled(network, message.chat_id)
         if self._store.sent_by_us(portal.id, message.message_id):
-            await self._store.mark_done(entry)
-            return
+            original = await self._original(portal.id, message.message_id)
+            await self._store.mark_done(entry, original)
+            return original
         sender = await self._sender(network, message.sender_id, message.sender_name, room_id)
         if message.sender_avatar_url and self._is_ghost(sender.user_id):
             await self._sync_avatar(network, message.sender_id, sender, message.sender_avatar_url)
@@ -389,6 +446,7 @@ class RemoteDelivery:
             entry, event_id=event_id, remote_id=message.message_id, sender_user_id=sender.user_id,
             sender_remote_id=message.sender_id, ts=message.timestamp_ms or 0, reply_to_remote_id=message.reply_to,
         )
+        return event_id
 
     async def _sender(self, network: str, sender_id: str, sender_name: str | None, room_id: RoomID) -> Intent:
         """Who posts for ``sender_id``: the Matrix user logged in as them (double puppet), when
@@ -497,7 +555,7 @@ class RemoteDelivery:
             content[DOUBLE_PUPPET_MARKER] = network
         return content
 
-    async def _redact(self, network: str, target: MappedMessage, room_id: RoomID, key: str) -> None:
+    async def _redact(self, network: str, target: MappedMessage, room_id: RoomID, key: str) -> EventID:
         # The author of an event may always redact it: a ghost its own, a Matrix user theirs
         # through the double puppet. Otherwise it takes the bot's power level.
         author = UserID(target.sender_user_id)
@@ -507,25 +565,26 @@ class RemoteDelivery:
             intent = self._double_puppet.intent(author)  # acting as a user only for those logged in
         else:
             intent = self._matrix.bot
-        await intent.redact(room_id, EventID(target.event_id), reason=f"deleted on {network}", txn_id=key)
+        return await intent.redact(room_id, EventID(target.event_id), reason=f"deleted on {network}", txn_id=key)
 
     def _is_ghost(self, user_id: str) -> bool:
         return user_id.startswith(tuple(f"@{prefix}" for prefix in self._ghost_prefixes.values()))
 
     async def _react(
         self, network: str, event: RemoteReaction, target: MappedMessage, room_id: RoomID, key: str
-    ) -> None:
+    ) -> EventID | None:
         sender = await self._sender(network, event.sender_id, event.sender_name, room_id)
         if event.removed:
             reaction = await self._store.take_reaction(target.id, event.sender_id, event.emoji)
-            if reaction is not None:
-                await sender.redact(room_id, EventID(reaction), reason="reaction removed", txn_id=key)
-            return
+            if reaction is None:
+                return None
+            return await sender.redact(room_id, EventID(reaction), reason="reaction removed", txn_id=key)
         event_id = await sender.send_message(
             room_id, self._marked(network, sender, reaction_content(EventID(target.event_id), event.emoji)),
             event_type="m.reaction", txn_id=key,
         )
         await self._store.add_reaction(target.id, event.sender_id, event.emoji, event_id)
+        return event_id
 
     async def _create_room(self, portal: PortalRow) -> RoomID:
         # A chat that nobody linked yet gets a room of its own, made by the bot; who is invited
@@ -546,6 +605,7 @@ class RemoteDelivery:
             log.exception("could not record the failed send of outbox row %d", entry.id)
         if not final:
             return
+        self._waiters.fail(entry.idempotency_key, _failed(repr(error), error))
         self.failed += 1
         log.error("giving up on remote message %s after %d attempts: %r", entry.idempotency_key, item.attempts, error)
         await self._tell_room(entry, error)
@@ -564,6 +624,12 @@ class RemoteDelivery:
             )
         except Exception:
             log.exception("could not report the failed send of outbox row %d in its room", entry.id)
+
+
+def _failed(reason: str, cause: BaseException | None = None) -> DeliveryFailed:
+    failure = DeliveryFailed(f"the event could not be posted on Matrix: {reason}")
+    failure.__cause__ = cause
+    return failure
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {

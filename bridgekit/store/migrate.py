@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIRECTORY = Path(__file__).with_name("migrations")
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0004"
 """The newest migration. When the database is already there, Alembic is not even imported: it
 costs 8 MB of memory for the bridge's whole life (a test keeps this equal to Alembic's head)."""
 
-_MIGRATION_LOCK_KEY = 0x6272_6964_6765
+MIGRATION_LOCK_KEY = 0x6272_6964_6765
 """PostgreSQL advisory lock taken while migrating, so two processes starting together take turns.
 
 (SQLite needs none: the writer's BEGIN IMMEDIATE already excludes other writers.)
@@ -72,7 +72,7 @@ def _create_at_head(connection: Connection) -> None:
 def upgrade_to_head(connection: Connection) -> None:
     """Apply every pending migration inside the connection's current transaction."""
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     revision = current_revision(connection)
     if revision == HEAD_REVISION:
         return
@@ -92,4 +92,11 @@ def upgrade_to_head(connection: Connection) -> None:
         ) from error
 
 
-__all__ = ["HEAD_REVISION", "MIGRATIONS_DIRECTORY", "alembic_config", "current_revision", "upgrade_to_head"]
+__all__ = [
+    "HEAD_REVISION",
+    "MIGRATIONS_DIRECTORY",
+    "MIGRATION_LOCK_KEY",
+    "alembic_config",
+    "current_revision",
+    "upgrade_to_head",
+]

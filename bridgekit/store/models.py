@@ -160,6 +160,37 @@ class OutboxItem(Base):
     """Do not retry before this time (Retry-After or backoff)."""
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[Millis]
+    event_id: Mapped[str | None] = mapped_column(Text)
+    """The Matrix event the send became (None for what posts no event): the answer to an emit
+    that waits, also when the same event is emitted again after it was sent."""
+
+
+class Job(Base):
+    """Side work a connector queued (``ctx.jobs``): run in order per ``ordering_key``, retried
+    with backoff, kept until done or finally failed (see ``core/jobs.py``)."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_network_ordering_key_state_id", "network", "ordering_key", "state", "id"),
+        Index("ix_job_state", "state"),
+        UniqueConstraint("network", "unique_key"),
+    )
+
+    id: Mapped[IdKey]
+    network: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    ordering_key: Mapped[str] = mapped_column(Text)
+    unique_key: Mapped[str | None] = mapped_column(Text)
+    """Set by the connector for work that must be queued once (one delivery per hook and event)."""
+    payload: Mapped[Any] = mapped_column(JSON_VALUE, nullable=False)
+    state: Mapped[Pending]
+    """pending | done | failed (done rows are pruned after a while)"""
+    attempts: Mapped[Count]
+    next_attempt_at: Mapped[int | None] = mapped_column(BigInteger)
+    """Milliseconds since the epoch before which the job is not tried again (backoff)."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[Millis]
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 # ----- identities -----
@@ -401,6 +432,7 @@ __all__ = [
     "Ghost",
     "InboxCursor",
     "InboxEvent",
+    "Job",
     "KeyValue",
     "MatrixUser",
     "Message",

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,6 +67,16 @@ class MappedMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """Where a stored send stands (the answer to an emit that waits)."""
+
+    state: str
+    """``pending``, ``sent`` or ``failed``."""
+    event_id: str | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     id: int
     portal_id: int
@@ -100,7 +110,8 @@ class OutboxStore:
         self._pending_maps: list[dict[str, Any]] = []
         self._pending_keys: set[tuple[int, str]] = set()
         self._pending_events: set[str] = set()
-        self._pending_sent: list[int] = []
+        self._pending_sent: list[dict[str, Any]] = []
+        """``{"row": outbox id, "posted": Matrix event ID or None}`` of sends that landed."""
         self._flush_task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
 
@@ -138,7 +149,7 @@ class OutboxStore:
             try:
                 async with self._db.write() as conn:
                     if sent:
-                        await conn.execute(update(_OUTBOX).where(_OUTBOX.c.id.in_(sent)).values(state="sent"))
+                        await conn.execute(_MARK_SENT, sent)
                     if maps:
                         await conn.execute(self._insert(_MESSAGE).on_conflict_do_nothing(), maps)
             except BaseException:
@@ -313,18 +324,29 @@ class OutboxStore:
     ) -> None:
         """The send landed: mark it and map the remote message to its Matrix event (committed
         with the next batch; see the write-behind note in ``__init__``)."""
-        self._pending_sent.append(entry.id)
+        self._pending_sent.append({"row": entry.id, "posted": event_id})
         self._buffer_map({
             "portal_id": entry.portal_id, "remote_id": remote_id, "part_id": "", "event_id": event_id,
             "origin": "remote", "sender_user_id": sender_user_id, "sender_remote_id": sender_remote_id, "ts": ts,
             "reply_to_remote_id": reply_to_remote_id, "send_txn_id": entry.idempotency_key, "meta": {},
         })
 
-    async def mark_done(self, entry: OutboxEntry) -> None:
-        """An edit, deletion or reaction landed (they add no row to the message map); committed
-        with the next batch."""
-        self._pending_sent.append(entry.id)
+    async def mark_done(self, entry: OutboxEntry, event_id: str | None = None) -> None:
+        """An edit, deletion or reaction landed (they add no row to the message map), as
+        ``event_id`` when it posted one; committed with the next batch."""
+        self._pending_sent.append({"row": entry.id, "posted": event_id})
         self._schedule_flush()
+
+    async def outcome(self, idempotency_key: str) -> SendOutcome | None:
+        """Where the send stored under ``idempotency_key`` stands (None: no such send). Flushes
+        first, so a send that landed a moment ago reads as sent."""
+        await self.flush()
+        query = select(_OUTBOX.c.state, _OUTBOX.c.event_id, _OUTBOX.c.last_error).where(
+            _OUTBOX.c.idempotency_key == idempotency_key
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return SendOutcome(str(row.state), row.event_id, row.last_error) if row is not None else None
 
     async def record_attempt(self, entry_id: int, error: str, *, final: bool) -> None:
         values: dict[str, Any] = {"attempts": _OUTBOX.c.attempts + 1, "last_error": error[:2000]}
@@ -503,4 +525,10 @@ class OutboxStore:
         self._ghost_names[(network, remote_id)] = name
 
 
-__all__ = ["TO_MATRIX", "MappedMessage", "OutboxEntry", "OutboxStore", "PortalRow"]
+_MARK_SENT = (
+    update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row")).values(state="sent", event_id=bindparam("posted"))
+)
+"""Run with a list of ``{"row", "posted"}`` (one statement, many rows)."""
+
+
+__all__ = ["TO_MATRIX", "MappedMessage", "OutboxEntry", "OutboxStore", "PortalRow", "SendOutcome"]

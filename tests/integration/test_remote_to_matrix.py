@@ -80,3 +80,70 @@ async def test_a_burst_survives_a_sigkill_and_arrives_once_in_order(
     await alice.wait_for_events(room_id, from_ghost(ghost), 30, timeout=120)
     bodies = [e["content"]["body"] for e in await alice.room_messages(room_id) if from_ghost(ghost)(e)]
     assert bodies == [f"burst {i}" for i in range(30)]
+
+
+async def test_an_emit_that_waits_answers_with_the_posted_event_once_and_again(
+    bridge: Bridge, make_matrix_user: MakeMatrixUser
+) -> None:
+    _process, slot = bridge
+    alice = await make_matrix_user("alice")
+    room_id = await portal_with(alice, slot)
+    dave = slot.ghost_user_id(f"{NETWORK}_dave")
+
+    def answer_to(message_id: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda e: e.get("sender") == slot.bot_user_id and e.get("content", {}).get("body", "").startswith(
+            f"posted {message_id} as "
+        )
+
+    await alice.send_text(room_id, "!wait w1 dave: are you there?")
+    answer = await alice.wait_for_event(room_id, answer_to("w1"))
+    said = await alice.wait_for_event(room_id, from_ghost(dave))
+    # The wait returned the ID of the ghost's message, in the room before the answer.
+    assert answer["content"]["body"] == f"posted w1 as {said['event_id']}"
+    assert said["content"]["body"] == "are you there?"
+
+    # The same remote message emitted again (a sender retrying): the same event, not a second one.
+    await alice.send_text(room_id, "!wait w1 dave: are you there?")
+    await alice.wait_for_events(room_id, answer_to("w1"), 2)
+    messages = await alice.room_messages(room_id)
+    answers = [e for e in messages if answer_to("w1")(e)]
+    assert [e["content"]["body"] for e in answers] == [f"posted w1 as {said['event_id']}"] * 2
+    assert [e["event_id"] for e in messages if from_ghost(dave)(e)] == [said["event_id"]]
+    order = [e["event_id"] for e in messages]
+    assert order.index(said["event_id"]) < order.index(answers[0]["event_id"])
+
+
+async def test_a_connectors_jobs_run_in_order_per_key_with_a_retry(
+    bridge: Bridge, make_matrix_user: MakeMatrixUser
+) -> None:
+    _process, slot = bridge
+    alice = await make_matrix_user("alice")
+    room_id = await portal_with(alice, slot)
+
+    def job_notice(e: dict[str, Any]) -> bool:
+        return e.get("sender") == slot.bot_user_id and e.get("content", {}).get("body", "").startswith("job ")
+
+    await alice.send_text(room_id, "!job fail-once first")
+    await alice.send_text(room_id, "!job second")
+    await alice.wait_for_events(room_id, job_notice, 2)
+    bodies = [e["content"]["body"] for e in await alice.room_messages(room_id) if job_notice(e)]
+    assert bodies == ["job first (attempt 2)", "job second (attempt 1)"]  # the retry held back the second
+
+
+async def test_a_connectors_own_table_is_made_at_start_and_kept_across_a_restart(
+    bridge: Bridge, make_matrix_user: MakeMatrixUser
+) -> None:
+    process, slot = bridge
+    alice = await make_matrix_user("alice")
+    room_id = await portal_with(alice, slot)
+
+    def count_notice(count: int) -> Callable[[dict[str, Any]], bool]:
+        body = f"notes here: {count}"
+        return lambda e: e.get("sender") == slot.bot_user_id and e.get("content", {}).get("body") == body
+
+    await alice.send_text(room_id, "!note first")
+    await alice.wait_for_event(room_id, count_notice(1))
+    await process.stop()
+    await process.start_ready()  # the second start migrates nothing and keeps the rows
+    await alice.send_text(room_id, "!note second")
+    await alice.wait_for_event(room_id, count_notice(2))

@@ -5,7 +5,13 @@ The bridge's bot accepts invites; the connector links the room as the portal of 
 In a linked room:
 - ``!remote NICK: TEXT`` makes remote user NICK say TEXT (shown as ``Nick``);
 - ``!remote NICK^: TEXT`` makes NICK reply to the previous remote message of the chat;
-- ``!burst N`` makes remote user ``burst`` say ``burst 0`` ... ``burst N-1``.
+- ``!burst N`` makes remote user ``burst`` say ``burst 0`` ... ``burst N-1``;
+- ``!wait ID NICK: TEXT`` makes NICK say TEXT as remote message ID, with ``emit(..., wait=True)``;
+  the bot then says ``posted ID as EVENT_ID`` (what the wait returned), or ``ID failed: ERROR``;
+- ``!job TEXT`` queues a job (``ctx.jobs``) whose handler has the bot say ``job TEXT``; ``!job
+  fail-once TEXT`` fails its first attempt (so the bot says it after one retry);
+- ``!note TEXT`` stores a note in the connector's own table (``tests/support/notes_tables.py``)
+  and the bot says ``notes here: N``.
 Remote message IDs derive from the Matrix event that caused them, so a replayed event emits the
 same messages again, which the core must post only once.
 """
@@ -14,14 +20,19 @@ from __future__ import annotations
 
 import re
 
-from bridgekit import BridgeContext, MatrixEvent, RemoteMessage, RoomID
+from bridgekit import BridgeContext, BridgekitError, Job, JobRetry, MatrixEvent, RemoteMessage, RoomID
+from tests.support.notes_tables import NOTES_TABLES, add_note
 
 SAY = re.compile(r"!remote (?P<nick>[a-z]+)(?P<reply>\^?): (?P<text>.+)", re.DOTALL)
 BURST = re.compile(r"!burst (?P<count>\d+)")
+NOTE = re.compile(r"!note (?P<text>.+)", re.DOTALL)
+JOB = re.compile(r"!job (?P<fail>fail-once )?(?P<text>.+)", re.DOTALL)
+WAIT = re.compile(r"!wait (?P<id>\S+) (?P<nick>[a-z]+): (?P<text>.+)", re.DOTALL)
 
 
 class RemoteChatConnector:
     name = "remote-chat"
+    tables = NOTES_TABLES
 
     def __init__(self) -> None:
         self._ctx: BridgeContext | None = None
@@ -29,6 +40,7 @@ class RemoteChatConnector:
 
     async def start(self, ctx: BridgeContext) -> None:
         self._ctx = ctx
+        ctx.jobs.register("say", self._say_job, retry=JobRetry(max_attempts=3, base_seconds=0.2))
 
     async def stop(self) -> None:
         self._ctx = None
@@ -52,9 +64,41 @@ class RemoteChatConnector:
                 reply_to=self._last_message.get(chat) if said["reply"] else None,
             ))
             self._last_message[chat] = event.event_id
+        elif note := NOTE.fullmatch(body):
+            count = await add_note(ctx.database, ctx.name, event.room_id, note["text"])
+            await ctx.matrix.intent(ctx.bot_user_id).send_text(
+                RoomID(event.room_id), f"notes here: {count}", msgtype="m.notice", txn_id=f"note:{event.event_id}"
+            )
+        elif job := JOB.fullmatch(body):
+            payload = {"room": event.room_id, "text": job["text"], "fail_once": bool(job["fail"])}
+            await ctx.jobs.enqueue("say", payload, key=event.room_id)
+        elif waited := WAIT.fullmatch(body):
+            await self._say_and_wait(ctx, event, waited)
         elif burst := BURST.fullmatch(body):
             for i in range(int(burst["count"])):
                 await ctx.emit(RemoteMessage(
                     chat_id=event.room_id, message_id=f"{event.event_id}/{i}", sender_id="burst",
                     text=f"burst {i}",
                 ))
+
+    async def _say_and_wait(self, ctx: BridgeContext, event: MatrixEvent, waited: re.Match[str]) -> None:
+        try:
+            posted = await ctx.emit(RemoteMessage(
+                chat_id=event.room_id, message_id=waited["id"], sender_id=waited["nick"], text=waited["text"],
+            ), wait=True)
+            answer = f"posted {waited['id']} as {posted}"
+        except BridgekitError as error:
+            answer = f"{waited['id']} failed: {error}"
+        await ctx.matrix.intent(ctx.bot_user_id).send_text(
+            RoomID(event.room_id), answer, msgtype="m.notice", txn_id=f"wait-answer:{event.event_id}"
+        )
+
+    async def _say_job(self, job: Job) -> None:
+        ctx = self._ctx
+        assert ctx is not None, "jobs run only while the connector is started"
+        if job.payload["fail_once"] and job.attempt == 1:
+            raise RuntimeError("failing the first attempt, as asked")
+        await ctx.matrix.intent(ctx.bot_user_id).send_text(
+            RoomID(job.payload["room"]), f"job {job.payload['text']} (attempt {job.attempt})", msgtype="m.notice",
+            txn_id=f"job:{job.id}",
+        )
