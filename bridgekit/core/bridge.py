@@ -156,8 +156,10 @@ class Bridge:
             return
         await self._notify(
             RoomID(event.room_id),
-            f"Your message could not be delivered to the other side ({type(error).__name__}); "
-            "it was retried and given up on. Try again later, or ask the bridge's admin.",
+            # Not "retried": a delivery that failed after the room moved on (an IRC line the
+            # connection could not send) is given up without another attempt.
+            f"Your message could not be delivered to the other side ({type(error).__name__}), and "
+            "the bridge has stopped trying. Try again later, or ask the bridge's admin.",
             f"given-up:{event.event_id}",
             UserID(event.sender),
         )
