@@ -160,7 +160,12 @@ class RoomDispatcher:
         """Let running handlers and deliveries finish (up to ``grace_seconds``), then cancel.
         Unhandled rows stay pending in the database and are replayed at the next start."""
         self._stopping = True
-        await finish_or_cancel([*self._workers.values(), *self._settlers.values()], grace_seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        # A worker that finishes its event during the grace starts that event's settler: wait for
+        # (or cancel) those too, so none outlives stop() and reports to a stopped store.
+        while tasks := [*self._workers.values(), *self._settlers.values()]:
+            await finish_or_cancel(tasks, max(0.0, deadline - loop.time()))
 
     async def _run(self, key: str) -> None:
         queue = self._queues[key]

@@ -100,6 +100,10 @@ class JobRunner:
     def stopping(self) -> bool:
         return self._stopping
 
+    def _stopped(self) -> bool:
+        # A call, not the attribute: the answer changes across awaits, which mypy's narrowing ignores.
+        return self._stopping
+
     @property
     def active_keys(self) -> int:
         return len(self._workers)
@@ -129,6 +133,8 @@ class JobRunner:
                     return
                 await self._until_due(key, row)
                 async with self._running:
+                    if self._stopped():
+                        return  # waited for a slot past stop(): the job stays pending for the next start
                     await self._attempt(row)
         except Exception:
             # The database failed under us: the jobs stay pending; the next start runs them.

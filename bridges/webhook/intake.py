@@ -12,7 +12,6 @@ delivery ID (401 ``replayed_signature``), for as long as requests are remembered
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ from bridges.webhook.message import PayloadError
 from bridges.webhook.ratelimit import RateLimiter, retry_after_header
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row
 from bridges.webhook.settings import WebhookSettings
-from bridges.webhook.signatures import Rejection, Scheme, token_matches, verify
+from bridges.webhook.signatures import Rejection, Scheme, request_digest, token_matches, verify
 from bridges.webhook.store import ACTIVE, Added, Hook, InboundMessage, WebhookStore
 from bridges.webhook.translate import parse_body, to_message
 
@@ -104,13 +103,18 @@ class Intake:
             return error(problem.status, problem.code, str(problem))
         if message is None:
             return Answer(200, {"ok": True, "posted": False, "message": "pong: nothing to post"})
-        digest = hashlib.sha256(request.body).hexdigest() if hook.scheme == Scheme.GITHUB.value else None
+        digest = request_digest(Scheme(hook.scheme), request.headers, request.body)
         row, added = await self._store.add_inbound(
             hook.id, key, hook.room_id, message.to_json(), now_ms(), body_digest=digest,
         )
-        if added is Added.SAME_BODY:
+        if added is Added.SAME_BODY and hook.scheme == Scheme.GITHUB.value:
             log.warning("hook %s refused a signed body it had accepted before (a replay)", hook.id)
             return error(401, "replayed_signature", "this signed body was accepted before: a replayed request")
+        if added is Added.SAME_BODY:
+            # A timestamped request sent again within its window (a sender's retry, or a captured
+            # copy with another Idempotency-Key): the first answer, nothing posted twice.
+            log.info("hook %s got a signed request it had accepted before; answered as a repeat", hook.id)
+            return await self._replayed(row)
         if added is Added.SAME_KEY:
             return await self._replayed(row)
         return await self._post_within_deadline(row)

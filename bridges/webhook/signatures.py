@@ -101,11 +101,31 @@ def _timestamp_problem(value: str | None, now: float, window: int, header: str) 
     return None
 
 
+def request_digest(scheme: Scheme, headers: Mapping[str, str], body: bytes) -> str | None:
+    """What makes a signed request unique, so that it is accepted once. GitHub signs the body
+    only, so an identical body is a replay for as long as the idempotency window remembers it;
+    Slack and hmac sign their timestamp with the body, so a copy of the pair inside the signature
+    window is the same request again. Token hooks: None (the URL is the secret)."""
+    if scheme is Scheme.GITHUB:
+        return hashlib.sha256(body).hexdigest()
+    header = {Scheme.SLACK: "X-Slack-Request-Timestamp", Scheme.HMAC: TIMESTAMP_HEADER}.get(scheme)
+    if header is None:
+        return None
+    timestamp = (_header(headers, header) or "").strip()
+    return hashlib.sha256(f"{scheme.value}:{timestamp}.".encode() + body).hexdigest()
+
+
+def _matches(given: str, expected: str) -> bool:
+    # compare_digest refuses str with non-ASCII characters (TypeError), and header values are
+    # latin-1 text anyone may send: compare bytes, in constant time.
+    return hmac.compare_digest(given.strip().encode("latin-1", "replace"), expected.encode())
+
+
 def verify_github(secret: str, headers: Mapping[str, str], body: bytes) -> Rejection | None:
     given = _header(headers, "X-Hub-Signature-256")
     if given is None:
         return Rejection("missing_signature", "the X-Hub-Signature-256 header is missing")
-    if not hmac.compare_digest(given.strip(), "sha256=" + _hex_hmac(secret, body)):
+    if not _matches(given, "sha256=" + _hex_hmac(secret, body)):
         return Rejection("bad_signature", "X-Hub-Signature-256 does not match the body and the hook's secret")
     return None
 
@@ -119,7 +139,7 @@ def verify_slack(secret: str, headers: Mapping[str, str], body: bytes, *, now: f
     if problem is not None:
         return problem
     expected = "v0=" + _hex_hmac(secret, b"v0:" + str(timestamp).encode() + b":" + body)
-    if not hmac.compare_digest(given.strip(), expected):
+    if not _matches(given, expected):
         return Rejection("bad_signature", "X-Slack-Signature does not match the request and the hook's secret")
     return None
 
@@ -133,7 +153,7 @@ def verify_hmac(secret: str, headers: Mapping[str, str], body: bytes, *, now: fl
     if problem is not None or timestamp is None:
         return problem
     expected = "sha256=" + _hex_hmac(secret, timestamp.encode() + b"." + body)
-    if not hmac.compare_digest(given.strip(), expected):
+    if not _matches(given, expected):
         return Rejection("bad_signature", f"{SIGNATURE_HEADER} does not match the request and the hook's secret")
     return None
 
@@ -159,6 +179,7 @@ __all__ = [
     "Scheme",
     "hash_token",
     "new_token",
+    "request_digest",
     "sign",
     "token_matches",
     "verify",

@@ -84,3 +84,31 @@ async def test_outside_a_worker_nobody_takes_the_delivery() -> None:
     pending = delivery()
     assert not defer_done(pending)
     await pending  # the caller awaits it itself
+
+
+async def test_stop_leaves_no_settler_behind_for_an_event_handled_during_the_grace() -> None:
+    """A handler that finishes while stop() waits leaves its delivery to a settler started then:
+    stop() must wait for (or cancel) that one too, so nothing reports to a stopped store later."""
+    entered, gate = asyncio.Event(), asyncio.Event()
+    never = asyncio.get_running_loop().create_future()
+    log: list[str] = []
+
+    async def handle(item: WorkItem) -> None:
+        entered.set()
+        await gate.wait()
+        assert defer_done(never)
+
+    async def failed(item: WorkItem, error: BaseException, final: bool) -> None:
+        log.append(f"given up {item.row_id}")
+
+    dispatcher = RoomDispatcher(handle, on_done=lambda item: log.append(f"done {item.row_id}"),
+                                on_failure=failed, max_attempts=1)
+    dispatcher.enqueue([WorkItem(1, "pdu", "!room", None)])
+    await entered.wait()
+    stopping = asyncio.create_task(dispatcher.stop(grace_seconds=0.2))
+    await asyncio.sleep(0)  # one turn of the loop (not a wait): stop() has begun its grace
+    gate.set()  # the event is handled during the grace; its delivery never finishes
+    await stopping
+    leftovers = [task for task in asyncio.all_tasks() if task.get_name().startswith("inbox-")]
+    assert leftovers == []
+    assert log == []  # not done, not given up: replayed at the next start

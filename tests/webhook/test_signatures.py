@@ -11,6 +11,7 @@ from bridges.webhook.signatures import (
     Scheme,
     hash_token,
     new_token,
+    request_digest,
     sign,
     token_matches,
     verify,
@@ -105,3 +106,27 @@ def test_tokens_are_random_and_stored_as_hashes() -> None:
     assert token not in stored
     assert token_matches(token, stored)
     assert not token_matches(token + "x", stored)
+
+
+@pytest.mark.parametrize("scheme", [Scheme.GITHUB, Scheme.SLACK, Scheme.HMAC])
+def test_a_signature_header_with_non_ascii_text_is_a_bad_signature_not_an_error(scheme: Scheme) -> None:
+    # Header values arrive as latin-1 text; compare_digest on such str raises TypeError.
+    headers = {"X-Hub-Signature-256": "sha256=\xe9", "X-Slack-Signature": "v0=\xe9",
+               "X-Slack-Request-Timestamp": str(NOW), "X-Webhook-Signature": "sha256=\xe9",
+               "X-Webhook-Timestamp": str(NOW)}
+    rejection = verify(scheme, SECRET, headers, BODY, now=NOW, window=300)
+    assert rejection is not None
+    assert rejection.code == "bad_signature"
+
+
+def test_a_timestamped_request_is_told_apart_by_its_timestamp_and_body_github_by_its_body() -> None:
+    def digest(scheme: Scheme, timestamp: int, body: bytes) -> str | None:
+        return request_digest(scheme, {"X-Webhook-Timestamp": str(timestamp),
+                                       "X-Slack-Request-Timestamp": str(timestamp)}, body)
+
+    for scheme in (Scheme.HMAC, Scheme.SLACK):
+        assert digest(scheme, NOW, BODY) == digest(scheme, NOW, BODY)
+        assert digest(scheme, NOW, BODY) != digest(scheme, NOW + 1, BODY)
+        assert digest(scheme, NOW, BODY) != digest(scheme, NOW, BODY + b"!")
+    assert digest(Scheme.GITHUB, NOW, BODY) == digest(Scheme.GITHUB, NOW + 1, BODY)
+    assert digest(Scheme.TOKEN, NOW, BODY) is None

@@ -350,9 +350,13 @@ async def test_captured_signed_requests_cannot_be_replayed(webhook_world: Webhoo
         "X-Webhook-Signature": sign(generic.secret, captured_at, text), "Content-Type": "application/json"})
     assert (replay.status_code, replay.json()["error"]) == (401, "missing_timestamp")
     now = int(time.time())
-    await posted(world, room_id, await post(generic.url, content=text, headers={
-        "X-Webhook-Timestamp": str(now), "X-Webhook-Signature": sign(generic.secret, now, text),
-        "Content-Type": "application/json"}))
+    signed = {"X-Webhook-Timestamp": str(now), "X-Webhook-Signature": sign(generic.secret, now, text),
+              "Content-Type": "application/json"}
+    accepted = await posted(world, room_id, await post(generic.url, content=text, headers=signed))
+    # Captured and sent again inside the signature window, under a new Idempotency-Key: the first
+    # answer comes back and nothing is posted twice.
+    copy = await post(generic.url, content=text, headers={**signed, "Idempotency-Key": "fresh-key"})
+    assert (copy.status_code, copy.json()["event_id"], copy.json()["duplicate"]) == (200, accepted["event_id"], True)
 
     bodies = await bot_posts(world, room_id)
     assert len(bodies) == 2
