@@ -229,14 +229,20 @@ class IrcConnector:
         await ctx.report_session(None, SessionState.CONNECTING)
         await link.connect()
         previous, self._bot = self._bot, IrcSession(SessionKind.BOT, link, self)
+        # Relayed lines the old connection had queued (pacing) when it dropped: taken at once, so
+        # that should this connection drop too before they are adopted, they are in its queue
+        # (requeued) for the next one, rather than left behind on the old one.
+        carried = previous.link.take_unsent() if previous is not None else []
         self._own[self.fold(link.nick)] = None
-        await self._learn_isupport(link)
-        for chat in [*self._portals, *(self.fold(c) for c in settings.channels)]:
-            self._bot.link.send(f"JOIN {self.channel_name(chat)}")
-            self._bot.joined.add(chat)
-        if previous is not None:
-            # Relayed lines the old connection had queued (pacing) when it dropped.
-            self._bot.adopt(previous.link.take_unsent())
+        try:
+            await self._learn_isupport(link)
+            for chat in [*self._portals, *(self.fold(c) for c in settings.channels)]:
+                self._bot.link.send(f"JOIN {self.channel_name(chat)}")
+                self._bot.joined.add(chat)
+        except BaseException:
+            link.requeue(carried)
+            raise
+        self._bot.adopt(carried)
         await ctx.report_session(None, SessionState.CONNECTED)
 
     def _new_link(

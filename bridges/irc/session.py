@@ -209,24 +209,31 @@ class IrcSession:
         self.joined.clear()  # a dropped connection is in no channel
         try:
             await self.link.connect()
+            await self._host.reconnected(self)
         except BaseException:
             self.link.requeue(unsent)
             raise
-        await self._host.reconnected(self)
         self.adopt(unsent)
 
     def adopt(self, lines: list[OutLine]) -> None:
         """Send the lines an earlier connection of this identity queued but never wrote (it
-        dropped), in order, joining their channels again first."""
-        for line in lines:
+        dropped), in order, joining their channels again first. Should this connection drop too
+        meanwhile, the lines not passed on go back in its queue, futures and all, for the next
+        one: a line lost here would leave its message's delivery, and so its room's progress,
+        waiting for ever."""
+        for index, line in enumerate(lines):
             command, _, rest = line.text.partition(" ")
             target = rest.split(" ", 1)[0]
             channel = target.startswith(("#", "&", "+", "!"))
-            if command == "JOIN" and channel:
-                self.joined.add(self._host.fold(target))
-            elif channel and command in ("PRIVMSG", "NOTICE", "TOPIC"):
-                self._ensure_joined(self._host.fold(target))
-            self.link.pass_on(line)
+            try:
+                if command == "JOIN" and channel:
+                    self.joined.add(self._host.fold(target))
+                elif channel and command in ("PRIVMSG", "NOTICE", "TOPIC"):
+                    self._ensure_joined(self._host.fold(target))
+                self.link.pass_on(line)
+            except ConnectionError:
+                self.link.requeue(lines[index:])
+                raise
 
     def _ensure_joined(self, chat_id: str) -> None:
         if chat_id not in self.joined:

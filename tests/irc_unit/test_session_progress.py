@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bridgekit import EventID, OutgoingMessage, SessionKind, UserID
 from bridges.irc.link import IrcLink
 from bridges.irc.session import IrcSession, Progress, Said
@@ -129,3 +131,21 @@ async def test_a_message_with_nothing_to_say_is_delivered_at_once() -> None:
     accepted = await session.send(message(" \n \t ", "$blank"))
     await asyncio.wait_for(accepted.delivered, 1)
     assert said(wire) == []
+
+
+async def test_lines_adopted_by_a_connection_that_drops_too_wait_for_the_next_one() -> None:
+    """A reconnect hands the lines of the dead connection on; should the new one drop before it
+    has taken them all, the rest (futures and all) stay queued for the next connection: a line
+    lost there would leave its message undelivered and its room's progress waiting for ever."""
+    host = Host()
+    old_link, _old_wire = connected(echo=True)
+    futures = [old_link.send_tracked(f"PRIVMSG #c :{text}") for text in ("one", "two", "three")]
+    carried = old_link.take_unsent()
+    session, new_link, new_wire = bot(host)
+    new_wire.up = False  # dropped while adopting
+    with pytest.raises(ConnectionError):
+        session.adopt(carried)
+    kept = new_link.take_unsent()
+    assert [line.text for line in kept] == ["PRIVMSG #c :one", "PRIVMSG #c :two", "PRIVMSG #c :three"]
+    assert [line.settled for line in kept] == futures
+    assert not any(future.done() for future in futures)
