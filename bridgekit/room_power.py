@@ -67,11 +67,17 @@ class RoomPower:
 
 
 def power_level_value(value: object, default: int) -> int:
-    """A level as the room's state holds it: an integer, or (rooms before v10) a string of digits."""
+    """A level as the room's state holds it: an integer, or (rooms before v10) a string read as
+    the homeserver reads it (Python's ``int()`` in Synapse: ``" 100"`` and ``"+100"`` are 100).
+    Reading fewer strings than the homeserver would make a raised requirement look like the
+    default, and let through someone the room's own rules would refuse."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return default
     return default
 
 

@@ -91,6 +91,14 @@ def test_string_levels_of_old_rooms_are_understood() -> None:
     assert room_power(old, create_event("4"), UserID("@other:example.org")).level == 5
 
 
+def test_a_raised_requirement_written_as_the_homeserver_reads_it_is_not_read_as_the_default() -> None:
+    # Synapse reads string levels of old rooms with int(): " 100" and "+100" are 100, so a room that
+    # raised what changing its power levels needs must not look like one that kept state_default.
+    for written in (" 100", "+100", "100 "):
+        raised = {"users": {MEMBER: 50}, "state_default": 50, "events": {"m.room.power_levels": written}}
+        assert not room_power(raised, create_event("4"), MEMBER).allowed
+
+
 def test_nonsense_levels_fall_back_to_the_defaults() -> None:
     odd = {"users": {MEMBER: True, MOD: "lots"}, "events": {"m.room.power_levels": None}, "state_default": 60}
 
