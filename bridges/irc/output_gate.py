@@ -66,8 +66,17 @@ def one_line(text: str, max_bytes: int) -> str:
     one space), cut to ``max_bytes`` UTF-8 bytes: for what IRC takes as a command's last
     parameter only (a PART or KICK reason), where a line break would end the command early."""
     flat = _BREAKS_AND_SPACES.sub(" ", sanitize(text)).strip(" ")  # not str.split(): it eats \x1d-\x1f codes
-    encoded = flat.encode("utf-8")
-    return flat if len(encoded) <= max_bytes else encoded[:max_bytes].decode("utf-8", errors="ignore").rstrip()
+    cut = cut_bytes(flat, max_bytes)
+    return cut if len(cut) == len(flat) else cut.rstrip()  # a cut may end in the space it fell on
+
+
+def cut_bytes(text: str, max_bytes: int) -> str:
+    """``text`` itself when it fits ``max_bytes`` UTF-8 bytes, else its longest start that does
+    (never half a character)."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[:max_bytes].decode("utf-8", errors="ignore")
 
 
 def line_budget(

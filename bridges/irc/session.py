@@ -25,7 +25,7 @@ from typing import Protocol
 from bridgekit import Accepted, OutgoingMessage, SessionKind, UserID
 from bridges.irc.formatting import matrix_to_irc, strip_reply_fallback
 from bridges.irc.link import IrcLink, OutLine
-from bridges.irc.output_gate import line_budget, one_line, plan, sanitize, split_lines
+from bridges.irc.output_gate import cut_bytes, line_budget, one_line, plan, sanitize, split_lines
 
 PART_REASON_BYTES = 200
 
@@ -131,7 +131,7 @@ class IrcSession:
         flat = " ".join(sanitize(topic).split("\n"))
         budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=self._host.channel_name(chat_id),
                              command="TOPIC")
-        self.link.send(f"TOPIC {self._host.channel_name(chat_id)} :{_cut_bytes(flat, budget)}")
+        self.link.send(f"TOPIC {self._host.channel_name(chat_id)} :{cut_bytes(flat, budget)}")
 
     async def close(self) -> None:
         self.closed = True
@@ -283,13 +283,6 @@ def _size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
-
-
-def _cut_bytes(text: str, budget: int) -> str:
-    encoded = text.encode("utf-8")
-    if len(encoded) <= budget:
-        return text
-    return encoded[:budget].decode("utf-8", errors="ignore")
 
 
 __all__ = ["IrcSession", "Said", "SessionHost"]
