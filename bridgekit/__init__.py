@@ -88,7 +88,7 @@ from bridgekit.events import (
 )
 from bridgekit.guarded_http import GuardedHTTP, ResponseTooLarge, new_http_client
 from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, TransactionID, UserID
-from bridgekit.media import MediaDownload, MediaTooLarge, MediaUnavailable
+from bridgekit.media import MediaBusy, MediaDownload, MediaTooLarge, MediaUnavailable
 from bridgekit.naming import casefold_irc
 from bridgekit.room_power import RoomPower, read_room_power, room_power
 from bridgekit.signing import SigningKey
@@ -146,6 +146,7 @@ __all__ = [
     "MatrixRequestError",
     "MatrixServerError",
     "MatrixUserInUse",
+    "MediaBusy",
     "MediaDownload",
     "MediaSource",
     "MediaTooLarge",

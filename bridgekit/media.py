@@ -12,7 +12,8 @@ Errors::
 
     BridgekitError
     ├── MediaUnavailable    no such file, refused, an unsafe or endless redirect, a network error
-    └── MediaTooLarge       over the cap (before anything was read when the size was announced)
+    ├── MediaTooLarge       over the cap (before anything was read when the size was announced)
+    └── MediaBusy           :data:`MAX_OPEN` downloads are open already: try again shortly
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from bridgekit.guarded_http import GuardedHTTP
 from bridgekit.ssrf import UnsafeURL
 
 MAX_REDIRECTS = 3
+MAX_OPEN = 8
+"""Downloads open at once, over all connectors. Each holds a connection of the bot's Matrix client
+(shared with every Matrix send) for as long as its reader takes: a few slow readers of a link
+posted somewhere public must not starve the bridge."""
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 FirstRequest = Callable[[str], contextlib.AbstractAsyncContextManager[httpx.Response]]
@@ -41,6 +46,10 @@ class MediaUnavailable(BridgekitError):
 
 class MediaTooLarge(BridgekitError):
     """The file is larger than the cap the caller set."""
+
+
+class MediaBusy(BridgekitError):
+    """As many downloads as allowed are open already; nothing was fetched (answer 503, retry later)."""
 
 
 @dataclass(frozen=True)
@@ -56,23 +65,35 @@ class MatrixMedia:
     """Opens Matrix media as the bot: the first request to the homeserver, redirects guarded."""
 
     def __init__(
-        self, first_request: FirstRequest, guarded: GuardedHTTP, *, max_redirects: int = MAX_REDIRECTS
+        self, first_request: FirstRequest, guarded: GuardedHTTP, *, max_redirects: int = MAX_REDIRECTS,
+        max_open: int = MAX_OPEN,
     ) -> None:
         self._first_request = first_request
         self._guarded = guarded
         self._max_redirects = max_redirects
+        self._max_open = max_open
+        self._open = 0
 
     @contextlib.asynccontextmanager
     async def open(self, mxc: str, *, max_bytes: int) -> AsyncIterator[MediaDownload]:
-        """The download of ``mxc``; closed when the block ends. Raises MediaUnavailable or
-        MediaTooLarge (at once when the announced size is over ``max_bytes``)."""
-        async with contextlib.AsyncExitStack() as stack:
-            response = await self._follow(stack, mxc)
-            length = _content_length(response)
-            if length is not None and length > max_bytes:
-                raise MediaTooLarge(f"the file has {length} bytes, more than the {max_bytes} served")
-            content_type = response.headers.get("Content-Type", "application/octet-stream")
-            yield MediaDownload(content_type, length, _capped(response, max_bytes))
+        """The download of ``mxc``; closed when the block ends. Raises MediaUnavailable,
+        MediaTooLarge (at once when the announced size is over ``max_bytes``) or MediaBusy."""
+        if self._open >= self._max_open:
+            raise MediaBusy(f"{self._max_open} downloads are open already")
+        self._open += 1
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                yield await self._opened(stack, mxc, max_bytes)
+        finally:
+            self._open -= 1
+
+    async def _opened(self, stack: contextlib.AsyncExitStack, mxc: str, max_bytes: int) -> MediaDownload:
+        response = await self._follow(stack, mxc)
+        length = _content_length(response)
+        if length is not None and length > max_bytes:
+            raise MediaTooLarge(f"the file has {length} bytes, more than the {max_bytes} served")
+        content_type = response.headers.get("Content-Type", "application/octet-stream")
+        return MediaDownload(content_type, length, _capped(response, max_bytes))
 
     async def _follow(self, stack: contextlib.AsyncExitStack, mxc: str) -> httpx.Response:
         try:
@@ -109,4 +130,7 @@ def _content_length(response: httpx.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-__all__ = ["MAX_REDIRECTS", "FirstRequest", "MatrixMedia", "MediaDownload", "MediaTooLarge", "MediaUnavailable"]
+__all__ = [
+    "MAX_OPEN", "MAX_REDIRECTS", "FirstRequest", "MatrixMedia", "MediaBusy", "MediaDownload", "MediaTooLarge",
+    "MediaUnavailable",
+]

@@ -393,7 +393,7 @@ def _pdu_row(seq: int, kind: InboxKind, entry: object, raw: str) -> InboxRow:
     try:
         event = parse_client_event(entry)
     except InvalidEvent as error:
-        return InboxRow(seq, kind, raw, rejected=str(error))
+        return _rejected(seq, kind, raw, str(error))
     # The common case costs three substring searches; only a suspect event is looked at closely.
     if "\\u" in raw or "\x00" in event.event_id or "\x00" in event.room_id:
         problem = _unstorable(raw, entry, event.event_id, event.room_id)

@@ -37,6 +37,7 @@ from bridgekit import (
     CommandContext,
     CommandReply,
     MatrixEvent,
+    MediaBusy,
     MediaTooLarge,
     MediaUnavailable,
     PermissionLevel,
@@ -89,10 +90,6 @@ REDELIVERY_ATTEMPTS = 6
 lines they sent are still queued; then the Matrix messages waiting on them are given up (the core
 tells their senders)."""
 PROGRESS_DAYS = 7
-MEDIA_DOWNLOADS_AT_ONCE = 8
-"""Media links served at once per network: each holds a connection of the bot's Matrix client
-(shared with every Matrix send) for as long as the downloader takes, so a few slow readers of a
-link posted in a channel must not starve the bridge."""
 """How long the progress of a message of several lines is kept: it only matters if the bridge
 stops before the event is recorded handled, and the replay comes at the next start."""
 
@@ -125,7 +122,6 @@ class IrcConnector:
         self._known = KnownUsers(self.fold)
         self._bridge_identities = BridgeIdentities()
         self._media_links: MediaLinks | None = None
-        self._media_downloads = 0
         self._channels: dict[str, Channel] = {}
         self._portals: set[str] = set()
         self._own: dict[str, UserID | None] = {}
@@ -882,22 +878,17 @@ class IrcConnector:
         if links is None or not links.check(server, media_id, token):
             raise HTTPException(404, "no such file")
         cap = int(self._settings().media_max_mib * 1024 * 1024)
-        if self._media_downloads >= MEDIA_DOWNLOADS_AT_ONCE:
-            raise HTTPException(503, "too many downloads at once; try again shortly", headers={"Retry-After": "5"})
-        self._media_downloads += 1
         opened = contextlib.AsyncExitStack()
-        opened.callback(self._media_download_ended)
         try:
             download = await opened.enter_async_context(ctx.open_media(f"mxc://{server}/{media_id}", max_bytes=cap))
-        except BaseException as error:
-            await opened.aclose()
-            if isinstance(error, MediaTooLarge):
-                too_large = f"the file is larger than this bridge serves ({cap // 1048576} MiB)"
-                raise HTTPException(502, too_large) from error
-            if isinstance(error, MediaUnavailable):
-                log.info("%s: serving a media link failed: %s", self.name, error)
-                raise HTTPException(404, "no such file") from error
-            raise
+        except MediaBusy as error:
+            raise HTTPException(503, "too many downloads at once; try again shortly",
+                                headers={"Retry-After": "5"}) from error
+        except MediaTooLarge as error:
+            raise HTTPException(502, f"the file is larger than this bridge serves ({cap // 1048576} MiB)") from error
+        except MediaUnavailable as error:
+            log.info("%s: serving a media link failed: %s", self.name, error)
+            raise HTTPException(404, "no such file") from error
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -916,9 +907,6 @@ class IrcConnector:
             headers["Content-Length"] = str(download.content_length)
         return StreamingResponse(body(), media_type=download.content_type, headers=headers,
                                  background=BackgroundTask(opened.aclose))
-
-    def _media_download_ended(self) -> None:
-        self._media_downloads -= 1
 
     async def set_nick(self, user_id: UserID, nick: str) -> str:
         problem = self._grammar.nick_problem(nick)

@@ -6,6 +6,7 @@ fixed table, so "a private address" is decided by the guard exactly as in produc
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
 
@@ -15,7 +16,7 @@ import pytest
 from bridgekit.guarded_http import GuardedHTTP
 from bridgekit.ids import ContentURI, UserID
 from bridgekit.matrix import MatrixClient
-from bridgekit.media import MatrixMedia, MediaDownload, MediaTooLarge, MediaUnavailable
+from bridgekit.media import MAX_OPEN, MatrixMedia, MediaBusy, MediaDownload, MediaTooLarge, MediaUnavailable
 from bridgekit.ssrf import IPAddress
 from tests.support.memory import InMemoryState
 
@@ -138,3 +139,31 @@ async def test_three_redirects_are_followed_and_a_fourth_is_refused(media: Matri
     with pytest.raises(MediaUnavailable, match="more than 3 redirects"):
         async with media.open(MXC, max_bytes=100):
             pytest.fail("followed a fourth redirect")
+
+
+async def test_past_the_limit_a_download_waits_its_turn_and_a_finished_one_frees_its_place(
+    media: MatrixMedia, network: Network
+) -> None:
+    # Each open download holds a connection of the bot's client, which every Matrix send shares.
+    network.answers[DOWNLOAD] = httpx.Response(200, content=b"data")
+    async with contextlib.AsyncExitStack() as held:
+        first = contextlib.AsyncExitStack()
+        await first.enter_async_context(media.open(MXC, max_bytes=100))
+        for _ in range(MAX_OPEN - 1):
+            await held.enter_async_context(media.open(MXC, max_bytes=100))
+        with pytest.raises(MediaBusy):
+            async with media.open(MXC, max_bytes=100):
+                pytest.fail("opened more downloads than allowed")
+        await first.aclose()  # one download finishes
+        async with media.open(MXC, max_bytes=100) as download:
+            assert await read(download) == b"data"
+
+
+async def test_a_download_that_fails_to_open_frees_its_place(media: MatrixMedia, network: Network) -> None:
+    for _ in range(MAX_OPEN + 1):
+        with pytest.raises(MediaUnavailable):  # no such file: 404 from the homeserver
+            async with media.open(MXC, max_bytes=100):
+                pytest.fail("opened a missing file")
+    network.answers[DOWNLOAD] = httpx.Response(200, content=b"data")
+    async with media.open(MXC, max_bytes=100) as download:
+        assert await read(download) == b"data"
