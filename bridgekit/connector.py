@@ -2,7 +2,13 @@
 
 Everything a connector author meets is in this file (and re-exported by ``bridgekit``):
 
-- :class:`NetworkConnector`, required: a ``name`` and four methods.
+- A connector is built with its context: the config section names a factory (an entry point or
+  ``factory: "pkg.mod:Class"``) that the core calls as ``factory(ctx)`` (:data:`ConnectorFactory`)
+  once the section is validated with the factory's ``Settings`` model, so ``ctx.settings`` is
+  ready in ``__init__``. Routes and commands are asked for after construction, ``start()`` after
+  the appservice answers. :class:`ConnectorBase` is an optional base class keeping ``ctx`` and
+  ``name``.
+- :class:`NetworkConnector`, required: a ``name``, ``start()`` and ``stop()``.
 - :class:`RemoteSession`, one per remote identity, with a :class:`SessionKind`: the network's
   bridge ``bot`` (relay), a ``virtual`` identity the bridge holds for one Matrix user, or a
   ``puppet`` (the user's own account, logged in through a :class:`LoginProvider`).
@@ -10,9 +16,13 @@ Everything a connector author meets is in this file (and re-exported by ``bridge
   (or a session) implements only what its network has. Sessions: :class:`EditingSession`,
   :class:`DeletingSession`, :class:`ReactingSession`, :class:`TypingSession`,
   :class:`ReceiptSession`, :class:`ClosableSession`. Connectors:
-  :class:`RelayProvider`, :class:`VirtualUserProvider`, :class:`LoginProvider`,
-  :class:`PortalResolver`, :class:`HttpRouteProvider`, :class:`CommandProvider`, and the
-  homeserver-query handlers at the end.
+  :class:`MatrixEventHandler`, :class:`RelayProvider`, :class:`VirtualUserProvider`,
+  :class:`LoginProvider`, :class:`PortalResolver`, :class:`HttpRouteProvider`,
+  :class:`CommandProvider`, and the homeserver-query handlers at the end.
+- Who receives portal messages is declared, never switched silently (:data:`PortalMessages`): a
+  connector with sessions gets them through its sessions, one without in
+  :meth:`MatrixEventHandler.handle_matrix_event`; one with both must say which with a
+  ``portal_messages`` class attribute, or the bridge refuses to start.
 - Remote events are data (``RemoteMessage``, ``RemoteEdit``, ``RemoteDelete``,
   ``RemoteReaction``, ``RemoteTyping``, ``RemoteReceipt``) handed to :meth:`BridgeContext.emit`,
   which stores them durably before it returns; the core posts them in order per chat through the
@@ -29,7 +39,7 @@ import contextlib
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -92,7 +102,8 @@ class RemoteSink(Protocol):
 
 @dataclass(frozen=True)
 class BridgeContext:
-    """What the core hands a connector at start: its config section, the Matrix side, a logger."""
+    """What the core hands a connector's factory (``factory(ctx)``): its config section, the
+    Matrix side, a logger, and the calls into the core. Kept by the connector for its lifetime."""
 
     name: str
     settings: Any
@@ -123,7 +134,7 @@ class BridgeContext:
     @property
     def jobs(self) -> JobQueue:
         """Durable side work, run in order per key with retries, kept across restarts
-        (:class:`JobQueue`): register handlers in ``start``, enqueue any time."""
+        (:class:`JobQueue`): register handlers in ``__init__`` or ``start``, enqueue any time."""
         if self.job_queue is None:
             raise RuntimeError("this bridge context has no job queue")
         return self.job_queue
@@ -281,7 +292,7 @@ class JobQueue(Protocol):
         self, kind: str, handler: JobHandler, *, retry: JobRetry = DEFAULT_JOB_RETRY,
         on_failed: JobFailureHandler | None = None,
     ) -> None:
-        """Run ``handler`` for jobs of ``kind`` (register every kind in ``start``). It succeeds by
+        """Run ``handler`` for jobs of ``kind`` (register every kind in ``__init__`` or ``start``). It succeeds by
         returning; raising retries with backoff (:class:`GiveUpJob`: no retry), and after the
         last attempt the job is recorded as failed and ``on_failed`` is called."""
 
@@ -359,12 +370,16 @@ class KeyValue(Protocol):
 
 @runtime_checkable
 class NetworkConnector(Protocol):
-    """Required of every connector."""
+    """Required of every connector. It is built by its factory with its context
+    (:data:`ConnectorFactory`), so everything in ``ctx`` is there from ``__init__`` on;
+    ``__init__`` must not connect or do I/O (that is :meth:`start`'s job)."""
 
     name: str
+    """``ctx.name``: the config section that enabled the connector (the core checks it)."""
 
-    async def start(self, ctx: BridgeContext) -> None:
-        """Called once, after the database is ready and the appservice is answering.
+    async def start(self) -> None:
+        """Called once, after the database is ready and the appservice is answering (and after
+        :meth:`HttpRouteProvider.http_router` and :meth:`CommandProvider.commands` were asked for).
 
         Connect to the remote network here. Must not block for long: start background tasks.
         Puppet sessions of logged-in users are restored by the core right after this returns
@@ -372,18 +387,64 @@ class NetworkConnector(Protocol):
         """
 
     async def stop(self) -> None:
-        """Called once at shutdown. Close connections; must not raise."""
+        """Called once at shutdown, also when :meth:`start` raised or was never reached after a
+        later connector failed. Close connections; must not raise."""
+
+
+ConnectorFactory: TypeAlias = Callable[[BridgeContext], NetworkConnector]
+"""What a connector's entry point or ``factory: "pkg.mod:Class"`` names: called with the
+connector's context, returns the connector (usually the class itself). Its ``Settings`` attribute,
+when it has one (:class:`ConfiguredConnector`), validates the section before the call."""
+
+
+class ConnectorBase:
+    """An optional base class: keeps ``ctx`` and ``name`` (``ctx.name``). The contract stays the
+    protocols above; subclassing this only saves two lines::
+
+        class MyConnector(ConnectorBase):
+            async def start(self) -> None:
+                self.ctx.log.info("connecting as %s", self.ctx.settings.nick)
+    """
+
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+
+    async def start(self) -> None:
+        """Nothing to connect by default."""
+
+    async def stop(self) -> None:
+        """Nothing to close by default."""
+
+
+PortalMessages: TypeAlias = Literal["sessions", "events"]
+"""Which ability receives a connector's portal messages (messages, edits, redactions, reactions,
+topic changes and leaves in its portals): ``"sessions"``, routed by the core to the session the
+routing rule picks, or ``"events"``, handed to :meth:`MatrixEventHandler.handle_matrix_event`.
+
+Declared as a ``portal_messages`` class attribute. Needed only by a connector that offers both
+sessions (:class:`RelayProvider`, :class:`VirtualUserProvider` or :class:`LoginProvider`) and
+``handle_matrix_event``: without the declaration the bridge refuses to start. Otherwise it follows
+from what the connector offers (sessions: ``"sessions"``; only ``handle_matrix_event``: ``"events"``)."""
+
+PORTAL_MESSAGE_RECEIVERS: tuple[PortalMessages, ...] = ("sessions", "events")
+
+
+@runtime_checkable
+class MatrixEventHandler(Protocol):
+    """A connector that wants room events itself (optional)."""
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Called for each room event from the homeserver that the core did not handle itself,
         in order per room, after it is stored.
 
-        Portal messages, edits, redactions and reactions of a connector that provides sessions
-        are routed by the core to the sessions and do not come here; membership, state and
-        events of rooms that are no portal do. May be called again for the same event after a
-        crash (at-least-once): make effects idempotent (e.g. derive Matrix transaction IDs from
-        ``event.event_id``). Raising makes the core retry with backoff, then mark the event
-        failed. Events sent by the bridge's own users (its bot and ghosts) are not passed here.
+        Portal messages, edits, redactions and reactions come here only when the connector's
+        portal messages go to events (:data:`PortalMessages`); with sessions the core routes them
+        to the sessions. Membership, state and events of rooms that are no portal always come
+        here. May be called again for the same event after a crash (at-least-once): make effects
+        idempotent (e.g. derive Matrix transaction IDs from ``event.event_id``). Raising makes the
+        core retry with backoff, then mark the event failed. Events sent by the bridge's own users
+        (its bot and ghosts) are not passed here.
         """
 
 
@@ -654,9 +715,10 @@ class HttpRouteProvider(Protocol):
     def http_router(self) -> APIRouter:
         """Routes mounted on the bridge's HTTP app (the webhook bridge's inbound hooks).
 
-        Called once, before the app serves and before :meth:`NetworkConnector.start`; the
-        handlers run only after it. Paths must not start with ``/_matrix``, ``/health`` or
-        ``/metrics`` (refused at start-up). The routes do their own authentication."""
+        Called once, after construction, before the app serves and before
+        :meth:`NetworkConnector.start`; the handlers run only after it. Paths must not start
+        with ``/_matrix``, ``/health`` or ``/metrics`` (refused at start-up). The routes do their
+        own authentication."""
 
 
 @runtime_checkable
@@ -669,8 +731,8 @@ class CommandProvider(Protocol):
 class ConfiguredConnector(Protocol):
     """A connector whose config section has a typed model of its own.
 
-    Declare ``Settings`` (a pydantic model) on the class; the core validates the section with it
-    before :meth:`NetworkConnector.start` and hands the instance over as ``ctx.settings``. A bad
+    Declare ``Settings`` (a pydantic model) on the class (the factory); the core validates the
+    section with it before the connector is built and hands the instance over as ``ctx.settings``. A bad
     value stops the bridge with an error naming ``connectors.<name>.<key>`` and the fix; keys the
     model does not know are warned about (and kept, as everywhere in the config).
     """
@@ -709,6 +771,7 @@ class ThirdPartyHandler(Protocol):
     """Third-party network lookups (``/thirdparty/*``) for the protocols the connector provides."""
 
     protocol_ids: tuple[str, ...]
+    """A class attribute: ``generate-registration`` reads it from the factory, unbuilt."""
 
     async def thirdparty_protocol(self, protocol: str) -> dict[str, Any] | None:
         """Protocol metadata (user_fields, location_fields, icon, field_types, instances)."""
@@ -728,12 +791,15 @@ class ThirdPartyHandler(Protocol):
 
 __all__ = [
     "DEFAULT_JOB_RETRY",
+    "PORTAL_MESSAGE_RECEIVERS",
     "AliasQueryHandler",
     "BridgeContext",
     "ClosableSession",
     "CommandProvider",
     "ConfiguredConnector",
+    "ConnectorBase",
     "ConnectorDatabase",
+    "ConnectorFactory",
     "ConnectorTables",
     "DeletingSession",
     "EditingSession",
@@ -751,6 +817,7 @@ __all__ = [
     "LoginFlow",
     "LoginProvider",
     "MatrixAPI",
+    "MatrixEventHandler",
     "MediaSource",
     "MembershipSession",
     "NetworkConnector",
@@ -758,6 +825,7 @@ __all__ = [
     "OutgoingMessage",
     "PortalInfo",
     "PortalListener",
+    "PortalMessages",
     "PortalResolver",
     "PuppetLogin",
     "ReactingSession",

@@ -15,6 +15,7 @@ delivery: the room moves on, but the event counts as handled only once it is del
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from collections import OrderedDict
@@ -57,8 +58,11 @@ _ROUTED_TYPES = frozenset({"m.room.message", "m.room.redaction", "m.reaction", "
 
 
 def routes_messages(connector: NetworkConnector) -> bool:
-    """Whether the core routes this connector's portal messages (it offers at least one session)."""
-    return isinstance(connector, RelayProvider | VirtualUserProvider | LoginProvider)
+    """Whether the core routes this connector's portal messages to its sessions: it offers at
+    least one, and has not declared ``portal_messages = "events"`` (checked at start-up,
+    ``core/connectors.py``)."""
+    offers_sessions = isinstance(connector, RelayProvider | VirtualUserProvider | LoginProvider)
+    return offers_sessions and getattr(connector, "portal_messages", "sessions") != "events"
 
 
 class RelayNotConnected(RuntimeError):
@@ -78,7 +82,8 @@ class MatrixToRemote:
         relay_templates: Mapping[str, str] | None = None,
         relay_default: bool = True,
     ) -> None:
-        self._connectors = {name: c for name, c in connectors.items() if routes_messages(c)}
+        self._all_connectors = connectors
+        """Filled when the connectors are built (after the core): read, never copied, here."""
         self._store = store
         self._matrix = matrix
         self._permissions = permissions
@@ -90,6 +95,12 @@ class MatrixToRemote:
         """(room, user) -> display name, least recently used first."""
         self._typing: dict[str, set[str]] = {}
         """Room -> who was typing there, by the last m.typing (it sends the whole set)."""
+
+    @functools.cached_property
+    def _connectors(self) -> dict[str, NetworkConnector]:
+        """The connectors whose portal messages go to sessions. Asked for only once events are
+        handled, which waits until every connector is built and started."""
+        return {name: c for name, c in self._all_connectors.items() if routes_messages(c)}
 
     async def route(self, event: MatrixEvent) -> bool:
         """Handle a portal event of a routing connector (message, edit, redaction, reaction);

@@ -77,7 +77,7 @@ class Sessions:
         debounce_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._connectors = dict(connectors)
+        self._connectors = connectors  # filled when the connectors are built, after the core
         self._logins = logins
         self._cipher = cipher
         self._notify_owner = notify_owner

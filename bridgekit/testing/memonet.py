@@ -40,7 +40,6 @@ from bridgekit import (
     LoginFailed,
     LoginField,
     LoginFlow,
-    MatrixEvent,
     OutgoingMessage,
     PermissionLevel,
     PortalInfo,
@@ -260,12 +259,13 @@ class MemonetConnector:
         LoginField("password", "Your memonet password?", secret=True),
     )),)
 
-    def __init__(self) -> None:
-        self.network = MemoryNetwork()
-        self.virtual_users = False
-        self._ctx: BridgeContext | None = None
-        self._settings = MemonetSettings()
-        self._bot: MemonetSession | None = None
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        self._settings: MemonetSettings = ctx.settings
+        self.network = MemoryNetwork(self._settings.accounts, self._settings.chats)
+        self.virtual_users = self._settings.virtual
+        self._bot = MemonetSession(SessionKind.BOT, self.network, self._settings.bot_nick)
         self._virtual_nicks: set[str] = set()
         self._happenings: asyncio.Queue[Happening] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
@@ -273,26 +273,16 @@ class MemonetConnector:
 
     # required ---------------------------------------------------------------------------------
 
-    async def start(self, ctx: BridgeContext) -> None:
-        self._ctx = ctx
-        self._settings = ctx.settings
-        self.virtual_users = self._settings.virtual
-        self.network.accounts.update(self._settings.accounts)
-        for chat in self._settings.chats:
-            self.network.chats.setdefault(chat, [])
+    async def start(self) -> None:
         self.network.listen(self._happenings.put_nowait)
-        self._bot = MemonetSession(SessionKind.BOT, self.network, self._settings.bot_nick)
         self._pump = asyncio.create_task(self._bridge_happenings())
-        await ctx.report_session(None, SessionState.CONNECTED)
+        await self.ctx.report_session(None, SessionState.CONNECTED)
 
     async def stop(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
-
-    async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        """Portal messages are routed by the core to the sessions below; nothing else matters here."""
 
     # sessions ---------------------------------------------------------------------------------
 
@@ -345,11 +335,9 @@ class MemonetConnector:
             try:
                 await self._bridge(happening)
             except Exception:
-                assert self._ctx is not None
-                self._ctx.log.exception("could not hand a %s in %s to the bridge", happening.kind, happening.chat)
+                self.ctx.log.exception("could not hand a %s in %s to the bridge", happening.kind, happening.chat)
 
     async def _bridge(self, happening: Happening) -> None:
-        assert self._ctx is not None
         post, actor = happening.post, happening.actor
         own = {self._settings.bot_nick, *self._virtual_nicks}
         if happening.by_bridge and (actor in own or happening.kind != "post"):
@@ -358,38 +346,38 @@ class MemonetConnector:
             return
         if happening.kind == "member":
             self._changes += 1
-            await self._ctx.emit(RemoteMember(
+            await self.ctx.emit(RemoteMember(
                 chat_id=happening.chat, sender_id=actor, membership=happening.emoji, by=happening.text or None,
                 change_id=f"{self.network.boot}-{self._changes}",
             ))
             return
         if happening.kind == "topic":
             self._changes += 1
-            await self._ctx.emit(RemoteChatInfo(
+            await self.ctx.emit(RemoteChatInfo(
                 chat_id=happening.chat, topic=happening.text, changed_by=actor,
                 change_id=f"{self.network.boot}-{self._changes}",
             ))
             return
         if happening.kind == "typing":
-            await self._ctx.emit(RemoteTyping(chat_id=happening.chat, sender_id=actor, typing=not happening.removed))
+            await self.ctx.emit(RemoteTyping(chat_id=happening.chat, sender_id=actor, typing=not happening.removed))
             return
         assert post is not None
         if happening.kind == "read":
-            await self._ctx.emit(RemoteReceipt(chat_id=post.chat, sender_id=actor, message_id=post.id))
+            await self.ctx.emit(RemoteReceipt(chat_id=post.chat, sender_id=actor, message_id=post.id))
         elif happening.kind == "post":
-            await self._ctx.emit(RemoteMessage(
+            await self.ctx.emit(RemoteMessage(
                 chat_id=post.chat, message_id=post.id, sender_id=actor, text=happening.text, reply_to=post.reply_to,
                 sender_avatar_url=self.network.avatars.get(actor),
             ))
         elif happening.kind == "edit":
-            await self._ctx.emit(RemoteEdit(
+            await self.ctx.emit(RemoteEdit(
                 chat_id=post.chat, message_id=post.id, edit_id=happening.emoji, sender_id=actor, text=happening.text,
             ))
         elif happening.kind == "delete":
-            await self._ctx.emit(RemoteDelete(chat_id=post.chat, message_id=post.id, sender_id=actor))
+            await self.ctx.emit(RemoteDelete(chat_id=post.chat, message_id=post.id, sender_id=actor))
         else:
             self._changes += 1
-            await self._ctx.emit(RemoteReaction(
+            await self.ctx.emit(RemoteReaction(
                 chat_id=post.chat, message_id=post.id, sender_id=actor, emoji=happening.emoji,
                 removed=happening.removed, change_id=f"{self.network.boot}-{self._changes}",
             ))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bridgekit import OutgoingMessage, SessionKind
+from bridgekit import BridgeContext, OutgoingMessage, SessionKind
 from bridgekit.testing.memonet import Happening, MemonetConnector, MemonetSession
 
 
@@ -20,8 +20,8 @@ class ForgetfulSession(MemonetSession):
 
 
 class BrokenMemonetConnector(MemonetConnector):
-    async def start(self, ctx: object) -> None:
-        await super().start(ctx)  # type: ignore[arg-type]
+    def __init__(self, ctx: BridgeContext) -> None:
+        super().__init__(ctx)
         self._bot = ForgetfulSession(SessionKind.BOT, self.network, self._settings.bot_nick)
 
     async def _bridge(self, happening: Happening) -> None:

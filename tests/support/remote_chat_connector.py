@@ -31,23 +31,22 @@ WAIT = re.compile(r"!wait (?P<id>\S+) (?P<nick>[a-z]+): (?P<text>.+)", re.DOTALL
 
 
 class RemoteChatConnector:
-    name = "remote-chat"
     tables = NOTES_TABLES
 
-    def __init__(self) -> None:
-        self._ctx: BridgeContext | None = None
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
         self._last_message: dict[str, str] = {}
-
-    async def start(self, ctx: BridgeContext) -> None:
-        self._ctx = ctx
         ctx.jobs.register("say", self._say_job, retry=JobRetry(max_attempts=3, base_seconds=0.2))
 
+    async def start(self) -> None:
+        pass
+
     async def stop(self) -> None:
-        self._ctx = None
+        pass
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        ctx = self._ctx
-        assert ctx is not None, "events are only handed to a started connector"
+        ctx = self.ctx
         if event.type == "m.room.member":
             if event.state_key == ctx.bot_user_id and event.content.get("membership") == "invite":
                 # The bridge has the bot accept the invite; the connector makes the room a portal.
@@ -94,8 +93,7 @@ class RemoteChatConnector:
         )
 
     async def _say_job(self, job: Job) -> None:
-        ctx = self._ctx
-        assert ctx is not None, "jobs run only while the connector is started"
+        ctx = self.ctx
         if job.payload["fail_once"] and job.attempt == 1:
             raise RuntimeError("failing the first attempt, as asked")
         await ctx.matrix.intent(ctx.bot_user_id).send_text(
