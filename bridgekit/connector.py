@@ -39,7 +39,7 @@ import contextlib
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -397,18 +397,25 @@ connector's context, returns the connector (usually the class itself). Its ``Set
 when it has one (:class:`ConfiguredConnector`), validates the section before the call."""
 
 
-class ConnectorBase:
-    """An optional base class: keeps ``ctx`` and ``name`` (``ctx.name``). The contract stays the
-    protocols above; subclassing this only saves two lines::
+SettingsT = TypeVar("SettingsT")
 
-        class MyConnector(ConnectorBase):
+
+class ConnectorBase(Generic[SettingsT]):
+    """An optional base class: keeps ``ctx``, ``name`` (``ctx.name``) and ``settings``
+    (``ctx.settings``, typed by the parameter: ``ConnectorBase[MySettings]``). The contract stays
+    the protocols above; subclassing this only saves a few lines::
+
+        class MyConnector(ConnectorBase[MySettings]):
+            Settings = MySettings
+
             async def start(self) -> None:
-                self.ctx.log.info("connecting as %s", self.ctx.settings.nick)
+                self.ctx.log.info("connecting as %s", self.settings.nick)
     """
 
     def __init__(self, ctx: BridgeContext) -> None:
         self.ctx = ctx
         self.name = ctx.name
+        self.settings: SettingsT = ctx.settings
 
     async def start(self) -> None:
         """Nothing to connect by default."""
