@@ -34,6 +34,7 @@ from bridgekit.connector import (
     LoginProvider,
     MatrixAPI,
     MatrixEventHandler,
+    MatrixIntent,
     MediaSource,
     MembershipSession,
     NetworkConnector,
@@ -91,7 +92,17 @@ from bridgekit.events import (
     RemoteTyping,
 )
 from bridgekit.guarded_http import GuardedHTTP, ResponseTooLarge, new_http_client
-from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, TransactionID, UserID
+from bridgekit.ids import (
+    ChatID,
+    ContentURI,
+    EventID,
+    MessageID,
+    RemoteUserID,
+    RoomAlias,
+    RoomID,
+    TransactionID,
+    UserID,
+)
 from bridgekit.media import MediaBusy, MediaDownload, MediaTooLarge, MediaUnavailable
 from bridgekit.naming import casefold_irc
 from bridgekit.room_power import RoomPower, read_room_power, room_power
@@ -106,6 +117,7 @@ __all__ = [
     "AllowRule",
     "BridgeContext",
     "BridgekitError",
+    "ChatID",
     "ClosableSession",
     "Command",
     "CommandContext",
@@ -148,6 +160,7 @@ __all__ = [
     "MatrixEvent",
     "MatrixEventHandler",
     "MatrixForbidden",
+    "MatrixIntent",
     "MatrixNotFound",
     "MatrixRateLimited",
     "MatrixRequestError",
@@ -159,6 +172,7 @@ __all__ = [
     "MediaTooLarge",
     "MediaUnavailable",
     "MembershipSession",
+    "MessageID",
     "NetworkConnector",
     "OutgoingMedia",
     "OutgoingMessage",
@@ -184,6 +198,7 @@ __all__ = [
     "RemoteSession",
     "RemoteSink",
     "RemoteTyping",
+    "RemoteUserID",
     "ResponseTooLarge",
     "RoomAlias",
     "RoomID",

@@ -46,7 +46,7 @@ from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE, Route, RouteKind, Rou
 from bridgekit.core.sessions import Sessions
 from bridgekit.errors import MatrixError
 from bridgekit.events import EphemeralEvent, MatrixEvent
-from bridgekit.ids import EventID, RoomID, UserID
+from bridgekit.ids import ChatID, EventID, MessageID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store.outbox import OutboxStore, PortalRow
 
@@ -167,7 +167,7 @@ class MatrixToRemote:
             for user, typing in changes:
                 session = self._own_session(portal.network, UserID(user))
                 if session is not None and isinstance(session, TypingSession):
-                    await session.set_typing(portal.remote_id, typing)
+                    await session.set_typing(ChatID(portal.remote_id), typing)
             return
         for event_id, receipts in event.content.items():
             readers = receipts.get("m.read") if isinstance(receipts, dict) else None
@@ -181,7 +181,7 @@ class MatrixToRemote:
                 continue  # only the network's own messages can be marked read there
             for session in sessions.values():
                 if session is not None and isinstance(session, ReceiptSession):
-                    await session.mark_read(portal.remote_id, mapped.remote_id)
+                    await session.mark_read(ChatID(portal.remote_id), MessageID(mapped.remote_id))
 
     def _own_session(self, network: str, user_id: UserID) -> RemoteSession | None:
         # Never the relay bot (it would show the bot typing), never a new virtual session.
@@ -202,7 +202,7 @@ class MatrixToRemote:
         ))
 
     def _outgoing(
-        self, event: MatrixEvent, portal: PortalRow, route: Route, name: str, body: str, reply_to: str | None,
+        self, event: MatrixEvent, portal: PortalRow, route: Route, name: str, body: str, reply_to: MessageID | None,
         *, content: Mapping[str, object] | None = None,
     ) -> OutgoingMessage:
         content = content if content is not None else event.content
@@ -214,7 +214,8 @@ class MatrixToRemote:
                 formatted = relay_text(html.escape(template), name=html.escape(name), user_id=html.escape(event.sender),
                                        text=formatted)
         return OutgoingMessage(
-            chat_id=portal.remote_id, text=text, html=formatted, msgtype=str(content.get("msgtype", "m.text")),
+            chat_id=ChatID(portal.remote_id), text=text, html=formatted,
+            msgtype=str(content.get("msgtype", "m.text")),
             event_id=EventID(event.event_id), sender=UserID(event.sender), sender_name=name, reply_to=reply_to,
             media=_media(content), mentions=_mentions(content),
         )
@@ -262,7 +263,7 @@ class MatrixToRemote:
         session, route, name = speaking
         if isinstance(session, EditingSession):
             message = self._outgoing(event, portal, route, name, body, None, content=new_content)
-            await session.edit(portal.remote_id, mapped.remote_id, message)
+            await session.edit(ChatID(portal.remote_id), MessageID(mapped.remote_id), message)
             return
         # The network has no edits: say the correction, as people do on IRC.
         message = self._outgoing(event, portal, route, name, f"* {body}", None, content=new_content)
@@ -278,7 +279,7 @@ class MatrixToRemote:
         session = self._own_session(portal.network, UserID(event.sender))
         if session is not None and isinstance(session, MembershipSession):
             reason = event.content.get("reason")
-            await session.leave_chat(portal.remote_id, reason if isinstance(reason, str) else None)
+            await session.leave_chat(ChatID(portal.remote_id), reason if isinstance(reason, str) else None)
 
     async def _topic(self, event: MatrixEvent, portal: PortalRow) -> bool:
         topic = event.content.get("topic")
@@ -287,7 +288,7 @@ class MatrixToRemote:
         speaking = await self._sender_session(event, portal)
         if speaking is None or not isinstance(speaking[0], TopicSession):
             return False
-        await speaking[0].set_topic(portal.remote_id, topic)
+        await speaking[0].set_topic(ChatID(portal.remote_id), topic)
         return True
 
     async def _redaction(self, event: MatrixEvent, portal: PortalRow) -> None:
@@ -302,13 +303,13 @@ class MatrixToRemote:
         if reaction is not None:
             message, _sender, emoji = reaction
             if isinstance(session, ReactingSession):
-                await session.unreact(portal.remote_id, message.remote_id, emoji)
+                await session.unreact(ChatID(portal.remote_id), MessageID(message.remote_id), emoji)
             return
         mapped = await self._store.mapped_by_event(redacts)
         if mapped is None:
             return
         if isinstance(session, DeletingSession):
-            await session.delete(portal.remote_id, mapped.remote_id)
+            await session.delete(ChatID(portal.remote_id), MessageID(mapped.remote_id))
         else:
             log.info("%s cannot delete messages; the redaction of %s stays on Matrix", portal.network, redacts)
 
@@ -323,7 +324,7 @@ class MatrixToRemote:
         speaking = await self._sender_session(event, portal) if mapped is not None else None
         if mapped is None or speaking is None or not isinstance(speaking[0], ReactingSession):
             return
-        await speaking[0].react(portal.remote_id, mapped.remote_id, key)
+        await speaking[0].react(ChatID(portal.remote_id), MessageID(mapped.remote_id), key)
         await self._store.add_reaction(mapped.id, event.sender, key, event.event_id)
 
     async def _display_name(self, event: MatrixEvent) -> str:
@@ -350,11 +351,12 @@ class MatrixToRemote:
             self._names.popitem(last=False)
         return name
 
-    async def _reply_to(self, event: MatrixEvent) -> str | None:
+    async def _reply_to(self, event: MatrixEvent) -> MessageID | None:
         relates = event.content.get("m.relates_to")
         reply = relates.get("m.in_reply_to") if isinstance(relates, dict) else None
         target = reply.get("event_id") if isinstance(reply, dict) else None
-        return await self._store.remote_id_for(target) if isinstance(target, str) else None
+        remote_id = await self._store.remote_id_for(target) if isinstance(target, str) else None
+        return MessageID(remote_id) if remote_id is not None else None
 
     async def _tell(self, event: MatrixEvent, text: str) -> None:
         await self._matrix.bot.send_text(

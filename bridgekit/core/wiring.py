@@ -18,7 +18,7 @@ from bridgekit.core.permissions import Permissions, default_rules
 from bridgekit.core.remote_delivery import RemoteDelivery
 from bridgekit.credentials import CredentialCipher, key_bytes, load_key
 from bridgekit.errors import ConfigError
-from bridgekit.ids import RoomID, UserID
+from bridgekit.ids import ChatID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import MatrixStateStore
 from bridgekit.store.outbox import OutboxStore
@@ -73,9 +73,9 @@ def portal_listener(
         if connector is None or not isinstance(connector, PortalListener):
             return
         if room_id is None:
-            await connector.portal_unlinked(chat_id)
+            await connector.portal_unlinked(ChatID(chat_id))
         else:
-            await connector.portal_linked(chat_id, room_id)
+            await connector.portal_linked(ChatID(chat_id), room_id)
 
     return changed
 

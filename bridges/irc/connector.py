@@ -33,6 +33,7 @@ from starlette.background import BackgroundTask
 
 from bridgekit import (
     BridgeContext,
+    ChatID,
     Command,
     CommandContext,
     CommandReply,
@@ -40,6 +41,7 @@ from bridgekit import (
     MediaBusy,
     MediaTooLarge,
     MediaUnavailable,
+    MessageID,
     PermissionLevel,
     PortalInfo,
     PortalMessages,
@@ -47,6 +49,7 @@ from bridgekit import (
     RemoteMember,
     RemoteMessage,
     RemotePower,
+    RemoteUserID,
     RoomID,
     SessionKind,
     SessionState,
@@ -190,7 +193,7 @@ class IrcConnector:
         ghost = ctx.matrix.intent(UserID(event.state_key))
         await ghost.ensure_registered()
         await ghost.join(RoomID(event.room_id))
-        await ctx.link_portal(self._pm_chat(user, folded), RoomID(event.room_id), relay=False)
+        await ctx.link_portal(ChatID(self._pm_chat(user, folded)), RoomID(event.room_id), relay=False)
 
     async def _moderate(self, event: MatrixEvent, folded: str, *, ban: bool) -> None:
         """A Matrix moderator kicked or banned an IRC user's ghost: do the same on IRC, as the
@@ -427,7 +430,7 @@ class IrcConnector:
             return None
         chat = self.fold(channel)
         self._channels.setdefault(chat, Channel(channel))
-        return PortalInfo(chat, name=channel, topic=None)
+        return PortalInfo(ChatID(chat), name=channel, topic=None)
 
     async def portal_linked(self, chat_id: str, room_id: RoomID) -> None:
         if chat_id.startswith("pm:"):
@@ -612,7 +615,8 @@ class IrcConnector:
         message_id = _tag(event, "msgid") or f"irc-{time.time_ns()}-{next(self._ids)}"
         self.remember(message_id, Said(source, text))
         await ctx.emit(RemoteMessage(
-            chat_id=chat, message_id=message_id, sender_id=self.fold(source), sender_name=source, text=body,
+            chat_id=ChatID(chat), message_id=MessageID(message_id), sender_id=RemoteUserID(self.fold(source)),
+            sender_name=source, text=body,
             html=html, msgtype=msgtype, mentions=tuple(mentioned), timestamp_ms=_server_time(event),
         ))
 
@@ -622,7 +626,7 @@ class IrcConnector:
             return self._own[folded]
         for channel in self._channels.values():
             if folded in channel.members:
-                return self.ctx.ghost_for(folded)
+                return self.ctx.ghost_for(RemoteUserID(folded))
         return None
 
     async def _private(self, link: IrcLink, event: irc.client.Event, is_bot: bool) -> None:
@@ -635,7 +639,7 @@ class IrcConnector:
             return
         folded = self.fold(source)
         chat = self._pm_chat(user, folded)
-        await self.ctx.open_dm(chat, folded, user, sender_name=source)
+        await self.ctx.open_dm(ChatID(chat), RemoteUserID(folded), user, sender_name=source)
         text = str(event.arguments[0]) if event.arguments else ""
         msgtype = {"privmsg": "m.text", "privnotice": "m.notice", "action": "m.emote"}[event.type]
         await self._emit_message(chat, source, text, msgtype, event)
@@ -736,7 +740,7 @@ class IrcConnector:
             await self._member(chat, nick, "join")
             level = max((POWER_FOR_MODE[PREFIX_MODES[p]] for p in prefixes), default=0)
             if level and chat in self._portals:
-                await self.ctx.emit(RemotePower(chat, folded, level, change_id=self._change_id()))
+                await self.ctx.emit(RemotePower(ChatID(chat), RemoteUserID(folded), level, change_id=self._change_id()))
 
     async def _topic(self, event: irc.client.Event) -> None:
         ctx = self.ctx
@@ -750,7 +754,8 @@ class IrcConnector:
                 return
         if chat not in self._portals:
             return
-        await ctx.emit(RemoteChatInfo(chat, topic=topic, changed_by=self.fold(setter) if setter else None,
+        await ctx.emit(RemoteChatInfo(ChatID(chat), topic=topic,
+                                      changed_by=RemoteUserID(self.fold(setter)) if setter else None,
                                       change_id=self._change_id()))
 
     async def _mode(self, event: irc.client.Event) -> None:
@@ -771,8 +776,8 @@ class IrcConnector:
                 level = POWER_FOR_MODE[mode] if adding else 0
                 # A Matrix user's own connection made operator: the Matrix user gets the power.
                 owner = self._own.get(folded)
-                await self.ctx.emit(RemotePower(chat, folded, level, change_id=self._change_id(),
-                                                       matrix_user=owner))
+                await self.ctx.emit(RemotePower(ChatID(chat), RemoteUserID(folded), level,
+                                                change_id=self._change_id(), matrix_user=owner))
             elif mode in "beIkl" and params and (adding or mode != "l"):
                 params.pop(0)  # modes with a parameter that do not concern power
 
@@ -782,7 +787,8 @@ class IrcConnector:
         if chat not in self._portals or self.fold(nick) in self._own:
             return
         await self.ctx.emit(RemoteMember(
-            chat, self.fold(nick), membership, by=self.fold(by) if by else None, reason=reason, sender_name=nick,
+            ChatID(chat), RemoteUserID(self.fold(nick)), membership, by=RemoteUserID(self.fold(by)) if by else None,
+            reason=reason, sender_name=nick,
             change_id=self._change_id(),
         ))
 
@@ -830,7 +836,7 @@ class IrcConnector:
         nick = fields.get("nickname", "")
         if network is None or not network._grammar.is_nick(nick):
             return []
-        user_id = network.ctx.ghost_for(network.fold(nick))
+        user_id = network.ctx.ghost_for(RemoteUserID(network.fold(nick)))
         return [{"userid": user_id, "protocol": protocol, "fields": {"network": network.name, "nickname": nick}}]
 
     async def thirdparty_location_by_alias(self, alias: str) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from bridgekit import BridgeContext, ConnectorBase, OutgoingMessage, RemoteMessage, RoomID, SessionKind
+from bridgekit import BridgeContext, ConnectorBase, MessageID, OutgoingMessage, RemoteMessage, RoomID, SessionKind
 from tests.servers.chatnet import ChatnetClient
 
 
@@ -19,8 +19,8 @@ class BotSession:
     client: ChatnetClient
     kind = SessionKind.BOT
 
-    async def send(self, message: OutgoingMessage) -> str:
-        return await self.client.say(message.chat_id, message.text)
+    async def send(self, message: OutgoingMessage) -> MessageID:
+        return MessageID(await self.client.say(message.chat_id, message.text))
 
 
 class RelayConnector(ConnectorBase[RelaySettings]):

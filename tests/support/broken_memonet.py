@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from bridgekit import BridgeContext, OutgoingMessage, SessionKind
+from bridgekit import BridgeContext, MessageID, OutgoingMessage, SessionKind
 from bridgekit.testing.memonet import Happening, MemonetConnector, MemonetSession
 
 
 class ForgetfulSession(MemonetSession):
-    async def send(self, message: OutgoingMessage) -> str | None:
+    async def send(self, message: OutgoingMessage) -> MessageID | None:
         await super().send(message)
         return None
 

@@ -14,7 +14,7 @@ import contextlib
 
 from pydantic import BaseModel
 
-from bridgekit import BridgeContext, OutgoingMessage, RemoteMessage, SessionKind, UserID
+from bridgekit import BridgeContext, MessageID, OutgoingMessage, RemoteMessage, SessionKind, UserID
 from tests.servers.chatnet import ChatnetClient
 
 
@@ -32,11 +32,11 @@ class ChatnetSession:
         self.client = client
         self._joined: set[str] = set()
 
-    async def send(self, message: OutgoingMessage) -> str | None:
+    async def send(self, message: OutgoingMessage) -> MessageID:
         if message.chat_id not in self._joined:
             self.client.join(message.chat_id)
             self._joined.add(message.chat_id)
-        return await self.client.say(message.chat_id, message.text)
+        return MessageID(await self.client.say(message.chat_id, message.text))
 
 
 class ChatnetConnector:
