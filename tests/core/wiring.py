@@ -86,11 +86,11 @@ class Middle:
 
     def event(self, room_id: RoomID, sender: UserID, content: Mapping[str, object], *,
               event_type: str = "m.room.message", state_key: str | None = None,
-              redacts: str | None = None) -> MatrixEvent:
+              redacts: str | None = None, event_id: str | None = None) -> MatrixEvent:
         """A room event as the homeserver would push it to the appservice."""
         self._events += 1
         return MatrixEvent(
-            event_id=EventID(f"$matrix{self._events}"), room_id=room_id, sender=sender, type=event_type,
+            event_id=EventID(event_id or f"$matrix{self._events}"), room_id=room_id, sender=sender, type=event_type,
             origin_server_ts=1_700_000_000_000 + self._events, content=dict(content), state_key=state_key,
             redacts=redacts,
         )
