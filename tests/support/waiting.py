@@ -6,19 +6,32 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 
+@overload
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = ..., what: str = ..., interval: float = ...,  # noqa: ASYNC109
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T], *, timeout: float = ..., what: str = ..., interval: float = ...,  # noqa: ASYNC109
+) -> T: ...
+
+
 async def eventually(
     # ``timeout``, not asyncio.timeout around the call: a check in flight is never cut half-way.
-    check: Callable[[], T | Awaitable[T]], *, timeout: float = 5.0, what: str = "the condition",  # noqa: ASYNC109
+    check: Callable[[], Any], *, timeout: float = 5.0, what: str = "the condition",  # noqa: ASYNC109
     interval: float = 0.02,
-) -> T:
+) -> Any:
     """Call ``check`` (a function or an async function) until it returns something true, and
     return that; fail after ``timeout`` seconds with an AssertionError naming ``what`` was waited
-    for and the last value seen (or the last error ``check`` raised).
+    for and the last value seen. A check may also say why it is not true yet by failing an
+    ``assert``: its message is then the last value seen.
 
     ``check`` runs whole each time: one that is slower than the time left still finishes, so a
     request in flight is never cut half-way."""
@@ -30,8 +43,8 @@ async def eventually(
             if inspect.isawaitable(value):
                 value = await value
             last = repr(value)
-        except (AssertionError, LookupError, OSError) as error:  # not there yet (e.g. a server still starting)
-            value, last = None, f"{type(error).__name__}: {error}"
+        except AssertionError as error:
+            value, last = None, str(error)
         if value:
             return value
         if loop.time() >= end:
