@@ -5,7 +5,8 @@ It answers the calls :mod:`bridgekit.matrix.client` and :mod:`bridgekit.matrix.i
 way Synapse does where a bridge would notice the difference: a resent transaction ID gives back
 the first event (and posts nothing new), a user must be registered before the appservice acts as
 it, and must be in a room to send, set state, type or mark read there; a private room refuses a
-join without an invite; kicks, bans, state and redactions of others' events need power; a state
+join without an invite; kicks, bans, state and redactions of others' events need power (rooms
+are version 12, as Synapse makes them: their creators are above every level); a state
 event the room lacks is a 404 ``M_NOT_FOUND``; registering a taken name is ``M_USER_IN_USE``.
 
 Everything the bridge sent is recorded, in order, for the test to read: room events (with the
@@ -82,12 +83,25 @@ class Request:
     status: int
 
 
+ROOM_VERSION = "12"
+"""The version of new rooms, as Synapse's default (1.163): its creators are above every power
+level (MSC4289) and are not listed in ``m.room.power_levels``."""
+
+_CREATOR_LEVEL = 2**53
+"""The level a creator of a room v12+ acts with: above any a power-levels event can give."""
+
+
 @dataclass
 class Room:
     room_id: str
     creator: str
     public: bool
+    version: str = ROOM_VERSION
     state: dict[tuple[str, str], RoomEvent] = field(default_factory=dict)
+
+    @property
+    def creators_privileged(self) -> bool:
+        return self.version not in {str(number) for number in range(1, 12)}
 
     def membership(self, user_id: str) -> str | None:
         event = self.state.get(("m.room.member", user_id))
@@ -95,6 +109,8 @@ class Room:
         return membership if isinstance(membership, str) else None
 
     def level_of(self, user_id: str) -> int:
+        if self.creators_privileged and user_id == self.creator:
+            return _CREATOR_LEVEL
         levels = self.power_levels()
         users = levels.get("users") or {}
         return int(users.get(user_id, levels.get("users_default", 0)))
@@ -187,12 +203,12 @@ class FakeHomeserver:
             self.profiles.setdefault(user_id, {})["displayname"] = displayname
 
     def add_room(self, creator: str, *, public: bool = True, members: tuple[str, ...] = (),
-                 power: Mapping[str, int] | None = None) -> str:
-        """A room made by ``creator`` (who gets power 100), with ``members`` joined and the power
-        levels in ``power``; its ID."""
+                 power: Mapping[str, int] | None = None, version: str = ROOM_VERSION) -> str:
+        """A room made by ``creator``, with ``members`` joined and the power levels in ``power``;
+        its ID."""
         self.add_user(creator)
-        levels = {"users": {creator: 100, **(power or {})}}
-        room = self._new_room(creator, public=public, levels_override=levels)
+        room = self._new_room(creator, public=public, levels_override={"users": dict(power or {})},
+                              version=version)
         for member in members:
             self.add_user(member)
             self._set_membership(room, member, member, "join")
@@ -460,7 +476,8 @@ class FakeHomeserver:
         if alias is not None and alias in self.aliases:
             return _error(400, "M_ROOM_IN_USE", "Room alias already taken")
         room = self._new_room(call.user_id, public=body.get("preset") == "public_chat",
-                              levels_override=body.get("power_level_content_override"))
+                              levels_override=body.get("power_level_content_override"),
+                              version=str(body.get("room_version") or ROOM_VERSION))
         for event_type, content in (("m.room.name", {"name": body.get("name")}),
                                     ("m.room.topic", {"topic": body.get("topic")})):
             if next(iter(content.values())) is not None:
@@ -529,13 +546,21 @@ class FakeHomeserver:
             return _error(403, "M_FORBIDDEN", f"User {user_id} not in room {room_id}")
         return None
 
-    def _new_room(self, creator: str, *, public: bool, levels_override: Mapping[str, Any] | None = None) -> Room:
-        room = Room(f"!room{next(self._ids)}:{self.server_name}", creator, public)
+    def _new_room(self, creator: str, *, public: bool, levels_override: Mapping[str, Any] | None,
+                  version: str) -> Room:
+        room = Room(f"!room{next(self._ids)}:{self.server_name}", creator, public, version)
         self.rooms[room.room_id] = room
-        self._add_event(room.room_id, creator, "m.room.create", {"creator": creator}, state_key="")
+        create: dict[str, Any] = {"room_version": version}
+        if version in {str(number) for number in range(1, 11)}:
+            create["creator"] = creator  # dropped in room v11
+        self._add_event(room.room_id, creator, "m.room.create", create, state_key="")
         self._set_membership(room, creator, creator, "join")
-        levels = {"users": {creator: 100}, "users_default": 0, "events_default": 0, "state_default": 50,
-                  "ban": 50, "kick": 50, "redact": 50, "invite": 0, "events": {}, **(levels_override or {})}
+        override = dict(levels_override or {})
+        # Synapse lists the creator at 100, except in rooms whose creators are above every level.
+        users = {} if room.creators_privileged else {creator: 100}
+        users.update(override.pop("users", None) or {})
+        levels = {"users": users, "users_default": 0, "events_default": 0, "state_default": 50,
+                  "ban": 50, "kick": 50, "redact": 50, "invite": 0, "events": {}, **override}
         self._add_event(room.room_id, creator, "m.room.power_levels", levels, state_key="")
         self._add_event(room.room_id, creator, "m.room.join_rules",
                         {"join_rule": "public" if public else "invite"}, state_key="")
