@@ -8,10 +8,9 @@ import asyncio
 from pathlib import Path
 
 from bridgekit.core.echoes import SendsInFlight
-from bridgekit.core.remote_delivery import DOUBLE_PUPPET_MARKER
 from bridgekit.events import RemoteMessage
 from tests.core.network import FakeNetwork
-from tests.core.wiring import ALICE, Middle, middle
+from tests.core.wiring import ALICE, DOUBLE_PUPPET_MARKER, Middle, middle
 from tests.support.waiting import eventually
 
 

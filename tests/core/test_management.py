@@ -61,7 +61,7 @@ async def test_only_an_admin_may_link_and_unlink_a_room(core: Middle) -> None:
 
     refused = await command(core, room, ALICE, "!bk link net Chat")
     assert refused.startswith("'link' needs the 'admin' permission level, and yours is 'user'.")
-    assert await core.outbox.portal_for_room(room) is None
+    assert await core.chat_of(room) is None
 
     assert await command(core, room, ADMIN, "!bk link net nosuchchat") == (
         "net has no chat 'nosuchchat' that can be bridged: check its name."

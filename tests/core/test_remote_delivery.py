@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bridgekit.core.remote_delivery import event_key
 from bridgekit.errors import DeliveryFailed
 from bridgekit.events import RemoteDelete, RemoteEdit, RemoteMessage, RemoteReaction, RemoteReceipt, RemoteTyping
 from bridgekit.matrix.paths import txn_id_for
 from tests.core.network import NET
-from tests.core.wiring import Middle, middle
+from tests.core.wiring import Middle, event_key, middle
 from tests.support.waiting import eventually
 
 
@@ -129,7 +128,7 @@ async def test_a_send_that_keeps_failing_is_reported_in_the_room_and_the_chat_mo
         ]
         assert notices[0].content["msgtype"] == "m.notice"
         assert core.homeserver.bodies(room, sender=core.ghost("bob")) == ["after the loss"]
-        assert (core.remote.sent, core.remote.failed) == (1, 1)
+        assert core.delivery_counts == (1, 1)
 
 
 async def test_emit_wait_answers_only_once_the_message_is_in_the_room(core: Middle) -> None:

@@ -8,6 +8,7 @@ when the construction of the core or of connectors changes, adapt it here and no
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,12 @@ from typing import cast
 
 import httpx
 
-from bridgekit.connector import NetworkConnector
+from bridgekit.connector import BridgeContext, NetworkConnector
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.management import ManagementRoom, ManagementServices
 from bridgekit.core.matrix_to_remote import MatrixToRemote
 from bridgekit.core.permissions import Permissions
-from bridgekit.core.remote_delivery import RemoteDelivery
+from bridgekit.core.remote_delivery import DOUBLE_PUPPET_MARKER, RemoteDelivery, event_key
 from bridgekit.core.sessions import Sessions
 from bridgekit.credentials import CredentialCipher, generate_key
 from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteEvent
@@ -61,6 +62,8 @@ class Middle:
     sessions: Sessions
     router: MatrixToRemote
     management: ManagementRoom
+    ctx: BridgeContext
+    """The connector's context: what it emits goes through ``ctx.emit``."""
     told: list[tuple[UserID, str]] = field(default_factory=list)
     """Private notices the core sent users (session problems)."""
     _events: int = 0
@@ -68,8 +71,17 @@ class Middle:
     # -- driving it ----------------------------------------------------------------------------
 
     async def emit(self, event: RemoteEvent, *, wait: bool = False) -> EventID | None:
-        """The connector's ``ctx.emit``."""
-        return await self.remote.emit(NET, event, wait=wait)
+        """The connector emits a network event (``ctx.emit``)."""
+        return await self.ctx.emit(event, wait=wait)
+
+    async def chat_of(self, room_id: RoomID) -> str | None:
+        """The chat ``room_id`` is the portal of (the connector's ``ctx.chat_for_room``)."""
+        return await self.remote.chat_for_room(NET, room_id)
+
+    @property
+    def delivery_counts(self) -> tuple[int, int]:
+        """(posted, given up on) since start, as the bridge's status reports them."""
+        return self.remote.sent, self.remote.failed
 
     async def delivered(self) -> None:
         """Wait until every emitted event is posted (or given up on)."""
@@ -143,10 +155,13 @@ async def middle(tmp_path: Path, network: FakeNetwork | None = None, *, max_atte
         management = ManagementRoom(matrix, UserStore(database), permissions, _services(network, remote, outbox,
                                                                                         sessions))
         await management.load()
-        network.emit = lambda event: remote.emit(NET, event)
+        ctx = BridgeContext(name=NET, settings={}, matrix=matrix, bot_user_id=matrix.bot_user_id, server_name=SERVER,
+                            ghost_prefix=GHOST_PREFIX, alias_prefix=GHOST_PREFIX, log=logging.getLogger(NET),
+                            remote=remote)
+        network.emit = ctx.emit
         await remote.start()
         wired = Middle(homeserver, network, database, matrix, outbox, in_flight, remote, sessions, router,
-                       management, told)
+                       management, ctx, told)
         try:
             yield wired
         finally:
@@ -183,3 +198,7 @@ def _services(
         follow_upgrade=remote.follow_upgrade, unlink_portal=remote.unlink_portal, sessions=sessions,
         login_flows=lambda net: network.login_flows if net == NET else (), double_puppet_status=double_puppet_status,
     )
+
+
+# DOUBLE_PUPPET_MARKER and event_key are re-exported: where they live may change, tests take them from here.
+__all__ = ["ADMIN", "ALICE", "DOUBLE_PUPPET_MARKER", "EVE", "RITA", "Middle", "event_key", "middle"]
