@@ -20,7 +20,7 @@ from bridgekit.events import RemoteDelete, RemoteEdit, RemoteMessage, RemoteReac
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database
-from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.bridge_stores import BridgeStores
 from tests.support.memory import InMemoryState
 from tests.support.waiting import until
 
@@ -69,7 +69,7 @@ async def http(homeserver: FakeHomeserver) -> AsyncIterator[httpx.AsyncClient]:
 async def delivery(database: Database, http: httpx.AsyncClient, *, max_attempts: int = 5) -> RemoteDelivery:
     matrix = MatrixClient(http, homeserver_url="http://hs.test", as_token="as", bot_user_id=UserID("@bot:hs.test"),
                           memory=InMemoryState())
-    remote = RemoteDelivery(OutboxStore(database), matrix, server_name="hs.test", ghost_prefixes={NETWORK: "_net_"},
+    remote = RemoteDelivery(BridgeStores(database), matrix, server_name="hs.test", ghost_prefixes={NETWORK: "_net_"},
                             max_attempts=max_attempts)
     await remote.start()
     await remote.link_portal(NETWORK, "chat", ROOM)
