@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from bridgekit.connector import (
     Accepted,
@@ -92,6 +92,9 @@ class MatrixToRemote:
         """(room, user) -> display name, least recently used first."""
         self._typing: dict[str, set[str]] = {}
         """Room -> who was typing there, by the last m.typing (it sends the whole set)."""
+        self._ephemeral_handlers: dict[str, Callable[[EphemeralEvent], Awaitable[None]]] = {
+            "m.typing": self._typing_changed, "m.receipt": self._receipts, "m.presence": self._presence,
+        }
 
     async def route(self, event: MatrixEvent) -> bool:
         """Handle a portal event of a routing connector (message, edit, redaction, reaction);
@@ -143,22 +146,31 @@ class MatrixToRemote:
             await sent.delivered  # not inside an inbox worker: nobody else would wait for it
 
     async def route_ephemeral(self, event: EphemeralEvent) -> None:
-        """Typing notices and read receipts of portal rooms, for the users' own sessions."""
-        if event.room_id is None or event.type not in ("m.typing", "m.receipt") or not self._connectors:
+        """Typing notices, read receipts and presence of portal rooms, for the users' own sessions."""
+        handler = self._ephemeral_handlers.get(event.type)
+        if handler is not None and self._connectors:
+            await handler(event)
+
+    async def _typing_changed(self, event: EphemeralEvent) -> None:
+        """m.typing lists everyone typing in the room: who started or stopped is the difference
+        from the room's last one."""
+        portal = await self._ephemeral_portal(event)
+        if portal is None or event.room_id is None:
             return
-        portal = await self._portals.portal_for_room(event.room_id)
-        if portal is None or portal.network not in self._connectors:
-            return
-        if event.type == "m.typing":
-            listed = event.content.get("user_ids")
-            now = {user for user in listed if isinstance(user, str)} if isinstance(listed, list) else set()
-            before = self._typing.get(event.room_id, set())
-            self._typing[event.room_id] = now
-            changes = [(user, True) for user in sorted(now - before)] + [(user, False) for user in sorted(before - now)]
-            for user, typing in changes:
-                session = self._own_session(portal.network, UserID(user))
-                if session is not None and isinstance(session, TypingSession):
-                    await session.set_typing(portal.remote_id, typing)
+        listed = event.content.get("user_ids")
+        now = {user for user in listed if isinstance(user, str)} if isinstance(listed, list) else set()
+        before = self._typing.get(event.room_id, set())
+        self._typing[event.room_id] = now
+        changes = [(user, True) for user in sorted(now - before)] + [(user, False) for user in sorted(before - now)]
+        for user, typing in changes:
+            session = self._own_session(portal.network, UserID(user))
+            if session is not None and isinstance(session, TypingSession):
+                await session.set_typing(portal.remote_id, typing)
+
+    async def _receipts(self, event: EphemeralEvent) -> None:
+        """m.receipt: each reader with a session of their own marks the network's message read."""
+        portal = await self._ephemeral_portal(event)
+        if portal is None:
             return
         for event_id, receipts in event.content.items():
             readers = receipts.get("m.read") if isinstance(receipts, dict) else None
@@ -173,6 +185,17 @@ class MatrixToRemote:
             for session in sessions.values():
                 if session is not None and isinstance(session, ReceiptSession):
                     await session.mark_read(portal.remote_id, mapped.remote_id)
+
+    async def _presence(self, event: EphemeralEvent) -> None:
+        """m.presence stays on Matrix: no session ability carries it to a network. (A connector
+        that wants it is an EphemeralHandler, which is given every ephemeral event.)"""
+
+    async def _ephemeral_portal(self, event: EphemeralEvent) -> PortalRow | None:
+        """The portal, of a routing connector, of the room the event is in; None for any other."""
+        if event.room_id is None:
+            return None
+        portal = await self._portals.portal_for_room(event.room_id)
+        return portal if portal is not None and portal.network in self._connectors else None
 
     def _own_session(self, network: str, user_id: UserID) -> RemoteSession | None:
         # Never the relay bot (it would show the bot typing), never a new virtual session.
