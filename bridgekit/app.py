@@ -60,9 +60,9 @@ from bridgekit.ids import ContentURI, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.media import MatrixMedia
 from bridgekit.store import Database, KeyValueStore, MatrixStateStore
+from bridgekit.store.bridge_stores import BridgeStores
 from bridgekit.store.inbox import InboxStore
 from bridgekit.store.jobs import JobStore
-from bridgekit.store.outbox import OutboxStore
 from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
 
@@ -135,12 +135,12 @@ class _Core:
         )
         stack.push_async_callback(self.sessions.stop)
         double_puppet = wiring.double_puppet_client(config, http, memory)
-        outbox = OutboxStore(database)
+        stores = BridgeStores(database)
         self.fetch_http = new_http_client()
         stack.push_async_callback(self.fetch_http.aclose)
         in_flight = SendsInFlight()
         self.remote = RemoteDelivery(
-            outbox, matrix, server_name=server_name,
+            stores, matrix, server_name=server_name,
             ghost_prefixes={name: section.ghost_prefix_for(name) for name, section in enabled.items()},
             max_attempts=config.inbox.max_attempts,
             owner_of=self.sessions.owner_of, double_puppet=double_puppet, report_session=self.sessions.report,
@@ -151,7 +151,7 @@ class _Core:
         )
         permissions = wiring.permissions(config)
         router = MatrixToRemote(
-            self.connectors, outbox, matrix, permissions, self.sessions, in_flight,
+            self.connectors, stores, matrix, permissions, self.sessions, in_flight,
             relay_templates={name: str(section.settings().get("relay_template", DEFAULT_RELAY_TEMPLATE))
                              for name, section in enabled.items()},
         )
@@ -160,7 +160,7 @@ class _Core:
             matrix, UserStore(database), permissions,
             ManagementServices(
                 status=self.status, link_portal=wiring.command_linker(self.connectors, self.remote),
-                networks=tuple(enabled), set_relay=wiring.relay_switch(outbox),
+                networks=tuple(enabled), set_relay=wiring.relay_switch(stores.portals),
                 follow_upgrade=self.remote.follow_upgrade, unlink_portal=self.remote.unlink_portal,
                 sessions=self.sessions, login_flows=wiring.login_flows(self.connectors),
                 double_puppet_status=lambda user_id: double_puppet_status(double_puppet, user_id, server_name),

@@ -21,18 +21,18 @@ from bridgekit.errors import ConfigError
 from bridgekit.ids import ChatID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import MatrixStateStore
-from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.portals import PortalStore
 
 log = logging.getLogger(__name__)
 
 
-def relay_switch(outbox: OutboxStore) -> Callable[[RoomID, bool], Awaitable[bool]]:
+def relay_switch(portals: PortalStore) -> Callable[[RoomID, bool], Awaitable[bool]]:
     """The ``relay on|off`` command's effect: False when the room is no portal."""
     async def set_relay(room_id: RoomID, enabled: bool) -> bool:
-        portal = await outbox.portal_for_room(room_id)
+        portal = await portals.portal_for_room(room_id)
         if portal is None:
             return False
-        await outbox.set_relay(portal.id, enabled)
+        await portals.set_relay(portal.id, enabled)
         return True
 
     return set_relay

@@ -23,7 +23,7 @@ from bridgekit.core.permissions import Permissions
 from bridgekit.core.sessions import Sessions
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database, MatrixStateStore
-from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.bridge_stores import BridgeStores
 from bridgekit.store.sessions import LoginStore
 from tests.support.contexts import hand_built_context
 
@@ -141,8 +141,8 @@ class _Matrix:
 
 
 async def _handle_portal_message(db: Database, connector: Connector) -> None:
-    outbox = OutboxStore(db)
-    await outbox.link_portal("net", "chat", ROOM)
+    stores = BridgeStores(db)
+    await stores.portals.link_portal("net", "chat", ROOM)
 
     async def notify(user: UserID, text: str) -> None: ...
 
@@ -151,7 +151,7 @@ async def _handle_portal_message(db: Database, connector: Connector) -> None:
     connectors = {"net": connector}
     sessions = Sessions(connectors, LoginStore(db), None, notify)
     router = MatrixToRemote(
-        connectors, outbox, cast(MatrixClient, _Matrix()), Permissions.from_mapping({"*": "relay"}), sessions,
+        connectors, stores, cast(MatrixClient, _Matrix()), Permissions.from_mapping({"*": "relay"}), sessions,
         SendsInFlight(),
     )
     bridge = Bridge([connector], OwnUsers("@bot:example.org", ["_"], "example.org"), register,
@@ -162,7 +162,7 @@ async def _handle_portal_message(db: Database, connector: Connector) -> None:
         origin_server_ts=0, content={"msgtype": "m.text", "body": "hello"},
     )
     await bridge.handle(WorkItem(1, "pdu", ROOM, event))
-    await outbox.flush()  # its write-behind, as at shutdown: nothing left running on the database
+    await stores.flush()  # the write-behind, as at shutdown: nothing left running on the database
 
 
 async def test_declared_events_bring_portal_messages_to_handle_matrix_event_although_sessions_exist(
