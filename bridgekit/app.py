@@ -38,6 +38,7 @@ from bridgekit.appservice.server import Listeners, listener_app
 from bridgekit.appservice.state import AppserviceState, Health
 from bridgekit.config import AppserviceTokens, BridgeConfig
 from bridgekit.config_loader import LoadedConfig
+from bridgekit.config_paths import describe_database, resolve_config_paths
 from bridgekit.connector import BridgeContext, CommandProvider, HttpRouteProvider, NetworkConnector
 from bridgekit.core import wiring
 from bridgekit.core.bridge import Bridge, OwnUsers
@@ -83,28 +84,19 @@ def configure_logging(config: BridgeConfig) -> None:
 
 
 def run_bridge(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:
-    """Serve until SIGINT/SIGTERM; returns the process exit code."""
+    """Serve until SIGINT/SIGTERM; returns the process exit code: 2 for a problem in the config
+    (a listener's address in use, a database at the old place), 1 for another that stops the start."""
     configure_logging(loaded.config)
     for warning in loaded.warnings:
         log.warning("%s", warning)
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         try:
-            return runner.run(serve(_paths_resolved(loaded), tokens))
+            return runner.run(serve(resolve_config_paths(loaded), tokens))
         except BridgekitError as error:
             # A problem the admin can fix (the database is unreachable, a connector is missing):
             # say it in one line, no traceback.
             log.error("bridgekit cannot start: %s", error)
-            return 1
-
-
-def _paths_resolved(loaded: LoadedConfig) -> BridgeConfig:
-    """The config with file paths made absolute, relative to the config file (like
-    ``appservice.registration``), whatever directory the bridge was started from."""
-    double_puppet = loaded.config.double_puppet.registration
-    if not double_puppet:
-        return loaded.config
-    resolved = loaded.config.double_puppet.model_copy(update={"registration": str(loaded.resolve(double_puppet))})
-    return loaded.config.model_copy(update={"double_puppet": resolved})
+            return 2 if isinstance(error, ConfigError) else 1
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -236,6 +228,7 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
             listeners.append((listener, sock))
         planned = plan_connectors(config, warn=log.warning)
         # 2. store
+        log.info("database: %s", describe_database(config.database.url))
         database = await Database.open(config.database.url, pool_size=config.database.pool_size)
         stack.push_async_callback(database.close)
         # 3. Matrix client
