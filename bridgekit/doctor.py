@@ -71,14 +71,20 @@ def _check_registration(loaded: LoadedConfig, environ: Mapping[str, str]) -> Che
     except ConfigError as error:
         return CheckResult("registration", False, str(error), f"{regenerate} --new-tokens")
     problems = check_registration_matches(loaded.config, registration)
-    problems += [
-        f"{variable} differs from {key} in {path.name}"
-        for variable, key in ((AS_TOKEN_ENV, "as_token"), (HS_TOKEN_ENV, "hs_token"))
-        if environ.get(variable) and environ.get(variable) != registration.get(key)
-    ]
+    fixes = [f"{regenerate} (tokens are kept), then reload it on the homeserver"] if problems else []
+    # Tokens set in the environment win over the file's (load_tokens): regenerating the file keeps
+    # its tokens and changes nothing here, so the fix names the value to change.
+    differing = [(variable, key) for variable, key in ((AS_TOKEN_ENV, "as_token"), (HS_TOKEN_ENV, "hs_token"))
+                 if environ.get(variable) and environ.get(variable) != registration.get(key)]
+    if differing:
+        problems += [f"{variable} differs from {key} in {path} (the bridge uses {variable})"
+                     for variable, key in differing]
+        variables = " and ".join(variable for variable, _key in differing)
+        keys = " and ".join(key for _variable, key in differing)
+        fixes.append(f"remove {variables} from the bridge's environment (the bridge then reads {keys} from "
+                     f"{path}, the file the homeserver loads), or set them to the values of {keys} in that file")
     if problems:
-        return CheckResult("registration", False, "; ".join(problems),
-                           f"{regenerate} (tokens are kept), then reload it on the homeserver")
+        return CheckResult("registration", False, "; ".join(problems), "; and ".join(fixes))
     return CheckResult("registration", True, f"{path} matches the config")
 
 
