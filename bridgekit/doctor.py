@@ -165,6 +165,11 @@ def _ping_result(response: httpx.Response, loaded: LoadedConfig) -> CheckResult:
                            f"{bridge_url} ({errcode})",
                            f"start it (bridgekit run -c {loaded.path}) and set appservice.address "
                            "to a URL the homeserver can reach")
+    if errcode == "M_BAD_STATUS" and body.get("status") == 403:
+        return CheckResult("ping", False, f"the bridge at {bridge_url} refused the homeserver's hs_token (403): "
+                           "the homeserver has a stale registration, with another hs_token than the bridge's",
+                           "install the registration file the bridge reads (appservice.registration) on the "
+                           "homeserver again and restart it; if BRIDGEKIT_HS_TOKEN is set, it must equal its hs_token")
     if errcode == "M_BAD_STATUS":
         return CheckResult("ping", False, f"the bridge at {bridge_url} answered the homeserver "
                            f"with status {body.get('status')}", "if 403: the homeserver has "

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from bridgekit.appservice.token_refusals import TokenRefusals
 from bridgekit.core.bridge import Bridge
 from bridgekit.core.inbox import Inbox
 
@@ -33,6 +34,7 @@ class AppserviceState:
     bridge: Bridge
     database_dialect: str
     health: Health = field(default_factory=Health)
+    token_refusals: TokenRefusals = field(default_factory=TokenRefusals)
 
 
 def get_state(request: Request) -> AppserviceState:
