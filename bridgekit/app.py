@@ -39,7 +39,7 @@ from bridgekit.appservice.state import AppserviceState, Health
 from bridgekit.config import AppserviceTokens, BridgeConfig
 from bridgekit.config_loader import LoadedConfig
 from bridgekit.config_paths import describe_database, resolve_config_paths
-from bridgekit.connector import BridgeContext, CommandProvider, HttpRouteProvider, NetworkConnector
+from bridgekit.connector import BridgeContext, CommandProvider, HttpRouteProvider, NetworkConnector, SessionState
 from bridgekit.core import wiring
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connector_kv import ConnectorKeyValue
@@ -202,7 +202,9 @@ class _StatusReport:
     async def __call__(self) -> list[str]:
         reachable = {None: "not checked yet", True: "yes", False: "NO (see the bridge's log)"}
         connectors = self._connectors.in_order
-        states = [f"{c.name} bot: {state.value}" for c in connectors if (state := self._sessions.state(c.name, None))]
+        states = [f"{c.name} bot: {state.value}" + (f", {detail}" if (detail := self._sessions.detail(c.name, None))
+                                                     and state is not SessionState.CONNECTED else "")
+                  for c in connectors if (state := self._sessions.state(c.name, None))]
         lines = [
             f"Connectors: {', '.join(c.name for c in connectors) or 'none'}"
             + (f" ({', '.join(states)})" if states else "") + ".",
@@ -216,6 +218,17 @@ class _StatusReport:
         lines.append(f"Remote messages: {self._remote.sent} posted, {self._remote.failed} failed, "
                      f"{self._remote.dispatcher.queued} waiting.")
         return lines
+
+
+def connector_status(connectors: ConnectorTable, sessions: Sessions) -> dict[str, dict[str, str | None]]:
+    """Each connector's own connection to its network (its bot session), for ``/health``: a
+    connector that reports none (a webhook receiver) shows ``null``."""
+    status: dict[str, dict[str, str | None]] = {}
+    for connector in connectors.in_order:
+        state = sessions.state(connector.name, None)
+        status[connector.name] = {"state": state.value if state is not None else None,
+                                  "detail": sessions.detail(connector.name, None)}
+    return status
 
 
 async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
@@ -253,6 +266,7 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
         state = AppserviceState(
             hs_token=tokens.hs_token.encode(), max_body_bytes=config.appservice.max_body_bytes, inbox=core.inbox,
             bridge=core.bridge, database_dialect=database.dialect, health=core.health,
+            connector_status=lambda: connector_status(core.connectors, core.sessions),
         )
         routers = [(c.name, c.http_router()) for c in core.connectors.in_order if isinstance(c, HttpRouteProvider)]
         apps = [(listener, sock, listener_app(state, listener, access_log=config.logging.access_log,

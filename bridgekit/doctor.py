@@ -2,8 +2,9 @@
 
 Each check gives one :class:`CheckResult` (passed, failed with the fix, or skipped), so an admin
 sees every problem in one run rather than the first. The checks only read: the config file, the
-registration file, the installed database driver and two requests to the homeserver (its
-versions, and the appservice ping, which makes the homeserver call the bridge back).
+registration file, the installed database driver, two requests to the homeserver (its
+versions, and the appservice ping, which makes the homeserver call the bridge back) and, when the
+bridge runs, its ``/health`` (each connector's connection to its network).
 """
 
 from __future__ import annotations
@@ -47,14 +48,45 @@ class CheckResult:
 def run_checks(
     loaded: LoadedConfig, environ: Mapping[str, str], http_transport: httpx.BaseTransport | None = None
 ) -> list[CheckResult]:
-    """Every check, in the order an admin fixes them: config, registration, driver, homeserver, ping."""
+    """Every check, in the order an admin fixes them: config, registration, driver, homeserver,
+    ping, and the running bridge's connections to its networks."""
     results = [CheckResult("config", True, f"{loaded.path} is valid"),
                _check_registration(loaded, environ),
                _check_database_driver(loaded.config.database.url)]
     with httpx.Client(transport=http_transport, timeout=5.0) as client:
         reachable = _check_homeserver(client, loaded.config.homeserver.url)
         results += [reachable, _check_ping(client, loaded, environ, reachable.passed)]
+        results += _check_connections(client, loaded)
     return results
+
+
+def _check_connections(client: httpx.Client, loaded: LoadedConfig) -> list[CheckResult]:
+    """The running bridge's connections to its networks, from its ``/health`` (metrics listener):
+    a network that cannot be reached is retried by the bridge, and shown here with the reason."""
+    metrics = loaded.config.appservice.metrics_listen
+    if metrics.port is None:
+        return [CheckResult("bridge", None, "appservice.metrics_listen.port is null: connections not checked")]
+    host = metrics.host if metrics.host not in ("0.0.0.0", "::", "[::]") else "127.0.0.1"  # noqa: S104
+    url = f"http://{host if ':' not in host or host.startswith('[') else f'[{host}]'}:{metrics.port}/health"
+    try:
+        body = _json(client.get(url))
+    except httpx.HTTPError:
+        return [CheckResult("bridge", None, f"not running (nothing answers {url})")]
+    status = body.get("connector_status")
+    if not isinstance(status, dict):
+        return [CheckResult("bridge", None, f"{url} does not list the connectors' connections")]
+    results = []
+    for name, connection in status.items():
+        state = connection.get("state") if isinstance(connection, dict) else None
+        detail = connection.get("detail") if isinstance(connection, dict) else None
+        if state in (None, "connected"):
+            results.append(CheckResult(f"connector {name}", True, state or "running (no connection of its own)"))
+        else:
+            results.append(CheckResult(
+                f"connector {name}", False, f"{state}: {detail or 'no detail'}",
+                f"check connectors.{name} (server name, port, TLS) and that the network's server is up and "
+                "reachable from this machine; the bridge keeps retrying, nothing to restart"))
+    return results or [CheckResult("bridge", True, f"running, no connectors ({url})")]
 
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -35,6 +36,8 @@ class AppserviceState:
     database_dialect: str
     health: Health = field(default_factory=Health)
     token_refusals: TokenRefusals = field(default_factory=TokenRefusals)
+    connector_status: Callable[[], dict[str, dict[str, str | None]]] = lambda: {}
+    """Each connector's connection to its network (state and detail), for ``/health``."""
 
 
 def get_state(request: Request) -> AppserviceState:
