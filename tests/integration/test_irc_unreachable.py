@@ -6,6 +6,7 @@ ready, serves Matrix (the management room answers), shows the network as retryin
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from tests.servers.bridge_process import BridgeProcess, bridgekit_command
 from tests.servers.ircd import InspIRCd
+from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.support.matrix_steps import management_room, notice
 from tests.support.waiting import eventually
@@ -53,9 +55,26 @@ async def doctor(bridge: BridgeProcess) -> tuple[int | None, str]:
     return process.returncode, output.decode()
 
 
+async def webhook_posts_into_a_room(
+    bridge: BridgeProcess, alice: MatrixTestClient, slot: AppserviceSlot, *, management: str
+) -> None:
+    room_id = await alice.create_room(invite=[slot.bot_user_id])
+    await alice.wait_for_membership(room_id, slot.bot_user_id)
+    await alice.send_text(room_id, "!bk webhook create news")
+    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "Created webhook 'news'"))
+    private = await alice.wait_for_event(management, notice(slot.bot_user_id, "URL"))
+    found = re.search(r"URL[^:]*: (\S+)", private["content"]["body"])
+    assert found is not None, private
+    path = found.group(1)
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(f"{bridge.public_base_url}{path}", json={"text": "while IRC is down"})
+    assert answer.status_code in (200, 202), answer.text
+    await alice.wait_for_event(room_id, lambda e: "while IRC is down" in str(e["content"].get("body")))
+
+
 async def test_an_unreachable_irc_server_is_retried_and_shown_while_the_bridge_serves(
     slot: AppserviceSlot, run_bridge: RunBridge, synapse: SynapseHarness, make_matrix_user: MakeMatrixUser,
-    late_ircd: InspIRCd,
+    late_ircd: InspIRCd, tmp_path: Path,
 ) -> None:
     name, where = slot.connector, f"{late_ircd.host}:{late_ircd.port}"
     bridge = await run_bridge(
@@ -63,6 +82,9 @@ async def test_an_unreachable_irc_server_is_retried_and_shown_while_the_bridge_s
         connector={"server": late_ircd.host, "port": late_ircd.port, "tls": False, "lines_per_second": 0,
                    "bot_nick": f"bridge{secrets.token_hex(2)}"},
         permissions={synapse.server_name: "admin"},
+        connectors={"webhook": {"factory": "bridges.webhook.connector:WebhookConnector",
+                                "ghost_prefix": slot.ghost_prefix,
+                                "database": f"sqlite+aiosqlite:///{tmp_path / 'webhook.db'}"}},
     )  # ready: the IRC server's absence did not stop the start
 
     async def retrying() -> dict[str, Any]:
@@ -83,6 +105,8 @@ async def test_an_unreachable_irc_server_is_retried_and_shown_while_the_bridge_s
     await alice.send_text(room_id, "status")
     status = await alice.wait_for_event(room_id, notice(slot.bot_user_id, "Your permission level"))
     assert f"{name} bot: transient-disconnect, cannot reach {where}" in status["content"]["body"]
+    # And the other connector works: a webhook posts into a room.
+    await webhook_posts_into_a_room(bridge, alice, slot, management=room_id)
 
     late_ircd.start()  # the server comes up on the port the bridge keeps trying
 
