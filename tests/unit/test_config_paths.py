@@ -53,3 +53,14 @@ def test_a_database_only_at_the_old_place_is_refused_with_the_move(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"database\.url") as refused:
         resolve_config_paths(loaded, cwd=tmp_path)
     assert f"mv {tmp_path / 'b.db'} {tmp_path / 'etc' / 'b.db'}" in str(refused.value)
+
+
+def test_a_connectors_sqlite_url_is_resolved_and_refused_at_the_old_place_like_the_bridges(tmp_path: Path) -> None:
+    loaded = load_config(config_with(tmp_path, "connectors:\n  webhook:\n    database: sqlite+aiosqlite:///wh.db\n"
+                                               "    public_url: https://hooks.example.org\n"), environ={})
+    settings = resolve_config_paths(loaded, cwd=tmp_path).connectors["webhook"].settings()
+    assert settings["database"] == f"sqlite+aiosqlite:///{tmp_path / 'etc' / 'wh.db'}"
+    assert settings["public_url"] == "https://hooks.example.org"  # not a SQLite URL: left alone
+    (tmp_path / "wh.db").write_bytes(b"old")
+    with pytest.raises(ConfigError, match=r"connectors\.webhook\.database: the SQLite file wh\.db"):
+        resolve_config_paths(loaded, cwd=tmp_path)
