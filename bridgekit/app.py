@@ -38,7 +38,8 @@ from bridgekit.appservice.server import Listeners, listener_app
 from bridgekit.appservice.state import AppserviceState, Health
 from bridgekit.config import AppserviceTokens, BridgeConfig
 from bridgekit.config_loader import LoadedConfig
-from bridgekit.connector import BridgeContext, CommandProvider, HttpRouteProvider, NetworkConnector
+from bridgekit.config_paths import describe_database, resolve_config_paths
+from bridgekit.connector import BridgeContext, CommandProvider, HttpRouteProvider, NetworkConnector, SessionState
 from bridgekit.core import wiring
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.connector_kv import ConnectorKeyValue
@@ -83,28 +84,19 @@ def configure_logging(config: BridgeConfig) -> None:
 
 
 def run_bridge(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:
-    """Serve until SIGINT/SIGTERM; returns the process exit code."""
+    """Serve until SIGINT/SIGTERM; returns the process exit code: 2 for a problem in the config
+    (a listener's address in use, a database at the old place), 1 for another that stops the start."""
     configure_logging(loaded.config)
     for warning in loaded.warnings:
         log.warning("%s", warning)
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         try:
-            return runner.run(serve(_paths_resolved(loaded), tokens))
+            return runner.run(serve(resolve_config_paths(loaded), tokens))
         except BridgekitError as error:
             # A problem the admin can fix (the database is unreachable, a connector is missing):
             # say it in one line, no traceback.
             log.error("bridgekit cannot start: %s", error)
-            return 1
-
-
-def _paths_resolved(loaded: LoadedConfig) -> BridgeConfig:
-    """The config with file paths made absolute, relative to the config file (like
-    ``appservice.registration``), whatever directory the bridge was started from."""
-    double_puppet = loaded.config.double_puppet.registration
-    if not double_puppet:
-        return loaded.config
-    resolved = loaded.config.double_puppet.model_copy(update={"registration": str(loaded.resolve(double_puppet))})
-    return loaded.config.model_copy(update={"double_puppet": resolved})
+            return 2 if isinstance(error, ConfigError) else 1
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -210,7 +202,9 @@ class _StatusReport:
     async def __call__(self) -> list[str]:
         reachable = {None: "not checked yet", True: "yes", False: "NO (see the bridge's log)"}
         connectors = self._connectors.in_order
-        states = [f"{c.name} bot: {state.value}" for c in connectors if (state := self._sessions.state(c.name, None))]
+        states = [f"{c.name} bot: {state.value}" + (f", {detail}" if (detail := self._sessions.detail(c.name, None))
+                                                     and state is not SessionState.CONNECTED else "")
+                  for c in connectors if (state := self._sessions.state(c.name, None))]
         lines = [
             f"Connectors: {', '.join(c.name for c in connectors) or 'none'}"
             + (f" ({', '.join(states)})" if states else "") + ".",
@@ -226,6 +220,17 @@ class _StatusReport:
         return lines
 
 
+def connector_status(connectors: ConnectorTable, sessions: Sessions) -> dict[str, dict[str, str | None]]:
+    """Each connector's own connection to its network (its bot session), for ``/health``: a
+    connector that reports none (a webhook receiver) shows ``null``."""
+    status: dict[str, dict[str, str | None]] = {}
+    for connector in connectors.in_order:
+        state = sessions.state(connector.name, None)
+        status[connector.name] = {"state": state.value if state is not None else None,
+                                  "detail": sessions.detail(connector.name, None)}
+    return status
+
+
 async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
     async with contextlib.AsyncExitStack() as stack:
         # 1. addresses and connector sections
@@ -236,6 +241,7 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
             listeners.append((listener, sock))
         planned = plan_connectors(config, warn=log.warning)
         # 2. store
+        log.info("database: %s", describe_database(config.database.url))
         database = await Database.open(config.database.url, pool_size=config.database.pool_size)
         stack.push_async_callback(database.close)
         # 3. Matrix client
@@ -260,6 +266,7 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
         state = AppserviceState(
             hs_token=tokens.hs_token.encode(), max_body_bytes=config.appservice.max_body_bytes, inbox=core.inbox,
             bridge=core.bridge, database_dialect=database.dialect, health=core.health,
+            connector_status=lambda: connector_status(core.connectors, core.sessions),
         )
         routers = [(c.name, c.http_router()) for c in core.connectors.in_order if isinstance(c, HttpRouteProvider)]
         apps = [(listener, sock, listener_app(state, listener, access_log=config.logging.access_log,

@@ -2,8 +2,9 @@
 
 Each check gives one :class:`CheckResult` (passed, failed with the fix, or skipped), so an admin
 sees every problem in one run rather than the first. The checks only read: the config file, the
-registration file, the installed database driver and two requests to the homeserver (its
-versions, and the appservice ping, which makes the homeserver call the bridge back).
+registration file, the installed database driver, two requests to the homeserver (its
+versions, and the appservice ping, which makes the homeserver call the bridge back) and, when the
+bridge runs, its ``/health`` (each connector's connection to its network).
 """
 
 from __future__ import annotations
@@ -47,14 +48,45 @@ class CheckResult:
 def run_checks(
     loaded: LoadedConfig, environ: Mapping[str, str], http_transport: httpx.BaseTransport | None = None
 ) -> list[CheckResult]:
-    """Every check, in the order an admin fixes them: config, registration, driver, homeserver, ping."""
+    """Every check, in the order an admin fixes them: config, registration, driver, homeserver,
+    ping, and the running bridge's connections to its networks."""
     results = [CheckResult("config", True, f"{loaded.path} is valid"),
                _check_registration(loaded, environ),
                _check_database_driver(loaded.config.database.url)]
     with httpx.Client(transport=http_transport, timeout=5.0) as client:
         reachable = _check_homeserver(client, loaded.config.homeserver.url)
         results += [reachable, _check_ping(client, loaded, environ, reachable.passed)]
+        results += _check_connections(client, loaded)
     return results
+
+
+def _check_connections(client: httpx.Client, loaded: LoadedConfig) -> list[CheckResult]:
+    """The running bridge's connections to its networks, from its ``/health`` (metrics listener):
+    a network that cannot be reached is retried by the bridge, and shown here with the reason."""
+    metrics = loaded.config.appservice.metrics_listen
+    if metrics.port is None:
+        return [CheckResult("bridge", None, "appservice.metrics_listen.port is null: connections not checked")]
+    host = metrics.host if metrics.host not in ("0.0.0.0", "::", "[::]") else "127.0.0.1"  # noqa: S104
+    url = f"http://{host if ':' not in host or host.startswith('[') else f'[{host}]'}:{metrics.port}/health"
+    try:
+        body = _json(client.get(url))
+    except httpx.HTTPError:
+        return [CheckResult("bridge", None, f"not running (nothing answers {url})")]
+    status = body.get("connector_status")
+    if not isinstance(status, dict):
+        return [CheckResult("bridge", None, f"{url} does not list the connectors' connections")]
+    results = []
+    for name, connection in status.items():
+        state = connection.get("state") if isinstance(connection, dict) else None
+        detail = connection.get("detail") if isinstance(connection, dict) else None
+        if state in (None, "connected"):
+            results.append(CheckResult(f"connector {name}", True, state or "running (no connection of its own)"))
+        else:
+            results.append(CheckResult(
+                f"connector {name}", False, f"{state}: {detail or 'no detail'}",
+                f"check connectors.{name} (server name, port, TLS) and that the network's server is up and "
+                "reachable from this machine; the bridge keeps retrying, nothing to restart"))
+    return results or [CheckResult("bridge", True, f"running, no connectors ({url})")]
 
 
 
@@ -71,14 +103,20 @@ def _check_registration(loaded: LoadedConfig, environ: Mapping[str, str]) -> Che
     except ConfigError as error:
         return CheckResult("registration", False, str(error), f"{regenerate} --new-tokens")
     problems = check_registration_matches(loaded.config, registration)
-    problems += [
-        f"{variable} differs from {key} in {path.name}"
-        for variable, key in ((AS_TOKEN_ENV, "as_token"), (HS_TOKEN_ENV, "hs_token"))
-        if environ.get(variable) and environ.get(variable) != registration.get(key)
-    ]
+    fixes = [f"{regenerate} (tokens are kept), then reload it on the homeserver"] if problems else []
+    # Tokens set in the environment win over the file's (load_tokens): regenerating the file keeps
+    # its tokens and changes nothing here, so the fix names the value to change.
+    differing = [(variable, key) for variable, key in ((AS_TOKEN_ENV, "as_token"), (HS_TOKEN_ENV, "hs_token"))
+                 if environ.get(variable) and environ.get(variable) != registration.get(key)]
+    if differing:
+        problems += [f"{variable} differs from {key} in {path} (the bridge uses {variable})"
+                     for variable, key in differing]
+        variables = " and ".join(variable for variable, _key in differing)
+        keys = " and ".join(key for _variable, key in differing)
+        fixes.append(f"remove {variables} from the bridge's environment (the bridge then reads {keys} from "
+                     f"{path}, the file the homeserver loads), or set them to the values of {keys} in that file")
     if problems:
-        return CheckResult("registration", False, "; ".join(problems),
-                           f"{regenerate} (tokens are kept), then reload it on the homeserver")
+        return CheckResult("registration", False, "; ".join(problems), "; and ".join(fixes))
     return CheckResult("registration", True, f"{path} matches the config")
 
 
@@ -159,6 +197,11 @@ def _ping_result(response: httpx.Response, loaded: LoadedConfig) -> CheckResult:
                            f"{bridge_url} ({errcode})",
                            f"start it (bridgekit run -c {loaded.path}) and set appservice.address "
                            "to a URL the homeserver can reach")
+    if errcode == "M_BAD_STATUS" and body.get("status") == 403:
+        return CheckResult("ping", False, f"the bridge at {bridge_url} refused the homeserver's hs_token (403): "
+                           "the homeserver has a stale registration, with another hs_token than the bridge's",
+                           "install the registration file the bridge reads (appservice.registration) on the "
+                           "homeserver again and restart it; if BRIDGEKIT_HS_TOKEN is set, it must equal its hs_token")
     if errcode == "M_BAD_STATUS":
         return CheckResult("ping", False, f"the bridge at {bridge_url} answered the homeserver "
                            f"with status {body.get('status')}", "if 403: the homeserver has "

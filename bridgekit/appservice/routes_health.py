@@ -3,7 +3,9 @@
 ``/health/live``: the process answers. ``/health/ready``: the database is migrated and events left
 pending by the previous run are queued, so transactions are being accepted. These two *probes*
 say nothing else, and are served on the homeserver's listener and the metrics listener.
-``/health``: details (counters, connectors), on the metrics listener only.
+``/health``: details (counters, connectors and their connections), on the metrics listener only.
+Readiness is the bridge's own: a connector whose network cannot be reached (an IRC server down at
+start, retried with backoff) leaves it ready, and shows in ``/health``'s ``connector_status``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ async def health(state: State) -> JSONResponse:
             "failed_events": state.inbox.failed,
         },
         "connectors": [connector.name for connector in state.bridge.connectors],
+        # A network that cannot be reached does not make the bridge unready (Matrix and the other
+        # networks work): it shows here, as its connection's state ("transient-disconnect").
+        "connector_status": state.connector_status(),
     }
     return JSONResponse(body, status_code=200 if health.ready else 503)
 

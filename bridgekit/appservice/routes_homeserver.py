@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from bridgekit.appservice.auth import check_hs_token
 from bridgekit.appservice.errors import MatrixHTTPError
-from bridgekit.appservice.state import State, get_state
+from bridgekit.appservice.state import AppserviceState, State, get_state
 from bridgekit.core.transactions import BadTransaction
 from bridgekit.ids import RoomAlias, UserID
 
@@ -23,11 +23,21 @@ log = logging.getLogger(__name__)
 
 
 async def require_hs_token(
+    request: Request,
     state: State,
     authorization: Annotated[str | None, Header()] = None,
     access_token: Annotated[str | None, Query()] = None,
 ) -> None:
-    check_hs_token(state.hs_token, authorization, access_token)
+    _checked(state, request.url.path, authorization, access_token)
+
+
+def _checked(state: AppserviceState, path: str, authorization: str | None, access_token: str | None) -> None:
+    try:
+        check_hs_token(state.hs_token, authorization, access_token)
+    except MatrixHTTPError as error:
+        if error.status == 403:  # a token, but not ours: a stale registration (told once, not per request)
+            state.token_refusals.refused(path)
+        raise
 
 
 Authenticated = Depends(require_hs_token)
@@ -62,7 +72,7 @@ async def put_transaction(request: Request) -> Response:
     """
     txn_id: str = request.path_params["txn_id"]
     state = get_state(request)
-    check_hs_token(state.hs_token, request.headers.get("authorization"), request.query_params.get("access_token"))
+    _checked(state, request.url.path, request.headers.get("authorization"), request.query_params.get("access_token"))
     body = await read_body(request, state.max_body_bytes)
     try:
         result = await state.inbox.accept(txn_id, body)

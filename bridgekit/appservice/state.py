@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from bridgekit.appservice.token_refusals import TokenRefusals
 from bridgekit.core.bridge import Bridge
 from bridgekit.core.inbox import Inbox
 
@@ -33,6 +35,9 @@ class AppserviceState:
     bridge: Bridge
     database_dialect: str
     health: Health = field(default_factory=Health)
+    token_refusals: TokenRefusals = field(default_factory=TokenRefusals)
+    connector_status: Callable[[], dict[str, dict[str, str | None]]] = lambda: {}
+    """Each connector's connection to its network (state and detail), for ``/health``."""
 
 
 def get_state(request: Request) -> AppserviceState:

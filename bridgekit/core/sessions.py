@@ -115,6 +115,11 @@ class Sessions:
         status = self._status.get((network, owner))
         return status.state if status is not None else None
 
+    def detail(self, network: str, owner: UserID | None) -> str | None:
+        """What the connector said with the session's last state (why it is reconnecting)."""
+        status = self._status.get((network, owner))
+        return status.detail if status is not None else None
+
     def connector_offers_logins(self, network: str) -> bool:
         return isinstance(self._connectors.get(network), LoginProvider)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exc, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from bridgekit.errors import StoreError
@@ -46,12 +46,13 @@ def alembic_config(*, connection: Connection | None = None, url: str | None = No
 
 
 def current_revision(connection: Connection) -> str | None:
-    """The database's migration revision, or None (a new database, or one Alembic never ran on)."""
-    try:
-        with connection.begin_nested():
-            row = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
-    except exc.DBAPIError:
+    """The database's migration revision, or None (a new database, or one Alembic never ran on).
+
+    The catalog is asked first: selecting from a table that is not there would put an ERROR line
+    (``relation "alembic_version" does not exist``) in every new PostgreSQL database's server log."""
+    if not inspect(connection).has_table("alembic_version"):
         return None
+    row = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
     return str(row[0]) if row is not None else None
 
 

@@ -153,7 +153,12 @@ class IrcConnector:
         self._portals = set(await ctx.portal_chats())
         self._media_links = MediaLinks(await ctx.signing_key("media-links"), self.name,
                                        lifetime_seconds=settings.media_link_days * 86_400)
-        await self._connect_bot()
+        try:
+            await self._connect_bot()
+        except (OSError, RegistrationFailed) as error:
+            # An IRC server that cannot be reached now (DNS, refused, down) must not stop the
+            # bridge: Matrix and the other networks go on, and this one is tried again.
+            self._reconnect = asyncio.create_task(self._reconnect_bot(failure=error))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -289,17 +294,26 @@ class IrcConnector:
                 "portal IDs depend on it)", self.name, mapping, recorded, recorded,
             )
 
-    async def _reconnect_bot(self) -> None:
+    async def _reconnect_bot(self, failure: Exception | None = None) -> None:
+        """Connect the bot until it works, waiting 2 s, 4 s, ... up to 2 minutes between tries;
+        ``failure``: the first try failed already (at start). The wait and its reason are the bot
+        session's state, which ``status``, ``/health`` and ``doctor`` show."""
         delay = 2.0
+        where = f"{self.settings.server}:{self.settings.port}"
         while not self._stopping:
-            await self.ctx.report_session(None, SessionState.TRANSIENT_DISCONNECT, "reconnecting")
+            if failure is None:
+                await self.ctx.report_session(None, SessionState.TRANSIENT_DISCONNECT, "reconnecting")
+            else:
+                reason = f"cannot reach {where} ({failure}); retrying in {delay:.0f} s"
+                await self.ctx.report_session(None, SessionState.TRANSIENT_DISCONNECT, reason)
+                log.warning("%s: %s (the bridge runs on without this network meanwhile)", self.name, reason)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 120)
             try:
                 await self._connect_bot()
                 return
             except (OSError, RegistrationFailed) as error:
-                log.warning("%s: reconnecting the bot failed: %s; retrying in %.0f s", self.name, error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 120)
+                failure = error
 
     # ---- helpers the sessions use (SessionHost) ------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""``bridgekit run`` refuses clearly when it cannot start: one line saying why, exit status 1."""
+"""``bridgekit run`` refuses clearly when it cannot start: one line saying why and what to do, exit
+status 2 for a problem of the config (an address in use, a database at the old place), 1 for
+another (the database server is down)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.bridge_process import bridgekit_command
+from tests.servers.bridge_process import BridgeProcess, bridgekit_command
 from tests.servers.ports import PortReservation
 
 pytestmark = pytest.mark.integration
 
 
-async def run_until_exit(config: Path) -> tuple[int | None, str]:
+TOKENS = {"BRIDGEKIT_AS_TOKEN": "a" * 20, "BRIDGEKIT_HS_TOKEN": "b" * 20}
+
+
+async def run_until_exit(config: Path, cwd: Path | None = None) -> tuple[int | None, str]:
     process = await asyncio.create_subprocess_exec(
         *bridgekit_command(), "run", "-c", str(config),
-        env={"BRIDGEKIT_AS_TOKEN": "a" * 20, "BRIDGEKIT_HS_TOKEN": "b" * 20, "PATH": "/usr/bin:/bin"},
+        env={**TOKENS, "PATH": "/usr/bin:/bin"}, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
@@ -41,7 +46,7 @@ async def test_an_unreachable_database_is_one_clear_line_and_exit_1(tmp_path: Pa
 
 
 @pytest.mark.parametrize("taken", ["listen", "public_listen", "metrics_listen"])
-async def test_a_listener_address_in_use_is_one_clear_line_and_exit_1_before_the_database(
+async def test_a_listener_address_in_use_is_one_clear_line_naming_the_key_and_exit_2_before_the_database(
     tmp_path: Path, taken: str
 ) -> None:
     with PortReservation.acquire() as listen, PortReservation.acquire() as public, \
@@ -57,7 +62,54 @@ async def test_a_listener_address_in_use_is_one_clear_line_and_exit_1_before_the
             f"database: {{url: 'sqlite+aiosqlite:///{database}'}}\n"
         )
         code, text = await run_until_exit(config)
-    assert code == 1, text
+    assert code == 2, text
     assert f"cannot start: appservice.{taken}: cannot listen on 127.0.0.1:{ports[taken]}" in text
+    assert "give each listener a free port" in text  # the fix
+    assert [line for line in text.splitlines() if "ERROR" in line] == [
+        line for line in text.splitlines() if "cannot listen" in line
+    ]  # one line
     assert "Traceback" not in text
     assert not database.exists()  # refused before the database was touched
+
+
+def sqlite_config(directory: Path, listen: int, metrics: int) -> Path:
+    """A config in ``directory`` whose database is the relative SQLite path ``bridge.db``."""
+    directory.mkdir()
+    config = directory / "config.yaml"
+    config.write_text(
+        "homeserver: {url: 'http://127.0.0.1:9', server_name: localhost}\n"
+        f"appservice: {{listen: {{port: {listen}}}, metrics_listen: {{port: {metrics}}}}}\n"
+        "database: {url: 'sqlite+aiosqlite:///bridge.db'}\n"
+    )
+    return config
+
+
+async def test_a_relative_sqlite_path_is_next_to_the_config_whatever_the_working_directory(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with PortReservation.acquire() as listen, PortReservation.acquire() as metrics:
+        config = sqlite_config(tmp_path / "etc", listen.port, metrics.port)
+        bridge = BridgeProcess(config, env=TOKENS, cwd=elsewhere, log_path=tmp_path / "bridge.log")
+        try:
+            await bridge.start_ready()
+        finally:
+            await bridge.stop()
+    assert (tmp_path / "etc" / "bridge.db").exists()
+    assert not (elsewhere / "bridge.db").exists()
+    assert f"database: SQLite file {tmp_path / 'etc' / 'bridge.db'}" in bridge.log_tail(200)  # absolute
+
+
+async def test_a_database_only_at_the_old_working_directory_place_stops_the_start_with_the_move(
+    tmp_path: Path,
+) -> None:
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    (workdir / "bridge.db").write_bytes(b"the admin's data")
+    with PortReservation.acquire() as listen, PortReservation.acquire() as metrics:
+        config = sqlite_config(tmp_path / "etc", listen.port, metrics.port)
+        code, text = await run_until_exit(config, cwd=workdir)
+    assert code == 2, text
+    assert f"mv {workdir / 'bridge.db'} {tmp_path / 'etc' / 'bridge.db'}" in text
+    assert "Traceback" not in text
+    assert not (tmp_path / "etc" / "bridge.db").exists()  # no empty database started beside it
+    assert (workdir / "bridge.db").read_bytes() == b"the admin's data"

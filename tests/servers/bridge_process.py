@@ -206,8 +206,11 @@ class BridgeProcess:
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         argv: list[str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.config_path = config_path
+        self.cwd = cwd
+        """The working directory (default: the test's own)."""
         self.log_path = log_path or config_path.with_suffix(".log")
         self.argv = argv or [*bridgekit_command(), "run", "-c", str(config_path)]
         # The child gets our environment (PATH, the venv) plus the test's additions, but none of
@@ -258,7 +261,7 @@ class BridgeProcess:
         """Spawn the bridge; use :meth:`wait_ready` before relying on it."""
         if self.running:
             raise RuntimeError(f"bridge already running as PID {self.pid}")
-        self._proc = spawn(self.argv, log_path=self.log_path, env=self.env)
+        self._proc = spawn(self.argv, log_path=self.log_path, env=self.env, cwd=self.cwd)
 
     async def wait_ready(self, deadline_s: float = 30.0) -> None:
         """Poll ``/health/ready`` until it answers 200; fail early if the process exits."""

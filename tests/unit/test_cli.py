@@ -221,6 +221,8 @@ def test_run_without_tokens_exits_2_and_says_how_to_get_them(
 
 def homeserver(ping: httpx.Response) -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host != "hs.test":  # the bridge's own /health: not running
+            raise httpx.ConnectError("connection refused", request=request)
         if request.url.path == "/_matrix/client/versions":
             return httpx.Response(200, json={"versions": ["v1.11", "v1.12"]})
         assert request.url.path == "/_matrix/client/v1/appservice/bridgekit/ping"
@@ -242,7 +244,8 @@ def test_doctor_passes_when_everything_answers(
     capsys.readouterr()
     assert doctor(config_file, homeserver(httpx.Response(200, json={"duration_ms": 12}))) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["OK"] * 5
+    assert [line.split()[0] for line in lines] == ["OK"] * 5 + ["SKIP"]
+    assert lines[-1] == "SKIP  bridge: not running (nothing answers http://127.0.0.1:29331/health)"
     assert any("reached the bridge" in line and "12 ms" in line for line in lines)
 
 
@@ -310,3 +313,29 @@ def test_generate_key_prints_a_key_the_credentials_cipher_accepts(capsys: pytest
     assert cipher.decrypt(cipher.encrypt({"password": "hunter2"})) == {"password": "hunter2"}
     assert main(["generate-key"]) == 0
     assert capsys.readouterr().out.strip() != key
+
+
+def test_doctor_names_the_variable_to_change_when_environment_tokens_differ_and_its_fix_ends_the_loop(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The admin once exported tokens, then made a new registration: the environment wins over
+    # the file, so regenerating the file (the old advice) left the mismatch where it was.
+    generate_registration(config_file)
+    registration = yaml.safe_load((config_file.parent / "registration.yaml").read_text())
+    environ = {"BRIDGEKIT_AS_TOKEN": "x" * 32, "BRIDGEKIT_HS_TOKEN": registration["hs_token"]}
+    answered = homeserver(httpx.Response(200, json={"duration_ms": 3}))
+    capsys.readouterr()
+
+    assert main(["doctor", "-c", str(config_file)], environ=environ, http_transport=answered) == 1
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if " registration:" in line]
+    assert line.startswith("FAIL")
+    assert "BRIDGEKIT_AS_TOKEN differs from as_token" in line
+    assert "remove BRIDGEKIT_AS_TOKEN from the bridge's environment" in line
+    assert "BRIDGEKIT_HS_TOKEN" not in line  # it agrees: not to be touched
+    assert "generate-registration" not in line  # the file is right; regenerating changes nothing
+
+    # Following the advice either way ends it.
+    for fixed in ({"BRIDGEKIT_HS_TOKEN": registration["hs_token"]},
+                  {**environ, "BRIDGEKIT_AS_TOKEN": registration["as_token"]}):
+        assert main(["doctor", "-c", str(config_file)], environ=fixed, http_transport=answered) == 0, fixed
+    assert "OK    registration:" in capsys.readouterr().out

@@ -39,6 +39,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "config_sections": {"connector", "matrix", "store", "core", "appservice", "cli", "config"},
     "registration": {"connector", "matrix", "store", "core", "appservice", "cli"},
     "config_loader": {"connector", "matrix", "store", "core", "appservice", "cli"},
+    # Paths in the config made absolute (relative to the config file): config only, no bridge.
+    "config_paths": {"connector", "matrix", "store", "core", "appservice", "cli"},
     # The checks of `bridgekit doctor` read files and ask the homeserver; they start no bridge.
     "doctor": {"connector", "matrix", "store", "core", "appservice", "cli"},
     "connector": {"matrix", "store", "core", "appservice", "cli"},
