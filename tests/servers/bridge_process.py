@@ -11,7 +11,6 @@ signal set, stop by PID, tail of a log file).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -23,55 +22,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.servers.ports import PortReservation, port_is_free
+from bridgekit.demo.ports import PortReservation, port_is_free
+from bridgekit.demo.processes import log_tail, spawn, terminate
 from tests.support.waiting import eventually
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: if the test runner dies without tearing down
-    # (SIGKILL, crash), the kernel sends the child SIGTERM, so no server outlives its session.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def spawn(
-    argv: list[str],
-    *,
-    log_path: Path,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with stdout and stderr appended to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            # Its own session: a Ctrl-C in the terminal reaches pytest only, and pytest's
-            # teardown stops the child by PID in an orderly way.
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-
-
-def terminate(proc: subprocess.Popen[bytes], deadline_s: float = 15.0) -> int:
-    """SIGTERM by PID, SIGKILL if it is still alive after ``deadline_s``; returns the exit code."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            return proc.wait(timeout=deadline_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-    return proc.wait()
-
+__all__ = ["log_tail", "spawn", "terminate"]  # the harness's servers import them from here too
 
 async def async_wait_exit(proc: subprocess.Popen[bytes], deadline_s: float) -> int | None:
     """Wait without blocking the event loop; None if it is still running at the deadline."""
@@ -165,15 +120,6 @@ class ReservedPortServer:
         """Stop and start on the same port (and data): clients see the server restart."""
         self.stop(release_port=False)
         self.start(self.start_deadline_s if deadline_s is None else deadline_s)
-
-
-def log_tail(path: Path, lines: int = 60) -> str:
-    """The last ``lines`` lines of a log file, for failure messages."""
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def bridgekit_command() -> list[str]:
