@@ -1,4 +1,5 @@
-"""A plain IRC client for tests: a human on the IRC side of a bridge, built on ``irc.client_aio``.
+"""A plain IRC client for the demo and the tests: a human on the IRC side of a bridge, built on
+``irc.client_aio``.
 
 Every line the server sends is kept, in order, as a :class:`Line` in :attr:`IrcTestClient.received`,
 with its exact bytes as they came off the wire (CR LF included), so a test can check what the
