@@ -93,7 +93,7 @@ def _start_processes(stack: Stack) -> None:
     with _step("bridge config and registration") as outcome:
         stack.write_bridge_files(bridgekit)
         outcome(f"written to {stack.bridge_dir}")
-    with _step("Synapse (first start: about 10 s)") as outcome:
+    with _step("Synapse") as outcome:
         if (pid := stack.running_pid("synapse")) is not None:
             outcome(f"already running (PID {pid}) on {stack.state.homeserver_url}")
         else:
