@@ -13,6 +13,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -109,3 +110,18 @@ def log_tail(path: Path, lines: int = 60) -> str:
     except FileNotFoundError:
         return f"(no log at {path})"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def bridge_environment() -> dict[str, str]:
+    """Our environment without BRIDGEKIT_* variables: they would override the bridge's config keys
+    and tokens."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BRIDGEKIT_")}
+
+
+def bridgekit_command() -> list[str]:
+    """This venv's ``bridgekit`` console script, or the same entry point through this Python."""
+    script = Path(sys.executable).with_name("bridgekit")
+    if script.exists():
+        return [str(script)]
+    # bridgekit.cli has no __main__ guard, so `python -m bridgekit.cli` would do nothing.
+    return [sys.executable, "-c", "import sys; from bridgekit.cli import main; sys.exit(main())"]

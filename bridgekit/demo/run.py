@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bridgekit.demo.processes import bridgekit_command
 from bridgekit.demo.roundtrips import RoundTrip, demo_hook, demo_portal, demo_user, prove
-from bridgekit.demo.stack import DemoError, Stack, bridgekit_command
+from bridgekit.demo.stack import DemoError, Stack
 from bridgekit.demo.state import DEMO_USER, IRC_CHANNEL, DemoState
 
 
@@ -83,28 +84,25 @@ def _start(state_dir: Path, state_file: Path) -> int:
 
 def _start_processes(stack: Stack) -> None:
     bridgekit = bridgekit_command()
-    ports = stack.state.ports
-    with _step("IRC server") as outcome:
-        if (pid := stack.running_pid("ircd")) is not None:
-            outcome(f"{stack.state.ircd} already running (PID {pid}) on 127.0.0.1:{ports.irc}")
-        else:
-            stack.start_ircd()
-            outcome(f"{stack.state.ircd} started on 127.0.0.1:{ports.irc}")
+    s, ports = stack.state, stack.state.ports
+    _start_or_reuse(stack, "ircd", "IRC server", stack.start_ircd, lambda: f"{s.ircd} on 127.0.0.1:{ports.irc}")
     with _step("bridge config and registration") as outcome:
         stack.write_bridge_files(bridgekit)
         outcome(f"written to {stack.bridge_dir}")
-    with _step("Synapse") as outcome:
-        if (pid := stack.running_pid("synapse")) is not None:
-            outcome(f"already running (PID {pid}) on {stack.state.homeserver_url}")
+    _start_or_reuse(stack, "synapse", "Synapse", stack.start_synapse, lambda: f"on {s.homeserver_url}")
+    _start_or_reuse(stack, "bridge", "bridge, with the IRC and webhook connectors",
+                    lambda: stack.start_bridge(bridgekit),
+                    lambda: f"on 127.0.0.1:{ports.bridge} (homeserver) and :{ports.public} (webhooks)")
+
+
+def _start_or_reuse(stack: Stack, name: str, title: str, start: Callable[[], None], where: Callable[[], str]) -> None:
+    """One of the three processes: found running (by the PID recorded), else started."""
+    with _step(title) as outcome:
+        if (pid := stack.running_pid(name)) is not None:
+            outcome(f"already running (PID {pid}) {where()}")
         else:
-            stack.start_synapse()
-            outcome(f"started on {stack.state.homeserver_url}")
-    with _step("bridge, with the IRC and webhook connectors") as outcome:
-        if (pid := stack.running_pid("bridge")) is not None:
-            outcome(f"already running (PID {pid})")
-        else:
-            stack.start_bridge(bridgekit)
-            outcome(f"started, listening on 127.0.0.1:{ports.bridge} (homeserver) and :{ports.public} (webhooks)")
+            start()
+            outcome(f"started {where()}")
 
 
 async def _matrix_side(state: DemoState, state_file: Path) -> list[RoundTrip]:

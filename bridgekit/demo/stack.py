@@ -20,7 +20,7 @@ import httpx
 import yaml
 
 from bridgekit.demo.ircd_config import find_binary, inspircd_config, ngircd_config, probe_registration
-from bridgekit.demo.processes import log_tail, pid_alive, pid_command_line, spawn, terminate_pid
+from bridgekit.demo.processes import bridge_environment, log_tail, pid_alive, pid_command_line, spawn, terminate_pid
 from bridgekit.demo.state import IRC_NETWORK, SERVER_NAME, DemoState
 from bridgekit.demo.synapse_config import homeserver_config, write_homeserver_files
 
@@ -204,16 +204,3 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2.0).status_code == 200
     except httpx.TransportError:
         return False
-
-
-def bridge_environment() -> dict[str, str]:
-    """Our environment without BRIDGEKIT_* variables: they would override the demo's config keys."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("BRIDGEKIT_")}
-
-
-def bridgekit_command() -> list[str]:
-    """This venv's ``bridgekit`` console script, or the same entry point through this Python."""
-    script = Path(sys.executable).with_name("bridgekit")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from bridgekit.cli import main; sys.exit(main())"]

@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,10 +22,10 @@ import httpx
 import yaml
 
 from bridgekit.demo.ports import PortReservation, port_is_free
-from bridgekit.demo.processes import log_tail, spawn, terminate
+from bridgekit.demo.processes import bridge_environment, bridgekit_command, log_tail, spawn, terminate
 from tests.support.waiting import eventually
 
-__all__ = ["log_tail", "spawn", "terminate"]  # the harness's servers import them from here too
+__all__ = ["bridgekit_command", "log_tail", "spawn", "terminate"]  # the harness's servers import them from here too
 
 async def async_wait_exit(proc: subprocess.Popen[bytes], deadline_s: float) -> int | None:
     """Wait without blocking the event loop; None if it is still running at the deadline."""
@@ -122,15 +121,6 @@ class ReservedPortServer:
         self.start(self.start_deadline_s if deadline_s is None else deadline_s)
 
 
-def bridgekit_command() -> list[str]:
-    """The venv's ``bridgekit`` console script, or the same entry point through this Python."""
-    script = Path(sys.executable).with_name("bridgekit")
-    if script.exists():
-        return [str(script)]
-    # bridgekit.cli has no __main__ guard, so `python -m bridgekit.cli` would do nothing.
-    return [sys.executable, "-c", "import sys; from bridgekit.cli import main; sys.exit(main())"]
-
-
 class BridgeNotReady(RuntimeError):
     """The bridge died or did not report ready before the deadline."""
 
@@ -158,8 +148,7 @@ class BridgeProcess:
         self.argv = argv or [*bridgekit_command(), "run", "-c", str(config_path)]
         # The child gets our environment (PATH, the venv) plus the test's additions, but none of
         # the runner's BRIDGEKIT_* variables: those override config keys and tokens.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGEKIT_")}
-        self.env = {**inherited, **(env or {})}
+        self.env = {**bridge_environment(), **(env or {})}
         self._proc: subprocess.Popen[bytes] | None = None
         appservice = (yaml.safe_load(config_path.read_text()) or {}).get("appservice", {})
         self.port = int(appservice.get("listen", {}).get("port", 29330))
