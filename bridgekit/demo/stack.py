@@ -20,6 +20,7 @@ import httpx
 import yaml
 
 from bridgekit.demo.ircd_config import find_binary, inspircd_config, ngircd_config, probe_registration
+from bridgekit.demo.ports import port_is_free
 from bridgekit.demo.processes import bridge_environment, log_tail, pid_alive, pid_command_line, spawn, terminate_pid
 from bridgekit.demo.state import IRC_NETWORK, SERVER_NAME, DemoState
 from bridgekit.demo.synapse_config import homeserver_config, write_homeserver_files
@@ -178,6 +179,16 @@ class Stack:
         raise DemoError(f"no IRC server is installed (InspIRCd or ngIRCd); run:\n  {APT_LINE}")
 
     def _spawn(self, name: str, argv: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
+        ports = self.state.ports
+        wanted = {"synapse": [ports.synapse], "ircd": [ports.irc],
+                  "bridge": [ports.bridge, ports.public, ports.metrics]}[name]
+        for port in wanted:
+            # The ports were free when the state was made; another program may have one now.
+            if not port_is_free(port):
+                raise DemoError(
+                    f"port {port}, which {name} uses (see {self.dir / 'state.json'}), is taken by another "
+                    f"program. Stop that program, or start afresh: ./scripts/demo --stop && rm -rf {self.dir}"
+                )
         proc = spawn(argv, log_path=log, cwd=cwd, env=env, die_with_parent=False)
         self.state.pids[name] = proc.pid
 

@@ -1,6 +1,7 @@
 """``scripts/demo``'s Python entry (``python -m bridgekit.demo``), run as a newcomer runs it: it
 starts its own Synapse, IRC server and bridge, proves the three round trips, finds them running on
-a second start, and ``--stop`` leaves none of the processes it started (checked by PID)."""
+a second start, and ``--stop`` leaves none of the processes it started (checked by PID); started
+again after that, it comes back on the same state."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def recorded_pids(state_dir: Path) -> dict[str, int]:
 
 @pytest.mark.skipif(find_binary("inspircd") is None and find_binary("ngircd") is None,
                     reason="the demo needs InspIRCd or ngIRCd: apt-get install --no-install-recommends inspircd")
-async def test_the_demo_proves_the_three_round_trips_reuses_what_runs_and_stops_everything(tmp_path: Path) -> None:
+async def test_the_demo_proves_three_round_trips_reuses_what_runs_stops_all_and_comes_back(tmp_path: Path) -> None:
     state_dir = tmp_path / "demo"
     started: dict[str, int] = {}
     try:
@@ -71,6 +72,20 @@ async def test_the_demo_proves_the_three_round_trips_reuses_what_runs_and_stops_
             assert f"{name}: stopped PID {pid}" in stopped, stopped
             assert not pid_alive(pid), f"{name} (PID {pid}) is still running after --stop"
         assert recorded_pids(state_dir) == {}
+
+        # Started again after --stop: the same state (user, portal, hook), new processes.
+        code, again = await run_demo(state_dir)
+        if (state_dir / "state.json").exists():
+            started = recorded_pids(state_dir)
+        assert code == 0, again
+        assert again.count(" started ") == 3, again
+        assert "already running" not in again, again
+        assert "logged in" in again, again
+        assert "already linked" in again, again
+        assert again.count(": OK") == 3, again
+        code, stopped = await run_demo(state_dir, "--stop")
+        assert code == 0, stopped
+        assert not any(pid_alive(pid) for pid in started.values()), stopped
     finally:
         for pid in started.values():  # whatever went wrong above, nothing the demo started stays
             if pid_alive(pid):
