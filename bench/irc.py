@@ -61,10 +61,10 @@ from bench.irc_peer import (  # noqa: E402
     invite_as,
     rss_bytes,
 )
+from bridgekit.demo.irc_client import IrcTestClient, IrcWaitTimeout, Line  # noqa: E402
+from bridgekit.demo.matrix_client import MatrixTestClient  # noqa: E402
 from tests.servers.bridge_process import BridgeProcess  # noqa: E402
-from tests.servers.irc_client import IrcTestClient, IrcWaitTimeout, Line  # noqa: E402
 from tests.servers.ircd import InspIRCd, NgIRCd  # noqa: E402
-from tests.servers.matrix_test_client import MatrixTestClient  # noqa: E402
 from tests.servers.synapse import AppserviceSlot, SynapseServer  # noqa: E402
 
 Event = dict[str, Any]

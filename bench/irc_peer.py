@@ -38,8 +38,8 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from bench import wire  # noqa: E402
+from bridgekit.demo.ports import PortReservation  # noqa: E402
 from tests.servers.bridge_process import async_terminate, log_tail, spawn  # noqa: E402
-from tests.servers.ports import PortReservation  # noqa: E402
 
 Event = dict[str, Any]
 _C = "/_matrix/client/v3"

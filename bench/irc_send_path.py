@@ -33,9 +33,9 @@ import bridgekit  # noqa: E402
 from bridgekit import ChatID, EventID, OutgoingMessage, SessionKind, UserID  # noqa: E402
 from bridgekit.core import dispatcher as dispatcher_module  # noqa: E402
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem  # noqa: E402
+from bridgekit.demo.irc_client import IrcTestClient  # noqa: E402
 from bridges.irc.link import IrcLink  # noqa: E402
 from bridges.irc.session import IrcSession  # noqa: E402
-from tests.servers.irc_client import IrcTestClient  # noqa: E402
 from tests.servers.ircd import InspIRCd  # noqa: E402
 
 CHANNEL = ChatID("#capacity")

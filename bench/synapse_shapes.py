@@ -37,7 +37,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from bench.irc_peer import AsUsers, NullAppservice  # noqa: E402
-from tests.servers.matrix_test_client import MatrixTestClient  # noqa: E402
+from bridgekit.demo.matrix_client import MatrixTestClient  # noqa: E402
 from tests.servers.synapse import SynapseServer  # noqa: E402
 
 _C = "/_matrix/client/v3"

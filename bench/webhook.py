@@ -35,8 +35,8 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+from bridgekit.demo.matrix_client import MatrixTestClient  # noqa: E402
 from tests.servers.bridge_process import BridgeProcess  # noqa: E402
-from tests.servers.matrix_test_client import MatrixTestClient  # noqa: E402
 from tests.servers.synapse import AppserviceSlot, SynapseServer  # noqa: E402
 
 

@@ -6,7 +6,7 @@
   for tests of the bridge's own flood control.
 - ``ngircd`` (session): an :class:`~tests.servers.ircd.NgIRCd`, for many fast connections.
 - ``make_irc_client`` (function): ``await make_irc_client("bob", caps=[...])`` -> an
-  :class:`~tests.servers.irc_client.IrcTestClient` registered on ``inspircd`` as ``bob<random>``
+  :class:`~bridgekit.demo.irc_client.IrcTestClient` registered on ``inspircd`` as ``bob<random>``
   (``server=ngircd`` to use another server); every client is closed after the test.
 
 A missing server binary skips the tests that need it, naming ``scripts/setup``.
@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from tests.servers.irc_client import IrcTestClient
+from bridgekit.demo.irc_client import IrcTestClient
 from tests.servers.ircd import InspIRCd, NgIRCd
 
 ServerT = TypeVar("ServerT", InspIRCd, NgIRCd)

@@ -29,11 +29,11 @@ import yaml
 
 from bridgekit.config import BridgeConfig
 from bridgekit.credentials import generate_key
+from bridgekit.demo.matrix_client import MatrixTestClient
 from bridgekit.ids import UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.registration import build_double_puppet_registration
 from tests.servers.bridge_process import BridgeProcess
-from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot, SynapseServer
 from tests.support.memory import InMemoryState
 

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bridgekit.demo.matrix_client import MatrixTestClient
 from tests.servers.bridge_process import BridgeProcess, bridgekit_command
 from tests.servers.fault_proxy import FaultProxy
-from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.support.echo_connector import ECHO_DELAY_MS
 from tests.support.waiting import eventually

@@ -17,10 +17,10 @@ from bridgekit.core.bridge_info import (
     bridge_info_content,
     bridge_info_state_key,
 )
+from bridgekit.demo.matrix_client import MatrixRequestError, MatrixTestClient
 from bridgekit.events import JSONDict
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
-from tests.servers.matrix_test_client import MatrixRequestError, MatrixTestClient
 from tests.synapse_fixtures import MakeMatrixUser
 
 pytestmark = pytest.mark.integration

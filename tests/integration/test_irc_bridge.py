@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from bridgekit.demo.irc_client import IrcTestClient, Line
+from bridgekit.demo.matrix_client import MatrixTestClient
 from tests.irc_fixtures import MakeIrcClient
 from tests.servers.bridge_process import BridgeProcess
-from tests.servers.irc_client import IrcTestClient, Line
 from tests.servers.ircd import InspIRCd
-from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.servers.tcp_cutter import TcpCutter
 from tests.support.matrix_steps import from_sender, notice

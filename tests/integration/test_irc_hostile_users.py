@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from bridgekit.demo.irc_client import IrcTestClient, Line
+from bridgekit.demo.matrix_client import MatrixTestClient
 from bridgekit.naming import escape_localpart
 from tests.integration import test_irc_bridge as stories
 from tests.irc_fixtures import MakeIrcClient
-from tests.servers.irc_client import IrcTestClient, Line
-from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.support.matrix_steps import notice
 from tests.synapse_fixtures import MakeMatrixUser

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bridgekit.demo.matrix_client import MatrixTestClient
 from tests.servers.bridge_process import BridgeProcess, bridgekit_command
 from tests.servers.ircd import InspIRCd
-from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.support.matrix_steps import management_room, notice
 from tests.support.waiting import eventually

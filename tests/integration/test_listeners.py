@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bridgekit.demo.ports import PortReservation
 from bridgekit.testing.memonet_client import MemonetClient
-from tests.servers.ports import PortReservation
 from tests.servers.synapse import AppserviceSlot
 from tests.support.matrix_steps import linked_portal
 from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness

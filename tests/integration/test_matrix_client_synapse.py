@@ -13,11 +13,11 @@ import secrets
 import httpx
 import pytest
 
+from bridgekit.demo.ports import port_is_free
 from bridgekit.errors import MatrixServerError
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.matrix.paths import CLIENT_V3, path
-from tests.servers.ports import port_is_free
 from tests.servers.synapse import AppserviceSlot
 from tests.support.memory import InMemoryState
 from tests.synapse_fixtures import SynapseHarness

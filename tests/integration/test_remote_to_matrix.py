@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bridgekit.demo.matrix_client import MatrixTestClient
 from tests.servers.bridge_process import BridgeProcess
-from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.synapse_fixtures import MakeMatrixUser, RunBridge
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bridgekit.demo.ports import PortReservation
 from tests.servers.bridge_process import BridgeProcess, bridgekit_command
-from tests.servers.ports import PortReservation
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 to write a registration for the example's ``localhost`` and serve it.
 
 Run from a copy of the script in a temporary checkout: ``scripts/setup`` there is a stand-in (the
-real one installs the venv; its own tests are the demo's), and ``.venv/bin/bridgekit`` is this
+real one installs the venv; its own tests are the demo's), and ``.venv-runtime/bin/bridgekit`` is this
 venv's console script, so the script runs exactly as it would in a checkout.
 """
 
@@ -31,7 +31,7 @@ def checkout(tmp_path: Path) -> Path:
     setup = scripts / "setup"
     setup.write_text("#!/usr/bin/env bash\ntouch setup-ran\n")
     setup.chmod(0o755)
-    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin = tmp_path / ".venv-runtime" / "bin"
     venv_bin.mkdir(parents=True)
     bridgekit = venv_bin / "bridgekit"
     command = bridgekit_command()

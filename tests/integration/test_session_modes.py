@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from bridgekit.demo.matrix_client import MatrixTestClient
 from tests.servers.chatnet import ChatnetClient, ChatnetServer
-from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.support.matrix_steps import linked_portal as link_room
 from tests.support.matrix_steps import notice

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from bridgekit.demo.matrix_client import MatrixTestClient
 from bridgekit.testing.memonet_client import MemonetClient
 from tests.servers.bridge_process import BridgeProcess
-from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.support.matrix_steps import from_sender, management_room, notice
 from tests.support.matrix_steps import linked_portal as link_room

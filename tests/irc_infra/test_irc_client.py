@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.servers.irc_client import RawLineBuffer, parse_line
+from bridgekit.demo.irc_client import RawLineBuffer, parse_line
 
 
 def test_parse_tags_source_params() -> None:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from bridgekit.demo.irc_client import IrcCommandError, IrcTestClient, IrcWaitTimeout
 from tests.irc_fixtures import MakeIrcClient, unique_nick
-from tests.servers.irc_client import IrcCommandError, IrcTestClient, IrcWaitTimeout
 from tests.servers.ircd import InspIRCd, NgIRCd
 
 pytestmark = pytest.mark.integration

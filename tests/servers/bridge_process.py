@@ -11,11 +11,9 @@ signal set, stop by PID, tail of a log file).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,55 +21,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.servers.ports import PortReservation, port_is_free
+from bridgekit.demo.ports import PortReservation, port_is_free
+from bridgekit.demo.processes import bridge_environment, bridgekit_command, log_tail, spawn, terminate
 from tests.support.waiting import eventually
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: if the test runner dies without tearing down
-    # (SIGKILL, crash), the kernel sends the child SIGTERM, so no server outlives its session.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def spawn(
-    argv: list[str],
-    *,
-    log_path: Path,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with stdout and stderr appended to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            # Its own session: a Ctrl-C in the terminal reaches pytest only, and pytest's
-            # teardown stops the child by PID in an orderly way.
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-
-
-def terminate(proc: subprocess.Popen[bytes], deadline_s: float = 15.0) -> int:
-    """SIGTERM by PID, SIGKILL if it is still alive after ``deadline_s``; returns the exit code."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            return proc.wait(timeout=deadline_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-    return proc.wait()
-
+__all__ = ["bridgekit_command", "log_tail", "spawn", "terminate"]  # the harness's servers import them from here too
 
 async def async_wait_exit(proc: subprocess.Popen[bytes], deadline_s: float) -> int | None:
     """Wait without blocking the event loop; None if it is still running at the deadline."""
@@ -167,24 +121,6 @@ class ReservedPortServer:
         self.start(self.start_deadline_s if deadline_s is None else deadline_s)
 
 
-def log_tail(path: Path, lines: int = 60) -> str:
-    """The last ``lines`` lines of a log file, for failure messages."""
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def bridgekit_command() -> list[str]:
-    """The venv's ``bridgekit`` console script, or the same entry point through this Python."""
-    script = Path(sys.executable).with_name("bridgekit")
-    if script.exists():
-        return [str(script)]
-    # bridgekit.cli has no __main__ guard, so `python -m bridgekit.cli` would do nothing.
-    return [sys.executable, "-c", "import sys; from bridgekit.cli import main; sys.exit(main())"]
-
-
 class BridgeNotReady(RuntimeError):
     """The bridge died or did not report ready before the deadline."""
 
@@ -215,8 +151,7 @@ class BridgeProcess:
         self.argv = argv or [*bridgekit_command(), "run", "-c", str(config_path)]
         # The child gets our environment (PATH, the venv) plus the test's additions, but none of
         # the runner's BRIDGEKIT_* variables: those override config keys and tokens.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGEKIT_")}
-        self.env = {**inherited, **(env or {})}
+        self.env = {**bridge_environment(), **(env or {})}
         self._proc: subprocess.Popen[bytes] | None = None
         appservice = (yaml.safe_load(config_path.read_text()) or {}).get("appservice", {})
         self.port = int(appservice.get("listen", {}).get("port", 29330))

@@ -20,64 +20,10 @@ import httpx
 import yaml
 
 from bridgekit.config import BridgeConfig
+from bridgekit.demo.ports import PortReservation
+from bridgekit.demo.synapse_config import homeserver_config, write_homeserver_files
 from bridgekit.registration import build_registration, regex_escape
 from tests.servers.bridge_process import ReservedPortServer, log_tail
-from tests.servers.ports import PortReservation
-
-_UNLIMITED = {"per_second": 100000, "burst_count": 100000}
-
-
-def _lifted_rate_limits() -> dict[str, Any]:
-    """Every client-side rate limiter Synapse 1.163 reads, set out of reach."""
-    return {
-        "rc_message": dict(_UNLIMITED),
-        "rc_registration": dict(_UNLIMITED),
-        "rc_registration_token_validity": dict(_UNLIMITED),
-        "rc_login": {k: dict(_UNLIMITED) for k in ("address", "account", "failed_attempts")},
-        "rc_admin_redaction": dict(_UNLIMITED),
-        "rc_joins": {"local": dict(_UNLIMITED), "remote": dict(_UNLIMITED)},
-        "rc_joins_per_room": dict(_UNLIMITED),
-        "rc_invites": {k: dict(_UNLIMITED) for k in ("per_room", "per_user", "per_issuer")},
-        "rc_3pid_validation": dict(_UNLIMITED),
-        "rc_third_party_invite": dict(_UNLIMITED),
-        "rc_media_create": dict(_UNLIMITED),
-        "rc_presence": {"per_user": dict(_UNLIMITED)},
-        "rc_delayed_event_mgmt": dict(_UNLIMITED),
-        "rc_room_creation": dict(_UNLIMITED),
-        "rc_reports": dict(_UNLIMITED),
-        "rc_user_directory": dict(_UNLIMITED),
-        "rc_profile": dict(_UNLIMITED),
-        "rc_key_requests": dict(_UNLIMITED),
-        "rc_federation": {
-            "window_size": 1000,
-            "sleep_limit": 100000,
-            "sleep_delay": 1,
-            "reject_limit": 100000,
-            "concurrent": 100000,
-        },
-    }
-
-
-def _log_config(log_file: Path, level: str) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "formatters": {
-            "precise": {
-                "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"
-            }
-        },
-        "handlers": {
-            "file": {
-                "class": "logging.FileHandler",
-                "formatter": "precise",
-                "filename": str(log_file),
-                "encoding": "utf8",
-            }
-        },
-        "loggers": {"synapse.storage.SQL": {"level": "WARNING"}},
-        "root": {"level": level, "handlers": ["file"]},
-        "disable_existing_loggers": False,
-    }
 
 
 class SynapseStartError(RuntimeError):
@@ -119,37 +65,11 @@ class SynapseServer(ReservedPortServer):
 
     def config(self) -> dict[str, Any]:
         """The homeserver.yaml contents."""
-        d = self.data_dir
-        cfg: dict[str, Any] = {
-            "server_name": self.server_name,
-            "pid_file": str(d / "homeserver.pid"),
-            "listeners": [
-                {
-                    "port": self.port,
-                    "bind_addresses": ["127.0.0.1"],
-                    "type": "http",
-                    "tls": False,
-                    "x_forwarded": False,
-                    "resources": [{"names": ["client"], "compress": False}],
-                }
-            ],
-            "database": {"name": "sqlite3", "args": {"database": str(d / "homeserver.db")}},
-            "log_config": str(d / "log.config.yaml"),
-            "media_store_path": str(d / "media_store"),
-            "signing_key_path": str(d / f"{self.server_name}.signing.key"),
-            "registration_shared_secret": self.shared_secret,
-            "macaroon_secret_key": self._macaroon_secret,
-            "form_secret": self._form_secret,
-            "report_stats": False,
-            "enable_registration": False,
-            "trusted_key_servers": [],
-            "suppress_key_server_warning": True,
-            "federation_domain_whitelist": [],
-            "presence": {"enabled": False},
-            "url_preview_enabled": False,
-            "app_service_config_files": [str(p) for p in self.appservice_registrations],
-            **_lifted_rate_limits(),
-        }
+        cfg = homeserver_config(
+            self.data_dir, server_name=self.server_name, port=self.port, shared_secret=self.shared_secret,
+            macaroon_secret=self._macaroon_secret, form_secret=self._form_secret,
+            appservice_registrations=self.appservice_registrations,
+        )
         if self.message_rate is not None:
             per_second, burst = self.message_rate
             cfg["rc_message"] = {"per_second": per_second, "burst_count": burst}
@@ -160,20 +80,7 @@ class SynapseServer(ReservedPortServer):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._reservation is None:
             self._reservation = PortReservation.acquire()
-        (self.data_dir / "log.config.yaml").write_text(
-            yaml.safe_dump(_log_config(self.log_path, self.log_level))
-        )
-        self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
-        self.config_path.chmod(0o600)
-        key = self.data_dir / f"{self.server_name}.signing.key"
-        if not key.exists():
-            # In-process, as `--generate-keys` would (a Synapse dependency): saves ~2.5 s of
-            # starting Python and importing Synapse just to write one key.
-            from signedjson.key import generate_signing_key, write_signing_keys
-
-            with key.open("w") as out:
-                write_signing_keys(out, [generate_signing_key("a_" + secrets.token_hex(2))])
-            key.chmod(0o600)
+        write_homeserver_files(self.data_dir, self.config(), server_name=self.server_name, log_level=self.log_level)
         return self.config_path
 
     def start(self, deadline_s: float = 60.0) -> None:

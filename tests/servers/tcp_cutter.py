@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from tests.servers.ports import PortReservation
+from bridgekit.demo.ports import PortReservation
 
 
 class _Pair:

@@ -5,8 +5,8 @@ the bridge's lines: the driver says so (``can_edit``...), and the kit skips thos
 
 from __future__ import annotations
 
+from bridgekit.demo.irc_client import IrcTestClient
 from bridgekit.testing.conformance import SeenMessage
-from tests.servers.irc_client import IrcTestClient
 
 
 class IrcDriver:

@@ -25,9 +25,9 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
+from bridgekit.demo.matrix_client import Event
 from bridges.webhook.identity import name_key
 from bridges.webhook.signatures import sign
-from tests.servers.matrix_test_client import Event
 from tests.webhook.conftest import WebhookWorld
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,5 @@
-"""A plain IRC client for tests: a human on the IRC side of a bridge, built on ``irc.client_aio``.
+"""A plain IRC client for the demo and the tests: a human on the IRC side of a bridge, built on
+``irc.client_aio``.
 
 Every line the server sends is kept, in order, as a :class:`Line` in :attr:`IrcTestClient.received`,
 with its exact bytes as they came off the wire (CR LF included), so a test can check what the
@@ -26,12 +27,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from irc.client_aio import AioConnection, AioReactor, IrcProtocol
 from irc.connection import AioFactory
 from jaraco.stream.buffer import LenientDecodingLineBuffer
+
+from bridgekit.demo.irc_lines import Line, decode_line, parse_line
+
+__all__ = ["IrcCommandError", "IrcTestClient", "IrcWaitTimeout", "Line", "RawLineBuffer", "parse_line"]
 
 log = logging.getLogger(__name__)
 
@@ -42,130 +46,6 @@ _JOIN_ERRORS = frozenset({"403", "405", "437", "471", "473", "474", "475", "476"
 _PART_ERRORS = frozenset({"403", "442"})
 _NICK_ERRORS = frozenset({"431", "432", "433", "435", "436", "437", "438", "447", "484"})
 _REGISTRATION_ERRORS = frozenset({"432", "433", "436", "437", "464", "465"})
-
-_TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
-
-
-def _unescape_tag_value(value: str) -> str:
-    out: list[str] = []
-    chars = iter(value)
-    for ch in chars:
-        if ch != "\\":
-            out.append(ch)
-            continue
-        nxt = next(chars, None)
-        if nxt is not None:  # a trailing lone backslash is dropped
-            out.append(_TAG_ESCAPES.get(nxt, nxt))
-    return "".join(out)
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-@dataclass(frozen=True, eq=False)
-class Line:
-    """One line from the server, parsed per RFC 1459 with IRCv3 message tags."""
-
-    command: str
-    """Upper-case command or three-digit numeric (``"PRIVMSG"``, ``"001"``)."""
-    source: str | None
-    """The sender's nick (or the server's name); None when the line has no prefix."""
-    user: str | None
-    host: str | None
-    params: tuple[str, ...]
-    tags: dict[str, str]
-    """Unescaped tag values; a tag without a value maps to ``""``."""
-    raw_bytes: bytes
-    """The line exactly as received, trailing CR LF included."""
-    raw: str
-    """The decoded line without its terminator."""
-    received_at: float = field(default=0.0, compare=False)
-    """``time.monotonic()`` when the line was read."""
-
-    @property
-    def target(self) -> str | None:
-        """The first parameter (a message's target, a JOIN's channel, a numeric's own nick)."""
-        return self.params[0] if self.params else None
-
-    @property
-    def text(self) -> str:
-        """The last parameter (a message's text, a PART/QUIT/KICK reason); ``""`` if none."""
-        return self.params[-1] if self.params else ""
-
-    @property
-    def untagged_bytes(self) -> bytes:
-        """``raw_bytes`` without the ``@tags`` section: the part the 512-byte limit applies to
-        when message tags are negotiated."""
-        if self.raw_bytes.startswith(b"@"):
-            _, _, rest = self.raw_bytes.partition(b" ")
-            return rest.lstrip(b" ")
-        return self.raw_bytes
-
-    @property
-    def ctcp(self) -> tuple[str, str] | None:
-        """``(command, argument)`` of a CTCP PRIVMSG/NOTICE (``("ACTION", "waves")``), else None."""
-        if self.command not in ("PRIVMSG", "NOTICE") or len(self.params) < 2:
-            return None
-        text = self.text
-        if not text.startswith("\x01"):
-            return None
-        body = text[1:-1] if text.endswith("\x01") and len(text) > 1 else text[1:]
-        command, _, argument = body.partition(" ")
-        return command.upper(), argument
-
-    @property
-    def action(self) -> str | None:
-        """The text of a ``/me`` (CTCP ACTION), else None."""
-        ctcp = self.ctcp
-        return ctcp[1] if ctcp is not None and ctcp[0] == "ACTION" and self.command == "PRIVMSG" else None
-
-    def is_from(self, nick: str) -> bool:
-        return self.source is not None and self.source.casefold() == nick.casefold()
-
-    def __str__(self) -> str:
-        return self.raw
-
-
-def parse_line(raw_bytes: bytes, text: str | None = None, received_at: float = 0.0) -> Line:
-    """Parse one line (``text`` is its decoded form without the terminator, if already known)."""
-    if text is None:
-        text = _decode(raw_bytes.rstrip(b"\r\n"))
-    rest = text
-    tags: dict[str, str] = {}
-    if rest.startswith("@"):
-        tag_part, _, rest = rest[1:].partition(" ")
-        for item in tag_part.split(";"):
-            if item:
-                key, _, value = item.partition("=")
-                tags[key] = _unescape_tag_value(value)
-        rest = rest.lstrip(" ")
-    source = user = host = None
-    if rest.startswith(":"):
-        prefix, _, rest = rest[1:].partition(" ")
-        rest = rest.lstrip(" ")
-        nick_user, _, host_part = prefix.partition("@")
-        nick, _, user_part = nick_user.partition("!")
-        source, user, host = nick, user_part or None, host_part or None
-    command, _, rest = rest.partition(" ")
-    params: list[str] = []
-    while rest:
-        rest = rest.lstrip(" ")
-        if not rest:
-            break
-        if rest.startswith(":"):
-            params.append(rest[1:])
-            break
-        param, _, rest = rest.partition(" ")
-        params.append(param)
-    return Line(
-        command=command.upper(), source=source, user=user, host=host, params=tuple(params), tags=tags,
-        raw_bytes=raw_bytes, raw=text, received_at=received_at,
-    )
-
 
 class RawLineBuffer(LenientDecodingLineBuffer):  # type: ignore[misc]
     """A ``LenientDecodingLineBuffer`` whose :meth:`raw_lines` also yields each line's exact bytes."""
@@ -180,7 +60,7 @@ class RawLineBuffer(LenientDecodingLineBuffer):  # type: ignore[misc]
             raw = buf[start : end + 1]
             start = end + 1
             body = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-            yield raw, _decode(body)
+            yield raw, decode_line(body)
         self.buffer = buf[start:]
 
 

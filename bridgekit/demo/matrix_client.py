@@ -1,4 +1,5 @@
-"""A Matrix client for the HUMAN users of integration tests (alice, bob), on httpx.
+"""A Matrix client for people played by a program: the demo's user, the integration tests' humans
+(alice, bob), on httpx.
 
 It keeps a complete, ordered copy of every room timeline it has synced. Synapse answers a
 ``/sync`` with ``limited: true`` when more events arrived than the timeline limit; the events
@@ -117,6 +118,18 @@ class MatrixTestClient:
                 raise MatrixRequestError("POST", path, resp.status_code, resp.text)
             data = resp.json()
         return cls(homeserver.url, data["access_token"], data["user_id"], timeline_limit=timeline_limit)
+
+    @classmethod
+    async def login(cls, homeserver_url: str, localpart: str, password: str, *, timeline_limit: int = 10) -> Self:
+        """Log in with a password (a user made earlier, e.g. by a previous run of the demo)."""
+        body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": localpart},
+                "password": password}
+        async with httpx.AsyncClient(base_url=homeserver_url, timeout=30.0) as http:
+            resp = await http.post(f"{_C}/login", json=body)
+            if resp.status_code != 200:
+                raise MatrixRequestError("POST", f"{_C}/login", resp.status_code, resp.text)
+            data = resp.json()
+        return cls(homeserver_url, data["access_token"], data["user_id"], timeline_limit=timeline_limit)
 
     async def aclose(self) -> None:
         await self._http.aclose()
