@@ -251,7 +251,7 @@ class Run:
             vu=args.vu if args.vu is not None else (100 if quick else 1000),
             hb_burst_cap_s=15.0 if quick else 30.0, hb_paced_grace_s=5.0 if quick else 10.0,
             i2m_rounds=3 if quick else 5, rounds=3 if quick else 5,
-            budget_s=300.0 if quick else 900.0,
+            budget_s=300.0 if quick else 1200.0,
         )
         self.started = now()
         scratch = _REPO / ".bench"
