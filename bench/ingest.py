@@ -1,13 +1,17 @@
 """Ingest benchmark: how fast a bridge durably accepts homeserver transactions.
 
-    .venv/bin/python bench/ingest.py [--quick] [--only sqlite|postgres|mautrix|reference] [--json]
+    .venv/bin/python bench/ingest.py [--quick] [--events-per-txn 1,10,100] [--only NAME] [--json]
 
-Every contender gets the same pre-serialised transactions (100 ``m.room.message`` events each, see
-:mod:`bench.workload`) in two modes: "sequential", one sender that PUTs the next transaction only
-after the previous 200, as Synapse does; and "4 senders", four connections each PUTting their own
-txnId sequence at once. Reported per contender and mode: durable events/s (events acknowledged
-over wall time), transaction latency p50/p95/max, how many answers were 200, and the CPU the server
-and the load generator used (one core = 100 %), so a reader sees who was the bottleneck.
+Every contender gets the same pre-serialised transactions of ``m.room.message`` events (see
+:mod:`bench.workload`) in each transaction shape (1, 10 and 100 events per transaction by default:
+homeservers send small transactions when traffic is light) and two modes: "sequential", one sender
+that PUTs the next transaction only after the previous 200, as Synapse does; and "4 senders", four
+connections each PUTting their own txnId sequence at once. Each shape and mode is measured in
+rounds of a fixed duration (5 s, ``--quick`` 1 s), at least 5 of them, interleaved across the
+contenders. Reported per contender, shape and mode: the median round's durable events/s (events
+acknowledged over wall time) with the range and the best round, transaction latency p50/p95/max,
+how many answers were 200, and the CPU the server and the load generator used (one core = 100 %),
+so a reader sees who was the bottleneck.
 
 Contenders: bridgekit (``bridgekit run``, no connectors) on SQLite and on PostgreSQL, each
 acknowledging only after a commit; mautrix-python's AppService (answers before storing anything);
@@ -30,6 +34,7 @@ import platform
 import secrets
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -57,17 +62,41 @@ from bench.contenders import (  # noqa: E402
     process_cpu_seconds,
     wait_quiet,
 )
-from bench.workload import Round, Txn, Workload, build  # noqa: E402
+from bench.workload import Round, Txn, TxnSource  # noqa: E402
 
 SEQUENTIAL = "sequential"
 CONCURRENT = "4 senders"
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-TARGET_SQLITE_EVENTS_PER_S = 8_000
-TARGET_RATIO = 1.5
-TARGET_P50_MS = 15.0
+TARGET_SQLITE_EVENTS_PER_S = 8_000  # at 100 events per transaction
+TARGET_P50_MS = 15.0  # sequential, 100 events per transaction
 TARGET_STARTUP_S = 2.0
+# Durable bridgekit over mautrix (which stores nothing), per transaction shape: small transactions
+# are dominated by the fixed cost per transaction (one commit each), large ones gain from batching.
+TARGET_RATIO_SMALL = 1.0  # 1 and 10 events per transaction
+TARGET_RATIO_LARGE = 1.5  # 100 or more
+LARGE_TXN = 100
+
+DEFAULT_SHAPES = (1, 10, 100)
+MIN_ROUNDS = 5
+ROUND_S = 5.0
+QUICK_ROUND_S = 1.0
+WARMUP_S = 1.0
+# Rounds run for a fixed time from transactions made before the clock starts; how many to make is
+# estimated from the fastest rate seen so far (at first a guess per shape), with this margin. A
+# round that runs out before its time is flagged "short" and the estimate grows.
+POOL_MARGIN = 2.0
+
+
+def target_ratio(events_per_txn: int) -> float:
+    return TARGET_RATIO_LARGE if events_per_txn >= LARGE_TXN else TARGET_RATIO_SMALL
+
+
+def first_guess_txns_per_s(events_per_txn: int) -> float:
+    """A generous guess of a contender's transactions/s before any was measured (0.3 ms fixed +
+    0.03 ms per event), so the first pool is big enough."""
+    return 1000 / (0.3 + 0.03 * events_per_txn)
 
 STARTUP_DEADLINE_S = 60.0
 MODE_DEADLINE_S = 600.0
@@ -87,8 +116,9 @@ class ModeResult:
     contender: str
     mode: str
     round: int
+    events_per_txn: int
     senders: int
-    txns: int
+    txns: int  # transactions sent (and answered or failed)
     ok: int
     events_acked: int
     wall_s: float
@@ -100,17 +130,72 @@ class ModeResult:
     client_cpu_pct: float
     # CPU used by everything else on the machine meanwhile: a busy neighbour skews the numbers.
     other_cpu_pct: float | None
+    # The senders ran out of prepared transactions before the round's time was up.
+    short: bool = False
     failures: list[str] = field(default_factory=list)
 
     @property
     def all_ok(self) -> bool:
         return self.ok == self.txns
 
+    @property
+    def txns_per_s(self) -> float:
+        return self.txns / self.wall_s if self.wall_s else math.nan
+
+
+@dataclass(slots=True)
+class Summary:
+    """One contender's rounds of one shape and mode: the median round, its range and the best."""
+
+    contender: str
+    events_per_txn: int
+    mode: str
+    senders: int
+    rounds: int
+    events_per_s: float  # median over the rounds
+    min_events_per_s: float
+    max_events_per_s: float
+    txns_per_s: float  # median
+    p50_ms: float  # medians of the rounds' percentiles
+    p95_ms: float
+    max_ms: float  # the largest of any round
+    ok: int  # over all rounds
+    txns: int
+    server_cpu_pct: float | None  # medians
+    client_cpu_pct: float
+    other_cpu_pct: float | None
+    short_rounds: int
+    round_rates: list[float]
+
+    @classmethod
+    def of(cls, rounds: list[ModeResult]) -> Summary:
+        rates = [r.events_per_s for r in rounds]
+        first = rounds[0]
+
+        def med(values: list[float | None]) -> float | None:
+            known = [v for v in values if v is not None]
+            return statistics.median(known) if known else None
+
+        return cls(
+            contender=first.contender, events_per_txn=first.events_per_txn, mode=first.mode,
+            senders=first.senders, rounds=len(rounds), events_per_s=statistics.median(rates),
+            min_events_per_s=min(rates), max_events_per_s=max(rates),
+            txns_per_s=statistics.median(r.txns_per_s for r in rounds),
+            p50_ms=statistics.median(r.p50_ms for r in rounds),
+            p95_ms=statistics.median(r.p95_ms for r in rounds),
+            max_ms=max(r.max_ms for r in rounds),
+            ok=sum(r.ok for r in rounds), txns=sum(r.txns for r in rounds),
+            server_cpu_pct=med([r.server_cpu_pct for r in rounds]),
+            client_cpu_pct=statistics.median(r.client_cpu_pct for r in rounds),
+            other_cpu_pct=med([r.other_cpu_pct for r in rounds]),
+            short_rounds=sum(r.short for r in rounds), round_rates=rates,
+        )
+
 
 @dataclass(slots=True)
 class ContenderReport:
     name: str
-    modes: list[ModeResult] = field(default_factory=list)  # the best round of each mode
+    summaries: list[Summary] = field(default_factory=list)  # per shape and mode, after the run
     all_rounds: list[ModeResult] = field(default_factory=list)
     startup_s: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -118,8 +203,16 @@ class ContenderReport:
     stored: int | None = None
     error: str | None = None
 
-    def mode(self, name: str) -> ModeResult | None:
-        return next((m for m in self.modes if m.mode == name), None)
+    def summary(self, events_per_txn: int, mode: str) -> Summary | None:
+        return next((m for m in self.summaries
+                     if m.events_per_txn == events_per_txn and m.mode == mode), None)
+
+    def rounds_of(self, events_per_txn: int, mode: str) -> list[ModeResult]:
+        return [r for r in self.all_rounds if r.events_per_txn == events_per_txn and r.mode == mode]
+
+    def summarise(self) -> None:
+        keys = dict.fromkeys((r.events_per_txn, r.mode) for r in self.all_rounds)
+        self.summaries = [Summary.of(self.rounds_of(shape, mode)) for shape, mode in keys]
 
 
 def _percentile(sorted_values: list[float], pct: float) -> float:
@@ -142,6 +235,8 @@ class _Tally:
     events_acked: int = 0
     failures: list[str] = field(default_factory=list)
     failed: int = 0
+    sent: int = 0
+    ran_out: bool = False
 
     def fail(self, what: str) -> None:
         self.failed += 1
@@ -149,13 +244,18 @@ class _Tally:
             self.failures.append(what)
 
 
-async def _sender(port: int, requests: list[tuple[str, bytes, int]], tally: _Tally) -> None:
-    """PUT each transaction after the previous answer, on one keep-alive connection."""
+async def _sender(port: int, requests: list[tuple[str, bytes, int]], tally: _Tally,
+                  stop_at: float | None) -> None:
+    """PUT each transaction after the previous answer, on one keep-alive connection, until the
+    requests or (when ``stop_at`` is set) the round's time run out."""
     conn = wire.Connection(port)
     consecutive_errors = 0
     try:
         for txn_id, raw, events in requests:
             started = time.perf_counter()
+            if stop_at is not None and started >= stop_at:
+                return
+            tally.sent += 1
             try:
                 response = await conn.request(raw)
             except (wire.HttpError, OSError, TimeoutError) as exc:
@@ -172,6 +272,8 @@ async def _sender(port: int, requests: list[tuple[str, bytes, int]], tally: _Tal
                 tally.events_acked += events
             else:
                 tally.fail(f"txn {txn_id}: HTTP {response.status} {response.body[:200]!r}")
+        if stop_at is not None:
+            tally.ran_out = True
     finally:
         await conn.close()
 
@@ -199,7 +301,10 @@ async def _helper_cpu(contender: Contender) -> dict[int, float]:
 
 
 async def run_mode(contender: Contender, mode: str, proc: ServerProcess,
-                   sequences: list[list[Txn]], round_no: int = 0) -> ModeResult:
+                   sequences: list[list[Txn]], round_no: int = 0,
+                   duration_s: float | None = None) -> ModeResult:
+    """Send ``sequences`` (one per sender) at once; with ``duration_s``, each sender stops at the
+    first transaction it would start after that time (the round is then at least that long)."""
     port, hs_token = contender.port, contender.tokens.hs_token
     # Requests are complete byte strings before the clock starts: only the exchange is timed.
     prepared = [[(t.txn_id, _txn_request(t, port, hs_token), t.events) for t in seq]
@@ -208,7 +313,8 @@ async def run_mode(contender: Contender, mode: str, proc: ServerProcess,
 
     async def all_senders() -> None:
         # Awaited inside a coroutine so a cancelled run leaves no unretrieved gather future.
-        await asyncio.gather(*(_sender(port, requests, tally) for requests in prepared))
+        stop_at = None if duration_s is None else time.perf_counter() + duration_s
+        await asyncio.gather(*(_sender(port, requests, tally, stop_at) for requests in prepared))
 
     helpers_before = await _helper_cpu(contender)
     server_cpu_before = proc.cpu_seconds()
@@ -232,13 +338,14 @@ async def run_mode(contender: Contender, mode: str, proc: ServerProcess,
             other_cpu_pct = max(0.0, 100 * other / wall)
     latencies = sorted(tally.latencies_ms)
     return ModeResult(
-        contender=contender.name, mode=mode, round=round_no, senders=len(sequences),
-        txns=sum(len(seq) for seq in sequences), ok=tally.ok, events_acked=tally.events_acked,
+        contender=contender.name, mode=mode, round=round_no,
+        events_per_txn=sequences[0][0].events if sequences and sequences[0] else 0,
+        senders=len(sequences), txns=tally.sent, ok=tally.ok, events_acked=tally.events_acked,
         wall_s=wall, events_per_s=tally.events_acked / wall,
         p50_ms=_percentile(latencies, 50), p95_ms=_percentile(latencies, 95),
         max_ms=latencies[-1] if latencies else math.nan,
         server_cpu_pct=server_cpu_pct, client_cpu_pct=100 * client_cpu / wall,
-        other_cpu_pct=other_cpu_pct,
+        other_cpu_pct=other_cpu_pct, short=tally.ran_out,
         failures=tally.failures,
     )
 
@@ -299,8 +406,8 @@ class Session:
     def running(self) -> bool:
         return self.proc is not None and self.report.error is None
 
-    async def start(self, workload: Workload) -> None:
-        """Prepare, spawn, time the first accepted transaction, wait for readiness, warm up."""
+    async def start(self, startup: Txn) -> None:
+        """Prepare, spawn, time the first accepted transaction, wait for readiness."""
         contender, report = self.contender, self.report
         print(f"- {contender.name}", flush=True)
         try:
@@ -318,21 +425,32 @@ class Session:
             spawned_at = time.perf_counter()
             await proc.spawn()
             report.startup_s = await _first_accept(
-                proc, port, _txn_request(workload.startup, port, contender.tokens.hs_token),
-                spawned_at)
-            report.events_acked += workload.startup.events
+                proc, port, _txn_request(startup, port, contender.tokens.hs_token), spawned_at)
+            report.events_acked += startup.events
             print(f"  first transaction accepted {report.startup_s:.2f} s after spawn", flush=True)
             if contender.has_ready_endpoint:
                 await _wait_ready(proc, port)
-            # Warm-up: first-request costs (imports, caches, prepared statements) stay off the clock.
-            warm = await run_mode(contender, "warm-up", proc, [workload.warmup])
-            report.events_acked += warm.events_acked
-            if not warm.all_ok:
-                raise ContenderFailed(f"warm-up failed: {warm.failures}")
         except (ContenderFailed, TimeoutError) as exc:
             await self._failed(exc)
 
-    async def measure(self, round_no: int, measured: Round, others: list[Session]) -> None:
+    async def warm_up(self, txns: list[Txn], duration_s: float) -> float | None:
+        """First-request costs of a shape (imports, caches, prepared statements) stay off the
+        clock; returns the transactions/s seen, which sizes the rounds' pools."""
+        if not self.running or self.proc is None:
+            return None
+        try:
+            warm = await run_mode(self.contender, "warm-up", self.proc, [txns],
+                                  duration_s=duration_s)
+            self.report.events_acked += warm.events_acked
+            if not warm.all_ok:
+                raise ContenderFailed(f"warm-up failed: {warm.failures}")
+            return warm.txns_per_s
+        except (ContenderFailed, TimeoutError) as exc:
+            await self._failed(exc)
+            return None
+
+    async def measure(self, round_no: int, measured: Round, others: list[Session],
+                      duration_s: float) -> None:
         """Both modes of one round, each after every running server has gone quiet."""
         if not self.running or self.proc is None:
             return
@@ -340,13 +458,16 @@ class Session:
             for mode, sequences in ((SEQUENTIAL, [measured.sequential]),
                                     (CONCURRENT, measured.concurrent)):
                 await asyncio.gather(*(other.settle() for other in others))
-                result = await run_mode(self.contender, mode, self.proc, sequences, round_no)
+                result = await run_mode(self.contender, mode, self.proc, sequences, round_no,
+                                        duration_s)
                 self.report.all_rounds.append(result)
                 self.report.events_acked += result.events_acked
-                print(f"  {self.contender.name:<19}round {round_no + 1} {mode:<11}"
-                      f"{result.events_per_s:>9,.0f} events/s  p50 {result.p50_ms:5.1f} ms  "
+                short = "  SHORT (ran out of transactions)" if result.short else ""
+                print(f"  {self.contender.name:<19}{result.events_per_txn:>4}/txn round "
+                      f"{round_no + 1} {mode:<11}{result.events_per_s:>9,.0f} events/s "
+                      f"{result.txns_per_s:>7,.0f} txns/s  p50 {result.p50_ms:5.1f} ms  "
                       f"p95 {result.p95_ms:5.1f} ms  {result.ok}/{result.txns} answered 200  "
-                      f"(other CPU {_fmt_pct(result.other_cpu_pct)})", flush=True)
+                      f"(other CPU {_fmt_pct(result.other_cpu_pct)}){short}", flush=True)
             if self.proc.exited:
                 raise ContenderFailed(f"exited during the run; log:\n{self.proc.log_tail()}")
         except (ContenderFailed, TimeoutError) as exc:
@@ -367,10 +488,7 @@ class Session:
         report = self.report
         if self.proc is not None:
             await self.proc.stop()
-        # The table shows each mode's best round: a neighbour's load only ever slows a round down.
-        report.modes = [max(rounds, key=lambda r: r.events_per_s)
-                        for mode in (SEQUENTIAL, CONCURRENT)
-                        if (rounds := [r for r in report.all_rounds if r.mode == mode])]
+        report.summarise()
         try:
             if self.proc is not None:
                 report.stored = await self.contender.stored_events()
@@ -397,8 +515,8 @@ def _fmt_pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}%"
 
 
-def _round_list(report: ContenderReport, mode: str) -> str:
-    return " ".join(f"{r.events_per_s / 1000:.1f}" for r in report.all_rounds if r.mode == mode)
+def _krate(value: float) -> str:
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
 
 
 def _filesystem_of(path: Path) -> str:
@@ -429,50 +547,111 @@ def _fsync_ms(directory: Path) -> float:
     return sorted(costs)[len(costs) // 2]
 
 
+def _ratio_rows(reports: list[ContenderReport], shapes: list[int]
+                ) -> tuple[list[str], dict[str, dict[str, dict[str, Any]]]]:
+    """Durable events/s over mautrix's, per contender, shape and mode: the ratio of the medians,
+    and the range of the per-round ratios (round n of each ran back to back, interleaved)."""
+    by_name = {r.name: r for r in reports}
+    mautrix = by_name.get("mautrix")
+    lines: list[str] = []
+    ratios: dict[str, dict[str, dict[str, Any]]] = {}
+    if mautrix is None or not mautrix.summaries:
+        return ["  (mautrix not measured in this run)"], ratios
+    for shape in shapes:
+        goal = target_ratio(shape)
+        for name in ("bridgekit-sqlite", "bridgekit-postgres", "reference-sqlite"):
+            candidate = by_name.get(name)
+            if candidate is None:
+                continue
+            for mode in (SEQUENTIAL, CONCURRENT):
+                ours, theirs = candidate.summary(shape, mode), mautrix.summary(shape, mode)
+                if ours is None or theirs is None or theirs.events_per_s == 0:
+                    continue
+                ratio = ours.events_per_s / theirs.events_per_s
+                theirs_by_round = {r.round: r.events_per_s for r in mautrix.rounds_of(shape, mode)}
+                paired = [r.events_per_s / theirs_by_round[r.round]
+                          for r in candidate.rounds_of(shape, mode)
+                          if theirs_by_round.get(r.round)]
+                spread = f"rounds {min(paired):.2f}-{max(paired):.2f}" if paired else ""
+                ratios.setdefault(name, {}).setdefault(str(shape), {})[mode] = {
+                    "ratio_of_medians": ratio, "per_round": paired, "target": goal}
+                lines.append(f"  {shape:>4}/txn  {mode:<11} {name} / mautrix = {ratio:.2f}x  "
+                             f"({spread}; target >= {goal}x) {_mark(ratio >= goal)}")
+    return lines, ratios
+
+
 def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport],
-                 populate: int) -> dict[str, Any]:
+                 populate: int, shapes: list[int]) -> dict[str, Any]:
     """Print the table, start-up, durability check, ratios and targets; return them for --json."""
     print()
-    if ceiling is not None and ceiling.modes:
-        parts = [f"{m.mode} {m.events_per_s:,.0f} events/s (p50 {m.p50_ms:.1f} ms, "
-                 f"client CPU {_fmt_pct(m.client_cpu_pct)})" for m in ceiling.modes]
-        print("Load generator ceiling (raw asyncio client -> null server): " + "; ".join(parts))
+    if ceiling is not None and ceiling.summaries:
+        parts = [f"{m.events_per_txn}/txn {m.mode} {m.events_per_s:,.0f} events/s "
+                 f"(p50 {m.p50_ms:.2f} ms, client CPU {_fmt_pct(m.client_cpu_pct)})"
+                 for m in ceiling.summaries]
+        print("Load generator ceiling (raw asyncio client -> null server, median rounds): "
+              + "; ".join(parts))
     elif ceiling is not None:
         print(f"Load generator ceiling: not measured ({ceiling.error})")
-    header = (f"{'contender':<19}{'mode':<12}{'events/s':>10}{'p50 ms':>9}{'p95 ms':>9}"
-              f"{'max ms':>9}{'200s':>11}{'srv CPU':>9}{'gen CPU':>9}{'other':>7}"
-              f"  {'every round, k events/s'}")
+    header = (f"{'ev/txn':>6}  {'contender':<19}{'mode':<11}{'events/s':>9}{'min-max':>14}"
+              f"{'best':>8}{'txns/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}{'200s':>13}"
+              f"{'srv CPU':>8}{'gen CPU':>8}{'other':>6}")
     print()
     print(header)
     print("-" * len(header))
+    for shape in shapes:
+        for report in reports:
+            if not report.summaries and shape == shapes[0]:
+                print(f"{'':>6}  {report.name:<19}{report.error or 'no result'}")
+                continue
+            for mode in (SEQUENTIAL, CONCURRENT):
+                m = report.summary(shape, mode)
+                if m is None:
+                    continue
+                answered = f"{m.ok}/{m.txns}"
+                spread = f"{_krate(m.min_events_per_s)}-{_krate(m.max_events_per_s)}"
+                print(f"{shape:>6}  {report.name:<19}{m.mode:<11}{m.events_per_s:>9,.0f}"
+                      f"{spread:>14}{_krate(m.max_events_per_s):>8}{m.txns_per_s:>8,.0f}"
+                      f"{m.p50_ms:>8.2f}{m.p95_ms:>8.2f}{m.max_ms:>8.1f}{answered:>13}"
+                      f"{_fmt_pct(m.server_cpu_pct):>8}{_fmt_pct(m.client_cpu_pct):>8}"
+                      f"{_fmt_pct(m.other_cpu_pct):>6}")
+        print()
     for report in reports:
-        if not report.modes:
-            print(f"{report.name:<19}{report.error or 'no result'}")
-            continue
-        for m in report.modes:
-            answered = f"{m.ok}/{m.txns}"
-            print(f"{report.name:<19}{m.mode:<12}{m.events_per_s:>10,.0f}{m.p50_ms:>9.1f}"
-                  f"{m.p95_ms:>9.1f}{m.max_ms:>9.1f}{answered:>11}"
-                  f"{_fmt_pct(m.server_cpu_pct):>9}{_fmt_pct(m.client_cpu_pct):>9}"
-                  f"{_fmt_pct(m.other_cpu_pct):>7}  {_round_list(report, m.mode)}")
         if report.error:
-            print(f"{'':<19}{report.error}")
-    print("The row is each mode's best round; the last column lists every round in run order "
-          "(a store whose inbox grows slows down from round to round).")
-    print("CPU columns: % of one core during the mode; 'other' is the rest of the machine "
+            print(f"{report.name}: {report.error}")
+    rounds = {m.rounds for r in reports for m in r.summaries}
+    print(f"events/s, txns/s, p50, p95 and the CPU columns are medians over the rounds "
+          f"({'/'.join(str(n) for n in sorted(rounds)) or '-'} per row); min-max and best are "
+          "the slowest and fastest round; max ms is the slowest transaction of any round.")
+    print("CPU columns: % of one core during the round; 'other' is the rest of the machine "
           f"({os.cpu_count()} cores): if it is high, a neighbour took CPU and the numbers are low.")
-    busy = [f"{r.name} {m.mode}" for r in reports for m in r.modes
+    busy = [f"{m.events_per_txn}/txn {r.name} {m.mode}" for r in reports for m in r.summaries
             if m.other_cpu_pct is not None and m.other_cpu_pct > BUSY_MACHINE_PCT]
     if busy:
-        print(f"WARNING: other processes used > {BUSY_MACHINE_PCT}% CPU during: {', '.join(busy)}; "
-              "those numbers understate the contender (rerun on a quiet machine or with more rounds)")
-    failures = [(r.name, m) for r in reports for m in r.all_rounds if not m.all_ok]
-    for name, m in failures:
-        print(f"NOT ALL 200: {name} {m.mode} round {m.round + 1}: {m.txns - m.ok} failed, "
-              f"e.g. {m.failures[:2]}")
+        print(f"WARNING: other processes used > {BUSY_MACHINE_PCT}% CPU (median) during: "
+              f"{', '.join(busy)}; those numbers understate the contender (rerun on a quiet "
+              "machine)")
+    short = [f"{m.events_per_txn}/txn {r.name} {m.mode} x{m.short_rounds}" for r in reports
+             for m in r.summaries if m.short_rounds]
+    if short:
+        print(f"SHORT ROUNDS (ran out of prepared transactions before their time): {', '.join(short)}")
+    for r in reports:
+        for bad in r.all_rounds:
+            if not bad.all_ok:
+                print(f"NOT ALL 200: {r.name} {bad.events_per_txn}/txn {bad.mode} round "
+                      f"{bad.round + 1}: {bad.txns - bad.ok} failed, e.g. {bad.failures[:2]}")
 
     print()
-    print("Start-up: spawn to first accepted transaction")
+    print("Every round, events/s in run order (a store whose inbox grows slows down over a run):")
+    for shape in shapes:
+        for report in reports:
+            for mode in (SEQUENTIAL, CONCURRENT):
+                m = report.summary(shape, mode)
+                if m is not None:
+                    print(f"  {shape:>4}/txn  {report.name:<19}{mode:<11}"
+                          + " ".join(f"{rate:>8,.0f}" for rate in m.round_rates))
+
+    print()
+    print("Start-up: spawn to first accepted transaction (100 events)")
     for report in reports:
         if report.startup_s is None:
             continue
@@ -495,33 +674,25 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
             print(f"  {report.name:<19}{report.stored:,} stored / {report.events_acked:,} "
                   f"acknowledged   {verdict}")
 
-    by_name = {r.name: r for r in reports}
-    ratios: dict[str, dict[str, float]] = {}
-    mautrix = by_name.get("mautrix")
     print()
-    print(f"Ratios of durable events/s to mautrix (answers before storing); target >= {TARGET_RATIO}x")
-    for name in ("bridgekit-sqlite", "bridgekit-postgres", "reference-sqlite"):
-        candidate = by_name.get(name)
-        if candidate is None or mautrix is None:
-            continue
-        for mode in (SEQUENTIAL, CONCURRENT):
-            ours, theirs = candidate.mode(mode), mautrix.mode(mode)
-            if ours is None or theirs is None or theirs.events_per_s == 0:
-                continue
-            ratio = ours.events_per_s / theirs.events_per_s
-            ratios.setdefault(name, {})[mode] = ratio
-            print(f"  {mode:<11} {name} / mautrix = {ratio:.2f}x   {_mark(ratio >= TARGET_RATIO)}")
-    if mautrix is None or not mautrix.modes:
-        print("  (mautrix not measured in this run)")
+    print("Ratios of durable events/s to mautrix (answers before storing), median round over "
+          "median round, same run")
+    ratio_lines, ratios = _ratio_rows(reports, shapes)
+    for line in ratio_lines:
+        print(line)
 
+    by_name = {r.name: r for r in reports}
     print()
-    print(f"Targets: SQLite >= {TARGET_SQLITE_EVENTS_PER_S:,} events/s durable, "
-          f"transaction p50 <= {TARGET_P50_MS:.0f} ms (sequential, as Synapse sends)")
+    print(f"Targets at {LARGE_TXN} events per transaction: SQLite >= "
+          f"{TARGET_SQLITE_EVENTS_PER_S:,} events/s durable, transaction p50 <= "
+          f"{TARGET_P50_MS:.0f} ms (sequential, as Synapse sends); medians")
     for name in ("bridgekit-sqlite", "bridgekit-postgres"):
         bridge = by_name.get(name)
         if bridge is None:
             continue
-        for m in bridge.modes:
+        for m in bridge.summaries:
+            if m.events_per_txn != LARGE_TXN:
+                continue
             parts = []
             if name == "bridgekit-sqlite":
                 parts.append(f"{m.events_per_s:,.0f} events/s "
@@ -531,18 +702,21 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
             else:
                 # With n transactions in flight each one also waits for the others (Little's law),
                 # so the latency target, which is Synapse's one-at-a-time case, is checked above.
-                mean = 1000 * m.senders * 100 / m.events_per_s if m.events_per_s else math.nan
+                mean = (1000 * m.senders * m.events_per_txn / m.events_per_s
+                        if m.events_per_s else math.nan)
                 parts.append(f"p50 {m.p50_ms:.1f} ms (info: {m.senders} in flight, so mean "
-                             f"latency = {m.senders} x 100 events / rate = {mean:.0f} ms)")
+                             f"latency = {m.senders} x {m.events_per_txn} events / rate = "
+                             f"{mean:.0f} ms)")
             print(f"  {name:<19}{m.mode:<12}" + "; ".join(parts))
-        if not bridge.modes:
+        if not bridge.summaries:
             print(f"  {name:<19}not measured ({bridge.error})")
     return {
         "ceiling": asdict(ceiling) if ceiling else None,
         "contenders": [asdict(r) for r in reports],
         "ratios_to_mautrix": ratios,
-        "targets": {"sqlite_events_per_s": TARGET_SQLITE_EVENTS_PER_S, "ratio": TARGET_RATIO,
-                    "p50_ms": TARGET_P50_MS, "startup_s": TARGET_STARTUP_S},
+        "targets": {"sqlite_events_per_s_at_100": TARGET_SQLITE_EVENTS_PER_S,
+                    "ratio_small": TARGET_RATIO_SMALL, "ratio_large": TARGET_RATIO_LARGE,
+                    "p50_ms_at_100": TARGET_P50_MS, "startup_s": TARGET_STARTUP_S},
     }
 
 
@@ -568,20 +742,37 @@ CHOICES = ("sqlite", "postgres", "mautrix", "reference")
 DEFAULT_CONTENDERS = ("mautrix", "sqlite", "postgres")
 
 
+def _shapes(text: str) -> list[int]:
+    try:
+        shapes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from exc
+    if not shapes or min(shapes) < 1:
+        raise argparse.ArgumentTypeError("events per transaction must be >= 1")
+    return list(dict.fromkeys(shapes))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true",
-                        help="short run: 50 transactions per mode instead of 200")
+                        help=f"short rounds ({QUICK_ROUND_S:.0f} s instead of {ROUND_S:.0f} s): a "
+                             "check that everything runs, not figures to quote")
+    parser.add_argument("--events-per-txn", type=_shapes, metavar="N[,N...]",
+                        default=list(DEFAULT_SHAPES),
+                        help="transaction shapes to measure, each against every contender "
+                             f"(default {','.join(map(str, DEFAULT_SHAPES))})")
     parser.add_argument("--only", action="append", choices=CHOICES, metavar="NAME",
                         help=f"run only this contender (repeatable; one of {', '.join(CHOICES)}; "
                              "'reference' is a bare FastAPI+sqlite3 yardstick, never run by default)")
     parser.add_argument("--json", nargs="?", const=str(_REPO / ".bench" / "ingest-results.json"),
                         metavar="PATH", help="also write the results as JSON "
                         "(default path .bench/ingest-results.json)")
-    parser.add_argument("--txns", type=int, help="transactions per mode (overrides --quick)")
-    parser.add_argument("--rounds", type=int,
-                        help="measure each mode this many times and report the best round "
-                             "(default 3, --quick 1): other load on the machine only slows a round")
+    parser.add_argument("--round-seconds", type=float,
+                        help=f"length of each round (default {ROUND_S:.0f}, --quick "
+                             f"{QUICK_ROUND_S:.0f})")
+    parser.add_argument("--rounds", type=int, default=MIN_ROUNDS,
+                        help=f"rounds per shape and mode; the table shows the median "
+                             f"(default and minimum for a quotable figure: {MIN_ROUNDS})")
     parser.add_argument("--portals", type=int, default=10_000,
                         help="portals and ghosts put in bridgekit's database before start-up "
                              "(0: none)")
@@ -590,24 +781,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "print its hottest functions and keep .bench/profile-bridgekit-*.prof")
     parser.add_argument("--no-ceiling", action="store_true",
                         help="skip measuring the load generator against the null server")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
+    return args
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    txns = args.txns or (50 if args.quick else 200)
-    rounds = args.rounds or (1 if args.quick else 3)
+    round_s = args.round_seconds or (QUICK_ROUND_S if args.quick else ROUND_S)
+    rounds = args.rounds
+    shapes: list[int] = args.events_per_txn
     wanted = tuple(dict.fromkeys(args.only)) if args.only else DEFAULT_CONTENDERS
     started = time.perf_counter()
-    workload = build(txns, concurrent_senders=4, rounds=rounds)
-    sizes = sorted(workload.event_sizes)
-    bodies = [len(t.body) for t in workload.rounds[0].sequential]
+    source = TxnSource()
+    startup = source.txn("start-0", LARGE_TXN)
+    sizes = sorted(source.event_sizes)
     scratch = _REPO / ".bench"
     scratch.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="ingest-", dir=scratch))
-    print(f"ingest benchmark: {txns} transactions x 100 events per mode, best of {rounds} "
-          f"round(s); events "
-          f"{sizes[0]}-{sizes[-1]} bytes (median {sizes[len(sizes) // 2]}), transaction bodies "
-          f"~{sum(bodies) // len(bodies) // 1024} KiB; generated in {time.perf_counter() - started:.1f} s")
+    quick = " (--quick: short rounds, not figures to quote)" if args.quick else ""
+    few = f" (fewer than {MIN_ROUNDS}: not figures to quote)" if rounds < MIN_ROUNDS else ""
+    print(f"ingest benchmark: {', '.join(map(str, shapes))} events per transaction; per shape and "
+          f"mode {rounds} rounds{few} of {round_s:g} s{quick}, median reported; events "
+          f"{sizes[0]}-{sizes[-1]} bytes (median {sizes[len(sizes) // 2]})")
     print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, scratch on "
           f"{_filesystem_of(workdir)} (fsync {_fsync_ms(workdir):.2f} ms median)", flush=True)
     tokens = Tokens(as_token=secrets.token_hex(24), hs_token=secrets.token_hex(24))
@@ -630,14 +826,9 @@ async def main_async(args: argparse.Namespace) -> int:
         # Start-up is timed for one contender at a time, each after the others went quiet.
         for session in sessions:
             await asyncio.gather(*(other.settle() for other in sessions))
-            await session.start(workload)
-        # Rounds are interleaved across contenders (A1 B1 C1 A2 B2 C2, in a rotating order), so a
-        # neighbour's burst of load hits one round of each, not every round of one contender.
-        print("- measuring", flush=True)
-        for round_no, measured in enumerate(workload.rounds):
-            turn = round_no % len(sessions)
-            for session in sessions[turn:] + sessions[:turn]:
-                await session.measure(round_no, measured, sessions)
+            await session.start(startup)
+        for shape in shapes:
+            await _measure_shape(sessions, source, shape, rounds, round_s)
     finally:
         try:
             for session in sessions:
@@ -651,7 +842,7 @@ async def main_async(args: argparse.Namespace) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     reports = [session.report for session in sessions]
     ceiling = reports.pop(0) if not args.no_ceiling else None
-    results = print_report(ceiling, reports, args.portals)
+    results = print_report(ceiling, reports, args.portals, shapes)
     if stub.calls:
         calls = ", ".join(f"{route} x{count}" for route, count in sorted(stub.calls.items()))
         print(f"\nStub homeserver saw: {calls}")
@@ -659,8 +850,8 @@ async def main_async(args: argparse.Namespace) -> int:
         _print_profiles(contenders)
     print(f"\nTotal time {time.perf_counter() - started:.0f} s")
     if args.json:
-        results["meta"] = {"txns_per_mode": txns, "events_per_txn": 100, "senders": 4,
-                           "rounds": rounds,
+        results["meta"] = {"events_per_txn": shapes, "round_seconds": round_s, "rounds": rounds,
+                           "quick": args.quick, "senders": 4,
                            "cpus": os.cpu_count(), "python": platform.python_version(),
                            "stub_homeserver_calls": stub.calls}
         await asyncio.to_thread(Path(args.json).write_text, json.dumps(results, indent=2))
@@ -668,6 +859,36 @@ async def main_async(args: argparse.Namespace) -> int:
     failed = any(r.error and not r.error.startswith("skipped") for r in reports)
     failed |= any(not m.all_ok for r in reports for m in r.all_rounds)
     return 1 if failed else 0
+
+
+async def _measure_shape(sessions: list[Session], source: TxnSource, shape: int, rounds: int,
+                         round_s: float) -> None:
+    """Warm every contender up on this shape, then its rounds, interleaved across contenders."""
+    print(f"- {shape} event(s) per transaction", flush=True)
+    guess = first_guess_txns_per_s(shape)
+    warm_s = min(WARMUP_S, round_s)
+    fastest = 0.0
+    for session in sessions:
+        await asyncio.gather(*(other.settle() for other in sessions))
+        pool = source.sequence(f"s{shape}-warm-{session.contender.name}",
+                               math.ceil(warm_s * guess * POOL_MARGIN), shape)
+        rate = await session.warm_up(pool, warm_s)
+        if rate is not None and session.contender.name != NullContender.name:
+            fastest = max(fastest, rate)
+    # Rounds are interleaved across contenders (A1 B1 C1 A2 B2 C2, in a rotating order), so a
+    # neighbour's burst of load hits one round of each, not every round of one contender. All
+    # contenders get the same transactions in a round (their databases are separate).
+    for round_no in range(rounds):
+        count = math.ceil(round_s * max(fastest, 1.0) * POOL_MARGIN) + 10
+        measured = source.round(f"s{shape}-r{round_no}", count, shape, senders=4)
+        turn = round_no % len(sessions)
+        for session in sessions[turn:] + sessions[:turn]:
+            await session.measure(round_no, measured, sessions, round_s)
+        fastest = max([fastest, *(r.txns_per_s for s in sessions
+                                  if s.contender.name != NullContender.name
+                                  for mode in (SEQUENTIAL, CONCURRENT)
+                                  for r in s.report.rounds_of(shape, mode)
+                                  if r.round == round_no)])
 
 
 async def _main_cancellable(args: argparse.Namespace) -> int:

@@ -234,8 +234,10 @@ class InboxStore:
                 try:
                     outcomes = await self._store_batch(batch)
                 except BaseException as error:
+                    # The others waiting in this batch get the error from their futures; this
+                    # request raises it here (its own future would hold it unretrieved).
                     for waiting in batch:
-                        if not waiting.outcome.done():
+                        if waiting is not request and not waiting.outcome.done():
                             waiting.outcome.set_exception(error)
                     raise
                 for waiting, outcome in zip(batch, outcomes, strict=True):
@@ -436,6 +438,10 @@ async def _advance_cursors_postgresql(conn: AsyncConnection, progress: _Progress
     positions = list(progress.queues.items())
     if progress.floor is not None:
         positions.append((FLOOR_KEY, progress.floor))
+    # A commit's progress and the progress writer's own transaction may upsert the same cursors
+    # at once (PostgreSQL has no single writer): in one order, by key, each waits for the other
+    # instead of deadlocking, which answered the homeserver 503.
+    positions.sort()
     if positions:
         await (await _driver(conn)).executemany(_POSTGRESQL_ADVANCE_CURSOR, positions)
 
