@@ -432,7 +432,8 @@ class RemoteDelivery:
             original = await self._original(portal.id, message.message_id)
             await self._store.mark_done(entry, original)
             return original
-        sender = await self._sender(network, message.sender_id, message.sender_name, room_id)
+        sender = self._matrix.bot if message.by_bot else await self._sender(
+            network, message.sender_id, message.sender_name, room_id)
         if message.sender_avatar_url and self._is_ghost(sender.user_id):
             await self._sync_avatar(network, message.sender_id, sender, message.sender_avatar_url)
         reply_to = await self._store.event_for(portal.id, message.reply_to) if message.reply_to else None

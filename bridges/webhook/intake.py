@@ -3,7 +3,7 @@
 Order matters: size (413) before anything is parsed, then the hook (404) and its proof (401),
 then whether the hook is suspended (403, told only to a sender who proved they hold it), then
 the hook's rate (429), then the payload (400/415). Only a request that passed all of them is
-stored and posted, so a rejected request never posts anything. An Idempotency-Key (or GitHub's
+stored and emitted (``inbound.py``), so a rejected request never posts anything. An Idempotency-Key (or GitHub's
 delivery ID) already seen for the hook gets the first request's answer again. GitHub signs the
 body alone, with no timestamp: a github hook refuses a body it accepted before under another
 delivery ID (401 ``replayed_signature``), for as long as requests are remembered.
@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridges.webhook.inbound import InboundPoster, now_ms
+from bridgekit import DeliveryFailed, DeliveryInterrupted
+from bridges.webhook.inbound import InboundPosts, now_ms
 from bridges.webhook.message import PayloadError
 from bridges.webhook.ratelimit import RateLimiter, retry_after_header
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row
@@ -66,13 +67,13 @@ class Request:
 
 class Intake:
     def __init__(
-        self, store: WebhookStore, settings: WebhookSettings, box: SecretBox, poster: InboundPoster,
+        self, store: WebhookStore, settings: WebhookSettings, box: SecretBox, posts: InboundPosts,
         *, clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._settings = settings
         self._box = box
-        self._poster = poster
+        self._posts = posts
         self._clock = clock
         self._limiter = RateLimiter(settings.rate_per_second, settings.rate_burst, monotonic)
 
@@ -136,14 +137,16 @@ class Intake:
                       window=self._settings.signature_window_seconds)
 
     async def _post_within_deadline(self, row: InboundMessage) -> Answer:
-        task = self._poster.start_delivery(row)
+        task = self._posts.post(row)
         done, _ = await asyncio.wait({task}, timeout=self._settings.answer_deadline_seconds)
-        event_id = task.result() if done else None
-        if event_id is not None:
+        if not done or isinstance(task.exception(), DeliveryInterrupted):  # the bridge stops: posted at its start
+            return Answer(202, {"ok": True, "queued": True, "message": "accepted; it will be in the room shortly"})
+        failure = task.exception()
+        if failure is not None and not isinstance(failure, DeliveryFailed):
+            raise failure
+        if failure is None and (event_id := task.result()) is not None:
             return Answer(200, {"ok": True, "event_id": event_id})
-        if done:
-            return error(502, "not_posted", "the message was accepted but could not be posted to the room")
-        return Answer(202, {"ok": True, "queued": True, "message": "accepted; it will be in the room shortly"})
+        return error(502, "not_posted", "the message was accepted but could not be posted to the room")
 
     async def _replayed(self, row: InboundMessage) -> Answer:
         headers = {"Idempotent-Replayed": "true"}
