@@ -43,13 +43,13 @@ class SQLiteFileReader:
 
 
 def _readonly_uri(path: Path) -> str:
-    return f"file:{quote(os.path.abspath(path))}?mode=ro"
+    return f"file:{quote(os.path.abspath(path))}?mode=ro&uri=true"
 
 
 @contextlib.asynccontextmanager
 async def read_sqlite_file(path: Path) -> AsyncIterator[SQLiteFileReader]:
     """``async with read_sqlite_file(path) as old``: the file opened read-only, in one snapshot."""
-    engine = create_async_engine(f"sqlite+aiosqlite:///{_readonly_uri(path)}", connect_args={"uri": True})
+    engine = create_async_engine(f"sqlite+aiosqlite:///{_readonly_uri(path)}")
     try:
         async with engine.connect() as connection, connection.begin():
             yield SQLiteFileReader(connection)
