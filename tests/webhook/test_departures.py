@@ -3,7 +3,6 @@ finds creators who left before this version ran (a database upgraded from an old
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 

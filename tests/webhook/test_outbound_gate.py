@@ -4,8 +4,6 @@ are fakes that record what they were asked."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -60,7 +58,9 @@ async def deliver_one(store: WebhookStore, *, bot_membership: str, suspend: bool
     return receiver.posts
 
 
-async def test_a_delivery_goes_out_while_the_hook_is_active_and_the_bot_in_the_room(webhook_store: WebhookStore) -> None:
+async def test_a_delivery_goes_out_while_the_hook_is_active_and_the_bot_in_the_room(
+    webhook_store: WebhookStore,
+) -> None:
     assert await deliver_one(webhook_store, bot_membership="join", suspend=False) == ["https://receiver.example/in"]
 
 
