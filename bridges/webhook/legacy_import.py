@@ -21,8 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from bridgekit import BridgeContext
-from bridgekit.store.sqlite_file import SQLiteFileReader, read_sqlite_file, sqlite_path
+from bridgekit import BridgeContext, SQLiteFileReader, read_sqlite_file, sqlite_path
 from bridges.webhook.outbound import DELIVERY, hook_key
 from bridges.webhook.tables import Base, Hook, HookGhost, InboundMessage, OutboundHook
 
