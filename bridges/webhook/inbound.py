@@ -3,9 +3,11 @@
 A request's message is committed to the webhook's tables first (its Idempotency-Key answers
 later repeats), then emitted: the core stores it in its outbox and posts it in order per room
 (the room is the portal of a chat named after it), retrying, and telling the room when it gives
-up. The emit waits for the Matrix event ID the HTTP answer carries. A message whose answer the
-bridge did not record (it stopped first) is emitted again at start-up: the core recognises it
-(same chat and message ID) and posts it once.
+up. The emit waits for the Matrix event ID the HTTP answer carries. How each message ended is
+recorded for repeats of its Idempotency-Key, in batches written a moment after the answers (not
+one more write per request); a message whose outcome was not recorded (the bridge stopped first)
+is emitted again at start-up: the core recognises it (same chat and message ID), posts it once
+and answers with its event ID.
 
 Who speaks: a bot-style hook's lines are posted by the bridge bot (``**name**: text``); a
 ghosts-style hook gives each sender name a ghost scoped to the hook (``identity.py``), whose
@@ -33,10 +35,13 @@ from bridgekit import (
 from bridges.webhook.identity import IdentityStyle, choose_speaker, name_key
 from bridges.webhook.message import HookMessage
 from bridges.webhook.settings import WebhookSettings
-from bridges.webhook.store import HookGhost, InboundMessage, WebhookStore
+from bridges.webhook.store import Hook, HookGhost, InboundMessage, WebhookStore
 from bridges.webhook.translate import bot_style
 
 log = logging.getLogger(__name__)
+
+RECORD_AFTER_SECONDS = 0.2
+"""Outcomes are written together this long after the first of them (write-behind)."""
 
 
 class InboundPosts:
@@ -48,14 +53,16 @@ class InboundPosts:
         self._settings = settings
         self._fetch = fetch
         self._tasks: dict[int, asyncio.Task[EventID | None]] = {}
-        self._recording: set[asyncio.Task[None]] = set()
+        self._outcomes: dict[int, tuple[str, EventID | None]] = {}
+        self._recorder: asyncio.Task[None] | None = None
 
-    def post(self, row: InboundMessage) -> asyncio.Task[EventID | None]:
-        """Emit the row and wait for its event in the background (once: a second call gives the
-        running task). Its outcome is recorded when it ends, after whoever awaits it is answered."""
+    def post(self, row: InboundMessage, hook: Hook | None = None) -> asyncio.Task[EventID | None]:
+        """Emit the row (of ``hook``, read when not given) and wait for its event in the
+        background (once: a second call gives the running task). Its outcome is recorded when it
+        ends, after whoever awaits it is answered."""
         task = self._tasks.get(row.id)
         if task is None:
-            task = asyncio.create_task(self._emit(row), name=f"webhook-inbound:{row.id}")
+            task = asyncio.create_task(self._emit(row, hook), name=f"webhook-inbound:{row.id}")
             self._tasks[row.id] = task
             task.add_done_callback(lambda done: self._record(row, done))
         return task
@@ -72,10 +79,12 @@ class InboundPosts:
         for task in tasks:
             task.cancel()  # only the waits: the core posts what it stored
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*self._recording, return_exceptions=True)
+        if self._recorder is not None:
+            self._recorder.cancel()
+        await self._write_outcomes()
 
-    async def _emit(self, row: InboundMessage) -> EventID | None:
-        message = await self._remote_message(row)
+    async def _emit(self, row: InboundMessage, hook: Hook | None) -> EventID | None:
+        message = await self._remote_message(row, hook or await self._store.hook(row.hook_id))
         return await self._ctx.emit(message, wait=True)
 
     def _record(self, row: InboundMessage, task: asyncio.Task[EventID | None]) -> None:
@@ -87,14 +96,24 @@ class InboundPosts:
             log.warning("message %d of hook %s was not handed to the core: %r", row.id, row.hook_id, error)
             return  # stays pending: emitted again at the next start
         event_id = None if error is not None else task.result()
-        state = "sent" if event_id is not None else "failed"
-        recording = asyncio.create_task(self._store.finish_inbound(row.id, state=state, event_id=event_id, attempts=1))
-        self._recording.add(recording)
-        recording.add_done_callback(self._recording.discard)
+        self._outcomes[row.id] = ("sent" if event_id is not None else "failed", event_id)
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_soon(), name="webhook-inbound-outcomes")
 
-    async def _remote_message(self, row: InboundMessage) -> RemoteMessage:
+    async def _record_soon(self) -> None:
+        await asyncio.sleep(RECORD_AFTER_SECONDS)  # gathers the outcomes of a burst into one write
+        await self._write_outcomes()
+
+    async def _write_outcomes(self) -> None:
+        outcomes, self._outcomes = self._outcomes, {}
+        try:
+            await self._store.finish_inbound(outcomes)
+        except Exception:
+            log.exception("could not record how %d webhook messages ended; they are emitted again at the next "
+                          "start (posted once)", len(outcomes))
+
+    async def _remote_message(self, row: InboundMessage, hook: Hook | None) -> RemoteMessage:
         message = HookMessage.from_json(row.message)
-        hook = await self._store.hook(row.hook_id)
         # A hook removed after accepting the request still gets its message posted, bot-style.
         style = IdentityStyle(hook.identity) if hook else IdentityStyle.BOT
         hook_name = hook.name if hook else "webhook"

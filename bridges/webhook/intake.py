@@ -118,7 +118,7 @@ class Intake:
             return await self._replayed(row)
         if added is Added.SAME_KEY:
             return await self._replayed(row)
-        return await self._post_within_deadline(row)
+        return await self._post_within_deadline(row, hook)
 
     def _authenticate(self, hook: Hook, token: str | None, request: Request) -> Rejection | None:
         scheme = Scheme(hook.scheme)
@@ -136,8 +136,8 @@ class Intake:
         return verify(scheme, secret, request.headers, request.body, now=self._clock(),
                       window=self._settings.signature_window_seconds)
 
-    async def _post_within_deadline(self, row: InboundMessage) -> Answer:
-        task = self._posts.post(row)
+    async def _post_within_deadline(self, row: InboundMessage, hook: Hook) -> Answer:
+        task = self._posts.post(row, hook)
         done, _ = await asyncio.wait({task}, timeout=self._settings.answer_deadline_seconds)
         if not done or isinstance(task.exception(), DeliveryInterrupted):  # the bridge stops: posted at its start
             return Answer(202, {"ok": True, "queued": True, "message": "accepted; it will be in the room shortly"})

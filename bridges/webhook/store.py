@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -157,11 +157,14 @@ class WebhookStore:
         async with self._read() as session:
             return await session.get(InboundMessage, row_id)
 
-    async def finish_inbound(self, row_id: int, *, state: str, event_id: str | None, attempts: int) -> None:
+    async def finish_inbound(self, outcomes: Mapping[int, tuple[str, str | None]]) -> None:
+        """Record how messages ended: row ID -> (``sent`` or ``failed``, the event ID)."""
+        if not outcomes:
+            return
         async with self._write() as session:
-            row = await session.get(InboundMessage, row_id)
-            if row is not None:
-                row.state, row.event_id, row.attempts = state, event_id, attempts
+            for row_id, (state, event_id) in outcomes.items():
+                await session.execute(update(InboundMessage).where(InboundMessage.id == row_id)
+                                      .values(state=state, event_id=event_id, attempts=InboundMessage.attempts + 1))
 
     async def pending_inbound(self) -> Sequence[InboundMessage]:
         async with self._read() as session:

@@ -182,7 +182,7 @@ async def test_a_new_bridge_without_a_webhook_database_records_that_there_is_not
 class PostedAtOnce:
     """Stands in for the poster: every stored message is 'posted' at once (no Matrix here)."""
 
-    def post(self, row: InboundMessage) -> asyncio.Task[str | None]:
+    def post(self, row: InboundMessage, hook: Hook | None = None) -> asyncio.Task[str | None]:
         async def done() -> str | None:
             return f"$posted{row.id}"
 
