@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 
 from bridgekit import (
@@ -52,19 +53,21 @@ class InboundPosts:
         self._store = store
         self._settings = settings
         self._fetch = fetch
-        self._tasks: dict[int, asyncio.Task[EventID | None]] = {}
+        self._tasks: dict[str, asyncio.Task[EventID | None]] = {}
         self._outcomes: dict[int, tuple[str, EventID | None]] = {}
         self._recorder: asyncio.Task[None] | None = None
 
     def post(self, row: InboundMessage, hook: Hook | None = None) -> asyncio.Task[EventID | None]:
         """Emit the row (of ``hook``, read when not given) and wait for its event in the
         background (once: a second call gives the running task). Its outcome is recorded when it
-        ends, after whoever awaits it is answered."""
-        task = self._tasks.get(row.id)
+        ends, after whoever awaits it is answered. A row that was not stored (nothing to remember
+        of its request) gets a message ID of its own; its outcome is not recorded."""
+        message_id = f"{row.hook_id}:{row.id if row.id is not None else 'r' + secrets.token_hex(8)}"
+        task = self._tasks.get(message_id)
         if task is None:
-            task = asyncio.create_task(self._emit(row, hook), name=f"webhook-inbound:{row.id}")
-            self._tasks[row.id] = task
-            task.add_done_callback(lambda done: self._record(row, done))
+            task = asyncio.create_task(self._emit(row, message_id, hook), name=f"webhook-inbound:{message_id}")
+            self._tasks[message_id] = task
+            task.add_done_callback(lambda done: self._record(row, message_id, done))
         return task
 
     async def resume(self) -> int:
@@ -83,13 +86,13 @@ class InboundPosts:
             self._recorder.cancel()
         await self._write_outcomes()
 
-    async def _emit(self, row: InboundMessage, hook: Hook | None) -> EventID | None:
-        message = await self._remote_message(row, hook or await self._store.hook(row.hook_id))
+    async def _emit(self, row: InboundMessage, message_id: str, hook: Hook | None) -> EventID | None:
+        message = await self._remote_message(row, message_id, hook or await self._store.hook(row.hook_id))
         return await self._ctx.emit(message, wait=True)
 
-    def _record(self, row: InboundMessage, task: asyncio.Task[EventID | None]) -> None:
-        del self._tasks[row.id]
-        if task.cancelled():
+    def _record(self, row: InboundMessage, message_id: str, task: asyncio.Task[EventID | None]) -> None:
+        del self._tasks[message_id]
+        if task.cancelled() or row.id is None:
             return
         error = task.exception()
         if error is not None and not isinstance(error, DeliveryFailed):
@@ -112,7 +115,7 @@ class InboundPosts:
             log.exception("could not record how %d webhook messages ended; they are emitted again at the next "
                           "start (posted once)", len(outcomes))
 
-    async def _remote_message(self, row: InboundMessage, hook: Hook | None) -> RemoteMessage:
+    async def _remote_message(self, row: InboundMessage, message_id: str, hook: Hook | None) -> RemoteMessage:
         message = HookMessage.from_json(row.message)
         # A hook removed after accepting the request still gets its message posted, bot-style.
         style = IdentityStyle(hook.identity) if hook else IdentityStyle.BOT
@@ -124,7 +127,6 @@ class InboundPosts:
             ghost_count=0 if known or style is IdentityStyle.BOT else await self._store.ghost_count(row.hook_id),
             max_ghosts=self._settings.max_ghosts_per_hook,
         )
-        message_id = f"{row.hook_id}:{row.id}"
         if speaker.sender_id is None:
             body, html = bot_style(message, speaker.name)
             # A bot "emote" would read "* bridgebot * name ...": the line already says who acts.

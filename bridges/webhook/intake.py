@@ -3,10 +3,12 @@
 Order matters: size (413) before anything is parsed, then the hook (404) and its proof (401),
 then whether the hook is suspended (403, told only to a sender who proved they hold it), then
 the hook's rate (429), then the payload (400/415). Only a request that passed all of them is
-stored and emitted (``inbound.py``), so a rejected request never posts anything. An Idempotency-Key (or GitHub's
-delivery ID) already seen for the hook gets the first request's answer again. GitHub signs the
-body alone, with no timestamp: a github hook refuses a body it accepted before under another
-delivery ID (401 ``replayed_signature``), for as long as requests are remembered.
+emitted (``inbound.py``), so a rejected request never posts anything; it is stored here first
+when a later request may ask about it (it has an Idempotency-Key or a signed body). An
+Idempotency-Key (or GitHub's delivery ID) already seen for the hook gets the first request's
+answer again. GitHub signs the body alone, with no timestamp: a github hook refuses a body it
+accepted before under another delivery ID (401 ``replayed_signature``), for as long as requests
+are remembered.
 """
 
 from __future__ import annotations
@@ -105,6 +107,12 @@ class Intake:
         if message is None:
             return Answer(200, {"ok": True, "posted": False, "message": "pong: nothing to post"})
         digest = request_digest(Scheme(hook.scheme), request.headers, request.body)
+        if key is None and digest is None:
+            # Nothing for a later request to find (no key, no signed body): not stored here, the
+            # core's outbox is the message's durable copy once it is emitted.
+            unstored = InboundMessage(hook_id=hook.id, room_id=hook.room_id, message=message.to_json(),
+                                      created_ms=now_ms(), state="pending", attempts=0)
+            return await self._post_within_deadline(unstored, hook)
         row, added = await self._store.add_inbound(
             hook.id, key, hook.room_id, message.to_json(), now_ms(), body_digest=digest,
         )

@@ -39,6 +39,12 @@ Row = TypeVar("Row", bound=Base)
 class WebhookStore:
     def __init__(self, database: ConnectorDatabase) -> None:
         self._db = database
+        self._hooks: dict[str, Hook] = {}
+        """Inbound hooks by ID, as read (every request reads its hook): forgotten at every change
+        of a hook, all of which go through this store (:meth:`_hook_write`)."""
+        self._changes = 0
+        """Counts hook changes begun and ended: a read that saw it move is not kept (it may have
+        read the row from before the change)."""
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
@@ -52,13 +58,30 @@ class WebhookStore:
 
     # -- inbound hooks -------------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _hook_write(self) -> AsyncIterator[AsyncSession]:
+        self._changes += 1
+        self._hooks.clear()
+        try:
+            async with self._write() as session:
+                yield session
+        finally:
+            self._changes += 1
+            self._hooks.clear()
+
     async def add_hook(self, hook: Hook) -> None:
-        async with self._write() as session:
+        async with self._hook_write() as session:
             session.add(hook)
 
     async def hook(self, hook_id: str) -> Hook | None:
+        if (known := self._hooks.get(hook_id)) is not None:
+            return known
+        changes = self._changes
         async with self._read() as session:
-            return await session.get(Hook, hook_id)
+            found = await session.get(Hook, hook_id)
+        if found is not None and changes == self._changes:
+            self._hooks[hook_id] = found
+        return found
 
     async def hooks_in_room(self, room_id: str) -> Sequence[Hook]:
         async with self._read() as session:
@@ -69,7 +92,7 @@ class WebhookStore:
 
     async def _update(self, model: type[Row], key: str, values: dict[str, Any]) -> Row | None:
         """Set ``values`` on the row of ``model`` with primary key ``key``; the row, or None."""
-        async with self._write() as session:
+        async with self._hook_write() as session:
             row = await session.get(model, key)
             if row is not None:
                 for column, value in values.items():
@@ -79,7 +102,7 @@ class WebhookStore:
     async def suspend_creator(self, room_id: str, creator: str, reason: str) -> tuple[list[Hook], list[OutboundHook]]:
         """Suspend the active hooks ``creator`` made in ``room_id`` (they left it); returns them.
         Deliveries still queued for those outbound hooks find them suspended and are dropped."""
-        async with self._write() as session:
+        async with self._hook_write() as session:
             hooks = list((await session.scalars(select(Hook).where(
                 Hook.room_id == room_id, Hook.creator == creator, Hook.status == ACTIVE))).all())
             outbound = list((await session.scalars(select(OutboundHook).where(
@@ -103,7 +126,7 @@ class WebhookStore:
         """Write every signing secret not sealed with the current key (or in the old format)
         again with it; returns how many. A secret no configured key opens is left as it is."""
         done = 0
-        async with self._write() as session:
+        async with self._hook_write() as session:
             rows: list[tuple[Hook | OutboundHook, str]] = [
                 *((hook, inbound_row(hook.id)) for hook in await session.scalars(select(Hook))),
                 *((hook, outbound_row(hook.id)) for hook in await session.scalars(select(OutboundHook))),
@@ -120,7 +143,7 @@ class WebhookStore:
         return done
 
     async def remove_hook(self, hook_id: str) -> None:
-        async with self._write() as session:
+        async with self._hook_write() as session:
             await session.execute(delete(Hook).where(Hook.id == hook_id))
             await session.execute(delete(HookGhost).where(HookGhost.hook_id == hook_id))
 
