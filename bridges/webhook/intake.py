@@ -123,9 +123,9 @@ class Intake:
             # A timestamped request sent again within its window (a sender's retry, or a captured
             # copy with another Idempotency-Key): the first answer, nothing posted twice.
             log.info("hook %s got a signed request it had accepted before; answered as a repeat", hook.id)
-            return await self._replayed(row)
+            return await self._replayed(row, hook)
         if added is Added.SAME_KEY:
-            return await self._replayed(row)
+            return await self._replayed(row, hook)
         return await self._post_within_deadline(row, hook)
 
     def _authenticate(self, hook: Hook, token: str | None, request: Request) -> Rejection | None:
@@ -144,25 +144,31 @@ class Intake:
         return verify(scheme, secret, request.headers, request.body, now=self._clock(),
                       window=self._settings.signature_window_seconds)
 
-    async def _post_within_deadline(self, row: InboundMessage, hook: Hook) -> Answer:
+    async def _post_within_deadline(self, row: InboundMessage, hook: Hook, *, repeat: bool = False) -> Answer:
+        """Emit the row (again, for a ``repeat``: the core answers with the event it became) and
+        answer once it is in the room, or 202 at the deadline."""
+        replayed = {"Idempotent-Replayed": "true"} if repeat else {}
+        extra = {"duplicate": True} if repeat else {}
         task = self._posts.post(row, hook)
         done, _ = await asyncio.wait({task}, timeout=self._settings.answer_deadline_seconds)
         if not done or isinstance(task.exception(), DeliveryInterrupted):  # the bridge stops: posted at its start
-            return Answer(202, {"ok": True, "queued": True, "message": "accepted; it will be in the room shortly"})
+            return Answer(202, {"ok": True, "queued": True, **extra,
+                                "message": "accepted; it will be in the room shortly"}, replayed)
         failure = task.exception()
         if failure is not None and not isinstance(failure, DeliveryFailed):
             raise failure
         if failure is None and (event_id := task.result()) is not None:
-            return Answer(200, {"ok": True, "event_id": event_id})
-        return error(502, "not_posted", "the message was accepted but could not be posted to the room")
+            return Answer(200, {"ok": True, "event_id": event_id, **extra}, replayed)
+        return error(502, "not_posted", "the message was accepted but could not be posted to the room", replayed)
 
-    async def _replayed(self, row: InboundMessage) -> Answer:
+    async def _replayed(self, row: InboundMessage, hook: Hook) -> Answer:
+        """The first request's answer: recorded, or (its outcome not written yet) asked of the core."""
         headers = {"Idempotent-Replayed": "true"}
         if row.state == "sent" and row.event_id:
             return Answer(200, {"ok": True, "event_id": row.event_id, "duplicate": True}, headers)
         if row.state == "failed":
             return error(502, "not_posted", "this request was accepted before but could not be posted", headers)
-        return Answer(202, {"ok": True, "queued": True, "duplicate": True}, headers)
+        return await self._post_within_deadline(row, hook, repeat=True)
 
 
 def _idempotency_key(headers: Mapping[str, str]) -> str | None:
