@@ -176,10 +176,6 @@ class WebhookStore:
                         return earlier, outcome
             raise  # pruned in between: cannot happen within the retention window
 
-    async def inbound(self, row_id: int) -> InboundMessage | None:
-        async with self._read() as session:
-            return await session.get(InboundMessage, row_id)
-
     async def finish_inbound(self, outcomes: Mapping[int, tuple[str, str | None]]) -> None:
         """Record how messages ended: row ID -> (``sent`` or ``failed``, the event ID)."""
         if not outcomes:
