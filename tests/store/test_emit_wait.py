@@ -104,6 +104,16 @@ async def test_a_waiting_emit_returns_the_event_the_message_became(
         assert remote.waiting == 0
 
 
+async def test_a_message_marked_by_bot_is_posted_by_the_bridge_bot_not_a_ghost(
+    database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
+) -> None:
+    async with running(database, http) as remote:
+        line = RemoteMessage(chat_id="chat", message_id="b1", sender_id="bob", text="bob: hi", by_bot=True)
+        event_id = await remote.emit(NETWORK, line, wait=True)
+        assert event_id in homeserver.events.values()
+        assert homeserver.ghost_posts == []  # the bot said it (a relay-style line naming bob)
+
+
 async def test_edits_reactions_and_deletions_answer_with_the_events_they_became(
     database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
 ) -> None:
