@@ -5,12 +5,15 @@ checks one entry against the envelope the spec fixes (``event_id``, ``type``, ``
 ``origin_server_ts``, ``content``, ``room_id``; optional ``state_key`` and ``unsigned``) and either
 returns a :class:`MatrixEvent` or says exactly what is wrong, so the inbox can store the entry as
 rejected without dropping its neighbours.
+
+Remote events (what connectors ``emit``) wait in the outbox as JSON: :func:`remote_event_to_json`
+and :func:`remote_event_from_json` convert them, one table of kinds for every type.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from bridgekit.ids import EventID, RoomID, UserID
@@ -224,6 +227,43 @@ RemoteEvent = (
 )
 """What a connector may hand the core with ``ctx.emit``."""
 
+REMOTE_EVENT_KINDS: Mapping[type[RemoteEvent], str] = {
+    RemoteMessage: "message", RemoteEdit: "edit", RemoteDelete: "delete", RemoteReaction: "reaction",
+    RemoteTyping: "typing", RemoteReceipt: "receipt", RemoteMember: "member", RemoteChatInfo: "chat-info",
+    RemotePower: "power",
+}
+"""The name each remote event type is stored under (``kind`` in its JSON form): stored rows
+outlive a release, so these names never change."""
+
+_REMOTE_CLASSES: dict[str, type[RemoteEvent]] = {kind: cls for cls, kind in REMOTE_EVENT_KINDS.items()}
+_REMOTE_FIELDS: dict[type[RemoteEvent], tuple[tuple[str, bool], ...]] = {
+    cls: tuple((f.name, str(f.type).startswith("tuple")) for f in fields(cls)) for cls in REMOTE_EVENT_KINDS
+}
+"""Each remote event type's fields, and whether the field is a tuple (JSON gives it back as a
+list); worked out once, since every post reads one."""
+
+
+def remote_event_to_json(event: RemoteEvent) -> JSONDict:
+    """The event as a JSON object: its fields, and its ``kind``."""
+    kind = REMOTE_EVENT_KINDS.get(type(event))
+    if kind is None:
+        raise TypeError(f"not one of the Remote* events of bridgekit.events: {event!r}")
+    return {"kind": kind, **asdict(event)}
+
+
+def remote_event_from_json(data: Mapping[str, Any]) -> RemoteEvent:
+    """The event :func:`remote_event_to_json` wrote. Keys that are no field are ignored (the outbox
+    stores the network beside them); rows from before kinds were stored are messages."""
+    kind = data.get("kind", "message")
+    cls = _REMOTE_CLASSES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown remote event kind {kind!r}")
+    values: dict[str, Any] = {
+        name: tuple(data[name]) if is_tuple and isinstance(data[name], list) else data[name]
+        for name, is_tuple in _REMOTE_FIELDS[cls] if name in data
+    }
+    return cls(**values)
+
 
 class InvalidEvent(ValueError):
     """An entry of a transaction that is not a valid ClientEvent; the message says why."""
@@ -323,6 +363,7 @@ def _short(value: object) -> str:
 
 
 __all__ = [
+    "REMOTE_EVENT_KINDS",
     "EphemeralEvent",
     "InboxKind",
     "InvalidEvent",
@@ -340,4 +381,6 @@ __all__ = [
     "RemoteTyping",
     "parse_client_event",
     "parse_ephemeral_event",
+    "remote_event_from_json",
+    "remote_event_to_json",
 ]

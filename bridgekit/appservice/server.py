@@ -66,9 +66,10 @@ from bridgekit.ids import ContentURI, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.media import MatrixMedia
 from bridgekit.store import Database, KeyValueStore, MatrixStateStore
+from bridgekit.store.bridge_stores import BridgeStores
 from bridgekit.store.inbox import InboxStore
 from bridgekit.store.jobs import JobStore
-from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.portals import PortalStore
 from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
 
@@ -217,11 +218,11 @@ async def _serve_with(
         virtual_idle_seconds={name: section.virtual_idle_minutes * 60 for name, section in enabled.items()},
     )
     double_puppet = _double_puppet_client(config, http, memory)
-    outbox = OutboxStore(database)
+    stores = BridgeStores(database)
     fetch_http = new_http_client()
     in_flight = SendsInFlight()
     remote = RemoteDelivery(
-        outbox, matrix, server_name=server_name,
+        stores, matrix, server_name=server_name,
         ghost_prefixes={name: section.ghost_prefix_for(name) for name, section in enabled.items()},
         max_attempts=config.inbox.max_attempts,
         owner_of=sessions.owner_of, double_puppet=double_puppet, report_session=sessions.report,
@@ -233,7 +234,7 @@ async def _serve_with(
     health = Health()
     permissions = _permissions(config)
     router = MatrixToRemote(
-        by_name, outbox, matrix, permissions, sessions, in_flight,
+        by_name, stores, matrix, permissions, sessions, in_flight,
         relay_templates={name: str(section.settings().get("relay_template", DEFAULT_RELAY_TEMPLATE))
                          for name, section in enabled.items()},
     )
@@ -246,7 +247,7 @@ async def _serve_with(
             status=lambda: _status_lines(health, inbox, remote, connectors, sessions),
             link_portal=_command_linker(by_name, remote),
             networks=tuple(enabled),
-            set_relay=_relay_switch(outbox),
+            set_relay=_relay_switch(stores.portals),
             follow_upgrade=remote.follow_upgrade,
             unlink_portal=remote.unlink_portal,
             sessions=sessions,
@@ -374,12 +375,12 @@ def _server_config(app: FastAPI, listener: Listener) -> uvicorn.Config:
     )
 
 
-def _relay_switch(outbox: OutboxStore) -> Callable[[RoomID, bool], Awaitable[bool]]:
+def _relay_switch(portals: PortalStore) -> Callable[[RoomID, bool], Awaitable[bool]]:
     async def set_relay(room_id: RoomID, enabled: bool) -> bool:
-        portal = await outbox.portal_for_room(room_id)
+        portal = await portals.portal_for_room(room_id)
         if portal is None:
             return False
-        await outbox.set_relay(portal.id, enabled)
+        await portals.set_relay(portal.id, enabled)
         return True
 
     return set_relay

@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from bridgekit.connector import (
     Accepted,
@@ -40,14 +40,15 @@ from bridgekit.connector import (
 from bridgekit.core.dispatcher import defer_done
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.permissions import Permissions
-from bridgekit.core.remote_delivery import DOUBLE_PUPPET_MARKER
+from bridgekit.core.remote_senders import DOUBLE_PUPPET_MARKER
 from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE, Route, RouteKind, RoutingFacts, choose_route, relay_text
 from bridgekit.core.sessions import Sessions
 from bridgekit.errors import MatrixError
 from bridgekit.events import EphemeralEvent, MatrixEvent
 from bridgekit.ids import EventID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
-from bridgekit.store.outbox import OutboxStore, PortalRow
+from bridgekit.store.bridge_stores import BridgeStores
+from bridgekit.store.portals import PortalRow
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class MatrixToRemote:
     def __init__(
         self,
         connectors: Mapping[str, NetworkConnector],
-        store: OutboxStore,
+        stores: BridgeStores,
         matrix: MatrixClient,
         permissions: Permissions,
         sessions: Sessions,
@@ -79,7 +80,8 @@ class MatrixToRemote:
         relay_default: bool = True,
     ) -> None:
         self._connectors = {name: c for name, c in connectors.items() if routes_messages(c)}
-        self._store = store
+        self._portals = stores.portals
+        self._messages = stores.messages
         self._matrix = matrix
         self._permissions = permissions
         self._sessions = sessions
@@ -90,6 +92,9 @@ class MatrixToRemote:
         """(room, user) -> display name, least recently used first."""
         self._typing: dict[str, set[str]] = {}
         """Room -> who was typing there, by the last m.typing (it sends the whole set)."""
+        self._ephemeral_handlers: dict[str, Callable[[EphemeralEvent], Awaitable[None]]] = {
+            "m.typing": self._typing_changed, "m.receipt": self._receipts, "m.presence": self._presence,
+        }
 
     async def route(self, event: MatrixEvent) -> bool:
         """Handle a portal event of a routing connector (message, edit, redaction, reaction);
@@ -98,7 +103,7 @@ class MatrixToRemote:
             return False
         if DOUBLE_PUPPET_MARKER in event.content:
             return True  # sent by the bridge as a logged-in user: it came from the network
-        portal = await self._store.portal_for_room(event.room_id)
+        portal = await self._portals.portal_for_room(event.room_id)
         if portal is None or portal.network not in self._connectors:
             return False
         if event.type == "m.room.member":
@@ -136,27 +141,36 @@ class MatrixToRemote:
             sent = await session.send(message)
             remote_id = sent.message_id if isinstance(sent, Accepted) else sent
             if remote_id is not None:
-                await self._store.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
+                self._messages.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
         if isinstance(sent, Accepted) and not defer_done(sent.delivered):
             await sent.delivered  # not inside an inbox worker: nobody else would wait for it
 
     async def route_ephemeral(self, event: EphemeralEvent) -> None:
-        """Typing notices and read receipts of portal rooms, for the users' own sessions."""
-        if event.room_id is None or event.type not in ("m.typing", "m.receipt") or not self._connectors:
+        """Typing notices, read receipts and presence of portal rooms, for the users' own sessions."""
+        handler = self._ephemeral_handlers.get(event.type)
+        if handler is not None and self._connectors:
+            await handler(event)
+
+    async def _typing_changed(self, event: EphemeralEvent) -> None:
+        """m.typing lists everyone typing in the room: who started or stopped is the difference
+        from the room's last one."""
+        portal = await self._ephemeral_portal(event)
+        if portal is None or event.room_id is None:
             return
-        portal = await self._store.portal_for_room(event.room_id)
-        if portal is None or portal.network not in self._connectors:
-            return
-        if event.type == "m.typing":
-            listed = event.content.get("user_ids")
-            now = {user for user in listed if isinstance(user, str)} if isinstance(listed, list) else set()
-            before = self._typing.get(event.room_id, set())
-            self._typing[event.room_id] = now
-            changes = [(user, True) for user in sorted(now - before)] + [(user, False) for user in sorted(before - now)]
-            for user, typing in changes:
-                session = self._own_session(portal.network, UserID(user))
-                if session is not None and isinstance(session, TypingSession):
-                    await session.set_typing(portal.remote_id, typing)
+        listed = event.content.get("user_ids")
+        now = {user for user in listed if isinstance(user, str)} if isinstance(listed, list) else set()
+        before = self._typing.get(event.room_id, set())
+        self._typing[event.room_id] = now
+        changes = [(user, True) for user in sorted(now - before)] + [(user, False) for user in sorted(before - now)]
+        for user, typing in changes:
+            session = self._own_session(portal.network, UserID(user))
+            if session is not None and isinstance(session, TypingSession):
+                await session.set_typing(portal.remote_id, typing)
+
+    async def _receipts(self, event: EphemeralEvent) -> None:
+        """m.receipt: each reader with a session of their own marks the network's message read."""
+        portal = await self._ephemeral_portal(event)
+        if portal is None:
             return
         for event_id, receipts in event.content.items():
             readers = receipts.get("m.read") if isinstance(receipts, dict) else None
@@ -165,12 +179,23 @@ class MatrixToRemote:
             sessions = {user: self._own_session(portal.network, UserID(user)) for user in readers}
             if not any(session is not None and isinstance(session, ReceiptSession) for session in sessions.values()):
                 continue
-            mapped = await self._store.mapped_by_event(event_id)
+            mapped = await self._messages.mapped_by_event(event_id)
             if mapped is None or mapped.origin != "remote":
                 continue  # only the network's own messages can be marked read there
             for session in sessions.values():
                 if session is not None and isinstance(session, ReceiptSession):
                     await session.mark_read(portal.remote_id, mapped.remote_id)
+
+    async def _presence(self, event: EphemeralEvent) -> None:
+        """m.presence stays on Matrix: no session ability carries it to a network. (A connector
+        that wants it is an EphemeralHandler, which is given every ephemeral event.)"""
+
+    async def _ephemeral_portal(self, event: EphemeralEvent) -> PortalRow | None:
+        """The portal, of a routing connector, of the room the event is in; None for any other."""
+        if event.room_id is None:
+            return None
+        portal = await self._portals.portal_for_room(event.room_id)
+        return portal if portal is not None and portal.network in self._connectors else None
 
     def _own_session(self, network: str, user_id: UserID) -> RemoteSession | None:
         # Never the relay bot (it would show the bot typing), never a new virtual session.
@@ -179,7 +204,7 @@ class MatrixToRemote:
     async def _route(self, event: MatrixEvent, portal: PortalRow) -> Route:
         connector = self._connectors[portal.network]
         sender = UserID(event.sender)
-        relay_on = isinstance(connector, RelayProvider) and await self._store.relay_enabled(
+        relay_on = isinstance(connector, RelayProvider) and await self._portals.relay_enabled(
             portal.id, default=self._relay_default
         )
         return choose_route(RoutingFacts(
@@ -237,7 +262,7 @@ class MatrixToRemote:
         if not isinstance(target, str) or not isinstance(new_content, dict):
             return
         body = new_content.get("body")
-        mapped = await self._store.mapped_by_event(target)
+        mapped = await self._messages.mapped_by_event(target)
         if mapped is None or mapped.origin != "matrix" or not isinstance(body, str):
             return  # an edit of something that never reached the network
         if mapped.sender_user_id != event.sender:
@@ -283,7 +308,7 @@ class MatrixToRemote:
         redacts = event.redacted_event
         if redacts is None:
             return
-        reaction = await self._store.take_reaction_by_event(redacts)
+        reaction = await self._messages.take_reaction_by_event(redacts)
         speaking = await self._sender_session(event, portal)
         if speaking is None:
             return
@@ -293,7 +318,7 @@ class MatrixToRemote:
             if isinstance(session, ReactingSession):
                 await session.unreact(portal.remote_id, message.remote_id, emoji)
             return
-        mapped = await self._store.mapped_by_event(redacts)
+        mapped = await self._messages.mapped_by_event(redacts)
         if mapped is None:
             return
         if isinstance(session, DeletingSession):
@@ -308,12 +333,12 @@ class MatrixToRemote:
         target, key = relates.get("event_id"), relates.get("key")
         if not isinstance(target, str) or not isinstance(key, str):
             return
-        mapped = await self._store.mapped_by_event(target)
+        mapped = await self._messages.mapped_by_event(target)
         speaking = await self._sender_session(event, portal) if mapped is not None else None
         if mapped is None or speaking is None or not isinstance(speaking[0], ReactingSession):
             return
         await speaking[0].react(portal.remote_id, mapped.remote_id, key)
-        await self._store.add_reaction(mapped.id, event.sender, key, event.event_id)
+        await self._messages.add_reaction(mapped.id, event.sender, key, event.event_id)
 
     async def _display_name(self, event: MatrixEvent) -> str:
         """The sender's name in that room (per-room names win), else their localpart.
@@ -343,7 +368,7 @@ class MatrixToRemote:
         relates = event.content.get("m.relates_to")
         reply = relates.get("m.in_reply_to") if isinstance(relates, dict) else None
         target = reply.get("event_id") if isinstance(reply, dict) else None
-        return await self._store.remote_id_for(target) if isinstance(target, str) else None
+        return await self._messages.remote_id_for(target) if isinstance(target, str) else None
 
     async def _tell(self, event: MatrixEvent, text: str) -> None:
         await self._matrix.bot.send_text(

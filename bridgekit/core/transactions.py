@@ -24,10 +24,11 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from bridgekit.core.json_entries import MAX_DEPTH, NotAnObject, SplitBody, TooDeep, depth, skip_value, split_object
 from bridgekit.events import (
     EphemeralEvent,
     InboxKind,
@@ -38,12 +39,6 @@ from bridgekit.events import (
 )
 
 log = logging.getLogger(__name__)
-
-MAX_DEPTH = 100
-"""Deepest nesting of arrays and objects accepted in one entry. Real events are a few levels deep;
-the JSON decoder's limit is the interpreter's recursion limit (1000 frames, shared with the
-caller's stack)."""
-
 
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 
@@ -156,44 +151,11 @@ def parse_transaction_body(body: bytes) -> ParsedTransaction:
     return ParsedTransaction(rows=rows, fingerprint=fingerprint)
 
 
-# The decoder's C scanner parses one JSON value at an index and says where it ended.
-_scan_value: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-_BLANKS = " \t\n\r"
-
-
-def _skip_whitespace(text: str, index: int) -> int:
-    match = _WHITESPACE.match(text, index)
-    return match.end() if match else index
-
-
-class _TooDeep:
-    """Stands for a value nested deeper than :data:`MAX_DEPTH` (never decoded, or dropped)."""
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: str) -> None:
-        self.raw = raw
-
-
-@dataclass(frozen=True, slots=True)
-class _SplitBody:
-    document: dict[str, Any]
-    """The top-level object; values nested too deep are :class:`_TooDeep`."""
-    entries: dict[str, list[str]]
-    """For each list section, the exact text of each of its entries."""
-    raws: dict[str, str]
-    """For each other top-level key, the exact text of its value."""
-
-    def raw(self, key: str) -> str:
-        return self.raws[key]
-
-
 # The lists split entry by entry: the events and the ephemeral and to-device sections.
 _LISTS_TO_SPLIT = frozenset({"events"} | {key for _kind, keys in _LIST_SECTIONS for key in keys})
 
 
-def _split_body(body: bytes) -> _SplitBody:
+def _split_body(body: bytes) -> SplitBody:
     """The body's top-level object, and the exact text of each entry of its lists.
 
     Storing each event as the homeserver wrote it keeps it byte for byte, and saves encoding
@@ -201,8 +163,8 @@ def _split_body(body: bytes) -> _SplitBody:
     """
     try:
         text = body.decode("utf-8")
-        return _split_object(text)
-    except _NotAnObject:
+        return split_object(text, _LISTS_TO_SPLIT)
+    except NotAnObject:
         pass
     except (ValueError, StopIteration, IndexError) as error:
         raise BadTransaction("M_NOT_JSON", f"transaction body is not valid JSON: {error!r}") from None
@@ -214,152 +176,6 @@ def _split_body(body: bytes) -> _SplitBody:
         raise BadTransaction("M_NOT_JSON", f"transaction body is not valid JSON: {error}") from None
     raise BadTransaction("M_BAD_JSON", "transaction body must be a JSON object")
 
-
-class _NotAnObject(Exception):
-    pass
-
-
-def _split_object(text: str) -> _SplitBody:
-    index = _skip_whitespace(text, 0)
-    if text[index] != "{":
-        raise _NotAnObject
-    split = _SplitBody({}, {}, {})
-    index = _skip_whitespace(text, index + 1)
-    if text[index] == "}":
-        return split
-    while True:
-        key, index = _read_key(text, index)
-        index = _skip_whitespace(text, index)
-        if key in _LISTS_TO_SPLIT and text[index] == "[":
-            split.document[key], split.entries[key], index = _split_list(text, index)
-        else:
-            start = index
-            split.document[key], index = _scan_bounded(text, index)
-            split.raws[key] = text[start:index]
-        index = _skip_whitespace(text, index)
-        if text[index] == "}":
-            break
-        if text[index] != ",":
-            raise ValueError(f"expected ',' or '}}' at {index}")
-        index = _skip_whitespace(text, index + 1)
-    if _skip_whitespace(text, index + 1) != len(text):
-        raise ValueError("extra data after the object")
-    return split
-
-
-def _split_list(text: str, index: int) -> tuple[list[Any], list[str], int]:
-    values: list[Any] = []
-    raws: list[str] = []
-    index = _skip_whitespace(text, index + 1)
-    if text[index] == "]":
-        return values, raws, index + 1
-    while True:
-        start = index
-        try:
-            value, index = _scan_value(text, index)
-        except RecursionError:
-            value, index = _too_deep(text, start)
-        # Counting brackets is cheap and bounds the depth from above: only a value with more
-        # than MAX_DEPTH of them (brackets in strings count too) is measured exactly.
-        if text.count("{", start, index) + text.count("[", start, index) > MAX_DEPTH and depth(value) > MAX_DEPTH:
-            value = _TooDeep(text[start:index])
-        values.append(value)
-        raws.append(text[start:index])
-        # Homeservers send compact JSON: look at the next character before paying for a
-        # whitespace search.
-        if text[index] in _BLANKS:
-            index = _skip_whitespace(text, index)
-        if text[index] == "]":
-            return values, raws, index + 1
-        if text[index] != ",":
-            raise ValueError(f"expected ',' or ']' at {index}")
-        index += 1
-        if text[index] in _BLANKS:
-            index = _skip_whitespace(text, index)
-
-
-def _scan_bounded(text: str, index: int) -> tuple[Any, int]:
-    """The value at ``index`` and where it ends; :class:`_TooDeep` in its place when it nests
-    deeper than :data:`MAX_DEPTH`. (:func:`_split_list` does the same inline: it runs per event.)"""
-    try:
-        value, end = _scan_value(text, index)
-    except RecursionError:
-        return _too_deep(text, index)
-    if text.count("{", index, end) + text.count("[", index, end) > MAX_DEPTH and depth(value) > MAX_DEPTH:
-        return _TooDeep(text[index:end]), end
-    return value, end
-
-
-def _too_deep(text: str, index: int) -> tuple[_TooDeep, int]:
-    end = skip_value(text, index)
-    return _TooDeep(text[index:end]), end
-
-
-def skip_value(text: str, index: int) -> int:
-    """Where the JSON value at ``index`` ends, found without recursion (a value too deep for the
-    decoder). Raises ValueError (or IndexError at the end of the text) when it is not JSON."""
-    closers: list[str] = []
-    while True:
-        index = _skip_whitespace(text, index)
-        opener = text[index]
-        if opener in "[{":
-            closers.append("]" if opener == "[" else "}")
-            index = _skip_whitespace(text, index + 1)
-            if text[index] == closers[-1]:
-                closers.pop()
-                index += 1
-            else:
-                if opener == "{":
-                    _key, index = _read_key(text, index)
-                continue
-        else:
-            try:  # a string, number or literal: no recursion
-                _scalar, index = _scan_value(text, index)
-            except StopIteration:
-                raise ValueError(f"expected a value at {index}") from None
-        # After a value: close what ends here, then expect the next value of the innermost one.
-        while True:
-            if not closers:
-                return index
-            index = _skip_whitespace(text, index)
-            if text[index] == closers[-1]:
-                closers.pop()
-                index += 1
-            elif text[index] == ",":
-                index += 1
-                if closers[-1] == "}":
-                    _key, index = _read_key(text, _skip_whitespace(text, index))
-                break
-            else:
-                raise ValueError(f"expected ',' or {closers[-1]!r} at {index}")
-
-
-def _read_key(text: str, index: int) -> tuple[str, int]:
-    """An object's key at ``index``, and where its value may start (after the ``:``)."""
-    if text[index] != '"':
-        raise ValueError(f"expected a key at {index}")
-    key, index = _scan_value(text, index)
-    index = _skip_whitespace(text, index)
-    if text[index] != ":":
-        raise ValueError(f"expected ':' at {index}")
-    return key, index + 1
-
-
-def depth(value: object) -> int:
-    """How deeply arrays and objects nest in a decoded value (0 for a scalar), without recursion."""
-    deepest = 0
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Iterable[object] = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, level + 1)
-        stack.extend((child, level + 1) for child in children)
-    return deepest
 
 
 # An escape sequence, read from the left so that an escaped backslash is never taken for the start
@@ -377,7 +193,7 @@ def has_lone_surrogate(raw: str) -> bool:
 
 def _unstorable(raw: str, value: object, *identifiers: str | None) -> str | None:
     """Why an otherwise valid entry cannot be stored or handled; None when it can."""
-    if isinstance(value, _TooDeep):
+    if isinstance(value, TooDeep):
         return TOO_DEEP
     if has_lone_surrogate(raw):
         return "contains a lone UTF-16 surrogate escape (not a character)"
@@ -388,7 +204,7 @@ def _unstorable(raw: str, value: object, *identifiers: str | None) -> str | None
 
 
 def _pdu_row(seq: int, kind: InboxKind, entry: object, raw: str) -> InboxRow:
-    if isinstance(entry, _TooDeep):
+    if isinstance(entry, TooDeep):
         return _rejected(seq, kind, raw, TOO_DEEP)
     try:
         event = parse_client_event(entry)
@@ -403,7 +219,7 @@ def _pdu_row(seq: int, kind: InboxKind, entry: object, raw: str) -> InboxRow:
 
 
 def _ephemeral_row(seq: int, kind: InboxKind, entry: object, raw: str) -> InboxRow:
-    if isinstance(entry, _TooDeep):
+    if isinstance(entry, TooDeep):
         return _rejected(seq, kind, raw, TOO_DEEP)
     try:
         event = parse_ephemeral_event(entry)
@@ -456,7 +272,7 @@ def _canonical(value: object) -> str:
     # A value too deep to decode counts by its text.
     return json.dumps(
         value, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
-        default=lambda deep: deep.raw if isinstance(deep, _TooDeep) else repr(deep),
+        default=lambda deep: deep.raw if isinstance(deep, TooDeep) else repr(deep),
     )
 
 

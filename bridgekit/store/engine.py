@@ -171,7 +171,10 @@ class Database:
                 return await asyncio.shield(done)
             except asyncio.CancelledError:
                 # Keep the writer lock until the thread has committed or rolled back, so no
-                # other writer starts while this transaction is still open.
+                # other writer starts while this transaction is still open. Its outcome is
+                # nobody's now: retrieved here, so a second cancellation (shutdown) leaves no
+                # "Future exception was never retrieved" behind.
+                done.add_done_callback(_discard_outcome)
                 with contextlib.suppress(Exception):
                     await done
                 raise
@@ -301,6 +304,11 @@ def _open_postgresql(url: URL, pool_size: int) -> Database:
         connect_args={"server_settings": {"synchronous_commit": "on"}},
     )
     return Database(dialect="postgresql", writer=engine, reader=engine, write_lock=None)
+
+
+def _discard_outcome(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 __all__ = ["Database"]

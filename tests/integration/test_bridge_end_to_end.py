@@ -27,6 +27,7 @@ from tests.servers.fault_proxy import FaultProxy
 from tests.servers.matrix_test_client import MatrixTestClient
 from tests.servers.synapse import AppserviceSlot
 from tests.support.echo_connector import ECHO_DELAY_MS
+from tests.support.waiting import eventually
 from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
@@ -84,21 +85,16 @@ def echoes(events: list[dict[str, Any]], ghost: str) -> list[str]:
 
 
 async def wait_idle(bridge: BridgeProcess, within: float = 30.0) -> dict[str, Any]:
-    """Poll /health until no event is queued or being handled."""
-    end = time.monotonic() + within
+    """Poll /health until no event is queued or being handled; its details then."""
     async with httpx.AsyncClient() as http:
-        while True:
+
+        async def idle() -> dict[str, Any]:
             details: dict[str, Any] = (await http.get(f"{bridge.metrics_url}/health")).json()
             inbox = details["inbox"]
-            if inbox["queued_events"] == 0 and inbox["active_rooms"] == 0:
-                return details
-            if time.monotonic() > end:
-                raise TimeoutError(f"bridge still busy after {within} s: {inbox}")
-            await _pause()
+            assert inbox["queued_events"] == 0 and inbox["active_rooms"] == 0, f"still busy: {inbox}"  # noqa: PT018
+            return details
 
-
-async def _pause() -> None:
-    await asyncio.sleep(0.1)
+        return await eventually(idle, timeout=within, what="the bridge's inbox to be idle", interval=0.1)
 
 
 async def test_alice_speaks_and_the_ghost_answers_with_the_massaged_timestamp(

@@ -10,7 +10,6 @@ signal set, stop by PID, tail of a log file).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import os
@@ -25,6 +24,7 @@ import httpx
 import yaml
 
 from tests.servers.ports import PortReservation, port_is_free
+from tests.support.waiting import eventually
 
 _PR_SET_PDEATHSIG = 1
 
@@ -75,12 +75,11 @@ def terminate(proc: subprocess.Popen[bytes], deadline_s: float = 15.0) -> int:
 
 async def async_wait_exit(proc: subprocess.Popen[bytes], deadline_s: float) -> int | None:
     """Wait without blocking the event loop; None if it is still running at the deadline."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        code = proc.poll()
-        if code is not None:
-            return code
-        await asyncio.sleep(0.05)
+    try:
+        await eventually(lambda: proc.poll() is not None, timeout=deadline_s, what=f"PID {proc.pid} to exit",
+                         interval=0.05)
+    except AssertionError:
+        return None
     return proc.poll()
 
 
@@ -265,26 +264,26 @@ class BridgeProcess:
         """Poll ``/health/ready`` until it answers 200; fail early if the process exits."""
         if self._proc is None:
             raise RuntimeError("bridge not started")
-        end = time.monotonic() + deadline_s
-        last = "no answer"
+        proc = self._proc
         async with httpx.AsyncClient(timeout=2.0) as http:
-            while time.monotonic() < end:
-                code = self._proc.poll()
-                if code is not None:
+
+            async def ready() -> bool:
+                code = proc.poll()
+                if code is not None:  # not worth waiting for: raised through eventually() at once
                     raise BridgeNotReady(
                         f"bridge exited with {code} before ready; log tail:\n{log_tail(self.log_path)}"
                     )
                 try:
                     resp = await http.get(f"{self.base_url}/health/ready")
-                    if resp.status_code == 200:
-                        return
-                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
                 except httpx.TransportError as exc:
-                    last = repr(exc)
-                await asyncio.sleep(0.1)
-        raise BridgeNotReady(
-            f"bridge not ready after {deadline_s} s ({last}); log tail:\n{log_tail(self.log_path)}"
-        )
+                    raise AssertionError(repr(exc)) from None
+                assert resp.status_code == 200, f"HTTP {resp.status_code}: {resp.text[:200]}"
+                return True
+
+            try:
+                await eventually(ready, timeout=deadline_s, what="/health/ready to answer 200", interval=0.1)
+            except AssertionError as error:
+                raise BridgeNotReady(f"{error}; log tail:\n{log_tail(self.log_path)}") from None
 
     async def start_ready(self, deadline_s: float = 30.0) -> None:
         self.start()

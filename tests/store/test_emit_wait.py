@@ -10,19 +10,21 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from bridgekit.core.remote_delivery import RemoteDelivery
 from bridgekit.errors import DeliveryFailed, DeliveryInterrupted
-from bridgekit.events import RemoteDelete, RemoteEdit, RemoteMessage, RemoteReaction, RemoteTyping
+from bridgekit.events import REMOTE_EVENT_KINDS, RemoteDelete, RemoteEdit, RemoteMessage, RemoteReaction, RemoteTyping
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database
-from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.bridge_stores import BridgeStores
 from tests.support.memory import InMemoryState
 from tests.support.waiting import until
+from tests.unit.test_remote_events_json import EXAMPLES
 
 NETWORK = "net"
 ROOM = RoomID("!portal:hs.test")
@@ -69,7 +71,7 @@ async def http(homeserver: FakeHomeserver) -> AsyncIterator[httpx.AsyncClient]:
 async def delivery(database: Database, http: httpx.AsyncClient, *, max_attempts: int = 5) -> RemoteDelivery:
     matrix = MatrixClient(http, homeserver_url="http://hs.test", as_token="as", bot_user_id=UserID("@bot:hs.test"),
                           memory=InMemoryState())
-    remote = RemoteDelivery(OutboxStore(database), matrix, server_name="hs.test", ghost_prefixes={NETWORK: "_net_"},
+    remote = RemoteDelivery(BridgeStores(database), matrix, server_name="hs.test", ghost_prefixes={NETWORK: "_net_"},
                             max_attempts=max_attempts)
     await remote.start()
     await remote.link_portal(NETWORK, "chat", ROOM)
@@ -203,3 +205,20 @@ async def test_stopping_the_bridge_ends_the_waits_and_the_event_is_posted_at_the
     async with running(database, http) as restarted:
         answers = [await restarted.emit(NETWORK, message(f"m{i}"), wait=True) for i in (1, 2, 3)]
         assert answers == homeserver.ghost_posts  # replayed in order, each posted once
+
+
+async def test_every_remote_event_type_has_a_handler_that_posts_it(
+    database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
+) -> None:
+    # The examples of the JSON round trip, one per type: each reaches its handler and is done
+    # (a type without a handler would fail its send, and this wait would raise DeliveryFailed).
+    async with running(database, http) as remote:
+        events = [replace(event, chat_id="chat") for event in EXAMPLES]
+        replied_to = RemoteMessage(chat_id="chat", message_id="m0", sender_id="bob", text="first")
+        answers = {}
+        for event in [replied_to, *events]:
+            answers[type(event).__name__] = await remote.emit(NETWORK, event, wait=True)
+        assert set(answers) == {cls.__name__ for cls in REMOTE_EVENT_KINDS}
+        posted = {name for name, event_id in answers.items() if event_id is not None}
+        assert posted == {"RemoteMessage", "RemoteEdit", "RemoteDelete"}  # the reaction example takes one back
+        assert remote.failed == 0
