@@ -96,8 +96,9 @@ class InboundPosts:
             return
         error = task.exception()
         if error is not None and not isinstance(error, DeliveryFailed):
-            log.warning("message %d of hook %s was not handed to the core: %r", row.id, row.hook_id, error)
-            return  # stays pending: emitted again at the next start
+            log.info("message %d of hook %s not seen posted (%r): emitted again at the next start", row.id,
+                     row.hook_id, error)
+            return  # stays pending
         event_id = None if error is not None else task.result()
         self._outcomes[row.id] = ("sent" if event_id is not None else "failed", event_id)
         if self._recorder is None or self._recorder.done():
