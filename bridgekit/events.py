@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from bridgekit.ids import EventID, RoomID, UserID
+from bridgekit.ids import ChatID, EventID, MessageID, RemoteUserID, RoomID, UserID
 
 JSONDict = dict[str, Any]
 
@@ -89,9 +89,9 @@ class RemoteMessage:
     is the idempotency key, so emitting the same message twice posts it once.
     """
 
-    chat_id: str
-    message_id: str
-    sender_id: str
+    chat_id: ChatID
+    message_id: MessageID
+    sender_id: RemoteUserID
     """The remote user; posted through their ghost."""
     text: str
     html: str | None = None
@@ -101,7 +101,7 @@ class RemoteMessage:
     """The name to show for the sender (the ghost's display name); defaults to ``sender_id``."""
     timestamp_ms: int | None = None
     """When it was said (the Matrix event's timestamp); now when unknown."""
-    reply_to: str | None = None
+    reply_to: MessageID | None = None
     """The ``message_id`` this message replies to, in the same chat."""
     mentions: tuple[str, ...] = ()
     """Matrix users the message mentions (``m.mentions``, so they are notified): ghosts or the
@@ -122,11 +122,11 @@ class RemoteEdit:
     timestamp): emitting the same edit twice posts it once.
     """
 
-    chat_id: str
-    message_id: str
+    chat_id: ChatID
+    message_id: MessageID
     """The edited message (a ``RemoteMessage.message_id`` of the same chat)."""
     edit_id: str
-    sender_id: str
+    sender_id: RemoteUserID
     text: str
     html: str | None = None
     sender_name: str | None = None
@@ -136,9 +136,9 @@ class RemoteEdit:
 class RemoteDelete:
     """A remote message was deleted: its Matrix event is redacted."""
 
-    chat_id: str
-    message_id: str
-    sender_id: str
+    chat_id: ChatID
+    message_id: MessageID
+    sender_id: RemoteUserID
     """Who deleted it (the author, or a moderator of the chat)."""
 
 
@@ -146,9 +146,9 @@ class RemoteDelete:
 class RemoteReaction:
     """A remote user reacted to a message (or took the reaction back, with ``removed``)."""
 
-    chat_id: str
-    message_id: str
-    sender_id: str
+    chat_id: ChatID
+    message_id: MessageID
+    sender_id: RemoteUserID
     emoji: str
     removed: bool = False
     sender_name: str | None = None
@@ -161,8 +161,8 @@ class RemoteReaction:
 class RemoteTyping:
     """A remote user started (or stopped) typing in a chat: their ghost shows it."""
 
-    chat_id: str
-    sender_id: str
+    chat_id: ChatID
+    sender_id: RemoteUserID
     typing: bool = True
     timeout_ms: int = 30_000
     """How long the typing notice lasts unless renewed or stopped."""
@@ -172,9 +172,9 @@ class RemoteTyping:
 class RemoteReceipt:
     """A remote user read a chat up to ``message_id``: their ghost's read receipt moves there."""
 
-    chat_id: str
-    sender_id: str
-    message_id: str
+    chat_id: ChatID
+    sender_id: RemoteUserID
+    message_id: MessageID
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,12 +182,12 @@ class RemoteMember:
     """Someone joined or left a remote chat, or was kicked or banned from it: their ghost's
     membership in the portal follows."""
 
-    chat_id: str
-    sender_id: str
+    chat_id: ChatID
+    sender_id: RemoteUserID
     """Whose membership changed."""
     membership: str
     """``join``, ``leave``, ``kick`` or ``ban``."""
-    by: str | None = None
+    by: RemoteUserID | None = None
     """Who kicked or banned them (a remote user); None for the bridge bot."""
     reason: str | None = None
     sender_name: str | None = None
@@ -199,10 +199,10 @@ class RemoteMember:
 class RemoteChatInfo:
     """The remote chat's name or topic changed (None: unchanged): the portal's follow."""
 
-    chat_id: str
+    chat_id: ChatID
     name: str | None = None
     topic: str | None = None
-    changed_by: str | None = None
+    changed_by: RemoteUserID | None = None
     """The remote user who changed it (their ghost sets it when it may); None: the bridge bot."""
     change_id: str = ""
 
@@ -212,8 +212,8 @@ class RemotePower:
     """A remote user's standing in a chat changed (an IRC op or voice): their ghost's power level
     in the portal follows. ``level`` is a Matrix power level (0, 50, 100...)."""
 
-    chat_id: str
-    sender_id: str
+    chat_id: ChatID
+    sender_id: RemoteUserID
     level: int
     change_id: str = ""
     matrix_user: str | None = None

@@ -15,6 +15,7 @@ delivery: the room moves on, but the event counts as handled only once it is del
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from collections import OrderedDict
@@ -45,7 +46,7 @@ from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE, Route, RouteKind, Rou
 from bridgekit.core.sessions import Sessions
 from bridgekit.errors import MatrixError
 from bridgekit.events import EphemeralEvent, MatrixEvent
-from bridgekit.ids import EventID, RoomID, UserID
+from bridgekit.ids import ChatID, EventID, MessageID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store.bridge_stores import BridgeStores
 from bridgekit.store.portals import PortalRow
@@ -58,8 +59,11 @@ _ROUTED_TYPES = frozenset({"m.room.message", "m.room.redaction", "m.reaction", "
 
 
 def routes_messages(connector: NetworkConnector) -> bool:
-    """Whether the core routes this connector's portal messages (it offers at least one session)."""
-    return isinstance(connector, RelayProvider | VirtualUserProvider | LoginProvider)
+    """Whether the core routes this connector's portal messages to its sessions: it offers at
+    least one, and has not declared ``portal_messages = "events"`` (checked at start-up,
+    ``core/connectors.py``)."""
+    offers_sessions = isinstance(connector, RelayProvider | VirtualUserProvider | LoginProvider)
+    return offers_sessions and getattr(connector, "portal_messages", "sessions") != "events"
 
 
 class RelayNotConnected(RuntimeError):
@@ -79,7 +83,8 @@ class MatrixToRemote:
         relay_templates: Mapping[str, str] | None = None,
         relay_default: bool = True,
     ) -> None:
-        self._connectors = {name: c for name, c in connectors.items() if routes_messages(c)}
+        self._all_connectors = connectors
+        """Filled when the connectors are built (after the core): read, never copied, here."""
         self._portals = stores.portals
         self._messages = stores.messages
         self._matrix = matrix
@@ -95,6 +100,12 @@ class MatrixToRemote:
         self._ephemeral_handlers: dict[str, Callable[[EphemeralEvent], Awaitable[None]]] = {
             "m.typing": self._typing_changed, "m.receipt": self._receipts, "m.presence": self._presence,
         }
+
+    @functools.cached_property
+    def _connectors(self) -> dict[str, NetworkConnector]:
+        """The connectors whose portal messages go to sessions. Asked for only once events are
+        handled, which waits until every connector is built and started."""
+        return {name: c for name, c in self._all_connectors.items() if routes_messages(c)}
 
     async def route(self, event: MatrixEvent) -> bool:
         """Handle a portal event of a routing connector (message, edit, redaction, reaction);
@@ -165,7 +176,7 @@ class MatrixToRemote:
         for user, typing in changes:
             session = self._own_session(portal.network, UserID(user))
             if session is not None and isinstance(session, TypingSession):
-                await session.set_typing(portal.remote_id, typing)
+                await session.set_typing(ChatID(portal.remote_id), typing)
 
     async def _receipts(self, event: EphemeralEvent) -> None:
         """m.receipt: each reader with a session of their own marks the network's message read."""
@@ -184,7 +195,7 @@ class MatrixToRemote:
                 continue  # only the network's own messages can be marked read there
             for session in sessions.values():
                 if session is not None and isinstance(session, ReceiptSession):
-                    await session.mark_read(portal.remote_id, mapped.remote_id)
+                    await session.mark_read(ChatID(portal.remote_id), MessageID(mapped.remote_id))
 
     async def _presence(self, event: EphemeralEvent) -> None:
         """m.presence stays on Matrix: no session ability carries it to a network. (A connector
@@ -216,7 +227,7 @@ class MatrixToRemote:
         ))
 
     def _outgoing(
-        self, event: MatrixEvent, portal: PortalRow, route: Route, name: str, body: str, reply_to: str | None,
+        self, event: MatrixEvent, portal: PortalRow, route: Route, name: str, body: str, reply_to: MessageID | None,
         *, content: Mapping[str, object] | None = None,
     ) -> OutgoingMessage:
         content = content if content is not None else event.content
@@ -228,7 +239,8 @@ class MatrixToRemote:
                 formatted = relay_text(html.escape(template), name=html.escape(name), user_id=html.escape(event.sender),
                                        text=formatted)
         return OutgoingMessage(
-            chat_id=portal.remote_id, text=text, html=formatted, msgtype=str(content.get("msgtype", "m.text")),
+            chat_id=ChatID(portal.remote_id), text=text, html=formatted,
+            msgtype=str(content.get("msgtype", "m.text")),
             event_id=EventID(event.event_id), sender=UserID(event.sender), sender_name=name, reply_to=reply_to,
             media=_media(content), mentions=_mentions(content),
         )
@@ -276,7 +288,7 @@ class MatrixToRemote:
         session, route, name = speaking
         if isinstance(session, EditingSession):
             message = self._outgoing(event, portal, route, name, body, None, content=new_content)
-            await session.edit(portal.remote_id, mapped.remote_id, message)
+            await session.edit(ChatID(portal.remote_id), MessageID(mapped.remote_id), message)
             return
         # The network has no edits: say the correction, as people do on IRC.
         message = self._outgoing(event, portal, route, name, f"* {body}", None, content=new_content)
@@ -292,7 +304,7 @@ class MatrixToRemote:
         session = self._own_session(portal.network, UserID(event.sender))
         if session is not None and isinstance(session, MembershipSession):
             reason = event.content.get("reason")
-            await session.leave_chat(portal.remote_id, reason if isinstance(reason, str) else None)
+            await session.leave_chat(ChatID(portal.remote_id), reason if isinstance(reason, str) else None)
 
     async def _topic(self, event: MatrixEvent, portal: PortalRow) -> bool:
         topic = event.content.get("topic")
@@ -301,7 +313,7 @@ class MatrixToRemote:
         speaking = await self._sender_session(event, portal)
         if speaking is None or not isinstance(speaking[0], TopicSession):
             return False
-        await speaking[0].set_topic(portal.remote_id, topic)
+        await speaking[0].set_topic(ChatID(portal.remote_id), topic)
         return True
 
     async def _redaction(self, event: MatrixEvent, portal: PortalRow) -> None:
@@ -316,13 +328,13 @@ class MatrixToRemote:
         if reaction is not None:
             message, _sender, emoji = reaction
             if isinstance(session, ReactingSession):
-                await session.unreact(portal.remote_id, message.remote_id, emoji)
+                await session.unreact(ChatID(portal.remote_id), MessageID(message.remote_id), emoji)
             return
         mapped = await self._messages.mapped_by_event(redacts)
         if mapped is None:
             return
         if isinstance(session, DeletingSession):
-            await session.delete(portal.remote_id, mapped.remote_id)
+            await session.delete(ChatID(portal.remote_id), MessageID(mapped.remote_id))
         else:
             log.info("%s cannot delete messages; the redaction of %s stays on Matrix", portal.network, redacts)
 
@@ -337,7 +349,7 @@ class MatrixToRemote:
         speaking = await self._sender_session(event, portal) if mapped is not None else None
         if mapped is None or speaking is None or not isinstance(speaking[0], ReactingSession):
             return
-        await speaking[0].react(portal.remote_id, mapped.remote_id, key)
+        await speaking[0].react(ChatID(portal.remote_id), MessageID(mapped.remote_id), key)
         await self._messages.add_reaction(mapped.id, event.sender, key, event.event_id)
 
     async def _display_name(self, event: MatrixEvent) -> str:
@@ -364,11 +376,12 @@ class MatrixToRemote:
             self._names.popitem(last=False)
         return name
 
-    async def _reply_to(self, event: MatrixEvent) -> str | None:
+    async def _reply_to(self, event: MatrixEvent) -> MessageID | None:
         relates = event.content.get("m.relates_to")
         reply = relates.get("m.in_reply_to") if isinstance(relates, dict) else None
         target = reply.get("event_id") if isinstance(reply, dict) else None
-        return await self._messages.remote_id_for(target) if isinstance(target, str) else None
+        remote_id = await self._messages.remote_id_for(target) if isinstance(target, str) else None
+        return MessageID(remote_id) if remote_id is not None else None
 
     async def _tell(self, event: MatrixEvent, text: str) -> None:
         await self._matrix.bot.send_text(

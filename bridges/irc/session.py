@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bridgekit import Accepted, OutgoingMessage, SessionKind, UserID
+from bridgekit import Accepted, MessageID, OutgoingMessage, SessionKind, UserID
 from bridges.irc.formatting import matrix_to_irc, strip_reply_fallback
 from bridges.irc.link import IrcLink, OutLine
 from bridges.irc.output_gate import cut_bytes, line_budget, one_line, plan, sanitize, split_lines
@@ -103,7 +103,7 @@ class IrcSession:
         command = "NOTICE" if message.msgtype == "m.notice" else "PRIVMSG"
         delivered = await self._queue(message.chat_id, text, command=command, action=message.msgtype == "m.emote",
                                       key=message.event_id)
-        message_id = f"bk-{secrets.token_hex(8)}"
+        message_id = MessageID(f"bk-{secrets.token_hex(8)}")
         self._host.remember(message_id, Said(self.nick, text))
         return Accepted(message_id, delivered)
 

@@ -1,7 +1,7 @@
 """The middle layer under test, built in one place: real core objects on a real SQLite database,
 talking to a :class:`~bridgekit.testing.FakeHomeserver` and to :class:`~tests.core.network.FakeNetwork`.
 
-This mirrors what the composition root (``appservice/server.py`` today) wires for one connector;
+This mirrors what the composition root (``bridgekit/app.py``) wires for one connector;
 when the construction of the core or of connectors changes, adapt it here and nowhere else.
 """
 

@@ -7,6 +7,7 @@ import json
 
 from bridgekit.core.remote_delivery import event_key, idempotency_key
 from bridgekit.events import RemoteTyping
+from bridgekit.ids import ChatID, RemoteUserID
 from tests.unit.test_remote_events_json import EXAMPLES
 
 PINNED = {
@@ -28,7 +29,7 @@ def test_every_event_type_keeps_its_key() -> None:
 
 
 def test_typing_is_never_deduplicated() -> None:
-    typing = RemoteTyping(chat_id="#chat", sender_id="bob", typing=False)
+    typing = RemoteTyping(chat_id=ChatID("#chat"), sender_id=RemoteUserID("bob"), typing=False)
     first, second = event_key("net", typing), event_key("net", typing)
     assert first != second
     assert json.loads(first)[:5] == ["typing", "net", "#chat", "bob", "False"]

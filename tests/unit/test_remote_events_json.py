@@ -23,23 +23,26 @@ from bridgekit.events import (
     remote_event_from_json,
     remote_event_to_json,
 )
+from bridgekit.ids import ChatID, MessageID, RemoteUserID
+
+CHAT, M1, BOB, OP = ChatID("#chat"), MessageID("m1"), RemoteUserID("bob"), RemoteUserID("op")
 
 # Every field set away from its default, so a field the conversion drops shows.
 EXAMPLES: list[RemoteEvent] = [
-    RemoteMessage(chat_id="#chat", message_id="m1", sender_id="bob", text="hi *there*", html="hi <b>there</b>",
-                  msgtype="m.emote", sender_name="Bob", timestamp_ms=1_700_000_000_000, reply_to="m0",
+    RemoteMessage(chat_id=CHAT, message_id=M1, sender_id=BOB, text="hi *there*", html="hi <b>there</b>",
+                  msgtype="m.emote", sender_name="Bob", timestamp_ms=1_700_000_000_000, reply_to=MessageID("m0"),
                   mentions=("@alice:hs", "@_net_carol:hs"), sender_avatar_url="https://example.org/bob.png"),
-    RemoteEdit(chat_id="#chat", message_id="m1", edit_id="e2", sender_id="bob", text="fixed", html="<i>fixed</i>",
+    RemoteEdit(chat_id=CHAT, message_id=M1, edit_id="e2", sender_id=BOB, text="fixed", html="<i>fixed</i>",
                sender_name="Bob"),
-    RemoteDelete(chat_id="#chat", message_id="m1", sender_id="mod"),
-    RemoteReaction(chat_id="#chat", message_id="m1", sender_id="bob", emoji="👍", removed=True, sender_name="Bob",
+    RemoteDelete(chat_id=CHAT, message_id=M1, sender_id=RemoteUserID("mod")),
+    RemoteReaction(chat_id=CHAT, message_id=M1, sender_id=BOB, emoji="👍", removed=True, sender_name="Bob",
                    change_id="r7"),
-    RemoteTyping(chat_id="#chat", sender_id="bob", typing=False, timeout_ms=5_000),
-    RemoteReceipt(chat_id="#chat", sender_id="bob", message_id="m1"),
-    RemoteMember(chat_id="#chat", sender_id="bob", membership="ban", by="op", reason="spam", sender_name="Bob",
+    RemoteTyping(chat_id=CHAT, sender_id=BOB, typing=False, timeout_ms=5_000),
+    RemoteReceipt(chat_id=CHAT, sender_id=BOB, message_id=M1),
+    RemoteMember(chat_id=CHAT, sender_id=BOB, membership="ban", by=OP, reason="spam", sender_name="Bob",
                  change_id="3"),
-    RemoteChatInfo(chat_id="#chat", name="Chat", topic="Today: tests", changed_by="op", change_id="9"),
-    RemotePower(chat_id="#chat", sender_id="bob", level=50, change_id="4", matrix_user="@bob:hs"),
+    RemoteChatInfo(chat_id=CHAT, name="Chat", topic="Today: tests", changed_by=OP, change_id="9"),
+    RemotePower(chat_id=CHAT, sender_id=BOB, level=50, change_id="4", matrix_user="@bob:hs"),
 ]
 
 
@@ -58,7 +61,7 @@ def test_an_event_read_back_from_its_json_is_the_same_event(event: RemoteEvent) 
 
 def test_a_row_stored_before_kinds_were_stored_is_a_message() -> None:
     old = {"network": "net", "chat_id": "#chat", "message_id": "m1", "sender_id": "bob", "text": "hi"}
-    assert remote_event_from_json(old) == RemoteMessage(chat_id="#chat", message_id="m1", sender_id="bob", text="hi")
+    assert remote_event_from_json(old) == RemoteMessage(chat_id=CHAT, message_id=M1, sender_id=BOB, text="hi")
 
 
 def test_what_is_not_a_remote_event_is_refused_both_ways() -> None:
