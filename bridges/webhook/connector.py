@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+import httpx
 from fastapi import APIRouter
 
 from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, UserID, new_http_client
@@ -47,7 +48,7 @@ class WebhookConnector:
         self._outbound: OutboundDeliverer | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._reconciler: asyncio.Task[None] | None = None
-        self._http_client = new_http_client()
+        self._http_client: httpx.AsyncClient | None = None  # opened by start(): building one does no I/O
         self._max_body = WebhookSettings().max_body_bytes
 
     # -- optional abilities, asked for before start ----------------------------------------------
@@ -73,6 +74,7 @@ class WebhookConnector:
         if box.available and (resealed := await store.reseal_secrets(box)):
             log.info("sealed %d webhook signing secrets again with the current key", resealed)
         await link_rooms(ctx, await store.hook_rooms())
+        self._http_client = new_http_client()
         http = GuardedHTTP(self._http_client, settings.allow_rules())
         runtime = Runtime(ctx, settings, store, box, http)
         self._posts = InboundPosts(ctx, store, settings, http)
@@ -101,7 +103,8 @@ class WebhookConnector:
                     await task
         if self._posts is not None:
             await self._posts.stop()
-        await self._http_client.aclose()
+        if self._http_client is not None:
+            await self._http_client.aclose()
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Room messages go to the room's outbound hooks; a hook creator who leaves (or is kicked

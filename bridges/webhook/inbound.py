@@ -24,11 +24,14 @@ import time
 
 from bridgekit import (
     BridgeContext,
+    ChatID,
     ContentURI,
     DeliveryFailed,
     EventID,
     GuardedHTTP,
+    MessageID,
     RemoteMessage,
+    RemoteUserID,
     ResponseTooLarge,
     RoomID,
     UnsafeURL,
@@ -132,18 +135,24 @@ class InboundPosts:
             body, html = bot_style(message, speaker.name)
             # A bot "emote" would read "* bridgebot * name ...": the line already says who acts.
             msgtype = "m.text" if message.msgtype == "m.emote" else message.msgtype
-            return RemoteMessage(row.room_id, message_id, f"{row.hook_id}.bot", body, html=html, msgtype=msgtype,
-                                 sender_name=speaker.name, timestamp_ms=row.created_ms, by_bot=True)
+            return RemoteMessage(
+                ChatID(row.room_id), MessageID(message_id), RemoteUserID(f"{row.hook_id}.bot"), body, html=html,
+                msgtype=msgtype, sender_name=speaker.name, timestamp_ms=row.created_ms, by_bot=True,
+            )
         record = await self._ghost_record(row.hook_id, speaker.sender_id, speaker.name, message, known)
-        return RemoteMessage(row.room_id, message_id, speaker.sender_id, message.text, html=message.html,
-                             msgtype=message.msgtype, sender_name=speaker.name, timestamp_ms=row.created_ms,
-                             sender_avatar_url=record.avatar_mxc)
+        return RemoteMessage(
+            ChatID(row.room_id), MessageID(message_id), RemoteUserID(speaker.sender_id), message.text,
+            html=message.html, msgtype=message.msgtype, sender_name=speaker.name, timestamp_ms=row.created_ms,
+            sender_avatar_url=record.avatar_mxc,
+        )
 
     async def _ghost_record(
         self, hook_id: str, sender_id: str, name: str, message: HookMessage, known: HookGhost | None,
     ) -> HookGhost:
         """The ghost's row (counted against the hook's bound), its picture fetched when it changed."""
-        record = known or HookGhost(hook_id=hook_id, name_key=name_key(name), user_id=self._ctx.ghost_for(sender_id))
+        record = known or HookGhost(
+            hook_id=hook_id, name_key=name_key(name), user_id=self._ctx.ghost_for(RemoteUserID(sender_id)),
+        )
         changed = known is None or record.displayname != name
         record.displayname = name
         if message.avatar_url and message.avatar_url != record.avatar_source:
@@ -179,7 +188,7 @@ async def link_rooms(ctx: BridgeContext, rooms: list[str]) -> None:
     """Make each room with inbound hooks the portal of the chat named after it (once)."""
     for room_id in rooms:
         if await ctx.chat_for_room(RoomID(room_id)) is None:
-            await ctx.link_portal(room_id, RoomID(room_id), relay=False)
+            await ctx.link_portal(ChatID(room_id), RoomID(room_id), relay=False)
 
 
 def now_ms() -> int:

@@ -112,7 +112,7 @@ async def test_a_message_marked_by_bot_is_posted_by_the_bridge_bot_not_a_ghost(
     database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
 ) -> None:
     async with running(database, http) as remote:
-        line = RemoteMessage(chat_id="chat", message_id="b1", sender_id="bob", text="bob: hi", by_bot=True)
+        line = RemoteMessage(chat_id=CHAT, message_id=MessageID("b1"), sender_id=BOB, text="bob: hi", by_bot=True)
         event_id = await remote.emit(NETWORK, line, wait=True)
         assert event_id in homeserver.events.values()
         assert homeserver.ghost_posts == []  # the bot said it (a relay-style line naming bob)

@@ -39,6 +39,7 @@ from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.store import Added, Hook, InboundMessage, WebhookStore
 from bridges.webhook.tables import Base
+from tests.support.contexts import hand_built_context
 
 OLD_SCHEMA = Path(__file__).with_name("data") / "webhook_fa2620c.sql"
 ROOM = "!room:example.org"
@@ -96,7 +97,7 @@ class Bridge:
 async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
     database = await Database.open(f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}")
     try:
-        await migrate_connector_tables(database, [WebhookConnector()])
+        await migrate_connector_tables(database, [WebhookConnector(hand_built_context("webhook", WebhookSettings()))])
         jobs = JobStore(database)
         ctx = SimpleNamespace(name="webhook", kv=ConnectorKeyValue(KeyValueStore(database), "webhook"),
                               database=database, jobs=ConnectorJobs(JobRunner(jobs), "webhook"))
