@@ -148,6 +148,8 @@ class RemoteSink(Protocol):
 
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None: ...
 
+    async def link_feed(self, network: str, chat_id: str, room_id: RoomID) -> None: ...
+
     async def portal_chats(self, network: str) -> list[str]: ...
 
     async def chat_for_room(self, network: str, room_id: RoomID) -> str | None: ...
@@ -268,6 +270,22 @@ class BridgeContext:
         """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing); ``relay`` sets
         whether the bot relays there (None: the bridge's default; False for private chats)."""
         await self.remote.link_portal(self.name, chat_id, room_id, relay=relay)
+
+    async def link_feed(self, chat_id: ChatID, room_id: RoomID) -> None:
+        """Post the chat's events into ``room_id`` without making the room its portal: a *feed*.
+
+        What is emitted to ``chat_id`` is posted there exactly as into a portal (the same outbox,
+        order per chat, durability and ``emit(..., wait=True)`` answer), but the room stays what
+        it was: :meth:`chat_for_room` does not name the chat, Matrix messages in the room are not
+        routed to it (a :class:`MatrixEventHandler` still sees them, as in any room), linking or
+        unlinking the room's portal leaves the feed alone, and any number of feeds, of any
+        connectors, may post into one room beside its portal. The core never makes a room for a
+        feed, and a feed does not set the room's name, topic or power levels
+        (``RemoteChatInfo``/``RemotePower`` are dropped). Idempotent; a chat that was a portal
+        becomes a feed (and :meth:`link_portal` turns a feed back into a portal). For chats that
+        only post into rooms people made for something else: a webhook posting into an IRC
+        channel's room, say. The bot must be in the room."""
+        await self.remote.link_feed(self.name, chat_id, room_id)
 
     async def portal_chats(self) -> list[ChatID]:
         """The chats of this connector that have a portal room now (to rejoin them at start)."""

@@ -240,6 +240,9 @@ class RemoteDelivery:
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None:
         await self.rooms.link_portal(network, chat_id, room_id, relay=relay)
 
+    async def link_feed(self, network: str, chat_id: str, room_id: RoomID) -> None:
+        await self.rooms.link_feed(network, chat_id, room_id)
+
     async def portal_chats(self, network: str) -> list[str]:
         return await self.rooms.portal_chats(network)
 
@@ -290,11 +293,11 @@ class RemoteDelivery:
         """Say in the portal that a message was lost, so nobody waits for it in silence."""
         try:
             portal = await self._stores.portals.portal_by_id(entry.portal_id)
-            if portal.room_id is None:
+            if portal.posts_into is None:
                 return
             sender = entry.payload.get("sender_name") or entry.payload.get("sender_id")
             await self._matrix.bot.send_text(
-                RoomID(portal.room_id),
+                RoomID(portal.posts_into),
                 f"A message from {sender} could not be delivered to Matrix ({type(error).__name__}).",
                 msgtype="m.notice", txn_id=f"failed:{entry.idempotency_key}",
             )

@@ -1,13 +1,14 @@
 """Accepted inbound messages -> Matrix, through the core: ``ctx.emit(..., wait=True)``.
 
-A request's message is committed to the webhook's tables first (its Idempotency-Key answers
-later repeats), then emitted: the core stores it in its outbox and posts it in order per room
-(the room is the portal of a chat named after it), retrying, and telling the room when it gives
-up. The emit waits for the Matrix event ID the HTTP answer carries. How each message ended is
-recorded for repeats of its Idempotency-Key, in batches written a moment after the answers (not
-one more write per request); a message whose outcome was not recorded (the bridge stopped first)
-is emitted again at start-up: the core recognises it (same chat and message ID), posts it once
-and answers with its event ID.
+A request's message is committed to the webhook's tables first (its Idempotency-Key answers later
+repeats), then emitted: the core stores it in its outbox and posts it in order per room (a chat
+named after the room is a *feed* of it: it posts there without making the room its portal, so the
+room stays whatever else it is, an IRC channel's portal say), retrying, and telling the room when it
+gives up. The emit waits for the Matrix event ID the HTTP answer carries. How each message ended is
+recorded for repeats of its Idempotency-Key, in batches written a moment after the answers (not one
+more write per request); a message whose outcome was not recorded (the bridge stopped first) is
+emitted again at start-up: the core recognises it (same chat and message ID), posts it once and
+answers with its event ID.
 
 Who speaks: a bot-style hook's lines are posted by the bridge bot (``**name**: text``); a
 ghosts-style hook gives each sender name a ghost scoped to the hook (``identity.py``), whose
@@ -185,10 +186,12 @@ class InboundPosts:
 
 
 async def link_rooms(ctx: BridgeContext, rooms: list[str]) -> None:
-    """Make each room with inbound hooks the portal of the chat named after it (once)."""
+    """Make the chat named after each room with inbound hooks a feed of the room (the core writes
+    only what changes). A feed, not a portal: the room may be another connector's portal (an IRC
+    channel a GitHub hook posts into), which a portal of ours would displace. Rooms that earlier
+    builds linked as portals become feeds here, at the first start."""
     for room_id in rooms:
-        if await ctx.chat_for_room(RoomID(room_id)) is None:
-            await ctx.link_portal(ChatID(room_id), RoomID(room_id), relay=False)
+        await ctx.link_feed(ChatID(room_id), RoomID(room_id))
 
 
 def now_ms() -> int:

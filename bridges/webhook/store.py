@@ -239,7 +239,7 @@ class WebhookStore:
             await session.execute(delete(OutboundHook).where(OutboundHook.id == hook_id))
 
     async def hook_rooms(self) -> list[str]:
-        """The rooms that have inbound hooks (each is a portal of the connector)."""
+        """The rooms that have inbound hooks (the connector's feeds post into each)."""
         async with self._read() as session:
             return list((await session.scalars(select(Hook.room_id).distinct())).all())
 
