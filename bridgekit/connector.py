@@ -46,7 +46,7 @@ from pydantic import BaseModel
 from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteEvent
 from bridgekit.ids import ChatID, ContentURI, EventID, MessageID, RemoteUserID, RoomAlias, RoomID, UserID
 from bridgekit.media import MediaDownload
-from bridgekit.naming import ghost_user_id, parse_ghost_user_id
+from bridgekit.naming import parse_section_ghost_user_id, section_ghost_user_id
 from bridgekit.signing import SigningKey
 
 if TYPE_CHECKING:
@@ -163,6 +163,12 @@ class RemoteSink(Protocol):
     ) -> None: ...
 
 
+class GhostNames(Protocol):
+    """The core's ghost IDs: the naming rule, and the IDs of ghosts made under an earlier rule."""
+
+    def user_id(self, network: str, remote_id: str) -> UserID: ...
+
+
 @dataclass(frozen=True)
 class BridgeContext:
     """What the core hands a connector's factory (``factory(ctx)``): its config section, the
@@ -193,6 +199,8 @@ class BridgeContext:
     """Behind :attr:`jobs` (None only in hand-built contexts)."""
     connector_database: ConnectorDatabase | None = None
     """Behind :attr:`database` (None only in hand-built contexts)."""
+    ghost_names: GhostNames | None = None
+    """Behind :meth:`ghost_for` (None: the naming rule alone, as in hand-built contexts)."""
 
     @property
     def jobs(self) -> JobQueue:
@@ -239,12 +247,17 @@ class BridgeContext:
         return UserID(f"@{self.ghost_prefix}{localpart_suffix}:{self.server_name}")
 
     def ghost_for(self, sender_id: RemoteUserID) -> UserID:
-        """The Matrix ID of the ghost the core posts ``sender_id``'s messages with (for pills)."""
-        return ghost_user_id(self.ghost_prefix, self.name, sender_id, self.server_name)
+        """The Matrix ID of the ghost the core posts ``sender_id``'s messages with (for pills):
+        ``@{ghost_prefix}{name}_{sender}``, or ``@{ghost_prefix}{sender}`` when the prefix is the
+        default ``_{name}_`` (see bridgekit/naming.py); a ghost made before keeps its ID."""
+        if self.ghost_names is not None:
+            return self.ghost_names.user_id(self.name, sender_id)
+        return section_ghost_user_id(self.ghost_prefix, self.name, sender_id, self.server_name)
 
     def sender_of_ghost(self, user_id: str) -> RemoteUserID | None:
-        """The remote sender behind one of this connector's ghosts (None: not one of them)."""
-        sender = parse_ghost_user_id(user_id, self.ghost_prefix, self.name, self.server_name)
+        """The remote sender behind one of this connector's ghosts, whichever form its ID has
+        (None: not one of them)."""
+        sender = parse_section_ghost_user_id(user_id, self.ghost_prefix, self.name, self.server_name)
         return RemoteUserID(sender) if sender is not None else None
 
     async def emit(self, event: RemoteEvent, *, wait: bool = False) -> EventID | None:
@@ -894,6 +907,7 @@ __all__ = [
     "DeletingSession",
     "EditingSession",
     "EphemeralHandler",
+    "GhostNames",
     "GiveUpJob",
     "HttpRouteProvider",
     "Job",

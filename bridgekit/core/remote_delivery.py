@@ -145,6 +145,8 @@ class RemoteDelivery:
         self.rooms = PortalRooms(stores.portals, matrix, senders, server_name=server_name,
                                  on_portal_change=on_portal_change)
         self._to_matrix = RemoteToMatrix(stores, senders, self.rooms, self._in_flight)
+        self.ghost_ids = senders.ghost_ids
+        """The ghosts' Matrix IDs (kept ones loaded by :meth:`start`), for the connectors' contexts."""
         self._dispatcher = RoomDispatcher(
             self._send, on_done=self._on_sent, on_failure=self._on_failure, max_attempts=max_attempts
         )
@@ -158,6 +160,7 @@ class RemoteDelivery:
 
     async def start(self) -> int:
         """Queue the sends the previous run did not finish; returns how many."""
+        await self.ghost_ids.load(self._stores.ghosts)  # before any ghost is named
         await self._stores.messages.load_recent_sends()
         replayed = 0
         async for entry in self._stores.outbox.pending():

@@ -71,6 +71,13 @@ class GhostStore:
                 )
             ).scalar()
 
+    async def user_ids(self, network: str) -> dict[str, str]:
+        """remote id -> Matrix ID of each ghost of ``network`` the bridge made."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(select(_GHOST.c.remote_id, _GHOST.c.user_id)
+                                       .where(_GHOST.c.network == network))).all()
+        return {str(row.remote_id): str(row.user_id) for row in rows}
+
     async def remember_name(self, network: str, remote_id: str, user_id: str, name: str) -> None:
         statement = self._insert(_GHOST).values(
             network=network, remote_id=remote_id, user_id=user_id, name=name, name_set=True, meta={}

@@ -47,7 +47,7 @@ async def test_a_feed_posts_into_a_portal_room_which_keeps_bridging_both_ways(co
     posted = await hooks.emit(said(room, "h1", "github", "build passed"), wait=True)
     assert posted is not None
     assert core.homeserver.event(posted).room_id == room
-    assert core.homeserver.event(posted).sender == f"@_hooks_hooks_github:{SERVER}"
+    assert core.homeserver.event(posted).sender == f"@_hooks_github:{SERVER}"
     # The network's own messages still land there, and Matrix messages still reach the network.
     await core.emit(said("chat", "n1", "bob", "hi from the network"), wait=True)
     await core.say(room, RITA, "hello network")
@@ -120,7 +120,7 @@ async def test_a_feed_edits_its_own_messages_but_leaves_the_rooms_name_and_power
     assert await hooks.emit(RemoteChatInfo(chat_id=chat, name="hooks of the room"), wait=True) is None
     assert await hooks.emit(RemotePower(chat_id=chat, sender_id=ci, level=100), wait=True) is None
     assert core.homeserver.state(room, "m.room.name") == {"name": "#chat"}
-    assert f"@_hooks_hooks_ci:{SERVER}" not in core.homeserver.state(room, "m.room.power_levels")["users"]  # type: ignore[index]
+    assert f"@_hooks_ci:{SERVER}" not in core.homeserver.state(room, "m.room.power_levels")["users"]  # type: ignore[index]
 
 
 async def test_a_portal_linked_as_a_feed_stops_being_a_portal_and_back(core: Middle) -> None:

@@ -127,7 +127,8 @@ class Middle:
         return dataclasses.replace(self.ctx, name=name, ghost_prefix=f"_{name}_", log=logging.getLogger(name))
 
     def ghost(self, sender_id: str) -> UserID:
-        return UserID(f"@{GHOST_PREFIX}{NET}_{sender_id}:{SERVER}")
+        # The default prefix (_net_ for net) already names the network: it is not repeated.
+        return UserID(f"@{GHOST_PREFIX}{sender_id}:{SERVER}")
 
 
 @contextlib.asynccontextmanager
@@ -166,7 +167,7 @@ async def middle(
         await management.load()
         ctx = BridgeContext(name=NET, settings={}, matrix=matrix, bot_user_id=matrix.bot_user_id, server_name=SERVER,
                             ghost_prefix=GHOST_PREFIX, alias_prefix=GHOST_PREFIX, log=logging.getLogger(NET),
-                            remote=remote)
+                            remote=remote, ghost_names=remote.ghost_ids)
         network.emit = ctx.emit
         await remote.start()
         wired = Middle(homeserver, network, database, matrix, stores, in_flight, remote, sessions, router,
@@ -210,4 +211,5 @@ def _services(
 
 
 # DOUBLE_PUPPET_MARKER and event_key are re-exported: where they live may change, tests take them from here.
-__all__ = ["ADMIN", "ALICE", "DOUBLE_PUPPET_MARKER", "EVE", "RITA", "Middle", "event_key", "middle"]
+__all__ = ["ADMIN", "ALICE", "DOUBLE_PUPPET_MARKER", "EVE", "GHOST_PREFIX", "RITA", "SERVER", "Middle", "event_key",
+           "middle"]

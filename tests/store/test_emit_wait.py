@@ -30,7 +30,7 @@ NETWORK = "net"
 ROOM = RoomID("!portal:hs.test")
 CHAT = ChatID("chat")
 BOB = RemoteUserID("bob")
-GHOST = "@_net_net_bob:hs.test"  # prefix, then the network (the name it is known by), then the sender
+GHOST = "@_net_bob:hs.test"  # the default prefix _net_ names the network: the sender follows it
 SEND = re.compile(r"/rooms/[^/]+/(send/[^/]+|redact/[^/]+)/(?P<txn>[^/?]+)")
 
 
