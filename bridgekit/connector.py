@@ -150,6 +150,8 @@ class RemoteSink(Protocol):
 
     async def link_feed(self, network: str, chat_id: str, room_id: RoomID) -> None: ...
 
+    async def keep_ghost_id(self, network: str, sender_id: str, user_id: UserID) -> UserID: ...
+
     async def portal_chats(self, network: str) -> list[str]: ...
 
     async def chat_for_room(self, network: str, room_id: RoomID) -> str | None: ...
@@ -253,6 +255,12 @@ class BridgeContext:
         if self.ghost_names is not None:
             return self.ghost_names.user_id(self.name, sender_id)
         return section_ghost_user_id(self.ghost_prefix, self.name, sender_id, self.server_name)
+
+    async def keep_ghost_id(self, sender_id: RemoteUserID, user_id: UserID) -> UserID:
+        """A ghost this connector made itself before posting through the core keeps its ID:
+        from now on the core posts ``sender_id``'s events with ``user_id`` (recorded, so once is
+        enough). A ghost the core already has for ``sender_id`` stands. Returns the ID in use."""
+        return await self.remote.keep_ghost_id(self.name, sender_id, user_id)
 
     def sender_of_ghost(self, user_id: str) -> RemoteUserID | None:
         """The remote sender behind one of this connector's ghosts, whichever form its ID has

@@ -5,7 +5,9 @@ Homeservers keep a ghost's ID forever, with its memberships, messages and power 
 the bridge already made must keep its ID when the rule changes. The ``ghost`` table stores each
 ghost's Matrix ID, so at start the core reads the IDs that differ from today's rule (ghosts of
 sections with a default prefix, made when that prefix was followed by the connector's name once
-more) and keeps using them; every new ghost gets the rule's ID. Parsing accepts both forms.
+more) and keeps using them; every new ghost gets the rule's ID. Parsing accepts both forms. A
+connector that made ghosts itself before posting through the core (the webhook bridge's own
+database) hands their IDs over once (``ctx.keep_ghost_id``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ class GhostIDs:
             log.info("%d ghosts keep the IDs they were made with (the connector's name after its prefix)",
                      len(self._kept))
         return len(self._kept)
+
+    async def keep(self, ghosts: GhostStore, network: str, remote_id: str, user_id: UserID) -> UserID:
+        """A ghost a connector made itself before keeps its ID (recorded in the ghost table);
+        the ID the remote user's ghost has now (an earlier one stands)."""
+        await ghosts.keep_user_id(network, remote_id, user_id)
+        stored = (await ghosts.user_ids(network, remote_id)).get(remote_id)
+        if stored is not None and stored != self._rule(network, remote_id):
+            self._kept[(network, remote_id)] = UserID(stored)
+        return self.user_id(network, remote_id)
 
     def user_id(self, network: str, remote_id: str) -> UserID:
         return self._kept.get((network, remote_id)) or self._rule(network, remote_id)

@@ -243,6 +243,9 @@ class RemoteDelivery:
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None:
         await self.rooms.link_portal(network, chat_id, room_id, relay=relay)
 
+    async def keep_ghost_id(self, network: str, sender_id: str, user_id: UserID) -> UserID:
+        return await self.ghost_ids.keep(self._stores.ghosts, network, sender_id, user_id)
+
     async def link_feed(self, network: str, chat_id: str, room_id: RoomID) -> None:
         await self.rooms.link_feed(network, chat_id, room_id)
 

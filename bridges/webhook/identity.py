@@ -35,7 +35,12 @@ def name_key(name: str) -> str:
 def ghost_sender_id(hook_id: str, name: str) -> str:
     """``{hook}.{key}``: only ``[a-z0-9.]`` so bridgekit's escaping leaves it as it is, and the
     hook ID keeps two hooks' "bob" apart."""
-    return f"{hook_id}.{name_key(name)}"
+    return ghost_sender_id_of(hook_id, name_key(name))
+
+
+def ghost_sender_id_of(hook_id: str, key: str) -> str:
+    """The sender ID of a ghost row (hook and name key)."""
+    return f"{hook_id}.{key}"
 
 
 def choose_speaker(
@@ -49,4 +54,4 @@ def choose_speaker(
     return Speaker(name, ghost_sender_id(hook_id, name))
 
 
-__all__ = ["IdentityStyle", "Speaker", "choose_speaker", "ghost_sender_id", "name_key"]
+__all__ = ["IdentityStyle", "Speaker", "choose_speaker", "ghost_sender_id", "ghost_sender_id_of", "name_key"]

@@ -21,7 +21,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from bridgekit import BridgeContext, SQLiteFileReader, read_sqlite_file, sqlite_path
+from bridgekit import BridgeContext, RemoteUserID, SQLiteFileReader, UserID, read_sqlite_file, sqlite_path
+from bridges.webhook.identity import ghost_sender_id_of
 from bridges.webhook.outbound import DELIVERY, hook_key
 from bridges.webhook.tables import Base, Hook, HookGhost, InboundMessage, OutboundHook
 
@@ -66,7 +67,17 @@ async def _copy(ctx: BridgeContext, old: SQLiteFileReader) -> dict[str, int]:
             counts[table.removeprefix("webhook_")] = len(rows)
     if "webhook_delivery" in present:
         counts["pending deliveries"] = await _queue_deliveries(ctx, old)
+    if "webhook_ghost" in present:
+        await _keep_ghosts(ctx, old)
     return counts
+
+
+async def _keep_ghosts(ctx: BridgeContext, old: SQLiteFileReader) -> None:
+    """The ghosts the old bridge made keep their IDs (it named them ``{prefix}{connector}_{hook}.
+    {key}``; the core's rule may be shorter now), so each sender stays the same Matrix user."""
+    for row in await old.rows("SELECT hook_id, name_key, user_id FROM webhook_ghost"):
+        await ctx.keep_ghost_id(RemoteUserID(ghost_sender_id_of(row["hook_id"], row["name_key"])),
+                                UserID(row["user_id"]))
 
 
 def _columns(model: type[Base], row: Mapping[str, Any]) -> dict[str, Any]:

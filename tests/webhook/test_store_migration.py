@@ -26,9 +26,12 @@ from sqlalchemy.engine import Connection
 from bridgekit import BridgeContext
 from bridgekit.core.connector_kv import ConnectorKeyValue
 from bridgekit.core.connector_tables import migrate_connector_tables
+from bridgekit.core.ghost_ids import GhostIDs
 from bridgekit.core.jobs import ConnectorJobs, JobRunner
+from bridgekit.ids import UserID
 from bridgekit.store import Database, KeyValueStore
 from bridgekit.store import Job as JobModel
+from bridgekit.store.ghosts import GhostStore
 from bridgekit.store.jobs import JobStore
 from bridges.webhook.connector import WebhookConnector
 from bridges.webhook.inbound import InboundPosts
@@ -45,6 +48,9 @@ OLD_SCHEMA = Path(__file__).with_name("data") / "webhook_fa2620c.sql"
 ROOM = "!room:example.org"
 ALICE = "@alice:example.org"
 BODY = b'{"text": "hello"}'
+KEY = "0123456789abcdef"
+OLD_GHOST = f"@_webhook_webhook_gh01.{KEY}:example.org"
+"""How the old bridge named a ghost (default prefix, then the connector's name once more)."""
 
 
 def old_database(path: Path, key: str) -> None:
@@ -61,6 +67,7 @@ def old_database(path: Path, key: str) -> None:
         db.execute("INSERT INTO webhook_delivery VALUES ('d1', 'out01', '$e', ?, '{}', 'pending', 0, 0, NULL)",
                    (ROOM,))
         db.execute("INSERT INTO webhook_inbound VALUES (1, 'gh01', 'k1', ?, '{}', 'sent', '$x', 1, 1)", (ROOM,))
+        db.execute("INSERT INTO webhook_ghost VALUES ('gh01', ?, ?, 'Deploy Bot', NULL)", (KEY, OLD_GHOST))
 
 
 def today_database(path: Path, key: str) -> None:
@@ -91,6 +98,7 @@ class Bridge:
     database: Database
     ctx: BridgeContext
     jobs: JobStore
+    ghost_ids: GhostIDs
 
 
 @pytest.fixture
@@ -99,9 +107,15 @@ async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
     try:
         await migrate_connector_tables(database, [WebhookConnector(hand_built_context("webhook", WebhookSettings()))])
         jobs = JobStore(database)
+        ghost_ids = GhostIDs({"webhook": "_webhook_"}, "example.org")
+
+        async def keep_ghost_id(sender_id: str, user_id: UserID) -> UserID:
+            return await ghost_ids.keep(GhostStore(database), "webhook", sender_id, user_id)
+
         ctx = SimpleNamespace(name="webhook", kv=ConnectorKeyValue(KeyValueStore(database), "webhook"),
-                              database=database, jobs=ConnectorJobs(JobRunner(jobs), "webhook"))
-        yield Bridge(database, cast(BridgeContext, ctx), jobs)
+                              database=database, jobs=ConnectorJobs(JobRunner(jobs), "webhook"),
+                              keep_ghost_id=keep_ghost_id)
+        yield Bridge(database, cast(BridgeContext, ctx), jobs, ghost_ids)
     finally:
         await database.close()
 
@@ -156,6 +170,14 @@ async def test_an_old_webhook_database_is_imported_once(
         assert [row.id for row in await store.pending_inbound()] == [2]
         _, again = await store.add_inbound("gh01", "other", ROOM, {}, 6, body_digest="ab" * 32)
         assert again is Added.SAME_BODY
+
+    # The old bridge's ghost stays the same Matrix user (the core posts with its ID, also after
+    # a restart: the ghost table has it); a new sender gets the short ID.
+    assert bridge.ghost_ids.user_id("webhook", f"gh01.{KEY}") == OLD_GHOST
+    restarted = GhostIDs({"webhook": "_webhook_"}, "example.org")
+    assert await restarted.load(GhostStore(bridge.database)) == 1
+    assert restarted.user_id("webhook", f"gh01.{KEY}") == OLD_GHOST
+    assert restarted.user_id("webhook", "gh01.fedcba9876543210") == "@_webhook_gh01.fedcba9876543210:example.org"
 
     # Recorded: a second start imports nothing, even what was removed since.
     await store.remove_hook("gh01")
