@@ -108,6 +108,7 @@ from bridgekit.naming import casefold_irc
 from bridgekit.room_power import RoomPower, read_room_power, room_power
 from bridgekit.signing import SigningKey
 from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
+from bridgekit.store.sqlite_file import SQLiteFileReader, read_sqlite_file, sqlite_path
 
 __version__ = "0.1.0"
 
@@ -203,6 +204,7 @@ __all__ = [
     "RoomAlias",
     "RoomID",
     "RoomPower",
+    "SQLiteFileReader",
     "SessionKind",
     "SessionState",
     "SigningKey",
@@ -225,5 +227,7 @@ __all__ = [
     "parse_allow_rule",
     "parse_target",
     "read_room_power",
+    "read_sqlite_file",
     "room_power",
+    "sqlite_path",
 ]

@@ -325,6 +325,7 @@ def _build_connectors(
             media=media,
             job_queue=ConnectorJobs(core.jobs, plan.name),
             connector_database=database,
+            ghost_names=core.remote.ghost_ids,
         )
         core.connectors.add(build_connector(plan, context))
 

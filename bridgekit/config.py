@@ -23,7 +23,6 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
-# The framework's sections live in their own module; they are imported from here as before.
 from bridgekit.config_sections import (
     AppserviceConfig,
     DatabaseConfig,
@@ -38,6 +37,9 @@ from bridgekit.config_sections import (
     Section,
     check_localpart,
 )
+
+# The framework's sections live in their own module; they are imported from here as before.
+from bridgekit.naming import prefix_names_network
 
 _CONNECTOR_NAME = re.compile(r"[a-z0-9-]+")
 
@@ -141,9 +143,10 @@ class BridgeConfig(Section):
 def _refuse_overlap(kind: str, connectors: dict[str, ConnectorSection]) -> None:
     # A ghost's localpart is {ghost_prefix}{connector name}_{remote id} (naming.py) and names
     # never contain '_': connectors may share a ghost prefix (several IRC networks under _irc_),
-    # and only the whole namespace {prefix}{name}_ must not overlap another's.
+    # and only the whole namespace {prefix}{name}_ must not overlap another's. With the default
+    # prefix _{name}_ the name is not repeated: the namespace is the whole prefix.
     prefixes = {
-        name: f"{section.ghost_prefix_for(name)}{name}_" if kind == "ghost_prefix"
+        name: _ghost_namespace(section.ghost_prefix_for(name), name) if kind == "ghost_prefix"
         else section.alias_prefix_for(name)
         for name, section in connectors.items()
     }
@@ -155,6 +158,10 @@ def _refuse_overlap(kind: str, connectors: dict[str, ConnectorSection]) -> None:
                     f"connectors.{second}.{kind} {second_prefix!r}: give each enabled connector "
                     "a prefix that is not the start of another's"
                 )
+
+
+def _ghost_namespace(prefix: str, name: str) -> str:
+    return prefix if prefix_names_network(prefix, name) else f"{prefix}{name}_"
 
 
 class AppserviceTokens(BaseModel):

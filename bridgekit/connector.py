@@ -46,7 +46,7 @@ from pydantic import BaseModel
 from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteEvent
 from bridgekit.ids import ChatID, ContentURI, EventID, MessageID, RemoteUserID, RoomAlias, RoomID, UserID
 from bridgekit.media import MediaDownload
-from bridgekit.naming import ghost_user_id, parse_ghost_user_id
+from bridgekit.naming import parse_section_ghost_user_id, section_ghost_user_id
 from bridgekit.signing import SigningKey
 
 if TYPE_CHECKING:
@@ -148,6 +148,10 @@ class RemoteSink(Protocol):
 
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None: ...
 
+    async def link_feed(self, network: str, chat_id: str, room_id: RoomID) -> None: ...
+
+    async def keep_ghost_id(self, network: str, sender_id: str, user_id: UserID) -> UserID: ...
+
     async def portal_chats(self, network: str) -> list[str]: ...
 
     async def chat_for_room(self, network: str, room_id: RoomID) -> str | None: ...
@@ -159,6 +163,12 @@ class RemoteSink(Protocol):
     async def report_session(
         self, network: str, owner: UserID | None, state: SessionState, detail: str | None
     ) -> None: ...
+
+
+class GhostNames(Protocol):
+    """The core's ghost IDs: the naming rule, and the IDs of ghosts made under an earlier rule."""
+
+    def user_id(self, network: str, remote_id: str) -> UserID: ...
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,8 @@ class BridgeContext:
     """Behind :attr:`jobs` (None only in hand-built contexts)."""
     connector_database: ConnectorDatabase | None = None
     """Behind :attr:`database` (None only in hand-built contexts)."""
+    ghost_names: GhostNames | None = None
+    """Behind :meth:`ghost_for` (None: the naming rule alone, as in hand-built contexts)."""
 
     @property
     def jobs(self) -> JobQueue:
@@ -237,12 +249,23 @@ class BridgeContext:
         return UserID(f"@{self.ghost_prefix}{localpart_suffix}:{self.server_name}")
 
     def ghost_for(self, sender_id: RemoteUserID) -> UserID:
-        """The Matrix ID of the ghost the core posts ``sender_id``'s messages with (for pills)."""
-        return ghost_user_id(self.ghost_prefix, self.name, sender_id, self.server_name)
+        """The Matrix ID of the ghost the core posts ``sender_id``'s messages with (for pills):
+        ``@{ghost_prefix}{name}_{sender}``, or ``@{ghost_prefix}{sender}`` when the prefix is the
+        default ``_{name}_`` (see bridgekit/naming.py); a ghost made before keeps its ID."""
+        if self.ghost_names is not None:
+            return self.ghost_names.user_id(self.name, sender_id)
+        return section_ghost_user_id(self.ghost_prefix, self.name, sender_id, self.server_name)
+
+    async def keep_ghost_id(self, sender_id: RemoteUserID, user_id: UserID) -> UserID:
+        """A ghost this connector made itself before posting through the core keeps its ID:
+        from now on the core posts ``sender_id``'s events with ``user_id`` (recorded, so once is
+        enough). A ghost the core already has for ``sender_id`` stands. Returns the ID in use."""
+        return await self.remote.keep_ghost_id(self.name, sender_id, user_id)
 
     def sender_of_ghost(self, user_id: str) -> RemoteUserID | None:
-        """The remote sender behind one of this connector's ghosts (None: not one of them)."""
-        sender = parse_ghost_user_id(user_id, self.ghost_prefix, self.name, self.server_name)
+        """The remote sender behind one of this connector's ghosts, whichever form its ID has
+        (None: not one of them)."""
+        sender = parse_section_ghost_user_id(user_id, self.ghost_prefix, self.name, self.server_name)
         return RemoteUserID(sender) if sender is not None else None
 
     async def emit(self, event: RemoteEvent, *, wait: bool = False) -> EventID | None:
@@ -268,6 +291,22 @@ class BridgeContext:
         """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing); ``relay`` sets
         whether the bot relays there (None: the bridge's default; False for private chats)."""
         await self.remote.link_portal(self.name, chat_id, room_id, relay=relay)
+
+    async def link_feed(self, chat_id: ChatID, room_id: RoomID) -> None:
+        """Post the chat's events into ``room_id`` without making the room its portal: a *feed*.
+
+        What is emitted to ``chat_id`` is posted there exactly as into a portal (the same outbox,
+        order per chat, durability and ``emit(..., wait=True)`` answer), but the room stays what
+        it was: :meth:`chat_for_room` does not name the chat, Matrix messages in the room are not
+        routed to it (a :class:`MatrixEventHandler` still sees them, as in any room), linking or
+        unlinking the room's portal leaves the feed alone, and any number of feeds, of any
+        connectors, may post into one room beside its portal. The core never makes a room for a
+        feed, and a feed does not set the room's name, topic or power levels
+        (``RemoteChatInfo``/``RemotePower`` are dropped). Idempotent; a chat that was a portal
+        becomes a feed (and :meth:`link_portal` turns a feed back into a portal). For chats that
+        only post into rooms people made for something else: a webhook posting into an IRC
+        channel's room, say. The bot must be in the room."""
+        await self.remote.link_feed(self.name, chat_id, room_id)
 
     async def portal_chats(self) -> list[ChatID]:
         """The chats of this connector that have a portal room now (to rejoin them at start)."""
@@ -876,6 +915,7 @@ __all__ = [
     "DeletingSession",
     "EditingSession",
     "EphemeralHandler",
+    "GhostNames",
     "GiveUpJob",
     "HttpRouteProvider",
     "Job",

@@ -109,6 +109,9 @@ class RemoteMessage:
     sender_avatar_url: str | None = None
     """The sender's picture: an ``mxc://`` URI, or an ``https://`` URL the core fetches (public
     addresses only, images up to 5 MiB) and uploads. Set again only when it changes."""
+    by_bot: bool = False
+    """Posted by the bridge's bot rather than the sender's ghost (a relay-style line that names
+    the sender in its text, such as a webhook's ``**name**: text``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,22 @@ rather than being truncated, since truncation is irreversible and would merge re
 ids share a beginning. :func:`parse_ghost_user_id` is the exact inverse; it compares the server
 name as an exact string and answers ``None`` for anything this scheme could not have produced.
 
+**A connector section's ghosts** (:func:`section_ghost_user_id`, the rule the bridge uses; opt-in
+above the frozen functions, which stay as they are): when the section's ghost prefix is the
+default ``_{network}_``, the prefix already names the network, so it is not repeated::
+
+    @{prefix}{escape_localpart(remote_id)}:{server_name}      (prefix == "_" + network + "_")
+
+e.g. the webhook connector ``hooks`` (prefix ``_hooks_``) gives ``@_hooks_0123.ab12:example.org``
+rather than ``@_hooks_hooks_0123.ab12:example.org``. Any other prefix (IRC's shared ``_irc_`` for
+the network ``libera``) keeps :func:`ghost_user_id`'s form, ``@_irc_libera_alice``. One exception
+keeps the short form unambiguous: a remote id whose escaped form itself begins with
+``{network}_`` gets the long form (``hooks_x`` -> ``@_hooks_hooks_hooks_x``). So a short-form
+localpart never begins with ``{network}_`` after the prefix, and :func:`parse_section_ghost_user_id`
+reads both forms: after the prefix, ``{network}_`` means the long form (a ghost made before the
+rule, or the exception), anything else the short form. Ghosts made under the long form keep their
+IDs: the core remembers them (``bridgekit/core/ghost_ids.py``).
+
 **IRC case mapping** (:func:`casefold_irc`) follows the network's ISUPPORT ``CASEMAPPING`` token, so
 nicks and channels that the IRC server treats as one (``#Python``/``#python``, ``[Bot]``/``{bot}``
 under rfc1459) map to one ghost or portal. ``rfc7613`` is approximated as
@@ -239,6 +255,45 @@ def parse_ghost_user_id(
         return None
 
 
+def prefix_names_network(prefix: str, network: str) -> bool:
+    """Whether a ghost prefix already names the network: the default prefix, ``_{network}_``."""
+    return prefix == f"_{network}_"
+
+
+def section_ghost_user_id(
+    prefix: str, network: str, remote_id: str, server_name: str, *, keep_case: bool = False
+) -> UserID:
+    """A connector section's ghost: :func:`ghost_user_id`, without repeating the network when the
+    prefix is the default ``_{network}_`` (see the module docstring)."""
+    long_form = ghost_user_id(prefix, network, remote_id, server_name, keep_case=keep_case)  # checks all
+    escaped = escape_localpart(remote_id, keep_case=keep_case)
+    if not prefix_names_network(prefix, network) or escaped.startswith(f"{network}_"):
+        return long_form
+    return UserID(f"@{prefix}{escaped}:{server_name}")  # shorter than the long form, which fitted
+
+
+def parse_section_ghost_user_id(
+    user_id: str, prefix: str, network: str, server_name: str, *, keep_case: bool = False
+) -> str | None:
+    """The remote id behind a ghost of :func:`section_ghost_user_id`, in either form (None: not
+    one of the section's ghosts)."""
+    long_form = parse_ghost_user_id(user_id, prefix, network, server_name, keep_case=keep_case)
+    if long_form is not None or not prefix_names_network(prefix, network):
+        return long_form
+    if len(user_id.encode("utf-8", "surrogatepass")) > MAX_USER_ID_BYTES:
+        return None
+    head, tail = f"@{prefix}", f":{server_name}"
+    if not user_id.startswith(head) or not user_id.endswith(tail) or len(user_id) <= len(head) + len(tail):
+        return None
+    localpart = user_id[len(head) : -len(tail)]
+    if localpart.startswith(f"{network}_"):
+        return None  # the long form, which did not parse
+    try:
+        return unescape_localpart(localpart, keep_case=keep_case)
+    except ValueError:
+        return None
+
+
 def casefold_irc(text: str, casemapping: str = "rfc1459") -> str:
     """Fold ``text`` (a nick or channel) by the IRC ISUPPORT ``CASEMAPPING`` named.
 
@@ -300,5 +355,8 @@ __all__ = [
     "ghost_localpart",
     "ghost_user_id",
     "parse_ghost_user_id",
+    "parse_section_ghost_user_id",
+    "prefix_names_network",
+    "section_ghost_user_id",
     "unescape_localpart",
 ]

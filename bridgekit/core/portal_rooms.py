@@ -57,6 +57,14 @@ class PortalRooms:
         await self._announce(portal, room_id)
         await self._changed(network, chat_id, room_id)
 
+    async def link_feed(self, network: str, chat_id: str, room_id: RoomID) -> None:
+        """Post the chat's events into ``room_id`` without making the room its portal (no bridge
+        info either: the room is not bridged to the chat, the chat only posts there)."""
+        before = await self._portals.portal(network, chat_id)
+        await self._portals.link_feed(network, chat_id, room_id)
+        if before is not None and before.room_id is not None:
+            await self._changed(network, chat_id, None)  # it was a portal: it is none now
+
     async def portal_chats(self, network: str) -> list[str]:
         return await self._portals.portal_chats(network)
 
@@ -132,11 +140,13 @@ class PortalRooms:
     async def follow_upgrade(self, old_room: RoomID, new_room: RoomID) -> bool:
         """A portal room was upgraded (``m.room.tombstone``): move the portal to its successor.
 
-        The bot joins the new room (it may need an invite there, like anyone), the portal points
-        at it from now on, and the new room gets the bridge info. False when ``old_room`` is no
-        portal, or the bot could not join (the old room is then told why)."""
+        The bot joins the new room (it may need an invite there, like anyone), the portal and the
+        feeds posting into the room point at it from now on, and the new room gets the bridge
+        info. False when ``old_room`` is no portal and has no feeds, or the bot could not join
+        (the old room is then told why)."""
         portal = await self._portals.portal_for_room(old_room)
-        if portal is None:
+        feeds = await self._portals.feeds_into(old_room)
+        if portal is None and not feeds:
             return False
         try:
             await self._matrix.bot.join(new_room)
@@ -148,9 +158,12 @@ class PortalRooms:
                 msgtype="m.notice", txn_id=f"upgrade-failed:{old_room}:{new_room}",
             )
             return False
-        await self._portals.set_portal_room(portal.id, new_room)
-        await self._announce(portal, new_room)
-        log.info("portal %s moved from %s to its upgraded room %s", portal.remote_id, old_room, new_room)
+        for feed in feeds:
+            await self._portals.move_feed(feed.id, new_room)
+        if portal is not None:
+            await self._portals.set_portal_room(portal.id, new_room)
+            await self._announce(portal, new_room)
+            log.info("portal %s moved from %s to its upgraded room %s", portal.remote_id, old_room, new_room)
         return True
 
     async def _announce(self, portal: PortalRow, room_id: RoomID) -> None:

@@ -145,6 +145,8 @@ class RemoteDelivery:
         self.rooms = PortalRooms(stores.portals, matrix, senders, server_name=server_name,
                                  on_portal_change=on_portal_change)
         self._to_matrix = RemoteToMatrix(stores, senders, self.rooms, self._in_flight)
+        self.ghost_ids = senders.ghost_ids
+        """The ghosts' Matrix IDs (kept ones loaded by :meth:`start`), for the connectors' contexts."""
         self._dispatcher = RoomDispatcher(
             self._send, on_done=self._on_sent, on_failure=self._on_failure, max_attempts=max_attempts
         )
@@ -158,6 +160,7 @@ class RemoteDelivery:
 
     async def start(self) -> int:
         """Queue the sends the previous run did not finish; returns how many."""
+        await self.ghost_ids.load(self._stores.ghosts)  # before any ghost is named
         await self._stores.messages.load_recent_sends()
         replayed = 0
         async for entry in self._stores.outbox.pending():
@@ -240,6 +243,12 @@ class RemoteDelivery:
     async def link_portal(self, network: str, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None:
         await self.rooms.link_portal(network, chat_id, room_id, relay=relay)
 
+    async def keep_ghost_id(self, network: str, sender_id: str, user_id: UserID) -> UserID:
+        return await self.ghost_ids.keep(self._stores.ghosts, network, sender_id, user_id)
+
+    async def link_feed(self, network: str, chat_id: str, room_id: RoomID) -> None:
+        await self.rooms.link_feed(network, chat_id, room_id)
+
     async def portal_chats(self, network: str) -> list[str]:
         return await self.rooms.portal_chats(network)
 
@@ -290,11 +299,11 @@ class RemoteDelivery:
         """Say in the portal that a message was lost, so nobody waits for it in silence."""
         try:
             portal = await self._stores.portals.portal_by_id(entry.portal_id)
-            if portal.room_id is None:
+            if portal.posts_into is None:
                 return
             sender = entry.payload.get("sender_name") or entry.payload.get("sender_id")
             await self._matrix.bot.send_text(
-                RoomID(portal.room_id),
+                RoomID(portal.posts_into),
                 f"A message from {sender} could not be delivered to Matrix ({type(error).__name__}).",
                 msgtype="m.notice", txn_id=f"failed:{entry.idempotency_key}",
             )

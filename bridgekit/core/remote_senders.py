@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
+from bridgekit.core.ghost_ids import GhostIDs
 from bridgekit.core.ghost_profiles import ProfileApplier, prepare_profile
 from bridgekit.errors import MatrixError
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import Intent, MatrixClient
-from bridgekit.naming import ghost_user_id
 from bridgekit.store.ghosts import GhostProfile
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class RemoteSenders:
         self._profiles = profiles
         self._server_name = server_name
         self._ghost_prefixes = dict(ghost_prefixes)
+        self.ghost_ids = GhostIDs(ghost_prefixes, server_name)
         self._owner_of = owner_of
         self._double_puppet = double_puppet
         self._is_puppet_owner = is_puppet_owner
@@ -50,7 +51,7 @@ class RemoteSenders:
         return self._matrix.bot
 
     def ghost(self, network: str, sender_id: str) -> Intent:
-        return self._matrix.intent(ghost_user_id(self._ghost_prefixes[network], network, sender_id, self._server_name))
+        return self._matrix.intent(self.ghost_ids.user_id(network, sender_id))
 
     def is_ghost(self, user_id: str) -> bool:
         return user_id.startswith(tuple(f"@{prefix}" for prefix in self._ghost_prefixes.values()))

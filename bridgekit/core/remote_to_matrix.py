@@ -42,6 +42,10 @@ from bridgekit.store.portals import PortalRow
 
 log = logging.getLogger(__name__)
 
+FEEDS_LEAVE_THE_ROOM_ALONE = (RemoteChatInfo, RemotePower)
+"""What a feed does not post: the name, topic and power levels of the room it posts into belong to
+the room (its portal's chat, or its people), not to one of the chats posting there."""
+
 
 @dataclass(frozen=True, slots=True)
 class Posting:
@@ -82,10 +86,12 @@ class RemoteToMatrix:
         event = remote_event_from_json(entry.payload)
         portal = await self._stores.portals.portal_by_id(entry.portal_id)
         event_id: EventID | None = None
-        if portal.room_id is not None or not portal.unlinked:  # unlinked by an admin: not bridged
-            room_id = RoomID(portal.room_id) if portal.room_id else await self._rooms.create_room(portal)
+        room = portal.posts_into  # a feed's room is never made by the core: it is someone else's
+        if room is not None or not portal.unlinked:  # unlinked by an admin: not bridged
+            room_id = RoomID(room) if room else await self._rooms.create_room(portal)
             posting = Posting(entry, str(entry.payload["network"]), portal, room_id)
-            event_id = await self._handlers[type(event)](posting, event)
+            if portal.feed_room is None or not isinstance(event, FEEDS_LEAVE_THE_ROOM_ALONE):
+                event_id = await self._handlers[type(event)](posting, event)
         self._stores.outbox.mark_done(entry, event_id)
         return event_id
 
@@ -99,8 +105,8 @@ class RemoteToMatrix:
         if messages.sent_by_us(at.portal.id, message.message_id):
             original = await messages.event_for(at.portal.id, message.message_id)
             return EventID(original) if original else None
-        sender = await self._senders.sender(at.network, message.sender_id, message.sender_name, at.room_id,
-                                            avatar=message.sender_avatar_url)
+        sender = self._senders.bot if message.by_bot else await self._senders.sender(
+            at.network, message.sender_id, message.sender_name, at.room_id, avatar=message.sender_avatar_url)
         reply_to = await messages.event_for(at.portal.id, message.reply_to) if message.reply_to else None
         event_id = await sender.send_text(
             at.room_id, message.text, html=message.html, msgtype=message.msgtype,

@@ -71,6 +71,23 @@ class GhostStore:
                 )
             ).scalar()
 
+    async def user_ids(self, network: str, remote_id: str | None = None) -> dict[str, str]:
+        """remote id -> Matrix ID of each ghost of ``network`` the bridge made (or of one)."""
+        query = select(_GHOST.c.remote_id, _GHOST.c.user_id).where(_GHOST.c.network == network)
+        if remote_id is not None:
+            query = query.where(_GHOST.c.remote_id == remote_id)
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(row.remote_id): str(row.user_id) for row in rows}
+
+    async def keep_user_id(self, network: str, remote_id: str, user_id: str) -> bool:
+        """Record a ghost made outside the core (a connector's own from before): False when the
+        remote user or the Matrix ID has a ghost already (that one stands)."""
+        statement = self._insert(_GHOST).values(network=network, remote_id=remote_id, user_id=user_id, meta={})
+        async with self._db.write() as conn:
+            inserted = await conn.execute(statement.on_conflict_do_nothing())
+        return bool(inserted.rowcount)
+
     async def remember_name(self, network: str, remote_id: str, user_id: str, name: str) -> None:
         statement = self._insert(_GHOST).values(
             network=network, remote_id=remote_id, user_id=user_id, name=name, name_set=True, meta={}

@@ -284,7 +284,8 @@ class Portal(Base):
     room_type: Mapped[str] = mapped_column(Text, default="group", server_default=text("'group'"))
     """dm | group | channel | space"""
     origin: Mapped[str] = mapped_column(Text, default="portal", server_default=text("'portal'"))
-    """portal (the bridge created the room) | plumbed (an existing Matrix room)"""
+    """portal (the bridge created the room) | plumbed (an existing Matrix room) | dm | alias | feed (posts into
+    a room that is not its portal: the room is in ``meta["feed_room"]``, ``room_id`` stays NULL)"""
     relay_session_id: Mapped[str | None] = mapped_column(
         Text, ForeignKey("remote_session.id", ondelete="SET NULL")
     )

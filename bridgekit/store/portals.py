@@ -1,5 +1,11 @@
 """Portals: which Matrix room bridges which remote chat, and whether its relay is on.
 
+A chat can instead be a *feed* of a room (``link_feed``): its events are posted into the room, but
+the room is not its portal. A feed keeps ``room_id`` NULL and names its room in ``meta`` (key
+``feed_room``), so nothing that finds portals by room (Matrix -> remote routing, unlink, the room
+a new link displaces) ever sees it, and any number of feeds can post into one room beside its
+portal, without a schema change.
+
 Every Matrix message asks "is this room a portal, and is its relay on?": answered from memory.
 One process owns the database, and every change goes through the methods below, which forget what
 they change (portals change rarely: forgetting them all is fine).
@@ -33,6 +39,13 @@ class PortalRow:
     name: str | None
     unlinked: bool = False
     """An admin unlinked the room: the chat is not bridged until someone links it again."""
+    feed_room: str | None = None
+    """The room the chat's events are posted into when the chat is a feed (``room_id`` is then None)."""
+
+    @property
+    def posts_into(self) -> str | None:
+        """The room this chat's events are posted into now: its portal room, or its feed's room."""
+        return self.room_id or self.feed_room
 
 
 class PortalStore:
@@ -91,14 +104,17 @@ class PortalStore:
         if row is None:
             return None
         meta = row.meta if isinstance(row.meta, dict) else json.loads(row.meta or "{}")
-        return PortalRow(row.id, row.network, row.remote_id, row.room_id, row.name, bool(meta.get("unlinked")))
+        feed_room = meta.get("feed_room")
+        return PortalRow(row.id, row.network, row.remote_id, row.room_id, row.name, bool(meta.get("unlinked")),
+                         feed_room if isinstance(feed_room, str) else None)
 
     async def link_portal(self, network: str, remote_id: str, room_id: str, *, origin: str = "plumbed") -> PortalRow:
         """Point the portal of (network, remote_id) at ``room_id``, creating the portal if needed."""
         async with self._db.write() as conn:
             portal_id = await self.ensure_portal(conn, network, remote_id)
             meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal_id))).scalar()
-            kept = {key: value for key, value in (meta if isinstance(meta, dict) else {}).items() if key != "unlinked"}
+            kept = {key: value for key, value in (meta if isinstance(meta, dict) else {}).items()
+                    if key not in ("unlinked", "feed_room")}  # a feed linked as a portal stops being a feed
             # A room can be the portal of one chat only: a room linked anew leaves its old chat.
             await conn.execute(update(_PORTAL).where(_PORTAL.c.room_id == room_id, _PORTAL.c.id != portal_id)
                                .values(room_id=None))
@@ -106,6 +122,42 @@ class PortalStore:
                                .values(room_id=room_id, origin=origin, meta=kept))
         self._forget()
         return await self.portal_by_id(portal_id)
+
+    async def link_feed(self, network: str, remote_id: str, room_id: str) -> PortalRow:
+        """Make (network, remote_id) a feed of ``room_id``: its events are posted there, and the
+        room stays whatever else it is (another chat's portal, or no portal). A chat that was a
+        portal stops being one (its old room keeps its history). Writes only when it changes."""
+        current = await self.portal(network, remote_id)
+        if current is not None and current.room_id is None and current.feed_room == room_id:
+            return current
+        async with self._db.write() as conn:
+            portal_id = await self.ensure_portal(conn, network, remote_id)
+            meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal_id))).scalar()
+            kept = {key: value for key, value in (meta if isinstance(meta, dict) else {}).items() if key != "unlinked"}
+            await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id)
+                               .values(room_id=None, origin="feed", meta={**kept, "feed_room": room_id}))
+        self._forget()
+        return await self.portal_by_id(portal_id)
+
+    async def feeds_into(self, room_id: str) -> list[PortalRow]:
+        """The feeds posting into ``room_id`` (of any connector)."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(select(_PORTAL.c.id, _PORTAL.c.meta).where(_PORTAL.c.origin == "feed",
+                                                                                   _PORTAL.c.room_id.is_(None)))).all()
+        feeds = []  # feeds are few (one per connector and room): filtered here, not in dialect-specific JSON SQL
+        for row in rows:
+            meta = row.meta if isinstance(row.meta, dict) else json.loads(row.meta or "{}")
+            if meta.get("feed_room") == room_id:
+                feeds.append(await self.portal_by_id(int(row.id)))
+        return feeds
+
+    async def move_feed(self, portal_id: int, room_id: str) -> None:
+        """Point a feed at another room (its room was upgraded)."""
+        async with self._db.write() as conn:
+            meta = (await conn.execute(select(_PORTAL.c.meta).where(_PORTAL.c.id == portal_id))).scalar()
+            await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id)
+                               .values(meta={**(meta if isinstance(meta, dict) else {}), "feed_room": room_id}))
+        self._forget()
 
     async def unlink_room(self, room_id: str) -> PortalRow | None:
         """Stop bridging ``room_id``: its chat keeps its portal row (and message map), without a room,

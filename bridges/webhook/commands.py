@@ -30,6 +30,7 @@ from bridgekit import (
     parse_target,
 )
 from bridges.webhook.identity import IdentityStyle
+from bridges.webhook.inbound import link_rooms
 from bridges.webhook.runtime import Runtime
 from bridges.webhook.secret_box import SecretBoxUnavailable, inbound_row, outbound_row
 from bridges.webhook.signatures import Scheme, hash_token, new_token
@@ -115,8 +116,10 @@ async def _owned_hook(
     return hook
 
 
-async def _reveal(runtime: Runtime, context: CommandContext, hook_id: str, text: str) -> None:
-    await runtime.send_privately(context.sender, text, txn_id=f"webhook-secret:{hook_id}:{secrets.token_hex(8)}")
+async def _reveal(runtime: Runtime, context: CommandContext, text: str) -> None:
+    """Secrets (hook URLs, signing secrets) go to the user alone (their management room), never
+    into the room the hook belongs to."""
+    await runtime.ctx.tell_user(context.sender, text)
 
 
 async def _create(
@@ -142,7 +145,8 @@ async def _create(
         id=hook_id, room_id=context.room_id, name=name, creator=context.sender, scheme=scheme.value,
         identity=style.value, created_ms=int(time.time() * 1000), **columns,
     ))
-    await _reveal(runtime, context, hook_id, f"Webhook '{name}' ({hook_id}) posts into {context.room_id}.\n{reveal}")
+    await link_rooms(runtime.ctx, [context.room_id])
+    await _reveal(runtime, context, f"Webhook '{name}' ({hook_id}) posts into {context.room_id}.\n{reveal}")
     return CommandReply(
         f"Created webhook '{name}' ({hook_id}, {scheme.value}, {style.value} identity). "
         "I sent its URL to you in a private chat."
@@ -201,7 +205,7 @@ async def _reissue(
     except SecretBoxUnavailable as problem:
         return CommandReply(f"Cannot switch to {chosen.value}: {problem}.")
     await runtime.store.update_hook(hook.id, scheme=chosen.value, **columns)
-    await _reveal(runtime, context, hook.id, f"Webhook '{hook.name}' ({hook.id}) has new credentials.\n{reveal}")
+    await _reveal(runtime, context, f"Webhook '{hook.name}' ({hook.id}) has new credentials.\n{reveal}")
     return CommandReply(
         f"Webhook '{hook.name}' ({hook.id}) now uses {chosen.value}; the old URL or secret stopped working. "
         "I sent the new one to you in a private chat."
@@ -251,7 +255,7 @@ async def _out_add(
         id=hook_id, room_id=context.room_id, url=url, sealed_secret=sealed, creator=context.sender,
         created_ms=int(time.time() * 1000),
     ))
-    await _reveal(runtime, context, hook_id, _outbound_secret_text(context, hook_id, url, secret))
+    await _reveal(runtime, context, _outbound_secret_text(context, hook_id, url, secret))
     return CommandReply(
         f"Added outbound webhook {hook_id} to {_shown_url(url)}: this room's messages are posted there. "
         "I sent its signing secret to you in a private chat."
@@ -314,7 +318,7 @@ async def _adopt(
             return CommandReply(f"Cannot adopt webhook {hook.id}: {problem}.")
         await runtime.store.update_hook(hook.id, creator=context.sender, status=ACTIVE, suspended_reason=None,
                                         **columns)
-        await _reveal(runtime, context, hook.id, f"You adopted webhook '{hook.name}' ({hook.id}).\n{reveal}")
+        await _reveal(runtime, context, f"You adopted webhook '{hook.name}' ({hook.id}).\n{reveal}")
         return CommandReply(
             f"{context.sender} adopted webhook '{hook.name}' ({hook.id}): it is active again, with new credentials "
             f"(the old URL or secret, which {hook.creator} had, no longer works). I sent them to you privately."
@@ -329,7 +333,7 @@ async def _adopt(
         return CommandReply(f"Cannot adopt outbound webhook {outbound.id}: {problem}.")
     await runtime.store.update_outbound(outbound.id, creator=context.sender, status=ACTIVE, suspended_reason=None,
                                         sealed_secret=sealed)
-    await _reveal(runtime, context, outbound.id, _outbound_secret_text(context, outbound.id, outbound.url, secret))
+    await _reveal(runtime, context, _outbound_secret_text(context, outbound.id, outbound.url, secret))
     return CommandReply(
         f"{context.sender} adopted outbound webhook {outbound.id}: this room's messages go to "
         f"{_shown_url(outbound.url)} again (check that you trust that address: {outbound.creator} chose it). "

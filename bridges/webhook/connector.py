@@ -1,7 +1,8 @@
 """The webhook bridge: HTTP requests post into Matrix rooms, and rooms' messages go out as HTTP.
 
-Composition only: the settings, the store, the inbound intake and poster, the outbound deliverer,
-the routes and the commands are built and wired here. See docs/webhook.md for the admin's view.
+Composition only: the settings, the store (the connector's tables in the bridge's database), the
+inbound intake (posting through ``ctx.emit``), the outbound deliverer (jobs of ``ctx.jobs``), the
+routes and the commands are built and wired here. See docs/webhook.md for the admin's view.
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ import logging
 import time
 from collections.abc import Sequence
 
+import httpx
 from fastapi import APIRouter
 
 from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, UserID, new_http_client
 from bridges.webhook.commands import webhook_command
 from bridges.webhook.departures import suspend_departed, suspend_hooks_of
-from bridges.webhook.inbound import InboundPoster
+from bridges.webhook.inbound import InboundPosts, link_rooms
 from bridges.webhook.intake import Intake
+from bridges.webhook.legacy_import import import_legacy_database
 from bridges.webhook.outbound import OutboundDeliverer
 from bridges.webhook.routes import build_router
 from bridges.webhook.runtime import Runtime
 from bridges.webhook.secret_box import SecretBox
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.store import WebhookStore
+from bridges.webhook.tables import WEBHOOK_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +37,18 @@ PRUNE_INTERVAL_SECONDS = 3600.0
 
 class WebhookConnector:
     Settings = WebhookSettings
+    tables = WEBHOOK_TABLES
 
     def __init__(self, ctx: BridgeContext) -> None:
         self.ctx = ctx
         self.name = ctx.name
         self._runtime: Runtime | None = None
         self._intake: Intake | None = None
-        self._poster: InboundPoster | None = None
+        self._posts: InboundPosts | None = None
         self._outbound: OutboundDeliverer | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._reconciler: asyncio.Task[None] | None = None
-        self._http_client = new_http_client()
+        self._http_client: httpx.AsyncClient | None = None  # opened by start(): building one does no I/O
         self._max_body = WebhookSettings().max_body_bytes
 
     # -- optional abilities, asked for before start ----------------------------------------------
@@ -64,18 +69,21 @@ class WebhookConnector:
             settings = settings.model_copy(update={"public_url": ctx.public_url.rstrip("/")})
         secret = settings.secrets_key.get_secret_value() if settings.secrets_key else None
         box = SecretBox.from_settings(secret, [key.get_secret_value() for key in settings.previous_secrets_keys])
-        store = await WebhookStore.open(settings.database)
+        store = WebhookStore(ctx.database)
+        imported = await import_legacy_database(ctx, settings.database)
         if box.available and (resealed := await store.reseal_secrets(box)):
             log.info("sealed %d webhook signing secrets again with the current key", resealed)
+        await link_rooms(ctx, await store.hook_rooms())
+        self._http_client = new_http_client()
         http = GuardedHTTP(self._http_client, settings.allow_rules())
         runtime = Runtime(ctx, settings, store, box, http)
-        self._poster = InboundPoster(ctx, store, settings, http)
+        self._posts = InboundPosts(ctx, store, settings, http)
         self._outbound = OutboundDeliverer(ctx, store, settings, http, box)
+        self._outbound.register()
         self._max_body = settings.max_body_bytes
         self._runtime = runtime
-        self._intake = Intake(store, settings, box, self._poster)
-        resumed = await self._poster.resume()
-        self._outbound.start()
+        self._intake = Intake(store, settings, box, self._posts)
+        resumed = await self._posts.resume()
         self._pruner = asyncio.create_task(self._prune_forever(store, settings), name="webhook-prune")
         self._reconciler = asyncio.create_task(self._check_creators(runtime), name="webhook-creators")
         if not settings.public_url:
@@ -83,7 +91,8 @@ class WebhookConnector:
                         "as paths only", ctx.name)
         if not box.available:
             log.warning("no webhook secrets key is set: only token hooks can be created (see docs/webhook.md)")
-        log.info("webhook bridge started (%d accepted messages resumed)", resumed)
+        log.info("webhook bridge started (%d accepted messages resumed%s)", resumed,
+                 ", webhook.db imported" if imported else "")
 
     async def stop(self) -> None:
         self._intake = None
@@ -92,18 +101,14 @@ class WebhookConnector:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._outbound is not None:
-            await self._outbound.stop()
-        if self._poster is not None:
-            await self._poster.stop()
-        if self._runtime is not None:
-            await self._runtime.store.close()
-        await self._http_client.aclose()
+        if self._posts is not None:
+            await self._posts.stop()
+        if self._http_client is not None:
+            await self._http_client.aclose()
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        """Room messages go to the room's outbound hooks; a user's direct chat with the bot is
-        remembered as the place for their secrets; a hook creator who leaves (or is kicked or
-        banned from) the room has their hooks suspended.
+        """Room messages go to the room's outbound hooks; a hook creator who leaves (or is kicked
+        or banned from) the room has their hooks suspended.
 
         The core hands every room event of a room the bot is in to the connectors, portal or not
         (membership changes too, after its own routing of portal leaves), so the leave arrives
@@ -118,11 +123,7 @@ class WebhookConnector:
 
     async def _membership(self, runtime: Runtime, event: MatrixEvent) -> None:
         membership, user = event.content.get("membership"), event.state_key
-        if user == runtime.ctx.bot_user_id:
-            if membership == "invite" and event.content.get("is_direct") is True:
-                await runtime.store.set_private_room(UserID(event.sender), event.room_id)
-            return
-        if user and membership in ("leave", "ban"):
+        if user and user != runtime.ctx.bot_user_id and membership in ("leave", "ban"):
             await suspend_hooks_of(runtime, event, UserID(user), str(membership))
 
     @staticmethod

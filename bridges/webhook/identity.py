@@ -22,13 +22,9 @@ class IdentityStyle(enum.Enum):
 class Speaker:
     name: str
     """The display name: the ghost's, or the bold name in a bot-style line."""
-    ghost_suffix: str | None
-    """For a ghost, the localpart after the ghost prefix; None when the bot speaks."""
-    name_key: str
-
-    @property
-    def is_bot(self) -> bool:
-        return self.ghost_suffix is None
+    sender_id: str | None
+    """For a ghost, the remote ID the core names it after (:func:`ghost_sender_id`); None when
+    the bot speaks."""
 
 
 def name_key(name: str) -> str:
@@ -36,22 +32,26 @@ def name_key(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
-def ghost_suffix(network: str, hook_id: str, name: str) -> str:
-    """``{network}_{hook}.{key}``: only ``[a-z0-9._]`` so bridgekit's escaping leaves it as it is,
-    and the hook ID keeps two hooks' "bob" apart."""
-    return f"{network}_{hook_id}.{name_key(name)}"
+def ghost_sender_id(hook_id: str, name: str) -> str:
+    """``{hook}.{key}``: only ``[a-z0-9.]`` so bridgekit's escaping leaves it as it is, and the
+    hook ID keeps two hooks' "bob" apart."""
+    return ghost_sender_id_of(hook_id, name_key(name))
+
+
+def ghost_sender_id_of(hook_id: str, key: str) -> str:
+    """The sender ID of a ghost row (hook and name key)."""
+    return f"{hook_id}.{key}"
 
 
 def choose_speaker(
-    style: IdentityStyle, *, network: str, hook_id: str, hook_name: str, username: str | None,
+    style: IdentityStyle, *, hook_id: str, hook_name: str, username: str | None,
     known_ghost: bool, ghost_count: int, max_ghosts: int,
 ) -> Speaker:
     """The speaker of a message with ``username`` (None: the sender gave none, the hook's name)."""
     name = username or hook_name
-    key = name_key(name)
     if style is IdentityStyle.BOT or (not known_ghost and ghost_count >= max_ghosts):
-        return Speaker(name, None, key)
-    return Speaker(name, ghost_suffix(network, hook_id, name), key)
+        return Speaker(name, None)
+    return Speaker(name, ghost_sender_id(hook_id, name))
 
 
-__all__ = ["IdentityStyle", "Speaker", "choose_speaker", "ghost_suffix", "name_key"]
+__all__ = ["IdentityStyle", "Speaker", "choose_speaker", "ghost_sender_id", "ghost_sender_id_of", "name_key"]

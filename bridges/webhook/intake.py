@@ -3,10 +3,12 @@
 Order matters: size (413) before anything is parsed, then the hook (404) and its proof (401),
 then whether the hook is suspended (403, told only to a sender who proved they hold it), then
 the hook's rate (429), then the payload (400/415). Only a request that passed all of them is
-stored and posted, so a rejected request never posts anything. An Idempotency-Key (or GitHub's
-delivery ID) already seen for the hook gets the first request's answer again. GitHub signs the
-body alone, with no timestamp: a github hook refuses a body it accepted before under another
-delivery ID (401 ``replayed_signature``), for as long as requests are remembered.
+emitted (``inbound.py``), so a rejected request never posts anything; it is stored here first
+when a later request may ask about it (it has an Idempotency-Key or a signed body). An
+Idempotency-Key (or GitHub's delivery ID) already seen for the hook gets the first request's
+answer again. GitHub signs the body alone, with no timestamp: a github hook refuses a body it
+accepted before under another delivery ID (401 ``replayed_signature``), for as long as requests
+are remembered.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridges.webhook.inbound import InboundPoster, now_ms
+from bridgekit import DeliveryFailed, DeliveryInterrupted
+from bridges.webhook.inbound import InboundPosts, now_ms
 from bridges.webhook.message import PayloadError
 from bridges.webhook.ratelimit import RateLimiter, retry_after_header
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row
@@ -66,13 +69,13 @@ class Request:
 
 class Intake:
     def __init__(
-        self, store: WebhookStore, settings: WebhookSettings, box: SecretBox, poster: InboundPoster,
+        self, store: WebhookStore, settings: WebhookSettings, box: SecretBox, posts: InboundPosts,
         *, clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._settings = settings
         self._box = box
-        self._poster = poster
+        self._posts = posts
         self._clock = clock
         self._limiter = RateLimiter(settings.rate_per_second, settings.rate_burst, monotonic)
 
@@ -104,6 +107,12 @@ class Intake:
         if message is None:
             return Answer(200, {"ok": True, "posted": False, "message": "pong: nothing to post"})
         digest = request_digest(Scheme(hook.scheme), request.headers, request.body)
+        if key is None and digest is None:
+            # Nothing for a later request to find (no key, no signed body): not stored here, the
+            # core's outbox is the message's durable copy once it is emitted.
+            unstored = InboundMessage(hook_id=hook.id, room_id=hook.room_id, message=message.to_json(),
+                                      created_ms=now_ms(), state="pending", attempts=0)
+            return await self._post_within_deadline(unstored, hook)
         row, added = await self._store.add_inbound(
             hook.id, key, hook.room_id, message.to_json(), now_ms(), body_digest=digest,
         )
@@ -114,10 +123,10 @@ class Intake:
             # A timestamped request sent again within its window (a sender's retry, or a captured
             # copy with another Idempotency-Key): the first answer, nothing posted twice.
             log.info("hook %s got a signed request it had accepted before; answered as a repeat", hook.id)
-            return await self._replayed(row)
+            return await self._replayed(row, hook)
         if added is Added.SAME_KEY:
-            return await self._replayed(row)
-        return await self._post_within_deadline(row)
+            return await self._replayed(row, hook)
+        return await self._post_within_deadline(row, hook)
 
     def _authenticate(self, hook: Hook, token: str | None, request: Request) -> Rejection | None:
         scheme = Scheme(hook.scheme)
@@ -135,23 +144,31 @@ class Intake:
         return verify(scheme, secret, request.headers, request.body, now=self._clock(),
                       window=self._settings.signature_window_seconds)
 
-    async def _post_within_deadline(self, row: InboundMessage) -> Answer:
-        task = self._poster.start_delivery(row)
+    async def _post_within_deadline(self, row: InboundMessage, hook: Hook, *, repeat: bool = False) -> Answer:
+        """Emit the row (again, for a ``repeat``: the core answers with the event it became) and
+        answer once it is in the room, or 202 at the deadline."""
+        replayed = {"Idempotent-Replayed": "true"} if repeat else {}
+        extra = {"duplicate": True} if repeat else {}
+        task = self._posts.post(row, hook)
         done, _ = await asyncio.wait({task}, timeout=self._settings.answer_deadline_seconds)
-        event_id = task.result() if done else None
-        if event_id is not None:
-            return Answer(200, {"ok": True, "event_id": event_id})
-        if done:
-            return error(502, "not_posted", "the message was accepted but could not be posted to the room")
-        return Answer(202, {"ok": True, "queued": True, "message": "accepted; it will be in the room shortly"})
+        if not done or isinstance(task.exception(), DeliveryInterrupted):  # the bridge stops: posted at its start
+            return Answer(202, {"ok": True, "queued": True, **extra,
+                                "message": "accepted; it will be in the room shortly"}, replayed)
+        failure = task.exception()
+        if failure is not None and not isinstance(failure, DeliveryFailed):
+            raise failure
+        if failure is None and (event_id := task.result()) is not None:
+            return Answer(200, {"ok": True, "event_id": event_id, **extra}, replayed)
+        return error(502, "not_posted", "the message was accepted but could not be posted to the room", replayed)
 
-    async def _replayed(self, row: InboundMessage) -> Answer:
+    async def _replayed(self, row: InboundMessage, hook: Hook) -> Answer:
+        """The first request's answer: recorded, or (its outcome not written yet) asked of the core."""
         headers = {"Idempotent-Replayed": "true"}
         if row.state == "sent" and row.event_id:
             return Answer(200, {"ok": True, "event_id": row.event_id, "duplicate": True}, headers)
         if row.state == "failed":
             return error(502, "not_posted", "this request was accepted before but could not be posted", headers)
-        return Answer(202, {"ok": True, "queued": True, "duplicate": True}, headers)
+        return await self._post_within_deadline(row, hook, repeat=True)
 
 
 def _idempotency_key(headers: Mapping[str, str]) -> str | None:

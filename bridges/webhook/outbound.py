@@ -1,24 +1,22 @@
-"""Matrix messages -> outbound hooks: stored per (event, hook), POSTed signed, retried durably.
+"""Matrix messages -> outbound hooks: one job of the framework's queue (``ctx.jobs``) per
+(event, hook), POSTed signed, retried with backoff.
 
-Each Matrix message in a room with outbound hooks becomes one delivery row per hook before
+Each Matrix message in a room with outbound hooks becomes one job per hook before
 ``handle_matrix_event`` returns, so neither a restart nor a long outage of the receiver loses it.
-A worker POSTs due rows; a failure schedules the next attempt with exponential backoff (capped),
-and after the last attempt the room is told. Delivery is at-least-once: the ``X-Webhook-Delivery``
-header stays the same on every attempt, for the receiver to drop repeats.
-
-The bridge's own retries are used rather than the core's retry of ``handle_matrix_event``: that
-one holds up the room's whole event queue (commands included) while it waits, and gives up after
-seconds, where a receiver's outage lasts minutes.
+The jobs of one hook share its ordering key: a delivery being retried holds back the later ones
+of the same hook (the receiver gets the room's messages in order), while a hook whose receiver
+stays down holds up neither the room's other events nor the other hooks. Each job is queued once
+per (hook, event) (``unique``), so a Matrix event handed over again after a crash is not sent
+twice. After the last attempt the room is told. Delivery is at-least-once: the
+``X-Webhook-Delivery`` header stays the same on every attempt, for the receiver to drop repeats.
 
 Each attempt first checks, at send time, that the hook is still active (not suspended because its
-creator left the room, not removed) and that the bridge bot is still in the room (asked of the
-homeserver once per round and room); otherwise the delivery is dropped, never sent.
+creator left the room, not removed, not adopted since) and that the bridge bot is still in the
+room, as the homeserver says; otherwise the delivery is dropped, never sent.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -28,15 +26,29 @@ from typing import Any
 
 import httpx
 
-from bridgekit import BridgeContext, GuardedHTTP, MatrixEvent, MatrixForbidden, MatrixNotFound, RoomID, UnsafeURL
+from bridgekit import (
+    BridgeContext,
+    GiveUpJob,
+    GuardedHTTP,
+    Job,
+    JobRetry,
+    MatrixEvent,
+    MatrixForbidden,
+    MatrixNotFound,
+    RoomID,
+    UnsafeURL,
+)
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, outbound_row
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from bridges.webhook.store import ACTIVE, OutboundDelivery, OutboundHook, WebhookStore
+from bridges.webhook.store import ACTIVE, OutboundHook, WebhookStore
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+DELIVERY = "delivery"
+"""The kind of the outbound jobs."""
 
 
 def delivery_body(event: MatrixEvent, displayname: str | None) -> dict[str, Any]:
@@ -55,9 +67,15 @@ def delivery_body(event: MatrixEvent, displayname: str | None) -> dict[str, Any]
     }
 
 
-def backoff_seconds(attempt: int, base: float, cap: float) -> float:
-    """Wait after failed attempt ``attempt`` (1-based): base, 2 base, 4 base, ... capped."""
-    return float(min(cap, base * 2 ** (attempt - 1)))
+def delivery_job(hook: OutboundHook, event_id: str, room_id: str, body: str, delivery_id: str) -> dict[str, str]:
+    """A delivery's job payload (``creator``: who the hook belonged to when it was queued)."""
+    return {"delivery_id": delivery_id, "hook_id": hook.id, "event_id": event_id, "room_id": room_id,
+            "body": body, "creator": hook.creator}
+
+
+def hook_key(hook_id: str) -> str:
+    """The ordering key of a hook's deliveries."""
+    return f"outbound:{hook_id}"
 
 
 class PermanentFailure(Exception):
@@ -79,36 +97,27 @@ class OutboundDeliverer:
         self._http = http
         self._box = box
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhook-outbound")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def register(self) -> None:
+        """Register the delivery job (in ``start``)."""
+        retry = JobRetry(max_attempts=self._settings.outbound_max_attempts,
+                         base_seconds=self._settings.outbound_retry_base_seconds,
+                         cap_seconds=self._settings.outbound_retry_cap_seconds)
+        self._ctx.jobs.register(DELIVERY, self.deliver, retry=retry, on_failed=self._tell_room)
 
     async def queue_event(self, event: MatrixEvent) -> int:
-        """Store one delivery per outbound hook of the event's room; returns how many were new."""
+        """Queue one delivery per active outbound hook of the event's room; returns how many."""
         if event.type != "m.room.message":
             return 0
         hooks = await self._store.outbound_in_room(event.room_id, active_only=True)
         if not hooks:
             return 0
         body = json.dumps(delivery_body(event, await self._displayname(event)), ensure_ascii=False)
-        now = int(self._clock() * 1000)
-        added = 0
         for hook in hooks:
-            delivery = OutboundDelivery(
-                id=secrets.token_hex(16), hook_id=hook.id, event_id=event.event_id, room_id=event.room_id,
-                body=body, state="pending", attempts=0, next_attempt_ms=now, last_error=None,
-            )
-            added += await self._store.add_delivery(delivery)
-        self._wake.set()
-        return added
+            payload = delivery_job(hook, event.event_id, event.room_id, body, secrets.token_hex(16))
+            await self._ctx.jobs.enqueue(DELIVERY, payload, key=hook_key(hook.id),
+                                         unique=f"{hook.id}:{event.event_id}")
+        return len(hooks)
 
     async def _displayname(self, event: MatrixEvent) -> str | None:
         try:
@@ -120,96 +129,57 @@ class OutboundDeliverer:
         name = member.get("displayname")
         return name if isinstance(name, str) else None
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._deliver_due()
-                await self._wait_for_next()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("the outbound delivery loop failed; trying again shortly")
-                await asyncio.sleep(1.0)
+    async def deliver(self, job: Job) -> None:
+        """One attempt (the job handler): sent, dropped, or raises to be retried (GiveUpJob: not)."""
+        delivery: dict[str, str] = job.payload
+        try:
+            await self._post(delivery)
+        except NotToBeSent as why:
+            log.info("outbound delivery %s of hook %s dropped: %s", delivery["delivery_id"], delivery["hook_id"], why)
+        except PermanentFailure as error:
+            raise GiveUpJob(str(error)) from None
+        except Exception as error:
+            reason = _describe(error)
+            log.info("outbound hook %s: attempt %d for %s failed (%s)", delivery["hook_id"], job.attempt,
+                     delivery["event_id"], reason)
+            raise RuntimeError(reason) from None
 
-    async def _wait_for_next(self) -> None:
-        next_ms = await self._store.next_delivery_ms()
-        timeout = 60.0 if next_ms is None else max(0.0, next_ms / 1000 - self._clock())
-        self._wake.clear()
-        if timeout > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-
-    async def _deliver_due(self) -> None:
-        due = await self._store.due_deliveries(int(self._clock() * 1000))
-        rooms = {delivery.room_id for delivery in due}
-        in_room = dict(zip(rooms, await asyncio.gather(*(self._bot_in_room(room) for room in rooms)), strict=True))
-        await asyncio.gather(*(self._attempt(delivery, in_room[delivery.room_id]) for delivery in due))
-
-    async def _bot_in_room(self, room_id: str) -> bool | BaseException:
-        """Whether the bridge bot is joined to the room now, as the homeserver says (an error when
+    async def _bot_in_room(self, room_id: str) -> bool:
+        """Whether the bridge bot is joined to the room now, as the homeserver says (raises when
         it cannot say: the attempt then fails and is retried)."""
         bot = self._ctx.matrix.intent(self._ctx.bot_user_id)
         try:
             member = await bot.get_state(RoomID(room_id), "m.room.member", self._ctx.bot_user_id)
         except (MatrixForbidden, MatrixNotFound):
             return False
-        except Exception as error:
-            return error
         return bool(member.get("membership") == "join")
 
-    async def _attempt(self, delivery: OutboundDelivery, bot_in_room: bool | BaseException) -> None:
-        attempts = delivery.attempts + 1
-        try:
-            await self._post(delivery, bot_in_room)
-        except NotToBeSent as why:
-            log.info("outbound delivery %s of hook %s dropped: %s", delivery.id, delivery.hook_id, why)
-            await self._store.update_delivery(delivery.id, state="dropped", last_error=str(why))
-            return
-        except Exception as error:
-            reason = _describe(error)
-            final = isinstance(error, PermanentFailure) or attempts >= self._settings.outbound_max_attempts
-            if final:
-                await self._store.update_delivery(delivery.id, state="failed", attempts=attempts, last_error=reason)
-                log.warning("outbound hook %s gave up on %s after %d attempts: %s",
-                            delivery.hook_id, delivery.event_id, attempts, reason)
-                await self._tell_room(delivery, attempts, reason)
-                return
-            wait = backoff_seconds(attempts, self._settings.outbound_retry_base_seconds,
-                                   self._settings.outbound_retry_cap_seconds)
-            log.info("outbound hook %s: attempt %d for %s failed (%s); next in %.1f s",
-                     delivery.hook_id, attempts, delivery.event_id, reason, wait)
-            await self._store.update_delivery(
-                delivery.id, attempts=attempts, last_error=reason, next_attempt_ms=int((self._clock() + wait) * 1000)
-            )
-            return
-        await self._store.update_delivery(delivery.id, state="sent", attempts=attempts, last_error=None)
-
-    async def _sendable_hook(self, delivery: OutboundDelivery, bot_in_room: bool | BaseException) -> OutboundHook:
-        hook = await self._store.outbound(delivery.hook_id)
+    async def _sendable_hook(self, delivery: dict[str, str]) -> OutboundHook:
+        hook = await self._store.outbound(delivery["hook_id"])
         if hook is None:
             raise NotToBeSent("the outbound hook was removed")
         if hook.status != ACTIVE:
             raise NotToBeSent(f"the outbound hook is suspended: {hook.suspended_reason}")
-        if isinstance(bot_in_room, BaseException):
-            raise RuntimeError(f"cannot tell whether the bridge bot is still in the room: {bot_in_room!r}")
-        if not bot_in_room:
+        if hook.creator != delivery["creator"]:
+            raise NotToBeSent("the outbound hook was adopted since: it sends only what was said after")
+        if not await self._bot_in_room(delivery["room_id"]):
             raise NotToBeSent("the bridge bot is no longer in the room")
         return hook
 
-    async def _post(self, delivery: OutboundDelivery, bot_in_room: bool | BaseException) -> None:
-        hook = await self._sendable_hook(delivery, bot_in_room)
+    async def _post(self, delivery: dict[str, str]) -> None:
+        hook = await self._sendable_hook(delivery)
         try:
             secret = self._box.open(hook.sealed_secret, row=outbound_row(hook.id))
         except SecretBoxUnavailable as error:
             raise PermanentFailure(str(error)) from None
-        body = delivery.body.encode()
+        body = delivery["body"].encode()
         timestamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "bridgekit-webhook",
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign(secret, timestamp, body),
-            DELIVERY_HEADER: delivery.id,
+            DELIVERY_HEADER: delivery["delivery_id"],
         }
         try:
             response, _ = await self._http.request(
@@ -225,16 +195,20 @@ class OutboundDeliverer:
             raise PermanentFailure(f"the receiver answered HTTP {status}")
         raise RuntimeError(f"the receiver answered HTTP {status}")
 
-    async def _tell_room(self, delivery: OutboundDelivery, attempts: int, reason: str) -> None:
+    async def _tell_room(self, job: Job, reason: str) -> None:
+        delivery: dict[str, str] = job.payload
+        reason = reason.removeprefix(f"{RuntimeError.__name__}: ")
+        log.warning("outbound hook %s gave up on %s after %d attempts: %s",
+                    delivery["hook_id"], delivery["event_id"], job.attempt, reason)
         try:
             await self._ctx.matrix.intent(self._ctx.bot_user_id).send_text(
-                RoomID(delivery.room_id),
-                f"Outbound webhook {delivery.hook_id} could not deliver a message ({delivery.event_id}) after "
-                f"{attempts} attempt{'s' if attempts != 1 else ''}: {reason}",
-                msgtype="m.notice", txn_id=f"webhook-out-failed:{delivery.id}",
+                RoomID(delivery["room_id"]),
+                f"Outbound webhook {delivery['hook_id']} could not deliver a message ({delivery['event_id']}) after "
+                f"{job.attempt} attempt{'s' if job.attempt != 1 else ''}: {reason}",
+                msgtype="m.notice", txn_id=f"webhook-out-failed:{delivery['delivery_id']}",
             )
         except Exception:
-            log.exception("could not report the failed outbound delivery %s in its room", delivery.id)
+            log.exception("could not report the failed outbound delivery %s in its room", delivery["delivery_id"])
 
 
 def _describe(error: BaseException) -> str:
@@ -245,4 +219,4 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-__all__ = ["OutboundDeliverer", "PermanentFailure", "backoff_seconds", "delivery_body"]
+__all__ = ["DELIVERY", "OutboundDeliverer", "PermanentFailure", "delivery_body", "delivery_job", "hook_key"]

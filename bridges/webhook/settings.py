@@ -16,7 +16,8 @@ class WebhookSettings(BaseModel):
     """The bridge's address as senders reach it (``https://bridge.example.org``), without a path.
     Empty: the URLs are shown as paths, to be prefixed by hand."""
     database: str = "sqlite+aiosqlite:///webhook.db"
-    """Where hooks, idempotency keys and pending deliveries live (an SQLAlchemy async URL)."""
+    """The database earlier versions kept of their own: imported once, at the first start on the
+    bridge's database (``legacy_import.py``), then never read again."""
     secrets_key: SecretStr | None = None
     """Fernet key (32 url-safe base64 bytes) encrypting signing secrets at rest; falls back to the
     ``BRIDGEKIT_CREDENTIALS_KEY`` environment variable (or the file ``BRIDGEKIT_CREDENTIALS_KEY_FILE``
@@ -40,6 +41,7 @@ class WebhookSettings(BaseModel):
     max_ghosts_per_hook: Annotated[int, Field(ge=1)] = 50
     """Distinct sender names a virtual-user hook turns into ghosts; later names post bot-style."""
     inbound_max_attempts: Annotated[int, Field(ge=1)] = 6
+    """No longer used (the core posts inbound messages, with its own retries); still accepted."""
 
     outbound_allow: list[str] = []
     """Addresses outbound hooks and avatar fetches may reach although they are private, loopback

@@ -1,142 +1,26 @@
-"""The webhook bridge's own tables: hooks, remembered requests, ghosts and outbound deliveries.
+"""Reads and writes of the webhook bridge's tables (``tables.py``), through ``ctx.database``.
 
-bridgekit has no storage API for connectors yet, so the connector keeps a small database of its
-own (``database`` in its settings), versioned and migrated by ``schema.py``. Writes are
-serialised by a lock: SQLite has one writer, and taking turns here is cheaper than "database is
-locked" retries. Every function opens its own short session; rows come back detached
-(``expire_on_commit=False``), never lazily loaded.
+Every function is one short transaction of the bridge's own database (on SQLite the framework's
+single writer, so no "database is locked"); rows come back detached, never lazily loaded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    delete,
-    event,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridges.webhook.schema import SCHEMA_VERSION, VERSION_TABLE, Base, migrate
+from bridgekit import ConnectorDatabase
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row, outbound_row
+from bridges.webhook.tables import ACTIVE, SUSPENDED, Base, Hook, HookGhost, InboundMessage, OutboundHook
 
 log = logging.getLogger(__name__)
-
-ACTIVE = "active"
-SUSPENDED = "suspended"
-
-
-class SchemaVersion(Base):
-    """The schema version the database is at (one row; see schema.py)."""
-
-    __tablename__ = VERSION_TABLE
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-
-
-class Hook(Base):
-    """An inbound hook: posts into ``room_id``."""
-
-    __tablename__ = "webhook_hook"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    room_id: Mapped[str] = mapped_column(String(255), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    creator: Mapped[str] = mapped_column(String(255))
-    scheme: Mapped[str] = mapped_column(String(16))
-    token_hash: Mapped[str | None] = mapped_column(String(64))
-    sealed_secret: Mapped[str | None] = mapped_column(Text)
-    identity: Mapped[str] = mapped_column(String(16))
-    created_ms: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default=ACTIVE, server_default=ACTIVE)
-    """``active``, or ``suspended`` once its creator left the room (until a room admin adopts it)."""
-    suspended_reason: Mapped[str | None] = mapped_column(Text)
-
-
-class InboundMessage(Base):
-    """One accepted request: its message, whether it is in the room, and its Idempotency-Key."""
-
-    __tablename__ = "webhook_inbound"
-    __table_args__ = (
-        UniqueConstraint("hook_id", "idempotency_key"),
-        # GitHub signs the body only: a signed body is accepted once per idempotency window.
-        Index("ix_webhook_inbound_body_digest", "hook_id", "body_digest", unique=True),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    hook_id: Mapped[str] = mapped_column(String(32), index=True)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255))
-    room_id: Mapped[str] = mapped_column(String(255))
-    message: Mapped[dict[str, Any]] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    event_id: Mapped[str | None] = mapped_column(String(255))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_ms: Mapped[int] = mapped_column(BigInteger, index=True)
-    body_digest: Mapped[str | None] = mapped_column(String(64))
-    """SHA-256 of the body, for schemes that sign the body alone (GitHub); else None."""
-
-
-class HookGhost(Base):
-    """A sender name of a virtual-user hook and the ghost that speaks for it."""
-
-    __tablename__ = "webhook_ghost"
-    hook_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(255))
-    displayname: Mapped[str | None] = mapped_column(String(255))
-    avatar_source: Mapped[str | None] = mapped_column(Text)
-
-
-class OutboundHook(Base):
-    """A URL that gets the room's messages."""
-
-    __tablename__ = "webhook_outbound"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    room_id: Mapped[str] = mapped_column(String(255), index=True)
-    url: Mapped[str] = mapped_column(Text)
-    sealed_secret: Mapped[str] = mapped_column(Text)
-    creator: Mapped[str] = mapped_column(String(255))
-    created_ms: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default=ACTIVE, server_default=ACTIVE)
-    suspended_reason: Mapped[str | None] = mapped_column(Text)
-
-
-class OutboundDelivery(Base):
-    """One Matrix event on its way to one outbound hook (the ``id`` is the delivery ID header)."""
-
-    __tablename__ = "webhook_delivery"
-    __table_args__ = (UniqueConstraint("hook_id", "event_id"),)
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    hook_id: Mapped[str] = mapped_column(String(32), index=True)
-    event_id: Mapped[str] = mapped_column(String(255))
-    room_id: Mapped[str] = mapped_column(String(255))
-    body: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_ms: Mapped[int] = mapped_column(BigInteger, index=True)
-    last_error: Mapped[str | None] = mapped_column(Text)
-
-
-class PrivateRoom(Base):
-    """Where secrets for a user go: their direct chat with the bot."""
-
-    __tablename__ = "webhook_private_room"
-    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    room_id: Mapped[str] = mapped_column(String(255))
 
 
 class Added(enum.Enum):
@@ -153,44 +37,51 @@ Row = TypeVar("Row", bound=Base)
 
 
 class WebhookStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._write_lock = asyncio.Lock()
-
-    @classmethod
-    async def open(cls, url: str) -> WebhookStore:
-        engine = create_async_engine(url)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        async with engine.begin() as connection:
-            before = await connection.run_sync(migrate)
-        if 0 <= before < SCHEMA_VERSION:
-            log.info("webhook database migrated from schema version %d to %d", before, SCHEMA_VERSION)
-        return cls(engine)
-
-    async def close(self) -> None:
-        await self._engine.dispose()
+    def __init__(self, database: ConnectorDatabase) -> None:
+        self._db = database
+        self._hooks: dict[str, Hook] = {}
+        """Inbound hooks by ID, as read (every request reads its hook): forgotten at every change
+        of a hook, all of which go through this store (:meth:`_hook_write`)."""
+        self._changes = 0
+        """Counts hook changes begun and ended: a read that saw it move is not kept (it may have
+        read the row from before the change)."""
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
-        async with self._write_lock, self._sessions() as session, session.begin():
+        async with self._db.write_session() as session:
             yield session
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session:
+        async with self._db.read() as connection, AsyncSession(bind=connection, expire_on_commit=False) as session:
             yield session
 
     # -- inbound hooks -------------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _hook_write(self) -> AsyncIterator[AsyncSession]:
+        self._changes += 1
+        self._hooks.clear()
+        try:
+            async with self._write() as session:
+                yield session
+        finally:
+            self._changes += 1
+            self._hooks.clear()
+
     async def add_hook(self, hook: Hook) -> None:
-        async with self._write() as session:
+        async with self._hook_write() as session:
             session.add(hook)
 
     async def hook(self, hook_id: str) -> Hook | None:
+        if (known := self._hooks.get(hook_id)) is not None:
+            return known
+        changes = self._changes
         async with self._read() as session:
-            return await session.get(Hook, hook_id)
+            found = await session.get(Hook, hook_id)
+        if found is not None and changes == self._changes:
+            self._hooks[hook_id] = found
+        return found
 
     async def hooks_in_room(self, room_id: str) -> Sequence[Hook]:
         async with self._read() as session:
@@ -201,7 +92,7 @@ class WebhookStore:
 
     async def _update(self, model: type[Row], key: str, values: dict[str, Any]) -> Row | None:
         """Set ``values`` on the row of ``model`` with primary key ``key``; the row, or None."""
-        async with self._write() as session:
+        async with self._hook_write() as session:
             row = await session.get(model, key)
             if row is not None:
                 for column, value in values.items():
@@ -210,10 +101,8 @@ class WebhookStore:
 
     async def suspend_creator(self, room_id: str, creator: str, reason: str) -> tuple[list[Hook], list[OutboundHook]]:
         """Suspend the active hooks ``creator`` made in ``room_id`` (they left it); returns them.
-
-        Deliveries still waiting for those outbound hooks are dropped in the same transaction:
-        nothing queued for a suspended hook goes out."""
-        async with self._write() as session:
+        Deliveries still queued for those outbound hooks find them suspended and are dropped."""
+        async with self._hook_write() as session:
             hooks = list((await session.scalars(select(Hook).where(
                 Hook.room_id == room_id, Hook.creator == creator, Hook.status == ACTIVE))).all())
             outbound = list((await session.scalars(select(OutboundHook).where(
@@ -222,13 +111,6 @@ class WebhookStore:
             suspended: list[Hook | OutboundHook] = [*hooks, *outbound]
             for hook in suspended:
                 hook.status, hook.suspended_reason = SUSPENDED, reason
-            if outbound:
-                await session.execute(
-                    update(OutboundDelivery)
-                    .where(OutboundDelivery.hook_id.in_([hook.id for hook in outbound]),
-                           OutboundDelivery.state == "pending")
-                    .values(state="dropped", last_error=f"the outbound hook was suspended: {reason}")
-                )
             return hooks, outbound
 
     async def active_creators(self) -> list[tuple[str, str]]:
@@ -244,7 +126,7 @@ class WebhookStore:
         """Write every signing secret not sealed with the current key (or in the old format)
         again with it; returns how many. A secret no configured key opens is left as it is."""
         done = 0
-        async with self._write() as session:
+        async with self._hook_write() as session:
             rows: list[tuple[Hook | OutboundHook, str]] = [
                 *((hook, inbound_row(hook.id)) for hook in await session.scalars(select(Hook))),
                 *((hook, outbound_row(hook.id)) for hook in await session.scalars(select(OutboundHook))),
@@ -261,7 +143,7 @@ class WebhookStore:
         return done
 
     async def remove_hook(self, hook_id: str) -> None:
-        async with self._write() as session:
+        async with self._hook_write() as session:
             await session.execute(delete(Hook).where(Hook.id == hook_id))
             await session.execute(delete(HookGhost).where(HookGhost.hook_id == hook_id))
 
@@ -294,15 +176,14 @@ class WebhookStore:
                         return earlier, outcome
             raise  # pruned in between: cannot happen within the retention window
 
-    async def inbound(self, row_id: int) -> InboundMessage | None:
-        async with self._read() as session:
-            return await session.get(InboundMessage, row_id)
-
-    async def finish_inbound(self, row_id: int, *, state: str, event_id: str | None, attempts: int) -> None:
+    async def finish_inbound(self, outcomes: Mapping[int, tuple[str, str | None]]) -> None:
+        """Record how messages ended: row ID -> (``sent`` or ``failed``, the event ID)."""
+        if not outcomes:
+            return
         async with self._write() as session:
-            row = await session.get(InboundMessage, row_id)
-            if row is not None:
-                row.state, row.event_id, row.attempts = state, event_id, attempts
+            for row_id, (state, event_id) in outcomes.items():
+                await session.execute(update(InboundMessage).where(InboundMessage.id == row_id)
+                                      .values(state=state, event_id=event_id, attempts=InboundMessage.attempts + 1))
 
     async def pending_inbound(self) -> Sequence[InboundMessage]:
         async with self._read() as session:
@@ -356,55 +237,11 @@ class WebhookStore:
     async def remove_outbound(self, hook_id: str) -> None:
         async with self._write() as session:
             await session.execute(delete(OutboundHook).where(OutboundHook.id == hook_id))
-            await session.execute(
-                delete(OutboundDelivery).where(OutboundDelivery.hook_id == hook_id, OutboundDelivery.state == "pending")
-            )
 
-    async def add_delivery(self, delivery: OutboundDelivery) -> bool:
-        """False when this event was queued for this hook before (a replayed Matrix event)."""
-        try:
-            async with self._write() as session:
-                session.add(delivery)
-        except IntegrityError:
-            return False
-        return True
-
-    async def due_deliveries(self, now_ms: int, limit: int = 100) -> Sequence[OutboundDelivery]:
+    async def hook_rooms(self) -> list[str]:
+        """The rooms that have inbound hooks (the connector's feeds post into each)."""
         async with self._read() as session:
-            query = (
-                select(OutboundDelivery)
-                .where(OutboundDelivery.state == "pending", OutboundDelivery.next_attempt_ms <= now_ms)
-                .order_by(OutboundDelivery.next_attempt_ms).limit(limit)
-            )
-            return (await session.scalars(query)).all()
-
-    async def next_delivery_ms(self) -> int | None:
-        async with self._read() as session:
-            value = await session.scalar(
-                select(func.min(OutboundDelivery.next_attempt_ms)).where(OutboundDelivery.state == "pending")
-            )
-            return int(value) if value is not None else None
-
-    async def update_delivery(self, delivery_id: str, **values: Any) -> None:
-        await self._update(OutboundDelivery, delivery_id, values)
-
-    # -- private rooms -------------------------------------------------------------------------
-
-    async def private_room(self, user_id: str) -> str | None:
-        async with self._read() as session:
-            row = await session.get(PrivateRoom, user_id)
-            return row.room_id if row else None
-
-    async def set_private_room(self, user_id: str, room_id: str) -> None:
-        async with self._write() as session:
-            await session.merge(PrivateRoom(user_id=user_id, room_id=room_id))
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000"):
-        cursor.execute(pragma)
-    cursor.close()
+            return list((await session.scalars(select(Hook.room_id).distinct())).all())
 
 
 __all__ = [
@@ -414,7 +251,6 @@ __all__ = [
     "Hook",
     "HookGhost",
     "InboundMessage",
-    "OutboundDelivery",
     "OutboundHook",
     "WebhookStore",
 ]

@@ -8,6 +8,7 @@ when the construction of the core or of connectors changes, adapt it here and no
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -121,13 +122,21 @@ class Middle:
         reply = await self.sessions.login(NET, user_id, "password", {"password": "s3cret"})
         assert reply.startswith("Logged in"), reply
 
+    def context_of(self, name: str) -> BridgeContext:
+        """The context of another connector (one of ``middle(also_emitting=...)``)."""
+        return dataclasses.replace(self.ctx, name=name, ghost_prefix=f"_{name}_", log=logging.getLogger(name))
+
     def ghost(self, sender_id: str) -> UserID:
-        return UserID(f"@{GHOST_PREFIX}{NET}_{sender_id}:{SERVER}")
+        # The default prefix (_net_ for net) already names the network: it is not repeated.
+        return UserID(f"@{GHOST_PREFIX}{sender_id}:{SERVER}")
 
 
 @contextlib.asynccontextmanager
-async def middle(tmp_path: Path, network: FakeNetwork | None = None, *, max_attempts: int = 3) -> AsyncIterator[Middle]:
-    """The middle layer on a fresh database in ``tmp_path``, stopped and closed afterwards."""
+async def middle(
+    tmp_path: Path, network: FakeNetwork | None = None, *, max_attempts: int = 3, also_emitting: tuple[str, ...] = (),
+) -> AsyncIterator[Middle]:
+    """The middle layer on a fresh database in ``tmp_path``, stopped and closed afterwards.
+    ``also_emitting`` names more connectors that only emit (through :meth:`Middle.context_of`)."""
     network = network or FakeNetwork()
     homeserver = FakeHomeserver(SERVER)
     for user in PERMISSIONS:
@@ -145,8 +154,9 @@ async def middle(tmp_path: Path, network: FakeNetwork | None = None, *, max_atte
         sessions = Sessions(connectors, LoginStore(database), CredentialCipher(generate_key()), notify_owner)
         stores = BridgeStores(database)
         in_flight = SendsInFlight()
+        prefixes = {NET: GHOST_PREFIX, **{name: f"_{name}_" for name in also_emitting}}
         remote = RemoteDelivery(
-            stores, matrix, server_name=SERVER, ghost_prefixes={NET: GHOST_PREFIX}, max_attempts=max_attempts,
+            stores, matrix, server_name=SERVER, ghost_prefixes=prefixes, max_attempts=max_attempts,
             owner_of=sessions.owner_of, report_session=sessions.report, in_flight=in_flight,
             is_puppet_owner=sessions.has_login,
         )
@@ -157,7 +167,7 @@ async def middle(tmp_path: Path, network: FakeNetwork | None = None, *, max_atte
         await management.load()
         ctx = BridgeContext(name=NET, settings={}, matrix=matrix, bot_user_id=matrix.bot_user_id, server_name=SERVER,
                             ghost_prefix=GHOST_PREFIX, alias_prefix=GHOST_PREFIX, log=logging.getLogger(NET),
-                            remote=remote)
+                            remote=remote, ghost_names=remote.ghost_ids)
         network.emit = ctx.emit
         await remote.start()
         wired = Middle(homeserver, network, database, matrix, stores, in_flight, remote, sessions, router,
@@ -201,4 +211,5 @@ def _services(
 
 
 # DOUBLE_PUPPET_MARKER and event_key are re-exported: where they live may change, tests take them from here.
-__all__ = ["ADMIN", "ALICE", "DOUBLE_PUPPET_MARKER", "EVE", "RITA", "Middle", "event_key", "middle"]
+__all__ = ["ADMIN", "ALICE", "DOUBLE_PUPPET_MARKER", "EVE", "GHOST_PREFIX", "RITA", "SERVER", "Middle", "event_key",
+           "middle"]

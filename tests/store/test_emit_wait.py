@@ -30,7 +30,7 @@ NETWORK = "net"
 ROOM = RoomID("!portal:hs.test")
 CHAT = ChatID("chat")
 BOB = RemoteUserID("bob")
-GHOST = "@_net_net_bob:hs.test"  # prefix, then the network (the name it is known by), then the sender
+GHOST = "@_net_bob:hs.test"  # the default prefix _net_ names the network: the sender follows it
 SEND = re.compile(r"/rooms/[^/]+/(send/[^/]+|redact/[^/]+)/(?P<txn>[^/?]+)")
 
 
@@ -106,6 +106,16 @@ async def test_a_waiting_emit_returns_the_event_the_message_became(
         # Events that post nothing answer None once done.
         assert await remote.emit(NETWORK, RemoteTyping(chat_id=CHAT, sender_id=BOB, typing=True), wait=True) is None
         assert remote.waiting == 0
+
+
+async def test_a_message_marked_by_bot_is_posted_by_the_bridge_bot_not_a_ghost(
+    database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
+) -> None:
+    async with running(database, http) as remote:
+        line = RemoteMessage(chat_id=CHAT, message_id=MessageID("b1"), sender_id=BOB, text="bob: hi", by_bot=True)
+        event_id = await remote.emit(NETWORK, line, wait=True)
+        assert event_id in homeserver.events.values()
+        assert homeserver.ghost_posts == []  # the bot said it (a relay-style line naming bob)
 
 
 async def test_edits_reactions_and_deletions_answer_with_the_events_they_became(

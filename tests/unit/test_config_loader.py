@@ -129,6 +129,19 @@ connectors:
     )
 
 
+def test_a_default_prefix_covers_every_ghost_under_it(config_file: Path) -> None:
+    # hooks' default _hooks_ no longer repeats the name (@_hooks_<id>): libera's @_hooks_libera_x
+    # could be a ghost of either.
+    write(config_file, """
+connectors:
+  hooks: {}
+  libera: {ghost_prefix: _hooks_}
+""")
+    assert "connectors.hooks.ghost_prefix '_hooks_' also covers connectors.libera.ghost_prefix" in (
+        problems_of(config_file)
+    )
+
+
 # --- environment overrides --------------------------------------------------------------------
 
 

@@ -16,9 +16,15 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
+from bridgekit.core.connector_tables import migrate_connector_tables
 from bridgekit.demo.matrix_client import MatrixTestClient
+from bridgekit.store import Database
+from bridges.webhook.connector import WebhookConnector
+from bridges.webhook.settings import WebhookSettings
+from bridges.webhook.store import WebhookStore
 from tests.servers.bridge_process import BridgeProcess
 from tests.servers.synapse import AppserviceSlot
+from tests.support.contexts import hand_built_context
 from tests.synapse_fixtures import REPO_ROOT, SynapseHarness
 from tests.webhook.receiver import Receiver
 
@@ -152,3 +158,14 @@ async def webhook_world(
         await bridge.stop()
         for server in (receiver, rejecting, avatars):
             await server.stop()
+
+
+@pytest.fixture
+async def webhook_store(tmp_path: Path) -> AsyncIterator[WebhookStore]:
+    """The webhook's tables in a bridge database of their own, migrated as at a bridge's start."""
+    database = await Database.open(f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}")
+    try:
+        await migrate_connector_tables(database, [WebhookConnector(hand_built_context("webhook", WebhookSettings()))])
+        yield WebhookStore(database)
+    finally:
+        await database.close()

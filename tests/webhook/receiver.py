@@ -22,6 +22,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 200
     at: float = field(default_factory=time.monotonic)
 
 
@@ -29,6 +30,8 @@ class Receiver:
     def __init__(self, status: int = 200) -> None:
         self.status = status
         self.requests: list[Received] = []
+        self.failures: dict[tuple[str, bytes], int] = {}
+        """(path, a part of the body) -> how many more such requests to answer 500."""
         self.port = 0
         self._server: asyncio.Server | None = None
         self._arrived = asyncio.Condition()
@@ -56,6 +59,13 @@ class Receiver:
             await self._arrived.wait_for(lambda: len(matching()) >= count)
         return matching()[:count]
 
+    def _status(self, path: str, body: bytes) -> int:
+        for (failing_path, part), left in self.failures.items():
+            if left > 0 and path == failing_path and part in body:
+                self.failures[(failing_path, part)] = left - 1
+                return 500
+        return self.status
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -70,14 +80,14 @@ class Receiver:
             if path.endswith(".png"):
                 status, content_type, payload = 200, "image/png", PNG
             else:
-                status, content_type, payload = self.status, "application/json", b'{"ok":true}'
+                status, content_type, payload = self._status(path, body), "application/json", b'{"ok":true}'
             writer.write(
                 f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
                 "Connection: close\r\n\r\n".encode() + payload
             )
             await writer.drain()
             async with self._arrived:
-                self.requests.append(Received(method, path, headers, body))
+                self.requests.append(Received(method, path, headers, body, status))
                 self._arrived.notify_all()
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass

@@ -3,19 +3,18 @@ finds creators who left before this version ran (a database upgraded from an old
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 from bridgekit import BridgeContext, EventID, MatrixEvent, MatrixForbidden, RoomID, UserID
 from bridges.webhook.departures import departure_reason, suspend_departed
-from bridges.webhook.inbound import InboundPoster
+from bridges.webhook.inbound import InboundPosts
 from bridges.webhook.intake import Intake, Request
 from bridges.webhook.runtime import Runtime
 from bridges.webhook.secret_box import SecretBox
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import hash_token
-from bridges.webhook.store import Hook, OutboundDelivery, OutboundHook, WebhookStore
+from bridges.webhook.store import Hook, OutboundHook, WebhookStore
 from tests.webhook.test_store_migration import PostedAtOnce
 
 ROOM, OTHER_ROOM = "!room:example.org", "!gone:example.org"
@@ -55,51 +54,42 @@ class Homeserver:
         return "$notice"
 
 
-async def test_at_start_hooks_of_creators_no_longer_in_the_room_are_suspended(tmp_path: Path) -> None:
-    store = await WebhookStore.open(f"sqlite+aiosqlite:///{tmp_path / 'hooks.db'}")
-    try:
-        for hook_id, room, creator in (("a1", ROOM, ALICE), ("b1", ROOM, BOB), ("b2", OTHER_ROOM, BOB)):
-            await store.add_hook(Hook(id=hook_id, room_id=room, name=hook_id, creator=creator, scheme="token",
-                                      token_hash="0" * 64, sealed_secret=None, identity="bot", created_ms=1))
-        await store.add_outbound(OutboundHook(id="bo", room_id=ROOM, url="https://example.org/", sealed_secret="x",
-                                              creator=BOB, created_ms=1))
-        await store.add_delivery(OutboundDelivery(id="d", hook_id="bo", event_id="$e", room_id=ROOM, body="{}",
-                                                  state="pending", attempts=0, next_attempt_ms=0, last_error=None))
-        homeserver = Homeserver({(ROOM, ALICE): "join", (ROOM, BOB): "ban"}, unreadable={OTHER_ROOM})
-        ctx = cast(BridgeContext, SimpleNamespace(matrix=homeserver, bot_user_id=BOT))
-        runtime = Runtime(ctx, cast(Any, None), store, cast(Any, None), cast(Any, None))
+async def test_at_start_hooks_of_creators_no_longer_in_the_room_are_suspended(webhook_store: WebhookStore) -> None:
+    store = webhook_store
+    for hook_id, room, creator in (("a1", ROOM, ALICE), ("b1", ROOM, BOB), ("b2", OTHER_ROOM, BOB)):
+        await store.add_hook(Hook(id=hook_id, room_id=room, name=hook_id, creator=creator, scheme="token",
+                                  token_hash="0" * 64, sealed_secret=None, identity="bot", created_ms=1))
+    await store.add_outbound(OutboundHook(id="bo", room_id=ROOM, url="https://example.org/", sealed_secret="x",
+                                          creator=BOB, created_ms=1))
+    homeserver = Homeserver({(ROOM, ALICE): "join", (ROOM, BOB): "ban"}, unreadable={OTHER_ROOM})
+    ctx = cast(BridgeContext, SimpleNamespace(matrix=homeserver, bot_user_id=BOT))
+    runtime = Runtime(ctx, cast(Any, None), store, cast(Any, None), cast(Any, None))
 
-        assert await suspend_departed(runtime) == 1
-        assert await suspend_departed(runtime) == 0  # nothing active is left to suspend: told once
+    assert await suspend_departed(runtime) == 1
+    assert await suspend_departed(runtime) == 0  # nothing active is left to suspend: told once
 
-        statuses = {hook_id: (await store.hook(hook_id)).status for hook_id in ("a1", "b1", "b2")}  # type: ignore[union-attr]
-        assert statuses == {"a1": "active", "b1": "suspended", "b2": "active"}  # b2: its room cannot be read
-        outbound = await store.outbound("bo")
-        assert outbound is not None
-        assert (outbound.status, outbound.suspended_reason) == ("suspended", f"{BOB} is no longer in the room (banned)")
-        assert await store.due_deliveries(10) == []
-        [(room, body, _)] = homeserver.notices
-        assert room == ROOM
-        assert "'b1' (b1), outbound bo" in body
-    finally:
-        await store.close()
+    statuses = {hook_id: (await store.hook(hook_id)).status for hook_id in ("a1", "b1", "b2")}  # type: ignore[union-attr]
+    assert statuses == {"a1": "active", "b1": "suspended", "b2": "active"}  # b2: its room cannot be read
+    outbound = await store.outbound("bo")
+    assert outbound is not None
+    assert (outbound.status, outbound.suspended_reason) == ("suspended", f"{BOB} is no longer in the room (banned)")
+    [(room, body, _)] = homeserver.notices
+    assert room == ROOM
+    assert "'b1' (b1), outbound bo" in body
 
 
-async def test_a_suspended_hook_tells_only_a_sender_who_proves_they_hold_it(tmp_path: Path) -> None:
-    store = await WebhookStore.open(f"sqlite+aiosqlite:///{tmp_path / 'hooks.db'}")
-    try:
-        await store.add_hook(Hook(id="h1", room_id=ROOM, name="ci", creator=BOB, scheme="token",
-                                  token_hash=hash_token("right"), sealed_secret=None, identity="bot", created_ms=1))
-        await store.suspend_creator(ROOM, BOB, f"{BOB} was banned by {MOD}")
-        intake = Intake(store, WebhookSettings(), SecretBox(None), cast(InboundPoster, PostedAtOnce()))
-        body = b'{"text": "hi"}'
+async def test_a_suspended_hook_tells_only_a_sender_who_proves_they_hold_it(webhook_store: WebhookStore) -> None:
+    store = webhook_store
+    await store.add_hook(Hook(id="h1", room_id=ROOM, name="ci", creator=BOB, scheme="token",
+                              token_hash=hash_token("right"), sealed_secret=None, identity="bot", created_ms=1))
+    await store.suspend_creator(ROOM, BOB, f"{BOB} was banned by {MOD}")
+    intake = Intake(store, WebhookSettings(), SecretBox(None), cast(InboundPosts, PostedAtOnce()))
+    body = b'{"text": "hi"}'
 
-        guessed = await intake.handle(Request("h1.wrong", {"Content-Type": "application/json"}, body))
-        holder = await intake.handle(Request("h1.right", {"Content-Type": "application/json"}, body))
+    guessed = await intake.handle(Request("h1.wrong", {"Content-Type": "application/json"}, body))
+    holder = await intake.handle(Request("h1.right", {"Content-Type": "application/json"}, body))
 
-        assert (guessed.status, guessed.body["error"]) == (401, "bad_token")
-        assert (holder.status, holder.body["error"]) == (403, "hook_suspended")
-        assert "banned" in holder.body["message"]
-        assert await store.pending_inbound() == []
-    finally:
-        await store.close()
+    assert (guessed.status, guessed.body["error"]) == (401, "bad_token")
+    assert (holder.status, holder.body["error"]) == (403, "hook_suspended")
+    assert "banned" in holder.body["message"]
+    assert await store.pending_inbound() == []
