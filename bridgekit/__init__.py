@@ -89,7 +89,6 @@ from bridgekit.events import (
 from bridgekit.guarded_http import GuardedHTTP, ResponseTooLarge, new_http_client
 from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, TransactionID, UserID
 from bridgekit.media import MediaBusy, MediaDownload, MediaTooLarge, MediaUnavailable
-from bridgekit.naming import casefold_irc
 from bridgekit.room_power import RoomPower, read_room_power, room_power
 from bridgekit.signing import SigningKey
 from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
@@ -195,7 +194,6 @@ __all__ = [
     "UserQueryHandler",
     "VirtualUserProvider",
     "__version__",
-    "casefold_irc",
     "check_literal",
     "load_key",
     "new_http_client",

@@ -50,8 +50,8 @@ from bridgekit import (
     SessionKind,
     SessionState,
     UserID,
-    casefold_irc,
 )
+from bridges.irc.casemapping import casefold_irc
 from bridges.irc.formatting import strip_formatting
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.known_users import BridgeIdentities, KnownUsers

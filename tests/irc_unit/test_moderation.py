@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridgekit import casefold_irc
 from bridges.irc.ban_masks import choose_ban_mask
+from bridges.irc.casemapping import casefold_irc
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.known_users import BridgeIdentities, KnownUsers, UserHost
 from bridges.irc.moderation import ModerationRequest, plan_moderation
