@@ -24,7 +24,7 @@ from typing import Protocol
 
 from bridgekit import Accepted, OutgoingMessage, SessionKind, UserID
 from bridges.irc import lines
-from bridges.irc.formatting import matrix_to_irc, strip_reply_fallback
+from bridges.irc.formatting_from_matrix import matrix_to_irc, strip_reply_fallback
 from bridges.irc.link import IrcLink
 from bridges.irc.outgoing import OutLine
 from bridges.irc.output_gate import cut_bytes, line_budget, one_line, plan, sanitize, split_lines
