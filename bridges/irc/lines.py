@@ -107,6 +107,12 @@ def who(mask: str) -> Line:
     return Line("WHO", (mask,))
 
 
+def as_received(line: Line, *, source: str) -> str:
+    """``line`` as other clients receive it, with the ``:nick!ident@host`` prefix the server puts
+    before it (what the 512-byte limit counts; see ``output_gate.line_budget``)."""
+    return f":{source} {line.text}"
+
+
 # ---- the connection ----------------------------------------------------------------------------
 
 def nick(new_nick: str) -> Line:
@@ -124,6 +130,7 @@ def ping(token: str) -> Line:
 __all__ = [
     "Line",
     "MessageCommand",
+    "as_received",
     "cap_request",
     "join",
     "kick",

@@ -76,6 +76,10 @@ def test_unsafe_values_are_refused(build: object, why: str) -> None:
         build()
 
 
+def test_a_line_as_other_clients_receive_it_has_the_senders_prefix() -> None:
+    assert lines.as_received(lines.privmsg("#c", "hi"), source="alice!a@host") == ":alice!a@host PRIVMSG #c :hi"
+
+
 def test_the_trailing_parameter_may_hold_spaces_colons_and_nothing() -> None:
     assert lines.privmsg("#c", " : ").text == "PRIVMSG #c : : "
     assert lines.privmsg("#c", "").text == "PRIVMSG #c :"
