@@ -21,6 +21,8 @@ from bridges.irc.lines import Line, cap_request, nick
 ECHO_CAP = "echo-message"
 NICK_REFUSED = frozenset({"nicknameinuse", "erroneusnickname", "unavailresource"})
 MAX_NICK_ATTEMPTS = 20
+ROUTINE = frozenset({"pubmsg", "privmsg", "pubnotice", "privnotice", "action", "ctcp", "ctcpreply", "all_raw_messages"})
+MEMBERSHIP = frozenset({"join", "part", "kick", "quit", "nick", "namreply", "mode"})
 DEFAULT_PREFIX = "(ov)@+"
 DEFAULT_CHANMODES = "beI,k,l,"
 """RFC 1459's channel modes with a parameter, until the server says (ISUPPORT CHANMODES)."""
@@ -38,6 +40,9 @@ class Reaction:
     forward: bool = True
     """The bridge hears of the event (registration noise is not news)."""
     hang_up: bool = False
+
+
+NO_REACTION = Reaction()
 
 
 @dataclass
@@ -122,7 +127,10 @@ class ConnectionState:
         self.channels.clear()
 
     def hear(self, event: irc.client.Event) -> Reaction:
-        kind, arguments = event.type, [str(a) for a in event.arguments]
+        kind = event.type
+        if kind in ROUTINE:
+            return NO_REACTION  # what is said in channels: the bulk of the traffic, no state in it
+        arguments = [str(a) for a in event.arguments]
         if kind in NICK_REFUSED and not self.registered:
             return self._nick_refused()
         if kind == "welcome":
@@ -143,7 +151,7 @@ class ConnectionState:
             self.channels.clear()
         else:
             self._membership(kind, event, arguments)
-        return Reaction()
+        return NO_REACTION
 
     def _nick_refused(self) -> Reaction:
         self._nick_attempts += 1
@@ -156,6 +164,8 @@ class ConnectionState:
     # ---- channels ----------------------------------------------------------------------------
 
     def _membership(self, kind: str, event: irc.client.Event, arguments: list[str]) -> None:
+        if kind not in MEMBERSHIP:
+            return
         who = str(getattr(event.source, "nick", None) or event.source)
         if kind == "nick":
             self._renamed(who, str(event.target))

@@ -30,7 +30,7 @@ from jaraco.stream.buffer import LenientDecodingLineBuffer
 
 from bridges.irc.connection_state import ECHO_CAP, ConnectionState, NickChooser
 from bridges.irc.lines import Line, ping
-from bridges.irc.outgoing import ECHO_PATIENCE_S, EchoLedger, Keepalive, OutLine, Silence, TokenBucket
+from bridges.irc.outgoing import ECHO_PATIENCE_S, ECHOED, EchoLedger, Keepalive, OutLine, Silence, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class IrcLink:
     def hear(self, event: irc.client.Event) -> None:
         """One event from the server (the reactor calls this for every line it parsed)."""
         self._silence.heard(time.monotonic())
-        heard = self._ledger.hear(event, own=self.state.is_own(event.source))
+        heard = self._ledger.hear(event, own=event.type in ECHOED and self.state.is_own(event.source))
         for settled in heard.settled:
             settled.settle()
         if heard.given_up:

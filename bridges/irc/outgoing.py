@@ -101,6 +101,9 @@ class Heard(NamedTuple):
     """Of ``settled``, the lines a barrier's PONG showed the server took without echoing."""
 
 
+NOTHING = Heard([], False)
+
+
 class EchoLedger:
     """Lines written under echo-message and not settled yet, oldest first."""
 
@@ -133,18 +136,18 @@ class EchoLedger:
 
     def hear(self, event: irc.client.Event, *, own: bool) -> Heard:
         """``own``: the event's source is our own nick."""
-        kind, arguments = event.type, [str(a) for a in event.arguments]
+        kind, arguments = event.type, event.arguments
         if kind in ECHOED and own:
             # A CTCP ACTION arrives as "ctcp" and again as "action": one line.
             return Heard(self._acknowledge(str(event.target), echoed=True) if kind != "action" else [], True)
         if kind in REFUSED_TARGET and arguments:
-            return Heard(self._acknowledge(arguments[0], echoed=False), False)
-        if kind == "pong" and arguments and arguments[-1].startswith(BARRIER):
-            given_up = self._barrier_answered(arguments[-1].removeprefix(BARRIER))
+            return Heard(self._acknowledge(str(arguments[0]), echoed=False), False)
+        if kind == "pong" and arguments and str(arguments[-1]).startswith(BARRIER):
+            given_up = self._barrier_answered(str(arguments[-1]).removeprefix(BARRIER))
             return Heard(given_up, True, len(given_up))
         if kind == "disconnect":
             self._barrier = None
-        return Heard([], False)
+        return NOTHING
 
     def barrier_due(self, now: float) -> Line | None:
         """A PING to send behind the lines written so far, when the oldest has waited too long
