@@ -30,7 +30,7 @@ if str(_REPO) not in sys.path:
     sys.path.append(str(_REPO))  # after PYTHONPATH: the version under test comes first
 
 import bridgekit  # noqa: E402
-from bridgekit import EventID, OutgoingMessage, SessionKind, UserID  # noqa: E402
+from bridgekit import ChatID, EventID, OutgoingMessage, SessionKind, UserID  # noqa: E402
 from bridgekit.core import dispatcher as dispatcher_module  # noqa: E402
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem  # noqa: E402
 from bridges.irc.link import IrcLink  # noqa: E402
@@ -38,7 +38,7 @@ from bridges.irc.session import IrcSession  # noqa: E402
 from tests.servers.irc_client import IrcTestClient  # noqa: E402
 from tests.servers.ircd import InspIRCd  # noqa: E402
 
-CHANNEL = "#capacity"
+CHANNEL = ChatID("#capacity")
 ACCEPTED = getattr(bridgekit, "Accepted", None)
 DEFER = getattr(dispatcher_module, "defer_done", None)
 

@@ -32,8 +32,7 @@ from bridgekit.config_loader import (
     read_registration,
     render_example_config,
 )
-from bridgekit.connector import ThirdPartyHandler
-from bridgekit.core.connectors import load_connectors
+from bridgekit.core.connectors import connector_factories
 from bridgekit.credentials import generate_key
 from bridgekit.doctor import CheckResult, run_checks
 from bridgekit.errors import ConfigError
@@ -233,11 +232,11 @@ def _generate_double_puppet_registration(args: argparse.Namespace, loaded: Loade
 def _thirdparty_protocols(config: BridgeConfig) -> list[str]:
     """The protocols the configured connectors answer directory lookups for (IRC: ``irc``)."""
     try:
-        connectors = load_connectors(config)
+        connectors = connector_factories(config)
     except ConfigError as error:
         print(f"bridgekit: note: {error}; the registration lists no third-party protocols", file=sys.stderr)
         return []
-    return sorted({p for c in connectors if isinstance(c, ThirdPartyHandler) for p in c.protocol_ids})
+    return sorted({p for factory in connectors for p in getattr(factory, "protocol_ids", ())})
 
 
 def _previous(output: Path, *, tolerant: bool) -> dict[str, Any]:
@@ -321,7 +320,7 @@ def _registration_warnings(loaded: LoadedConfig) -> list[str]:
 
 def _run_bridge(loaded: LoadedConfig, tokens: AppserviceTokens) -> int:
     # Imported here: the other commands must work without the server's dependencies loaded.
-    from bridgekit.appservice.server import run_bridge
+    from bridgekit.app import run_bridge
 
     return run_bridge(loaded, tokens)
 

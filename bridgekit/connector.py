@@ -2,7 +2,13 @@
 
 Everything a connector author meets is in this file (and re-exported by ``bridgekit``):
 
-- :class:`NetworkConnector`, required: a ``name`` and four methods.
+- A connector is built with its context: the config section names a factory (an entry point or
+  ``factory: "pkg.mod:Class"``) that the core calls as ``factory(ctx)`` (:data:`ConnectorFactory`)
+  once the section is validated with the factory's ``Settings`` model, so ``ctx.settings`` is
+  ready in ``__init__``. Routes and commands are asked for after construction, ``start()`` after
+  the appservice answers. :class:`ConnectorBase` is an optional base class keeping ``ctx`` and
+  ``name``.
+- :class:`NetworkConnector`, required: a ``name``, ``start()`` and ``stop()``.
 - :class:`RemoteSession`, one per remote identity, with a :class:`SessionKind`: the network's
   bridge ``bot`` (relay), a ``virtual`` identity the bridge holds for one Matrix user, or a
   ``puppet`` (the user's own account, logged in through a :class:`LoginProvider`).
@@ -10,9 +16,13 @@ Everything a connector author meets is in this file (and re-exported by ``bridge
   (or a session) implements only what its network has. Sessions: :class:`EditingSession`,
   :class:`DeletingSession`, :class:`ReactingSession`, :class:`TypingSession`,
   :class:`ReceiptSession`, :class:`ClosableSession`. Connectors:
-  :class:`RelayProvider`, :class:`VirtualUserProvider`, :class:`LoginProvider`,
-  :class:`PortalResolver`, :class:`HttpRouteProvider`, :class:`CommandProvider`, and the
-  homeserver-query handlers at the end.
+  :class:`MatrixEventHandler`, :class:`RelayProvider`, :class:`VirtualUserProvider`,
+  :class:`LoginProvider`, :class:`PortalResolver`, :class:`HttpRouteProvider`,
+  :class:`CommandProvider`, and the homeserver-query handlers at the end.
+- Who receives portal messages is declared, never switched silently (:data:`PortalMessages`): a
+  connector with sessions gets them through its sessions, one without in
+  :meth:`MatrixEventHandler.handle_matrix_event`; one with both must say which with a
+  ``portal_messages`` class attribute, or the bridge refuses to start.
 - Remote events are data (``RemoteMessage``, ``RemoteEdit``, ``RemoteDelete``,
   ``RemoteReaction``, ``RemoteTyping``, ``RemoteReceipt``) handed to :meth:`BridgeContext.emit`,
   which stores them durably before it returns; the core posts them in order per chat through the
@@ -27,14 +37,14 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
 from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteEvent
-from bridgekit.ids import EventID, RoomAlias, RoomID, UserID
+from bridgekit.ids import ChatID, ContentURI, EventID, MessageID, RemoteUserID, RoomAlias, RoomID, UserID
 from bridgekit.media import MediaDownload
 from bridgekit.naming import ghost_user_id, parse_ghost_user_id
 from bridgekit.signing import SigningKey
@@ -50,10 +60,71 @@ if TYPE_CHECKING:
     from bridgekit.commands import Command
 
 
+class MatrixIntent(Protocol):
+    """Acting on Matrix as one user of the bridge, its bot or a ghost (``ctx.matrix.intent(user_id)``):
+    the methods of ``bridgekit.matrix.Intent`` connectors use. Matrix errors raise
+    ``bridgekit.MatrixError`` subclasses (``MatrixForbidden``, ``MatrixNotFound``...).
+
+    Prefer :meth:`BridgeContext.emit` for what a remote user says: it is durable, ordered and
+    deduplicated. An intent is for what the connector itself must do on Matrix (a notice from
+    the bot, a ghost joining a DM it was invited to)."""
+
+    user_id: UserID
+
+    async def ensure_registered(self) -> None:
+        """Register the user (a ghost) unless the bridge knows it is registered already."""
+
+    async def ensure_joined(self, room_id: RoomID, *, via: Sequence[str] = ()) -> None:
+        """Join unless the bridge knows the user is in the room (a ghost refused is invited first)."""
+
+    async def join(self, room: RoomID | RoomAlias, *, via: Sequence[str] = (), reason: str | None = None) -> RoomID:
+        """Join a room by ID or alias; its room ID."""
+
+    async def leave(self, room_id: RoomID, *, reason: str | None = None) -> None: ...
+
+    async def send_text(
+        self, room_id: RoomID, body: str, *, html: str | None = None, msgtype: str = "m.text",
+        mentions: Iterable[UserID] | None = None, mention_room: bool = False, reply_to: EventID | None = None,
+        extra_content: Mapping[str, object] | None = None, txn_id: str | None = None, ts: int | None = None,
+    ) -> EventID:
+        """Send m.text, m.notice or m.emote. ``txn_id`` is an idempotency key (derive it from the
+        event or message that caused the send: sending again with it, even after a restart, gives
+        back the first event); ``ts`` sets the timestamp (ms), for messages said earlier."""
+
+    async def send_message(
+        self, room_id: RoomID, content: Mapping[str, object], *, event_type: str = "m.room.message",
+        txn_id: str | None = None, ts: int | None = None,
+    ) -> EventID:
+        """Send any room event (``txn_id`` and ``ts`` as in :meth:`send_text`)."""
+
+    async def get_state(self, room_id: RoomID, event_type: str, state_key: str = "") -> dict[str, Any]:
+        """The content of a state event; ``MatrixNotFound`` when the room has none."""
+
+    async def get_state_event(self, room_id: RoomID, event_type: str, state_key: str = "") -> dict[str, Any]:
+        """The whole state event (``sender`` included)."""
+
+    async def create_room(
+        self, *, alias_localpart: str | None = None, name: str | None = None, topic: str | None = None,
+        invitees: Iterable[UserID] = (), initial_state: Iterable[Mapping[str, object]] = (),
+        preset: str | None = None, is_direct: bool = False, visibility: str | None = None,
+        power_level_content_override: Mapping[str, object] | None = None,
+        creation_content: Mapping[str, object] | None = None, room_version: str | None = None,
+    ) -> RoomID:
+        """Create a room with this user as its creator (and joined)."""
+
+    async def set_displayname(self, displayname: str) -> None: ...
+
+    async def set_avatar_url(self, avatar_url: ContentURI) -> None: ...
+
+    async def upload_media(self, data: bytes, content_type: str, filename: str | None = None) -> ContentURI:
+        """Upload bytes to the homeserver's media repository; their ``mxc://`` URI."""
+
+
 class MatrixAPI(Protocol):
     """The part of the Matrix client a connector uses (``bridgekit.matrix.MatrixClient``)."""
 
-    def intent(self, user_id: UserID) -> Any: ...
+    def intent(self, user_id: UserID) -> MatrixIntent:
+        """Act as ``user_id``: the bridge's bot (``ctx.bot_user_id``) or one of its ghosts."""
 
 
 class SessionState(enum.Enum):
@@ -92,7 +163,8 @@ class RemoteSink(Protocol):
 
 @dataclass(frozen=True)
 class BridgeContext:
-    """What the core hands a connector at start: its config section, the Matrix side, a logger."""
+    """What the core hands a connector's factory (``factory(ctx)``): its config section, the
+    Matrix side, a logger, and the calls into the core. Kept by the connector for its lifetime."""
 
     name: str
     settings: Any
@@ -123,7 +195,7 @@ class BridgeContext:
     @property
     def jobs(self) -> JobQueue:
         """Durable side work, run in order per key with retries, kept across restarts
-        (:class:`JobQueue`): register handlers in ``start``, enqueue any time."""
+        (:class:`JobQueue`): register handlers in ``__init__`` or ``start``, enqueue any time."""
         if self.job_queue is None:
             raise RuntimeError("this bridge context has no job queue")
         return self.job_queue
@@ -164,13 +236,14 @@ class BridgeContext:
         """The Matrix ID ``@{ghost_prefix}{suffix}:{server_name}`` (no escaping: prefer :meth:`ghost_for`)."""
         return UserID(f"@{self.ghost_prefix}{localpart_suffix}:{self.server_name}")
 
-    def ghost_for(self, sender_id: str) -> UserID:
+    def ghost_for(self, sender_id: RemoteUserID) -> UserID:
         """The Matrix ID of the ghost the core posts ``sender_id``'s messages with (for pills)."""
         return ghost_user_id(self.ghost_prefix, self.name, sender_id, self.server_name)
 
-    def sender_of_ghost(self, user_id: str) -> str | None:
+    def sender_of_ghost(self, user_id: str) -> RemoteUserID | None:
         """The remote sender behind one of this connector's ghosts (None: not one of them)."""
-        return parse_ghost_user_id(user_id, self.ghost_prefix, self.name, self.server_name)
+        sender = parse_ghost_user_id(user_id, self.ghost_prefix, self.name, self.server_name)
+        return RemoteUserID(sender) if sender is not None else None
 
     async def emit(self, event: RemoteEvent, *, wait: bool = False) -> EventID | None:
         """Hand a remote event to the core. It is stored durably before this returns; the core
@@ -191,20 +264,23 @@ class BridgeContext:
         room's inbox), but it holds up that room's next Matrix events meanwhile."""
         return await self.remote.emit(self.name, event, wait=wait)
 
-    async def link_portal(self, chat_id: str, room_id: RoomID, *, relay: bool | None = None) -> None:
+    async def link_portal(self, chat_id: ChatID, room_id: RoomID, *, relay: bool | None = None) -> None:
         """Make ``room_id`` the portal of the remote chat ``chat_id`` (plumbing); ``relay`` sets
         whether the bot relays there (None: the bridge's default; False for private chats)."""
         await self.remote.link_portal(self.name, chat_id, room_id, relay=relay)
 
-    async def portal_chats(self) -> list[str]:
+    async def portal_chats(self) -> list[ChatID]:
         """The chats of this connector that have a portal room now (to rejoin them at start)."""
-        return await self.remote.portal_chats(self.name)
+        return [ChatID(chat) for chat in await self.remote.portal_chats(self.name)]
 
-    async def chat_for_room(self, room_id: RoomID) -> str | None:
+    async def chat_for_room(self, room_id: RoomID) -> ChatID | None:
         """The chat ``room_id`` is the portal of, if it is one of this connector's portals."""
-        return await self.remote.chat_for_room(self.name, room_id)
+        chat = await self.remote.chat_for_room(self.name, room_id)
+        return ChatID(chat) if chat is not None else None
 
-    async def open_dm(self, chat_id: str, sender_id: str, user_id: UserID, *, sender_name: str | None = None) -> RoomID:
+    async def open_dm(
+        self, chat_id: ChatID, sender_id: RemoteUserID, user_id: UserID, *, sender_name: str | None = None
+    ) -> RoomID:
         """The direct-chat portal between the remote user ``sender_id`` and the Matrix user
         ``user_id`` (a private message): made by the sender's ghost, inviting the user, the
         first time; relaying is off there. Then ``emit`` the message to ``chat_id`` as usual."""
@@ -281,7 +357,7 @@ class JobQueue(Protocol):
         self, kind: str, handler: JobHandler, *, retry: JobRetry = DEFAULT_JOB_RETRY,
         on_failed: JobFailureHandler | None = None,
     ) -> None:
-        """Run ``handler`` for jobs of ``kind`` (register every kind in ``start``). It succeeds by
+        """Run ``handler`` for jobs of ``kind`` (register every kind in ``__init__`` or ``start``). It succeeds by
         returning; raising retries with backoff (:class:`GiveUpJob`: no retry), and after the
         last attempt the job is recorded as failed and ``on_failed`` is called."""
 
@@ -359,12 +435,16 @@ class KeyValue(Protocol):
 
 @runtime_checkable
 class NetworkConnector(Protocol):
-    """Required of every connector."""
+    """Required of every connector. It is built by its factory with its context
+    (:data:`ConnectorFactory`), so everything in ``ctx`` is there from ``__init__`` on;
+    ``__init__`` must not connect or do I/O (that is :meth:`start`'s job)."""
 
     name: str
+    """``ctx.name``: the config section that enabled the connector (the core checks it)."""
 
-    async def start(self, ctx: BridgeContext) -> None:
-        """Called once, after the database is ready and the appservice is answering.
+    async def start(self) -> None:
+        """Called once, after the database is ready and the appservice is answering (and after
+        :meth:`HttpRouteProvider.http_router` and :meth:`CommandProvider.commands` were asked for).
 
         Connect to the remote network here. Must not block for long: start background tasks.
         Puppet sessions of logged-in users are restored by the core right after this returns
@@ -372,18 +452,71 @@ class NetworkConnector(Protocol):
         """
 
     async def stop(self) -> None:
-        """Called once at shutdown. Close connections; must not raise."""
+        """Called once at shutdown, also when :meth:`start` raised or was never reached after a
+        later connector failed. Close connections; must not raise."""
+
+
+ConnectorFactory: TypeAlias = Callable[[BridgeContext], NetworkConnector]
+"""What a connector's entry point or ``factory: "pkg.mod:Class"`` names: called with the
+connector's context, returns the connector (usually the class itself). Its ``Settings`` attribute,
+when it has one (:class:`ConfiguredConnector`), validates the section before the call."""
+
+
+SettingsT = TypeVar("SettingsT")
+
+
+class ConnectorBase(Generic[SettingsT]):
+    """An optional base class: keeps ``ctx``, ``name`` (``ctx.name``) and ``settings``
+    (``ctx.settings``, typed by the parameter: ``ConnectorBase[MySettings]``). The contract stays
+    the protocols above; subclassing this only saves a few lines::
+
+        class MyConnector(ConnectorBase[MySettings]):
+            Settings = MySettings
+
+            async def start(self) -> None:
+                self.ctx.log.info("connecting as %s", self.settings.nick)
+    """
+
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        self.settings: SettingsT = ctx.settings
+
+    async def start(self) -> None:
+        """Nothing to connect by default."""
+
+    async def stop(self) -> None:
+        """Nothing to close by default."""
+
+
+PortalMessages: TypeAlias = Literal["sessions", "events"]
+"""Which ability receives a connector's portal messages (messages, edits, redactions, reactions,
+topic changes and leaves in its portals): ``"sessions"``, routed by the core to the session the
+routing rule picks, or ``"events"``, handed to :meth:`MatrixEventHandler.handle_matrix_event`.
+
+Declared as a ``portal_messages`` class attribute. Needed only by a connector that offers both
+sessions (:class:`RelayProvider`, :class:`VirtualUserProvider` or :class:`LoginProvider`) and
+``handle_matrix_event``: without the declaration the bridge refuses to start. Otherwise it follows
+from what the connector offers (sessions: ``"sessions"``; only ``handle_matrix_event``: ``"events"``)."""
+
+PORTAL_MESSAGE_RECEIVERS: tuple[PortalMessages, ...] = ("sessions", "events")
+
+
+@runtime_checkable
+class MatrixEventHandler(Protocol):
+    """A connector that wants room events itself (optional)."""
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Called for each room event from the homeserver that the core did not handle itself,
         in order per room, after it is stored.
 
-        Portal messages, edits, redactions and reactions of a connector that provides sessions
-        are routed by the core to the sessions and do not come here; membership, state and
-        events of rooms that are no portal do. May be called again for the same event after a
-        crash (at-least-once): make effects idempotent (e.g. derive Matrix transaction IDs from
-        ``event.event_id``). Raising makes the core retry with backoff, then mark the event
-        failed. Events sent by the bridge's own users (its bot and ghosts) are not passed here.
+        Portal messages, edits, redactions and reactions come here only when the connector's
+        portal messages go to events (:data:`PortalMessages`); with sessions the core routes them
+        to the sessions. Membership, state and events of rooms that are no portal always come
+        here. May be called again for the same event after a crash (at-least-once): make effects
+        idempotent (e.g. derive Matrix transaction IDs from ``event.event_id``). Raising makes the
+        core retry with backoff, then mark the event failed. Events sent by the bridge's own users
+        (its bot and ghosts) are not passed here.
         """
 
 
@@ -402,7 +535,7 @@ class SessionKind(enum.Enum):
 class OutgoingMessage:
     """A Matrix message on its way to the remote network, as the core routed it."""
 
-    chat_id: str
+    chat_id: ChatID
     text: str
     """Plain text; for the relay, already formatted with the relay template (``<alice> hi``)."""
     html: str | None
@@ -412,7 +545,7 @@ class OutgoingMessage:
     """The Matrix event: a stable key should the network support idempotent sends."""
     sender: UserID
     sender_name: str
-    reply_to: str | None = None
+    reply_to: MessageID | None = None
     """The remote message ID this one replies to, when the Matrix message was a reply."""
     media: OutgoingMedia | None = None
     """For m.image, m.file, m.video and m.audio: the file (``text`` is its name or caption)."""
@@ -443,7 +576,7 @@ class Accepted:
     its sender told in the room); it is not retried, as the room has moved on.
     """
 
-    message_id: str | None
+    message_id: MessageID | None
     delivered: Awaitable[object]
     """Its result, if any, is ignored."""
 
@@ -454,7 +587,7 @@ class RemoteSession(Protocol):
 
     kind: SessionKind
 
-    async def send(self, message: OutgoingMessage) -> str | Accepted | None:
+    async def send(self, message: OutgoingMessage) -> MessageID | Accepted | None:
         """Send to ``message.chat_id``; return the remote message ID if the network gives one.
 
         The core records it, so the echo of this message from the network is not bridged back,
@@ -468,7 +601,7 @@ class EditingSession(Protocol):
     """A session that can edit what it sent. Without it, a Matrix edit goes out as a new
     message ``* corrected text`` (what IRC users expect)."""
 
-    async def edit(self, chat_id: str, message_id: str, message: OutgoingMessage) -> None:
+    async def edit(self, chat_id: ChatID, message_id: MessageID, message: OutgoingMessage) -> None:
         """Replace the text of ``message_id`` (sent by this session) with ``message.text``."""
 
 
@@ -476,7 +609,7 @@ class EditingSession(Protocol):
 class DeletingSession(Protocol):
     """A session that can delete messages. Without it, a Matrix redaction is not bridged."""
 
-    async def delete(self, chat_id: str, message_id: str) -> None:
+    async def delete(self, chat_id: ChatID, message_id: MessageID) -> None:
         """Delete ``message_id`` in ``chat_id``."""
 
 
@@ -484,11 +617,11 @@ class DeletingSession(Protocol):
 class ReactingSession(Protocol):
     """A session that can react to messages."""
 
-    async def react(self, chat_id: str, message_id: str, emoji: str) -> None:
+    async def react(self, chat_id: ChatID, message_id: MessageID, emoji: str) -> None:
         """A Matrix user reacted to ``message_id``: react as this session. Called in the room's
         order; may raise (retried, then reported). Must not emit the reaction back."""
 
-    async def unreact(self, chat_id: str, message_id: str, emoji: str) -> None:
+    async def unreact(self, chat_id: ChatID, message_id: MessageID, emoji: str) -> None:
         """The Matrix reaction was redacted: take this session's reaction back."""
 
 
@@ -497,7 +630,7 @@ class TypingSession(Protocol):
     """A session that can show that its user is typing. Used for puppet and virtual sessions
     only (the relay bot typing for someone else would mislead); needs ``receive_ephemeral``."""
 
-    async def set_typing(self, chat_id: str, typing: bool) -> None:
+    async def set_typing(self, chat_id: ChatID, typing: bool) -> None:
         """The session's Matrix user started or stopped typing. Best effort: must not raise for
         a network that lost the chat, and must not block (typing is worthless late)."""
 
@@ -506,7 +639,7 @@ class TypingSession(Protocol):
 class ReceiptSession(Protocol):
     """A session that can mark a chat read up to a message (puppet and virtual sessions only)."""
 
-    async def mark_read(self, chat_id: str, message_id: str) -> None:
+    async def mark_read(self, chat_id: ChatID, message_id: MessageID) -> None:
         """The session's Matrix user read up to ``message_id`` (a message from the network).
         Best effort, like typing."""
 
@@ -515,7 +648,7 @@ class ReceiptSession(Protocol):
 class MembershipSession(Protocol):
     """A session that can leave a chat: when its Matrix user leaves a portal, they leave the chat."""
 
-    async def leave_chat(self, chat_id: str, reason: str | None) -> None:
+    async def leave_chat(self, chat_id: ChatID, reason: str | None) -> None:
         """The session's Matrix user left the portal: leave the chat on the network. Must not
         close the session (the user may still be in other portals)."""
 
@@ -524,7 +657,7 @@ class MembershipSession(Protocol):
 class TopicSession(Protocol):
     """A session that can set a chat's topic: a topic set on Matrix reaches the chat."""
 
-    async def set_topic(self, chat_id: str, topic: str) -> None:
+    async def set_topic(self, chat_id: ChatID, topic: str) -> None:
         """A Matrix user set the portal's topic: set it on the network, as this session. May raise
         when the network refuses (the user lacks the right); must not emit it back."""
 
@@ -580,7 +713,7 @@ class LoginFlow:
 class PuppetLogin:
     """A user's login on the network, as the core stores it (credentials encrypted at rest)."""
 
-    remote_user_id: str
+    remote_user_id: RemoteUserID
     """The user's ID on the network: the core recognises their messages by it (double puppet)."""
     remote_name: str
     credentials: Mapping[str, str] = field(default_factory=dict)
@@ -621,7 +754,7 @@ class LoginProvider(Protocol):
 class PortalInfo:
     """A remote chat, as an alias query resolves it."""
 
-    chat_id: str
+    chat_id: ChatID
     name: str | None = None
     topic: str | None = None
 
@@ -640,11 +773,11 @@ class PortalListener(Protocol):
     """Told when the core links or unlinks a portal of this connector (``link`` and ``unlink``
     commands, alias queries, room upgrades), so it can join or leave the chat on the network."""
 
-    async def portal_linked(self, chat_id: str, room_id: RoomID) -> None:
+    async def portal_linked(self, chat_id: ChatID, room_id: RoomID) -> None:
         """``chat_id`` has a portal room now: join it on the network so its events are heard.
         Called after the link is stored; errors are logged, never undo the link."""
 
-    async def portal_unlinked(self, chat_id: str) -> None:
+    async def portal_unlinked(self, chat_id: ChatID) -> None:
         """``chat_id`` is no longer bridged: leave it on the network unless the connector keeps it
         for another reason."""
 
@@ -654,9 +787,10 @@ class HttpRouteProvider(Protocol):
     def http_router(self) -> APIRouter:
         """Routes mounted on the bridge's HTTP app (the webhook bridge's inbound hooks).
 
-        Called once, before the app serves and before :meth:`NetworkConnector.start`; the
-        handlers run only after it. Paths must not start with ``/_matrix``, ``/health`` or
-        ``/metrics`` (refused at start-up). The routes do their own authentication."""
+        Called once, after construction, before the app serves and before
+        :meth:`NetworkConnector.start`; the handlers run only after it. Paths must not start
+        with ``/_matrix``, ``/health`` or ``/metrics`` (refused at start-up). The routes do their
+        own authentication."""
 
 
 @runtime_checkable
@@ -669,8 +803,8 @@ class CommandProvider(Protocol):
 class ConfiguredConnector(Protocol):
     """A connector whose config section has a typed model of its own.
 
-    Declare ``Settings`` (a pydantic model) on the class; the core validates the section with it
-    before :meth:`NetworkConnector.start` and hands the instance over as ``ctx.settings``. A bad
+    Declare ``Settings`` (a pydantic model) on the class (the factory); the core validates the
+    section with it before the connector is built and hands the instance over as ``ctx.settings``. A bad
     value stops the bridge with an error naming ``connectors.<name>.<key>`` and the fix; keys the
     model does not know are warned about (and kept, as everywhere in the config).
     """
@@ -709,6 +843,7 @@ class ThirdPartyHandler(Protocol):
     """Third-party network lookups (``/thirdparty/*``) for the protocols the connector provides."""
 
     protocol_ids: tuple[str, ...]
+    """A class attribute: ``generate-registration`` reads it from the factory, unbuilt."""
 
     async def thirdparty_protocol(self, protocol: str) -> dict[str, Any] | None:
         """Protocol metadata (user_fields, location_fields, icon, field_types, instances)."""
@@ -728,12 +863,15 @@ class ThirdPartyHandler(Protocol):
 
 __all__ = [
     "DEFAULT_JOB_RETRY",
+    "PORTAL_MESSAGE_RECEIVERS",
     "AliasQueryHandler",
     "BridgeContext",
     "ClosableSession",
     "CommandProvider",
     "ConfiguredConnector",
+    "ConnectorBase",
     "ConnectorDatabase",
+    "ConnectorFactory",
     "ConnectorTables",
     "DeletingSession",
     "EditingSession",
@@ -751,6 +889,8 @@ __all__ = [
     "LoginFlow",
     "LoginProvider",
     "MatrixAPI",
+    "MatrixEventHandler",
+    "MatrixIntent",
     "MediaSource",
     "MembershipSession",
     "NetworkConnector",
@@ -758,6 +898,7 @@ __all__ = [
     "OutgoingMessage",
     "PortalInfo",
     "PortalListener",
+    "PortalMessages",
     "PortalResolver",
     "PuppetLogin",
     "ReactingSession",

@@ -5,15 +5,18 @@ checks one entry against the envelope the spec fixes (``event_id``, ``type``, ``
 ``origin_server_ts``, ``content``, ``room_id``; optional ``state_key`` and ``unsigned``) and either
 returns a :class:`MatrixEvent` or says exactly what is wrong, so the inbox can store the entry as
 rejected without dropping its neighbours.
+
+Remote events (what connectors ``emit``) wait in the outbox as JSON: :func:`remote_event_to_json`
+and :func:`remote_event_from_json` convert them, one table of kinds for every type.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from bridgekit.ids import EventID, RoomID, UserID
+from bridgekit.ids import ChatID, EventID, MessageID, RemoteUserID, RoomID, UserID
 
 JSONDict = dict[str, Any]
 
@@ -86,9 +89,9 @@ class RemoteMessage:
     is the idempotency key, so emitting the same message twice posts it once.
     """
 
-    chat_id: str
-    message_id: str
-    sender_id: str
+    chat_id: ChatID
+    message_id: MessageID
+    sender_id: RemoteUserID
     """The remote user; posted through their ghost."""
     text: str
     html: str | None = None
@@ -98,7 +101,7 @@ class RemoteMessage:
     """The name to show for the sender (the ghost's display name); defaults to ``sender_id``."""
     timestamp_ms: int | None = None
     """When it was said (the Matrix event's timestamp); now when unknown."""
-    reply_to: str | None = None
+    reply_to: MessageID | None = None
     """The ``message_id`` this message replies to, in the same chat."""
     mentions: tuple[str, ...] = ()
     """Matrix users the message mentions (``m.mentions``, so they are notified): ghosts or the
@@ -116,11 +119,11 @@ class RemoteEdit:
     timestamp): emitting the same edit twice posts it once.
     """
 
-    chat_id: str
-    message_id: str
+    chat_id: ChatID
+    message_id: MessageID
     """The edited message (a ``RemoteMessage.message_id`` of the same chat)."""
     edit_id: str
-    sender_id: str
+    sender_id: RemoteUserID
     text: str
     html: str | None = None
     sender_name: str | None = None
@@ -130,9 +133,9 @@ class RemoteEdit:
 class RemoteDelete:
     """A remote message was deleted: its Matrix event is redacted."""
 
-    chat_id: str
-    message_id: str
-    sender_id: str
+    chat_id: ChatID
+    message_id: MessageID
+    sender_id: RemoteUserID
     """Who deleted it (the author, or a moderator of the chat)."""
 
 
@@ -140,9 +143,9 @@ class RemoteDelete:
 class RemoteReaction:
     """A remote user reacted to a message (or took the reaction back, with ``removed``)."""
 
-    chat_id: str
-    message_id: str
-    sender_id: str
+    chat_id: ChatID
+    message_id: MessageID
+    sender_id: RemoteUserID
     emoji: str
     removed: bool = False
     sender_name: str | None = None
@@ -155,8 +158,8 @@ class RemoteReaction:
 class RemoteTyping:
     """A remote user started (or stopped) typing in a chat: their ghost shows it."""
 
-    chat_id: str
-    sender_id: str
+    chat_id: ChatID
+    sender_id: RemoteUserID
     typing: bool = True
     timeout_ms: int = 30_000
     """How long the typing notice lasts unless renewed or stopped."""
@@ -166,9 +169,9 @@ class RemoteTyping:
 class RemoteReceipt:
     """A remote user read a chat up to ``message_id``: their ghost's read receipt moves there."""
 
-    chat_id: str
-    sender_id: str
-    message_id: str
+    chat_id: ChatID
+    sender_id: RemoteUserID
+    message_id: MessageID
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +179,12 @@ class RemoteMember:
     """Someone joined or left a remote chat, or was kicked or banned from it: their ghost's
     membership in the portal follows."""
 
-    chat_id: str
-    sender_id: str
+    chat_id: ChatID
+    sender_id: RemoteUserID
     """Whose membership changed."""
     membership: str
     """``join``, ``leave``, ``kick`` or ``ban``."""
-    by: str | None = None
+    by: RemoteUserID | None = None
     """Who kicked or banned them (a remote user); None for the bridge bot."""
     reason: str | None = None
     sender_name: str | None = None
@@ -193,10 +196,10 @@ class RemoteMember:
 class RemoteChatInfo:
     """The remote chat's name or topic changed (None: unchanged): the portal's follow."""
 
-    chat_id: str
+    chat_id: ChatID
     name: str | None = None
     topic: str | None = None
-    changed_by: str | None = None
+    changed_by: RemoteUserID | None = None
     """The remote user who changed it (their ghost sets it when it may); None: the bridge bot."""
     change_id: str = ""
 
@@ -206,8 +209,8 @@ class RemotePower:
     """A remote user's standing in a chat changed (an IRC op or voice): their ghost's power level
     in the portal follows. ``level`` is a Matrix power level (0, 50, 100...)."""
 
-    chat_id: str
-    sender_id: str
+    chat_id: ChatID
+    sender_id: RemoteUserID
     level: int
     change_id: str = ""
     matrix_user: str | None = None
@@ -220,6 +223,43 @@ RemoteEvent = (
     | RemoteChatInfo | RemotePower
 )
 """What a connector may hand the core with ``ctx.emit``."""
+
+REMOTE_EVENT_KINDS: Mapping[type[RemoteEvent], str] = {
+    RemoteMessage: "message", RemoteEdit: "edit", RemoteDelete: "delete", RemoteReaction: "reaction",
+    RemoteTyping: "typing", RemoteReceipt: "receipt", RemoteMember: "member", RemoteChatInfo: "chat-info",
+    RemotePower: "power",
+}
+"""The name each remote event type is stored under (``kind`` in its JSON form): stored rows
+outlive a release, so these names never change."""
+
+_REMOTE_CLASSES: dict[str, type[RemoteEvent]] = {kind: cls for cls, kind in REMOTE_EVENT_KINDS.items()}
+_REMOTE_FIELDS: dict[type[RemoteEvent], tuple[tuple[str, bool], ...]] = {
+    cls: tuple((f.name, str(f.type).startswith("tuple")) for f in fields(cls)) for cls in REMOTE_EVENT_KINDS
+}
+"""Each remote event type's fields, and whether the field is a tuple (JSON gives it back as a
+list); worked out once, since every post reads one."""
+
+
+def remote_event_to_json(event: RemoteEvent) -> JSONDict:
+    """The event as a JSON object: its fields, and its ``kind``."""
+    kind = REMOTE_EVENT_KINDS.get(type(event))
+    if kind is None:
+        raise TypeError(f"not one of the Remote* events of bridgekit.events: {event!r}")
+    return {"kind": kind, **asdict(event)}
+
+
+def remote_event_from_json(data: Mapping[str, Any]) -> RemoteEvent:
+    """The event :func:`remote_event_to_json` wrote. Keys that are no field are ignored (the outbox
+    stores the network beside them); rows from before kinds were stored are messages."""
+    kind = data.get("kind", "message")
+    cls = _REMOTE_CLASSES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown remote event kind {kind!r}")
+    values: dict[str, Any] = {
+        name: tuple(data[name]) if is_tuple and isinstance(data[name], list) else data[name]
+        for name, is_tuple in _REMOTE_FIELDS[cls] if name in data
+    }
+    return cls(**values)
 
 
 class InvalidEvent(ValueError):
@@ -320,6 +360,7 @@ def _short(value: object) -> str:
 
 
 __all__ = [
+    "REMOTE_EVENT_KINDS",
     "EphemeralEvent",
     "InboxKind",
     "InvalidEvent",
@@ -337,4 +378,6 @@ __all__ = [
     "RemoteTyping",
     "parse_client_event",
     "parse_ephemeral_event",
+    "remote_event_from_json",
+    "remote_event_to_json",
 ]

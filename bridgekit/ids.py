@@ -24,4 +24,24 @@ ContentURI = NewType("ContentURI", str)
 TransactionID = NewType("TransactionID", str)
 """A homeserver -> appservice transaction ID (opaque, chosen by the homeserver)."""
 
-__all__ = ["ContentURI", "EventID", "RoomAlias", "RoomID", "TransactionID", "UserID"]
+ChatID = NewType("ChatID", str)
+"""A chat on the remote network, as its connector names it (a channel, a group, a DM): the key
+of its portal."""
+
+MessageID = NewType("MessageID", str)
+"""A message on the remote network, as its connector names it, unique within its chat."""
+
+RemoteUserID = NewType("RemoteUserID", str)
+"""A user on the remote network, as its connector names them: the key of their ghost."""
+
+__all__ = [
+    "ChatID",
+    "ContentURI",
+    "EventID",
+    "MessageID",
+    "RemoteUserID",
+    "RoomAlias",
+    "RoomID",
+    "TransactionID",
+    "UserID",
+]

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from bridgekit.connector import (
     AliasQueryHandler,
     EphemeralHandler,
+    MatrixEventHandler,
     NetworkConnector,
     PortalInfo,
     PortalResolver,
@@ -89,7 +90,9 @@ class Bridge:
         alias_prefixes: Mapping[str, str] | None = None,
         make_alias_portal: AliasPortalMaker | None = None,
     ) -> None:
-        self.connectors = list(connectors)
+        self.connectors = connectors
+        """Read, never copied: the composition root builds the core first and fills this list
+        when it builds the connectors (before any event is handled)."""
         self.own_users = own_users
         self._register_user = register_user
         self._memberships = memberships
@@ -144,7 +147,8 @@ class Bridge:
         if self._router is not None and await self._router.route(event):
             return  # a portal message, sent through the identity the routing rule chose
         for connector in self.connectors:
-            await connector.handle_matrix_event(event)
+            if isinstance(connector, MatrixEventHandler):
+                await connector.handle_matrix_event(event)
 
     async def report_given_up(self, item: WorkItem, error: BaseException) -> None:
         """A Matrix message could not be handled after every attempt: say so in its room, so its

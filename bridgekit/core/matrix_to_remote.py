@@ -15,6 +15,7 @@ delivery: the room moves on, but the event counts as handled only once it is del
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from collections import OrderedDict
@@ -40,14 +41,15 @@ from bridgekit.connector import (
 from bridgekit.core.dispatcher import defer_done
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.permissions import Permissions
-from bridgekit.core.remote_delivery import DOUBLE_PUPPET_MARKER
+from bridgekit.core.remote_senders import DOUBLE_PUPPET_MARKER
 from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE, Route, RouteKind, RoutingFacts, choose_route, relay_text
 from bridgekit.core.sessions import Sessions
 from bridgekit.errors import MatrixError
 from bridgekit.events import EphemeralEvent, MatrixEvent
-from bridgekit.ids import EventID, RoomID, UserID
+from bridgekit.ids import ChatID, EventID, MessageID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
-from bridgekit.store.outbox import OutboxStore, PortalRow
+from bridgekit.store.bridge_stores import BridgeStores
+from bridgekit.store.portals import PortalRow
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,11 @@ _ROUTED_TYPES = frozenset({"m.room.message", "m.room.redaction", "m.reaction", "
 
 
 def routes_messages(connector: NetworkConnector) -> bool:
-    """Whether the core routes this connector's portal messages (it offers at least one session)."""
-    return isinstance(connector, RelayProvider | VirtualUserProvider | LoginProvider)
+    """Whether the core routes this connector's portal messages to its sessions: it offers at
+    least one, and has not declared ``portal_messages = "events"`` (checked at start-up,
+    ``core/connectors.py``)."""
+    offers_sessions = isinstance(connector, RelayProvider | VirtualUserProvider | LoginProvider)
+    return offers_sessions and getattr(connector, "portal_messages", "sessions") != "events"
 
 
 class RelayNotConnected(RuntimeError):
@@ -69,7 +74,7 @@ class MatrixToRemote:
     def __init__(
         self,
         connectors: Mapping[str, NetworkConnector],
-        store: OutboxStore,
+        stores: BridgeStores,
         matrix: MatrixClient,
         permissions: Permissions,
         sessions: Sessions,
@@ -78,8 +83,10 @@ class MatrixToRemote:
         relay_templates: Mapping[str, str] | None = None,
         relay_default: bool = True,
     ) -> None:
-        self._connectors = {name: c for name, c in connectors.items() if routes_messages(c)}
-        self._store = store
+        self._all_connectors = connectors
+        """Filled when the connectors are built (after the core): read, never copied, here."""
+        self._portals = stores.portals
+        self._messages = stores.messages
         self._matrix = matrix
         self._permissions = permissions
         self._sessions = sessions
@@ -94,6 +101,12 @@ class MatrixToRemote:
             "m.typing": self._typing_changed, "m.receipt": self._receipts, "m.presence": self._presence,
         }
 
+    @functools.cached_property
+    def _connectors(self) -> dict[str, NetworkConnector]:
+        """The connectors whose portal messages go to sessions. Asked for only once events are
+        handled, which waits until every connector is built and started."""
+        return {name: c for name, c in self._all_connectors.items() if routes_messages(c)}
+
     async def route(self, event: MatrixEvent) -> bool:
         """Handle a portal event of a routing connector (message, edit, redaction, reaction);
         False when the event is not one."""
@@ -101,7 +114,7 @@ class MatrixToRemote:
             return False
         if DOUBLE_PUPPET_MARKER in event.content:
             return True  # sent by the bridge as a logged-in user: it came from the network
-        portal = await self._store.portal_for_room(event.room_id)
+        portal = await self._portals.portal_for_room(event.room_id)
         if portal is None or portal.network not in self._connectors:
             return False
         if event.type == "m.room.member":
@@ -139,7 +152,7 @@ class MatrixToRemote:
             sent = await session.send(message)
             remote_id = sent.message_id if isinstance(sent, Accepted) else sent
             if remote_id is not None:
-                await self._store.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
+                self._messages.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
         if isinstance(sent, Accepted) and not defer_done(sent.delivered):
             await sent.delivered  # not inside an inbox worker: nobody else would wait for it
 
@@ -163,7 +176,7 @@ class MatrixToRemote:
         for user, typing in changes:
             session = self._own_session(portal.network, UserID(user))
             if session is not None and isinstance(session, TypingSession):
-                await session.set_typing(portal.remote_id, typing)
+                await session.set_typing(ChatID(portal.remote_id), typing)
 
     async def _receipts(self, event: EphemeralEvent) -> None:
         """m.receipt: each reader with a session of their own marks the network's message read."""
@@ -177,12 +190,12 @@ class MatrixToRemote:
             sessions = {user: self._own_session(portal.network, UserID(user)) for user in readers}
             if not any(session is not None and isinstance(session, ReceiptSession) for session in sessions.values()):
                 continue
-            mapped = await self._store.mapped_by_event(event_id)
+            mapped = await self._messages.mapped_by_event(event_id)
             if mapped is None or mapped.origin != "remote":
                 continue  # only the network's own messages can be marked read there
             for session in sessions.values():
                 if session is not None and isinstance(session, ReceiptSession):
-                    await session.mark_read(portal.remote_id, mapped.remote_id)
+                    await session.mark_read(ChatID(portal.remote_id), MessageID(mapped.remote_id))
 
     async def _presence(self, event: EphemeralEvent) -> None:
         """m.presence stays on Matrix: no session ability carries it to a network. (A connector
@@ -192,7 +205,7 @@ class MatrixToRemote:
         """The portal, of a routing connector, of the room the event is in; None for any other."""
         if event.room_id is None:
             return None
-        portal = await self._store.portal_for_room(event.room_id)
+        portal = await self._portals.portal_for_room(event.room_id)
         return portal if portal is not None and portal.network in self._connectors else None
 
     def _own_session(self, network: str, user_id: UserID) -> RemoteSession | None:
@@ -202,7 +215,7 @@ class MatrixToRemote:
     async def _route(self, event: MatrixEvent, portal: PortalRow) -> Route:
         connector = self._connectors[portal.network]
         sender = UserID(event.sender)
-        relay_on = isinstance(connector, RelayProvider) and await self._store.relay_enabled(
+        relay_on = isinstance(connector, RelayProvider) and await self._portals.relay_enabled(
             portal.id, default=self._relay_default
         )
         return choose_route(RoutingFacts(
@@ -214,7 +227,7 @@ class MatrixToRemote:
         ))
 
     def _outgoing(
-        self, event: MatrixEvent, portal: PortalRow, route: Route, name: str, body: str, reply_to: str | None,
+        self, event: MatrixEvent, portal: PortalRow, route: Route, name: str, body: str, reply_to: MessageID | None,
         *, content: Mapping[str, object] | None = None,
     ) -> OutgoingMessage:
         content = content if content is not None else event.content
@@ -226,7 +239,8 @@ class MatrixToRemote:
                 formatted = relay_text(html.escape(template), name=html.escape(name), user_id=html.escape(event.sender),
                                        text=formatted)
         return OutgoingMessage(
-            chat_id=portal.remote_id, text=text, html=formatted, msgtype=str(content.get("msgtype", "m.text")),
+            chat_id=ChatID(portal.remote_id), text=text, html=formatted,
+            msgtype=str(content.get("msgtype", "m.text")),
             event_id=EventID(event.event_id), sender=UserID(event.sender), sender_name=name, reply_to=reply_to,
             media=_media(content), mentions=_mentions(content),
         )
@@ -260,7 +274,7 @@ class MatrixToRemote:
         if not isinstance(target, str) or not isinstance(new_content, dict):
             return
         body = new_content.get("body")
-        mapped = await self._store.mapped_by_event(target)
+        mapped = await self._messages.mapped_by_event(target)
         if mapped is None or mapped.origin != "matrix" or not isinstance(body, str):
             return  # an edit of something that never reached the network
         if mapped.sender_user_id != event.sender:
@@ -274,7 +288,7 @@ class MatrixToRemote:
         session, route, name = speaking
         if isinstance(session, EditingSession):
             message = self._outgoing(event, portal, route, name, body, None, content=new_content)
-            await session.edit(portal.remote_id, mapped.remote_id, message)
+            await session.edit(ChatID(portal.remote_id), MessageID(mapped.remote_id), message)
             return
         # The network has no edits: say the correction, as people do on IRC.
         message = self._outgoing(event, portal, route, name, f"* {body}", None, content=new_content)
@@ -290,7 +304,7 @@ class MatrixToRemote:
         session = self._own_session(portal.network, UserID(event.sender))
         if session is not None and isinstance(session, MembershipSession):
             reason = event.content.get("reason")
-            await session.leave_chat(portal.remote_id, reason if isinstance(reason, str) else None)
+            await session.leave_chat(ChatID(portal.remote_id), reason if isinstance(reason, str) else None)
 
     async def _topic(self, event: MatrixEvent, portal: PortalRow) -> bool:
         topic = event.content.get("topic")
@@ -299,14 +313,14 @@ class MatrixToRemote:
         speaking = await self._sender_session(event, portal)
         if speaking is None or not isinstance(speaking[0], TopicSession):
             return False
-        await speaking[0].set_topic(portal.remote_id, topic)
+        await speaking[0].set_topic(ChatID(portal.remote_id), topic)
         return True
 
     async def _redaction(self, event: MatrixEvent, portal: PortalRow) -> None:
         redacts = event.redacted_event
         if redacts is None:
             return
-        reaction = await self._store.take_reaction_by_event(redacts)
+        reaction = await self._messages.take_reaction_by_event(redacts)
         speaking = await self._sender_session(event, portal)
         if speaking is None:
             return
@@ -314,13 +328,13 @@ class MatrixToRemote:
         if reaction is not None:
             message, _sender, emoji = reaction
             if isinstance(session, ReactingSession):
-                await session.unreact(portal.remote_id, message.remote_id, emoji)
+                await session.unreact(ChatID(portal.remote_id), MessageID(message.remote_id), emoji)
             return
-        mapped = await self._store.mapped_by_event(redacts)
+        mapped = await self._messages.mapped_by_event(redacts)
         if mapped is None:
             return
         if isinstance(session, DeletingSession):
-            await session.delete(portal.remote_id, mapped.remote_id)
+            await session.delete(ChatID(portal.remote_id), MessageID(mapped.remote_id))
         else:
             log.info("%s cannot delete messages; the redaction of %s stays on Matrix", portal.network, redacts)
 
@@ -331,12 +345,12 @@ class MatrixToRemote:
         target, key = relates.get("event_id"), relates.get("key")
         if not isinstance(target, str) or not isinstance(key, str):
             return
-        mapped = await self._store.mapped_by_event(target)
+        mapped = await self._messages.mapped_by_event(target)
         speaking = await self._sender_session(event, portal) if mapped is not None else None
         if mapped is None or speaking is None or not isinstance(speaking[0], ReactingSession):
             return
-        await speaking[0].react(portal.remote_id, mapped.remote_id, key)
-        await self._store.add_reaction(mapped.id, event.sender, key, event.event_id)
+        await speaking[0].react(ChatID(portal.remote_id), MessageID(mapped.remote_id), key)
+        await self._messages.add_reaction(mapped.id, event.sender, key, event.event_id)
 
     async def _display_name(self, event: MatrixEvent) -> str:
         """The sender's name in that room (per-room names win), else their localpart.
@@ -362,11 +376,12 @@ class MatrixToRemote:
             self._names.popitem(last=False)
         return name
 
-    async def _reply_to(self, event: MatrixEvent) -> str | None:
+    async def _reply_to(self, event: MatrixEvent) -> MessageID | None:
         relates = event.content.get("m.relates_to")
         reply = relates.get("m.in_reply_to") if isinstance(relates, dict) else None
         target = reply.get("event_id") if isinstance(reply, dict) else None
-        return await self._store.remote_id_for(target) if isinstance(target, str) else None
+        remote_id = await self._messages.remote_id_for(target) if isinstance(target, str) else None
+        return MessageID(remote_id) if remote_id is not None else None
 
     async def _tell(self, event: MatrixEvent, text: str) -> None:
         await self._matrix.bot.send_text(

@@ -33,7 +33,7 @@ from bridgekit.connector import (
     VirtualUserProvider,
 )
 from bridgekit.credentials import CredentialCipher
-from bridgekit.ids import UserID
+from bridgekit.ids import RemoteUserID, UserID
 from bridgekit.store.sessions import LoginStore, StoredLogin, login_id
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Sessions:
         debounce_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._connectors = dict(connectors)
+        self._connectors = connectors  # filled when the connectors are built, after the core
         self._logins = logins
         self._cipher = cipher
         self._notify_owner = notify_owner
@@ -271,7 +271,7 @@ class Sessions:
             except Exception as error:
                 log.error("cannot restore %s's %s login: %s", stored.owner, stored.network, error)
                 return None
-        return PuppetLogin(stored.remote_user_id, stored.remote_name, credentials)
+        return PuppetLogin(RemoteUserID(stored.remote_user_id), stored.remote_name, credentials)
 
     def _remember(self, network: str, user_id: UserID, login: PuppetLogin) -> None:
         self._puppet_logins[(network, user_id)] = login

@@ -32,13 +32,14 @@ from pydantic import BaseModel
 
 from bridgekit import (
     BridgeContext,
+    ChatID,
     Command,
     CommandContext,
     CommandReply,
     LoginFailed,
     LoginField,
     LoginFlow,
-    MatrixEvent,
+    MessageID,
     OutgoingMessage,
     PermissionLevel,
     PortalInfo,
@@ -51,6 +52,7 @@ from bridgekit import (
     RemoteReaction,
     RemoteReceipt,
     RemoteTyping,
+    RemoteUserID,
     SessionKind,
     SessionState,
     UserID,
@@ -72,9 +74,10 @@ class MemonetSession:
         self._network = network
         self._on_close = on_close
 
-    async def send(self, message: OutgoingMessage) -> str | None:
+    async def send(self, message: OutgoingMessage) -> MessageID | None:
         text = f"/me {message.text}" if message.msgtype == "m.emote" else message.text
-        return self._network.say(message.chat_id, self.nick, text, reply_to=message.reply_to, by_bridge=True).id
+        return MessageID(self._network.say(message.chat_id, self.nick, text, reply_to=message.reply_to,
+                                           by_bridge=True).id)
 
     async def edit(self, chat_id: str, message_id: str, message: OutgoingMessage) -> None:
         self._network.edit(chat_id, message_id, self.nick, message.text, by_bridge=True)
@@ -132,12 +135,13 @@ class MemonetConnector:
         LoginField("password", "Your memonet password?", secret=True),
     )),)
 
-    def __init__(self) -> None:
-        self.network = MemoryNetwork()
-        self.virtual_users = False
-        self._ctx: BridgeContext | None = None
-        self._settings = MemonetSettings()
-        self._bot: MemonetSession | None = None
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        self._settings: MemonetSettings = ctx.settings
+        self.network = MemoryNetwork(self._settings.accounts, self._settings.chats)
+        self.virtual_users = self._settings.virtual
+        self._bot = MemonetSession(SessionKind.BOT, self.network, self._settings.bot_nick)
         self._virtual_nicks: set[str] = set()
         self._happenings: asyncio.Queue[Happening] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
@@ -145,26 +149,16 @@ class MemonetConnector:
 
     # required ---------------------------------------------------------------------------------
 
-    async def start(self, ctx: BridgeContext) -> None:
-        self._ctx = ctx
-        self._settings = ctx.settings
-        self.virtual_users = self._settings.virtual
-        self.network.accounts.update(self._settings.accounts)
-        for chat in self._settings.chats:
-            self.network.chats.setdefault(chat, [])
+    async def start(self) -> None:
         self.network.listen(self._happenings.put_nowait)
-        self._bot = MemonetSession(SessionKind.BOT, self.network, self._settings.bot_nick)
         self._pump = asyncio.create_task(self._bridge_happenings())
-        await ctx.report_session(None, SessionState.CONNECTED)
+        await self.ctx.report_session(None, SessionState.CONNECTED)
 
     async def stop(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
-
-    async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        """Portal messages are routed by the core to the sessions below; nothing else matters here."""
 
     # sessions ---------------------------------------------------------------------------------
 
@@ -183,7 +177,8 @@ class MemonetConnector:
         username = answers.get("username", "")
         if not hmac.compare_digest(self.network.accounts.get(username, "\0"), answers.get("password", "")):
             raise LoginFailed("wrong username or password")
-        return PuppetLogin(remote_user_id=username, remote_name=username, credentials={"password": answers["password"]})
+        return PuppetLogin(remote_user_id=RemoteUserID(username), remote_name=username,
+                           credentials={"password": answers["password"]})
 
     async def connect_puppet(self, user_id: UserID, login: PuppetLogin) -> MemonetSession:
         if self.network.accounts.get(login.remote_user_id) != login.credentials.get("password"):
@@ -198,7 +193,8 @@ class MemonetConnector:
     async def portal_for_alias(self, alias_suffix: str) -> PortalInfo | None:
         if alias_suffix not in self.network.chats:
             return None
-        return PortalInfo(alias_suffix, name=f"{alias_suffix} (memonet)", topic=f"The memonet chat {alias_suffix}")
+        return PortalInfo(ChatID(alias_suffix), name=f"{alias_suffix} (memonet)",
+                          topic=f"The memonet chat {alias_suffix}")
 
     # commands ---------------------------------------------------------------------------------
 
@@ -217,12 +213,11 @@ class MemonetConnector:
             try:
                 await self._bridge(happening)
             except Exception:
-                assert self._ctx is not None
-                self._ctx.log.exception("could not hand a %s in %s to the bridge", happening.kind, happening.chat)
+                self.ctx.log.exception("could not hand a %s in %s to the bridge", happening.kind, happening.chat)
 
     async def _bridge(self, happening: Happening) -> None:
-        assert self._ctx is not None
-        post, actor = happening.post, happening.actor
+        # The network's names, as the contract types them: chats, people and posts.
+        post, actor, chat = happening.post, RemoteUserID(happening.actor), ChatID(happening.chat)
         own = {self._settings.bot_nick, *self._virtual_nicks}
         if happening.by_bridge and (actor in own or happening.kind != "post"):
             # Our own sessions' doings: Matrix has them already. (A puppet's post through the
@@ -230,39 +225,41 @@ class MemonetConnector:
             return
         if happening.kind == "member":
             self._changes += 1
-            await self._ctx.emit(RemoteMember(
-                chat_id=happening.chat, sender_id=actor, membership=happening.emoji, by=happening.text or None,
+            await self.ctx.emit(RemoteMember(
+                chat_id=chat, sender_id=actor, membership=happening.emoji, by=RemoteUserID(happening.text) or None,
                 change_id=f"{self.network.boot}-{self._changes}",
             ))
             return
         if happening.kind == "topic":
             self._changes += 1
-            await self._ctx.emit(RemoteChatInfo(
-                chat_id=happening.chat, topic=happening.text, changed_by=actor,
+            await self.ctx.emit(RemoteChatInfo(
+                chat_id=chat, topic=happening.text, changed_by=actor,
                 change_id=f"{self.network.boot}-{self._changes}",
             ))
             return
         if happening.kind == "typing":
-            await self._ctx.emit(RemoteTyping(chat_id=happening.chat, sender_id=actor, typing=not happening.removed))
+            await self.ctx.emit(RemoteTyping(chat_id=chat, sender_id=actor, typing=not happening.removed))
             return
         assert post is not None
+        message = MessageID(post.id)
         if happening.kind == "read":
-            await self._ctx.emit(RemoteReceipt(chat_id=post.chat, sender_id=actor, message_id=post.id))
+            await self.ctx.emit(RemoteReceipt(chat_id=chat, sender_id=actor, message_id=message))
         elif happening.kind == "post":
-            await self._ctx.emit(RemoteMessage(
-                chat_id=post.chat, message_id=post.id, sender_id=actor, text=happening.text, reply_to=post.reply_to,
+            await self.ctx.emit(RemoteMessage(
+                chat_id=chat, message_id=message, sender_id=actor, text=happening.text,
+                reply_to=MessageID(post.reply_to) if post.reply_to else None,
                 sender_avatar_url=self.network.avatars.get(actor),
             ))
         elif happening.kind == "edit":
-            await self._ctx.emit(RemoteEdit(
-                chat_id=post.chat, message_id=post.id, edit_id=happening.emoji, sender_id=actor, text=happening.text,
+            await self.ctx.emit(RemoteEdit(
+                chat_id=chat, message_id=message, edit_id=happening.emoji, sender_id=actor, text=happening.text,
             ))
         elif happening.kind == "delete":
-            await self._ctx.emit(RemoteDelete(chat_id=post.chat, message_id=post.id, sender_id=actor))
+            await self.ctx.emit(RemoteDelete(chat_id=chat, message_id=message, sender_id=actor))
         else:
             self._changes += 1
-            await self._ctx.emit(RemoteReaction(
-                chat_id=post.chat, message_id=post.id, sender_id=actor, emoji=happening.emoji,
+            await self.ctx.emit(RemoteReaction(
+                chat_id=chat, message_id=message, sender_id=actor, emoji=happening.emoji,
                 removed=happening.removed, change_id=f"{self.network.boot}-{self._changes}",
             ))
 

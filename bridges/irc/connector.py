@@ -33,6 +33,7 @@ from starlette.background import BackgroundTask
 
 from bridgekit import (
     BridgeContext,
+    ChatID,
     Command,
     CommandContext,
     CommandReply,
@@ -40,12 +41,15 @@ from bridgekit import (
     MediaBusy,
     MediaTooLarge,
     MediaUnavailable,
+    MessageID,
     PermissionLevel,
     PortalInfo,
+    PortalMessages,
     RemoteChatInfo,
     RemoteMember,
     RemoteMessage,
     RemotePower,
+    RemoteUserID,
     RoomID,
     SessionKind,
     SessionState,
@@ -107,15 +111,18 @@ class Channel:
 class IrcConnector:
     """See the module docstring; configured by :class:`IrcSettings`."""
 
-    name = "irc"
     Settings = IrcSettings
+    portal_messages: PortalMessages = "sessions"
+    """Messages go out through the sessions; ``handle_matrix_event`` gets the rest (direct-chat
+    invites of ghosts, kicks and bans of them)."""
     _instances: ClassVar[dict[str, IrcConnector]] = {}
     _nick_command_owner: ClassVar[str | None] = None
 
-    def __init__(self) -> None:
-        self._ctx: BridgeContext | None = None
-        self.settings: IrcSettings | None = None
-        self.virtual_users = False
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        self.settings: IrcSettings = ctx.settings
+        self.virtual_users = self.settings.virtual_users
         self._bot: IrcSession | None = None
         self._casemapping = "rfc1459"
         self._grammar = IrcGrammar()
@@ -139,11 +146,8 @@ class IrcConnector:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, ctx: BridgeContext) -> None:
-        self._ctx = ctx
-        settings: IrcSettings = ctx.settings
-        self.settings = settings
-        self.virtual_users = settings.virtual_users
+    async def start(self) -> None:
+        ctx, settings = self.ctx, self.settings
         self._casemapping = await self._kv_get("casemapping", settings.casemapping)
         self._grammar = IrcGrammar(nicklen=settings.nicklen, casemapping=self._casemapping)
         IrcConnector._instances[self.name] = self
@@ -169,8 +173,8 @@ class IrcConnector:
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Invites of this network's ghosts to a direct chat start a private conversation; kicks
         and bans of ghosts in a portal become KICK and ban on IRC."""
-        ctx = self._ctx
-        if ctx is None or event.type != "m.room.member" or event.state_key is None:
+        ctx = self.ctx
+        if event.type != "m.room.member" or event.state_key is None:
             return
         folded = ctx.sender_of_ghost(event.state_key)
         if folded is None:
@@ -190,14 +194,14 @@ class IrcConnector:
         ghost = ctx.matrix.intent(UserID(event.state_key))
         await ghost.ensure_registered()
         await ghost.join(RoomID(event.room_id))
-        await ctx.link_portal(self._pm_chat(user, folded), RoomID(event.room_id), relay=False)
+        await ctx.link_portal(ChatID(self._pm_chat(user, folded)), RoomID(event.room_id), relay=False)
 
     async def _moderate(self, event: MatrixEvent, folded: str, *, ban: bool) -> None:
         """A Matrix moderator kicked or banned an IRC user's ghost: do the same on IRC, as the
         moderator's own connection when they have one (the network then shows who did it),
         else as the bridge bot. What is sent, or refused, is decided in ``moderation.py``; when
         the bridge did less than asked, the moderator is told in the room."""
-        ctx = self._context()
+        ctx = self.ctx
         chat = await ctx.chat_for_room(RoomID(event.room_id))
         if chat is None or chat.startswith("pm:"):
             return
@@ -225,7 +229,7 @@ class IrcConnector:
     # ---- the bot connection --------------------------------------------------------------------
 
     async def _connect_bot(self) -> None:
-        settings, ctx = self._settings(), self._context()
+        settings, ctx = self.settings, self.ctx
         link = self._new_link(settings.bot_nick, ident="bridge", realname="Matrix bridge", owner=None,
                               caps=LISTENER_CAPS)
         await ctx.report_session(None, SessionState.CONNECTING)
@@ -250,7 +254,7 @@ class IrcConnector:
     def _new_link(
         self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...] = ()
     ) -> IrcLink:
-        settings = self._settings()
+        settings = self.settings
         user_id = owner or ""
 
         def next_nick(attempt: int) -> str:
@@ -273,7 +277,7 @@ class IrcConnector:
         self._grammar = self._grammar.with_isupport(link.isupport, casemapping=self._casemapping)
 
     async def _record_casemapping(self, mapping: str) -> None:
-        ctx = self._context()
+        ctx = self.ctx
         recorded = await self._kv_get("casemapping", None)
         if recorded is None:
             await self._kv_set("casemapping", mapping)
@@ -289,7 +293,7 @@ class IrcConnector:
     async def _reconnect_bot(self) -> None:
         delay = 2.0
         while not self._stopping:
-            await self._context().report_session(None, SessionState.TRANSIENT_DISCONNECT, "reconnecting")
+            await self.ctx.report_session(None, SessionState.TRANSIENT_DISCONNECT, "reconnecting")
             try:
                 await self._connect_bot()
                 return
@@ -306,15 +310,15 @@ class IrcConnector:
 
     @property
     def max_lines(self) -> int:
-        return self._settings().max_lines
+        return self.settings.max_lines
 
     @property
     def edits(self) -> str:
-        return self._settings().edits
+        return self.settings.edits
 
     @property
     def reply_template(self) -> str:
-        return self._settings().reply_template
+        return self.settings.reply_template
 
     def fold(self, text: str) -> str:
         return casefold_irc(text, self._casemapping)
@@ -329,7 +333,7 @@ class IrcConnector:
         return self.channel_name(chat_id)
 
     def pill_to_nick(self, user_id: str) -> str | None:
-        ctx = self._context()
+        ctx = self.ctx
         folded = ctx.sender_of_ghost(user_id)
         if folded is not None:
             nick = self._nick_as_written(folded)
@@ -346,11 +350,11 @@ class IrcConnector:
             self._recent.popitem(last=False)
 
     async def publish_text(self, text: str) -> str | None:
-        ctx = self._context()
+        ctx = self.ctx
         if not ctx.public_url:
             return None
         text_id = secrets.token_urlsafe(12)
-        ttl = self._settings().long_text_days * 86_400
+        ttl = self.settings.long_text_days * 86_400
         await self._kv_set(f"text:{text_id}", {"text": text, "at": int(time.time())}, ttl_seconds=ttl)
         return f"{ctx.public_url.rstrip('/')}/irc/{self.name}/text/{text_id}"
 
@@ -374,7 +378,7 @@ class IrcConnector:
     def media_link(self, mxc: str, filename: str) -> str | None:
         """A signed link to a file a Matrix message carries into a portal: minted only here, as
         the message is bridged (see ``media_links.py``)."""
-        ctx = self._context()
+        ctx = self.ctx
         signed = self._media_links.mint(mxc) if self._media_links is not None and ctx.public_url else None
         if signed is None or not ctx.public_url:
             return None
@@ -387,7 +391,7 @@ class IrcConnector:
         return bot if bot is not None and bot.link.connected else None
 
     async def virtual_session(self, user_id: UserID, display_name: str) -> IrcSession:
-        settings = self._settings()
+        settings = self.settings
         wanted = await self._kv_get(f"nick:{user_id}", None)
         # Checked again: the network's NICKLEN or grammar may be stricter than when it was chosen.
         nick = wanted if isinstance(wanted, str) and self._grammar.is_nick(wanted) else matrix_user_nick(
@@ -400,7 +404,7 @@ class IrcConnector:
         self._sessions_by_user[user_id] = session
         self._own[self.fold(link.nick)] = user_id
         if link.nick != nick:
-            await self._context().tell_user(user_id, (
+            await self.ctx.tell_user(user_id, (
                 f"On {self.name}, the nick {nick} is taken, so you are {link.nick}. Choose another with "
                 f"'nick {self.name} <nick>' in this room."
             ))
@@ -410,7 +414,7 @@ class IrcConnector:
         if session.owner is not None:
             self._sessions_by_user[session.owner] = session
             self._own[self.fold(session.nick)] = session.owner
-            await self._context().report_session(session.owner, SessionState.CONNECTED)
+            await self.ctx.report_session(session.owner, SessionState.CONNECTED)
 
     async def _session_closed(self, session: IrcSession) -> None:
         if session.owner is not None and self._sessions_by_user.get(session.owner) is session:
@@ -427,7 +431,7 @@ class IrcConnector:
             return None
         chat = self.fold(channel)
         self._channels.setdefault(chat, Channel(channel))
-        return PortalInfo(chat, name=channel, topic=None)
+        return PortalInfo(ChatID(chat), name=channel, topic=None)
 
     async def portal_linked(self, chat_id: str, room_id: RoomID) -> None:
         if chat_id.startswith("pm:"):
@@ -446,7 +450,7 @@ class IrcConnector:
             await bot.leave_chat(chat_id, "unlinked from Matrix")
 
     def _settings_channels(self) -> set[str]:
-        return {self.fold(channel) for channel in self._settings().channels}
+        return {self.fold(channel) for channel in self.settings.channels}
 
     # ---- IRC -> Matrix ------------------------------------------------------------------------
 
@@ -495,7 +499,7 @@ class IrcConnector:
         session = self._session_of(link)
         if session is None or session.owner is None or self._stopping or session.closed:
             return
-        await self._context().report_session(session.owner, SessionState.TRANSIENT_DISCONNECT, "the IRC server hung up")
+        await self.ctx.report_session(session.owner, SessionState.TRANSIENT_DISCONNECT, "the IRC server hung up")
         if link.has_unsent:
             # Lines the user sent are still queued (pacing) or unechoed: connect again now to send
             # them, rather than when they next speak.
@@ -567,7 +571,7 @@ class IrcConnector:
             return
         self._refusals_told[(user, chat)] = now
         who = "your IRC connection" if session.owner else f"the bridge's bot ({link.nick}), which relays for you,"
-        await self._context().tell_user(user, (
+        await self.ctx.tell_user(user, (
             f"{self.name}: {who} could not deliver your message {where}: {REFUSALS[event.type]}"
             + (f' (the server says "{said[:200]}")' if said else "") + "."
         ))
@@ -592,7 +596,7 @@ class IrcConnector:
             line.fail(ConnectionError(f"could not connect to {self.name} again"))
         lost = [line for line in unsent if line.settled is None]
         if lost:
-            await self._context().tell_user(user, (
+            await self.ctx.tell_user(user, (
                 f"The connection to {self.name} dropped and could not be made again, so your last "
                 f"{len(lost)} line(s) were not delivered to IRC."
             ))
@@ -607,12 +611,13 @@ class IrcConnector:
         await self._emit_message(chat, source, text, msgtype, event)
 
     async def _emit_message(self, chat: str, source: str, text: str, msgtype: str, event: irc.client.Event) -> None:
-        ctx = self._context()
+        ctx = self.ctx
         body, html, mentioned = irc_message_to_matrix(text, self._user_for_nick, casefold=self.fold)
         message_id = _tag(event, "msgid") or f"irc-{time.time_ns()}-{next(self._ids)}"
         self.remember(message_id, Said(source, text))
         await ctx.emit(RemoteMessage(
-            chat_id=chat, message_id=message_id, sender_id=self.fold(source), sender_name=source, text=body,
+            chat_id=ChatID(chat), message_id=MessageID(message_id), sender_id=RemoteUserID(self.fold(source)),
+            sender_name=source, text=body,
             html=html, msgtype=msgtype, mentions=tuple(mentioned), timestamp_ms=_server_time(event),
         ))
 
@@ -622,7 +627,7 @@ class IrcConnector:
             return self._own[folded]
         for channel in self._channels.values():
             if folded in channel.members:
-                return self._context().ghost_for(folded)
+                return self.ctx.ghost_for(RemoteUserID(folded))
         return None
 
     async def _private(self, link: IrcLink, event: irc.client.Event, is_bot: bool) -> None:
@@ -635,7 +640,7 @@ class IrcConnector:
             return
         folded = self.fold(source)
         chat = self._pm_chat(user, folded)
-        await self._context().open_dm(chat, folded, user, sender_name=source)
+        await self.ctx.open_dm(ChatID(chat), RemoteUserID(folded), user, sender_name=source)
         text = str(event.arguments[0]) if event.arguments else ""
         msgtype = {"privmsg": "m.text", "privnotice": "m.notice", "action": "m.emote"}[event.type]
         await self._emit_message(chat, source, text, msgtype, event)
@@ -736,10 +741,10 @@ class IrcConnector:
             await self._member(chat, nick, "join")
             level = max((POWER_FOR_MODE[PREFIX_MODES[p]] for p in prefixes), default=0)
             if level and chat in self._portals:
-                await self._context().emit(RemotePower(chat, folded, level, change_id=self._change_id()))
+                await self.ctx.emit(RemotePower(ChatID(chat), RemoteUserID(folded), level, change_id=self._change_id()))
 
     async def _topic(self, event: irc.client.Event) -> None:
-        ctx = self._context()
+        ctx = self.ctx
         if event.type == "currenttopic":  # 332: [channel, topic]
             if len(event.arguments) < 2:
                 return
@@ -750,7 +755,8 @@ class IrcConnector:
                 return
         if chat not in self._portals:
             return
-        await ctx.emit(RemoteChatInfo(chat, topic=topic, changed_by=self.fold(setter) if setter else None,
+        await ctx.emit(RemoteChatInfo(ChatID(chat), topic=topic,
+                                      changed_by=RemoteUserID(self.fold(setter)) if setter else None,
                                       change_id=self._change_id()))
 
     async def _mode(self, event: irc.client.Event) -> None:
@@ -771,8 +777,8 @@ class IrcConnector:
                 level = POWER_FOR_MODE[mode] if adding else 0
                 # A Matrix user's own connection made operator: the Matrix user gets the power.
                 owner = self._own.get(folded)
-                await self._context().emit(RemotePower(chat, folded, level, change_id=self._change_id(),
-                                                       matrix_user=owner))
+                await self.ctx.emit(RemotePower(ChatID(chat), RemoteUserID(folded), level,
+                                                change_id=self._change_id(), matrix_user=owner))
             elif mode in "beIkl" and params and (adding or mode != "l"):
                 params.pop(0)  # modes with a parameter that do not concern power
 
@@ -781,8 +787,9 @@ class IrcConnector:
     ) -> None:
         if chat not in self._portals or self.fold(nick) in self._own:
             return
-        await self._context().emit(RemoteMember(
-            chat, self.fold(nick), membership, by=self.fold(by) if by else None, reason=reason, sender_name=nick,
+        await self.ctx.emit(RemoteMember(
+            ChatID(chat), RemoteUserID(self.fold(nick)), membership, by=RemoteUserID(self.fold(by)) if by else None,
+            reason=reason, sender_name=nick,
             change_id=self._change_id(),
         ))
 
@@ -790,7 +797,7 @@ class IrcConnector:
         return f"{time.time_ns()}-{next(self._ids)}"
 
     def _bot_nick(self) -> str:
-        return self._bot.nick if self._bot is not None else self._settings().bot_nick
+        return self._bot.nick if self._bot is not None else self.settings.bot_nick
 
     # ---- third-party lookups (the directory of networks, channels and users) -----------------
 
@@ -811,7 +818,7 @@ class IrcConnector:
                 "nickname": {"regexp": "[^\\s#&,:][^\\s,:]*", "placeholder": "nick"},
             },
             "instances": [
-                {"network_id": n.name, "desc": f"{n.name} ({n._settings().server})", "fields": {"network": n.name}}
+                {"network_id": n.name, "desc": f"{n.name} ({n.settings.server})", "fields": {"network": n.name}}
                 for n in self._networks()
             ],
         }
@@ -821,7 +828,7 @@ class IrcConnector:
         channel = fields.get("channel", "")
         if network is None or not network._grammar.is_channel(channel):
             return []
-        ctx = network._context()
+        ctx = network.ctx
         alias = f"#{ctx.alias_prefix}{network.fold(channel)}:{ctx.server_name}"
         return [{"alias": alias, "protocol": protocol, "fields": {"network": network.name, "channel": channel}}]
 
@@ -830,11 +837,11 @@ class IrcConnector:
         nick = fields.get("nickname", "")
         if network is None or not network._grammar.is_nick(nick):
             return []
-        user_id = network._context().ghost_for(network.fold(nick))
+        user_id = network.ctx.ghost_for(RemoteUserID(network.fold(nick)))
         return [{"userid": user_id, "protocol": protocol, "fields": {"network": network.name, "nickname": nick}}]
 
     async def thirdparty_location_by_alias(self, alias: str) -> list[dict[str, Any]]:
-        ctx = self._context()
+        ctx = self.ctx
         localpart = alias[1:].split(":", 1)[0]
         if not localpart.startswith(ctx.alias_prefix):
             return []
@@ -844,7 +851,7 @@ class IrcConnector:
         return [{"alias": alias, "protocol": "irc", "fields": {"network": self.name, "channel": channel}}]
 
     async def thirdparty_user_by_id(self, user_id: str) -> list[dict[str, Any]]:
-        folded = self._context().sender_of_ghost(user_id)
+        folded = self.ctx.sender_of_ghost(user_id)
         if folded is None:
             return []
         nick = self._nick_as_written(folded)
@@ -875,10 +882,10 @@ class IrcConnector:
     async def _serve_media(self, server: str, media_id: str, token: str, filename: str) -> Response:
         """A file behind a link :meth:`media_link` minted, streamed (at most ``media_max_mib``).
         An unsigned, altered or expired link is no link: 404, nothing fetched."""
-        ctx, links = self._context(), self._media_links
+        ctx, links = self.ctx, self._media_links
         if links is None or not links.check(server, media_id, token):
             raise HTTPException(404, "no such file")
-        cap = int(self._settings().media_max_mib * 1024 * 1024)
+        cap = int(self.settings.media_max_mib * 1024 * 1024)
         opened = contextlib.AsyncExitStack()
         try:
             download = await opened.enter_async_context(ctx.open_media(f"mxc://{server}/{media_id}", max_bytes=cap))
@@ -924,22 +931,12 @@ class IrcConnector:
 
     # ---- plumbing -----------------------------------------------------------------------------
 
-    def _context(self) -> BridgeContext:
-        if self._ctx is None:
-            raise RuntimeError("the IRC connector has not started")
-        return self._ctx
-
-    def _settings(self) -> IrcSettings:
-        if self.settings is None:
-            raise RuntimeError("the IRC connector has not started")
-        return self.settings
-
     async def _kv_get(self, key: str, default: Any) -> Any:
-        kv = self._context().kv
+        kv = self.ctx.kv
         return await kv.get(key, default) if kv is not None else default
 
     async def _kv_set(self, key: str, value: Any, *, ttl_seconds: float | None = None) -> None:
-        kv = self._context().kv
+        kv = self.ctx.kv
         if kv is not None:
             await kv.set(key, value, ttl_seconds=ttl_seconds)
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bridgekit import Accepted, OutgoingMessage, SessionKind, UserID
+from bridgekit import Accepted, MessageID, OutgoingMessage, SessionKind, UserID
 from bridges.irc import lines
 from bridges.irc.formatting_from_matrix import matrix_to_irc, strip_reply_fallback
 from bridges.irc.link import IrcLink
@@ -105,7 +105,7 @@ class IrcSession:
         command: lines.MessageCommand = "NOTICE" if message.msgtype == "m.notice" else "PRIVMSG"
         delivered = await self._queue(message.chat_id, text, command=command, action=message.msgtype == "m.emote",
                                       key=message.event_id)
-        message_id = f"bk-{secrets.token_hex(8)}"
+        message_id = MessageID(f"bk-{secrets.token_hex(8)}")
         self._host.remember(message_id, Said(self.nick, text))
         return Accepted(message_id, delivered)
 

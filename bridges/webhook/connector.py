@@ -32,10 +32,11 @@ PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 class WebhookConnector:
-    name = "webhook"
     Settings = WebhookSettings
 
-    def __init__(self) -> None:
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
         self._runtime: Runtime | None = None
         self._intake: Intake | None = None
         self._poster: InboundPoster | None = None
@@ -55,7 +56,8 @@ class WebhookConnector:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def start(self, ctx: BridgeContext) -> None:
+    async def start(self) -> None:
+        ctx = self.ctx
         settings: WebhookSettings = ctx.settings
         if not settings.public_url and ctx.public_url:
             # The bridge's own appservice.public_url, unless the hooks live elsewhere.

@@ -16,7 +16,6 @@ import httpx
 
 from bridgekit.appservice.app import ALL_RESOURCES, create_app
 from bridgekit.appservice.state import AppserviceState
-from bridgekit.connector import BridgeContext
 from bridgekit.core.bridge import Bridge, OwnUsers
 from bridgekit.core.inbox import Inbox
 from bridgekit.events import MatrixEvent
@@ -40,7 +39,7 @@ class RecordingConnector:
     fail_times: dict[str, int] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def start(self, ctx: BridgeContext) -> None:
+    async def start(self) -> None:
         pass
 
     async def stop(self) -> None:

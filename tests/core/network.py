@@ -21,7 +21,7 @@ from bridgekit.connector import (
     SessionKind,
 )
 from bridgekit.events import RemoteEvent, RemoteMessage
-from bridgekit.ids import UserID
+from bridgekit.ids import ChatID, MessageID, RemoteUserID, UserID
 
 NET = "net"
 
@@ -55,9 +55,8 @@ class FakeNetwork:
 
     # -- what the core sees of the connector --------------------------------------------------
 
-    async def start(self, ctx: object) -> None: ...
+    async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def handle_matrix_event(self, event: object) -> None: ...
 
     async def relay_session(self) -> NetworkSession | None:
         return NetworkSession(self, SessionKind.BOT, "relaybot") if self.relay_connected else None
@@ -67,7 +66,7 @@ class FakeNetwork:
 
     async def login(self, user_id: UserID, flow_id: str, answers: Mapping[str, str]) -> PuppetLogin:
         nick = user_id[1:].split(":")[0]
-        return PuppetLogin(nick, nick.title(), {"password": answers["password"]})
+        return PuppetLogin(RemoteUserID(nick), nick.title(), {"password": answers["password"]})
 
     async def connect_puppet(self, user_id: UserID, login: PuppetLogin) -> NetworkSession:
         return NetworkSession(self, SessionKind.PUPPET, login.remote_user_id)
@@ -76,7 +75,7 @@ class FakeNetwork:
 
     async def portal_for_alias(self, alias_suffix: str) -> PortalInfo | None:
         chat = alias_suffix.lower()
-        return PortalInfo(chat) if chat in self.chats else None
+        return PortalInfo(ChatID(chat)) if chat in self.chats else None
 
     # -- what a test reads ---------------------------------------------------------------------
 
@@ -100,12 +99,12 @@ class NetworkSession:
     def who(self) -> str:
         return f"{self.kind.value}:{self.nick}"
 
-    async def send(self, message: OutgoingMessage) -> str:
-        message_id = self.network.next_id()
+    async def send(self, message: OutgoingMessage) -> MessageID:
+        message_id = MessageID(self.network.next_id())
         self.network.seen.append(Seen(message.chat_id, self.who, message.text))
         if self.network.echo_before_returning and self.network.emit is not None:
             await self.network.emit(RemoteMessage(
-                chat_id=message.chat_id, message_id=message_id, sender_id=self.nick, text=message.text,
+                chat_id=message.chat_id, message_id=message_id, sender_id=RemoteUserID(self.nick), text=message.text,
             ))
         return message_id
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.events import RemoteMessage
+from bridgekit.ids import ChatID, MessageID, RemoteUserID
 from tests.core.network import FakeNetwork
 from tests.core.wiring import ALICE, DOUBLE_PUPPET_MARKER, Middle, middle
 from tests.support.waiting import eventually
@@ -19,7 +20,8 @@ async def test_the_networks_echo_of_a_relayed_message_is_not_posted_back(core: M
     said = await core.say(room, ALICE, "hello network")
     [line] = core.network.seen
     # The network shows the relay bot's line to everyone, the bridge included.
-    echo_id = await core.emit(RemoteMessage(chat_id="chat", message_id="m1", sender_id="relaybot", text=line.what),
+    echo_id = await core.emit(RemoteMessage(chat_id=ChatID("chat"), message_id=MessageID("m1"),
+                                            sender_id=RemoteUserID("relaybot"), text=line.what),
                               wait=True)
     assert echo_id == said.event_id  # the echo is the Matrix message it came from
     assert core.homeserver.messages(room) == []  # nothing posted: the message is in the room already
@@ -39,7 +41,8 @@ async def test_a_real_message_from_the_same_person_still_gets_through(tmp_path: 
     async with middle(tmp_path, FakeNetwork(virtual_users=True, echo_before_returning=True)) as core:
         room = await core.portal()
         await core.say(room, ALICE, "from matrix")
-        await core.emit(RemoteMessage(chat_id="chat", message_id="m9", sender_id="Alice[m]", text="from elsewhere"),
+        await core.emit(RemoteMessage(chat_id=ChatID("chat"), message_id=MessageID("m9"),
+                                      sender_id=RemoteUserID("Alice[m]"), text="from elsewhere"),
                         wait=True)
         assert core.homeserver.bodies(room) == ["from elsewhere"]
 

@@ -4,7 +4,7 @@ answers commands there; in portals, ``!bk`` commands change the room only for th
 from __future__ import annotations
 
 from bridgekit.events import RemoteMessage
-from bridgekit.ids import RoomID, UserID
+from bridgekit.ids import ChatID, MessageID, RemoteUserID, RoomID, UserID
 from tests.core.wiring import ADMIN, ALICE, EVE, Middle
 
 
@@ -70,12 +70,14 @@ async def test_only_an_admin_may_link_and_unlink_a_room(core: Middle) -> None:
     bridge_info = [event for event in hs.events if event.room_id == room and event.type == "m.bridge"]
     assert bridge_info[-1].content["channel"]["id"] == "chat"
     # The room bridges now: the chat's messages appear in it.
-    await core.emit(RemoteMessage(chat_id="chat", message_id="r1", sender_id="bob", text="hi matrix"), wait=True)
+    await core.emit(RemoteMessage(chat_id=ChatID("chat"), message_id=MessageID("r1"),
+                                  sender_id=RemoteUserID("bob"), text="hi matrix"), wait=True)
     assert hs.bodies(room, sender=core.ghost("bob")) == ["hi matrix"]
 
     assert (await command(core, room, ALICE, "!bk unlink")).startswith("'unlink' needs the 'admin' permission level")
     assert await command(core, room, ADMIN, "!bk unlink") == "This room no longer bridges chat on net."
     assert hs.state(room, "m.bridge", bridge_info[-1].state_key or "") == {}  # clients stop showing it bridged
-    await core.emit(RemoteMessage(chat_id="chat", message_id="r2", sender_id="bob", text="anyone?"))
+    await core.emit(RemoteMessage(chat_id=ChatID("chat"), message_id=MessageID("r2"),
+                                  sender_id=RemoteUserID("bob"), text="anyone?"))
     await core.delivered()
     assert hs.bodies(room, sender=core.ghost("bob")) == ["hi matrix"]

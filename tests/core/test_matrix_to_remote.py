@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bridgekit.events import RemoteMessage
-from bridgekit.ids import RoomID, UserID
+from bridgekit.ids import ChatID, MessageID, RemoteUserID, RoomID, UserID
 from tests.core.network import FakeNetwork
 from tests.core.wiring import ADMIN, ALICE, EVE, RITA, Middle, middle
 
@@ -115,7 +115,8 @@ async def test_typing_never_opens_a_virtual_identity(tmp_path: Path) -> None:
 async def test_a_read_receipt_marks_the_networks_message_read(core: Middle) -> None:
     room = await core.portal()
     await core.login(ALICE)
-    from_network = await core.emit(RemoteMessage(chat_id="chat", message_id="r7", sender_id="bob", text="hi"),
+    from_network = await core.emit(RemoteMessage(chat_id=ChatID("chat"), message_id=MessageID("r7"),
+                                                 sender_id=RemoteUserID("bob"), text="hi"),
                                    wait=True)
     assert from_network is not None
     from_matrix = await core.say(room, ALICE, "hello bob")

@@ -11,6 +11,7 @@ import pytest
 
 from bridgekit.errors import DeliveryFailed
 from bridgekit.events import RemoteDelete, RemoteEdit, RemoteMessage, RemoteReaction, RemoteReceipt, RemoteTyping
+from bridgekit.ids import ChatID, MessageID, RemoteUserID
 from bridgekit.matrix.paths import txn_id_for
 from tests.core.network import NET
 from tests.core.wiring import Middle, event_key, middle
@@ -18,8 +19,8 @@ from tests.support.waiting import eventually
 
 
 def said(chat: str, message_id: str, sender: str, text: str) -> RemoteMessage:
-    return RemoteMessage(chat_id=chat, message_id=message_id, sender_id=sender, text=text,
-                         sender_name=sender.title())
+    return RemoteMessage(chat_id=ChatID(chat), message_id=MessageID(message_id), sender_id=RemoteUserID(sender),
+                         text=text, sender_name=sender.title())
 
 
 async def test_messages_appear_through_their_senders_ghosts_in_the_order_they_were_said(core: Middle) -> None:
@@ -66,14 +67,15 @@ async def test_a_message_emitted_twice_is_posted_once_and_answers_with_one_event
 async def test_edits_reactions_and_deletions_land_on_the_message_they_are_about(core: Middle) -> None:
     room = await core.portal()
     original = await core.emit(said("chat", "r1", "bob", "teh plan"), wait=True)
-    edit = await core.emit(RemoteEdit(chat_id="chat", message_id="r1", edit_id="e1", sender_id="bob",
+    chat, r1, bob, carol = ChatID("chat"), MessageID("r1"), RemoteUserID("bob"), RemoteUserID("carol")
+    edit = await core.emit(RemoteEdit(chat_id=chat, message_id=r1, edit_id="e1", sender_id=bob,
                                       text="the plan"), wait=True)
-    reaction = await core.emit(RemoteReaction(chat_id="chat", message_id="r1", sender_id="carol", emoji="👍",
+    reaction = await core.emit(RemoteReaction(chat_id=chat, message_id=r1, sender_id=carol, emoji="👍",
                                               change_id="c1"), wait=True)
-    await core.emit(RemoteReaction(chat_id="chat", message_id="r1", sender_id="carol", emoji="👍", removed=True,
+    await core.emit(RemoteReaction(chat_id=chat, message_id=r1, sender_id=carol, emoji="👍", removed=True,
                                    change_id="c2"), wait=True)
-    await core.emit(RemoteDelete(chat_id="chat", message_id="r1", sender_id="bob"), wait=True)
-    await core.emit(RemoteReaction(chat_id="chat", message_id="never-bridged", sender_id="carol", emoji="?"),
+    await core.emit(RemoteDelete(chat_id=chat, message_id=r1, sender_id=bob), wait=True)
+    await core.emit(RemoteReaction(chat_id=chat, message_id=MessageID("never-bridged"), sender_id=carol, emoji="?"),
                     wait=True)
 
     hs = core.homeserver
@@ -96,9 +98,9 @@ async def test_edits_reactions_and_deletions_land_on_the_message_they_are_about(
 async def test_typing_and_read_receipts_show_on_the_ghost(core: Middle) -> None:
     room = await core.portal()
     posted = await core.emit(said("chat", "r1", "carol", "read this"), wait=True)
-    await core.emit(RemoteTyping(chat_id="chat", sender_id="bob"))
-    await core.emit(RemoteReceipt(chat_id="chat", sender_id="bob", message_id="r1"))
-    await core.emit(RemoteTyping(chat_id="chat", sender_id="bob", typing=False))
+    await core.emit(RemoteTyping(chat_id=ChatID("chat"), sender_id=RemoteUserID("bob")))
+    await core.emit(RemoteReceipt(chat_id=ChatID("chat"), sender_id=RemoteUserID("bob"), message_id=MessageID("r1")))
+    await core.emit(RemoteTyping(chat_id=ChatID("chat"), sender_id=RemoteUserID("bob"), typing=False))
     await core.delivered()
     hs = core.homeserver
     assert [(t.user_id, t.typing) for t in hs.typing] == [(core.ghost("bob"), True), (core.ghost("bob"), False)]

@@ -1,7 +1,7 @@
 """The middle layer under test, built in one place: real core objects on a real SQLite database,
 talking to a :class:`~bridgekit.testing.FakeHomeserver` and to :class:`~tests.core.network.FakeNetwork`.
 
-This mirrors what the composition root (``appservice/server.py`` today) wires for one connector;
+This mirrors what the composition root (``bridgekit/app.py``) wires for one connector;
 when the construction of the core or of connectors changes, adapt it here and nowhere else.
 """
 
@@ -28,7 +28,7 @@ from bridgekit.events import EphemeralEvent, MatrixEvent, RemoteEvent
 from bridgekit.ids import EventID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database, MatrixStateStore
-from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.bridge_stores import BridgeStores
 from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
 from bridgekit.testing import FakeHomeserver
@@ -56,7 +56,7 @@ class Middle:
     network: FakeNetwork
     database: Database
     matrix: MatrixClient
-    outbox: OutboxStore
+    stores: BridgeStores
     in_flight: SendsInFlight
     remote: RemoteDelivery
     sessions: Sessions
@@ -143,16 +143,16 @@ async def middle(tmp_path: Path, network: FakeNetwork | None = None, *, max_atte
 
         connectors = {NET: cast(NetworkConnector, network)}
         sessions = Sessions(connectors, LoginStore(database), CredentialCipher(generate_key()), notify_owner)
-        outbox = OutboxStore(database)
+        stores = BridgeStores(database)
         in_flight = SendsInFlight()
         remote = RemoteDelivery(
-            outbox, matrix, server_name=SERVER, ghost_prefixes={NET: GHOST_PREFIX}, max_attempts=max_attempts,
+            stores, matrix, server_name=SERVER, ghost_prefixes={NET: GHOST_PREFIX}, max_attempts=max_attempts,
             owner_of=sessions.owner_of, report_session=sessions.report, in_flight=in_flight,
             is_puppet_owner=sessions.has_login,
         )
         permissions = Permissions.from_mapping(PERMISSIONS)
-        router = MatrixToRemote(connectors, outbox, matrix, permissions, sessions, in_flight)
-        management = ManagementRoom(matrix, UserStore(database), permissions, _services(network, remote, outbox,
+        router = MatrixToRemote(connectors, stores, matrix, permissions, sessions, in_flight)
+        management = ManagementRoom(matrix, UserStore(database), permissions, _services(network, remote, stores,
                                                                                         sessions))
         await management.load()
         ctx = BridgeContext(name=NET, settings={}, matrix=matrix, bot_user_id=matrix.bot_user_id, server_name=SERVER,
@@ -160,7 +160,7 @@ async def middle(tmp_path: Path, network: FakeNetwork | None = None, *, max_atte
                             remote=remote)
         network.emit = ctx.emit
         await remote.start()
-        wired = Middle(homeserver, network, database, matrix, outbox, in_flight, remote, sessions, router,
+        wired = Middle(homeserver, network, database, matrix, stores, in_flight, remote, sessions, router,
                        management, ctx, told)
         try:
             yield wired
@@ -171,7 +171,7 @@ async def middle(tmp_path: Path, network: FakeNetwork | None = None, *, max_atte
 
 
 def _services(
-    network: FakeNetwork, remote: RemoteDelivery, outbox: OutboxStore, sessions: Sessions,
+    network: FakeNetwork, remote: RemoteDelivery, stores: BridgeStores, sessions: Sessions,
 ) -> ManagementServices:
     async def status() -> list[str]:
         return [f"{NET}: connected"]
@@ -184,10 +184,10 @@ def _services(
         return info.chat_id
 
     async def set_relay(room_id: RoomID, enabled: bool) -> bool:
-        portal = await outbox.portal_for_room(room_id)
+        portal = await stores.portals.portal_for_room(room_id)
         if portal is None:
             return False
-        await outbox.set_relay(portal.id, enabled)
+        await stores.portals.set_relay(portal.id, enabled)
         return True
 
     async def double_puppet_status(_user: UserID) -> str:

@@ -6,6 +6,8 @@ import pytest
 
 from bridges.irc.connector import IrcConnector
 from bridges.irc.grammar import IrcGrammar
+from bridges.irc.settings import IrcSettings
+from tests.support.contexts import hand_built_context
 
 RFC = IrcGrammar()
 
@@ -81,7 +83,8 @@ def test_an_alias_or_link_name_gets_the_channel_prefix() -> None:
 
 
 async def test_aliases_and_link_commands_make_portals_only_of_channel_names() -> None:
-    connector = IrcConnector()  # before start: the RFC's grammar, rfc1459 folding
+    # Before start: the RFC's grammar, rfc1459 folding.
+    connector = IrcConnector(hand_built_context("net", IrcSettings(server="irc.test")))
     assert (await connector.portal_for_alias("#Python")) is not None
     info = await connector.portal_for_alias("python")
     assert info is not None

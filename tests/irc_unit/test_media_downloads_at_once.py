@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 
 import pytest
 from fastapi import HTTPException
@@ -16,6 +15,7 @@ from bridgekit import MediaBusy, MediaDownload, SigningKey
 from bridges.irc.connector import IrcConnector
 from bridges.irc.media_links import MediaLinks
 from bridges.irc.settings import IrcSettings
+from tests.support.contexts import hand_built_context
 
 MXC = "mxc://example.org/AbCdEf0123"
 
@@ -25,7 +25,7 @@ class Homeserver:
         self.busy = False
 
     @contextlib.asynccontextmanager
-    async def open_media(self, mxc: str, *, max_bytes: int) -> AsyncIterator[MediaDownload]:
+    async def open(self, mxc: str, *, max_bytes: int) -> AsyncIterator[MediaDownload]:
         if self.busy:
             raise MediaBusy("8 downloads are open already")
 
@@ -36,9 +36,7 @@ class Homeserver:
 
 
 def network(homeserver: Homeserver) -> tuple[IrcConnector, list[str]]:
-    connector = IrcConnector()
-    connector.settings = IrcSettings(server="irc.test")
-    connector._ctx = SimpleNamespace(open_media=homeserver.open_media)  # type: ignore[assignment]
+    connector = IrcConnector(hand_built_context("net", IrcSettings(server="irc.test"), media=homeserver))
     links = MediaLinks(SigningKey(b"k" * 32), "net", lifetime_seconds=3600)
     connector._media_links = links
     minted = links.mint(MXC)

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from bridgekit import EventID, OutgoingMessage, SessionKind, UserID
+from bridgekit import ChatID, EventID, OutgoingMessage, SessionKind, UserID
 from bridges.irc.lines import privmsg
 from bridges.irc.link import IrcLink
 from bridges.irc.session import IrcSession, Progress, Said
@@ -95,7 +95,7 @@ async def test_a_replayed_message_sends_only_the_lines_not_yet_settled() -> None
 
 
 def message(text: str, event_id: str) -> OutgoingMessage:
-    return OutgoingMessage(chat_id="#c", text=text, html=None, msgtype="m.text", event_id=EventID(event_id),
+    return OutgoingMessage(chat_id=ChatID("#c"), text=text, html=None, msgtype="m.text", event_id=EventID(event_id),
                            sender=UserID("@alice:example.org"), sender_name="alice")
 
 

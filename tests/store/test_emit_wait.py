@@ -10,22 +10,26 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from bridgekit.core.remote_delivery import RemoteDelivery
 from bridgekit.errors import DeliveryFailed, DeliveryInterrupted
-from bridgekit.events import RemoteDelete, RemoteEdit, RemoteMessage, RemoteReaction, RemoteTyping
-from bridgekit.ids import RoomID, UserID
+from bridgekit.events import REMOTE_EVENT_KINDS, RemoteDelete, RemoteEdit, RemoteMessage, RemoteReaction, RemoteTyping
+from bridgekit.ids import ChatID, MessageID, RemoteUserID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database
-from bridgekit.store.outbox import OutboxStore
+from bridgekit.store.bridge_stores import BridgeStores
 from tests.support.memory import InMemoryState
 from tests.support.waiting import until
+from tests.unit.test_remote_events_json import EXAMPLES
 
 NETWORK = "net"
 ROOM = RoomID("!portal:hs.test")
+CHAT = ChatID("chat")
+BOB = RemoteUserID("bob")
 GHOST = "@_net_net_bob:hs.test"  # prefix, then the network (the name it is known by), then the sender
 SEND = re.compile(r"/rooms/[^/]+/(send/[^/]+|redact/[^/]+)/(?P<txn>[^/?]+)")
 
@@ -69,7 +73,7 @@ async def http(homeserver: FakeHomeserver) -> AsyncIterator[httpx.AsyncClient]:
 async def delivery(database: Database, http: httpx.AsyncClient, *, max_attempts: int = 5) -> RemoteDelivery:
     matrix = MatrixClient(http, homeserver_url="http://hs.test", as_token="as", bot_user_id=UserID("@bot:hs.test"),
                           memory=InMemoryState())
-    remote = RemoteDelivery(OutboxStore(database), matrix, server_name="hs.test", ghost_prefixes={NETWORK: "_net_"},
+    remote = RemoteDelivery(BridgeStores(database), matrix, server_name="hs.test", ghost_prefixes={NETWORK: "_net_"},
                             max_attempts=max_attempts)
     await remote.start()
     await remote.link_portal(NETWORK, "chat", ROOM)
@@ -88,7 +92,7 @@ async def running(
 
 
 def message(message_id: str, text: str = "hello") -> RemoteMessage:
-    return RemoteMessage(chat_id="chat", message_id=message_id, sender_id="bob", text=text)
+    return RemoteMessage(chat_id=CHAT, message_id=MessageID(message_id), sender_id=BOB, text=text)
 
 
 async def test_a_waiting_emit_returns_the_event_the_message_became(
@@ -100,7 +104,7 @@ async def test_a_waiting_emit_returns_the_event_the_message_became(
         assert homeserver.ghost_posts == [event_id]
         assert await remote.emit(NETWORK, message("m2")) is None  # without wait: stored, nothing to answer
         # Events that post nothing answer None once done.
-        assert await remote.emit(NETWORK, RemoteTyping(chat_id="chat", sender_id="bob", typing=True), wait=True) is None
+        assert await remote.emit(NETWORK, RemoteTyping(chat_id=CHAT, sender_id=BOB, typing=True), wait=True) is None
         assert remote.waiting == 0
 
 
@@ -109,15 +113,17 @@ async def test_edits_reactions_and_deletions_answer_with_the_events_they_became(
 ) -> None:
     async with running(database, http) as remote:
         original = await remote.emit(NETWORK, message("m1"), wait=True)
-        correction = RemoteEdit(chat_id="chat", message_id="m1", edit_id="e1", sender_id="bob", text="hello!")
+        correction = RemoteEdit(chat_id=CHAT, message_id=MessageID("m1"), edit_id="e1", sender_id=BOB, text="hello!")
         edit = await remote.emit(NETWORK, correction, wait=True)
         reaction = await remote.emit(
-            NETWORK, RemoteReaction(chat_id="chat", message_id="m1", sender_id="bob", emoji="👍"), wait=True
+            NETWORK, RemoteReaction(chat_id=CHAT, message_id=MessageID("m1"), sender_id=BOB, emoji="👍"), wait=True
         )
-        deletion = await remote.emit(NETWORK, RemoteDelete(chat_id="chat", message_id="m1", sender_id="bob"), wait=True)
+        deletion = await remote.emit(
+            NETWORK, RemoteDelete(chat_id=CHAT, message_id=MessageID("m1"), sender_id=BOB), wait=True
+        )
         assert [original, edit, reaction, deletion] == homeserver.ghost_posts  # four events, each its own
         # An edit of a message that was never bridged posts nothing: None, not a hang.
-        unknown = RemoteEdit(chat_id="chat", message_id="never", edit_id="e1", sender_id="bob", text="?")
+        unknown = RemoteEdit(chat_id=CHAT, message_id=MessageID("never"), edit_id="e1", sender_id=BOB, text="?")
         assert await remote.emit(NETWORK, unknown, wait=True) is None
 
 
@@ -193,3 +199,21 @@ async def test_stopping_the_bridge_ends_the_waits_and_the_event_is_posted_at_the
     async with running(database, http) as restarted:
         answers = [await restarted.emit(NETWORK, message(f"m{i}"), wait=True) for i in (1, 2, 3)]
         assert answers == homeserver.ghost_posts  # replayed in order, each posted once
+
+
+async def test_every_remote_event_type_has_a_handler_that_posts_it(
+    database: Database, http: httpx.AsyncClient, homeserver: FakeHomeserver
+) -> None:
+    # The examples of the JSON round trip, one per type: each reaches its handler and is done
+    # (a type without a handler would fail its send, and this wait would raise DeliveryFailed).
+    async with running(database, http) as remote:
+        events = [replace(event, chat_id=ChatID("chat")) for event in EXAMPLES]
+        replied_to = RemoteMessage(chat_id=ChatID("chat"), message_id=MessageID("m0"),
+                                   sender_id=RemoteUserID("bob"), text="first")
+        answers = {}
+        for event in [replied_to, *events]:
+            answers[type(event).__name__] = await remote.emit(NETWORK, event, wait=True)
+        assert set(answers) == {cls.__name__ for cls in REMOTE_EVENT_KINDS}
+        posted = {name for name, event_id in answers.items() if event_id is not None}
+        assert posted == {"RemoteMessage", "RemoteEdit", "RemoteDelete"}  # the reaction example takes one back
+        assert remote.failed == 0

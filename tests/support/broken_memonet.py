@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from bridgekit import OutgoingMessage, SessionKind
+from bridgekit import BridgeContext, MessageID, OutgoingMessage, SessionKind
 from bridgekit.testing.memonet import Happening, MemonetConnector, MemonetSession
 
 
 class ForgetfulSession(MemonetSession):
-    async def send(self, message: OutgoingMessage) -> str | None:
+    async def send(self, message: OutgoingMessage) -> MessageID | None:
         await super().send(message)
         return None
 
 
 class BrokenMemonetConnector(MemonetConnector):
-    async def start(self, ctx: object) -> None:
-        await super().start(ctx)  # type: ignore[arg-type]
+    def __init__(self, ctx: BridgeContext) -> None:
+        super().__init__(ctx)
         self._bot = ForgetfulSession(SessionKind.BOT, self.network, self._settings.bot_nick)
 
     async def _bridge(self, happening: Happening) -> None:

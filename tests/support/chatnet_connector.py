@@ -14,7 +14,7 @@ import contextlib
 
 from pydantic import BaseModel
 
-from bridgekit import BridgeContext, MatrixEvent, OutgoingMessage, RemoteMessage, SessionKind, UserID
+from bridgekit import BridgeContext, MessageID, OutgoingMessage, RemoteMessage, SessionKind, UserID
 from tests.servers.chatnet import ChatnetClient
 
 
@@ -32,36 +32,32 @@ class ChatnetSession:
         self.client = client
         self._joined: set[str] = set()
 
-    async def send(self, message: OutgoingMessage) -> str | None:
+    async def send(self, message: OutgoingMessage) -> MessageID:
         if message.chat_id not in self._joined:
             self.client.join(message.chat_id)
             self._joined.add(message.chat_id)
-        return await self.client.say(message.chat_id, message.text)
+        return MessageID(await self.client.say(message.chat_id, message.text))
 
 
 class ChatnetConnector:
-    name = "chatnet"
     Settings = ChatnetSettings
 
-    def __init__(self) -> None:
-        self._ctx: BridgeContext | None = None
-        self._host = "127.0.0.1"
-        self._port = 0
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        self.settings: ChatnetSettings = ctx.settings
+        self._host, _, port = self.settings.server.partition(":")
+        self._port = int(port)
+        self.virtual_users = self.settings.virtual
         self._bot: ChatnetSession | None = None
         self._virtual: dict[UserID, ChatnetSession] = {}
-        self.virtual_users = False
         self._listener: asyncio.Task[None] | None = None
 
-    async def start(self, ctx: BridgeContext) -> None:
-        self._ctx = ctx
-        settings: ChatnetSettings = ctx.settings
-        self._host, _, port = settings.server.partition(":")
-        self._port = int(port)
-        self.virtual_users = settings.virtual
-        bot = ChatnetClient(settings.bot_nick)
+    async def start(self) -> None:
+        bot = ChatnetClient(self.settings.bot_nick)
         await bot.connect(self._host, self._port)
         self._bot = ChatnetSession(SessionKind.BOT, bot)
-        for chat in settings.chats:
+        for chat in self.settings.chats:
             bot.join(chat)
             self._bot._joined.add(chat)
         self._listener = asyncio.create_task(self._listen(bot))
@@ -73,9 +69,6 @@ class ChatnetConnector:
                 await self._listener
         for session in [*self._virtual.values(), *([self._bot] if self._bot else [])]:
             await session.client.close()
-
-    async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        """Portal messages are routed by the core; nothing else matters to chatnet."""
 
     async def relay_session(self) -> ChatnetSession | None:
         return self._bot
@@ -95,8 +88,8 @@ class ChatnetConnector:
     async def _listen(self, bot: ChatnetClient) -> None:
         while True:
             said = await bot.heard.get()
-            if said["nick"] in self._own_nicks() or self._ctx is None:
+            if said["nick"] in self._own_nicks():
                 continue  # the network echoing what our sessions said
-            await self._ctx.emit(RemoteMessage(
+            await self.ctx.emit(RemoteMessage(
                 chat_id=said["chat"], message_id=said["id"], sender_id=said["nick"], text=said["text"],
             ))

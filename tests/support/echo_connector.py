@@ -17,20 +17,18 @@ ECHO_DELAY_MS = 60_000
 
 
 class EchoConnector:
-    name = "echo"
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
 
-    def __init__(self) -> None:
-        self._ctx: BridgeContext | None = None
-
-    async def start(self, ctx: BridgeContext) -> None:
-        self._ctx = ctx
+    async def start(self) -> None:
+        pass
 
     async def stop(self) -> None:
-        self._ctx = None
+        pass
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        ctx = self._ctx
-        assert ctx is not None, "events are only handed to a started connector"
+        ctx = self.ctx
         if event.type != "m.room.message":
             return
         body = event.content.get("body")

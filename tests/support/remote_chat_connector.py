@@ -20,7 +20,18 @@ from __future__ import annotations
 
 import re
 
-from bridgekit import BridgeContext, BridgekitError, Job, JobRetry, MatrixEvent, RemoteMessage, RoomID
+from bridgekit import (
+    BridgeContext,
+    BridgekitError,
+    ChatID,
+    Job,
+    JobRetry,
+    MatrixEvent,
+    MessageID,
+    RemoteMessage,
+    RemoteUserID,
+    RoomID,
+)
 from tests.support.notes_tables import NOTES_TABLES, add_note
 
 SAY = re.compile(r"!remote (?P<nick>[a-z]+)(?P<reply>\^?): (?P<text>.+)", re.DOTALL)
@@ -31,39 +42,39 @@ WAIT = re.compile(r"!wait (?P<id>\S+) (?P<nick>[a-z]+): (?P<text>.+)", re.DOTALL
 
 
 class RemoteChatConnector:
-    name = "remote-chat"
     tables = NOTES_TABLES
 
-    def __init__(self) -> None:
-        self._ctx: BridgeContext | None = None
-        self._last_message: dict[str, str] = {}
-
-    async def start(self, ctx: BridgeContext) -> None:
-        self._ctx = ctx
+    def __init__(self, ctx: BridgeContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        self._last_message: dict[ChatID, MessageID] = {}
         ctx.jobs.register("say", self._say_job, retry=JobRetry(max_attempts=3, base_seconds=0.2))
 
+    async def start(self) -> None:
+        pass
+
     async def stop(self) -> None:
-        self._ctx = None
+        pass
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        ctx = self._ctx
-        assert ctx is not None, "events are only handed to a started connector"
+        ctx = self.ctx
         if event.type == "m.room.member":
             if event.state_key == ctx.bot_user_id and event.content.get("membership") == "invite":
                 # The bridge has the bot accept the invite; the connector makes the room a portal.
-                await ctx.link_portal(event.room_id, RoomID(event.room_id))
+                await ctx.link_portal(ChatID(event.room_id), RoomID(event.room_id))
             return
         body = event.content.get("body") if event.type == "m.room.message" else None
         if not isinstance(body, str):
             return
+        chat = ChatID(event.room_id)  # each room is the portal of a chat named after it
         if said := SAY.fullmatch(body):
-            chat = event.room_id
             await ctx.emit(RemoteMessage(
-                chat_id=chat, message_id=event.event_id, sender_id=said["nick"], text=said["text"],
+                chat_id=chat, message_id=MessageID(event.event_id), sender_id=RemoteUserID(said["nick"]),
+                text=said["text"],
                 sender_name=said["nick"].title(), timestamp_ms=event.origin_server_ts + 1000,
                 reply_to=self._last_message.get(chat) if said["reply"] else None,
             ))
-            self._last_message[chat] = event.event_id
+            self._last_message[chat] = MessageID(event.event_id)
         elif note := NOTE.fullmatch(body):
             count = await add_note(ctx.database, ctx.name, event.room_id, note["text"])
             await ctx.matrix.intent(ctx.bot_user_id).send_text(
@@ -77,14 +88,16 @@ class RemoteChatConnector:
         elif burst := BURST.fullmatch(body):
             for i in range(int(burst["count"])):
                 await ctx.emit(RemoteMessage(
-                    chat_id=event.room_id, message_id=f"{event.event_id}/{i}", sender_id="burst",
+                    chat_id=chat, message_id=MessageID(f"{event.event_id}/{i}"), sender_id=RemoteUserID("burst"),
                     text=f"burst {i}",
                 ))
 
     async def _say_and_wait(self, ctx: BridgeContext, event: MatrixEvent, waited: re.Match[str]) -> None:
         try:
             posted = await ctx.emit(RemoteMessage(
-                chat_id=event.room_id, message_id=waited["id"], sender_id=waited["nick"], text=waited["text"],
+                chat_id=ChatID(event.room_id), message_id=MessageID(waited["id"]),
+                sender_id=RemoteUserID(waited["nick"]),
+                text=waited["text"],
             ), wait=True)
             answer = f"posted {waited['id']} as {posted}"
         except BridgekitError as error:
@@ -94,8 +107,7 @@ class RemoteChatConnector:
         )
 
     async def _say_job(self, job: Job) -> None:
-        ctx = self._ctx
-        assert ctx is not None, "jobs run only while the connector is started"
+        ctx = self.ctx
         if job.payload["fail_once"] and job.attempt == 1:
             raise RuntimeError("failing the first attempt, as asked")
         await ctx.matrix.intent(ctx.bot_user_id).send_text(

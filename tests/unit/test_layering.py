@@ -1,6 +1,9 @@
 """The dependency rules of DESIGN §1, checked on the source (imports point downward only).
 
-cli -> appservice -> core -> (matrix | store | connector) -> events -> (ids | errors).
+cli -> app -> appservice -> core -> (matrix | store | connector) -> events -> (ids | errors).
+``app`` is the composition root, the one module that builds store, Matrix client, core,
+connectors and HTTP apps together: the HTTP layer (appservice) never opens the store or talks to
+the homeserver itself.
 store, matrix and connector never import each other; the framework never imports a bridge;
 bridges import only what ``bridgekit/__init__.py`` exports.
 """
@@ -42,8 +45,12 @@ FORBIDDEN: dict[str, set[str]] = {
     "matrix": {"store", "connector", "core", "appservice", "cli", "config"},
     "store": {"matrix", "connector", "core", "appservice", "cli"},
     "core": {"appservice", "cli"},
-    "appservice": {"cli"},
+    "appservice": {"store", "matrix", "cli"},
+    "app": {"cli"},
 }
+for _layer, _forbidden in FORBIDDEN.items():
+    if _layer != "app":
+        _forbidden.add("app")  # only cli starts the composition root
 
 
 def layer_of(path: Path) -> str:

@@ -14,8 +14,10 @@ from bridgekit import (
     LoginFailed,
     LoginField,
     LoginFlow,
+    MessageID,
     OutgoingMessage,
     PuppetLogin,
+    RemoteUserID,
     SessionKind,
     SessionState,
     UserID,
@@ -35,7 +37,7 @@ class FakeSession:
         self.nick = nick
         self.closed = False
 
-    async def send(self, message: OutgoingMessage) -> str | None:
+    async def send(self, message: OutgoingMessage) -> MessageID | None:
         return None
 
     async def close(self) -> None:
@@ -51,9 +53,8 @@ class FakeNet:
         self.password = "s3cret"
         self.connected: list[PuppetLogin] = []
 
-    async def start(self, ctx: object) -> None: ...
+    async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def handle_matrix_event(self, event: object) -> None: ...
 
     async def virtual_session(self, user_id: UserID, display_name: str) -> FakeSession:
         await asyncio.sleep(0)  # a real connector connects here: let a second caller in
@@ -62,7 +63,7 @@ class FakeNet:
     async def login(self, user_id: UserID, flow_id: str, answers: Mapping[str, str]) -> PuppetLogin:
         if answers["password"] != self.password:
             raise LoginFailed("wrong password")
-        return PuppetLogin("alice_remote", "Alice R", {"password": answers["password"]})
+        return PuppetLogin(RemoteUserID("alice_remote"), "Alice R", {"password": answers["password"]})
 
     async def connect_puppet(self, user_id: UserID, login: PuppetLogin) -> FakeSession:
         if login.credentials.get("password") != self.password:
