@@ -1,7 +1,7 @@
 """Rules read from the source: no IRC command is built from text outside ``lines.py`` (an
 f-string, a concatenation or a ``format`` that starts with a command word, or that writes the
 trailing parameter's `` :``), and the tests of the state and policy modules use only their public
-names (no ``._name``)."""
+names (no ``._name``); no module of the IRC bridge over 450 lines but the connector."""
 
 from __future__ import annotations
 
@@ -81,3 +81,14 @@ def test_the_new_modules_tests_use_no_private_names() -> None:
         for name in NEW_MODULE_TESTS
     }
     assert {name: names for name, names in reached.items() if names} == {}
+
+
+MAX_LINES = 450
+TAKEN_APART_NEXT = {"connector.py"}
+"""Issue 12's second part takes the connector apart (an IrcNetwork, inbound translation, the
+directory and the HTTP routes in modules of their own); until then it is the one exception."""
+
+
+def test_no_irc_module_is_over_450_lines() -> None:
+    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in IRC.glob("*.py")}
+    assert {name for name, size in sizes.items() if size > MAX_LINES} == TAKEN_APART_NEXT
