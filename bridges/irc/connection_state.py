@@ -1,6 +1,7 @@
 """What one IRC connection knows, learnt from the events the server sends: registration, the
 capabilities it granted (CAP), what it supports (ISUPPORT: CASEMAPPING, NICKLEN, CHANTYPES,
-PREFIX...), our own nick, and the channels we are in with their members and modes.
+PREFIX...), our own nick, and the channels we are in with their modes and (when asked: the
+listener's connection) their members.
 
 Pure: :meth:`ConnectionState.hear` takes an :class:`irc.client.Event` (the ``irc`` package's
 parsed line, which tests build directly) and returns a :class:`Reaction`, what the connection is
@@ -59,7 +60,10 @@ class ChannelState:
 
 
 class ConnectionState:
-    def __init__(self, wanted_nick: str, *, caps: tuple[str, ...] = (), next_nick: NickChooser | None = None) -> None:
+    def __init__(
+        self, wanted_nick: str, *, caps: tuple[str, ...] = (), next_nick: NickChooser | None = None,
+        members: bool = False,
+    ) -> None:
         self.wanted_nick = wanted_nick
         """The nick registration asks for (the next one after a refusal)."""
         self.nick = wanted_nick
@@ -73,6 +77,9 @@ class ConnectionState:
         """Why registration failed (a nick never accepted, the server's ERROR)."""
         self.channels: dict[str, ChannelState] = {}
         self._next_nick = next_nick
+        self._members = members
+        """Keep everyone in our channels, or only ourselves: a Matrix user's connection in a channel
+        of a thousand would hold a thousand names (and a thousand such connections a million)."""
         self._nick_attempts = 0  # over the connection's whole life, as the bridge has always counted
 
     # ---- what the server supports -----------------------------------------------------------
@@ -184,7 +191,7 @@ class ConnectionState:
         channel = self.channels.get(folded)
         if channel is None:
             return
-        if kind == "join":
+        if kind == "join" and self._keeps(who):
             channel.members[self.fold(who)] = who
         elif kind in ("part", "kick"):
             left = arguments[0] if kind == "kick" and arguments else who
@@ -194,6 +201,9 @@ class ConnectionState:
                 _remove(channel, self.fold(left))
         elif kind == "mode" and arguments:
             self._modes(channel, arguments[0], arguments[1:])
+
+    def _keeps(self, member: str) -> bool:
+        return self._members or self.fold(member) == self.fold(self.nick)
 
     def _renamed(self, old: str, new: str) -> None:
         if old == self.nick:  # exactly as the ``irc`` package tracks it
@@ -216,7 +226,7 @@ class ConnectionState:
                 modes.add(symbols[entry[0]])
                 entry = entry[1:]
             member = irc.client.NickMask(entry).nick  # userhost-in-names: nick!ident@host
-            if member:
+            if member and self._keeps(member):
                 channel.members[self.fold(member)] = member
                 if modes:
                     channel.prefixes[self.fold(member)] = modes

@@ -194,14 +194,20 @@ CHANNELS: list[tuple[str, list[tuple[str, ...]], dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("events", "channels"), [case[1:] for case in CHANNELS], ids=[case[0] for case in CHANNELS])
 def test_channels(events: list[tuple[str, ...]], channels: dict[str, Any]) -> None:
-    state = ConnectionState(NICK)
+    state = ConnectionState(NICK, members=True)
     feed(state, [*JOINED, *events])
     assert snapshot(state) == channels
 
 
 def test_prefixes_follow_the_servers_prefix_token() -> None:
-    state = ConnectionState(NICK)
+    state = ConnectionState(NICK, members=True)
     feed(state, [WELCOME, ("featurelist", SERVER, NICK, "PREFIX=(qohv)~@%+", "CHANMODES=beI,k,l,imnpst", "ok"),
                  ("join", ME, "#c"), ("namreply", SERVER, NICK, "=", "#c", "~@owner %half"),
                  ("mode", "owner!o@h", "#c", "+h-q", "owner", "owner")])
     assert snapshot(state)["#c"][2] == {"owner": "ho", "half": "h"}
+
+
+def test_unless_asked_only_our_own_membership_is_kept() -> None:
+    state = ConnectionState(NICK)
+    feed(state, [*JOINED, ("join", "dave!d@h", "#chan"), ("mode", "Alice!a@h", "#chan", "+om", NICK, "Bob")])
+    assert snapshot(state) == {"#chan": ("#Chan", {"bridge{m}": NICK}, {"bridge{m}": "o"}, {"m": ""})}
