@@ -104,7 +104,6 @@ from bridgekit.ids import (
     UserID,
 )
 from bridgekit.media import MediaBusy, MediaDownload, MediaTooLarge, MediaUnavailable
-from bridgekit.naming import casefold_irc
 from bridgekit.room_power import RoomPower, read_room_power, room_power
 from bridgekit.signing import SigningKey
 from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
@@ -220,7 +219,6 @@ __all__ = [
     "UserQueryHandler",
     "VirtualUserProvider",
     "__version__",
-    "casefold_irc",
     "check_literal",
     "load_key",
     "new_http_client",

@@ -21,8 +21,8 @@ The scheme, exactly
 ``[a-z0-9._=-]``. Two deliberate differences from the spec: ``/`` and ``+`` are escaped although the
 grammar allows them (DESIGN §5; a raw ``/`` breaks naive URL paths and ``+`` reads as a space in
 form-encoded text), and with ``keep_case=False`` upper-case ASCII is escaped as ``=41``..``=5a``
-instead of lower-cased. Callers are meant to fold case first (IRC: :func:`casefold_irc`), so upper
-case should not arrive; if it does, escaping it keeps the mapping injective, where silently
+instead of lower-cased. Callers are meant to fold case first (as their network does), so upper case
+should not arrive; if it does, escaping it keeps the mapping injective, where silently
 lower-casing would merge ``Alice`` into ``alice``.
 
 **Unescaping** (:func:`unescape_localpart`) accepts only the canonical form the escaper produces, so
@@ -62,19 +62,11 @@ localpart never begins with ``{network}_`` after the prefix, and :func:`parse_se
 reads both forms: after the prefix, ``{network}_`` means the long form (a ghost made before the
 rule, or the exception), anything else the short form. Ghosts made under the long form keep their
 IDs: the core remembers them (``bridgekit/core/ghost_ids.py``).
-
-**IRC case mapping** (:func:`casefold_irc`) follows the network's ISUPPORT ``CASEMAPPING`` token, so
-nicks and channels that the IRC server treats as one (``#Python``/``#python``, ``[Bot]``/``{bot}``
-under rfc1459) map to one ghost or portal. ``rfc7613`` is approximated as
-``NFKC(casefold(NFKC(text)))``: Unicode-aware and idempotent, without PRECIS's rejection of
-disallowed code points (we fold for identity; the IRC server does the validating).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from types import MappingProxyType
 from typing import Final
 
 from bridgekit.errors import BridgekitError
@@ -82,9 +74,6 @@ from bridgekit.ids import UserID
 
 MAX_USER_ID_BYTES: Final = 255
 """The Matrix spec's limit on a whole user ID, ``@localpart:server``, in bytes."""
-
-CASEMAPPINGS: Final = ("ascii", "rfc1459", "strict-rfc1459", "rfc7613")
-"""The ISUPPORT ``CASEMAPPING`` values :func:`casefold_irc` understands."""
 
 # Bytes written as themselves in both modes. '_' is added when case is not kept: only the
 # case-keeping mode gives '_' a meaning of its own.
@@ -97,16 +86,6 @@ _NETWORK_RE: Final = re.compile(r"[a-z0-9-]+")
 _PREFIX_RE: Final = re.compile(r"[a-z0-9._=/+-]*")
 # Spec server-name grammar: DNS name, IPv4 or bracketed IPv6 literal, optional port.
 _SERVER_NAME_RE: Final = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
-
-# Read-only views: translate tables shared by every call must not be mutable module state.
-_ASCII_FOLD: Final = MappingProxyType(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"))
-_RFC1459_FOLD: Final = MappingProxyType(
-    str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
-)
-_STRICT_RFC1459_FOLD: Final = MappingProxyType(
-    str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\", "abcdefghijklmnopqrstuvwxyz{}|")
-)
-
 
 class IdentifierTooLong(BridgekitError):
     """A Matrix ID built from a remote id would exceed the spec's byte limit.
@@ -196,7 +175,7 @@ def unescape_localpart(escaped: str, *, keep_case: bool = False) -> str:
 def ghost_localpart(prefix: str, network: str, remote_id: str, *, keep_case: bool = False) -> str:
     """The localpart ``{prefix}{network}_{escaped remote_id}`` of a ghost.
 
-    No case folding happens here: fold first (IRC: :func:`casefold_irc`) unless ``keep_case``.
+    No case folding happens here: fold first (as the network does) unless ``keep_case``.
     Raises :class:`IdentifierTooLong` when no server name could make a valid user ID of it.
     """
     _check_prefix(prefix)
@@ -294,27 +273,6 @@ def parse_section_ghost_user_id(
         return None
 
 
-def casefold_irc(text: str, casemapping: str = "rfc1459") -> str:
-    """Fold ``text`` (a nick or channel) by the IRC ISUPPORT ``CASEMAPPING`` named.
-
-    ``ascii``: A-Z only. ``rfc1459``: A-Z and ``[]\\~`` -> ``{}|^``. ``strict-rfc1459``: A-Z and
-    ``[]\\`` -> ``{}|``. ``rfc7613``: ``NFKC(casefold(NFKC(text)))``. The name is matched
-    case-insensitively; any other value raises ``ValueError``, since guessing could merge or split
-    users differently from the IRC server.
-    """
-    mapping = casemapping.lower()
-    if mapping == "ascii":
-        return text.translate(_ASCII_FOLD)
-    if mapping == "rfc1459":
-        return text.translate(_RFC1459_FOLD)
-    if mapping == "strict-rfc1459":
-        return text.translate(_STRICT_RFC1459_FOLD)
-    if mapping == "rfc7613":
-        # The outer NFKC makes the fold idempotent: casefold can produce un-normalised sequences.
-        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    raise ValueError(f"unknown IRC CASEMAPPING {casemapping!r}; supported: {', '.join(CASEMAPPINGS)}")
-
-
 def _utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
@@ -347,10 +305,8 @@ def _check_server_name(server_name: str) -> None:
 
 
 __all__ = [
-    "CASEMAPPINGS",
     "MAX_USER_ID_BYTES",
     "IdentifierTooLong",
-    "casefold_irc",
     "escape_localpart",
     "ghost_localpart",
     "ghost_user_id",

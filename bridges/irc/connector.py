@@ -54,8 +54,9 @@ from bridgekit import (
     SessionKind,
     SessionState,
     UserID,
-    casefold_irc,
 )
+from bridges.irc import lines
+from bridges.irc.casemapping import casefold_irc
 from bridges.irc.formatting import strip_formatting
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.known_users import BridgeIdentities, KnownUsers
@@ -247,7 +248,7 @@ class IrcConnector:
         try:
             await self._learn_isupport(link)
             for chat in [*self._portals, *(self.fold(c) for c in settings.channels)]:
-                self._bot.link.send(f"JOIN {self.channel_name(chat)}")
+                self._bot.link.send(lines.join(self.channel_name(chat)))
                 self._bot.joined.add(chat)
         except BaseException:
             link.requeue(carried)
@@ -453,7 +454,7 @@ class IrcConnector:
         bot = self._bot
         if bot is not None and chat_id not in bot.joined and bot.link.connected:
             self._channels.setdefault(chat_id, Channel(chat_id))
-            bot.link.send(f"JOIN {self.channel_name(chat_id)}")
+            bot.link.send(lines.join(self.channel_name(chat_id)))
             bot.joined.add(chat_id)
 
     async def portal_unlinked(self, chat_id: str) -> None:
@@ -683,7 +684,7 @@ class IrcConnector:
             channel.name = str(event.target)
             bot = self._bot
             if bot is not None:
-                bot.link.send(f"WHO {channel.name}")  # everyone's ident and host, for ban masks
+                bot.link.send(lines.who(channel.name))  # everyone's ident and host, for ban masks
             return
         channel.members[self.fold(source)] = source
         await self._member(chat, source, "join")
@@ -714,7 +715,7 @@ class IrcConnector:
             bot = self._bot
             if bot is not None:
                 bot.joined.discard(chat)
-                bot.link.send(f"JOIN {self.channel_name(chat)}")  # the bridge must keep listening
+                bot.link.send(lines.join(self.channel_name(chat)))  # the bridge must keep listening
                 bot.joined.add(chat)
             return
         reason = str(event.arguments[1]) if len(event.arguments) > 1 else None
@@ -937,7 +938,7 @@ class IrcConnector:
         session = self._sessions_by_user.get(user_id)
         if session is not None:
             old = session.nick
-            session.link.send_now(f"NICK {nick}")
+            session.link.send_now(lines.nick(nick))
             self._own.pop(self.fold(old), None)
             self._own[self.fold(nick)] = user_id
         return f"Your nick on {self.name} is now {nick}."

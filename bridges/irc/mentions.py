@@ -5,7 +5,7 @@ Mentions are found in the *plain* text (formatting codes removed), because a nic
 it is styled. Two entry points:
 
 * :func:`irc_message_to_matrix` is what the bridge uses for an IRC line: formatting and pills in one
-  ``formatted_body`` (the mentions become link spans that :func:`bridges.irc.formatting.irc_to_matrix`
+  ``formatted_body`` (the mentions become link spans that :func:`bridges.irc.formatting_to_matrix.irc_to_matrix`
   nests with the formatting tags).
 * :func:`irc_mentions` does the same for text already known to be plain.
 """
@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from bridges.irc.formatting import LinkSpan, irc_to_matrix, strip_formatting
+from bridges.irc.formatting import LinkSpan, strip_formatting
+from bridges.irc.formatting_to_matrix import irc_to_matrix
 from bridges.irc.nicks import NICK_CHARS, NICK_FIRST_CHARS
 
 MATRIX_TO = "https://matrix.to/#/"

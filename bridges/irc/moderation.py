@@ -14,17 +14,19 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 
+from bridges.irc import lines
 from bridges.irc.ban_masks import choose_ban_mask
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.known_users import BridgeIdentities, KnownUsers
+from bridges.irc.lines import Line
 
 REASON_BYTES = 200
 
 
 @dataclass(frozen=True)
 class ModerationPlan:
-    lines: tuple[str, ...]
-    """Raw IRC lines, in order (``MODE ... +b mask``, ``KICK ...``)."""
+    lines: tuple[Line, ...]
+    """IRC lines, in order (``MODE ... +b mask``, ``KICK ...``)."""
     notice: str | None = None
     """Said to the moderator in the room when the bridge did less than asked, with the reason."""
 
@@ -62,7 +64,7 @@ def plan_moderation(
             f"Nothing was done on {network}: {shown} is a Matrix user's own connection through this bridge; "
             f"{what} the Matrix user instead."
         ))
-    kick = f"KICK {channel} {seen.nick} :{request.reason}"
+    kick = lines.kick(channel, seen.nick, request.reason)
     if not request.ban:
         return ModerationPlan((kick,))
     choice = choose_ban_mask(seen, bridge)
@@ -71,7 +73,7 @@ def plan_moderation(
             f"{seen.nick} was kicked from {channel} on {network}, but no IRC ban was set: {choice.reason}. "
             "They can join again; a channel operator can ban them by hand."
         ))
-    return ModerationPlan((f"MODE {channel} +b {choice.mask}", kick))
+    return ModerationPlan((lines.mode(channel, "+b", choice.mask), kick))
 
 
 __all__ = ["ModerationPlan", "ModerationRequest", "plan_moderation"]

@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from bridges.irc.formatting import CODE_PATTERN, FORMATTING_CODES, PLAIN, strip_formatting, style_after, style_codes
+from bridges.irc.lines import Line, as_received
 
 IRC_LINE_BYTES = 512
 """RFC 1459/2812: a whole line, CR LF included. Message tags are counted separately by servers."""
@@ -89,7 +90,8 @@ def line_budget(
     too few costs nothing while a byte too many cuts the end of someone's message.
     """
     shown_ident = ident if ident.startswith("~") else "~" + ident
-    prefix = f":{nick}!{shown_ident}@{UNKNOWN_HOST if host is None else host} {command} {target} :"
+    source = f"{nick}!{shown_ident}@{UNKNOWN_HOST if host is None else host}"
+    prefix = as_received(Line(command, (target,), ""), source=source)
     budget = IRC_LINE_BYTES - _size(prefix) - len("\r\n") - (ACTION_OVERHEAD if action else 0)
     if budget < MIN_BUDGET:
         raise ValueError(f"no room for text in an IRC line to {target!r} from {nick!r}: {budget} bytes left")

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bridgekit import Accepted, MessageID, OutgoingMessage, SessionKind, UserID
-from bridges.irc.formatting import matrix_to_irc, strip_reply_fallback
-from bridges.irc.link import IrcLink, OutLine
+from bridges.irc import lines
+from bridges.irc.formatting_from_matrix import matrix_to_irc, strip_reply_fallback
+from bridges.irc.link import IrcLink
+from bridges.irc.outgoing import OutLine
 from bridges.irc.output_gate import cut_bytes, line_budget, one_line, plan, sanitize, split_lines
 
 PART_REASON_BYTES = 200
@@ -100,7 +102,7 @@ class IrcSession:
         text = self._irc_text(message)
         if message.reply_to is not None:
             text = self._with_reply(message.reply_to, text)
-        command = "NOTICE" if message.msgtype == "m.notice" else "PRIVMSG"
+        command: lines.MessageCommand = "NOTICE" if message.msgtype == "m.notice" else "PRIVMSG"
         delivered = await self._queue(message.chat_id, text, command=command, action=message.msgtype == "m.emote",
                                       key=message.event_id)
         message_id = MessageID(f"bk-{secrets.token_hex(8)}")
@@ -123,7 +125,7 @@ class IrcSession:
         channel = self._host.channel_name(chat_id)
         if chat_id in self.joined and self.link.connected:  # a dropped connection is in no channel
             said = one_line(reason, PART_REASON_BYTES) if reason else ""  # a line break would end the PART early
-            self.link.send(f"PART {channel}" + (f" :{said}" if said else ""))
+            self.link.send(lines.part(channel, said))
             self.joined.discard(chat_id)
 
     async def set_topic(self, chat_id: str, topic: str) -> None:
@@ -131,7 +133,7 @@ class IrcSession:
         flat = " ".join(sanitize(topic).split("\n"))
         budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=self._host.channel_name(chat_id),
                              command="TOPIC")
-        self.link.send(f"TOPIC {self._host.channel_name(chat_id)} :{cut_bytes(flat, budget)}")
+        self.link.send(lines.topic(self._host.channel_name(chat_id), cut_bytes(flat, budget)))
 
     async def close(self) -> None:
         self.closed = True
@@ -142,14 +144,16 @@ class IrcSession:
     # ---- the output gate --------------------------------------------------------------------
 
     async def say(
-        self, chat_id: str, text: str, *, command: str = "PRIVMSG", action: bool = False, key: str | None = None,
+        self, chat_id: str, text: str, *, command: lines.MessageCommand = "PRIVMSG", action: bool = False,
+        key: str | None = None,
     ) -> None:
         """Send ``text`` (IRC formatting allowed, newlines allowed) to the chat, safely, and return
         once every line is settled."""
         await (await self._queue(chat_id, text, command=command, action=action, key=key))
 
     async def _queue(
-        self, chat_id: str, text: str, *, command: str = "PRIVMSG", action: bool = False, key: str | None = None,
+        self, chat_id: str, text: str, *, command: lines.MessageCommand = "PRIVMSG", action: bool = False,
+        key: str | None = None,
     ) -> Awaitable[object]:
         """Queue the lines of ``text``; returns their delivery (see :meth:`_delivered`). ``key``
         (the Matrix event's ID) names the progress of a message of several lines: queued again
@@ -163,21 +167,18 @@ class IrcSession:
                 self._ensure_joined(chat_id)
             budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=target, command=command,
                                  action=action)
-            lines = await self._plan(text, budget)
+            planned = await self._plan(text, budget)
             # Only a message of several lines has progress to look up (no read for one line).
-            before = await self._host.progress(key) if key is not None and len(lines) > 1 else None
+            before = await self._host.progress(key) if key is not None and len(planned) > 1 else None
             if before is not None:
                 # The lines as first planned (the nick, and so the budget, may differ now).
-                lines = [piece for line in before.lines[before.done:] for piece in split_lines(line, budget)]
-            settling = [
-                self.link.send_tracked(f"{command} {target} :" + (f"\x01ACTION {line}\x01" if action else line))
-                for line in lines
-            ]
-        if key is None or (before is None and len(lines) < 2):
+                planned = [piece for line in before.lines[before.done:] for piece in split_lines(line, budget)]
+            settling = [self.link.send_tracked(lines.message(command, target, line, action=action)) for line in planned]
+        if key is None or (before is None and len(planned) < 2):
             # Nothing to record: the futures themselves (no task per message on the hot path).
             return settling[0] if len(settling) == 1 else asyncio.gather(*settling)
         done = before.done if before is not None else 0
-        return self._delivered(key, (before.lines[:done] if before is not None else []) + lines, done, settling)
+        return self._delivered(key, (before.lines[:done] if before is not None else []) + planned, done, settling)
 
     async def _delivered(self, key: str, planned: list[str], done: int, settling: list[asyncio.Future[None]]) -> None:
         """Wait for the lines ``planned[done:]`` (``settling``) in order, recording how many of
@@ -215,15 +216,14 @@ class IrcSession:
             raise
         self.adopt(unsent)
 
-    def adopt(self, lines: list[OutLine]) -> None:
+    def adopt(self, unsent: list[OutLine]) -> None:
         """Send the lines an earlier connection of this identity queued but never wrote (it
         dropped), in order, joining their channels again first. Should this connection drop too
         meanwhile, the lines not passed on go back in its queue, futures and all, for the next
         one: a line lost here would leave its message's delivery, and so its room's progress,
         waiting for ever."""
-        for index, line in enumerate(lines):
-            command, _, rest = line.text.partition(" ")
-            target = rest.split(" ", 1)[0]
+        for index, line in enumerate(unsent):
+            command, target = line.line.command, line.line.target or ""
             channel = target.startswith(("#", "&", "+", "!"))
             try:
                 if command == "JOIN" and channel:
@@ -232,13 +232,13 @@ class IrcSession:
                     self._ensure_joined(self._host.fold(target))
                 self.link.pass_on(line)
             except ConnectionError:
-                self.link.requeue(lines[index:])
+                self.link.requeue(unsent[index:])
                 raise
 
     def _ensure_joined(self, chat_id: str) -> None:
         if chat_id not in self.joined:
             # The server handles JOIN before the PRIVMSG that follows it on the same connection.
-            self.link.send(f"JOIN {self._host.channel_name(chat_id)}")
+            self.link.send(lines.join(self._host.channel_name(chat_id)))
             self.joined.add(chat_id)
 
     def _irc_text(self, message: OutgoingMessage) -> str:

@@ -1,5 +1,5 @@
 """A stand-in for the server side of an IrcLink in unit tests: the connection records what is
-written, and the server's answers are events handed to the link."""
+written, and the server's answers are events handed to the link (as the reactor hands them)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ NICK = "Bridge[m]"
 
 
 class Recorder:
-    real_nickname = NICK
-
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.up = True
@@ -20,10 +18,10 @@ class Recorder:
     def is_connected(self) -> bool:
         return self.up
 
-    def send_raw(self, line: str) -> None:
-        self.lines.append(line)
+    def send_raw(self, string: str) -> None:
+        self.lines.append(string)
 
-    def disconnect(self, _reason: str) -> None:
+    def disconnect(self, message: str = "") -> None:
         self.up = False
 
 
@@ -32,15 +30,16 @@ def connected(*, echo: bool, rate: float = 0, burst: int = 1) -> tuple[IrcLink, 
     made = IrcLink(host="irc.test", port=6667, tls=False, nick=NICK, ident="i", realname="r",
                    on_event=lambda _link, _event: None, lines_per_second=rate, burst=burst, keepalive=0)
     wire = Recorder()
-    made._connection = wire  # type: ignore[assignment]
-    made._welcome.set()
+    made.attach(wire)
+    server_says(made, "welcome", "server", NICK, [f"Welcome to the test network, {NICK}"])
     if echo:
         server_says(made, "cap", "server", NICK, ["ACK", "echo-message"])
+    wire.lines.clear()  # the CAP REQ the welcome brought
     return made, wire
 
 
 def server_says(link: IrcLink, kind: str, source: str, target: str, arguments: list[str]) -> None:
-    link._dispatch(None, irc.client.Event(kind, irc.client.NickMask(source), target, arguments))
+    link.hear(irc.client.Event(kind, irc.client.NickMask(source), target, arguments))
 
 
 def echo(link: IrcLink, channel: str, text: str) -> None:

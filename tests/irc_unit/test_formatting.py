@@ -13,14 +13,13 @@ from bridges.irc.formatting import (
     PALETTE,
     LinkSpan,
     Style,
-    irc_to_matrix,
-    matrix_to_irc,
     nearest_colour,
     strip_formatting,
-    strip_reply_fallback,
     style_after,
     style_codes,
 )
+from bridges.irc.formatting_from_matrix import matrix_to_irc, strip_reply_fallback
+from bridges.irc.formatting_to_matrix import irc_to_matrix
 
 
 def no_pills(user_id: str) -> str | None:

@@ -11,14 +11,15 @@ import asyncio
 import pytest
 
 from bridges.irc import link as link_module
+from bridges.irc.lines import privmsg
 from tests.irc_unit.stand_in import connected, echo, server_says
 from tests.support.waiting import until
 
 
 async def test_a_line_is_settled_when_the_server_echoes_or_refuses_it() -> None:
     link, wire = connected(echo=True)
-    taken = link.send_tracked("PRIVMSG #c :one")
-    refused = link.send_tracked("PRIVMSG #m :two")
+    taken = link.send_tracked(privmsg("#c", "one"))
+    refused = link.send_tracked(privmsg("#m", "two"))
     assert wire.lines == ["PRIVMSG #c :one", "PRIVMSG #m :two"]
     await asyncio.sleep(0)
     assert not taken.done()  # written is not enough: the server has not said
@@ -30,8 +31,8 @@ async def test_a_line_is_settled_when_the_server_echoes_or_refuses_it() -> None:
 
 async def test_without_echo_message_a_line_is_settled_once_written_after_the_pacing() -> None:
     link, wire = connected(echo=False, rate=20.0, burst=1)
-    first = link.send_tracked("PRIVMSG #c :first")
-    paced = link.send_tracked("PRIVMSG #c :paced")
+    first = link.send_tracked(privmsg("#c", "first"))
+    paced = link.send_tracked(privmsg("#c", "paced"))
     assert first.done()
     assert not paced.done()  # it waits for the bucket
     await asyncio.wait_for(paced, 1)
@@ -40,8 +41,8 @@ async def test_without_echo_message_a_line_is_settled_once_written_after_the_pac
 
 async def test_a_line_handed_to_the_next_connection_keeps_its_waiter() -> None:
     old, old_wire = connected(echo=True, rate=1.0, burst=1)
-    written = old.send_tracked("PRIVMSG #c :written, never echoed")
-    queued = old.send_tracked("PRIVMSG #c :still queued")
+    written = old.send_tracked(privmsg("#c", "written, never echoed"))
+    queued = old.send_tracked(privmsg("#c", "still queued"))
     old_wire.up = False  # the connection drops
     new, new_wire = connected(echo=True)
     for line in old.take_unsent():
@@ -55,7 +56,7 @@ async def test_a_line_handed_to_the_next_connection_keeps_its_waiter() -> None:
 async def test_a_line_the_server_never_echoes_is_settled_by_a_ping_barrier(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(link_module, "ECHO_PATIENCE_S", 0.05)
     link, wire = connected(echo=True)
-    dropped = link.send_tracked("PRIVMSG #c :filtered by the server, no echo, no error")
+    dropped = link.send_tracked(privmsg("#c", "filtered by the server, no echo, no error"))
     await until(lambda: "PING :bk-echo-1" in wire.lines)
     server_says(link, "pong", "server", "server", ["bk-echo-0"])  # not our barrier
     await asyncio.sleep(0)
@@ -68,8 +69,8 @@ async def test_a_line_the_server_never_echoes_is_settled_by_a_ping_barrier(monke
 async def test_closing_fails_the_lines_still_unsettled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(link_module, "CLOSE_GRACE_S", 0.1)
     link, _wire = connected(echo=True, rate=1.0, burst=1)
-    echoed = link.send_tracked("PRIVMSG #c :one")
-    unechoed = link.send_tracked("PRIVMSG #c :two")
+    echoed = link.send_tracked(privmsg("#c", "one"))
+    unechoed = link.send_tracked(privmsg("#c", "two"))
     echo(link, "#c", "one")
     await link.close("bye")
     await asyncio.wait_for(echoed, 1)

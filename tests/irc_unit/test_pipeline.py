@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bridges.irc.formatting import matrix_to_irc, strip_formatting, style_after
+from bridges.irc.formatting import strip_formatting, style_after
+from bridges.irc.formatting_from_matrix import matrix_to_irc
 from bridges.irc.mentions import irc_message_to_matrix
 from bridges.irc.nicks import ident_for, matrix_user_nick
 from bridges.irc.output_gate import line_budget, plan

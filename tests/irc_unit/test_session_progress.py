@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from bridgekit import ChatID, EventID, OutgoingMessage, SessionKind, UserID
+from bridges.irc.lines import privmsg
 from bridges.irc.link import IrcLink
 from bridges.irc.session import IrcSession, Progress, Said
 from tests.irc_unit.stand_in import Recorder, connected, echo
@@ -139,7 +140,7 @@ async def test_lines_adopted_by_a_connection_that_drops_too_wait_for_the_next_on
     lost there would leave its message undelivered and its room's progress waiting for ever."""
     host = Host()
     old_link, _old_wire = connected(echo=True)
-    futures = [old_link.send_tracked(f"PRIVMSG #c :{text}") for text in ("one", "two", "three")]
+    futures = [old_link.send_tracked(privmsg("#c", text)) for text in ("one", "two", "three")]
     carried = old_link.take_unsent()
     session, new_link, new_wire = bot(host)
     new_wire.up = False  # dropped while adopting
