@@ -552,8 +552,10 @@ class MatrixEventHandler(Protocol):
         Portal messages, edits, redactions and reactions come here only when the connector's
         portal messages go to events (:data:`PortalMessages`); with sessions the core routes them
         to the sessions. Membership, state and events of rooms that are no portal always come
-        here. May be called again for the same event after a crash (at-least-once): make effects
-        idempotent (e.g. derive Matrix transaction IDs from ``event.event_id``). Raising makes the
+        here, and so do the messages of rooms that are another connector's portal (a webhook
+        delivering what is said in an IRC channel's room). May be called again for the same
+        event after a crash (at-least-once): make effects idempotent (e.g. derive Matrix
+        transaction IDs from ``event.event_id``). Raising makes the
         core retry with backoff, then mark the event failed. Events sent by the bridge's own users
         (its bot and ghosts) are not passed here.
         """

@@ -72,6 +72,9 @@ class MessageRouter(Protocol):
 
     async def route(self, event: MatrixEvent) -> bool: ...
 
+    async def portal_network(self, room_id: RoomID) -> str | None:
+        """The connector whose portal ``room_id`` is (None: no portal)."""
+
     async def route_ephemeral(self, event: EphemeralEvent) -> None: ...
 
 
@@ -144,10 +147,14 @@ class Bridge:
         # aimed at them (an invite to a ghost is how a Matrix user starts a DM).
         if from_us and event.type != "m.room.member":
             return
+        routed_to: str | None = None
         if self._router is not None and await self._router.route(event):
-            return  # a portal message, sent through the identity the routing rule chose
+            # A portal message, sent through the identity the routing rule chose: not for the
+            # portal's own connector again. The other connectors still see the room's events (an
+            # outbound webhook in a room that is an IRC channel's portal).
+            routed_to = await self._router.portal_network(event.room_id)
         for connector in self.connectors:
-            if isinstance(connector, MatrixEventHandler):
+            if connector.name != routed_to and isinstance(connector, MatrixEventHandler):
                 await connector.handle_matrix_event(event)
 
     async def report_given_up(self, item: WorkItem, error: BaseException) -> None:

@@ -107,6 +107,11 @@ class MatrixToRemote:
         handled, which waits until every connector is built and started."""
         return {name: c for name, c in self._all_connectors.items() if routes_messages(c)}
 
+    async def portal_network(self, room_id: RoomID) -> str | None:
+        """The connector whose portal ``room_id`` is (None: no portal)."""
+        portal = await self._portals.portal_for_room(room_id)
+        return portal.network if portal is not None else None
+
     async def route(self, event: MatrixEvent) -> bool:
         """Handle a portal event of a routing connector (message, edit, redaction, reaction);
         False when the event is not one."""
