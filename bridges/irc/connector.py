@@ -394,7 +394,7 @@ class IrcConnector:
         return directory.user_by_id(self.ctx, self.network, user_id)
 
     def commands(self) -> list[Command]:
-        return self._directory.nick_command()
+        return self._directory.nick_command(self.name)
 
     def http_router(self) -> APIRouter:
         return self._routes.router()

@@ -38,7 +38,7 @@ class IrcDirectory:
 
     def __init__(self) -> None:
         self._networks: dict[str, ListedNetwork] = {}
-        self._nick_command_given = False
+        self._nick_command_owner: str | None = None
 
     def add(self, connector: ListedNetwork) -> None:
         self._networks[connector.network.name] = connector
@@ -47,11 +47,11 @@ class IrcDirectory:
         if self._networks.get(connector.network.name) is connector:
             del self._networks[connector.network.name]
 
-    def nick_command(self) -> list[Command]:
+    def nick_command(self, network: str) -> list[Command]:
         """The ``nick`` command, for the first network that asks (one command serves them all)."""
-        if self._nick_command_given:
+        if self._nick_command_owner not in (None, network):
             return []
-        self._nick_command_given = True
+        self._nick_command_owner = network
         return [Command("nick", "Choose your nick on an IRC network", self._nick, usage="<network> <nick>",
                         level=PermissionLevel.USER)]
 

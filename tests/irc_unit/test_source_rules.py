@@ -19,7 +19,7 @@ COMMANDS = (  # noqa: SIM905 (a list of words reads best as words)
 COMMAND_START = re.compile(rf"^(?:{'|'.join(COMMANDS)})(?: |$)")
 NEW_MODULE_TESTS = ("test_lines.py", "test_connection_state.py", "test_outgoing.py", "test_link_echo.py",
                     "test_link_pacing.py", "test_link_settling.py", "stand_in.py", "test_inbound.py",
-                    "test_session_progress.py", "test_media_downloads_at_once.py")
+                    "test_session_progress.py", "test_media_downloads_at_once.py", "test_directory.py")
 
 
 def _leading_text(node: ast.expr) -> str | None:
