@@ -319,15 +319,16 @@ class IrcConnector:
             await self._disconnected(link)
             return
         self.network.learn_identity(event)
+        private = kind in PRIVATE and not link.state.is_channel(str(event.target))
         if kind in refusals.REFUSALS:
             await self._refused(link, event)
-        elif bot is None or link is not bot.link:
-            # Users' own connections only matter for private messages (the bot's are not bridged).
-            session = self._session_of(link)
-            if kind in PRIVATE and not link.state.is_channel(str(event.target)) and session and session.owner:
+        elif bot is not None and link is bot.link:
+            if not private:  # messages to the bridge bot itself are not bridged
+                await self._apply(inbound.from_channel(event, self.network, link.state))
+        elif private:  # users' own connections only matter for private messages
+            session = self._users.of(link)
+            if session is not None and session.owner is not None:
                 await self._apply(inbound.private_message(event, self.network, session.owner))
-        elif not (kind in PRIVATE and not link.state.is_channel(str(event.target))):
-            await self._apply(inbound.from_channel(event, self.network, link.state))
 
     async def _apply(self, said: inbound.Inbound) -> None:
         """Do what an event means (``inbound.py`` decided it)."""
