@@ -58,6 +58,7 @@ from bridgekit.core.signing_keys import SigningKeys
 from bridgekit.errors import BridgekitError, ConfigError
 from bridgekit.guarded_http import GuardedHTTP, new_http_client
 from bridgekit.ids import ContentURI, RoomID, UserID
+from bridgekit.log_format import formatter
 from bridgekit.matrix import MatrixClient
 from bridgekit.media import MatrixMedia
 from bridgekit.store import Database, KeyValueStore, MatrixStateStore
@@ -66,6 +67,7 @@ from bridgekit.store.inbox import InboxStore
 from bridgekit.store.jobs import JobStore
 from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
+from bridgekit.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,9 @@ RESTORE_WAIT_SECONDS = 15.0
 
 
 def configure_logging(config: BridgeConfig) -> None:
-    logging.basicConfig(
-        level=config.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(config.logging.format))
+    logging.basicConfig(level=config.logging.level, handlers=[handler])
     # httpx logs every request URL at INFO; ours go through the Matrix client's own logging.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -115,7 +116,7 @@ class _Core:
 
     def __init__(
         self, stack: contextlib.AsyncExitStack, config: BridgeConfig, database: Database, http: httpx.AsyncClient,
-        matrix: MatrixClient, memory: MatrixStateStore,
+        matrix: MatrixClient, memory: MatrixStateStore, metrics: BridgeMetrics,
     ) -> None:
         server_name = config.homeserver.server_name
         enabled = config.enabled_connectors()
@@ -140,12 +141,14 @@ class _Core:
             # Remote users' pictures come from URLs the network gives: fetched through the SSRF guard.
             fetcher=GuardedHTTP(self.fetch_http, ()),
             on_portal_change=wiring.portal_listener(self.connectors),
+            metrics=metrics,
         )
         permissions = wiring.permissions(config)
         router = MatrixToRemote(
             self.connectors, stores, matrix, permissions, self.sessions, in_flight,
             relay_templates={name: str(section.settings().get("relay_template", DEFAULT_RELAY_TEMPLATE))
                              for name, section in enabled.items()},
+            metrics=metrics,
         )
         self.status = _StatusReport(self.health, self.remote, self.connectors, self.sessions)
         self.management = ManagementRoom(
@@ -183,6 +186,7 @@ class _Core:
             max_queued=config.inbox.max_queued_events,
             on_given_up=self.bridge.report_given_up,
             ignore=self.bridge.needs_no_handling,
+            metrics=metrics,
         )
         self.status.inbox = self.inbox
         self.jobs = JobRunner(JobStore(database))
@@ -248,12 +252,13 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
         http = httpx.AsyncClient(timeout=config.homeserver.timeout_seconds)
         stack.push_async_callback(http.aclose)
         memory = MatrixStateStore(database)
+        metrics = BridgeMetrics()
         matrix = MatrixClient(http, homeserver_url=config.homeserver.url, as_token=tokens.as_token,
-                              bot_user_id=UserID(config.bot_user_id), memory=memory)
+                              bot_user_id=UserID(config.bot_user_id), memory=memory, metrics=metrics)
         # 4. core
-        core = _Core(stack, config, database, http, matrix, memory)
+        core = _Core(stack, config, database, http, matrix, memory, metrics)
         # 5. connectors
-        _build_connectors(planned, core, config, database, matrix)
+        _build_connectors(planned, core, config, database, matrix, metrics)
         await migrate_connector_tables(database, core.connectors.in_order)  # after bridgekit's, before anything runs
         _register_connector_commands(core.management, core.connectors.in_order)
         wiring.warn_if_logins_are_off(config, core.connectors.in_order)
@@ -267,6 +272,9 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
             hs_token=tokens.hs_token.encode(), max_body_bytes=config.appservice.max_body_bytes, inbox=core.inbox,
             bridge=core.bridge, database_dialect=database.dialect, health=core.health,
             connector_status=lambda: connector_status(core.connectors, core.sessions),
+            metrics=metrics, outbox=core.remote,
+            session_counts=lambda: {(network, state.value): count
+                                    for (network, state), count in core.sessions.count_by_state().items()},
         )
         routers = [(c.name, c.http_router()) for c in core.connectors.in_order if isinstance(c, HttpRouteProvider)]
         apps = [(listener, sock, listener_app(state, listener, access_log=config.logging.access_log,
@@ -300,7 +308,8 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
 
 
 def _build_connectors(
-    planned: list[PlannedConnector], core: _Core, config: BridgeConfig, database: Database, matrix: MatrixClient
+    planned: list[PlannedConnector], core: _Core, config: BridgeConfig, database: Database, matrix: MatrixClient,
+    metrics: BridgeMetrics,
 ) -> None:
     kv = KeyValueStore(database)
     signing_keys = SigningKeys(wiring.credentials_key_bytes(config), kv)
@@ -326,6 +335,7 @@ def _build_connectors(
             job_queue=ConnectorJobs(core.jobs, plan.name),
             connector_database=database,
             ghost_names=core.remote.ghost_ids,
+            metrics_source=metrics.connector(plan.name),
         )
         core.connectors.add(build_connector(plan, context))
 

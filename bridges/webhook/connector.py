@@ -42,6 +42,8 @@ class WebhookConnector:
     def __init__(self, ctx: BridgeContext) -> None:
         self.ctx = ctx
         self.name = ctx.name
+        self._requests = ctx.metrics.counter("webhook_requests", "Webhook requests by outcome: posted, queued, "
+                                             "duplicate, pong, or the error code answered", ["outcome"])
         self._runtime: Runtime | None = None
         self._intake: Intake | None = None
         self._posts: InboundPosts | None = None
@@ -54,7 +56,8 @@ class WebhookConnector:
     # -- optional abilities, asked for before start ----------------------------------------------
 
     def http_router(self) -> APIRouter:
-        return build_router(lambda: self._intake, lambda: self._max_body)
+        return build_router(lambda: self._intake, lambda: self._max_body,
+                            lambda outcome: self._requests.inc(outcome=outcome))
 
     def commands(self) -> Sequence[Command]:
         return [webhook_command(lambda: self._runtime)]
