@@ -79,7 +79,8 @@ RESTORE_WAIT_SECONDS = 15.0
 def configure_logging(config: BridgeConfig) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(config.logging.format))
-    logging.basicConfig(level=config.logging.level, handlers=[handler])
+    # force: the CLI configured a plain handler before the config was read; this one replaces it.
+    logging.basicConfig(level=config.logging.level, handlers=[handler], force=True)
     # httpx logs every request URL at INFO; ours go through the Matrix client's own logging.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -49,9 +49,11 @@ class WorkItem:
         event_id = getattr(self.event, "event_id", None)
         if event_id:
             ids["event_id"] = event_id
-        remote_id = getattr(self.event, "idempotency_key", None)
-        if remote_id:
-            ids["remote_id"] = remote_id
+        key = getattr(self.event, "idempotency_key", None)  # an outbox entry: a remote event
+        if key:
+            payload = getattr(self.event, "payload", {})
+            ids.update(key=key, remote_id=payload.get("message_id"), chat_id=payload.get("chat_id"),
+                       network=payload.get("network"))
         return ids
 
 

@@ -290,8 +290,9 @@ class RemoteDelivery:
             # Only what became a Matrix event: typing and receipts would flatter the figures.
             self._metrics.remote_to_matrix_seconds.labels(network).observe(time.monotonic() - item.received_at)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s posted as %s", entry.idempotency_key, event_id,
-                      extra={"remote_id": entry.idempotency_key, "network": network, "event_id": event_id})
+            log.debug("%s posted as %s", entry.idempotency_key, event_id, extra={
+                "remote_id": entry.payload.get("message_id"), "chat_id": entry.payload.get("chat_id"),
+                "network": network, "event_id": event_id, "key": entry.idempotency_key})
         self._waiters.resolve(entry.idempotency_key, event_id)
 
     def _on_sent(self, _item: WorkItem) -> None:
