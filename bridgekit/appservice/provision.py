@@ -12,6 +12,7 @@ the room would read); a failure of the bridge's own answers 503. Nothing a calle
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Protocol
@@ -29,6 +30,7 @@ from bridgekit.ids import RoomID, UserID
 
 PREFIX = "/_bridgekit/provision"
 
+_ROOM_ID = re.compile(r"![\x21-\x7e]{1,254}")
 _STATUS = {REFUSED: 403, NOT_FOUND: 404, BAD_ARGUMENTS: 400, UNKNOWN_COMMAND: 404, FAILED: 503}
 
 
@@ -151,7 +153,8 @@ def _answer(reply: CommandReply) -> Done:
 
 
 def _room(room_id: str) -> RoomID:
-    if not room_id.startswith("!") or ":" not in room_id or len(room_id) > 255:
+    # Room version 12 IDs have no server part (!hash), so only the sigil and the characters are checked.
+    if not _ROOM_ID.fullmatch(room_id):
         raise MatrixHTTPError(400, "M_INVALID_PARAM", "room_id: expected a Matrix room ID such as !abc:example.org")
     return RoomID(room_id)
 
