@@ -291,7 +291,8 @@ class CommandRegistry:
             lines.append(f"Also: {', '.join(command.aliases)}")
         if command.room_admin:
             lines.append("It changes the room it is sent in, so it also needs power in that room: by default the "
-                         "level needed to change the room's power levels (the bridge's room_admin_level).")
+                         "level needed to change the room's power levels (the bridge's room_admin_level)."
+                         + (" Bridge admins need none." if command.admin_anywhere else ""))
         if context.level < command.level:
             lines.append(self.refusal(command, context).text)
         return CommandReply("\n".join(lines))
