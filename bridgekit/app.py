@@ -304,17 +304,17 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
 
 
 def _provisioning(config: BridgeConfig, core: _Core, matrix: MatrixClient, http: httpx.AsyncClient) -> Provisioning:
+    secret, openid = load_shared_secret(config), config.provisioning.openid
     auth = ProvisioningAuth(
-        shared_secret=load_shared_secret(config), openid=config.provisioning.openid,
-        homeserver_url=config.homeserver.url, server_name=config.homeserver.server_name, http=http,
-        cache_seconds=config.provisioning.openid_cache_seconds,
+        shared_secret=secret, openid=openid, homeserver_url=config.homeserver.url,
+        server_name=config.homeserver.server_name, http=http, cache_seconds=config.provisioning.openid_cache_seconds,
     )
     if auth.enabled:
-        log.info("the provisioning API is on (%s)", ", ".join(
-            way for way, on in (("shared secret", load_shared_secret(config)), ("OpenID", config.provisioning.openid))
-            if on))
+        ways = [way for way, on in (("shared secret", secret is not None), ("OpenID", openid)) if on]
+        log.info("the provisioning API is on (%s), under /_bridgekit/provision", " and ".join(ways))
     return Provisioning(
-        auth=auth, management=core.management, networks=tuple(config.enabled_connectors()),
+        auth=auth, management=core.management, bot_user_id=UserID(config.bot_user_id),
+        networks=tuple(config.enabled_connectors()),
         login_flows=core.login_flows, linked_portals=core.portals.linked_portals,
         portal_for_room=core.portals.portal_for_room, is_joined=wiring.room_member_check(matrix),
         describe_logins=core.sessions.describe_logins,

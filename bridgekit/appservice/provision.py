@@ -51,6 +51,7 @@ class Provisioning:
 
     auth: ProvisioningAuth
     management: ManagementRoom
+    bot_user_id: UserID
     networks: Sequence[str]
     login_flows: Callable[[str], Sequence[LoginFlow]]
     linked_portals: Callable[[], Awaitable[Sequence[PortalRow]]]
@@ -186,6 +187,10 @@ async def portals(services: Services, caller: Who) -> list[PortalInfo]:
 @router.put("/rooms/{room_id}/portal", summary="Link the room to a chat (the 'link' command)")
 async def link(services: Services, caller: Who, room_id: str, body: LinkRequest) -> Linked:
     room = _room(room_id)
+    # In the room, the bot is there to read the command; here it must be asked. A bridge admin needs
+    # no power in the room, so without this they could make a portal the bot cannot post into.
+    if not await services.is_joined(room, services.bot_user_id):
+        raise MatrixHTTPError(400, BAD_ARGUMENTS, "The bridge bot is not in this room: invite it, then link the room.")
     done = _answer(await services.management.run(caller.user_id, room, "link", [body.network, body.chat]))
     portal = await services.portal_for_room(room)
     chat = portal.remote_id if portal is not None else body.chat

@@ -273,7 +273,8 @@ def _login_network(services: ManagementServices, args: list[str], verb: str) -> 
 async def _login(context: CommandContext, args: list[str]) -> CommandReply:
     services: ManagementServices = context.services
     if not context.in_management_room:
-        return CommandReply("Log in from your management room (a direct chat with me), so your answers stay private.")
+        return CommandReply("Log in from your management room (a direct chat with me), so your answers stay private.",
+                            errcode=BAD_ARGUMENTS)
     chosen = choose_login(services, args)
     if isinstance(chosen, CommandReply):
         return chosen

@@ -6,6 +6,7 @@ a wrong secret or a forged token gets nothing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -159,3 +160,36 @@ async def test_the_openapi_document_is_served(bridge_api: httpx.AsyncClient) -> 
     paths = response.json()["paths"]
     assert set(paths["/v1/rooms/{room_id}/portal"]) == {"put", "delete"}
     assert {"/v1/portals", "/v1/networks", "/v1/logins", "/v1/rooms/{room_id}/command"} <= set(paths)
+
+
+async def test_webhooks_are_managed_through_the_api_with_the_rooms_rules(
+    slot: AppserviceSlot, chatnet: ChatnetServer, run_bridge: RunBridge, make_matrix_user: MakeMatrixUser,
+    tmp_path: Path,
+) -> None:
+    await run_bridge(
+        slot, "tests.support.chatnet_connector:ChatnetConnector",
+        connector={"server": f"127.0.0.1:{chatnet.port}", "chats": [CHAT], "virtual": False},
+        permissions={"localhost": "user"}, provisioning={"shared_secret": SECRET},
+        connectors={"webhook": {
+            "factory": "bridges.webhook.connector:WebhookConnector", "ghost_prefix": slot.ghost_prefix,
+            "database": f"sqlite+aiosqlite:///{tmp_path / 'wh.db'}",
+        }},
+    )
+    alice = await make_matrix_user("alice")
+    bob = await make_matrix_user("bob")
+    room_id = await room_with_bot(alice, slot)
+    await alice.invite(room_id, bob.user_id)
+    await bob.join(room_id)
+    command = f"{API}/rooms/{quote(room_id)}/command"
+    async with httpx.AsyncClient(base_url=slot.bridge_url, timeout=30) as http:
+        created = await http.post(command, json={"command": "webhook create ci"}, **as_tool(alice.user_id))
+        assert created.status_code == 200, created.text
+        assert created.json()["message"].startswith("Created webhook 'ci'")
+        listed = await http.post(command, json={"command": "webhook list"}, **as_tool(bob.user_id))
+        assert "Inbound webhooks of this room (1)" in listed.json()["message"]
+
+        await bob.send_text(room_id, "!bk webhook create mine")
+        in_the_room = (await bob.wait_for_event(room_id, notice(slot.bot_user_id, "'webhook create' needs")))
+        refused = await http.post(command, json={"command": "webhook create mine"}, **as_tool(bob.user_id))
+        assert refused.status_code == 403
+        assert refused.json() == {"errcode": "M_FORBIDDEN", "error": in_the_room["content"]["body"]}

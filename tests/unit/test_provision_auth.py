@@ -139,7 +139,7 @@ async def test_the_api_is_mounted_with_the_connectors_routes_and_only_when_on(
 ) -> None:
     auth, _ = make_auth(secret=secret, openid=openid)
     nothing: Any = None  # the routes below are never called: only mounting is checked
-    provisioning = Provisioning(auth=auth, management=nothing, networks=(), login_flows=nothing,
+    provisioning = Provisioning(auth=auth, management=nothing, bot_user_id=nothing, networks=(), login_flows=nothing,
                                 linked_portals=nothing, portal_for_room=nothing, is_joined=nothing,
                                 describe_logins=nothing)
     state = cast(AppserviceState, object())
