@@ -94,7 +94,9 @@ def homeserver_config(
                 "type": "http",
                 "tls": False,
                 "x_forwarded": False,
-                "resources": [{"names": ["client"], "compress": False}],
+                # openid: the federation userinfo endpoint the bridge's provisioning API checks
+                # users' OpenID tokens with (nothing else of federation is served).
+                "resources": [{"names": ["client", "openid"], "compress": False}],
             }
         ],
         "database": {"name": "sqlite3", "args": {"database": str(d / "homeserver.db")}},
