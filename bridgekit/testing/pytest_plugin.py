@@ -60,9 +60,12 @@ def async_fixture(scope: Literal["session", "function"] = "function") -> Callabl
 
 
 @pytest.fixture(scope="session")
-def testing_extra() -> None:
-    """Skips, naming what to install, when the ``testing`` extra is not installed."""
+def testing_extra(pytestconfig: pytest.Config) -> None:
+    """Skips, naming what to install, when the ``testing`` extra is not installed (or pytest-asyncio,
+    which runs the fixtures, is turned off)."""
     missing = [dist for module, dist in _NEEDED.items() if importlib.util.find_spec(module) is None]
+    if "pytest-asyncio" not in missing and not pytestconfig.pluginmanager.has_plugin("asyncio"):
+        missing.append("pytest-asyncio (turned off with -p no:asyncio)")
     if missing:
         pytest.skip(f"bridgekit's test fixtures need {' and '.join(missing)}: {INSTALL}")
 

@@ -26,6 +26,18 @@ def test_loading_the_plugin_imports_nothing_but_itself() -> None:
     assert done.stdout.split() == ["bridgekit.testing", PLUGIN]
 
 
+def run_pytest(folder: Path, *options: str) -> str:
+    """pytest on ``folder`` in a process of its own; no conftest names the plugin: the entry point
+    loads it. Returns the output, once the run passed."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", *options, str(folder)],
+        capture_output=True, text=True, timeout=120, cwd=folder, env=env, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    return done.stdout
+
+
 def test_without_synapse_the_fixtures_skip_and_say_what_to_install(tmp_path: Path) -> None:
     # sys.modules[name] = None makes the module unfindable, as if it were not installed.
     (tmp_path / "conftest.py").write_text("import sys\nsys.modules['synapse'] = None\n")
@@ -33,12 +45,15 @@ def test_without_synapse_the_fixtures_skip_and_say_what_to_install(tmp_path: Pat
         "def test_uses_the_homeserver(synapse):\n    raise AssertionError('must not run')\n"
         "def test_uses_a_bridge(run_bridge):\n    raise AssertionError('must not run')\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
-    # No conftest names the plugin: the entry point loads it.
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env, check=False,
+    output = run_pytest(tmp_path)
+    assert "2 skipped" in output, output[-3000:]
+    assert "bridgekit's test fixtures need matrix-synapse: pip install 'bridgekit[testing]'" in output
+
+
+def test_without_pytest_asyncio_the_fixtures_skip_too(tmp_path: Path) -> None:
+    (tmp_path / "test_needs_a_loop.py").write_text(
+        "def test_uses_chatnet(chatnet):\n    raise AssertionError('must not run')\n"
     )
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert "2 skipped" in done.stdout, done.stdout[-3000:]
-    assert "bridgekit's test fixtures need matrix-synapse: pip install 'bridgekit[testing]'" in done.stdout
+    output = run_pytest(tmp_path, "-p", "no:asyncio")
+    assert "1 skipped" in output, output[-3000:]
+    assert "need pytest-asyncio (turned off with -p no:asyncio)" in output
