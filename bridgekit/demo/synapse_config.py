@@ -1,6 +1,6 @@
 """A local Synapse's files: homeserver.yaml, its log config and signing key.
 
-One definition for the demo (``scripts/demo``) and the test harness (``tests/servers/synapse.py``):
+One definition for the demo (``scripts/demo``) and the test harness (``bridgekit/testing/synapse.py``):
 a listener on 127.0.0.1 only, SQLite, a registration shared secret for the admin API (the demo
 and the tests register their users with it), every ``rc_*`` limit lifted (``per_second: 0``
 would mean "never refills", not "unlimited"), presence and URL previews off, no federation, and

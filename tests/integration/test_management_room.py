@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import management_room
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge
+from bridgekit.testing.matrix_steps import management_room
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 
