@@ -109,7 +109,7 @@ class OutboundDeliverer:
         """Queue one delivery per active outbound hook of the event's room; returns how many."""
         if event.type != "m.room.message":
             return 0
-        hooks = await self._store.outbound_in_room(event.room_id, active_only=True)
+        hooks = await self._store.in_room(OutboundHook, event.room_id, active_only=True)
         if not hooks:
             return 0
         body = json.dumps(delivery_body(event, await self._displayname(event)), ensure_ascii=False)
@@ -155,7 +155,7 @@ class OutboundDeliverer:
         return bool(member.get("membership") == "join")
 
     async def _sendable_hook(self, delivery: dict[str, str]) -> OutboundHook:
-        hook = await self._store.outbound(delivery["hook_id"])
+        hook = await self._store.get(OutboundHook, delivery["hook_id"])
         if hook is None:
             raise NotToBeSent("the outbound hook was removed")
         if hook.status != ACTIVE:

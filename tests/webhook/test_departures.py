@@ -57,9 +57,9 @@ class Homeserver:
 async def test_at_start_hooks_of_creators_no_longer_in_the_room_are_suspended(webhook_store: WebhookStore) -> None:
     store = webhook_store
     for hook_id, room, creator in (("a1", ROOM, ALICE), ("b1", ROOM, BOB), ("b2", OTHER_ROOM, BOB)):
-        await store.add_hook(Hook(id=hook_id, room_id=room, name=hook_id, creator=creator, scheme="token",
+        await store.add(Hook(id=hook_id, room_id=room, name=hook_id, creator=creator, scheme="token",
                                   token_hash="0" * 64, sealed_secret=None, identity="bot", created_ms=1))
-    await store.add_outbound(OutboundHook(id="bo", room_id=ROOM, url="https://example.org/", sealed_secret="x",
+    await store.add(OutboundHook(id="bo", room_id=ROOM, url="https://example.org/", sealed_secret="x",
                                           creator=BOB, created_ms=1))
     homeserver = Homeserver({(ROOM, ALICE): "join", (ROOM, BOB): "ban"}, unreadable={OTHER_ROOM})
     ctx = cast(BridgeContext, SimpleNamespace(matrix=homeserver, bot_user_id=BOT))
@@ -70,7 +70,7 @@ async def test_at_start_hooks_of_creators_no_longer_in_the_room_are_suspended(we
 
     statuses = {hook_id: (await store.hook(hook_id)).status for hook_id in ("a1", "b1", "b2")}  # type: ignore[union-attr]
     assert statuses == {"a1": "active", "b1": "suspended", "b2": "active"}  # b2: its room cannot be read
-    outbound = await store.outbound("bo")
+    outbound = await store.get(OutboundHook, "bo")
     assert outbound is not None
     assert (outbound.status, outbound.suspended_reason) == ("suspended", f"{BOB} is no longer in the room (banned)")
     [(room, body, _)] = homeserver.notices
@@ -80,7 +80,7 @@ async def test_at_start_hooks_of_creators_no_longer_in_the_room_are_suspended(we
 
 async def test_a_suspended_hook_tells_only_a_sender_who_proves_they_hold_it(webhook_store: WebhookStore) -> None:
     store = webhook_store
-    await store.add_hook(Hook(id="h1", room_id=ROOM, name="ci", creator=BOB, scheme="token",
+    await store.add(Hook(id="h1", room_id=ROOM, name="ci", creator=BOB, scheme="token",
                               token_hash=hash_token("right"), sealed_secret=None, identity="bot", created_ms=1))
     await store.suspend_creator(ROOM, BOB, f"{BOB} was banned by {MOD}")
     intake = Intake(store, WebhookSettings(), SecretBox(None), cast(InboundPosts, PostedAtOnce()))
