@@ -23,7 +23,7 @@ from typing import Any
 
 from bridgekit import BridgeContext, RemoteUserID, SQLiteFileReader, UserID, read_sqlite_file, sqlite_path
 from bridges.webhook.identity import ghost_sender_id_of
-from bridges.webhook.outbound import DELIVERY, hook_key
+from bridges.webhook.outbound import delivery_job, enqueue_delivery
 from bridges.webhook.tables import Base, Hook, HookGhost, InboundMessage, OutboundHook
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,8 @@ async def _queue_deliveries(ctx: BridgeContext, old: SQLiteFileReader) -> int:
     for row in pending:
         if row["hook_id"] not in creators:
             continue
-        payload = {"delivery_id": row["id"], "hook_id": row["hook_id"], "event_id": row["event_id"],
-                   "room_id": row["room_id"], "body": row["body"], "creator": creators[row["hook_id"]]}
-        await ctx.jobs.enqueue(DELIVERY, payload, key=hook_key(row["hook_id"]),
-                               unique=f"{row['hook_id']}:{row['event_id']}")
+        await enqueue_delivery(ctx.jobs, delivery_job(row["hook_id"], creators[row["hook_id"]], row["event_id"],
+                                                      row["room_id"], row["body"], row["id"]))
         queued += 1
     return queued
 

@@ -31,6 +31,7 @@ from bridgekit import (
     GiveUpJob,
     GuardedHTTP,
     Job,
+    JobQueue,
     JobRetry,
     MatrixEvent,
     MatrixForbidden,
@@ -67,10 +68,18 @@ def delivery_body(event: MatrixEvent, displayname: str | None) -> dict[str, Any]
     }
 
 
-def delivery_job(hook: OutboundHook, event_id: str, room_id: str, body: str, delivery_id: str) -> dict[str, str]:
+def delivery_job(
+    hook_id: str, creator: str, event_id: str, room_id: str, body: str, delivery_id: str,
+) -> dict[str, str]:
     """A delivery's job payload (``creator``: who the hook belonged to when it was queued)."""
-    return {"delivery_id": delivery_id, "hook_id": hook.id, "event_id": event_id, "room_id": room_id,
-            "body": body, "creator": hook.creator}
+    return {"delivery_id": delivery_id, "hook_id": hook_id, "event_id": event_id, "room_id": room_id,
+            "body": body, "creator": creator}
+
+
+async def enqueue_delivery(jobs: JobQueue, delivery: dict[str, str]) -> None:
+    """Queue a delivery behind the earlier ones of its hook, once per (hook, event)."""
+    await jobs.enqueue(DELIVERY, delivery, key=hook_key(delivery["hook_id"]),
+                       unique=f"{delivery['hook_id']}:{delivery['event_id']}")
 
 
 def hook_key(hook_id: str) -> str:
@@ -114,9 +123,8 @@ class OutboundDeliverer:
             return 0
         body = json.dumps(delivery_body(event, await self._displayname(event)), ensure_ascii=False)
         for hook in hooks:
-            payload = delivery_job(hook, event.event_id, event.room_id, body, secrets.token_hex(16))
-            await self._ctx.jobs.enqueue(DELIVERY, payload, key=hook_key(hook.id),
-                                         unique=f"{hook.id}:{event.event_id}")
+            await enqueue_delivery(self._ctx.jobs, delivery_job(hook.id, hook.creator, event.event_id, event.room_id,
+                                                                body, secrets.token_hex(16)))
         return len(hooks)
 
     async def _displayname(self, event: MatrixEvent) -> str | None:
@@ -219,4 +227,5 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-__all__ = ["DELIVERY", "OutboundDeliverer", "PermanentFailure", "delivery_body", "delivery_job", "hook_key"]
+__all__ = ["DELIVERY", "OutboundDeliverer", "PermanentFailure", "delivery_body", "delivery_job", "enqueue_delivery",
+           "hook_key"]

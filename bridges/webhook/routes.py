@@ -16,7 +16,7 @@ from starlette.types import Message
 
 from bridges.webhook.intake import Answer, Intake, error, too_large
 from bridges.webhook.intake import Request as IntakeRequest
-from bridges.webhook.message import PayloadError
+from bridges.webhook.translate import PayloadError
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
