@@ -42,6 +42,11 @@ class WebhookConnector:
     def __init__(self, ctx: BridgeContext) -> None:
         self.ctx = ctx
         self.name = ctx.name
+        settings: WebhookSettings = ctx.settings
+        if not settings.public_url and ctx.public_url:
+            # The bridge's own appservice.public_url, unless the hooks live elsewhere.
+            settings = settings.model_copy(update={"public_url": ctx.public_url.rstrip("/")})
+        self.settings = settings
         self._runtime: Runtime | None = None
         self._intake: Intake | None = None
         self._posts: InboundPosts | None = None
@@ -49,12 +54,11 @@ class WebhookConnector:
         self._pruner: asyncio.Task[None] | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._http_client: httpx.AsyncClient | None = None  # opened by start(): building one does no I/O
-        self._max_body = WebhookSettings().max_body_bytes
 
     # -- optional abilities, asked for before start ----------------------------------------------
 
     def http_router(self) -> APIRouter:
-        return build_router(lambda: self._intake, lambda: self._max_body)
+        return build_router(lambda: self._intake, self.settings.max_body_bytes)
 
     def commands(self) -> Sequence[Command]:
         return [webhook_command(lambda: self._runtime)]
@@ -62,11 +66,7 @@ class WebhookConnector:
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        ctx = self.ctx
-        settings: WebhookSettings = ctx.settings
-        if not settings.public_url and ctx.public_url:
-            # The bridge's own appservice.public_url, unless the hooks live elsewhere.
-            settings = settings.model_copy(update={"public_url": ctx.public_url.rstrip("/")})
+        ctx, settings = self.ctx, self.settings
         secret = settings.secrets_key.get_secret_value() if settings.secrets_key else None
         box = SecretBox.from_settings(secret, [key.get_secret_value() for key in settings.previous_secrets_keys])
         store = WebhookStore(ctx.database)
@@ -80,7 +80,6 @@ class WebhookConnector:
         self._posts = InboundPosts(ctx, store, settings, http)
         self._outbound = OutboundDeliverer(ctx, store, settings, http, box)
         self._outbound.register()
-        self._max_body = settings.max_body_bytes
         self._runtime = runtime
         self._intake = Intake(store, settings, box, self._posts)
         resumed = await self._posts.resume()

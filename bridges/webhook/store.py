@@ -47,11 +47,6 @@ class WebhookStore:
         read the row from before the change)."""
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        async with self._db.write_session() as session:
-            yield session
-
-    @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
         async with self._db.read() as connection, AsyncSession(bind=connection, expire_on_commit=False) as session:
             yield session
@@ -63,7 +58,7 @@ class WebhookStore:
         self._changes += 1
         self._hooks.clear()
         try:
-            async with self._write() as session:
+            async with self._db.write_session() as session:
                 yield session
         finally:
             self._changes += 1
@@ -160,7 +155,7 @@ class WebhookStore:
             attempts=0, created_ms=now_ms, body_digest=body_digest,
         )
         try:
-            async with self._write() as session:
+            async with self._db.write_session() as session:
                 session.add(row)
             return row, Added.NEW
         except IntegrityError:
@@ -180,7 +175,7 @@ class WebhookStore:
         """Record how messages ended: row ID -> (``sent`` or ``failed``, the event ID)."""
         if not outcomes:
             return
-        async with self._write() as session:
+        async with self._db.write_session() as session:
             for row_id, (state, event_id) in outcomes.items():
                 await session.execute(update(InboundMessage).where(InboundMessage.id == row_id)
                                       .values(state=state, event_id=event_id, attempts=InboundMessage.attempts + 1))
@@ -192,7 +187,7 @@ class WebhookStore:
 
     async def prune_inbound(self, before_ms: int) -> int:
         """Forget finished requests older than the idempotency window."""
-        async with self._write() as session:
+        async with self._db.write_session() as session:
             result = await session.execute(
                 delete(InboundMessage).where(InboundMessage.created_ms < before_ms, InboundMessage.state != "pending")
             )
@@ -211,7 +206,7 @@ class WebhookStore:
             return int(count or 0)
 
     async def save_ghost(self, ghost: HookGhost) -> None:
-        async with self._write() as session:
+        async with self._db.write_session() as session:
             await session.merge(ghost)
 
     async def hook_rooms(self) -> list[str]:
