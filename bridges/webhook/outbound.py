@@ -87,10 +87,6 @@ def hook_key(hook_id: str) -> str:
     return f"outbound:{hook_id}"
 
 
-class PermanentFailure(Exception):
-    """Retrying cannot help (the target is refused, or the receiver said the request is wrong)."""
-
-
 class NotToBeSent(Exception):
     """The delivery must not go out at all: its hook is suspended or gone, or the bot left the room."""
 
@@ -144,8 +140,8 @@ class OutboundDeliverer:
             await self._post(delivery)
         except NotToBeSent as why:
             log.info("outbound delivery %s of hook %s dropped: %s", delivery["delivery_id"], delivery["hook_id"], why)
-        except PermanentFailure as error:
-            raise GiveUpJob(str(error)) from None
+        except GiveUpJob:
+            raise  # retrying cannot help: the target is refused, or the receiver said the request is wrong
         except Exception as error:
             reason = _describe(error)
             log.info("outbound hook %s: attempt %d for %s failed (%s)", delivery["hook_id"], job.attempt,
@@ -179,7 +175,7 @@ class OutboundDeliverer:
         try:
             secret = self._box.open(hook.sealed_secret, row=outbound_row(hook.id))
         except SecretBoxUnavailable as error:
-            raise PermanentFailure(str(error)) from None
+            raise GiveUpJob(str(error)) from None
         body = delivery["body"].encode()
         timestamp = int(self._clock())
         headers = {
@@ -195,12 +191,12 @@ class OutboundDeliverer:
                 max_bytes=64 * 1024,
             )
         except UnsafeURL as error:
-            raise PermanentFailure(str(error)) from None
+            raise GiveUpJob(str(error)) from None
         status = response.status_code
         if 200 <= status < 300:
             return
         if 400 <= status < 500 and status not in (408, 409, 425, 429):
-            raise PermanentFailure(f"the receiver answered HTTP {status}")
+            raise GiveUpJob(f"the receiver answered HTTP {status}")
         raise RuntimeError(f"the receiver answered HTTP {status}")
 
     async def _tell_room(self, job: Job, reason: str) -> None:
@@ -227,5 +223,5 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-__all__ = ["DELIVERY", "OutboundDeliverer", "PermanentFailure", "delivery_body", "delivery_job", "enqueue_delivery",
+__all__ = ["DELIVERY", "OutboundDeliverer", "delivery_body", "delivery_job", "enqueue_delivery",
            "hook_key"]
