@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import httpx
 from fastapi import APIRouter
 
-from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, UserID, new_http_client
+from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, new_http_client
 from bridges.webhook.commands import webhook_command
 from bridges.webhook.departures import suspend_departed, suspend_hooks_of
 from bridges.webhook.inbound import InboundPosts, link_rooms
@@ -51,8 +51,8 @@ class WebhookConnector:
         self._intake: Intake | None = None
         self._posts: InboundPosts | None = None
         self._outbound: OutboundDeliverer | None = None
-        self._pruner: asyncio.Task[None] | None = None
-        self._reconciler: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        """Pruning old requests, and the start-up check of hook creators."""
         self._http_client: httpx.AsyncClient | None = None  # opened by start(): building one does no I/O
 
     # -- optional abilities, asked for before start ----------------------------------------------
@@ -83,8 +83,8 @@ class WebhookConnector:
         self._runtime = runtime
         self._intake = Intake(store, settings, box, self._posts)
         resumed = await self._posts.resume()
-        self._pruner = asyncio.create_task(self._prune_forever(store, settings), name="webhook-prune")
-        self._reconciler = asyncio.create_task(self._check_creators(runtime), name="webhook-creators")
+        self._tasks = [asyncio.create_task(self._prune_forever(store, settings), name="webhook-prune"),
+                       asyncio.create_task(self._check_creators(runtime), name="webhook-creators")]
         if not settings.public_url:
             log.warning("neither appservice.public_url nor connectors.%s.public_url is set: hook URLs are shown "
                         "as paths only", ctx.name)
@@ -95,11 +95,10 @@ class WebhookConnector:
 
     async def stop(self) -> None:
         self._intake = None
-        for task in (self._pruner, self._reconciler):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._posts is not None:
             await self._posts.stop()
         if self._http_client is not None:
@@ -116,14 +115,9 @@ class WebhookConnector:
         if runtime is None or self._outbound is None:
             raise RuntimeError("the webhook connector has not started yet")  # the core retries
         if event.type == "m.room.member":
-            await self._membership(runtime, event)
-            return
-        await self._outbound.queue_event(event)
-
-    async def _membership(self, runtime: Runtime, event: MatrixEvent) -> None:
-        membership, user = event.content.get("membership"), event.state_key
-        if user and user != runtime.ctx.bot_user_id and membership in ("leave", "ban"):
-            await suspend_hooks_of(runtime, event, UserID(user), str(membership))
+            await suspend_hooks_of(runtime, event)
+        else:
+            await self._outbound.queue_event(event)
 
     @staticmethod
     async def _check_creators(runtime: Runtime) -> None:

@@ -31,9 +31,12 @@ def departure_reason(event: MatrixEvent, user: UserID, membership: str) -> str:
     return f"{user} left the room"
 
 
-async def suspend_hooks_of(runtime: Runtime, event: MatrixEvent, user: UserID, membership: str) -> None:
-    await _suspend(runtime, event.room_id, user, departure_reason(event, user, membership),
-                   txn_id=f"webhook-suspended:{event.event_id}")
+async def suspend_hooks_of(runtime: Runtime, event: MatrixEvent) -> None:
+    """A member event: a creator who left the room, or was kicked or banned, has their hooks there suspended."""
+    membership, user = event.content.get("membership"), event.state_key
+    if user and user != runtime.ctx.bot_user_id and membership in ("leave", "ban"):
+        reason = departure_reason(event, UserID(user), str(membership))
+        await _suspend(runtime, event.room_id, UserID(user), reason, txn_id=f"webhook-suspended:{event.event_id}")
 
 
 async def suspend_departed(runtime: Runtime) -> int:
