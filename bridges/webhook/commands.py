@@ -21,9 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bridgekit import (
+    BridgeContext,
     Command,
     CommandContext,
     CommandReply,
+    GuardedHTTP,
     PermissionLevel,
     RoomPower,
     UnsafeURL,
@@ -32,10 +34,10 @@ from bridgekit import (
 )
 from bridges.webhook.identity import IdentityStyle
 from bridges.webhook.inbound import link_rooms
-from bridges.webhook.runtime import Runtime
-from bridges.webhook.secret_box import SecretBoxUnavailable, inbound_row, outbound_row
+from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row, outbound_row
+from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import Scheme, hash_token, new_token
-from bridges.webhook.store import ACTIVE, Hook, OutboundHook
+from bridges.webhook.store import ACTIVE, Hook, OutboundHook, WebhookStore
 
 USAGE = (
     "create <name> [token|github|slack|hmac] [bot|ghosts] | list | remove <id> | rotate <id> | "
@@ -44,6 +46,17 @@ USAGE = (
 )
 SCHEMES = ", ".join(scheme.value for scheme in Scheme)
 STYLES = ", ".join(style.value for style in IdentityStyle)
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the verbs use of the started connector."""
+
+    ctx: BridgeContext
+    settings: WebhookSettings
+    store: WebhookStore
+    box: SecretBox
+    http: GuardedHTTP
+
 
 Handler = Callable[[Runtime, CommandContext, list[str], RoomPower | None], Awaitable[CommandReply]]
 """A verb's code: the arguments after the verb, and the sender's power in the room (read by the
@@ -325,4 +338,4 @@ _VERBS: dict[str, _Verb] = {
     "out remove": _Verb(_out_remove), "adopt": _Verb(_adopt),
 }
 
-__all__ = ["USAGE", "webhook_command"]
+__all__ = ["USAGE", "Runtime", "webhook_command"]

@@ -17,14 +17,13 @@ import httpx
 from fastapi import APIRouter
 
 from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, new_http_client
-from bridges.webhook.commands import webhook_command
+from bridges.webhook.commands import Runtime, webhook_command
 from bridges.webhook.departures import suspend_departed, suspend_hooks_of
 from bridges.webhook.inbound import InboundPosts, link_rooms
 from bridges.webhook.intake import Intake
 from bridges.webhook.legacy_import import import_legacy_database
 from bridges.webhook.outbound import OutboundDeliverer
 from bridges.webhook.routes import build_router
-from bridges.webhook.runtime import Runtime
 from bridges.webhook.secret_box import SecretBox
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.store import WebhookStore
@@ -115,7 +114,7 @@ class WebhookConnector:
         if runtime is None or self._outbound is None:
             raise RuntimeError("the webhook connector has not started yet")  # the core retries
         if event.type == "m.room.member":
-            await suspend_hooks_of(runtime, event)
+            await suspend_hooks_of(runtime.ctx, runtime.store, event)
         else:
             await self._outbound.queue_event(event)
 
@@ -123,7 +122,7 @@ class WebhookConnector:
     async def _check_creators(runtime: Runtime) -> None:
         # In the background: one request per (room, creator), not worth holding up the start.
         try:
-            gone = await suspend_departed(runtime)
+            gone = await suspend_departed(runtime.ctx, runtime.store)
         except Exception:
             log.exception("could not check whether the creators of webhooks are still in their rooms")
             return

@@ -10,7 +10,6 @@ from bridgekit import BridgeContext, EventID, MatrixEvent, MatrixForbidden, Room
 from bridges.webhook.departures import departure_reason, suspend_departed
 from bridges.webhook.inbound import InboundPosts
 from bridges.webhook.intake import Intake, Request
-from bridges.webhook.runtime import Runtime
 from bridges.webhook.secret_box import SecretBox
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import hash_token
@@ -63,10 +62,9 @@ async def test_at_start_hooks_of_creators_no_longer_in_the_room_are_suspended(we
                                           creator=BOB, created_ms=1))
     homeserver = Homeserver({(ROOM, ALICE): "join", (ROOM, BOB): "ban"}, unreadable={OTHER_ROOM})
     ctx = cast(BridgeContext, SimpleNamespace(matrix=homeserver, bot_user_id=BOT))
-    runtime = Runtime(ctx, cast(Any, None), store, cast(Any, None), cast(Any, None))
 
-    assert await suspend_departed(runtime) == 1
-    assert await suspend_departed(runtime) == 0  # nothing active is left to suspend: told once
+    assert await suspend_departed(ctx, store) == 1
+    assert await suspend_departed(ctx, store) == 0  # nothing active is left to suspend: told once
 
     statuses = {hook_id: (await store.hook(hook_id)).status for hook_id in ("a1", "b1", "b2")}  # type: ignore[union-attr]
     assert statuses == {"a1": "active", "b1": "suspended", "b2": "active"}  # b2: its room cannot be read
