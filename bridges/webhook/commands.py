@@ -2,7 +2,7 @@
 
 Inbound: ``create``, ``list``, ``remove``, ``rotate``, ``scheme``, ``identity``. Outbound:
 ``out add``, ``out list``, ``out remove``. Both: ``adopt``. URLs and secrets are sent to the
-person who asked, in their direct chat with the bot, never into the room.
+person who asked, in their direct chat with the bot (``ctx.tell_user``), never into the room.
 
 Who may do what: the lists need the ``user`` level. Every verb that changes something needs the
 ``user`` level **and** the room power level the bridge requires (``room_admin_level``; by default
@@ -130,9 +130,8 @@ def _credentials(runtime: Runtime, hook_id: str, scheme: Scheme) -> tuple[dict[s
 
 
 def _own_hook(verb: HookHandler) -> Handler:
-    """``verb`` on the hook its first argument names, when it is the room's and the sender may change it.
-    Secrets it reveals (hook URLs, signing secrets) go to the sender alone (their management room,
-    ``ctx.tell_user``), never into the room the hook belongs to."""
+    """``verb`` on the hook its first argument names, when it is the room's and the sender may change it."""
+
     async def run(runtime: Runtime, context: CommandContext, args: list[str], power: RoomPower | None) -> CommandReply:
         hook = await runtime.store.hook(args[0])
         if hook is None or hook.room_id != context.room_id:
