@@ -16,7 +16,6 @@ creator holds the old ones.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -33,7 +32,7 @@ from bridgekit import (
     parse_target,
 )
 from bridges.webhook.identity import IdentityStyle
-from bridges.webhook.inbound import link_rooms
+from bridges.webhook.inbound import link_rooms, now_ms
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row, outbound_row
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import Scheme, hash_token, new_token
@@ -166,7 +165,7 @@ async def _create(
         return CommandReply(f"Cannot create a {scheme.value} hook: {problem}.")
     await runtime.store.add(Hook(
         id=hook_id, room_id=context.room_id, name=name, creator=context.sender, scheme=scheme.value,
-        identity=style.value, created_ms=int(time.time() * 1000), **columns,
+        identity=style.value, created_ms=now_ms(), **columns,
     ))
     await link_rooms(runtime.ctx, [context.room_id])
     await runtime.ctx.tell_user(context.sender, f"Webhook '{name}' ({hook_id}) posts into {context.room_id}.\n{reveal}")
@@ -241,7 +240,7 @@ async def _out_add(
         return CommandReply(f"Cannot add an outbound hook: {problem}.")
     await runtime.store.add(OutboundHook(
         id=hook_id, room_id=context.room_id, url=url, sealed_secret=sealed, creator=context.sender,
-        created_ms=int(time.time() * 1000),
+        created_ms=now_ms(),
     ))
     await runtime.ctx.tell_user(context.sender, reveal)
     return CommandReply(
