@@ -16,7 +16,7 @@ from starlette.types import Message
 
 from bridges.webhook.intake import Answer, Intake, error, too_large
 from bridges.webhook.intake import Request as IntakeRequest
-from bridges.webhook.message import PayloadError
+from bridges.webhook.translate import PayloadError
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
@@ -54,7 +54,7 @@ def _json(answer: Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
-def build_router(intake: Callable[[], Intake | None], max_body_bytes: Callable[[], int]) -> APIRouter:
+def build_router(intake: Callable[[], Intake | None], limit: int) -> APIRouter:
     """The router; ``intake`` gives the connector's intake once it has started (None before)."""
     router = APIRouter()
 
@@ -62,7 +62,6 @@ def build_router(intake: Callable[[], Intake | None], max_body_bytes: Callable[[
         current = intake()
         if current is None:
             return _json(error(503, "starting", "the webhook bridge is starting; retry shortly", {"Retry-After": "5"}))
-        limit = max_body_bytes()
         body = await read_limited(request, limit)
         if body is None:
             return _json(too_large(limit))
