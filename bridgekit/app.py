@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 
 from bridgekit.appservice.listeners import Listener, bind, plan_listeners
+from bridgekit.appservice.provision import Provisioning
+from bridgekit.appservice.provision_auth import ProvisioningAuth, load_shared_secret
 from bridgekit.appservice.server import Listeners, listener_app
 from bridgekit.appservice.state import AppserviceState, Health
 from bridgekit.config import AppserviceTokens, BridgeConfig
@@ -151,6 +153,7 @@ class _Core:
                              for name, section in enabled.items()},
             metrics=metrics,
         )
+        self.portals, self.login_flows = stores.portals, wiring.login_flows(self.connectors)
         self.status = _StatusReport(self.health, self.remote, self.connectors, self.sessions)
         self.management = ManagementRoom(
             matrix, UserStore(database), permissions,
@@ -158,7 +161,7 @@ class _Core:
                 status=self.status, link_portal=wiring.command_linker(self.connectors, self.remote),
                 networks=tuple(enabled), set_relay=wiring.relay_switch(stores.portals),
                 follow_upgrade=self.remote.follow_upgrade, unlink_portal=self.remote.unlink_portal,
-                sessions=self.sessions, login_flows=wiring.login_flows(self.connectors),
+                sessions=self.sessions, login_flows=self.login_flows,
                 double_puppet_status=lambda user_id: double_puppet_status(double_puppet, user_id, server_name),
             ),
             room_admin_level=config.room_admin_level,
@@ -278,8 +281,9 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
                                     for (network, state), count in core.sessions.count_by_state().items()},
         )
         routers = [(c.name, c.http_router()) for c in core.connectors.in_order if isinstance(c, HttpRouteProvider)]
+        provisioning = _provisioning(config, core, matrix, http)
         apps = [(listener, sock, listener_app(state, listener, access_log=config.logging.access_log,
-                                              connector_routers=routers))
+                                              connector_routers=routers, provisioning=provisioning))
                 for listener, sock in listeners]
         serving = Listeners()
         stack.push_async_callback(serving.stop)
@@ -306,6 +310,24 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
         await serving.stop()  # every listener done before the connectors whose routes they serve stop
     log.info("bridgekit stopped")
     return 0
+
+
+def _provisioning(config: BridgeConfig, core: _Core, matrix: MatrixClient, http: httpx.AsyncClient) -> Provisioning:
+    secret, openid = load_shared_secret(config), config.provisioning.openid
+    auth = ProvisioningAuth(
+        shared_secret=secret, openid=openid, homeserver_url=config.homeserver.url,
+        server_name=config.homeserver.server_name, http=http, cache_seconds=config.provisioning.openid_cache_seconds,
+    )
+    if auth.enabled:
+        ways = [way for way, on in (("shared secret", secret is not None), ("OpenID", openid)) if on]
+        log.info("the provisioning API is on (%s), under /_bridgekit/provision", " and ".join(ways))
+    return Provisioning(
+        auth=auth, management=core.management, bot_user_id=UserID(config.bot_user_id),
+        networks=tuple(config.enabled_connectors()),
+        login_flows=core.login_flows, linked_portals=core.portals.linked_portals,
+        portal_for_room=core.portals.portal_for_room, is_joined=wiring.room_member_check(matrix),
+        describe_logins=core.sessions.describe_logins,
+    )
 
 
 def _build_connectors(

@@ -17,7 +17,7 @@ from bridgekit.core.double_puppet import read_double_puppet_token
 from bridgekit.core.permissions import Permissions, default_rules
 from bridgekit.core.remote_delivery import RemoteDelivery
 from bridgekit.credentials import CredentialCipher, key_bytes, load_key
-from bridgekit.errors import ConfigError
+from bridgekit.errors import ConfigError, MatrixError
 from bridgekit.ids import ChatID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import MatrixStateStore
@@ -36,6 +36,19 @@ def relay_switch(portals: PortalStore) -> Callable[[RoomID, bool], Awaitable[boo
         return True
 
     return set_relay
+
+
+def room_member_check(matrix: MatrixClient) -> Callable[[RoomID, UserID], Awaitable[bool]]:
+    """Whether a user is joined to a room, as the room's state reads to the bot (False when the
+    bot cannot read it)."""
+    async def is_joined(room_id: RoomID, user_id: UserID) -> bool:
+        try:
+            member = await matrix.bot.get_state(room_id, "m.room.member", user_id)
+        except MatrixError:
+            return False
+        return member.get("membership") == "join"
+
+    return is_joined
 
 
 def permissions(config: BridgeConfig) -> Permissions:
@@ -147,5 +160,6 @@ __all__ = [
     "permissions",
     "portal_listener",
     "relay_switch",
+    "room_member_check",
     "warn_if_logins_are_off",
 ]

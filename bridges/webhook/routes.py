@@ -16,7 +16,7 @@ from starlette.types import Message
 
 from bridges.webhook.intake import Answer, Intake, error, too_large
 from bridges.webhook.intake import Request as IntakeRequest
-from bridges.webhook.message import PayloadError
+from bridges.webhook.translate import PayloadError
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
@@ -67,9 +67,7 @@ def outcome(answer: Answer) -> str:
     return "posted" if body.get("event_id") else "pong"
 
 
-def build_router(
-    intake: Callable[[], Intake | None], max_body_bytes: Callable[[], int], counted: Callable[[str], None],
-) -> APIRouter:
+def build_router(intake: Callable[[], Intake | None], limit: int, counted: Callable[[str], None]) -> APIRouter:
     """The router; ``intake`` gives the connector's intake once it has started (None before);
     ``counted`` is told each request's :func:`outcome`."""
     router = APIRouter()
@@ -83,7 +81,6 @@ def build_router(
         current = intake()
         if current is None:
             return error(503, "starting", "the webhook bridge is starting; retry shortly", {"Retry-After": "5"})
-        limit = max_body_bytes()
         body = await read_limited(request, limit)
         if body is None:
             return too_large(limit)

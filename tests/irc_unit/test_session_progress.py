@@ -11,11 +11,11 @@ import asyncio
 import pytest
 
 from bridgekit import ChatID, EventID, OutgoingMessage, SessionKind, UserID
+from bridgekit.testing.waiting import until
 from bridges.irc.lines import privmsg
 from bridges.irc.link import IrcLink
 from bridges.irc.session import IrcSession, Progress, Said
 from tests.irc_unit.stand_in import Recorder, connected, echo
-from tests.support.waiting import until
 
 
 class Host:
