@@ -130,7 +130,7 @@ class _Core:
             virtual_idle_seconds={name: section.virtual_idle_minutes * 60 for name, section in enabled.items()},
         )
         stack.push_async_callback(self.sessions.stop)
-        double_puppet = wiring.double_puppet_client(config, http, memory)
+        double_puppet = wiring.double_puppet_client(config, http, memory, metrics)
         stores = BridgeStores(database)
         self.fetch_http = new_http_client()
         stack.push_async_callback(self.fetch_http.aclose)

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridgekit.testing.matrix_steps import linked_portal
 from bridgekit.testing.memonet_client import MemonetClient
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import linked_portal
-from tests.support.waiting import eventually
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
+from bridgekit.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
