@@ -60,6 +60,7 @@ from bridgekit.core.signing_keys import SigningKeys
 from bridgekit.errors import BridgekitError, ConfigError
 from bridgekit.guarded_http import GuardedHTTP, new_http_client
 from bridgekit.ids import ContentURI, RoomID, UserID
+from bridgekit.log_format import formatter
 from bridgekit.matrix import MatrixClient
 from bridgekit.media import MatrixMedia
 from bridgekit.store import Database, KeyValueStore, MatrixStateStore
@@ -68,6 +69,7 @@ from bridgekit.store.inbox import InboxStore
 from bridgekit.store.jobs import JobStore
 from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
+from bridgekit.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +79,10 @@ RESTORE_WAIT_SECONDS = 15.0
 
 
 def configure_logging(config: BridgeConfig) -> None:
-    logging.basicConfig(
-        level=config.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(config.logging.format))
+    # force: the CLI configured a plain handler before the config was read; this one replaces it.
+    logging.basicConfig(level=config.logging.level, handlers=[handler], force=True)
     # httpx logs every request URL at INFO; ours go through the Matrix client's own logging.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -117,7 +119,7 @@ class _Core:
 
     def __init__(
         self, stack: contextlib.AsyncExitStack, config: BridgeConfig, database: Database, http: httpx.AsyncClient,
-        matrix: MatrixClient, memory: MatrixStateStore,
+        matrix: MatrixClient, memory: MatrixStateStore, metrics: BridgeMetrics,
     ) -> None:
         server_name = config.homeserver.server_name
         enabled = config.enabled_connectors()
@@ -128,7 +130,7 @@ class _Core:
             virtual_idle_seconds={name: section.virtual_idle_minutes * 60 for name, section in enabled.items()},
         )
         stack.push_async_callback(self.sessions.stop)
-        double_puppet = wiring.double_puppet_client(config, http, memory)
+        double_puppet = wiring.double_puppet_client(config, http, memory, metrics)
         stores = BridgeStores(database)
         self.fetch_http = new_http_client()
         stack.push_async_callback(self.fetch_http.aclose)
@@ -142,12 +144,14 @@ class _Core:
             # Remote users' pictures come from URLs the network gives: fetched through the SSRF guard.
             fetcher=GuardedHTTP(self.fetch_http, ()),
             on_portal_change=wiring.portal_listener(self.connectors),
+            metrics=metrics,
         )
         permissions = wiring.permissions(config)
         router = MatrixToRemote(
             self.connectors, stores, matrix, permissions, self.sessions, in_flight,
             relay_templates={name: str(section.settings().get("relay_template", DEFAULT_RELAY_TEMPLATE))
                              for name, section in enabled.items()},
+            metrics=metrics,
         )
         self.portals, self.login_flows = stores.portals, wiring.login_flows(self.connectors)
         self.status = _StatusReport(self.health, self.remote, self.connectors, self.sessions)
@@ -186,6 +190,7 @@ class _Core:
             max_queued=config.inbox.max_queued_events,
             on_given_up=self.bridge.report_given_up,
             ignore=self.bridge.needs_no_handling,
+            metrics=metrics,
         )
         self.status.inbox = self.inbox
         self.jobs = JobRunner(JobStore(database))
@@ -251,12 +256,13 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
         http = httpx.AsyncClient(timeout=config.homeserver.timeout_seconds)
         stack.push_async_callback(http.aclose)
         memory = MatrixStateStore(database)
+        metrics = BridgeMetrics()
         matrix = MatrixClient(http, homeserver_url=config.homeserver.url, as_token=tokens.as_token,
-                              bot_user_id=UserID(config.bot_user_id), memory=memory)
+                              bot_user_id=UserID(config.bot_user_id), memory=memory, metrics=metrics)
         # 4. core
-        core = _Core(stack, config, database, http, matrix, memory)
+        core = _Core(stack, config, database, http, matrix, memory, metrics)
         # 5. connectors
-        _build_connectors(planned, core, config, database, matrix)
+        _build_connectors(planned, core, config, database, matrix, metrics)
         await migrate_connector_tables(database, core.connectors.in_order)  # after bridgekit's, before anything runs
         _register_connector_commands(core.management, core.connectors.in_order)
         wiring.warn_if_logins_are_off(config, core.connectors.in_order)
@@ -270,6 +276,9 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
             hs_token=tokens.hs_token.encode(), max_body_bytes=config.appservice.max_body_bytes, inbox=core.inbox,
             bridge=core.bridge, database_dialect=database.dialect, health=core.health,
             connector_status=lambda: connector_status(core.connectors, core.sessions),
+            metrics=metrics, outbox=core.remote,
+            session_counts=lambda: {(network, state.value): count
+                                    for (network, state), count in core.sessions.count_by_state().items()},
         )
         routers = [(c.name, c.http_router()) for c in core.connectors.in_order if isinstance(c, HttpRouteProvider)]
         provisioning = _provisioning(config, core, matrix, http)
@@ -322,7 +331,8 @@ def _provisioning(config: BridgeConfig, core: _Core, matrix: MatrixClient, http:
 
 
 def _build_connectors(
-    planned: list[PlannedConnector], core: _Core, config: BridgeConfig, database: Database, matrix: MatrixClient
+    planned: list[PlannedConnector], core: _Core, config: BridgeConfig, database: Database, matrix: MatrixClient,
+    metrics: BridgeMetrics,
 ) -> None:
     kv = KeyValueStore(database)
     signing_keys = SigningKeys(wiring.credentials_key_bytes(config), kv)
@@ -348,6 +358,7 @@ def _build_connectors(
             job_queue=ConnectorJobs(core.jobs, plan.name),
             connector_database=database,
             ghost_names=core.remote.ghost_ids,
+            metrics_source=metrics.connector(plan.name),
         )
         core.connectors.add(build_connector(plan, context))
 

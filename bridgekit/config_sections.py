@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -235,6 +235,11 @@ class LoggingConfig(Section):
     access_log: Annotated[
         bool, Field(description="Log each HTTP request (tokens and secrets redacted)")
     ] = True
+    format: Annotated[
+        Literal["text", "json"],
+        Field(description="text: one readable line per record; json: one JSON object per line, with the "
+                          "event and remote IDs the record is about (for log collectors)"),
+    ] = "text"
 
     @field_validator("level")
     @classmethod

@@ -22,6 +22,7 @@ from bridgekit.ids import ChatID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import MatrixStateStore
 from bridgekit.store.portals import PortalStore
+from bridgekit.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def credentials_key_bytes(config: BridgeConfig) -> list[bytes]:
 
 
 def double_puppet_client(
-    config: BridgeConfig, http: httpx.AsyncClient, memory: MatrixStateStore
+    config: BridgeConfig, http: httpx.AsyncClient, memory: MatrixStateStore, metrics: BridgeMetrics | None = None,
 ) -> MatrixClient | None:
     path = config.double_puppet.registration
     if not path:
@@ -147,7 +148,7 @@ def double_puppet_client(
         raise ConfigError(f"double_puppet.registration: {error}") from None
     return MatrixClient(
         http, homeserver_url=config.homeserver.url, as_token=token,
-        bot_user_id=UserID(config.bot_user_id), memory=memory,
+        bot_user_id=UserID(config.bot_user_id), memory=memory, metrics=metrics,
     )
 
 

@@ -41,6 +41,8 @@ class WebhookConnector:
     def __init__(self, ctx: BridgeContext) -> None:
         self.ctx = ctx
         self.name = ctx.name
+        self._requests = ctx.metrics.counter("webhook_requests", "Webhook requests by outcome: posted, queued, "
+                                             "duplicate, pong, or the error code answered", ["outcome"])
         settings: WebhookSettings = ctx.settings
         if not settings.public_url and ctx.public_url:
             # The bridge's own appservice.public_url, unless the hooks live elsewhere.
@@ -57,7 +59,8 @@ class WebhookConnector:
     # -- optional abilities, asked for before start ----------------------------------------------
 
     def http_router(self) -> APIRouter:
-        return build_router(lambda: self._intake, self.settings.max_body_bytes)
+        return build_router(lambda: self._intake, self.settings.max_body_bytes,
+                            lambda outcome: self._requests.inc(outcome=outcome))
 
     def commands(self) -> Sequence[Command]:
         return [webhook_command(lambda: self._runtime)]
