@@ -69,9 +69,9 @@ from bench.irc_peer import (  # noqa: E402
 from bench.irc_settings import CAPACITY, DEFAULTS, HEISENBRIDGE_MERGE_WINDOW_S, Pacing, bridgekit_section  # noqa: E402
 from bridgekit.demo.irc_client import IrcTestClient, IrcWaitTimeout, Line  # noqa: E402
 from bridgekit.demo.matrix_client import MatrixTestClient  # noqa: E402
-from tests.servers.bridge_process import BridgeProcess  # noqa: E402
+from bridgekit.testing.bridge_process import BridgeProcess  # noqa: E402
+from bridgekit.testing.synapse import AppserviceSlot, SynapseServer  # noqa: E402
 from tests.servers.ircd import InspIRCd, NgIRCd  # noqa: E402
-from tests.servers.synapse import AppserviceSlot, SynapseServer  # noqa: E402
 
 Event = dict[str, Any]
 Result = dict[str, Any]

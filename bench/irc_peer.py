@@ -39,7 +39,7 @@ if str(_REPO) not in sys.path:
 
 from bench import wire  # noqa: E402
 from bridgekit.demo.ports import PortReservation  # noqa: E402
-from tests.servers.bridge_process import async_terminate, log_tail, spawn  # noqa: E402
+from bridgekit.testing.bridge_process import async_terminate, log_tail, spawn  # noqa: E402
 
 Event = dict[str, Any]
 _C = "/_matrix/client/v3"

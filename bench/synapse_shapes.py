@@ -38,7 +38,7 @@ if str(_REPO) not in sys.path:
 
 from bench.irc_peer import AsUsers, NullAppservice  # noqa: E402
 from bridgekit.demo.matrix_client import MatrixTestClient  # noqa: E402
-from tests.servers.synapse import SynapseServer  # noqa: E402
+from bridgekit.testing.synapse import SynapseServer  # noqa: E402
 
 _C = "/_matrix/client/v3"
 BODY = "the quick brown fox jumps over the lazy dog"

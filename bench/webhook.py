@@ -36,8 +36,8 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from bridgekit.demo.matrix_client import MatrixTestClient  # noqa: E402
-from tests.servers.bridge_process import BridgeProcess  # noqa: E402
-from tests.servers.synapse import AppserviceSlot, SynapseServer  # noqa: E402
+from bridgekit.testing.bridge_process import BridgeProcess  # noqa: E402
+from bridgekit.testing.synapse import AppserviceSlot, SynapseServer  # noqa: E402
 
 
 def percentile(samples: list[float], fraction: float) -> float:

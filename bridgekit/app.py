@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 
 from bridgekit.appservice.listeners import Listener, bind, plan_listeners
+from bridgekit.appservice.provision import Provisioning
+from bridgekit.appservice.provision_auth import ProvisioningAuth, load_shared_secret
 from bridgekit.appservice.server import Listeners, listener_app
 from bridgekit.appservice.state import AppserviceState, Health
 from bridgekit.config import AppserviceTokens, BridgeConfig
@@ -58,6 +60,7 @@ from bridgekit.core.signing_keys import SigningKeys
 from bridgekit.errors import BridgekitError, ConfigError
 from bridgekit.guarded_http import GuardedHTTP, new_http_client
 from bridgekit.ids import ContentURI, RoomID, UserID
+from bridgekit.log_format import formatter
 from bridgekit.matrix import MatrixClient
 from bridgekit.media import MatrixMedia
 from bridgekit.store import Database, KeyValueStore, MatrixStateStore
@@ -66,6 +69,7 @@ from bridgekit.store.inbox import InboxStore
 from bridgekit.store.jobs import JobStore
 from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
+from bridgekit.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +79,10 @@ RESTORE_WAIT_SECONDS = 15.0
 
 
 def configure_logging(config: BridgeConfig) -> None:
-    logging.basicConfig(
-        level=config.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(config.logging.format))
+    # force: the CLI configured a plain handler before the config was read; this one replaces it.
+    logging.basicConfig(level=config.logging.level, handlers=[handler], force=True)
     # httpx logs every request URL at INFO; ours go through the Matrix client's own logging.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -115,7 +119,7 @@ class _Core:
 
     def __init__(
         self, stack: contextlib.AsyncExitStack, config: BridgeConfig, database: Database, http: httpx.AsyncClient,
-        matrix: MatrixClient, memory: MatrixStateStore,
+        matrix: MatrixClient, memory: MatrixStateStore, metrics: BridgeMetrics,
     ) -> None:
         server_name = config.homeserver.server_name
         enabled = config.enabled_connectors()
@@ -126,7 +130,7 @@ class _Core:
             virtual_idle_seconds={name: section.virtual_idle_minutes * 60 for name, section in enabled.items()},
         )
         stack.push_async_callback(self.sessions.stop)
-        double_puppet = wiring.double_puppet_client(config, http, memory)
+        double_puppet = wiring.double_puppet_client(config, http, memory, metrics)
         stores = BridgeStores(database)
         self.fetch_http = new_http_client()
         stack.push_async_callback(self.fetch_http.aclose)
@@ -140,13 +144,16 @@ class _Core:
             # Remote users' pictures come from URLs the network gives: fetched through the SSRF guard.
             fetcher=GuardedHTTP(self.fetch_http, ()),
             on_portal_change=wiring.portal_listener(self.connectors),
+            metrics=metrics,
         )
         permissions = wiring.permissions(config)
         router = MatrixToRemote(
             self.connectors, stores, matrix, permissions, self.sessions, in_flight,
             relay_templates={name: str(section.settings().get("relay_template", DEFAULT_RELAY_TEMPLATE))
                              for name, section in enabled.items()},
+            metrics=metrics,
         )
+        self.portals, self.login_flows = stores.portals, wiring.login_flows(self.connectors)
         self.status = _StatusReport(self.health, self.remote, self.connectors, self.sessions)
         self.management = ManagementRoom(
             matrix, UserStore(database), permissions,
@@ -154,7 +161,7 @@ class _Core:
                 status=self.status, link_portal=wiring.command_linker(self.connectors, self.remote),
                 networks=tuple(enabled), set_relay=wiring.relay_switch(stores.portals),
                 follow_upgrade=self.remote.follow_upgrade, unlink_portal=self.remote.unlink_portal,
-                sessions=self.sessions, login_flows=wiring.login_flows(self.connectors),
+                sessions=self.sessions, login_flows=self.login_flows,
                 double_puppet_status=lambda user_id: double_puppet_status(double_puppet, user_id, server_name),
             ),
             room_admin_level=config.room_admin_level,
@@ -183,6 +190,7 @@ class _Core:
             max_queued=config.inbox.max_queued_events,
             on_given_up=self.bridge.report_given_up,
             ignore=self.bridge.needs_no_handling,
+            metrics=metrics,
         )
         self.status.inbox = self.inbox
         self.jobs = JobRunner(JobStore(database))
@@ -248,12 +256,13 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
         http = httpx.AsyncClient(timeout=config.homeserver.timeout_seconds)
         stack.push_async_callback(http.aclose)
         memory = MatrixStateStore(database)
+        metrics = BridgeMetrics()
         matrix = MatrixClient(http, homeserver_url=config.homeserver.url, as_token=tokens.as_token,
-                              bot_user_id=UserID(config.bot_user_id), memory=memory)
+                              bot_user_id=UserID(config.bot_user_id), memory=memory, metrics=metrics)
         # 4. core
-        core = _Core(stack, config, database, http, matrix, memory)
+        core = _Core(stack, config, database, http, matrix, memory, metrics)
         # 5. connectors
-        _build_connectors(planned, core, config, database, matrix)
+        _build_connectors(planned, core, config, database, matrix, metrics)
         await migrate_connector_tables(database, core.connectors.in_order)  # after bridgekit's, before anything runs
         _register_connector_commands(core.management, core.connectors.in_order)
         wiring.warn_if_logins_are_off(config, core.connectors.in_order)
@@ -267,10 +276,14 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
             hs_token=tokens.hs_token.encode(), max_body_bytes=config.appservice.max_body_bytes, inbox=core.inbox,
             bridge=core.bridge, database_dialect=database.dialect, health=core.health,
             connector_status=lambda: connector_status(core.connectors, core.sessions),
+            metrics=metrics, outbox=core.remote,
+            session_counts=lambda: {(network, state.value): count
+                                    for (network, state), count in core.sessions.count_by_state().items()},
         )
         routers = [(c.name, c.http_router()) for c in core.connectors.in_order if isinstance(c, HttpRouteProvider)]
+        provisioning = _provisioning(config, core, matrix, http)
         apps = [(listener, sock, listener_app(state, listener, access_log=config.logging.access_log,
-                                              connector_routers=routers))
+                                              connector_routers=routers, provisioning=provisioning))
                 for listener, sock in listeners]
         serving = Listeners()
         stack.push_async_callback(serving.stop)
@@ -299,8 +312,27 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
     return 0
 
 
+def _provisioning(config: BridgeConfig, core: _Core, matrix: MatrixClient, http: httpx.AsyncClient) -> Provisioning:
+    secret, openid = load_shared_secret(config), config.provisioning.openid
+    auth = ProvisioningAuth(
+        shared_secret=secret, openid=openid, homeserver_url=config.homeserver.url,
+        server_name=config.homeserver.server_name, http=http, cache_seconds=config.provisioning.openid_cache_seconds,
+    )
+    if auth.enabled:
+        ways = [way for way, on in (("shared secret", secret is not None), ("OpenID", openid)) if on]
+        log.info("the provisioning API is on (%s), under /_bridgekit/provision", " and ".join(ways))
+    return Provisioning(
+        auth=auth, management=core.management, bot_user_id=UserID(config.bot_user_id),
+        networks=tuple(config.enabled_connectors()),
+        login_flows=core.login_flows, linked_portals=core.portals.linked_portals,
+        portal_for_room=core.portals.portal_for_room, is_joined=wiring.room_member_check(matrix),
+        describe_logins=core.sessions.describe_logins,
+    )
+
+
 def _build_connectors(
-    planned: list[PlannedConnector], core: _Core, config: BridgeConfig, database: Database, matrix: MatrixClient
+    planned: list[PlannedConnector], core: _Core, config: BridgeConfig, database: Database, matrix: MatrixClient,
+    metrics: BridgeMetrics,
 ) -> None:
     kv = KeyValueStore(database)
     signing_keys = SigningKeys(wiring.credentials_key_bytes(config), kv)
@@ -326,6 +358,7 @@ def _build_connectors(
             job_queue=ConnectorJobs(core.jobs, plan.name),
             connector_database=database,
             ghost_names=core.remote.ghost_ids,
+            metrics_source=metrics.connector(plan.name),
         )
         core.connectors.add(build_connector(plan, context))
 

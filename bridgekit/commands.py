@@ -48,6 +48,18 @@ RoomPowerReader = Callable[[RoomID, UserID], Awaitable[RoomPower]]
 
 _NAME = re.compile(r"^[^\s'\"\\]+$")
 
+# What went wrong, as Matrix error codes: a reply carrying one is a refusal or a failure, and the
+# provisioning API answers it with that code and the reply's text (the words the room would read).
+REFUSED = "M_FORBIDDEN"
+"""The sender lacks a bridge permission level or a room power level."""
+NOT_FOUND = "M_NOT_FOUND"
+"""What the command names does not exist (no such network or chat; the room is no portal)."""
+BAD_ARGUMENTS = "M_INVALID_PARAM"
+"""The arguments are wrong, or the command was sent in the wrong room."""
+UNKNOWN_COMMAND = "M_UNRECOGNIZED"
+FAILED = "M_UNKNOWN"
+"""The bridge failed (the details are in its log under the error id the text gives)."""
+
 
 @dataclass(frozen=True)
 class CommandContext:
@@ -86,10 +98,10 @@ class CommandContext:
         except MatrixError as error:
             return CommandReply(
                 f"'{action}' needs power in this room, and I could not read this room's power levels "
-                f"({type(error).__name__}); is the bridge bot still in the room?"
+                f"({type(error).__name__}); is the bridge bot still in the room?", errcode=REFUSED,
             )
         refusal = authority_refusal(action, level, self.level, power)
-        return power if refusal is None else CommandReply(refusal)
+        return power if refusal is None else CommandReply(refusal, errcode=REFUSED)
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,14 @@ class CommandReply:
     redact_message: bool = False
     """The user's message must be redacted: set by the framework when it answered a secret prompt, and
     by a handler whose arguments are secret (a command that takes a token)."""
+    errcode: str | None = None
+    """None: the command did what was asked. Else it was refused or failed, and this says how
+    (:data:`REFUSED`, :data:`NOT_FOUND`, :data:`BAD_ARGUMENTS`, ...): the provisioning API answers
+    with it, and with ``text`` as the error, so a refusal reads the same in the room and the API."""
+
+    @property
+    def ok(self) -> bool:
+        return self.errcode is None
 
 
 @dataclass(frozen=True)
@@ -135,6 +155,9 @@ class Command:
     room_admin: bool = False
     """The command changes the room it is sent in: besides ``level``, the sender needs the room
     power level the bridge requires there (the registry checks it, see ``room_admin_level``)."""
+    admin_anywhere: bool = False
+    """With ``room_admin``: a bridge admin needs no power in the room (``link``, ``unlink``: the
+    bridge admin's own right over every portal)."""
 
     def __post_init__(self) -> None:
         for name in self.names:
@@ -173,6 +196,11 @@ _ROOM_FIX = "a room admin can raise your power level in this room"
 
 
 __all__ = [
+    "BAD_ARGUMENTS",
+    "FAILED",
+    "NOT_FOUND",
+    "REFUSED",
+    "UNKNOWN_COMMAND",
     "AnswerHandler",
     "Command",
     "CommandContext",

@@ -32,6 +32,7 @@ from bridgekit.config_sections import (
     ListenConfig,
     LoggingConfig,
     MetricsListenConfig,
+    ProvisioningConfig,
     PublicListenConfig,
     SecretsConfig,
     Section,
@@ -89,6 +90,7 @@ class BridgeConfig(Section):
     logging: LoggingConfig = LoggingConfig()
     secrets: SecretsConfig = SecretsConfig()
     double_puppet: DoublePuppetConfig = DoublePuppetConfig()
+    provisioning: ProvisioningConfig = ProvisioningConfig()
     permissions: dict[str, str] = Field(
         default_factory=dict,
         description="Who may use the bridge: keys are a user ID, a server name or '*', values relay, "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -235,6 +235,11 @@ class LoggingConfig(Section):
     access_log: Annotated[
         bool, Field(description="Log each HTTP request (tokens and secrets redacted)")
     ] = True
+    format: Annotated[
+        Literal["text", "json"],
+        Field(description="text: one readable line per record; json: one JSON object per line, with the "
+                          "event and remote IDs the record is about (for log collectors)"),
+    ] = "text"
 
     @field_validator("level")
     @classmethod
@@ -261,6 +266,26 @@ class SecretsConfig(Section):
     ] = []
 
 
+class ProvisioningConfig(Section):
+    """The provisioning HTTP API under /_bridgekit/provision, served with the connectors' routes
+    (appservice.public_listen). Off (not mounted: 404) unless a shared secret is set or OpenID is on."""
+
+    shared_secret: Annotated[
+        str | None,
+        Field(min_length=32, description="Secret of tools and admins ('Authorization: Bearer <secret>', acting as "
+              "the user named by ?user_id=). BRIDGEKIT_PROVISIONING_SECRET or the file "
+              "BRIDGEKIT_PROVISIONING_SECRET_FILE names win over this. At least 32 characters", repr=False),
+    ] = None
+    openid: Annotated[
+        bool,
+        Field(description="Accept Matrix OpenID tokens of this homeserver's users, acting for themselves "
+              "(checked against the homeserver's federation userinfo endpoint)"),
+    ] = False
+    openid_cache_seconds: Annotated[
+        float, Field(ge=0, le=3600, description="How long an OpenID token's checked user is remembered"),
+    ] = 60.0
+
+
 class DoublePuppetConfig(Section):
     """Posting a logged-in user's messages from other clients as the user themself."""
 
@@ -281,6 +306,7 @@ __all__ = [
     "ListenConfig",
     "LoggingConfig",
     "MetricsListenConfig",
+    "ProvisioningConfig",
     "PublicListenConfig",
     "SecretsConfig",
     "Section",

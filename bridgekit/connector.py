@@ -203,6 +203,18 @@ class BridgeContext:
     """Behind :attr:`database` (None only in hand-built contexts)."""
     ghost_names: GhostNames | None = None
     """Behind :meth:`ghost_for` (None: the naming rule alone, as in hand-built contexts)."""
+    metrics_source: ConnectorMetricsSource | None = None
+    """Behind :attr:`metrics` (None: metrics are dropped, as in hand-built contexts)."""
+
+    @property
+    def metrics(self) -> ConnectorMetricsSource:
+        """The connector's own Prometheus metrics, served on the bridge's ``/metrics``:
+        ``ctx.metrics.counter("webhook_requests", "Webhook requests by outcome", ["outcome"])``
+        registers ``bridgekit_connector_webhook_requests_total`` with a ``connector`` label added
+        (this section's name); then ``.inc(outcome="accepted")``. Also ``gauge`` (``.set``) and
+        ``histogram`` (``.observe``). Register in ``__init__``; label values from a small fixed set
+        only (never IDs or user input). No import of prometheus_client needed."""
+        return self.metrics_source if self.metrics_source is not None else _NO_METRICS
 
     @property
     def jobs(self) -> JobQueue:
@@ -331,6 +343,55 @@ class BridgeContext:
         a transient disconnect only if it is not followed by ``CONNECTED`` within a few seconds.
         Cheap and never raises: call it on every change."""
         await self.remote.report_session(self.name, owner, state, detail)
+
+
+class MetricCounter(Protocol):
+    def inc(self, amount: float = 1.0, **labels: str) -> None: ...
+
+
+class MetricGauge(Protocol):
+    def set(self, value: float, **labels: str) -> None: ...
+
+
+class MetricHistogram(Protocol):
+    def observe(self, value: float, **labels: str) -> None: ...
+
+
+class ConnectorMetricsSource(Protocol):
+    """What :attr:`BridgeContext.metrics` offers (``bridgekit/telemetry.py`` implements it)."""
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> MetricCounter: ...
+
+    def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> MetricGauge: ...
+
+    def histogram(self, name: str, documentation: str, labels: Sequence[str] = ()) -> MetricHistogram: ...
+
+
+class _NoMetric:
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        pass
+
+    def set(self, value: float, **labels: str) -> None:
+        pass
+
+    def observe(self, value: float, **labels: str) -> None:
+        pass
+
+
+class _NoMetrics:
+    """A context built by hand (tests) measures nothing."""
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> MetricCounter:
+        return _NoMetric()
+
+    def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> MetricGauge:
+        return _NoMetric()
+
+    def histogram(self, name: str, documentation: str, labels: Sequence[str] = ()) -> MetricHistogram:
+        return _NoMetric()
+
+
+_NO_METRICS = _NoMetrics()
 
 
 class SigningKeySource(Protocol):

@@ -55,7 +55,7 @@ def _run_server(cls: type[ServerT], data_dir: Path, **kwargs: Any) -> Iterator[S
     server = cls(data_dir, **kwargs)
     try:
         # From the main thread on purpose: the child's death signal is tied to the thread that
-        # spawned it (see tests/synapse_fixtures.py).
+        # spawned it (see bridgekit/testing/synapse_harness.py).
         server.start()
         yield server
     finally:

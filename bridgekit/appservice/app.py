@@ -11,6 +11,8 @@ from fastapi import APIRouter, FastAPI
 from bridgekit.appservice import metrics, routes_health, routes_homeserver, routes_thirdparty
 from bridgekit.appservice.access_log import DEFAULT_SECRET_PATH_PREFIXES, AccessLogMiddleware
 from bridgekit.appservice.errors import UnexpectedErrorMiddleware, install_error_handlers
+from bridgekit.appservice.provision import PREFIX as PROVISION_PREFIX
+from bridgekit.appservice.provision import Provisioning, provisioning_app
 from bridgekit.appservice.state import AppserviceState
 
 APP_PREFIX = "/_matrix/app/v1"
@@ -24,7 +26,8 @@ class Resource(enum.Enum):
     APPSERVICE = "appservice"
     """The Application Service API (``/_matrix``) and the probes: for the homeserver."""
     CONNECTORS = "connectors"
-    """The connectors' own routes (webhooks, IRC links): what ``public_url`` leads to."""
+    """The connectors' own routes (webhooks, IRC links) and the provisioning API: what
+    ``public_url`` leads to."""
     METRICS = "metrics"
     """``/metrics``, the detailed ``/health`` and the probes: for Prometheus and the admin."""
 
@@ -36,14 +39,16 @@ def create_app(
     access_log: bool = True,
     secret_path_prefixes: Iterable[str] = DEFAULT_SECRET_PATH_PREFIXES,
     connector_routers: Sequence[tuple[str, APIRouter]] = (),
+    provisioning: Provisioning | None = None,
 ) -> FastAPI:
     """The app of one listener, with the routes of ``resources`` only; ``connector_routers`` are
-    (connector name, router) pairs, mounted at the root when ``CONNECTORS`` is among them."""
+    (connector name, router) pairs, mounted at the root when ``CONNECTORS`` is among them, and so is
+    the provisioning API (when it is on)."""
     app = FastAPI(
         title="bridgekit appservice",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,  # the homeserver needs no schema; the provisioning API will have one
+        openapi_url=None,  # the homeserver needs no schema; the provisioning API has its own
     )
     app.state.bridgekit = state
     install_error_handlers(app)
@@ -59,6 +64,8 @@ def create_app(
         check_connector_routes(name, connector_router)
         if Resource.CONNECTORS in resources:
             app.include_router(connector_router)
+    if Resource.CONNECTORS in resources and provisioning is not None and provisioning.auth.enabled:
+        app.mount(PROVISION_PREFIX, provisioning_app(provisioning))
     app.add_middleware(UnexpectedErrorMiddleware)
     if access_log:  # added last, so outside: it logs the 503 the middleware above answers
         app.add_middleware(AccessLogMiddleware, secret_path_prefixes=secret_path_prefixes)
@@ -80,7 +87,7 @@ def _include_appservice_api(app: FastAPI) -> None:
 ALL_RESOURCES = frozenset(Resource)
 """Everything on one app: for in-process tests, never for a listener."""
 
-RESERVED_PATH_PREFIXES = ("/_matrix", "/health", "/metrics")
+RESERVED_PATH_PREFIXES = ("/_matrix", "/_bridgekit", "/health", "/metrics")
 
 
 def check_connector_routes(name: str, router: APIRouter) -> None:

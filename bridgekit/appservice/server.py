@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI
 
 from bridgekit.appservice.app import create_app
 from bridgekit.appservice.listeners import Listener
+from bridgekit.appservice.provision import Provisioning
 from bridgekit.appservice.state import AppserviceState
 from bridgekit.errors import ConfigError
 
@@ -60,12 +61,14 @@ class _Server(uvicorn.Server):
 
 
 def listener_app(
-    state: AppserviceState, listener: Listener, *, access_log: bool, connector_routers: Sequence[tuple[str, APIRouter]]
+    state: AppserviceState, listener: Listener, *, access_log: bool, connector_routers: Sequence[tuple[str, APIRouter]],
+    provisioning: Provisioning | None = None,
 ) -> FastAPI:
     """The app of one listener; a connector route that clashes with bridgekit's stops the bridge."""
     try:
         return create_app(
-            state, resources=listener.resources, access_log=access_log, connector_routers=connector_routers
+            state, resources=listener.resources, access_log=access_log, connector_routers=connector_routers,
+            provisioning=provisioning,
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None

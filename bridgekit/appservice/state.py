@@ -12,6 +12,8 @@ from fastapi import Depends, Request
 from bridgekit.appservice.token_refusals import TokenRefusals
 from bridgekit.core.bridge import Bridge
 from bridgekit.core.inbox import Inbox
+from bridgekit.core.remote_delivery import RemoteDelivery
+from bridgekit.telemetry import BridgeMetrics
 
 
 @dataclass
@@ -38,6 +40,12 @@ class AppserviceState:
     token_refusals: TokenRefusals = field(default_factory=TokenRefusals)
     connector_status: Callable[[], dict[str, dict[str, str | None]]] = lambda: {}
     """Each connector's connection to its network (state and detail), for ``/health``."""
+    metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
+    """The bridge's instruments and the registry ``/metrics`` serves."""
+    outbox: RemoteDelivery | None = None
+    """Remote -> Matrix delivery, whose queue depth and counters ``/metrics`` reads."""
+    session_counts: Callable[[], dict[tuple[str, str], int]] = lambda: {}
+    """Sessions by (network, state), for ``/metrics``."""
 
 
 def get_state(request: Request) -> AppserviceState:

@@ -27,6 +27,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from bridgekit.commands import (
+    BAD_ARGUMENTS,
+    FAILED,
+    REFUSED,
+    UNKNOWN_COMMAND,
     AnswerHandler,
     Command,
     CommandContext,
@@ -150,19 +154,41 @@ class CommandRegistry:
         try:
             name, args = parse(body)
         except ValueError as error:
-            return CommandReply(str(error))
+            return CommandReply(str(error), errcode=BAD_ARGUMENTS)
         command = self.find(name or "help")
         if command is None:
             return self._unknown(name, context)
+        return await self._started(command.name, context, await self.execute(command, args, context))
+
+    async def execute(self, command: Command, args: list[str], context: CommandContext) -> CommandReply:
+        """Check the sender's right to ``command`` and run it. The one path of every command, from
+        the management room and from the provisioning API alike, so both apply the same rules and
+        a refusal reads the same (its ``errcode`` says it is one)."""
         # A room_admin command checks both levels together, so the refusal names both when both
         # are missing; a user the bridge ignores is refused without reading the room's state.
         if context.level < command.level and (not command.room_admin or context.level is PermissionLevel.NONE):
-            return self._refusal(command, context)
-        if command.room_admin:
+            return self.refusal(command, context)
+        if command.room_admin and not (command.admin_anywhere and context.level >= PermissionLevel.ADMIN):
             checked = await context.check_room_power(command.name, command.level)
             if isinstance(checked, CommandReply):
                 return checked
-        return await self._run(command.name, context, lambda: command.handler(context, args))
+        return await self._call(command.name, context, lambda: command.handler(context, args))
+
+    async def run_once(self, line: str, context: CommandContext) -> CommandReply:
+        """A command line run outside any conversation (the provisioning API): as in the room,
+        except that a command that goes on to ask a question is refused (nobody would answer)."""
+        try:
+            name, args = parse(line)
+        except ValueError as error:
+            return CommandReply(str(error), errcode=BAD_ARGUMENTS)
+        command = self.find(name) if name else None
+        if command is None:
+            return self._unknown(name, context)
+        reply = await self.execute(command, args, context)
+        if reply.prompt is not None:
+            return CommandReply(f"'{command.name}' asks questions: run it in your management room, or use "
+                                "the provisioning API's own endpoint for it.", errcode=BAD_ARGUMENTS)
+        return reply
 
     async def _answer(self, pending: _Pending, timed_out: bool, text: str, context: CommandContext) -> CommandReply:
         # Whatever happens to a message sent to a secret prompt, it may hold the secret: redact it.
@@ -174,22 +200,26 @@ class CommandRegistry:
             return CommandReply(late + again, redact_message=secret)
         if (self._command_text(text, in_management_room=True) or "").casefold() == "cancel":
             return CommandReply(f"Cancelled '{pending.command}'. {again}", redact_message=secret)
-        reply = await self._run(pending.command, context, lambda: pending.prompt.on_answer(context, text))
+        reply = await self._call(pending.command, context, lambda: pending.prompt.on_answer(context, text))
+        reply = await self._started(pending.command, context, reply)
         return replace(reply, redact_message=secret or reply.redact_message)
 
-    async def _run(
+    async def _call(
         self, name: str, context: CommandContext, call: Callable[[], Awaitable[CommandReply]]
     ) -> CommandReply:
         try:
-            reply = await call()
+            return await call()
         except Exception:
             error_id = secrets.token_hex(4)
             # The arguments are not logged: they may be a password.
             log.exception("command %r of %s in %s failed (error %s)", name, context.sender, context.room_id, error_id)
             return CommandReply(
                 f"'{name}' failed because of an error in the bridge (error id {error_id}). "
-                "The bridge admin can find the details in the bridge's log under that id."
+                "The bridge admin can find the details in the bridge's log under that id.", errcode=FAILED,
             )
+
+    async def _started(self, name: str, context: CommandContext, reply: CommandReply) -> CommandReply:
+        """The reply, and the conversation it starts when it asks a question."""
         if reply.prompt is None:
             return reply
         self._conversations.start((context.sender, context.room_id), reply.prompt, name)
@@ -225,13 +255,15 @@ class CommandRegistry:
         allowed = [alias for command in self.commands_for(context.level) for alias in command.names]
         close = difflib.get_close_matches(name, allowed, n=1)
         guess = f" Did you mean '{prefix}{close[0]}'?" if close else ""
-        return CommandReply(f"Unknown command '{name}'.{guess} Send '{prefix}help' for the commands you can use.")
+        return CommandReply(f"Unknown command '{name}'.{guess} Send '{prefix}help' for the commands you can use.",
+                            errcode=UNKNOWN_COMMAND)
 
-    def _refusal(self, command: Command, context: CommandContext) -> CommandReply:
+    def refusal(self, command: Command, context: CommandContext) -> CommandReply:
+        """The refusal of ``command`` to a sender below its bridge permission level."""
         return CommandReply(
             f"'{command.name}' needs the '{command.level.label}' permission level, and yours is "
             f"'{context.level.label}'. The bridge admin can grant it to you in the 'permissions' "
-            "section of the bridge's config."
+            "section of the bridge's config.", errcode=REFUSED,
         )
 
     async def _help(self, context: CommandContext, args: list[str]) -> CommandReply:
@@ -259,9 +291,10 @@ class CommandRegistry:
             lines.append(f"Also: {', '.join(command.aliases)}")
         if command.room_admin:
             lines.append("It changes the room it is sent in, so it also needs power in that room: by default the "
-                         "level needed to change the room's power levels (the bridge's room_admin_level).")
+                         "level needed to change the room's power levels (the bridge's room_admin_level)."
+                         + (" Bridge admins need none." if command.admin_anywhere else ""))
         if context.level < command.level:
-            lines.append(self._refusal(command, context).text)
+            lines.append(self.refusal(command, context).text)
         return CommandReply("\n".join(lines))
 
     async def _cancel(self, context: CommandContext, args: list[str]) -> CommandReply:

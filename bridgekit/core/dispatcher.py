@@ -38,6 +38,23 @@ class WorkItem:
     """Rows with the same key are handled in order: the room ID, or a key per non-room kind."""
     event: Any
     attempts: int = 0
+    received_at: float = 0.0
+    """When it reached the bridge (``time.monotonic()``), for the latency metrics; 0: not known
+    (replayed from the database after a restart)."""
+
+    def log_ids(self) -> dict[str, object]:
+        """What identifies it in a structured log record (``extra=``): the row, and the Matrix
+        event ID or the remote event's idempotency key when the item has one."""
+        ids: dict[str, object] = {"row_id": self.row_id, "queue": self.queue_key}
+        event_id = getattr(self.event, "event_id", None)
+        if event_id:
+            ids["event_id"] = event_id
+        key = getattr(self.event, "idempotency_key", None)  # an outbox entry: a remote event
+        if key:
+            payload = getattr(self.event, "payload", {})
+            ids.update(key=key, remote_id=payload.get("message_id"), chat_id=payload.get("chat_id"),
+                       network=payload.get("network"))
+        return ids
 
 
 Handler = Callable[[WorkItem], Awaitable[None]]
@@ -49,6 +66,15 @@ _deliveries: contextvars.ContextVar[list[asyncio.Future[Any]] | None] = contextv
     "inbox_deliveries", default=None
 )
 """The deliveries the event being handled left running (set by the worker for each attempt)."""
+
+_received_at: contextvars.ContextVar[float] = contextvars.ContextVar("inbox_received_at", default=0.0)
+"""When the event being handled reached the bridge (its :attr:`WorkItem.received_at`)."""
+
+
+def received_at() -> float:
+    """When the event being handled reached the bridge (``time.monotonic()``); 0.0 outside a
+    worker or for a replayed event."""
+    return _received_at.get()
 
 
 def defer_done(delivery: Awaitable[Any]) -> bool:
@@ -205,7 +231,7 @@ class RoomDispatcher:
                         error = RuntimeError("its delivery was cancelled")
                     except Exception as failed:
                         log.warning("delivering inbox row %d (%s in %s) failed: %r", item.row_id, item.kind,
-                                    item.queue_key, failed)
+                                    item.queue_key, failed, extra=item.log_ids())
                         error = failed
                 else:
                     error = outcome
@@ -239,6 +265,7 @@ class RoomDispatcher:
         while True:
             deliveries: list[asyncio.Future[Any]] = []
             token = _deliveries.set(deliveries)
+            arrival = _received_at.set(item.received_at)
             try:
                 await self._handler(item)
             except asyncio.CancelledError:
@@ -253,6 +280,7 @@ class RoomDispatcher:
                 log.warning(
                     "handling inbox row %d (%s in %s) failed, attempt %d/%d: %r",
                     item.row_id, item.kind, item.queue_key, item.attempts, self._max_attempts, error,
+                    extra=item.log_ids(),
                 )
                 if final:
                     return error
@@ -264,6 +292,7 @@ class RoomDispatcher:
                 return deliveries[0] if len(deliveries) == 1 else asyncio.gather(*deliveries)
             finally:
                 _deliveries.reset(token)
+                _received_at.reset(arrival)
 
 
-__all__ = ["RoomDispatcher", "WorkItem", "backoff_seconds", "defer_done", "finish_or_cancel"]
+__all__ = ["RoomDispatcher", "WorkItem", "backoff_seconds", "defer_done", "finish_or_cancel", "received_at"]

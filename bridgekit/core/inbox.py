@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
 from bridgekit.core.transactions import InboxRow, parse_transaction_body, queue_key
 from bridgekit.events import InvalidEvent, MatrixEvent, parse_client_event, parse_ephemeral_event
 from bridgekit.store.inbox import InboxStore, PendingRow, now_ms
+from bridgekit.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,10 @@ class Inbox:
         max_queued: int = 10_000,
         on_given_up: Callable[[WorkItem, BaseException], Awaitable[None]] | None = None,
         ignore: Callable[[MatrixEvent], bool] | None = None,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics
         self._ignore = ignore
         """Events that need no handling at all (the echoes of the bridge's own messages): not
         stored, so each costs no write. The transaction itself is still recorded."""
@@ -139,6 +143,7 @@ class Inbox:
 
     async def accept(self, txn_id: str, body: bytes) -> AcceptResult:
         """Store a transaction durably. Raises ``BadTransaction`` for an unusable body."""
+        arrived = time.monotonic()  # one clock read per transaction: the start of its events' latency
         parsed = parse_transaction_body(body)
         rows = parsed.rows
         ignore = self._ignore
@@ -158,7 +163,7 @@ class Inbox:
                 "(was the homeserver's database reset?)", txn_id,
             )
         # No await between the commit above and this: stored order is handling order.
-        items = _work_items(rows, outcome.row_ids)
+        items = _work_items(rows, outcome.row_ids, arrived)
         if outcome.row_ids and not self._spilled:
             if self._dispatcher.queued + len(items) <= self._max_queued:
                 self._queue(items)
@@ -248,9 +253,12 @@ class Inbox:
         self._store.record_handled(item.queue_key, item.row_id)
 
     async def _on_failure(self, item: WorkItem, error: BaseException, final: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.failure("to_remote", error, final=final)
         if final:
             self.failed += 1
-            log.error("giving up on inbox row %d after %d attempts: %r", item.row_id, item.attempts, error)
+            log.error("giving up on inbox row %d after %d attempts: %r", item.row_id, item.attempts, error,
+                      extra=item.log_ids())
         try:
             await self._store.record_attempt(item.row_id, repr(error), final=final)
         except Exception:
@@ -272,13 +280,13 @@ class Inbox:
             await asyncio.sleep(self._prune_interval)
 
 
-def _work_items(rows: list[InboxRow], row_ids: dict[int, int]) -> list[WorkItem]:
+def _work_items(rows: list[InboxRow], row_ids: dict[int, int], received_at: float) -> list[WorkItem]:
     items = []
     for row in rows:
         row_id = row_ids.get(row.seq)
         if row_id is None or row.rejected is not None:
             continue  # an event seen in an earlier transaction, or a rejected entry
-        items.append(WorkItem(row_id, row.kind, queue_key(row.kind, row.room_id), row.parsed))
+        items.append(WorkItem(row_id, row.kind, queue_key(row.kind, row.room_id), row.parsed, received_at=received_at))
     return items
 
 

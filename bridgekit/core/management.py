@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from bridgekit.commands import BAD_ARGUMENTS, NOT_FOUND
 from bridgekit.connector import LoginFlow
 from bridgekit.core.commands import Command, CommandContext, CommandRegistry, CommandReply, Prompt
 from bridgekit.core.permissions import PermissionLevel, Permissions
@@ -110,15 +111,49 @@ class ManagementRoom:
         in_management = self._rooms.get(event.room_id) == sender
         if not self.registry.concerns(body, sender, RoomID(event.room_id), in_management_room=in_management):
             return False
-        context = CommandContext(
-            sender=sender, level=self._permissions.level_for(sender), room_id=RoomID(event.room_id),
-            in_management_room=in_management, services=self._services, room_power_reader=self._room_power,
-        )
-        reply = await self.registry.dispatch(body, context)
+        reply = await self.registry.dispatch(body, self.context_for(sender, RoomID(event.room_id)))
         if reply is None:
             return False
         await self._send_reply(event, reply)
         return True
+
+    def context_for(self, sender: UserID, room_id: RoomID) -> CommandContext:
+        """The context of a command ``sender`` gives in ``room_id``: in the room, or through the
+        provisioning API acting for them (the same levels, services and room power reader)."""
+        return CommandContext(
+            sender=sender, level=self._permissions.level_for(sender), room_id=room_id,
+            in_management_room=self._rooms.get(room_id) == sender, services=self._services,
+            room_power_reader=self._room_power,
+        )
+
+    def level_for(self, user_id: UserID) -> PermissionLevel:
+        return self._permissions.level_for(user_id)
+
+    async def run(self, sender: UserID, room_id: RoomID, name: str, args: list[str]) -> CommandReply:
+        """Run the command ``name`` for ``sender`` in ``room_id`` as if they had sent it there, minus
+        the conversation (the provisioning API's way in; the rules are the registry's)."""
+        command = self.registry.find(name)
+        if command is None:
+            raise ValueError(f"no command {name!r}")
+        reply = await self.registry.execute(command, args, self.context_for(sender, room_id))
+        return reply if reply.prompt is None else CommandReply(f"'{name}' asks questions", errcode=BAD_ARGUMENTS)
+
+    async def login(self, sender: UserID, network: str, flow_id: str | None, answers: dict[str, str]) -> CommandReply:
+        """``login``'s steps in one call (the provisioning API): the command's level, its choice of
+        flow and the same login, with every answer given at once."""
+        command = self.registry.find("login")
+        context = self.context_for(sender, RoomID(""))
+        if command is not None and context.level < command.level:
+            return self.registry.refusal(command, context)
+        chosen = choose_login(self._services, [network] + ([flow_id] if flow_id else []))
+        if isinstance(chosen, CommandReply):
+            return chosen
+        network, flow = chosen
+        missing = [field.key for field in flow.fields if not answers.get(field.key)]
+        if missing:
+            return CommandReply(f"{network}'s login '{flow.id}' needs: {', '.join(missing)}.", errcode=BAD_ARGUMENTS)
+        given = {field.key: answers[field.key] if field.secret else answers[field.key].strip() for field in flow.fields}
+        return CommandReply(await self._services.sessions.login(network, sender, flow.id, given))
 
     async def _room_power(self, room_id: RoomID, user_id: UserID) -> RoomPower:
         return await read_room_power(self._matrix.bot, room_id, user_id, required=self._room_admin_level)
@@ -184,13 +219,14 @@ class ManagementRoom:
 def _builtin_commands() -> list[Command]:
     return [
         Command("status", "Show how the bridge is doing", _status, level=PermissionLevel.RELAY),
+        # A room's own admins may link and unlink it; bridge admins may in any room.
         Command(
             "link", "Make this room the portal of a remote chat", _link,
-            usage="<network> <chat>", level=PermissionLevel.ADMIN,
+            usage="<network> <chat>", level=PermissionLevel.USER, room_admin=True, admin_anywhere=True,
         ),
         Command(
             "unlink", "Stop bridging this room (it stays, as a plain Matrix room)", _unlink,
-            level=PermissionLevel.ADMIN,
+            level=PermissionLevel.USER, room_admin=True, admin_anywhere=True,
         ),
         Command(
             "login", "Log in to a network with your own account (puppeting)", _login,
@@ -237,18 +273,29 @@ def _login_network(services: ManagementServices, args: list[str], verb: str) -> 
 async def _login(context: CommandContext, args: list[str]) -> CommandReply:
     services: ManagementServices = context.services
     if not context.in_management_room:
-        return CommandReply("Log in from your management room (a direct chat with me), so your answers stay private.")
+        return CommandReply("Log in from your management room (a direct chat with me), so your answers stay private.",
+                            errcode=BAD_ARGUMENTS)
+    chosen = choose_login(services, args)
+    if isinstance(chosen, CommandReply):
+        return chosen
+    network, flow = chosen
+    return _ask(services, network, flow, {}, f"Logging in to {network} ({flow.name}). Send 'cancel' to stop.")
+
+
+def choose_login(services: ManagementServices, args: list[str]) -> tuple[str, LoginFlow] | CommandReply:
+    """``login [network] [flow]``'s choice of network and flow (the provisioning API's too), or
+    the refusal that says what to choose from."""
     network, problem = _login_network(services, args[:1], "login")
     if network is None:
-        return CommandReply(problem or "")
+        return CommandReply(problem or "", errcode=NOT_FOUND)
     flows = list(services.login_flows(network))
-    flow = flows[0]
     if len(args) > 1:
         chosen = [f for f in flows if f.id == args[1]]
         if not chosen:
-            return CommandReply(f"{network} has no login flow '{args[1]}' (flows: {', '.join(f.id for f in flows)}).")
-        flow = chosen[0]
-    return _ask(services, network, flow, {}, f"Logging in to {network} ({flow.name}). Send 'cancel' to stop.")
+            return CommandReply(f"{network} has no login flow '{args[1]}' (flows: {', '.join(f.id for f in flows)}).",
+                                errcode=NOT_FOUND)
+        return network, chosen[0]
+    return network, flows[0]
 
 
 def _ask(
@@ -273,7 +320,7 @@ async def _logout(context: CommandContext, args: list[str]) -> CommandReply:
     services: ManagementServices = context.services
     network, problem = _login_network(services, args[:1], "logout")
     if network is None:
-        return CommandReply(problem or "")
+        return CommandReply(problem or "", errcode=NOT_FOUND)
     return CommandReply(await services.sessions.logout(network, context.sender))
 
 
@@ -289,46 +336,47 @@ async def _reconnect(context: CommandContext, args: list[str]) -> CommandReply:
     services: ManagementServices = context.services
     network, problem = _login_network(services, args[:1], "reconnect")
     if network is None:
-        return CommandReply(problem or "")
+        return CommandReply(problem or "", errcode=NOT_FOUND)
     return CommandReply(await services.sessions.reconnect(network, context.sender))
 
 
 async def _unlink(context: CommandContext, _args: list[str]) -> CommandReply:
     services: ManagementServices = context.services
     if context.in_management_room:
-        return CommandReply("Send 'unlink' in the portal room you want to stop bridging.")
+        return CommandReply("Send 'unlink' in the portal room you want to stop bridging.", errcode=BAD_ARGUMENTS)
     chat = await services.unlink_portal(context.room_id)
     if chat is None:
-        return CommandReply("This room is not a portal: there is nothing to unlink.")
+        return CommandReply("This room is not a portal: there is nothing to unlink.", errcode=NOT_FOUND)
     return CommandReply(f"This room no longer bridges {chat}.")
 
 
 async def _link(context: CommandContext, args: list[str]) -> CommandReply:
     services: ManagementServices = context.services
     if len(args) != 2:
-        return CommandReply("Usage: link <network> <chat>, in the room to link.")
+        return CommandReply("Usage: link <network> <chat>, in the room to link.", errcode=BAD_ARGUMENTS)
     network, chat = args
     if network not in services.networks:
         known = ", ".join(services.networks) or "none"
-        return CommandReply(f"There is no network '{network}' in this bridge (known: {known}).")
+        return CommandReply(f"There is no network '{network}' in this bridge (known: {known}).", errcode=NOT_FOUND)
     if context.in_management_room:
-        return CommandReply("Send 'link' in the room you want to link, not in your management room.")
+        return CommandReply("Send 'link' in the room you want to link, not in your management room.",
+                            errcode=BAD_ARGUMENTS)
     linked = await services.link_portal(network, chat, context.room_id)
     if linked is None:
-        return CommandReply(f"{network} has no chat '{chat}' that can be bridged: check its name.")
+        return CommandReply(f"{network} has no chat '{chat}' that can be bridged: check its name.", errcode=NOT_FOUND)
     return CommandReply(f"This room is now the portal of {linked} on {network}.")
 
 
 async def _relay(context: CommandContext, args: list[str]) -> CommandReply:
     services: ManagementServices = context.services
     if len(args) != 1 or args[0].lower() not in ("on", "off"):
-        return CommandReply("Usage: relay on|off, in the portal room.")
+        return CommandReply("Usage: relay on|off, in the portal room.", errcode=BAD_ARGUMENTS)
     enabled = args[0].lower() == "on"
     if not await services.set_relay(context.room_id, enabled):
-        return CommandReply("This room is not a portal: there is nothing to relay here.")
+        return CommandReply("This room is not a portal: there is nothing to relay here.", errcode=NOT_FOUND)
     if enabled:
         return CommandReply("Relay on: messages from people without their own bridged identity are relayed.")
     return CommandReply("Relay off: only people with their own bridged identity are bridged here.")
 
 
-__all__ = ["ManagementRoom", "ManagementServices"]
+__all__ = ["ManagementRoom", "ManagementServices", "choose_login"]

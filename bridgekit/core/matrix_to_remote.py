@@ -18,8 +18,10 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from bridgekit.connector import (
     Accepted,
@@ -38,7 +40,7 @@ from bridgekit.connector import (
     TypingSession,
     VirtualUserProvider,
 )
-from bridgekit.core.dispatcher import defer_done
+from bridgekit.core.dispatcher import defer_done, received_at
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.permissions import Permissions
 from bridgekit.core.remote_senders import DOUBLE_PUPPET_MARKER
@@ -50,6 +52,7 @@ from bridgekit.ids import ChatID, EventID, MessageID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store.bridge_stores import BridgeStores
 from bridgekit.store.portals import PortalRow
+from bridgekit.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,9 @@ class MatrixToRemote:
         *,
         relay_templates: Mapping[str, str] | None = None,
         relay_default: bool = True,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._all_connectors = connectors
         """Filled when the connectors are built (after the core): read, never copied, here."""
         self._portals = stores.portals
@@ -153,13 +158,24 @@ class MatrixToRemote:
     async def _send(
         self, session: RemoteSession, portal: PortalRow, event: MatrixEvent, message: OutgoingMessage
     ) -> None:
+        arrived = received_at()
         async with self._in_flight.sending(portal.network, portal.remote_id):
             sent = await session.send(message)
             remote_id = sent.message_id if isinstance(sent, Accepted) else sent
             if remote_id is not None:
                 self._messages.map_matrix_message(portal.id, remote_id, event.event_id, event.sender)
-        if isinstance(sent, Accepted) and not defer_done(sent.delivered):
-            await sent.delivered  # not inside an inbox worker: nobody else would wait for it
+        log.debug("%s sent to %s as %s", event.event_id, portal.network, remote_id, extra={
+            "event_id": event.event_id, "room_id": event.room_id, "network": portal.network, "remote_id": remote_id})
+        delivery = self._settled(sent.delivered if isinstance(sent, Accepted) else None, portal.network, arrived)
+        if not isinstance(sent, Accepted) or not defer_done(delivery):
+            await delivery  # done already, or not inside an inbox worker: nobody else would wait for it
+
+    async def _settled(self, delivered: Awaitable[Any] | None, network: str, arrived: float) -> None:
+        """The latency observed once the send returned, or its accepted message settled."""
+        if delivered is not None:
+            await delivered
+        if arrived and self._metrics is not None:
+            self._metrics.matrix_to_remote_seconds.labels(network).observe(time.monotonic() - arrived)
 
     async def route_ephemeral(self, event: EphemeralEvent) -> None:
         """Typing notices, read receipts and presence of portal rooms, for the users' own sessions."""

@@ -51,6 +51,7 @@ from bridgekit.ids import EventID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store.bridge_stores import BridgeStores
 from bridgekit.store.outbox import OutboxEntry
+from bridgekit.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,9 @@ class RemoteDelivery:
         is_puppet_owner: Callable[[UserID], bool] | None = None,
         fetcher: GuardedHTTP | None = None,
         on_portal_change: PortalChange | None = None,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._stores = stores
         self._matrix = matrix
         self._report_session = report_session
@@ -181,6 +184,7 @@ class RemoteDelivery:
         return self._waiters.count
 
     async def emit(self, network: str, event: RemoteEvent, *, wait: bool = False) -> EventID | None:
+        emitted = time.monotonic()
         if network not in self._networks:
             raise ValueError(f"no connector named {network!r} is running")
         if type(event) not in REMOTE_EVENT_KINDS:
@@ -193,24 +197,26 @@ class RemoteDelivery:
         key = event_key(network, event)
         payload = {"network": network, **remote_event_to_json(event)}
         if not wait:
-            await self._store_and_queue(network, event.chat_id, key, payload)
+            await self._store_and_queue(network, event.chat_id, key, payload, emitted)
             return None
         # Registered before the send is stored or looked up, so a send landing in between is not missed.
         future = self._waiters.register(key)
         try:
-            if not await self._store_and_queue(network, event.chat_id, key, payload):
+            if not await self._store_and_queue(network, event.chat_id, key, payload, emitted):
                 await self._answer_from_store(network, key, event)
         except BaseException:
             self._waiters.discard(key, future)
             raise
         return await self._waiters.wait(key, future)
 
-    async def _store_and_queue(self, network: str, chat_id: str, key: str, payload: dict[str, object]) -> bool:
+    async def _store_and_queue(
+        self, network: str, chat_id: str, key: str, payload: dict[str, object], emitted: float
+    ) -> bool:
         """Store and queue a send; False when the same event was emitted before (stored once)."""
         entry = await self._stores.outbox.add(network, chat_id, key, payload)
         if entry is None:
             return False
-        self._queue(entry)
+        self._queue(entry, emitted)
         return True
 
     async def _answer_from_store(self, network: str, key: str, event: RemoteEvent) -> None:
@@ -271,12 +277,22 @@ class RemoteDelivery:
 
     # ---- the outbox's workers -----------------------------------------------------------------
 
-    def _queue(self, entry: OutboxEntry) -> None:
-        self._dispatcher.enqueue([WorkItem(entry.id, "remote_message", f"portal:{entry.portal_id}", entry)])
+    def _queue(self, entry: OutboxEntry, emitted: float = 0.0) -> None:
+        self._dispatcher.enqueue([
+            WorkItem(entry.id, "remote_message", f"portal:{entry.portal_id}", entry, received_at=emitted)
+        ])
 
     async def _send(self, item: WorkItem) -> None:
         entry: OutboxEntry = item.event
         event_id = await self._to_matrix.post(entry)
+        network = str(entry.payload["network"])
+        if event_id is not None and item.received_at and self._metrics is not None:
+            # Only what became a Matrix event: typing and receipts would flatter the figures.
+            self._metrics.remote_to_matrix_seconds.labels(network).observe(time.monotonic() - item.received_at)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s posted as %s", entry.idempotency_key, event_id, extra={
+                "remote_id": entry.payload.get("message_id"), "chat_id": entry.payload.get("chat_id"),
+                "network": network, "event_id": event_id, "key": entry.idempotency_key})
         self._waiters.resolve(entry.idempotency_key, event_id)
 
     def _on_sent(self, _item: WorkItem) -> None:
@@ -284,6 +300,8 @@ class RemoteDelivery:
 
     async def _on_failure(self, item: WorkItem, error: BaseException, final: bool) -> None:
         entry: OutboxEntry = item.event
+        if self._metrics is not None:
+            self._metrics.failure("to_matrix", error, final=final)
         try:
             await self._stores.outbox.record_attempt(entry.id, repr(error), final=final)
         except Exception:
@@ -292,7 +310,8 @@ class RemoteDelivery:
             return
         self._waiters.fail(entry.idempotency_key, _failed(repr(error), error))
         self.failed += 1
-        log.error("giving up on remote message %s after %d attempts: %r", entry.idempotency_key, item.attempts, error)
+        log.error("giving up on remote message %s after %d attempts: %r", entry.idempotency_key, item.attempts, error,
+                  extra=item.log_ids())
         await self._tell_room(entry, error)
 
     async def _tell_room(self, entry: OutboxEntry, error: BaseException) -> None:

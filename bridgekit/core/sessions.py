@@ -120,6 +120,14 @@ class Sessions:
         status = self._status.get((network, owner))
         return status.detail if status is not None else None
 
+    def count_by_state(self) -> dict[tuple[str, SessionState], int]:
+        """How many sessions each network has in each state (bot, puppets, virtual identities
+        that report theirs), for the metrics; every state of every connector, zeros included."""
+        counts = {(network, state): 0 for network in self._connectors for state in SessionState}
+        for (network, _owner), status in self._status.items():
+            counts[(network, status.state)] = counts.get((network, status.state), 0) + 1
+        return counts
+
     def connector_offers_logins(self, network: str) -> bool:
         return isinstance(self._connectors.get(network), LoginProvider)
 

@@ -17,11 +17,12 @@ from bridgekit.core.double_puppet import read_double_puppet_token
 from bridgekit.core.permissions import Permissions, default_rules
 from bridgekit.core.remote_delivery import RemoteDelivery
 from bridgekit.credentials import CredentialCipher, key_bytes, load_key
-from bridgekit.errors import ConfigError
+from bridgekit.errors import ConfigError, MatrixError
 from bridgekit.ids import ChatID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import MatrixStateStore
 from bridgekit.store.portals import PortalStore
+from bridgekit.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,19 @@ def relay_switch(portals: PortalStore) -> Callable[[RoomID, bool], Awaitable[boo
         return True
 
     return set_relay
+
+
+def room_member_check(matrix: MatrixClient) -> Callable[[RoomID, UserID], Awaitable[bool]]:
+    """Whether a user is joined to a room, as the room's state reads to the bot (False when the
+    bot cannot read it)."""
+    async def is_joined(room_id: RoomID, user_id: UserID) -> bool:
+        try:
+            member = await matrix.bot.get_state(room_id, "m.room.member", user_id)
+        except MatrixError:
+            return False
+        return member.get("membership") == "join"
+
+    return is_joined
 
 
 def permissions(config: BridgeConfig) -> Permissions:
@@ -123,7 +137,7 @@ def credentials_key_bytes(config: BridgeConfig) -> list[bytes]:
 
 
 def double_puppet_client(
-    config: BridgeConfig, http: httpx.AsyncClient, memory: MatrixStateStore
+    config: BridgeConfig, http: httpx.AsyncClient, memory: MatrixStateStore, metrics: BridgeMetrics | None = None,
 ) -> MatrixClient | None:
     path = config.double_puppet.registration
     if not path:
@@ -134,7 +148,7 @@ def double_puppet_client(
         raise ConfigError(f"double_puppet.registration: {error}") from None
     return MatrixClient(
         http, homeserver_url=config.homeserver.url, as_token=token,
-        bot_user_id=UserID(config.bot_user_id), memory=memory,
+        bot_user_id=UserID(config.bot_user_id), memory=memory, metrics=metrics,
     )
 
 
@@ -147,5 +161,6 @@ __all__ = [
     "permissions",
     "portal_listener",
     "relay_switch",
+    "room_member_check",
     "warn_if_logins_are_off",
 ]

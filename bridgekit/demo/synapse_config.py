@@ -1,6 +1,6 @@
 """A local Synapse's files: homeserver.yaml, its log config and signing key.
 
-One definition for the demo (``scripts/demo``) and the test harness (``tests/servers/synapse.py``):
+One definition for the demo (``scripts/demo``) and the test harness (``bridgekit/testing/synapse.py``):
 a listener on 127.0.0.1 only, SQLite, a registration shared secret for the admin API (the demo
 and the tests register their users with it), every ``rc_*`` limit lifted (``per_second: 0``
 would mean "never refills", not "unlimited"), presence and URL previews off, no federation, and
@@ -94,7 +94,9 @@ def homeserver_config(
                 "type": "http",
                 "tls": False,
                 "x_forwarded": False,
-                "resources": [{"names": ["client"], "compress": False}],
+                # openid: the federation userinfo endpoint the bridge's provisioning API checks
+                # users' OpenID tokens with (nothing else of federation is served).
+                "resources": [{"names": ["client", "openid"], "compress": False}],
             }
         ],
         "database": {"name": "sqlite3", "args": {"database": str(d / "homeserver.db")}},

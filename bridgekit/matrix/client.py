@@ -34,7 +34,7 @@ from bridgekit.ids import UserID
 from bridgekit.matrix.errormap import error_from_response, json_body
 from bridgekit.matrix.intent import Intent
 from bridgekit.matrix.memory import MatrixStateMemory
-from bridgekit.matrix.paths import CLIENT_V1, path
+from bridgekit.matrix.paths import CLIENT_V1, endpoint_template, path
 from bridgekit.matrix.retry import (
     RetryPolicy,
     backoff_delay,
@@ -42,6 +42,7 @@ from bridgekit.matrix.retry import (
     is_retryable_transport_error,
     rate_limit_delay,
 )
+from bridgekit.telemetry import BridgeMetrics
 
 Sleep = Callable[[float], Awaitable[None]]
 """Waits the given seconds (``asyncio.sleep``; tests pass one that records and returns at once)."""
@@ -73,8 +74,11 @@ class MatrixClient:
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self._http = http
+        self._metrics = metrics
+        """Each attempt counted by endpoint template and status (None: not counted)."""
         self._base_url = homeserver_url.rstrip("/")
         self._auth = {"Authorization": f"Bearer {as_token}"}
         self._bot_user_id = bot_user_id
@@ -128,12 +132,14 @@ class MatrixClient:
         retries_left = self._retry.max_retries if max_retries is None else max_retries
         retry_number = 0
         while True:
+            started = time.perf_counter()
             try:
                 response = await self._http.request(
                     method, url, params=params, json=json, content=content,
                     headers=all_headers, follow_redirects=follow_redirects,
                 )
             except httpx.TransportError as error:
+                self._count(method, request_path, "error", started)
                 if retries_left <= 0 or not is_retryable_transport_error(error):
                     raise MatrixConnectionError(
                         f"{method} {request_path}: cannot reach the homeserver at "
@@ -143,6 +149,7 @@ class MatrixClient:
                 delay = backoff_delay(self._retry, retry_number, self._jitter)
                 reason = type(error).__name__
             else:
+                self._count(method, request_path, str(response.status_code), started)
                 if response.status_code < 400:
                     return response
                 if retries_left <= 0 or not is_retryable_status(response.status_code):
@@ -155,6 +162,11 @@ class MatrixClient:
             await self._sleep(delay)
             retries_left -= 1
             retry_number += 1
+
+    def _count(self, method: str, request_path: str, status: str, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.observe_matrix_request(
+                method, endpoint_template(request_path), status, time.perf_counter() - started)
 
     @contextlib.asynccontextmanager
     async def stream(

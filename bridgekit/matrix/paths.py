@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from urllib.parse import quote
 
@@ -25,6 +26,54 @@ _TXN_PREFIX = "bk1."
 def path(prefix: str, *segments: str) -> str:
     """``prefix`` followed by each segment, percent-encoded, joined with ``/``."""
     return "/".join([prefix, *(quote(segment, safe="") for segment in segments)])
+
+
+_PARAMETERS_AFTER: dict[str, tuple[str, ...]] = {
+    "rooms": ("roomId",),
+    "send": ("eventType", "txnId"),
+    "state": ("eventType", "stateKey"),
+    "redact": ("eventId", "txnId"),
+    "event": ("eventId",),
+    "context": ("eventId",),
+    "relations": ("eventId", "relType", "eventType"),
+    "receipt": ("receiptType", "eventId"),
+    "typing": ("userId",),
+    "join": ("roomIdOrAlias",),
+    "profile": ("userId",),
+    "user": ("userId",),
+    "account_data": ("type",),
+    "appservice": ("appserviceId",),
+    "download": ("serverName", "mediaId", "fileName"),
+    "thumbnail": ("serverName", "mediaId"),
+    "room": ("roomAlias",),
+}
+"""Where a Matrix path has parameters: the segments after these words (CS API spec)."""
+
+_SIGILS = {"%21": "{roomId}", "%40": "{userId}", "%23": "{roomAlias}", "%24": "{eventId}"}
+_WORD = re.compile(r"[a-z][a-zA-Z0-9_]{0,31}")
+"""A path word of the spec (``rooms``, ``createRoom``, ``read_markers``); a transaction ID, an event
+type (dots) or anything percent-encoded is not one."""
+
+
+def endpoint_template(request_path: str) -> str:
+    """The spec's template of a request path, for metrics: every identifier replaced by its
+    name (``/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}``), so the number of
+    distinct values stays small whatever rooms and users pass through. A segment that is not a
+    known word or parameter becomes ``{param}``."""
+    segments = request_path.split("?", 1)[0].split("/")
+    out: list[str] = []
+    expected: tuple[str, ...] = ()
+    for segment in segments:
+        if expected:
+            out.append("{" + expected[0] + "}")
+            expected = expected[1:]
+            continue
+        if not segment or segment.startswith("_matrix") or _WORD.fullmatch(segment):
+            out.append(segment)
+            expected = _PARAMETERS_AFTER.get(segment, ())
+            continue
+        out.append(_SIGILS.get(segment[:3].lower(), "{param}"))
+    return "/".join(out)
 
 
 def txn_id_for(idempotency_key: str) -> str:
@@ -63,6 +112,7 @@ __all__ = [
     "CLIENT_V1",
     "CLIENT_V3",
     "MEDIA_V3",
+    "endpoint_template",
     "localpart",
     "path",
     "random_txn_id",

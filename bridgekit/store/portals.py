@@ -181,6 +181,14 @@ class PortalStore:
             )).all()
         return [str(row[0]) for row in rows]
 
+    async def linked_portals(self) -> list[PortalRow]:
+        """Every portal with a room, in the order they were made (feeds are not portals)."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(
+                select(_PORTAL.c.id).where(_PORTAL.c.room_id.is_not(None)).order_by(_PORTAL.c.id)
+            )).all()
+        return [await self.portal_by_id(int(row[0])) for row in rows]
+
     async def set_portal_room(self, portal_id: int, room_id: str) -> None:
         async with self._db.write() as conn:
             await conn.execute(update(_PORTAL).where(_PORTAL.c.id == portal_id).values(room_id=room_id))

@@ -14,10 +14,12 @@ A connector passes when, running inside a real bridge against a real homeserver:
 How to use it: subclass :class:`ConnectorConformance` in a test module and provide a
 ``conformance_env`` fixture returning a :class:`ConformanceEnv`: a Matrix user in a portal room of
 your connector, a :class:`RemoteDriver` that acts on your network as a person there would, and
-a way to restart the bridge. bridgekit's own ``tests/integration/test_conformance.py`` builds one
-on Synapse for the example connector (memonet); copy it. Each check is also a plain async
-function (``check_echo_suppression(env)``...), so a test can show a check failing for a broken
-connector.
+a way to restart the bridge. ``pip install 'bridgekit[testing]'`` brings the fixtures to build it
+from (a real Synapse, ``run_bridge``, Matrix users: :mod:`bridgekit.testing.pytest_plugin`) and
+:func:`bridgekit.testing.matrix_steps.portal_env`; the tutorial's package
+(``tests/data/tutorial_package/test_tutorial_kit.py`` in bridgekit's repository) is a whole
+example. Each check is also a plain async function (``check_echo_suppression(env)``...), so a
+test can show a check failing for a broken connector.
 """
 
 from __future__ import annotations

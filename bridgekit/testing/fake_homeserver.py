@@ -30,6 +30,7 @@ import httpx
 from bridgekit.ids import UserID
 from bridgekit.matrix import MatrixClient, MatrixStateMemory
 from bridgekit.matrix.retry import RetryPolicy
+from bridgekit.telemetry import BridgeMetrics
 from bridgekit.testing.fake_endpoints import ENDPOINTS, HANDLERS, error, parse
 from bridgekit.testing.fake_rooms import ROOM_VERSION, Receipt, Request, RoomEvent, RoomLedger, Typing
 
@@ -78,13 +79,15 @@ class FakeHomeserver(RoomLedger):
 
     # -- set-up and control -------------------------------------------------------------------
 
-    def matrix_client(self, http: httpx.AsyncClient, memory: MatrixStateMemory) -> MatrixClient:
+    def matrix_client(
+        self, http: httpx.AsyncClient, memory: MatrixStateMemory, *, metrics: BridgeMetrics | None = None,
+    ) -> MatrixClient:
         """A client of this homeserver as the appservice. It sends each request once (no
         retries, so no waiting): a failure asked for with :meth:`fail` reaches the caller, whose
-        own handling is what a test looks at."""
+        own handling is what a test looks at. ``metrics`` counts its requests."""
         return MatrixClient(
             http, homeserver_url=self.url, as_token=self.as_token, bot_user_id=self.bot_user_id,
-            memory=memory, retry=RetryPolicy(max_retries=0),
+            memory=memory, retry=RetryPolicy(max_retries=0), metrics=metrics,
         )
 
     def add_user(self, user_id: str, displayname: str | None = None) -> None:

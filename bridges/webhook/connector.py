@@ -16,15 +16,14 @@ from collections.abc import Sequence
 import httpx
 from fastapi import APIRouter
 
-from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, UserID, new_http_client
-from bridges.webhook.commands import webhook_command
+from bridgekit import BridgeContext, Command, GuardedHTTP, MatrixEvent, new_http_client
+from bridges.webhook.commands import Runtime, webhook_command
 from bridges.webhook.departures import suspend_departed, suspend_hooks_of
 from bridges.webhook.inbound import InboundPosts, link_rooms
 from bridges.webhook.intake import Intake
 from bridges.webhook.legacy_import import import_legacy_database
 from bridges.webhook.outbound import OutboundDeliverer
 from bridges.webhook.routes import build_router
-from bridges.webhook.runtime import Runtime
 from bridges.webhook.secret_box import SecretBox
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.store import WebhookStore
@@ -42,19 +41,26 @@ class WebhookConnector:
     def __init__(self, ctx: BridgeContext) -> None:
         self.ctx = ctx
         self.name = ctx.name
+        self._requests = ctx.metrics.counter("webhook_requests", "Webhook requests by outcome: posted, queued, "
+                                             "duplicate, pong, or the error code answered", ["outcome"])
+        settings: WebhookSettings = ctx.settings
+        if not settings.public_url and ctx.public_url:
+            # The bridge's own appservice.public_url, unless the hooks live elsewhere.
+            settings = settings.model_copy(update={"public_url": ctx.public_url.rstrip("/")})
+        self.settings = settings
         self._runtime: Runtime | None = None
         self._intake: Intake | None = None
         self._posts: InboundPosts | None = None
         self._outbound: OutboundDeliverer | None = None
-        self._pruner: asyncio.Task[None] | None = None
-        self._reconciler: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        """Pruning old requests, and the start-up check of hook creators."""
         self._http_client: httpx.AsyncClient | None = None  # opened by start(): building one does no I/O
-        self._max_body = WebhookSettings().max_body_bytes
 
     # -- optional abilities, asked for before start ----------------------------------------------
 
     def http_router(self) -> APIRouter:
-        return build_router(lambda: self._intake, lambda: self._max_body)
+        return build_router(lambda: self._intake, self.settings.max_body_bytes,
+                            lambda outcome: self._requests.inc(outcome=outcome))
 
     def commands(self) -> Sequence[Command]:
         return [webhook_command(lambda: self._runtime)]
@@ -62,11 +68,7 @@ class WebhookConnector:
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        ctx = self.ctx
-        settings: WebhookSettings = ctx.settings
-        if not settings.public_url and ctx.public_url:
-            # The bridge's own appservice.public_url, unless the hooks live elsewhere.
-            settings = settings.model_copy(update={"public_url": ctx.public_url.rstrip("/")})
+        ctx, settings = self.ctx, self.settings
         secret = settings.secrets_key.get_secret_value() if settings.secrets_key else None
         box = SecretBox.from_settings(secret, [key.get_secret_value() for key in settings.previous_secrets_keys])
         store = WebhookStore(ctx.database)
@@ -80,12 +82,11 @@ class WebhookConnector:
         self._posts = InboundPosts(ctx, store, settings, http)
         self._outbound = OutboundDeliverer(ctx, store, settings, http, box)
         self._outbound.register()
-        self._max_body = settings.max_body_bytes
         self._runtime = runtime
         self._intake = Intake(store, settings, box, self._posts)
         resumed = await self._posts.resume()
-        self._pruner = asyncio.create_task(self._prune_forever(store, settings), name="webhook-prune")
-        self._reconciler = asyncio.create_task(self._check_creators(runtime), name="webhook-creators")
+        self._tasks = [asyncio.create_task(self._prune_forever(store, settings), name="webhook-prune"),
+                       asyncio.create_task(self._check_creators(runtime), name="webhook-creators")]
         if not settings.public_url:
             log.warning("neither appservice.public_url nor connectors.%s.public_url is set: hook URLs are shown "
                         "as paths only", ctx.name)
@@ -96,11 +97,10 @@ class WebhookConnector:
 
     async def stop(self) -> None:
         self._intake = None
-        for task in (self._pruner, self._reconciler):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._posts is not None:
             await self._posts.stop()
         if self._http_client is not None:
@@ -117,20 +117,15 @@ class WebhookConnector:
         if runtime is None or self._outbound is None:
             raise RuntimeError("the webhook connector has not started yet")  # the core retries
         if event.type == "m.room.member":
-            await self._membership(runtime, event)
-            return
-        await self._outbound.queue_event(event)
-
-    async def _membership(self, runtime: Runtime, event: MatrixEvent) -> None:
-        membership, user = event.content.get("membership"), event.state_key
-        if user and user != runtime.ctx.bot_user_id and membership in ("leave", "ban"):
-            await suspend_hooks_of(runtime, event, UserID(user), str(membership))
+            await suspend_hooks_of(runtime.ctx, runtime.store, event)
+        else:
+            await self._outbound.queue_event(event)
 
     @staticmethod
     async def _check_creators(runtime: Runtime) -> None:
         # In the background: one request per (room, creator), not worth holding up the start.
         try:
-            gone = await suspend_departed(runtime)
+            gone = await suspend_departed(runtime.ctx, runtime.store)
         except Exception:
             log.exception("could not check whether the creators of webhooks are still in their rooms")
             return

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from bridgekit import MatrixEvent, MatrixForbidden, MatrixNotFound, RoomID, UserID
-from bridges.webhook.runtime import Runtime
+from bridgekit import BridgeContext, MatrixEvent, MatrixForbidden, MatrixNotFound, RoomID, UserID
+from bridges.webhook.store import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +31,20 @@ def departure_reason(event: MatrixEvent, user: UserID, membership: str) -> str:
     return f"{user} left the room"
 
 
-async def suspend_hooks_of(runtime: Runtime, event: MatrixEvent, user: UserID, membership: str) -> None:
-    await _suspend(runtime, event.room_id, user, departure_reason(event, user, membership),
-                   txn_id=f"webhook-suspended:{event.event_id}")
+async def suspend_hooks_of(ctx: BridgeContext, store: WebhookStore, event: MatrixEvent) -> None:
+    """A member event: a creator who left the room, or was kicked or banned, has their hooks there suspended."""
+    membership, user = event.content.get("membership"), event.state_key
+    if user and user != ctx.bot_user_id and membership in ("leave", "ban"):
+        reason = departure_reason(event, UserID(user), str(membership))
+        await _suspend(ctx, store, event.room_id, UserID(user), reason, txn_id=f"webhook-suspended:{event.event_id}")
 
 
-async def suspend_departed(runtime: Runtime) -> int:
+async def suspend_departed(ctx: BridgeContext, store: WebhookStore) -> int:
     """Suspend the active hooks whose creator is no longer in the hook's room, as the homeserver
     says now; returns how many creators were found gone. A room the bot cannot read is skipped."""
-    bot = runtime.ctx.matrix.intent(runtime.ctx.bot_user_id)
+    bot = ctx.matrix.intent(ctx.bot_user_id)
     gone = 0
-    for room_id, creator in await runtime.store.active_creators():
+    for room_id, creator in await store.active_creators():
         try:
             member = await bot.get_state(RoomID(room_id), "m.room.member", creator)
         except MatrixNotFound:
@@ -55,18 +58,20 @@ async def suspend_departed(runtime: Runtime) -> int:
         if membership in ("leave", "ban"):
             gone += 1
             reason = f"{creator} is no longer in the room ({'banned' if membership == 'ban' else 'left'})"
-            await _suspend(runtime, room_id, UserID(creator), reason,
+            await _suspend(ctx, store, room_id, UserID(creator), reason,
                            txn_id=f"webhook-suspended-at-start:{room_id}:{creator}:{membership}")
     return gone
 
 
-async def _suspend(runtime: Runtime, room_id: str, user: UserID, reason: str, *, txn_id: str) -> None:
-    hooks, outbound = await runtime.store.suspend_creator(room_id, user, reason)
+async def _suspend(
+    ctx: BridgeContext, store: WebhookStore, room_id: str, user: UserID, reason: str, *, txn_id: str,
+) -> None:
+    hooks, outbound = await store.suspend_creator(room_id, user, reason)
     if not hooks and not outbound:
         return
     log.info("suspended %d inbound and %d outbound webhooks in %s: %s", len(hooks), len(outbound), room_id, reason)
     named = [f"'{hook.name}' ({hook.id})" for hook in hooks] + [f"outbound {hook.id}" for hook in outbound]
-    bot = runtime.ctx.matrix.intent(runtime.ctx.bot_user_id)
+    bot = ctx.matrix.intent(ctx.bot_user_id)
     await bot.send_text(
         RoomID(room_id),
         f"{reason}, so the webhooks they made here are suspended: {', '.join(named)}. Requests to them are "

@@ -11,6 +11,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from bridges.webhook.slack import Lines
+
 MAX_COMMITS = 10
 
 
@@ -33,23 +35,13 @@ def _link(url: str, label: str) -> str:
     return html.escape(label)
 
 
-class _Lines:
-    """Plain and HTML renderings built side by side."""
-
-    def __init__(self) -> None:
-        self.plain: list[str] = []
-        self.html: list[str] = []
-
-    def add(self, plain: str, marked: str) -> None:
-        self.plain.append(plain)
-        self.html.append(marked)
-
-    def result(self, *, as_list_from: int | None = None) -> tuple[str, str]:
-        if as_list_from is None:
-            return "\n".join(self.plain), "<br>".join(self.html)
-        head = "<br>".join(self.html[:as_list_from])
-        items = "".join(f"<li>{item}</li>" for item in self.html[as_list_from:])
-        return "\n".join(self.plain), head + (f"<ul>{items}</ul>" if items else "")
+def _result(lines: Lines, *, as_list_from: int | None = None) -> tuple[str, str]:
+    """(plain, HTML): lines, the HTML ones from ``as_list_from`` on as a list."""
+    if as_list_from is None:
+        return "\n".join(lines.plain), "<br>".join(lines.html)
+    head = "<br>".join(lines.html[:as_list_from])
+    items = "".join(f"<li>{item}</li>" for item in lines.html[as_list_from:])
+    return "\n".join(lines.plain), head + (f"<ul>{items}</ul>" if items else "")
 
 
 def _push(payload: Mapping[str, Any]) -> tuple[str, str]:
@@ -59,11 +51,11 @@ def _push(payload: Mapping[str, Any]) -> tuple[str, str]:
     branch = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
     commits = [c for c in payload.get("commits") or [] if isinstance(c, Mapping)]
     compare = _str(payload, "compare")
-    lines = _Lines()
+    lines = Lines()
     if payload.get("deleted"):
         lines.add(f"{who} deleted {branch} in {repo}", f"<strong>{html.escape(who)}</strong> deleted "
                   f"<code>{html.escape(branch)}</code> in {html.escape(repo)}")
-        return lines.result()
+        return _result(lines)
     count = len(commits)
     noun = "commit" if count == 1 else "commits"
     lines.add(
@@ -79,7 +71,7 @@ def _push(payload: Mapping[str, Any]) -> tuple[str, str]:
                   f"{_link(_str(commit, 'url'), sha)} {html.escape(title)} ({html.escape(author)})")
     if count > MAX_COMMITS:
         lines.add(f"- and {count - MAX_COMMITS} more", f"and {count - MAX_COMMITS} more")
-    return lines.result(as_list_from=1)
+    return _result(lines, as_list_from=1)
 
 
 def _numbered(kind: str, key: str, payload: Mapping[str, Any]) -> tuple[str, str]:

@@ -38,10 +38,9 @@ from bridgekit import (
     UnsafeURL,
 )
 from bridges.webhook.identity import IdentityStyle, choose_speaker, name_key
-from bridges.webhook.message import HookMessage
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.store import Hook, HookGhost, InboundMessage, WebhookStore
-from bridges.webhook.translate import bot_style
+from bridges.webhook.translate import HookMessage, bot_style
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,12 @@ from typing import Any
 
 from bridgekit import DeliveryFailed, DeliveryInterrupted
 from bridges.webhook.inbound import InboundPosts, now_ms
-from bridges.webhook.message import PayloadError
 from bridges.webhook.ratelimit import RateLimiter, retry_after_header
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import Rejection, Scheme, request_digest, token_matches, verify
 from bridges.webhook.store import ACTIVE, Added, Hook, InboundMessage, WebhookStore
-from bridges.webhook.translate import parse_body, to_message
+from bridges.webhook.translate import PayloadError, parse_body, to_message
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from bridgekit import BridgeContext, RemoteUserID, SQLiteFileReader, UserID, read_sqlite_file, sqlite_path
 from bridges.webhook.identity import ghost_sender_id_of
-from bridges.webhook.outbound import DELIVERY, hook_key
+from bridges.webhook.outbound import delivery_job, enqueue_delivery
 from bridges.webhook.tables import Base, Hook, HookGhost, InboundMessage, OutboundHook
 
 log = logging.getLogger(__name__)
@@ -58,26 +58,21 @@ async def import_legacy_database(ctx: BridgeContext, database_url: str) -> dict[
 
 async def _copy(ctx: BridgeContext, old: SQLiteFileReader) -> dict[str, int]:
     present = await old.tables()
-    counts: dict[str, int] = {}
+    copied: dict[str, list[Mapping[str, Any]]] = {}
     async with ctx.database.write_session() as session:
         for table, model in _TABLES:
-            rows = await old.rows(f"SELECT * FROM {table}") if table in present else []  # noqa: S608
+            copied[table] = rows = await old.rows(f"SELECT * FROM {table}") if table in present else []  # noqa: S608
             for row in rows:
                 await session.merge(model(**_columns(model, row)))
-            counts[table.removeprefix("webhook_")] = len(rows)
-    if "webhook_delivery" in present:
-        counts["pending deliveries"] = await _queue_deliveries(ctx, old)
-    if "webhook_ghost" in present:
-        await _keep_ghosts(ctx, old)
-    return counts
-
-
-async def _keep_ghosts(ctx: BridgeContext, old: SQLiteFileReader) -> None:
-    """The ghosts the old bridge made keep their IDs (it named them ``{prefix}{connector}_{hook}.
-    {key}``; the core's rule may be shorter now), so each sender stays the same Matrix user."""
-    for row in await old.rows("SELECT hook_id, name_key, user_id FROM webhook_ghost"):
+    # The ghosts the old bridge made keep their IDs (it named them ``{prefix}{connector}_{hook}.
+    # {key}``; the core's rule may be shorter now), so each sender stays the same Matrix user.
+    for row in copied["webhook_ghost"]:
         await ctx.keep_ghost_id(RemoteUserID(ghost_sender_id_of(row["hook_id"], row["name_key"])),
                                 UserID(row["user_id"]))
+    counts = {table.removeprefix("webhook_"): len(rows) for table, rows in copied.items()}
+    if "webhook_delivery" in present:
+        counts["pending deliveries"] = await _queue_deliveries(ctx, old)
+    return counts
 
 
 def _columns(model: type[Base], row: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,10 +92,8 @@ async def _queue_deliveries(ctx: BridgeContext, old: SQLiteFileReader) -> int:
     for row in pending:
         if row["hook_id"] not in creators:
             continue
-        payload = {"delivery_id": row["id"], "hook_id": row["hook_id"], "event_id": row["event_id"],
-                   "room_id": row["room_id"], "body": row["body"], "creator": creators[row["hook_id"]]}
-        await ctx.jobs.enqueue(DELIVERY, payload, key=hook_key(row["hook_id"]),
-                               unique=f"{row['hook_id']}:{row['event_id']}")
+        await enqueue_delivery(ctx.jobs, delivery_job(row["hook_id"], creators[row["hook_id"]], row["event_id"],
+                                                      row["room_id"], row["body"], row["id"]))
         queued += 1
     return queued
 

@@ -31,6 +31,7 @@ from bridgekit import (
     GiveUpJob,
     GuardedHTTP,
     Job,
+    JobQueue,
     JobRetry,
     MatrixEvent,
     MatrixForbidden,
@@ -67,19 +68,23 @@ def delivery_body(event: MatrixEvent, displayname: str | None) -> dict[str, Any]
     }
 
 
-def delivery_job(hook: OutboundHook, event_id: str, room_id: str, body: str, delivery_id: str) -> dict[str, str]:
+def delivery_job(
+    hook_id: str, creator: str, event_id: str, room_id: str, body: str, delivery_id: str,
+) -> dict[str, str]:
     """A delivery's job payload (``creator``: who the hook belonged to when it was queued)."""
-    return {"delivery_id": delivery_id, "hook_id": hook.id, "event_id": event_id, "room_id": room_id,
-            "body": body, "creator": hook.creator}
+    return {"delivery_id": delivery_id, "hook_id": hook_id, "event_id": event_id, "room_id": room_id,
+            "body": body, "creator": creator}
+
+
+async def enqueue_delivery(jobs: JobQueue, delivery: dict[str, str]) -> None:
+    """Queue a delivery behind the earlier ones of its hook, once per (hook, event)."""
+    await jobs.enqueue(DELIVERY, delivery, key=hook_key(delivery["hook_id"]),
+                       unique=f"{delivery['hook_id']}:{delivery['event_id']}")
 
 
 def hook_key(hook_id: str) -> str:
     """The ordering key of a hook's deliveries."""
     return f"outbound:{hook_id}"
-
-
-class PermanentFailure(Exception):
-    """Retrying cannot help (the target is refused, or the receiver said the request is wrong)."""
 
 
 class NotToBeSent(Exception):
@@ -109,14 +114,13 @@ class OutboundDeliverer:
         """Queue one delivery per active outbound hook of the event's room; returns how many."""
         if event.type != "m.room.message":
             return 0
-        hooks = await self._store.outbound_in_room(event.room_id, active_only=True)
+        hooks = await self._store.in_room(OutboundHook, event.room_id, active_only=True)
         if not hooks:
             return 0
         body = json.dumps(delivery_body(event, await self._displayname(event)), ensure_ascii=False)
         for hook in hooks:
-            payload = delivery_job(hook, event.event_id, event.room_id, body, secrets.token_hex(16))
-            await self._ctx.jobs.enqueue(DELIVERY, payload, key=hook_key(hook.id),
-                                         unique=f"{hook.id}:{event.event_id}")
+            await enqueue_delivery(self._ctx.jobs, delivery_job(hook.id, hook.creator, event.event_id, event.room_id,
+                                                                body, secrets.token_hex(16)))
         return len(hooks)
 
     async def _displayname(self, event: MatrixEvent) -> str | None:
@@ -136,8 +140,8 @@ class OutboundDeliverer:
             await self._post(delivery)
         except NotToBeSent as why:
             log.info("outbound delivery %s of hook %s dropped: %s", delivery["delivery_id"], delivery["hook_id"], why)
-        except PermanentFailure as error:
-            raise GiveUpJob(str(error)) from None
+        except GiveUpJob:
+            raise  # retrying cannot help: the target is refused, or the receiver said the request is wrong
         except Exception as error:
             reason = _describe(error)
             log.info("outbound hook %s: attempt %d for %s failed (%s)", delivery["hook_id"], job.attempt,
@@ -155,7 +159,7 @@ class OutboundDeliverer:
         return bool(member.get("membership") == "join")
 
     async def _sendable_hook(self, delivery: dict[str, str]) -> OutboundHook:
-        hook = await self._store.outbound(delivery["hook_id"])
+        hook = await self._store.get(OutboundHook, delivery["hook_id"])
         if hook is None:
             raise NotToBeSent("the outbound hook was removed")
         if hook.status != ACTIVE:
@@ -171,7 +175,7 @@ class OutboundDeliverer:
         try:
             secret = self._box.open(hook.sealed_secret, row=outbound_row(hook.id))
         except SecretBoxUnavailable as error:
-            raise PermanentFailure(str(error)) from None
+            raise GiveUpJob(str(error)) from None
         body = delivery["body"].encode()
         timestamp = int(self._clock())
         headers = {
@@ -187,12 +191,12 @@ class OutboundDeliverer:
                 max_bytes=64 * 1024,
             )
         except UnsafeURL as error:
-            raise PermanentFailure(str(error)) from None
+            raise GiveUpJob(str(error)) from None
         status = response.status_code
         if 200 <= status < 300:
             return
         if 400 <= status < 500 and status not in (408, 409, 425, 429):
-            raise PermanentFailure(f"the receiver answered HTTP {status}")
+            raise GiveUpJob(f"the receiver answered HTTP {status}")
         raise RuntimeError(f"the receiver answered HTTP {status}")
 
     async def _tell_room(self, job: Job, reason: str) -> None:
@@ -219,4 +223,5 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-__all__ = ["DELIVERY", "OutboundDeliverer", "PermanentFailure", "delivery_body", "delivery_job", "hook_key"]
+__all__ = ["DELIVERY", "OutboundDeliverer", "delivery_body", "delivery_job", "enqueue_delivery",
+           "hook_key"]

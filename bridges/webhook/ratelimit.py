@@ -40,9 +40,6 @@ class RateLimiter:
             return 0.0
         return (1.0 - bucket.tokens) / self._rate
 
-    def forget(self, key: str) -> None:
-        self._buckets.pop(key, None)
-
 
 def retry_after_header(wait_seconds: float) -> str:
     """Retry-After is whole seconds; round up so a client that obeys it is let in."""

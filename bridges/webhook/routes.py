@@ -16,7 +16,7 @@ from starlette.types import Message
 
 from bridges.webhook.intake import Answer, Intake, error, too_large
 from bridges.webhook.intake import Request as IntakeRequest
-from bridges.webhook.message import PayloadError
+from bridges.webhook.translate import PayloadError
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
@@ -54,28 +54,46 @@ def _json(answer: Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
-def build_router(intake: Callable[[], Intake | None], max_body_bytes: Callable[[], int]) -> APIRouter:
-    """The router; ``intake`` gives the connector's intake once it has started (None before)."""
+def outcome(answer: Answer) -> str:
+    """The answer in one word, for the requests metric: the error's code (a fixed set), or what
+    became of the payload (posted, queued, duplicate, pong)."""
+    body = answer.body
+    if not body.get("ok"):
+        return str(body.get("error", "error"))
+    if body.get("queued"):
+        return "queued"
+    if body.get("duplicate"):
+        return "duplicate"
+    return "posted" if body.get("event_id") else "pong"
+
+
+def build_router(intake: Callable[[], Intake | None], limit: int, counted: Callable[[str], None]) -> APIRouter:
+    """The router; ``intake`` gives the connector's intake once it has started (None before);
+    ``counted`` is told each request's :func:`outcome`."""
     router = APIRouter()
 
     async def receive(hook: str, request: Request) -> JSONResponse:
+        answer = await _answer(hook, request)
+        counted(outcome(answer))
+        return _json(answer)
+
+    async def _answer(hook: str, request: Request) -> Answer:
         current = intake()
         if current is None:
-            return _json(error(503, "starting", "the webhook bridge is starting; retry shortly", {"Retry-After": "5"}))
-        limit = max_body_bytes()
+            return error(503, "starting", "the webhook bridge is starting; retry shortly", {"Retry-After": "5"})
         body = await read_limited(request, limit)
         if body is None:
-            return _json(too_large(limit))
+            return too_large(limit)
         fields = None
         if request.headers.get("Content-Type", "").lower().startswith("multipart/form-data"):
             try:
                 fields = await parse_multipart(request, body)
             except PayloadError as problem:
-                return _json(error(problem.status, problem.code, str(problem)))
-        return _json(await current.handle(IntakeRequest(hook, request.headers, body, fields)))
+                return error(problem.status, problem.code, str(problem))
+        return await current.handle(IntakeRequest(hook, request.headers, body, fields))
 
     router.add_api_route("/webhook/{hook}", receive, methods=["POST", "PUT"], include_in_schema=False)
     return router
 
 
-__all__ = ["build_router", "read_limited"]
+__all__ = ["build_router", "outcome", "read_limited"]

@@ -6,7 +6,7 @@ hash), so it is stored encrypted under the admin's key (the connector's ``secret
 dump alone reveals no secret. The cipher gives each stored value:
 
 - the ID of the key that wrote it, so ``previous_secrets_keys`` keep old rows readable while the
-  start-up pass (:meth:`SecretBox.needs_reseal`, :meth:`SecretBox.reseal`) moves them to the
+  start-up pass (:meth:`SecretBox.needs_reseal`, ``WebhookStore.reseal_secrets``) moves them to the
   current key;
 - a binding to its row (``webhook_hook:<id>``, ``webhook_outbound:<id>``): a secret copied
   into another hook's row is refused, not used.
@@ -102,14 +102,6 @@ class SecretBox:
         """True when ``sealed`` is in the old format or was written with a previous key."""
         cipher, _ = self._keys()
         return not sealed.startswith(_CIPHER_FORMAT) or cipher.needs_rotation(sealed)
-
-    def reseal(self, sealed: str, *, row: str) -> str:
-        """``sealed`` written again with the current key, bound to ``row``."""
-        cipher, _ = self._keys()
-        if sealed.startswith(_CIPHER_FORMAT):
-            self.open(sealed, row=row)  # refuses a value bound to another row before rewriting it
-            return cipher.rotate(sealed)
-        return self.seal(self.open(sealed, row=row), row=row)
 
 
 __all__ = ["SecretBox", "SecretBoxUnavailable", "inbound_row", "outbound_row"]

@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -101,6 +101,27 @@ def _timestamp_problem(value: str | None, now: float, window: int, header: str) 
     return None
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """How a signed scheme signs: its headers, and the string its HMAC covers."""
+
+    header: str
+    timestamp_header: str | None
+    """None: the body alone is signed (GitHub)."""
+    prefix: str
+    signed: Callable[[bytes, bytes], bytes]
+    """(timestamp, body) -> what the HMAC is computed over."""
+
+
+_SIGNED = {
+    Scheme.GITHUB: _Signed("X-Hub-Signature-256", None, "sha256=", lambda _, body: body),
+    Scheme.SLACK: _Signed("X-Slack-Signature", "X-Slack-Request-Timestamp", "v0=",
+                          lambda timestamp, body: b"v0:" + timestamp + b":" + body),
+    Scheme.HMAC: _Signed(SIGNATURE_HEADER, TIMESTAMP_HEADER, "sha256=",
+                         lambda timestamp, body: timestamp + b"." + body),
+}
+
+
 def request_digest(scheme: Scheme, headers: Mapping[str, str], body: bytes) -> str | None:
     """What makes a signed request unique, so that it is accepted once. GitHub signs the body
     only, so an identical body is a replay for as long as the idempotency window remembers it;
@@ -108,10 +129,9 @@ def request_digest(scheme: Scheme, headers: Mapping[str, str], body: bytes) -> s
     window is the same request again. Token hooks: None (the URL is the secret)."""
     if scheme is Scheme.GITHUB:
         return hashlib.sha256(body).hexdigest()
-    header = {Scheme.SLACK: "X-Slack-Request-Timestamp", Scheme.HMAC: TIMESTAMP_HEADER}.get(scheme)
-    if header is None:
+    if scheme is Scheme.TOKEN:
         return None
-    timestamp = (_header(headers, header) or "").strip()
+    timestamp = (_header(headers, _SIGNED[scheme].timestamp_header or "") or "").strip()
     return hashlib.sha256(f"{scheme.value}:{timestamp}.".encode() + body).hexdigest()
 
 
@@ -121,54 +141,23 @@ def _matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.strip().encode("latin-1", "replace"), expected.encode())
 
 
-def verify_github(secret: str, headers: Mapping[str, str], body: bytes) -> Rejection | None:
-    given = _header(headers, "X-Hub-Signature-256")
-    if given is None:
-        return Rejection("missing_signature", "the X-Hub-Signature-256 header is missing")
-    if not _matches(given, "sha256=" + _hex_hmac(secret, body)):
-        return Rejection("bad_signature", "X-Hub-Signature-256 does not match the body and the hook's secret")
-    return None
-
-
-def verify_slack(secret: str, headers: Mapping[str, str], body: bytes, *, now: float, window: int) -> Rejection | None:
-    given = _header(headers, "X-Slack-Signature")
-    if given is None:
-        return Rejection("missing_signature", "the X-Slack-Signature header is missing")
-    timestamp = _header(headers, "X-Slack-Request-Timestamp")
-    problem = _timestamp_problem(timestamp, now, window, "X-Slack-Request-Timestamp")
-    if problem is not None:
-        return problem
-    expected = "v0=" + _hex_hmac(secret, b"v0:" + str(timestamp).encode() + b":" + body)
-    if not _matches(given, expected):
-        return Rejection("bad_signature", "X-Slack-Signature does not match the request and the hook's secret")
-    return None
-
-
-def verify_hmac(secret: str, headers: Mapping[str, str], body: bytes, *, now: float, window: int) -> Rejection | None:
-    given = _header(headers, SIGNATURE_HEADER)
-    if given is None:
-        return Rejection("missing_signature", f"the {SIGNATURE_HEADER} header is missing")
-    timestamp = _header(headers, TIMESTAMP_HEADER)
-    problem = _timestamp_problem(timestamp, now, window, TIMESTAMP_HEADER)
-    if problem is not None or timestamp is None:
-        return problem
-    expected = "sha256=" + _hex_hmac(secret, timestamp.encode() + b"." + body)
-    if not _matches(given, expected):
-        return Rejection("bad_signature", f"{SIGNATURE_HEADER} does not match the request and the hook's secret")
-    return None
-
-
 def verify(
     scheme: Scheme, secret: str, headers: Mapping[str, str], body: bytes, *, now: float, window: int
 ) -> Rejection | None:
     """None when the signature of a signed scheme is right, else why not."""
-    if scheme is Scheme.GITHUB:
-        return verify_github(secret, headers, body)
-    if scheme is Scheme.SLACK:
-        return verify_slack(secret, headers, body, now=now, window=window)
-    if scheme is Scheme.HMAC:
-        return verify_hmac(secret, headers, body, now=now, window=window)
-    raise ValueError("token hooks are checked with token_matches, not verify")
+    if scheme is Scheme.TOKEN:
+        raise ValueError("token hooks are checked with token_matches, not verify")
+    how = _SIGNED[scheme]
+    given = _header(headers, how.header)
+    if given is None:
+        return Rejection("missing_signature", f"the {how.header} header is missing")
+    timestamp = _header(headers, how.timestamp_header) if how.timestamp_header else ""
+    if how.timestamp_header and (problem := _timestamp_problem(timestamp, now, window, how.timestamp_header)):
+        return problem
+    if not _matches(given, how.prefix + _hex_hmac(secret, how.signed((timestamp or "").encode(), body))):
+        covered = "the request" if how.timestamp_header else "the body"
+        return Rejection("bad_signature", f"{how.header} does not match {covered} and the hook's secret")
+    return None
 
 
 __all__ = [
@@ -183,7 +172,4 @@ __all__ = [
     "sign",
     "token_matches",
     "verify",
-    "verify_github",
-    "verify_hmac",
-    "verify_slack",
 ]

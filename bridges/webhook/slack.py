@@ -59,42 +59,47 @@ def _styled(escaped: str) -> str:
     return escaped
 
 
+class Lines:
+    """Plain-text and HTML renderings built side by side (also GitHub's, ``github.py``)."""
+
+    def __init__(self) -> None:
+        self.plain: list[str] = []
+        self.html: list[str] = []
+
+    def add(self, plain: str, marked: str) -> None:
+        self.plain.append(plain)
+        self.html.append(marked)
+
+
 def _inline(text: str) -> tuple[str, str]:
     """Text without code spans: entities become links, the rest is escaped and styled."""
-    plain: list[str] = []
-    marked: list[str] = []
+    out = Lines()
     position = 0
     for match in _ENTITY.finditer(text):
         before = _unescape(text[position:match.start()])
-        plain.append(before)
-        marked.append(_styled(html.escape(before, quote=False)))
-        entity_plain, entity_html = _entity(match.group(1))
-        plain.append(entity_plain)
-        marked.append(entity_html)
+        out.add(before, _styled(html.escape(before, quote=False)))
+        out.add(*_entity(match.group(1)))
         position = match.end()
     rest = _unescape(text[position:])
-    plain.append(rest)
-    marked.append(_styled(html.escape(rest, quote=False)))
-    return "".join(plain), "".join(marked)
+    out.add(rest, _styled(html.escape(rest, quote=False)))
+    return "".join(out.plain), "".join(out.html)
 
 
 def mrkdwn(text: str) -> tuple[str, str]:
     """Slack ``mrkdwn`` -> (plain text, Matrix HTML)."""
-    plain: list[str] = []
-    marked: list[str] = []
+    out = Lines()
     # Code first: nothing inside ``` or ` is markup.
     for index, part in enumerate(re.split(r"(```[\s\S]*?```|`[^`\n]+`)", text)):
         if index % 2:
             code = _unescape(part.strip("`"))
-            plain.append(part if part.startswith("```") else code)
             block = part.startswith("```")
             escaped = html.escape(code.strip("\n") if block else code, quote=False)
-            marked.append(f"<pre><code>{escaped}</code></pre>" if block else f"<code>{escaped}</code>")
+            out.add(part if block else code,
+                    f"<pre><code>{escaped}</code></pre>" if block else f"<code>{escaped}</code>")
         else:
             part_plain, part_html = _inline(part)
-            plain.append(part_plain)
-            marked.append(part_html.replace("\n", "<br>"))
-    return "".join(plain), "".join(marked)
+            out.add(part_plain, part_html.replace("\n", "<br>"))
+    return "".join(out.plain), "".join(out.html)
 
 
 def _text_of(value: object) -> str:
@@ -105,17 +110,15 @@ def _text_of(value: object) -> str:
     return ""
 
 
-def _attachment(attachment: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(plain lines, html parts) of one attachment's quoted content."""
-    plain: list[str] = []
-    parts: list[str] = []
+def _attachment(attachment: Mapping[str, Any]) -> Lines:
+    """The plain lines and html parts of one attachment's quoted content."""
+    out = Lines()
 
     def add(text: str, *, bold: bool = False) -> None:
         if not text.strip():
             return
         line_plain, line_html = mrkdwn(text)
-        plain.append(line_plain)
-        parts.append(f"<strong>{line_html}</strong>" if bold else line_html)
+        out.add(line_plain, f"<strong>{line_html}</strong>" if bold else line_html)
 
     author = _text_of(attachment.get("author_name"))
     if author:
@@ -123,8 +126,8 @@ def _attachment(attachment: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     title = _text_of(attachment.get("title"))
     link = attachment.get("title_link")
     if title and isinstance(link, str) and link.lower().startswith(_SAFE_LINK):
-        plain.append(f"{title} ({link})")
-        parts.append(f'<strong><a href="{html.escape(link, quote=True)}">{html.escape(title)}</a></strong>')
+        out.add(f"{title} ({link})",
+                f'<strong><a href="{html.escape(link, quote=True)}">{html.escape(title)}</a></strong>')
     else:
         add(title, bold=True)
     add(_text_of(attachment.get("text")))
@@ -132,21 +135,18 @@ def _attachment(attachment: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         if isinstance(field, Mapping):
             name, value = _text_of(field.get("title")), _text_of(field.get("value"))
             value_plain, value_html = mrkdwn(value)
-            plain.append(f"{name}: {value_plain}" if name else value_plain)
-            parts.append(f"<strong>{html.escape(name)}</strong>: {value_html}" if name else value_html)
+            out.add(f"{name}: {value_plain}" if name else value_plain,
+                    f"<strong>{html.escape(name)}</strong>: {value_html}" if name else value_html)
     image = attachment.get("image_url")
     if isinstance(image, str) and image.lower().startswith(_SAFE_LINK):
-        plain.append(image)
-        parts.append(f'<a href="{html.escape(image, quote=True)}">{html.escape(image)}</a>')
+        out.add(image, f'<a href="{html.escape(image, quote=True)}">{html.escape(image)}</a>')
     add(_text_of(attachment.get("footer")))
-    if not plain:
+    if not out.plain:
         add(_text_of(attachment.get("fallback")))
-    return plain, parts
+    return out
 
 
-def _blocks(blocks: list[Any]) -> tuple[list[str], list[str]]:
-    plain: list[str] = []
-    parts: list[str] = []
+def _blocks(blocks: list[Any], out: Lines) -> None:
     for block in blocks:
         if not isinstance(block, Mapping):
             continue
@@ -157,38 +157,30 @@ def _blocks(blocks: list[Any]) -> tuple[list[str], list[str]]:
             texts += [_text_of(element) for element in block.get("elements") or []]
         for text in filter(None, texts):
             text_plain, text_html = mrkdwn(text)
-            plain.append(text_plain)
-            parts.append(f"<p><strong>{text_html}</strong></p>" if kind == "header" else f"<p>{text_html}</p>")
-    return plain, parts
+            out.add(text_plain, f"<p><strong>{text_html}</strong></p>" if kind == "header" else f"<p>{text_html}</p>")
 
 
 def render_slack(fields: Mapping[str, Any]) -> tuple[str, str]:
     """A Slack message payload -> (plain text, HTML). Empty strings when there is nothing to show."""
-    plain: list[str] = []
-    parts: list[str] = []
+    out = Lines()
     text = _text_of(fields.get("text"))
     if text:
-        text_plain, text_html = mrkdwn(text)
-        plain.append(text_plain)
-        parts.append(text_html)
+        out.add(*mrkdwn(text))
     blocks = fields.get("blocks")
     if isinstance(blocks, list):
-        block_plain, block_html = _blocks(blocks)
-        plain += block_plain
-        parts += block_html
+        _blocks(blocks, out)
     for attachment in fields.get("attachments") or []:
         if not isinstance(attachment, Mapping):
             continue
         pretext = _text_of(attachment.get("pretext"))
         if pretext:
             pre_plain, pre_html = mrkdwn(pretext)
-            plain.append(pre_plain)
-            parts.append(f"<p>{pre_html}</p>")
-        quoted_plain, quoted_html = _attachment(attachment)
-        if quoted_plain:
-            plain.append("\n".join(f"> {line}" for chunk in quoted_plain for line in chunk.split("\n")))
-            parts.append("<blockquote>" + "<br>".join(quoted_html) + "</blockquote>")
-    return "\n".join(plain).strip(), "".join(parts)
+            out.add(pre_plain, f"<p>{pre_html}</p>")
+        quoted = _attachment(attachment)
+        if quoted.plain:
+            out.add("\n".join(f"> {line}" for chunk in quoted.plain for line in chunk.split("\n")),
+                    "<blockquote>" + "<br>".join(quoted.html) + "</blockquote>")
+    return "\n".join(out.plain).strip(), "".join(out.html)
 
 
-__all__ = ["SLACK_KEYS", "looks_like_slack", "mrkdwn", "render_slack"]
+__all__ = ["SLACK_KEYS", "Lines", "looks_like_slack", "mrkdwn", "render_slack"]

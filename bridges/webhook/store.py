@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridgekit import ConnectorDatabase
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row, outbound_row
-from bridges.webhook.tables import ACTIVE, SUSPENDED, Base, Hook, HookGhost, InboundMessage, OutboundHook
+from bridges.webhook.tables import ACTIVE, SUSPENDED, Hook, HookGhost, InboundMessage, OutboundHook
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Added(enum.Enum):
     """Its body, signed alone, was accepted before under another key: a replay."""
 
 
-Row = TypeVar("Row", bound=Base)
+Row = TypeVar("Row", Hook, OutboundHook)
 
 
 class WebhookStore:
@@ -47,67 +47,67 @@ class WebhookStore:
         read the row from before the change)."""
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        async with self._db.write_session() as session:
-            yield session
-
-    @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
         async with self._db.read() as connection, AsyncSession(bind=connection, expire_on_commit=False) as session:
             yield session
 
-    # -- inbound hooks -------------------------------------------------------------------------
+    # -- hooks, inbound and outbound -----------------------------------------------------------
 
     @asynccontextmanager
     async def _hook_write(self) -> AsyncIterator[AsyncSession]:
         self._changes += 1
         self._hooks.clear()
         try:
-            async with self._write() as session:
+            async with self._db.write_session() as session:
                 yield session
         finally:
             self._changes += 1
             self._hooks.clear()
 
-    async def add_hook(self, hook: Hook) -> None:
+    async def add(self, hook: Hook | OutboundHook) -> None:
         async with self._hook_write() as session:
             session.add(hook)
 
     async def hook(self, hook_id: str) -> Hook | None:
+        """An inbound hook (from memory when it was read before and has not changed since)."""
         if (known := self._hooks.get(hook_id)) is not None:
             return known
         changes = self._changes
-        async with self._read() as session:
-            found = await session.get(Hook, hook_id)
+        found = await self.get(Hook, hook_id)
         if found is not None and changes == self._changes:
             self._hooks[hook_id] = found
         return found
 
-    async def hooks_in_room(self, room_id: str) -> Sequence[Hook]:
+    async def get(self, model: type[Row], hook_id: str) -> Row | None:
         async with self._read() as session:
-            return (await session.scalars(select(Hook).where(Hook.room_id == room_id).order_by(Hook.created_ms))).all()
+            return await session.get(model, hook_id)
 
-    async def update_hook(self, hook_id: str, **values: Any) -> Hook | None:
-        return await self._update(Hook, hook_id, values)
+    async def in_room(self, model: type[Row], room_id: str, *, active_only: bool = False) -> Sequence[Row]:
+        """The room's hooks of ``model``, oldest first."""
+        query = select(model).where(model.room_id == room_id).order_by(model.created_ms)
+        async with self._read() as session:
+            return (await session.scalars(query.where(model.status == ACTIVE) if active_only else query)).all()
 
-    async def _update(self, model: type[Row], key: str, values: dict[str, Any]) -> Row | None:
-        """Set ``values`` on the row of ``model`` with primary key ``key``; the row, or None."""
+    async def update(self, model: type[Row], hook_id: str, **values: Any) -> None:
         async with self._hook_write() as session:
-            row = await session.get(model, key)
-            if row is not None:
-                for column, value in values.items():
-                    setattr(row, column, value)
-            return row
+            await session.execute(update(model).where(model.id == hook_id).values(**values))
+
+    async def remove(self, model: type[Row], hook_id: str) -> None:
+        """Removes the hook (and an inbound hook's ghosts)."""
+        async with self._hook_write() as session:
+            await session.execute(delete(model).where(model.id == hook_id))
+            if model is Hook:
+                await session.execute(delete(HookGhost).where(HookGhost.hook_id == hook_id))
 
     async def suspend_creator(self, room_id: str, creator: str, reason: str) -> tuple[list[Hook], list[OutboundHook]]:
         """Suspend the active hooks ``creator`` made in ``room_id`` (they left it); returns them.
         Deliveries still queued for those outbound hooks find them suspended and are dropped."""
+        def theirs(model: type[Row]) -> Select[Row]:
+            return select(model).where(model.room_id == room_id, model.creator == creator, model.status == ACTIVE)
+
         async with self._hook_write() as session:
-            hooks = list((await session.scalars(select(Hook).where(
-                Hook.room_id == room_id, Hook.creator == creator, Hook.status == ACTIVE))).all())
-            outbound = list((await session.scalars(select(OutboundHook).where(
-                OutboundHook.room_id == room_id, OutboundHook.creator == creator, OutboundHook.status == ACTIVE,
-            ))).all())
+            hooks = list(await session.scalars(theirs(Hook)))
+            outbound = list(await session.scalars(theirs(OutboundHook)))
             suspended: list[Hook | OutboundHook] = [*hooks, *outbound]
             for hook in suspended:
                 hook.status, hook.suspended_reason = SUSPENDED, reason
@@ -135,17 +135,12 @@ class WebhookStore:
                 if row.sealed_secret is None or not box.needs_reseal(row.sealed_secret):
                     continue
                 try:
-                    row.sealed_secret = box.reseal(row.sealed_secret, row=bound_to)
+                    row.sealed_secret = box.seal(box.open(row.sealed_secret, row=bound_to), row=bound_to)
                 except SecretBoxUnavailable as error:
                     log.error("the signing secret of %s stays as it is: %s", bound_to, error)
                     continue
                 done += 1
         return done
-
-    async def remove_hook(self, hook_id: str) -> None:
-        async with self._hook_write() as session:
-            await session.execute(delete(Hook).where(Hook.id == hook_id))
-            await session.execute(delete(HookGhost).where(HookGhost.hook_id == hook_id))
 
     # -- inbound messages ------------------------------------------------------------------------
 
@@ -160,7 +155,7 @@ class WebhookStore:
             attempts=0, created_ms=now_ms, body_digest=body_digest,
         )
         try:
-            async with self._write() as session:
+            async with self._db.write_session() as session:
                 session.add(row)
             return row, Added.NEW
         except IntegrityError:
@@ -180,7 +175,7 @@ class WebhookStore:
         """Record how messages ended: row ID -> (``sent`` or ``failed``, the event ID)."""
         if not outcomes:
             return
-        async with self._write() as session:
+        async with self._db.write_session() as session:
             for row_id, (state, event_id) in outcomes.items():
                 await session.execute(update(InboundMessage).where(InboundMessage.id == row_id)
                                       .values(state=state, event_id=event_id, attempts=InboundMessage.attempts + 1))
@@ -192,7 +187,7 @@ class WebhookStore:
 
     async def prune_inbound(self, before_ms: int) -> int:
         """Forget finished requests older than the idempotency window."""
-        async with self._write() as session:
+        async with self._db.write_session() as session:
             result = await session.execute(
                 delete(InboundMessage).where(InboundMessage.created_ms < before_ms, InboundMessage.state != "pending")
             )
@@ -211,32 +206,8 @@ class WebhookStore:
             return int(count or 0)
 
     async def save_ghost(self, ghost: HookGhost) -> None:
-        async with self._write() as session:
+        async with self._db.write_session() as session:
             await session.merge(ghost)
-
-    # -- outbound hooks and deliveries --------------------------------------------------------
-
-    async def add_outbound(self, hook: OutboundHook) -> None:
-        async with self._write() as session:
-            session.add(hook)
-
-    async def outbound(self, hook_id: str) -> OutboundHook | None:
-        async with self._read() as session:
-            return await session.get(OutboundHook, hook_id)
-
-    async def outbound_in_room(self, room_id: str, *, active_only: bool = False) -> Sequence[OutboundHook]:
-        async with self._read() as session:
-            query = select(OutboundHook).where(OutboundHook.room_id == room_id).order_by(OutboundHook.created_ms)
-            if active_only:
-                query = query.where(OutboundHook.status == ACTIVE)
-            return (await session.scalars(query)).all()
-
-    async def update_outbound(self, hook_id: str, **values: Any) -> OutboundHook | None:
-        return await self._update(OutboundHook, hook_id, values)
-
-    async def remove_outbound(self, hook_id: str) -> None:
-        async with self._write() as session:
-            await session.execute(delete(OutboundHook).where(OutboundHook.id == hook_id))
 
     async def hook_rooms(self) -> list[str]:
         """The rooms that have inbound hooks (the connector's feeds post into each)."""

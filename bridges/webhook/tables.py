@@ -25,22 +25,27 @@ class Base(DeclarativeBase):
     pass
 
 
-class Hook(Base):
-    """An inbound hook: posts into ``room_id``."""
+class _OwnedHook:
+    """What inbound and outbound hooks share: their room, who made them, and whether they are active."""
 
-    __tablename__ = "webhook_hook"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     room_id: Mapped[str] = mapped_column(String(255), index=True)
-    name: Mapped[str] = mapped_column(String(100))
     creator: Mapped[str] = mapped_column(String(255))
-    scheme: Mapped[str] = mapped_column(String(16))
-    token_hash: Mapped[str | None] = mapped_column(String(64))
-    sealed_secret: Mapped[str | None] = mapped_column(Text)
-    identity: Mapped[str] = mapped_column(String(16))
     created_ms: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default=ACTIVE, server_default=ACTIVE)
     """``active``, or ``suspended`` once its creator left the room (until a room admin adopts it)."""
     suspended_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Hook(_OwnedHook, Base):
+    """An inbound hook: posts into ``room_id``."""
+
+    __tablename__ = "webhook_hook"
+    name: Mapped[str] = mapped_column(String(100))
+    scheme: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    sealed_secret: Mapped[str | None] = mapped_column(Text)
+    identity: Mapped[str] = mapped_column(String(16))
 
 
 class InboundMessage(Base):
@@ -57,7 +62,7 @@ class InboundMessage(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     room_id: Mapped[str] = mapped_column(String(255))
     message: Mapped[dict[str, Any]] = mapped_column(JSON)
-    """The :class:`~bridges.webhook.message.HookMessage` as JSON, until it is in the room."""
+    """The :class:`~bridges.webhook.translate.HookMessage` as JSON, until it is in the room."""
     state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     event_id: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -79,18 +84,12 @@ class HookGhost(Base):
     avatar_mxc: Mapped[str | None] = mapped_column(Text)
 
 
-class OutboundHook(Base):
+class OutboundHook(_OwnedHook, Base):
     """A URL that gets the room's messages."""
 
     __tablename__ = "webhook_outbound"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    room_id: Mapped[str] = mapped_column(String(255), index=True)
     url: Mapped[str] = mapped_column(Text)
     sealed_secret: Mapped[str] = mapped_column(Text)
-    creator: Mapped[str] = mapped_column(String(255))
-    created_ms: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default=ACTIVE, server_default=ACTIVE)
-    suspended_reason: Mapped[str | None] = mapped_column(Text)
 
 
 WEBHOOK_TABLES = ConnectorTables(

@@ -11,20 +11,54 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from markdown_it import MarkdownIt
 
 from bridges.webhook.github import render_github
-from bridges.webhook.message import HookMessage, PayloadError, normalise_msgtype
 from bridges.webhook.sanitize import html_to_text, sanitize_html
 from bridges.webhook.slack import looks_like_slack, render_slack
 
 MAX_NAME_LENGTH = 100
+MSGTYPES = {"text": "m.text", "notice": "m.notice", "emote": "m.emote"}
 
 # Raw HTML off: markdown is the safe format, anything that looks like a tag stays text.
 _MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["strikethrough", "table"])
+
+
+@dataclass(frozen=True)
+class HookMessage:
+    """What one inbound request asks to post (stored as JSON until it is in the room)."""
+
+    text: str
+    """The plain-text ``body``; always set."""
+    html: str | None = None
+    """Sanitised ``formatted_body``, or None for plain text."""
+    msgtype: str = "m.text"
+    username: str | None = None
+    """Who the sender says it is: the ghost's name, or the bold name in bot style."""
+    avatar_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HookMessage:
+        return cls(
+            text=str(data["text"]), html=data.get("html"), msgtype=str(data.get("msgtype") or "m.text"),
+            username=data.get("username"), avatar_url=data.get("avatar_url"),
+        )
+
+
+class PayloadError(ValueError):
+    """The request body cannot become a message; ``code`` and the message go back to the sender."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
 
 
 def render_markdown(source: str) -> str:
@@ -85,6 +119,17 @@ def _name(fields: Mapping[str, Any]) -> str | None:
     return name[:MAX_NAME_LENGTH] or None
 
 
+def normalise_msgtype(value: object) -> str:
+    """``text``/``notice``/``emote`` (or their ``m.`` forms) -> the Matrix msgtype."""
+    if value is None or value == "":
+        return "m.text"
+    if isinstance(value, str):
+        short = value.strip().lower().removeprefix("m.")
+        if short in MSGTYPES:
+            return MSGTYPES[short]
+    raise PayloadError("bad_msgtype", f"msgtype must be text, notice or emote, not {value!r}")
+
+
 def to_message(fields: Mapping[str, Any], *, github_event: str | None = None) -> HookMessage | None:
     """The message a request asks for; None when it asks for nothing to be posted (GitHub ping).
 
@@ -127,4 +172,4 @@ def bot_style(message: HookMessage, fallback_name: str) -> tuple[str, str]:
     return f"{name}: {message.text}", f"<strong>{html.escape(name)}</strong>: {formatted}"
 
 
-__all__ = ["bot_style", "parse_body", "render_markdown", "to_message"]
+__all__ = ["HookMessage", "PayloadError", "bot_style", "parse_body", "render_markdown", "to_message"]

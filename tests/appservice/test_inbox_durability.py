@@ -12,8 +12,8 @@ from bridgekit.core.transactions import parse_transaction_body
 from bridgekit.events import MatrixEvent
 from bridgekit.store import Database
 from bridgekit.store.inbox import InboxStore
+from bridgekit.testing.waiting import eventually
 from tests.appservice.harness import RecordingConnector, message, running_appservice
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import asyncio
 import random
 
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem
-from tests.support.waiting import eventually
+from bridgekit.testing.waiting import eventually
 
 
 class Recorder:

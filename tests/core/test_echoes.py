@@ -10,9 +10,9 @@ from pathlib import Path
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.events import RemoteMessage
 from bridgekit.ids import ChatID, MessageID, RemoteUserID
+from bridgekit.testing.waiting import eventually
 from tests.core.network import FakeNetwork
 from tests.core.wiring import ALICE, DOUBLE_PUPPET_MARKER, Middle, middle
-from tests.support.waiting import eventually
 
 
 async def test_the_networks_echo_of_a_relayed_message_is_not_posted_back(core: Middle) -> None:

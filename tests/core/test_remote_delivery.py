@@ -13,9 +13,9 @@ from bridgekit.errors import DeliveryFailed
 from bridgekit.events import RemoteDelete, RemoteEdit, RemoteMessage, RemoteReaction, RemoteReceipt, RemoteTyping
 from bridgekit.ids import ChatID, MessageID, RemoteUserID
 from bridgekit.matrix.paths import txn_id_for
+from bridgekit.testing.waiting import eventually
 from tests.core.network import NET
 from tests.core.wiring import Middle, event_key, middle
-from tests.support.waiting import eventually
 
 
 def said(chat: str, message_id: str, sender: str, text: str) -> RemoteMessage:

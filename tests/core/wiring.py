@@ -32,6 +32,7 @@ from bridgekit.store import Database, MatrixStateStore
 from bridgekit.store.bridge_stores import BridgeStores
 from bridgekit.store.sessions import LoginStore
 from bridgekit.store.users import UserStore
+from bridgekit.telemetry import BridgeMetrics
 from bridgekit.testing import FakeHomeserver
 from tests.core.network import NET, FakeNetwork
 
@@ -65,6 +66,8 @@ class Middle:
     management: ManagementRoom
     ctx: BridgeContext
     """The connector's context: what it emits goes through ``ctx.emit``."""
+    metrics: BridgeMetrics
+    """The bridge's instruments, as the composition root shares them (``metrics.registry``)."""
     told: list[tuple[UserID, str]] = field(default_factory=list)
     """Private notices the core sent users (session problems)."""
     _events: int = 0
@@ -144,7 +147,8 @@ async def middle(
     homeserver.add_user(EVE)
     database = await Database.open(f"sqlite+aiosqlite:///{tmp_path / 'bridgekit.db'}")
     async with httpx.AsyncClient(transport=homeserver.transport) as http:
-        matrix = homeserver.matrix_client(http, MatrixStateStore(database))
+        metrics = BridgeMetrics()
+        matrix = homeserver.matrix_client(http, MatrixStateStore(database), metrics=metrics)
         told: list[tuple[UserID, str]] = []
 
         async def notify_owner(user_id: UserID, text: str) -> None:
@@ -158,20 +162,20 @@ async def middle(
         remote = RemoteDelivery(
             stores, matrix, server_name=SERVER, ghost_prefixes=prefixes, max_attempts=max_attempts,
             owner_of=sessions.owner_of, report_session=sessions.report, in_flight=in_flight,
-            is_puppet_owner=sessions.has_login,
+            is_puppet_owner=sessions.has_login, metrics=metrics,
         )
         permissions = Permissions.from_mapping(PERMISSIONS)
-        router = MatrixToRemote(connectors, stores, matrix, permissions, sessions, in_flight)
+        router = MatrixToRemote(connectors, stores, matrix, permissions, sessions, in_flight, metrics=metrics)
         management = ManagementRoom(matrix, UserStore(database), permissions, _services(network, remote, stores,
                                                                                         sessions))
         await management.load()
         ctx = BridgeContext(name=NET, settings={}, matrix=matrix, bot_user_id=matrix.bot_user_id, server_name=SERVER,
                             ghost_prefix=GHOST_PREFIX, alias_prefix=GHOST_PREFIX, log=logging.getLogger(NET),
-                            remote=remote, ghost_names=remote.ghost_ids)
+                            remote=remote, ghost_names=remote.ghost_ids, metrics_source=metrics.connector(NET))
         network.emit = ctx.emit
         await remote.start()
         wired = Middle(homeserver, network, database, matrix, stores, in_flight, remote, sessions, router,
-                       management, ctx, told)
+                       management, ctx, metrics, told)
         try:
             yield wired
         finally:

@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.servers.synapse import AppserviceSlot
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 

@@ -23,12 +23,12 @@ import httpx
 import pytest
 
 from bridgekit.demo.matrix_client import MatrixTestClient
-from tests.servers.bridge_process import BridgeProcess, bridgekit_command
+from bridgekit.testing.bridge_process import BridgeProcess, bridgekit_command
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
+from bridgekit.testing.waiting import eventually
 from tests.servers.fault_proxy import FaultProxy
-from tests.servers.synapse import AppserviceSlot
 from tests.support.echo_connector import ECHO_DELAY_MS
-from tests.support.waiting import eventually
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from bridgekit.demo.matrix_client import MatrixRequestError, MatrixTestClient
 from bridgekit.events import JSONDict
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
-from tests.synapse_fixtures import MakeMatrixUser
+from bridgekit.testing.synapse_harness import MakeMatrixUser
 
 pytestmark = pytest.mark.integration
 

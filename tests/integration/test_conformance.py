@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from bridgekit.testing.bridge_process import BridgeProcess
 from bridgekit.testing.conformance import ConformanceEnv, ConnectorConformance, check_echo_suppression
+from bridgekit.testing.matrix_steps import portal_env
 from bridgekit.testing.memonet_client import MemonetClient, MemonetDriver
-from tests.servers.bridge_process import BridgeProcess
-from tests.servers.synapse import AppserviceSlot
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +39,7 @@ async def make_env(
         client = MemonetClient(bridge.public_base_url, TOKEN)
         clients.append(client)
         alice = await make_matrix_user("alice")
-        room_id = await alice.create_room(name="conformance", invite=[slot.bot_user_id])
-        await alice.wait_for_membership(room_id, slot.bot_user_id)
-        await alice.send_text(room_id, f"!bk link {slot.connector} {CHAT}")
-        await alice.wait_for_event(room_id, lambda e: "now the portal" in e.get("content", {}).get("body", ""))
-        name = alice.user_id.split(":")[0].lstrip("@")
-        return ConformanceEnv(
-            user=alice, room_id=room_id, chat=CHAT, remote=MemonetDriver(client), remote_sender="bob",
-            ghost_of=lambda sender: slot.ghost_user_id(f"{slot.connector}_{sender}"),
-            bot_user_id=slot.bot_user_id,
-            shown=(lambda text: text) if virtual else (lambda text: f"<{name}> {text}"),
-            stop_bridge=bridge.kill, start_bridge=bridge.start_ready,
-        )
+        return await portal_env(alice, slot, CHAT, MemonetDriver(client), bridge=bridge, relay=not virtual)
 
     try:
         yield make

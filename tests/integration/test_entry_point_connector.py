@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers.bridge_process import BridgeProcess
-from tests.synapse_fixtures import SynapseHarness
+from bridgekit.testing.bridge_process import BridgeProcess
+from bridgekit.testing.synapse_harness import SynapseHarness
 
 pytestmark = pytest.mark.integration
 

@@ -12,13 +12,13 @@ import pytest
 
 from bridgekit.demo.irc_client import IrcTestClient, Line
 from bridgekit.demo.matrix_client import MatrixTestClient
+from bridgekit.testing.bridge_process import BridgeProcess
+from bridgekit.testing.matrix_steps import from_sender, notice
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
 from tests.irc_fixtures import MakeIrcClient
-from tests.servers.bridge_process import BridgeProcess
 from tests.servers.ircd import InspIRCd
-from tests.servers.synapse import AppserviceSlot
 from tests.servers.tcp_cutter import TcpCutter
-from tests.support.matrix_steps import from_sender, notice
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
 

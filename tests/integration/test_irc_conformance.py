@@ -8,11 +8,11 @@ import secrets
 import pytest
 
 from bridgekit.testing.conformance import ConformanceEnv, ConnectorConformance
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
 from tests.irc_fixtures import MakeIrcClient
 from tests.servers.ircd import InspIRCd
-from tests.servers.synapse import AppserviceSlot
 from tests.support.irc_driver import IrcDriver
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ import pytest
 from bridgekit.demo.irc_client import IrcTestClient, Line
 from bridgekit.demo.matrix_client import MatrixTestClient
 from bridgekit.naming import escape_localpart
+from bridgekit.testing.matrix_steps import notice
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser
 from tests.integration import test_irc_bridge as stories
 from tests.irc_fixtures import MakeIrcClient
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import notice
-from tests.synapse_fixtures import MakeMatrixUser
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,12 @@ import httpx
 import pytest
 
 from bridgekit.demo.matrix_client import MatrixTestClient
-from tests.servers.bridge_process import BridgeProcess, bridgekit_command
+from bridgekit.testing.bridge_process import BridgeProcess, bridgekit_command
+from bridgekit.testing.matrix_steps import management_room, notice
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
+from bridgekit.testing.waiting import eventually
 from tests.servers.ircd import InspIRCd
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import management_room, notice
-from tests.support.waiting import eventually
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from bridgekit.demo.ports import PortReservation
+from bridgekit.testing.matrix_steps import linked_portal
 from bridgekit.testing.memonet_client import MemonetClient
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import linked_portal
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
 

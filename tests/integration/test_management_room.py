@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import management_room
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge
+from bridgekit.testing.matrix_steps import management_room
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,8 @@ async def test_a_dm_with_the_bot_is_a_management_room_that_answers_commands(
 
     await alice.send_text(room_id, "help")
     listing = await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "status"))
-    assert "link" not in listing["content"]["body"]  # admin only: alice is a plain user
+    # A plain user may link the rooms she is an admin of (the room's power level decides).
+    assert "link: Make this room the portal of a remote chat" in listing["content"]["body"]
 
     await alice.send_text(room_id, "status")
     status = await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "Your permission level"))
@@ -57,9 +58,12 @@ async def test_in_a_bridged_room_commands_need_the_prefix_and_are_not_bridged(
     await alice.wait_for_membership(room_id, slot.bot_user_id)
     echo = slot.ghost_user_id("echo")
 
-    await alice.send_text(room_id, "!bk link example somechat")
-    refusal = await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "needs the 'admin'"))
-    assert "yours is 'user'" in refusal["content"]["body"]
+    bob = await make_matrix_user("bob")  # a member, not one of the room's admins
+    await alice.invite(room_id, bob.user_id)
+    await bob.join(room_id)
+    await bob.send_text(room_id, "!bk link example somechat")
+    refusal = await alice.wait_for_event(room_id, notice_from(slot.bot_user_id, "'link' needs power level"))
+    assert "your bridge permission level ('user') is enough" in refusal["content"]["body"]
     await alice.send_text(room_id, "plain words")
     await alice.wait_for_event(room_id, lambda e: e.get("sender") == echo and e.get("type") == "m.room.message")
     bridged = [

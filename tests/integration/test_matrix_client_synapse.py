@@ -18,9 +18,9 @@ from bridgekit.errors import MatrixServerError
 from bridgekit.ids import RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.matrix.paths import CLIENT_V3, path
-from tests.servers.synapse import AppserviceSlot
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import SynapseHarness
 from tests.support.memory import InMemoryState
-from tests.synapse_fixtures import SynapseHarness
 
 pytestmark = pytest.mark.integration
 

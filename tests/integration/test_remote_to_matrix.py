@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from bridgekit.demo.matrix_client import MatrixTestClient
-from tests.servers.bridge_process import BridgeProcess
-from tests.servers.synapse import AppserviceSlot
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge
+from bridgekit.testing.bridge_process import BridgeProcess
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.chatnet import ChatnetServer
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import linked_portal, notice
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge
+from bridgekit.testing.chatnet import ChatnetServer
+from bridgekit.testing.matrix_steps import linked_portal, notice
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 

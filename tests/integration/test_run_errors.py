@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridgekit.demo.ports import PortReservation
-from tests.servers.bridge_process import BridgeProcess, bridgekit_command
+from bridgekit.testing.bridge_process import BridgeProcess, bridgekit_command
 
 pytestmark = pytest.mark.integration
 

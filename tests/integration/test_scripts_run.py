@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.bridge_process import bridgekit_command
+from bridgekit.testing.bridge_process import bridgekit_command
 
 pytestmark = pytest.mark.integration
 

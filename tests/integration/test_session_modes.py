@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from bridgekit.demo.matrix_client import MatrixTestClient
-from tests.servers.chatnet import ChatnetClient, ChatnetServer
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import linked_portal as link_room
-from tests.support.matrix_steps import notice
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge
+from bridgekit.testing.chatnet import ChatnetClient, ChatnetServer
+from bridgekit.testing.matrix_steps import linked_portal as link_room
+from bridgekit.testing.matrix_steps import notice
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge
 
 pytestmark = pytest.mark.integration
 

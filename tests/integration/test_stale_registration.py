@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.bridge_process import BridgeProcess, bridgekit_command
-from tests.servers.synapse import AppserviceSlot
-from tests.support.waiting import eventually
-from tests.synapse_fixtures import SynapseHarness
+from bridgekit.testing.bridge_process import BridgeProcess, bridgekit_command
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import SynapseHarness
+from bridgekit.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

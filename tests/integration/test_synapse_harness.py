@@ -14,9 +14,9 @@ from bridgekit.config_loader import load_config, load_tokens, read_registration
 from bridgekit.demo.matrix_client import MatrixRequestError, MatrixTestClient, is_text
 from bridgekit.demo.ports import PortReservation, port_accepts
 from bridgekit.registration import check_registration_matches
-from tests.servers.bridge_process import BridgeNotReady, BridgeProcess
+from bridgekit.testing.bridge_process import BridgeNotReady, BridgeProcess
+from bridgekit.testing.synapse_harness import MakeMatrixUser, SynapseHarness
 from tests.servers.fault_proxy import FaultProxy
-from tests.synapse_fixtures import MakeMatrixUser, SynapseHarness
 
 pytestmark = pytest.mark.integration
 

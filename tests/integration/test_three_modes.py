@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from bridgekit.demo.matrix_client import MatrixTestClient
+from bridgekit.testing.bridge_process import BridgeProcess
+from bridgekit.testing.matrix_steps import from_sender, management_room, notice
+from bridgekit.testing.matrix_steps import linked_portal as link_room
 from bridgekit.testing.memonet_client import MemonetClient
-from tests.servers.bridge_process import BridgeProcess
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import from_sender, management_room, notice
-from tests.support.matrix_steps import linked_portal as link_room
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge, SynapseHarness
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
 
 pytestmark = pytest.mark.integration
 

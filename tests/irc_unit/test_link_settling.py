@@ -10,10 +10,10 @@ import asyncio
 
 import pytest
 
+from bridgekit.testing.waiting import until
 from bridges.irc import link as link_module
 from bridges.irc.lines import privmsg
 from tests.irc_unit.stand_in import connected, echo, server_says
-from tests.support.waiting import until
 
 
 async def test_a_line_is_settled_when_the_server_echoes_or_refuses_it() -> None:

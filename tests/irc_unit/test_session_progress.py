@@ -11,12 +11,12 @@ import asyncio
 import pytest
 
 from bridgekit import ChatID, EventID, OutgoingMessage, SessionKind, UserID
+from bridgekit.testing.waiting import until
 from bridges.irc.lines import privmsg
 from bridges.irc.link import IrcLink
 from bridges.irc.records import Progress
 from bridges.irc.session import IrcSession, SessionSetup
 from tests.irc_unit.stand_in import Recorder, Values, connected, echo, session_setup
-from tests.support.waiting import until
 
 
 def bot(setup: SessionSetup) -> tuple[IrcSession, IrcLink, Recorder]:

@@ -16,7 +16,7 @@ servers' default-like limits, for tests of the bridge's own flood control).
 
 A server is started once (``start``), answers a client registration before ``start`` returns,
 and is stopped by PID (``stop``). The child gets the death signal of the test runner (see
-:func:`~tests.servers.bridge_process.spawn`), so it never outlives the session.
+:func:`~bridgekit.testing.bridge_process.spawn`), so it never outlives the session.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bridgekit.demo.ircd_config import find_binary, inspircd_config, ngircd_config, probe_registration
 from bridgekit.demo.ports import PortReservation
-from tests.servers.bridge_process import ReservedPortServer, log_tail
+from bridgekit.testing.bridge_process import ReservedPortServer, log_tail
 
 
 class IrcdStartError(RuntimeError):

@@ -22,8 +22,8 @@ from bridgekit.ids import ChatID, MessageID, RemoteUserID, RoomID, UserID
 from bridgekit.matrix import MatrixClient
 from bridgekit.store import Database
 from bridgekit.store.bridge_stores import BridgeStores
+from bridgekit.testing.waiting import until
 from tests.support.memory import InMemoryState
-from tests.support.waiting import until
 from tests.unit.test_remote_events_json import EXAMPLES
 
 NETWORK = "net"

@@ -13,7 +13,7 @@ from bridgekit.core.jobs import ConnectorJobs, JobRunner
 from bridgekit.store import Database
 from bridgekit.store import Job as JobTable
 from bridgekit.store.jobs import JobRow, JobStore
-from tests.support.waiting import until
+from bridgekit.testing.waiting import until
 
 HOOKS = "hooks"
 

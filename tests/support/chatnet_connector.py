@@ -1,4 +1,4 @@
-"""A connector for chatnet (tests/servers/chatnet.py) offering the relay and virtual-user modes.
+"""A connector for chatnet (bridgekit/testing/chatnet.py) offering the relay and virtual-user modes.
 
 Settings (its config section): ``server`` ("host:port"), ``chats`` (chats the bot joins at
 start, so it hears them), ``bot_nick``, and ``virtual`` (true: each Matrix user who speaks gets a
@@ -15,7 +15,7 @@ import contextlib
 from pydantic import BaseModel
 
 from bridgekit import BridgeContext, MessageID, OutgoingMessage, RemoteMessage, SessionKind, UserID
-from tests.servers.chatnet import ChatnetClient
+from bridgekit.testing.chatnet import ChatnetClient
 
 
 class ChatnetSettings(BaseModel):

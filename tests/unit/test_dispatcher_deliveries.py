@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from bridgekit.core.dispatcher import RoomDispatcher, WorkItem, defer_done
-from tests.support.waiting import until
+from bridgekit.testing.waiting import until
 
 
 class Room:

@@ -8,7 +8,7 @@ import pytest
 
 import bridgekit.matrix
 from bridgekit.ids import ContentURI
-from bridgekit.matrix.paths import CLIENT_V3, localpart, path, split_content_uri, txn_id_for
+from bridgekit.matrix.paths import CLIENT_V3, endpoint_template, localpart, path, split_content_uri, txn_id_for
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,25 @@ def test_the_public_api_is_what_all_says() -> None:
     exported = {name for name in dir(bridgekit.matrix) if not name.startswith("_")}
     modules = {"client", "content", "errormap", "intent", "memory", "paths", "retry"}
     assert exported - modules == set(bridgekit.matrix.__all__)
+
+
+@pytest.mark.parametrize(
+    ("segments", "template"),
+    [
+        (("rooms", "!r:hs.test", "send", "m.room.message", "bk1.AbC-_x"),
+         "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"),
+        (("rooms", "!r:hs.test", "state", "m.room.member", "@u:hs.test"),
+         "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"),
+        (("rooms", "!r:hs.test", "state", "m.room.name", ""),
+         "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"),
+        (("rooms", "!r:hs.test", "redact", "$e", "t1"), "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}"),
+        (("join", "#chat:hs.test"), "/_matrix/client/v3/join/{roomIdOrAlias}"),
+        (("profile", "@_irc_bob:hs.test", "displayname"), "/_matrix/client/v3/profile/{userId}/displayname"),
+        (("register",), "/_matrix/client/v3/register"),
+        (("createRoom",), "/_matrix/client/v3/createRoom"),
+        (("rooms", "!r:hs.test", "read_markers"), "/_matrix/client/v3/rooms/{roomId}/read_markers"),
+        (("unknownthing", "!r:hs.test", "Odd-Segment.1"), "/_matrix/client/v3/unknownthing/{roomId}/{param}"),
+    ],
+)
+def test_an_endpoint_template_names_every_identifier(segments: tuple[str, ...], template: str) -> None:
+    assert endpoint_template(path(CLIENT_V3, *segments)) == template

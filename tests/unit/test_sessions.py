@@ -26,7 +26,7 @@ from bridgekit.core.sessions import Sessions
 from bridgekit.credentials import CredentialCipher, generate_key
 from bridgekit.store import Database
 from bridgekit.store.sessions import LoginStore
-from tests.support.waiting import until
+from bridgekit.testing.waiting import until
 
 ALICE = UserID("@alice:example.org")
 

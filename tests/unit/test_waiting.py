@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.waiting import eventually
+from bridgekit.testing.waiting import eventually
 
 
 async def test_eventually_returns_the_first_true_value_of_a_function_or_an_async_function() -> None:

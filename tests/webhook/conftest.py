@@ -19,16 +19,17 @@ from cryptography.fernet import Fernet
 from bridgekit.core.connector_tables import migrate_connector_tables
 from bridgekit.demo.matrix_client import MatrixTestClient
 from bridgekit.store import Database
+from bridgekit.testing.bridge_process import BridgeProcess
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import SynapseHarness
 from bridges.webhook.connector import WebhookConnector
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.store import WebhookStore
-from tests.servers.bridge_process import BridgeProcess
-from tests.servers.synapse import AppserviceSlot
 from tests.support.contexts import hand_built_context
-from tests.synapse_fixtures import REPO_ROOT, SynapseHarness
 from tests.webhook.receiver import Receiver
 
 FACTORY = "bridges.webhook.connector:WebhookConnector"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

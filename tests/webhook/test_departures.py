@@ -10,7 +10,6 @@ from bridgekit import BridgeContext, EventID, MatrixEvent, MatrixForbidden, Room
 from bridges.webhook.departures import departure_reason, suspend_departed
 from bridges.webhook.inbound import InboundPosts
 from bridges.webhook.intake import Intake, Request
-from bridges.webhook.runtime import Runtime
 from bridges.webhook.secret_box import SecretBox
 from bridges.webhook.settings import WebhookSettings
 from bridges.webhook.signatures import hash_token
@@ -57,20 +56,19 @@ class Homeserver:
 async def test_at_start_hooks_of_creators_no_longer_in_the_room_are_suspended(webhook_store: WebhookStore) -> None:
     store = webhook_store
     for hook_id, room, creator in (("a1", ROOM, ALICE), ("b1", ROOM, BOB), ("b2", OTHER_ROOM, BOB)):
-        await store.add_hook(Hook(id=hook_id, room_id=room, name=hook_id, creator=creator, scheme="token",
+        await store.add(Hook(id=hook_id, room_id=room, name=hook_id, creator=creator, scheme="token",
                                   token_hash="0" * 64, sealed_secret=None, identity="bot", created_ms=1))
-    await store.add_outbound(OutboundHook(id="bo", room_id=ROOM, url="https://example.org/", sealed_secret="x",
+    await store.add(OutboundHook(id="bo", room_id=ROOM, url="https://example.org/", sealed_secret="x",
                                           creator=BOB, created_ms=1))
     homeserver = Homeserver({(ROOM, ALICE): "join", (ROOM, BOB): "ban"}, unreadable={OTHER_ROOM})
     ctx = cast(BridgeContext, SimpleNamespace(matrix=homeserver, bot_user_id=BOT))
-    runtime = Runtime(ctx, cast(Any, None), store, cast(Any, None), cast(Any, None))
 
-    assert await suspend_departed(runtime) == 1
-    assert await suspend_departed(runtime) == 0  # nothing active is left to suspend: told once
+    assert await suspend_departed(ctx, store) == 1
+    assert await suspend_departed(ctx, store) == 0  # nothing active is left to suspend: told once
 
     statuses = {hook_id: (await store.hook(hook_id)).status for hook_id in ("a1", "b1", "b2")}  # type: ignore[union-attr]
     assert statuses == {"a1": "active", "b1": "suspended", "b2": "active"}  # b2: its room cannot be read
-    outbound = await store.outbound("bo")
+    outbound = await store.get(OutboundHook, "bo")
     assert outbound is not None
     assert (outbound.status, outbound.suspended_reason) == ("suspended", f"{BOB} is no longer in the room (banned)")
     [(room, body, _)] = homeserver.notices
@@ -80,7 +78,7 @@ async def test_at_start_hooks_of_creators_no_longer_in_the_room_are_suspended(we
 
 async def test_a_suspended_hook_tells_only_a_sender_who_proves_they_hold_it(webhook_store: WebhookStore) -> None:
     store = webhook_store
-    await store.add_hook(Hook(id="h1", room_id=ROOM, name="ci", creator=BOB, scheme="token",
+    await store.add(Hook(id="h1", room_id=ROOM, name="ci", creator=BOB, scheme="token",
                               token_hash=hash_token("right"), sealed_secret=None, identity="bot", created_ms=1))
     await store.suspend_creator(ROOM, BOB, f"{BOB} was banned by {MOD}")
     intake = Intake(store, WebhookSettings(), SecretBox(None), cast(InboundPosts, PostedAtOnce()))

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers.chatnet import ChatnetClient, ChatnetServer
-from tests.servers.synapse import AppserviceSlot
-from tests.support.matrix_steps import linked_portal, management_room, notice
-from tests.synapse_fixtures import MakeMatrixUser, RunBridge
+from bridgekit.testing.chatnet import ChatnetClient, ChatnetServer
+from bridgekit.testing.matrix_steps import linked_portal, management_room, notice
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge
 from tests.webhook.receiver import Receiver
 
 pytestmark = pytest.mark.integration

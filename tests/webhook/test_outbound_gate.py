@@ -50,10 +50,10 @@ async def deliver_one(store: WebhookStore, *, bot_membership: str, suspend: bool
     deliverer = OutboundDeliverer(ctx, store, WebhookSettings(), cast(GuardedHTTP, receiver), box)
     hook = OutboundHook(id="o1", room_id=ROOM, url="https://receiver.example/in",
                         sealed_secret=box.seal("s", row=outbound_row("o1")), creator="@bob:example.org", created_ms=1)
-    await store.add_outbound(hook)
-    payload = delivery_job(hook, "$e", ROOM, "{}", "d1")
+    await store.add(hook)
+    payload = delivery_job(hook.id, hook.creator, "$e", ROOM, "{}", "d1")
     if suspend:  # suspended after the delivery was queued: the send-time check must hold
-        await store.update_outbound("o1", status=SUSPENDED, suspended_reason="bob left the room")
+        await store.update(OutboundHook, "o1", status=SUSPENDED, suspended_reason="bob left the room")
     await deliverer.deliver(Job(id=1, kind=DELIVERY, key=hook_key("o1"), payload=payload, attempt=1))
     return receiver.posts
 

@@ -15,9 +15,6 @@ from bridges.webhook.signatures import (
     sign,
     token_matches,
     verify,
-    verify_github,
-    verify_hmac,
-    verify_slack,
 )
 
 SECRET = "It's a Secret to Everybody"
@@ -28,14 +25,14 @@ NOW = 1_700_000_000
 def test_github_vector_from_githubs_documentation() -> None:
     # docs.github.com "Validating webhook deliveries" test values.
     expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-    assert verify_github(SECRET, {"X-Hub-Signature-256": expected}, BODY) is None
+    assert verify(Scheme.GITHUB, SECRET, {"X-Hub-Signature-256": expected}, BODY, now=NOW, window=300) is None
 
 
 def test_github_wrong_or_missing_signature_is_refused() -> None:
-    bad = verify_github(SECRET, {"X-Hub-Signature-256": "sha256=" + "0" * 64}, BODY)
+    bad = verify(Scheme.GITHUB, SECRET, {"X-Hub-Signature-256": "sha256=" + "0" * 64}, BODY, now=NOW, window=300)
     assert bad is not None
     assert bad.code == "bad_signature"
-    missing = verify_github(SECRET, {}, BODY)
+    missing = verify(Scheme.GITHUB, SECRET, {}, BODY, now=NOW, window=300)
     assert missing is not None
     assert missing.code == "missing_signature"
 
@@ -48,27 +45,27 @@ def slack_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
 
 def test_slack_signature_inside_the_window_is_accepted() -> None:
     headers = slack_headers(SECRET, NOW - 10, BODY)
-    assert verify_slack(SECRET, headers, BODY, now=NOW, window=300) is None
+    assert verify(Scheme.SLACK, SECRET, headers, BODY, now=NOW, window=300) is None
 
 
 def test_slack_request_replayed_outside_the_window_is_refused_although_signed_right() -> None:
     headers = slack_headers(SECRET, NOW - 301, BODY)
-    rejection = verify_slack(SECRET, headers, BODY, now=NOW, window=300)
+    rejection = verify(Scheme.SLACK, SECRET, headers, BODY, now=NOW, window=300)
     assert rejection is not None
     assert rejection.code == "stale_timestamp"
 
 
 def test_slack_tampered_body_is_refused() -> None:
     headers = slack_headers(SECRET, NOW, BODY)
-    rejection = verify_slack(SECRET, headers, BODY + b"!", now=NOW, window=300)
+    rejection = verify(Scheme.SLACK, SECRET, headers, BODY + b"!", now=NOW, window=300)
     assert rejection is not None
     assert rejection.code == "bad_signature"
 
 
 def test_generic_hmac_with_timestamp_matches_what_outbound_hooks_send() -> None:
     headers = {"X-Webhook-Signature": sign(SECRET, NOW, BODY), "X-Webhook-Timestamp": str(NOW)}
-    assert verify_hmac(SECRET, headers, BODY, now=NOW + 5, window=300) is None
-    stale = verify_hmac(SECRET, headers, BODY, now=NOW + 1000, window=300)
+    assert verify(Scheme.HMAC, SECRET, headers, BODY, now=NOW + 5, window=300) is None
+    stale = verify(Scheme.HMAC, SECRET, headers, BODY, now=NOW + 1000, window=300)
     assert stale is not None
     assert stale.code == "stale_timestamp"
 
@@ -92,7 +89,7 @@ def test_an_hmac_timestamp_is_digits_only(timestamp: str) -> None:
                                                            hashlib.sha256).hexdigest(),
                "X-Webhook-Timestamp": timestamp}
 
-    rejection = verify_hmac(SECRET, headers, BODY, now=NOW, window=300)
+    rejection = verify(Scheme.HMAC, SECRET, headers, BODY, now=NOW, window=300)
 
     assert rejection is not None
     assert rejection.code == "bad_timestamp"

@@ -40,7 +40,7 @@ from bridges.webhook.legacy_import import import_legacy_database
 from bridges.webhook.outbound import DELIVERY, hook_key
 from bridges.webhook.secret_box import SecretBox, SecretBoxUnavailable, inbound_row, outbound_row
 from bridges.webhook.settings import WebhookSettings
-from bridges.webhook.store import Added, Hook, InboundMessage, WebhookStore
+from bridges.webhook.store import Added, Hook, InboundMessage, OutboundHook, WebhookStore
 from bridges.webhook.tables import Base
 from tests.support.contexts import hand_built_context
 
@@ -148,7 +148,7 @@ async def test_an_old_webhook_database_is_imported_once(
     hook = await store.hook("gh01")
     assert hook is not None
     assert (hook.status, hook.creator, hook.scheme) == ("active", ALICE, "github")
-    [outbound] = await store.outbound_in_room(ROOM, active_only=True)
+    [outbound] = await store.in_room(OutboundHook, ROOM, active_only=True)
     assert (outbound.id, outbound.url) == ("out01", "https://example.org/in")
     # The remembered request still answers its Idempotency-Key; the secrets open with the key
     # and are sealed again in the current format by the start-up pass.
@@ -180,7 +180,7 @@ async def test_an_old_webhook_database_is_imported_once(
     assert restarted.user_id("webhook", "gh01.fedcba9876543210") == "@_webhook_gh01.fedcba9876543210:example.org"
 
     # Recorded: a second start imports nothing, even what was removed since.
-    await store.remove_hook("gh01")
+    await store.remove(Hook, "gh01")
     assert await import_legacy_database(bridge.ctx, url(tmp_path / "webhook.db")) is None
     assert await store.hook("gh01") is None
     assert await queued_deliveries(bridge.database) == queued
@@ -223,7 +223,7 @@ async def test_rotating_the_key_keeps_existing_hooks_working(bridge: Bridge, tmp
     await import_legacy_database(bridge.ctx, url(tmp_path / "hooks.db"))
     store = WebhookStore(bridge.database)
     before = SecretBox(old_key)
-    await store.add_hook(Hook(id="gh02", room_id=ROOM, name="ci2", creator=ALICE, scheme="github",
+    await store.add(Hook(id="gh02", room_id=ROOM, name="ci2", creator=ALICE, scheme="github",
                               token_hash=None, identity="bot", created_ms=2,
                               sealed_secret=before.seal("gh02-secret", row=inbound_row("gh02"))))
     rotated = SecretBox(new_key, [old_key])
@@ -236,7 +236,7 @@ async def test_rotating_the_key_keeps_existing_hooks_working(bridge: Bridge, tmp
     assert await store.reseal_secrets(rotated) == 3  # both inbound hooks and the outbound one
     assert await store.reseal_secrets(rotated) == 0
     only_new = SecretBox(new_key)
-    gh01, gh02, out01 = await store.hook("gh01"), await store.hook("gh02"), await store.outbound("out01")
+    gh01, gh02, out01 = await store.hook("gh01"), await store.hook("gh02"), await store.get(OutboundHook, "out01")
     assert gh01 is not None
     assert gh02 is not None
     assert out01 is not None

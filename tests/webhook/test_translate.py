@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from bridges.webhook.message import HookMessage, PayloadError
 from bridges.webhook.slack import mrkdwn, render_slack
-from bridges.webhook.translate import bot_style, parse_body, to_message
+from bridges.webhook.translate import HookMessage, PayloadError, bot_style, parse_body, to_message
 
 
 def test_plain_text_body() -> None:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 from cryptography.fernet import Fernet
+from prometheus_client.parser import text_string_to_metric_families
 
 from bridgekit.demo.matrix_client import Event
 from bridges.webhook.identity import name_key
@@ -156,8 +157,17 @@ async def test_signatures_are_checked_and_refusals_post_nothing(webhook_world: W
     assert bodies[1] == "sl: fresh"
 
 
+async def requests_by_outcome(world: WebhookWorld) -> dict[str, float]:
+    """The bridge's ``bridgekit_connector_webhook_requests_total`` by outcome, scraped."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(world.bridge.metrics_url + "/metrics")).text
+    return {sample.labels["outcome"]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == "bridgekit_connector_webhook_requests_total"}
+
+
 async def test_idempotency_size_limit_and_rate_limit(webhook_world: WebhookWorld) -> None:
     world = webhook_world
+    counted_before = await requests_by_outcome(world)
     room_id = await world.room("limits")
     flood = await world.create_hook(room_id, "flood")
     calm = await world.create_hook(room_id, "calm")
@@ -188,6 +198,13 @@ async def test_idempotency_size_limit_and_rate_limit(webhook_world: WebhookWorld
     assert bodies.count("calm: once") == 1
     assert len([b for b in bodies if b.startswith("flood: flood")]) == len(accepted)
     assert len([b for b in bodies if b.startswith("calm: calm")]) == 5
+
+    counted = await requests_by_outcome(world)
+    moved = {outcome: counted[outcome] - counted_before.get(outcome, 0) for outcome in counted}
+    assert moved["rate_limited"] == len(refused)
+    assert moved["body_too_large"] == 1
+    assert moved["duplicate"] == 1
+    assert moved.get("posted", 0) + moved.get("queued", 0) == 1 + 5 + len(accepted)
 
 
 def verify_outbound(secret: str, headers: dict[str, str], body: bytes) -> bool:

@@ -23,7 +23,7 @@ from bridgekit.config import BridgeConfig
 from bridgekit.demo.ports import PortReservation
 from bridgekit.demo.synapse_config import homeserver_config, write_homeserver_files
 from bridgekit.registration import build_registration, regex_escape
-from tests.servers.bridge_process import ReservedPortServer, log_tail
+from bridgekit.testing.bridge_process import ReservedPortServer, log_tail
 
 
 class SynapseStartError(RuntimeError):

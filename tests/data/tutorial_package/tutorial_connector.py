@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from bridgekit import BridgeContext, ConnectorBase, MessageID, OutgoingMessage, RemoteMessage, RoomID, SessionKind
-from tests.servers.chatnet import ChatnetClient
+from bridgekit.testing.chatnet import ChatnetClient
 
 
 class RelaySettings(BaseModel):

@@ -1,4 +1,5 @@
-"""chatnet: a tiny chat network for end-to-end tests of the session modes (relay, virtual users).
+"""chatnet: a tiny chat network for end-to-end tests of the session modes (relay, virtual users),
+and the network of the tutorial's connector (docs/connectors.md).
 
 A real server on a loopback port, spoken to by real connections, JSON lines each way:
 ``{"op": "hello", "nick"}`` -> ``{"op": "welcome"}`` (or ``{"op": "error"}`` if the nick is
@@ -142,3 +143,4 @@ class ChatnetClient:
                     ack.set_result(str(message["id"]))
             elif message.get("op") == "said":
                 await self.heard.put(message)
+

@@ -1,4 +1,4 @@
-"""Synapse fixtures: one real homeserver per test session.
+"""One real Synapse for a whole test session, with the appservice slots the tests play.
 
 Synapse reads appservice registrations only at start-up, so the session reserves every slot the
 tests need before starting it (each with its own ID, namespace prefix, tokens and a reserved
@@ -10,37 +10,33 @@ loopback port for the bridge or fault proxy a test starts later):
 - ``ratelimited``: prefix ``_bkr_``, ``rate_limited: true``. The server's ``rc_message`` is low
   (0.5/s, burst 3) for it; human test users are exempted with the admin API.
 
-Fixtures: ``synapse`` (session, a :class:`SynapseHarness`), ``make_matrix_user`` (async factory of
-fresh, rate-limit-exempt human users), ``matrix_user`` (one such user).
+The pytest fixtures around it are in :mod:`bridgekit.testing.pytest_plugin`.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 import yaml
 
 from bridgekit.config import BridgeConfig
 from bridgekit.credentials import generate_key
 from bridgekit.demo.matrix_client import MatrixTestClient
-from bridgekit.ids import UserID
-from bridgekit.matrix import MatrixClient
 from bridgekit.registration import build_double_puppet_registration
-from tests.servers.bridge_process import BridgeProcess
-from tests.servers.synapse import AppserviceSlot, SynapseServer
-from tests.support.memory import InMemoryState
+from bridgekit.testing.bridge_process import BridgeProcess
+from bridgekit.testing.synapse import AppserviceSlot, SynapseServer
 
 # Low enough that a burst of messages from the rate-limited appservice gets 429s quickly.
 RATELIMITED_MESSAGE_RATE = (0.5, 3.0)
 
 MakeMatrixUser = Callable[..., Awaitable[MatrixTestClient]]
+RunBridge = Callable[..., Awaitable[BridgeProcess]]
 
 
 @dataclass
@@ -107,12 +103,9 @@ def _write_double_puppet_registration(path: Path, slot: AppserviceSlot) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SynapseHarness]:
-    """Start Synapse once for the session with every appservice slot registered."""
-    if importlib.util.find_spec("synapse") is None:
-        pytest.skip("matrix-synapse is not installed (pip install -e '.[test]')")
-    data_dir = tmp_path_factory.mktemp("synapse")
+@asynccontextmanager
+async def running_synapse(data_dir: Path) -> AsyncIterator[SynapseHarness]:
+    """Start Synapse with every appservice slot registered; stop it (and free the ports) on exit."""
     server = SynapseServer(data_dir, message_rate=RATELIMITED_MESSAGE_RATE)
     slots: dict[str, AppserviceSlot] = {}
     admin: MatrixTestClient | None = None
@@ -138,75 +131,40 @@ async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syn
             slot.release()
 
 
-@pytest.fixture
-async def make_matrix_user(synapse: SynapseHarness) -> AsyncIterator[MakeMatrixUser]:
-    """``await make_matrix_user("alice")`` -> a fresh logged-in user ``@alice_<random>``."""
-    clients: list[MatrixTestClient] = []
+class BridgeStarter:
+    """``await starter(slot, factory, **overrides)``: a ``bridgekit run`` process playing ``slot``
+    with one connector (``factory`` = "module:Class"), ready to serve. ``connector`` holds the
+    connector's own settings; ``overrides`` are merged into the config. :meth:`stop_all` stops
+    every bridge it started.
 
-    async def make(name: str = "user", *, admin: bool = False) -> MatrixTestClient:
-        client = await synapse.create_user(f"{name}_{secrets.token_hex(4)}", admin=admin)
-        clients.append(client)
-        return client
+    The bridge is a process of its own: it imports the connector from its installed package, or
+    from ``python_path`` (the test run's root directory, so ``tests.my_connector:Class`` works)."""
 
-    try:
-        yield make
-    finally:
-        for client in clients:
-            await client.aclose()
+    def __init__(self, work_dir: Path, python_path: Sequence[Path] = ()) -> None:
+        self.work_dir = work_dir
+        inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        self.python_path = os.pathsep.join([*(str(p) for p in python_path), *inherited])
+        # A credentials key, so puppet logins work (stored encrypted like in production).
+        self.credentials_key = generate_key()
+        self.started: list[BridgeProcess] = []
 
-
-@pytest.fixture
-def slot(synapse: SynapseHarness) -> AppserviceSlot:
-    """The "main" appservice slot."""
-    return synapse.slot("main")
-
-
-@pytest.fixture
-async def client(synapse: SynapseHarness, slot: AppserviceSlot) -> AsyncIterator[MatrixClient]:
-    """bridgekit's Matrix client as the main slot's appservice (memory kept in a dict)."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield MatrixClient(
-            http, homeserver_url=synapse.url, as_token=slot.as_token,
-            bot_user_id=UserID(slot.bot_user_id), memory=InMemoryState(),
-        )
-
-
-RunBridge = Callable[..., Awaitable[BridgeProcess]]
-KEY = generate_key()
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-async def run_bridge(tmp_path: Path) -> AsyncIterator[RunBridge]:
-    """``await run_bridge(slot, factory, **overrides)``: a ``bridgekit run`` process playing the
-    slot with one connector (``factory`` = "module:Class", importable from the repository),
-    ready to serve; stopped at the end of the test. ``overrides`` are merged into the config."""
-    started: list[BridgeProcess] = []
-
-    async def run(
-        slot: AppserviceSlot, factory: str, *, connector: dict[str, Any] | None = None, **overrides: Any
+    async def __call__(
+        self, slot: AppserviceSlot, factory: str, *, connector: dict[str, Any] | None = None, **overrides: Any
     ) -> BridgeProcess:
-        name = f"{slot.name}-{len(started)}"
+        name = f"{slot.name}-{len(self.started)}"
         connectors = overrides.pop("connectors", {})
         section = {"factory": factory, **(connector or {})}
         config = slot.write_bridge_config(
-            tmp_path / f"{name}.yaml", f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}",
+            self.work_dir / f"{name}.yaml", f"sqlite+aiosqlite:///{self.work_dir / f'{name}.db'}",
             connectors={slot.connector: section, **connectors}, **overrides,
         )
-        # A credentials key, so puppet logins work (stored encrypted like in production).
-        bridge = BridgeProcess(config, env={"PYTHONPATH": str(REPO_ROOT), "BRIDGEKIT_CREDENTIALS_KEY": KEY})
-        started.append(bridge)
+        bridge = BridgeProcess(
+            config, env={"PYTHONPATH": self.python_path, "BRIDGEKIT_CREDENTIALS_KEY": self.credentials_key}
+        )
+        self.started.append(bridge)
         await bridge.start_ready()
         return bridge
 
-    try:
-        yield run
-    finally:
-        for bridge in started:
+    async def stop_all(self) -> None:
+        for bridge in self.started:
             await bridge.stop()
-
-
-@pytest.fixture
-async def matrix_user(make_matrix_user: MakeMatrixUser) -> MatrixTestClient:
-    """One fresh human user."""
-    return await make_matrix_user("human")

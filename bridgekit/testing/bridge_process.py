@@ -23,7 +23,7 @@ import yaml
 
 from bridgekit.demo.ports import PortReservation, port_is_free
 from bridgekit.demo.processes import bridge_environment, bridgekit_command, log_tail, spawn, terminate
-from tests.support.waiting import eventually
+from bridgekit.testing.waiting import eventually
 
 __all__ = ["bridgekit_command", "log_tail", "spawn", "terminate"]  # the harness's servers import them from here too
 
