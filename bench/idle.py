@@ -15,7 +15,9 @@ The median over the rounds is printed beside each round (issue 16's goal: ``warm
 ``--importtime`` runs the bridge with ``PYTHONPROFILEIMPORTTIME=1`` and prints the top-level
 packages it had imported by the end and the heaviest imports (cumulative); start-up is then slower
 than real, so it is not a start-up figure. Every process is stopped by PID; the scratch directory
-``.bench/idle-*`` is removed unless ``--keep``.
+``.bench/idle-*`` is removed unless ``--keep``. ``--bridgekit .venv-runtime/bin/bridgekit`` measures the
+runtime install (``scripts/setup runtime``: no test toolchain, whose packages some libraries import
+when present), which is what a deployment runs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import secrets
 import shutil
 import statistics
@@ -118,10 +119,11 @@ class Bench:
             permissions={self.synapse.server_name: "admin"},
             appservice={"public_url": slot.bridge_url}, logging={"level": "WARNING", "access_log": False},
         )
-        env = {"PYTHONPATH": os.environ.get("ATREST_SITE", "") + str(_REPO)}
+        env = {"PYTHONPATH": str(_REPO)}
         if self.args.importtime:
             env["PYTHONPROFILEIMPORTTIME"] = "1"
-        bridge = BridgeProcess(config, env=env)
+        argv = [str(self.args.bridgekit), "run", "-c", str(config)] if self.args.bridgekit else None
+        bridge = BridgeProcess(config, env=env, argv=argv)
         watcher = await IrcTestClient.connect("127.0.0.1", self.inspircd.port, f"w{secrets.token_hex(3)}", timeout=60)
         alice: MatrixTestClient | None = None
         try:
@@ -188,6 +190,8 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--importtime", action="store_true", help="profile the bridge's imports (slower start-up)")
+    parser.add_argument("--bridgekit", type=Path, help="the bridgekit command to run (default: this venv's); "
+                        ".venv-runtime/bin/bridgekit (scripts/setup runtime) is what a deployment installs")
     parser.add_argument("--hold", type=float, default=0.0, help="keep each bridge running this long after"
                         " measuring (seconds), to inspect it")
     parser.add_argument("--keep", action="store_true", help="keep .bench/idle-* (configs, logs, databases)")
