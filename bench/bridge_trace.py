@@ -12,7 +12,9 @@ and sequence number counts (a retried send is not a new arrival).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 
@@ -50,6 +52,18 @@ def matrix_to_irc_s(path: Path, tag: str, event_ids: list[str]) -> list[float]:
     written = by_sequence(stamps(path, "irc_out"), tag)
     return [(written[seq] - arrived[event_id]) / 1e9 for seq, event_id in enumerate(event_ids)
             if event_id in arrived and seq in written]
+
+
+async def matrix_to_irc(path: Path, tag: str, event_ids: list[str], lines: int, patience_s: float = 2.0) -> list[float]:
+    """:func:`matrix_to_irc_s` once the stamps of the ``lines`` lines that arrived are all in the
+    file (at most ``patience_s``): the bridge writes a transaction's ``matrix_in`` stamps after
+    answering it, so the last line can reach IRC before its arrival stamp is written."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        found = matrix_to_irc_s(path, tag, event_ids)
+        if len(found) >= lines or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.05)
 
 
 def irc_to_matrix_s(path: Path, tag: str) -> list[float]:

@@ -572,7 +572,7 @@ async def m2i_paced(run: Run, side: Side, watcher: IrcTestClient, n: int, rate: 
         if handoff is not None:
             synapse.append(handoff - put)
             added.append(line_at - handoff)
-    inside = bridge_trace.matrix_to_irc_s(side.trace, tag, [e for _, e in puts]) if side.trace else []
+    inside = await bridge_trace.matrix_to_irc(side.trace, tag, [e for _, e in puts], len(lines)) if side.trace else []
     return {
         "tag": tag,
         **at_bridge(inside, n, "inside", 0.99),
