@@ -44,9 +44,9 @@ from bench.irc_peer import child_pids, rss_bytes  # noqa: E402
 from bench.irc_settings import DEFAULTS, bridgekit_section  # noqa: E402
 from bridgekit.demo.irc_client import IrcTestClient  # noqa: E402
 from bridgekit.demo.matrix_client import MatrixTestClient  # noqa: E402
-from tests.servers.bridge_process import BridgeProcess  # noqa: E402
+from bridgekit.testing.bridge_process import BridgeProcess  # noqa: E402
+from bridgekit.testing.synapse import AppserviceSlot, SynapseServer  # noqa: E402
 from tests.servers.ircd import InspIRCd  # noqa: E402
-from tests.servers.synapse import AppserviceSlot, SynapseServer  # noqa: E402
 
 MB = 2**20
 
