@@ -219,7 +219,7 @@ async def invite_as(homeserver_url: str, as_token: str, room_id: str, user_id: s
 # ---- process memory -----------------------------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
     found: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -246,7 +246,7 @@ def rss_bytes(pid: int) -> int:
                     total += int(line.split()[1]) * 1024
         except OSError:
             continue
-        pending.extend(_children(current))
+        pending.extend(child_pids(current))
     return total
 
 

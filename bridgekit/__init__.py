@@ -4,6 +4,8 @@ This module is the connector author's API: bridges import from ``bridgekit`` onl
 submodules (a test keeps both this ``__all__`` and that rule honest).
 """
 
+import bridgekit._lean_imports  # noqa: F401 (first: it keeps modules out that later imports would load)
+from bridgekit import bench_trace
 from bridgekit.commands import Command, CommandContext, CommandReply, PermissionLevel, Prompt
 from bridgekit.config import ConnectorSection
 from bridgekit.connector import (
@@ -219,6 +221,7 @@ __all__ = [
     "UserQueryHandler",
     "VirtualUserProvider",
     "__version__",
+    "bench_trace",
     "check_literal",
     "load_key",
     "new_http_client",

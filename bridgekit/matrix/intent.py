@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bridgekit import bench_trace
 from bridgekit.errors import MatrixError, MatrixForbidden, MatrixUserInUse
 from bridgekit.events import JSONDict
 from bridgekit.ids import ContentURI, EventID, RoomAlias, RoomID, UserID
@@ -145,6 +146,8 @@ class Intent:
         transaction ID is chosen once and every retry of this call reuses it. ``ts`` (ms since
         the epoch) sets the event's timestamp (timestamp massaging), for messages said earlier.
         """
+        if bench_trace.enabled:
+            bench_trace.record("matrix_send", str(content.get("body", "")))
         txn = txn_id_for(txn_id) if txn_id is not None else random_txn_id()
         request_path = path(CLIENT_V3, "rooms", room_id, "send", event_type, txn)
         body = await self._json("PUT", request_path, _ts_query(ts), dict(content))

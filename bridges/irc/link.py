@@ -28,6 +28,7 @@ import irc.client_aio
 import irc.connection
 from jaraco.stream.buffer import LenientDecodingLineBuffer
 
+from bridgekit import bench_trace
 from bridges.irc.connection_state import ECHO_CAP, ConnectionState, NickChooser
 from bridges.irc.lines import Line, ping
 from bridges.irc.outgoing import ECHO_PATIENCE_S, ECHOED, EchoLedger, Keepalive, OutLine, Silence, TokenBucket
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 CLOSE_GRACE_S = 5.0
 """How long closing a connection waits for its queued lines to be written and echoed."""
+
+_TRACED = frozenset({"pubmsg", "privmsg", "pubnotice", "privnotice", "action"})
+"""The events whose arrival the benchmark hook stamps (``BRIDGEKIT_BENCH_TRACE``): messages."""
 
 EventHandler = Callable[["IrcLink", irc.client.Event], None]
 
@@ -177,6 +181,8 @@ class IrcLink:
     def hear(self, event: irc.client.Event) -> None:
         """One event from the server (the reactor calls this for every line it parsed)."""
         self._silence.heard(time.monotonic())
+        if bench_trace.enabled and event.type in _TRACED and event.arguments:
+            bench_trace.record("irc_in", str(event.arguments[0]))
         heard = self._ledger.hear(event, own=event.type in ECHOED and self.state.is_own(event.source))
         for settled in heard.settled:
             settled.settle()
@@ -270,6 +276,8 @@ class IrcLink:
         if connection is None or not connection.is_connected():
             raise ConnectionError(f"not connected to {self.host}")
         connection.send_raw(line.line.text)
+        if bench_trace.enabled:
+            bench_trace.record("irc_out", line.line.trailing if line.line.trailing is not None else line.line.text)
         self.lines_sent += 1
         if not (self.state.echo and self._ledger.tracks(line.line)):
             line.settle()  # no echo will come: written is as far as we can tell

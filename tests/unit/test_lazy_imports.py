@@ -1,0 +1,62 @@
+"""What a bridge imports at start, checked in a fresh interpreter: a connector that is not configured
+is never imported, and the heavy modules load on first use (Alembic only to migrate an existing
+database, ``cryptography`` only when credentials are encrypted). Each one imported at start is
+resident memory for the life of the process (issue 16: ``bridgekit run`` at rest), and imports
+are easy to bring back by accident: one module-level ``import`` undoes it, and nothing else fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+# Never imported at start: only when a feature that needs them is used.
+LAZY = ("alembic", "cryptography")
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules loaded after running ``code`` in a fresh interpreter (names marked absent in
+    ``sys.modules``, with None, are not loaded)."""
+    script = (textwrap.dedent(code) + "\nimport json, sys\n"
+              "print(json.dumps(sorted(name for name, module in sys.modules.items() if module is not None)))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def under(modules: set[str], *packages: str) -> list[str]:
+    return sorted(name for name in modules if any(name == p or name.startswith(f"{p}.") for p in packages))
+
+
+def test_the_cli_and_the_composition_root_import_no_connector_and_nothing_lazy() -> None:
+    modules = modules_after("import bridgekit.cli, bridgekit.app")
+    assert under(modules, "bridges") == []
+    assert under(modules, *LAZY) == []
+
+
+def test_planning_an_irc_only_config_imports_the_irc_connector_alone() -> None:
+    """What ``bridgekit run``, ``generate-registration`` and ``doctor`` do with the connectors'
+    sections: resolve the factories of the enabled ones (and validate their settings)."""
+    modules = modules_after("""
+        from bridgekit.config import BridgeConfig
+        from bridgekit.core.connectors import connector_factories, plan_connectors
+        config = BridgeConfig.model_validate({"connectors": {
+            "libera": {"factory": "irc", "server": "irc.example.org", "bot_nick": "bk"},
+            "hooks": {"factory": "webhook", "enabled": False},
+        }})
+        planned = plan_connectors(config, warn=print)
+        assert [p.name for p in planned] == ["libera"], planned
+        assert len(connector_factories(config)) == 1
+    """)
+    assert "bridges.irc.connector" in modules  # the check above really resolved the IRC factory
+    assert under(modules, "bridges.webhook") == []
+    assert under(modules, *LAZY) == []
+
+
+def test_httpx_does_not_load_its_command_line_client() -> None:
+    """httpx imports its CLI (click, rich, pygments: about 4 MB resident) whenever they are installed,
+    and they are (irc -> jaraco.text -> typer -> rich); bridgekit keeps it out (bridgekit/__init__.py)."""
+    modules = modules_after("import bridgekit.app, httpx")
+    assert under(modules, "httpx._main", "rich", "pygments") == []
