@@ -44,7 +44,7 @@ DEFER = getattr(dispatcher_module, "defer_done", None)
 
 
 class Host:
-    """The little a session asks of its connector; no long texts, no media, no progress kept.
+    """The little a session asked of its connector before issue 12; no long texts, no media, no progress kept.
     Its own, not the unit tests' stand-in: it must also run against older checkouts."""
 
     max_lines, edits, reply_template = 5, "diff", "short"
@@ -81,6 +81,25 @@ class Host:
 
     async def record_progress(self, key: str, progress: Any) -> None:
         pass
+
+
+def session_setup() -> Any:
+    """What a session is given: since issue 12 the network's shared parts (``SessionSetup``),
+    before it the connector itself (``Host`` above)."""
+    try:
+        from bridges.irc.session import SessionSetup  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return Host()
+    from bridges.irc.http_routes import IrcRoutes
+    from bridges.irc.network import IrcNetwork
+    from bridges.irc.records import IrcRecords
+    from bridges.irc.settings import IrcSettings
+    from tests.support.contexts import hand_built_context
+
+    settings = IrcSettings(server="bench", max_lines=5)
+    records = IrcRecords(None, "bench")
+    network = IrcNetwork("bench", ghost_for=str, sender_of_ghost=lambda _user: None)
+    return SessionSetup(network, settings, records, IrcRoutes(hand_built_context("bench", settings), records))
 
 
 async def one_round(
@@ -122,7 +141,7 @@ async def main(messages: int, rounds: int, await_delivery: bool) -> None:
             link = IrcLink(host=server.host, port=server.port, tls=False, nick="bridge", ident="bridge",
                            realname="bench", on_event=lambda _link, _event: None, lines_per_second=0)
             await link.connect()
-            session = IrcSession(SessionKind.BOT, link, Host())
+            session = IrcSession(SessionKind.BOT, link, session_setup())
             await one_round(session, watcher, 50, "warmup", await_delivery=await_delivery)
             results = [await one_round(session, watcher, messages, f"r{r}", await_delivery=await_delivery)
                        for r in range(rounds)]

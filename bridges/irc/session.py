@@ -10,7 +10,7 @@ text, served by the bridge.
 finishes once every line is settled (echoed by the server, refused by it, or written when the
 server does not echo): the core counts the Matrix event handled only then, so a crash while the
 lines wait behind the pacing replays the event. How far a message of several lines got is kept in
-the connector's key-value store, line by line, so the replay sends only the rest.
+the network's records (``records.py``), line by line, so the replay sends only the rest.
 """
 
 from __future__ import annotations
@@ -20,67 +20,49 @@ import difflib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from bridgekit import Accepted, MessageID, OutgoingMessage, SessionKind, UserID
 from bridges.irc import lines
 from bridges.irc.formatting_from_matrix import matrix_to_irc, strip_reply_fallback
+from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.link import IrcLink
+from bridges.irc.network import IrcNetwork, Said
 from bridges.irc.outgoing import OutLine
 from bridges.irc.output_gate import cut_bytes, line_budget, one_line, plan, sanitize, split_lines
+from bridges.irc.records import IrcRecords, Progress
+from bridges.irc.settings import IrcSettings
 
 PART_REASON_BYTES = 200
 
 
 @dataclass(frozen=True)
-class Said:
-    """What the connector remembers of a recent message, for replies and edits."""
+class SessionSetup:
+    """What every session of a network shares: the network's state, the settings that shape
+    what is said, where the progress of long messages is kept, and the links for long messages
+    and files."""
 
-    nick: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How far a message of several lines got: its lines as planned, and how many are settled."""
-
-    lines: list[str]
-    done: int
-
-
-class SessionHost(Protocol):
-    """What a session needs from its connector (kept small so sessions are easy to reason about)."""
-
-    @property
-    def max_lines(self) -> int: ...
-    @property
-    def edits(self) -> str: ...
-    @property
-    def reply_template(self) -> str: ...
-
-    def fold(self, text: str) -> str: ...
-    def channel_name(self, chat_id: str) -> str: ...
-    def target_of(self, chat_id: str) -> str: ...
-    def pill_to_nick(self, user_id: str) -> str | None: ...
-    def recall(self, message_id: str) -> Said | None: ...
-    def remember(self, message_id: str, said: Said) -> None: ...
-    async def publish_text(self, text: str) -> str | None: ...
-    async def reconnected(self, session: IrcSession) -> None: ...
-    def media_link(self, mxc: str, filename: str) -> str | None: ...
-    async def progress(self, key: str) -> Progress | None: ...
-    async def record_progress(self, key: str, progress: Progress) -> None: ...
+    network: IrcNetwork
+    settings: IrcSettings
+    records: IrcRecords
+    routes: IrcRoutes
 
 
 class IrcSession:
     def __init__(
-        self, kind: SessionKind, link: IrcLink, host: SessionHost, *, owner: UserID | None = None,
+        self, kind: SessionKind, link: IrcLink, setup: SessionSetup, *, owner: UserID | None = None,
         on_close: Callable[[IrcSession], Awaitable[None]] | None = None,
+        on_reconnect: Callable[[IrcSession], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_close`` and ``on_reconnect`` tell the connector, which keeps its users' sessions."""
         self.kind = kind
         self.link = link
         self.owner = owner
-        self._host = host
+        self._network = setup.network
+        self._settings = setup.settings
+        self._records = setup.records
+        self._routes = setup.routes
         self._on_close = on_close
+        self._on_reconnect = on_reconnect
         self.joined: set[str] = set()
         self.last_sender: dict[str, UserID] = {}
         """Per chat, the Matrix user whose message this connection sent last (for the bot: whom
@@ -106,23 +88,23 @@ class IrcSession:
         delivered = await self._queue(message.chat_id, text, command=command, action=message.msgtype == "m.emote",
                                       key=message.event_id)
         message_id = MessageID(f"bk-{secrets.token_hex(8)}")
-        self._host.remember(message_id, Said(self.nick, text))
+        self._network.remember(message_id, Said(self.nick, text))
         return Accepted(message_id, delivered)
 
     async def edit(self, chat_id: str, message_id: str, message: OutgoingMessage) -> None:
-        policy = self._host.edits
+        policy = self._settings.edits
         if policy == "ignore":
             return
         new_text = self._irc_text(message)
-        before = self._host.recall(message_id)
+        before = self._network.recall(message_id)
         shown = new_text
         if policy == "diff" and before is not None:
             shown = _changed_words(before.text, new_text) or new_text
         await self.say(chat_id, f"* {shown}", key=message.event_id)
-        self._host.remember(message_id, Said(self.nick, new_text))
+        self._network.remember(message_id, Said(self.nick, new_text))
 
     async def leave_chat(self, chat_id: str, reason: str | None) -> None:
-        channel = self._host.channel_name(chat_id)
+        channel = self._network.channel_name(chat_id)
         if chat_id in self.joined and self.link.connected:  # a dropped connection is in no channel
             said = one_line(reason, PART_REASON_BYTES) if reason else ""  # a line break would end the PART early
             self.link.send(lines.part(channel, said))
@@ -131,9 +113,9 @@ class IrcSession:
     async def set_topic(self, chat_id: str, topic: str) -> None:
         self._ensure_joined(chat_id)
         flat = " ".join(sanitize(topic).split("\n"))
-        budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=self._host.channel_name(chat_id),
-                             command="TOPIC")
-        self.link.send(lines.topic(self._host.channel_name(chat_id), cut_bytes(flat, budget)))
+        channel = self._network.channel_name(chat_id)
+        budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=channel, command="TOPIC")
+        self.link.send(lines.topic(channel, cut_bytes(flat, budget)))
 
     async def close(self) -> None:
         self.closed = True
@@ -162,14 +144,14 @@ class IrcSession:
             if not self.link.connected and self.kind is not SessionKind.BOT:
                 # The server dropped this user's connection: connect again (it rejoins as it speaks).
                 await self._reconnect_locked()
-            target = self._host.target_of(chat_id)
-            if target.startswith(("#", "&", "+", "!")):
+            target = self._network.target_of(chat_id)
+            if self.link.state.is_channel(target):
                 self._ensure_joined(chat_id)
             budget = line_budget(nick=self.nick, ident=self.link.ident, host=None, target=target, command=command,
                                  action=action)
             planned = await self._plan(text, budget)
             # Only a message of several lines has progress to look up (no read for one line).
-            before = await self._host.progress(key) if key is not None and len(planned) > 1 else None
+            before = await self._records.progress(key) if key is not None and len(planned) > 1 else None
             if before is not None:
                 # The lines as first planned (the nick, and so the budget, may differ now).
                 planned = [piece for line in before.lines[before.done:] for piece in split_lines(line, budget)]
@@ -188,13 +170,13 @@ class IrcSession:
             await settled
             if index + 1 < len(settling) and settling[index + 1].done():
                 continue  # several lines settled at once: one write records them
-            await self._host.record_progress(key, Progress(planned, done + index + 1))
+            await self._records.record_progress(key, Progress(planned, done + index + 1))
 
     async def _plan(self, text: str, budget: int) -> list[str]:
-        planned = plan(text, budget, self._host.max_lines)
+        planned = plan(text, budget, self._settings.max_lines)
         if not planned.truncated:
             return planned.lines
-        url = await self._host.publish_text(sanitize(text))
+        url = await self._routes.publish_text(sanitize(text))
         suffix = f" … (full message: {url})" if url else " … (message too long for IRC)"
         return [planned.lines[0] + suffix]
 
@@ -210,7 +192,8 @@ class IrcSession:
         self.joined.clear()  # a dropped connection is in no channel
         try:
             await self.link.connect()
-            await self._host.reconnected(self)
+            if self._on_reconnect is not None:
+                await self._on_reconnect(self)
         except BaseException:
             self.link.requeue(unsent)
             raise
@@ -224,12 +207,12 @@ class IrcSession:
         waiting for ever."""
         for index, line in enumerate(unsent):
             command, target = line.line.command, line.line.target or ""
-            channel = target.startswith(("#", "&", "+", "!"))
+            channel = self.link.state.is_channel(target)
             try:
                 if command == "JOIN" and channel:
-                    self.joined.add(self._host.fold(target))
+                    self.joined.add(self._network.fold(target))
                 elif channel and command in ("PRIVMSG", "NOTICE", "TOPIC"):
-                    self._ensure_joined(self._host.fold(target))
+                    self._ensure_joined(self._network.fold(target))
                 self.link.pass_on(line)
             except ConnectionError:
                 self.link.requeue(unsent[index:])
@@ -238,12 +221,12 @@ class IrcSession:
     def _ensure_joined(self, chat_id: str) -> None:
         if chat_id not in self.joined:
             # The server handles JOIN before the PRIVMSG that follows it on the same connection.
-            self.link.send(lines.join(self._host.channel_name(chat_id)))
+            self.link.send(lines.join(self._network.channel_name(chat_id)))
             self.joined.add(chat_id)
 
     def _irc_text(self, message: OutgoingMessage) -> str:
         if message.media is not None:
-            link = self._host.media_link(message.media.mxc, message.media.filename)
+            link = self._routes.media_link(message.media.mxc, message.media.filename)
             size = f", {_size(message.media.size)}" if message.media.size is not None else ""
             name = message.media.filename
             described = f"{name} ({message.msgtype.removeprefix('m.')}{size})"
@@ -251,14 +234,14 @@ class IrcSession:
             relay = message.text[: -len(name)] if message.text.endswith(name) else ""
             return f"{relay}{described}" + (f" {link}" if link else "")
         if message.html is not None:
-            return matrix_to_irc(message.html, pill_to_nick=self._host.pill_to_nick)
+            return matrix_to_irc(message.html, pill_to_nick=self._network.pill_to_nick)
         return strip_reply_fallback(message.text)
 
     def _with_reply(self, reply_to: str, text: str) -> str:
-        original = self._host.recall(reply_to)
+        original = self._network.recall(reply_to)
         if original is None:
             return text
-        if self._host.reply_template == "long":
+        if self._settings.reply_template == "long":
             excerpt = original.text if len(original.text) <= 40 else original.text[:37].rstrip() + "…"
             return f'<{original.nick}> "{excerpt}" <- {text}'
         return f"{original.nick}: {text}"
@@ -285,4 +268,4 @@ def _size(size: int) -> str:
     return f"{size} B"
 
 
-__all__ = ["IrcSession", "Said", "SessionHost"]
+__all__ = ["IrcSession", "Progress", "Said", "SessionSetup"]

@@ -3,9 +3,18 @@ written, and the server's answers are events handed to the link (as the reactor 
 
 from __future__ import annotations
 
+from typing import Any
+
 import irc.client
 
+from bridgekit import KeyValue
+from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.link import IrcLink
+from bridges.irc.network import IrcNetwork
+from bridges.irc.records import IrcRecords
+from bridges.irc.session import SessionSetup
+from bridges.irc.settings import IrcSettings
+from tests.support.contexts import hand_built_context
 
 NICK = "Bridge[m]"
 
@@ -45,3 +54,28 @@ def server_says(link: IrcLink, kind: str, source: str, target: str, arguments: l
 def echo(link: IrcLink, channel: str, text: str) -> None:
     """The server sends our own line back (echo-message)."""
     server_says(link, "pubmsg", f"{NICK}!i@host", channel, [text])
+
+
+class Values:
+    """A connector's key-value store, in a dict (no TTLs: a test ends first)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    async def set(self, key: str, value: Any, *, ttl_seconds: float | None = None) -> None:
+        self.values[key] = value
+
+    async def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def session_setup(kv: KeyValue | None = None, **settings: Any) -> SessionSetup:
+    """What the sessions of a network named ``net`` share, with no connector: its state, its
+    settings, its records in ``kv``, and no public URL (so no links)."""
+    config = IrcSettings(server="irc.test", **settings)
+    records = IrcRecords(kv, "net")
+    network = IrcNetwork("net", ghost_for=lambda sender: f"@_net_{sender}:example.org", sender_of_ghost=lambda _: None)
+    return SessionSetup(network, config, records, IrcRoutes(hand_built_context("net", config), records))

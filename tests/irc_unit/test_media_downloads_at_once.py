@@ -12,8 +12,9 @@ from fastapi import HTTPException
 from starlette.responses import StreamingResponse
 
 from bridgekit import MediaBusy, MediaDownload, SigningKey
-from bridges.irc.connector import IrcConnector
+from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.media_links import MediaLinks
+from bridges.irc.records import IrcRecords
 from bridges.irc.settings import IrcSettings
 from tests.support.contexts import hand_built_context
 
@@ -35,23 +36,23 @@ class Homeserver:
         yield MediaDownload("image/png", 4, chunks())
 
 
-def network(homeserver: Homeserver) -> tuple[IrcConnector, list[str]]:
-    connector = IrcConnector(hand_built_context("net", IrcSettings(server="irc.test"), media=homeserver))
+def network(homeserver: Homeserver) -> tuple[IrcRoutes, list[str]]:
     links = MediaLinks(SigningKey(b"k" * 32), "net", lifetime_seconds=3600)
-    connector._media_links = links
+    ctx = hand_built_context("net", IrcSettings(server="irc.test"), media=homeserver)
+    routes = IrcRoutes(ctx, IrcRecords(None, "net"), links=links)
     minted = links.mint(MXC)
     assert minted is not None
-    return connector, minted.split("/")
+    return routes, minted.split("/")
 
 
 async def test_a_busy_bridge_answers_503_with_retry_after_and_serves_once_a_place_is_free() -> None:
     homeserver = Homeserver()
-    connector, (server, media_id, token) = network(homeserver)
+    routes, (server, media_id, token) = network(homeserver)
     homeserver.busy = True
     with pytest.raises(HTTPException) as refused:
-        await connector._serve_media(server, media_id, token, "a.png")
+        await routes.serve_media(server, media_id, token, "a.png")
     assert (refused.value.status_code, refused.value.headers) == (503, {"Retry-After": "5"})
     homeserver.busy = False
-    served = await connector._serve_media(server, media_id, token, "a.png")
+    served = await routes.serve_media(server, media_id, token, "a.png")
     assert isinstance(served, StreamingResponse)
     assert [chunk async for chunk in served.body_iterator] == [b"data"]
