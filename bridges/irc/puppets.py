@@ -9,8 +9,9 @@ is the IRC side of :class:`~bridgekit.LoginProvider`:
 - :meth:`Puppets.connect` (``connect_puppet``: after login, at every start, on ``reconnect``): the
   user's connection, with their own nick (the nick they chose with ``nick``, else their account
   name; no ``[m]``). The routing rule prefers it to their virtual connection. It never idles out,
-  and when the server drops it, it is made again (2 s, 4 s ... up to 2 minutes apart) for as long
-  as the user stays logged in, bouncer style; a refused account stops that (``BAD_CREDENTIALS``).
+  and when the server drops it, it is made again (2 s, 4 s ... up to 2 minutes apart) and rejoins
+  its channels, for as long as the user stays logged in, bouncer style; a refused account stops
+  that (``BAD_CREDENTIALS``).
   What is said in channels meanwhile reaches their rooms anyway: the bot is the one listener.
 - Their account name, folded, is their ``remote_user_id``: lines from their other IRC clients
   logged into the same account are posted as them on Matrix (``account_senders.py``).
@@ -33,6 +34,7 @@ from bridgekit import (
     SessionState,
     UserID,
 )
+from bridges.irc import lines
 from bridges.irc.account_login import AccountLogin
 from bridges.irc.link import AccountRefused, IrcLink, RegistrationFailed
 from bridges.irc.nicks import ident_for, matrix_user_nick
@@ -111,15 +113,19 @@ class Puppets:
         self._network.release(session.nick)
         await self._ctx.report_session(owner, SessionState.TRANSIENT_DISCONNECT, "the IRC server hung up; reconnecting")
         if owner not in self._reconnects:
-            task = asyncio.create_task(self._reconnect(owner, session))
+            task = asyncio.create_task(self._reconnect(owner, session, rejoin=set(session.joined)))
             self._reconnects[owner] = task
             task.add_done_callback(lambda _t: self._reconnects.pop(owner, None))
 
-    async def _reconnect(self, owner: UserID, session: IrcSession) -> None:
+    async def _reconnect(self, owner: UserID, session: IrcSession, *, rejoin: set[str]) -> None:
+        """Until connected again (or logged out); then back into the channels it was in."""
         delay = 2.0
         while not (self._stopping or session.closed or session.link.connected):
             try:
                 await session.reconnect()
+                for chat in rejoin - session.joined:
+                    session.link.send(lines.join(self._network.channel_name(chat)))
+                    session.joined.add(chat)
                 return
             except AccountRefused as refused:
                 await self._ctx.report_session(owner, SessionState.BAD_CREDENTIALS, str(refused))

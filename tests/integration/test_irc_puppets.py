@@ -180,7 +180,7 @@ async def test_nickserv_identify_where_sasl_is_not_offered(
     assert answer.startswith(f"Login to {slot.connector} failed: NickServ: Invalid password for {wrong.name}")
 
 
-async def test_her_connection_stays_while_she_is_away_and_she_finds_what_was_said(
+async def test_her_connection_stays_while_she_is_away_and_comes_back_after_a_kill(
     start_irc: StartIrc, slot: AppserviceSlot, services: Services, make_matrix_user: MakeMatrixUser,
     make_irc_client: MakeIrcClient, make_account: MakeAccount, channel: str,
 ) -> None:
@@ -219,3 +219,14 @@ async def test_her_connection_stays_while_she_is_away_and_she_finds_what_was_sai
     back = await bob.wait_for(said_in(channel, "back"))
     assert back.source == account.name
     assert len(bob.lines(lambda line: line.command == "JOIN" and line.is_from(account.name))) == 1
+
+    # An IRC operator kills her connection: it comes back by itself, identified, into the channel.
+    bob.send_raw("OPER oper operpw")
+    await bob.wait_for(lambda line: line.command == "381")
+    since = bob.mark()
+    bob.send_raw(f"KILL {account.name} :testing the bouncer")
+    await bob.wait_for(lambda line: line.command == "JOIN" and line.is_from(account.name), since=since)
+    bob.send_raw(f"WHOIS {account.name}")
+    await bob.wait_for(whois_account(account.name), since=since)
+    await alice.send_text(room_id, "killed and back")
+    assert (await bob.wait_for(said_in(channel, "killed and back"))).source == account.name
