@@ -148,23 +148,16 @@ class ConnectionState:
 
     def hear(self, event: irc.client.Event) -> Reaction:
         kind = event.type
-        identification = self.identification
-        if identification is not None and kind != "welcome":
-            step = identification.hear(event)
-            if step is not None:
-                if step.hang_up:
-                    self.failure = identification.failure
-                return Reaction(step.send, forward=False, hang_up=step.hang_up)
+        identifying = self._identifying(event)
+        if identifying is not None:
+            return identifying
         if kind in ROUTINE:
             return NO_REACTION  # what is said in channels: the bulk of the traffic, no state in it
         arguments = [str(a) for a in event.arguments]
         if kind in NICK_REFUSED and not self.registered:
             return self._nick_refused()
         if kind == "welcome":
-            self.registered = True
-            self.nick = str(event.target)
-            identify = identification.after_welcome() if identification is not None else ()
-            return Reaction(((cap_request(self.caps),) if self.caps else ()) + identify)
+            return self._welcomed(event)
         if kind == "cap" and arguments and arguments[0] == "ACK":
             self.acked.update(arguments[-1].split())
         elif kind == "featurelist":
@@ -180,6 +173,28 @@ class ConnectionState:
         else:
             self._membership(kind, event, arguments)
         return NO_REACTION
+
+    def _identifying(self, event: irc.client.Event) -> Reaction | None:
+        """A step of SASL or NickServ (``identify.py``); None: not one."""
+        identification = self.identification
+        if identification is None or event.type == "welcome":
+            return None
+        step = identification.hear(event)
+        if step is None:
+            return None
+        if step.hang_up:
+            self.failure = identification.failure
+        return Reaction(step.send, forward=False, hang_up=step.hang_up)
+
+    def _welcomed(self, event: irc.client.Event) -> Reaction:
+        self.registered = True
+        self.nick = str(event.target)
+        identification = self.identification
+        identify = identification.after_welcome() if identification is not None else ()
+        if identification is not None and identification.failure is not None:
+            self.failure = identification.failure  # SASL required, and none offered
+            return Reaction(forward=False, hang_up=True)
+        return Reaction(((cap_request(self.caps),) if self.caps else ()) + identify)
 
     def _nick_refused(self) -> Reaction:
         self._nick_attempts += 1

@@ -128,7 +128,10 @@ class Identification:
         return None
 
     def after_welcome(self) -> tuple[Line, ...]:
-        """NickServ IDENTIFY, when SASL was not offered."""
+        """NickServ IDENTIFY, when SASL was not offered (or the server never answered CAP LS: a
+        server without IRCv3 registers without it)."""
+        if self.phase is Phase.CAPS:
+            self._without_sasl("the server does not offer SASL PLAIN")
         if self.phase is not Phase.WELCOME:
             return ()
         self.phase = Phase.NICKSERV

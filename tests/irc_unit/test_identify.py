@@ -201,3 +201,19 @@ def test_a_reconnect_starts_the_identification_again() -> None:
     state.connecting()
     assert [line.text for line in state.opening()] == ["CAP LS 302"]
     assert not ready(state)
+
+
+def test_a_server_that_never_answers_cap_ls_gets_nickserv_after_its_welcome() -> None:
+    state = state_for()
+    state.opening()
+    sent, hang_up = hear(state, ("unknowncommand", SERVER, NICK, "CAP", "Unknown command"), WELCOME)
+    assert sent == ["CAP REQ :echo-message", "PRIVMSG NickServ :IDENTIFY alice hunter2"]
+    assert not hang_up
+
+
+def test_sasl_required_and_a_server_without_cap_is_a_refusal_at_the_welcome() -> None:
+    state = state_for(method="sasl")
+    state.opening()
+    _, hang_up = hear(state, WELCOME)
+    assert hang_up
+    assert state.failure == "the server does not offer SASL PLAIN"
