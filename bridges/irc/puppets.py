@@ -115,7 +115,8 @@ class Puppets:
         if owner not in self._reconnects:
             task = asyncio.create_task(self._reconnect(owner, session, rejoin=set(session.joined)))
             self._reconnects[owner] = task
-            task.add_done_callback(lambda _t: self._reconnects.pop(owner, None))
+            task.add_done_callback(lambda done: self._reconnects.pop(owner, None) if
+                                   self._reconnects.get(owner) is done else None)
 
     async def _reconnect(self, owner: UserID, session: IrcSession, *, rejoin: set[str]) -> None:
         """Until connected again (or logged out); then back into the channels it was in."""
