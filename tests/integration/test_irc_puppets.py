@@ -174,10 +174,7 @@ async def test_nickserv_identify_where_sasl_is_not_offered(
     assert said.source == account.name
     bob.send_raw(f"WHOIS {account.name}")
     await bob.wait_for(whois_account(account.name))
-
-    wrong = await make_account("nswrong")
-    answer = await log_in(await make_matrix_user("mallory"), slot, wrong, password="guess")
-    assert answer.startswith(f"Login to {slot.connector} failed: NickServ: Invalid password for {wrong.name}")
+    # (NickServ's refusal of a wrong password: tests/irc_services/test_link_identifies.py)
 
 
 async def test_her_connection_stays_while_she_is_away_and_comes_back_after_a_kill(
