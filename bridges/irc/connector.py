@@ -160,7 +160,8 @@ class IrcConnector:
         previous = event.unsigned.get("prev_content")
         if not ban and isinstance(previous, dict) and previous.get("membership") == "ban":
             return  # an unban on Matrix: nobody is to be kicked on IRC
-        session = self._users.by_user.get(UserID(event.sender)) or self._bot
+        moderator = UserID(event.sender)
+        session = self._puppets.by_user.get(moderator) or self._users.by_user.get(moderator) or self._bot
         if session is None:
             return
         reason = event.content.get("reason")
