@@ -191,6 +191,8 @@ class IrcLink:
             identification = self.state.identification
             if identification is not None and identification.failure is not None:
                 raise AccountRefused(identification.failure)
+            if identification is not None and self.state.registered:
+                reason = f"{reason} ({identification.phase.value})"  # e.g. NickServ never answered
             raise RegistrationFailed(f"{self.host}:{self.port}: registration failed: {reason}")
         if self._silence.interval > 0:
             self._keepalive = asyncio.create_task(self._watch_silence(connection))
