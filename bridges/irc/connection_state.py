@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import irc.client
 
 from bridges.irc.casemapping import casefold_irc
+from bridges.irc.identify import Identification
 from bridges.irc.lines import Line, cap_request, nick
 
 ECHO_CAP = "echo-message"
@@ -62,7 +63,7 @@ class ChannelState:
 class ConnectionState:
     def __init__(
         self, wanted_nick: str, *, caps: tuple[str, ...] = (), next_nick: NickChooser | None = None,
-        members: bool = False,
+        members: bool = False, identification: Identification | None = None,
     ) -> None:
         self.wanted_nick = wanted_nick
         """The nick registration asks for (the next one after a refusal)."""
@@ -81,6 +82,8 @@ class ConnectionState:
         """Keep everyone in our channels, or only ourselves: a Matrix user's connection in a channel
         of a thousand would hold a thousand names (and a thousand such connections a million)."""
         self._nick_attempts = 0  # over the connection's whole life, as the bridge has always counted
+        self.identification = identification
+        """A puppeted connection's SASL / NickServ login (``identify.py``); None for the others."""
 
     # ---- what the server supports -----------------------------------------------------------
 
@@ -133,17 +136,28 @@ class ConnectionState:
         self.acked.clear()
         self.channels.clear()
 
+    def opening(self) -> tuple[Line, ...]:
+        """Written before PASS/NICK/USER (``CAP LS 302`` when the connection identifies)."""
+        return self.identification.opening() if self.identification is not None else ()
+
+    @property
+    def ready(self) -> bool:
+        """Registered, and identified when it has an account to identify with."""
+        identification = self.identification
+        return self.registered and (identification is None or identification.identified)
+
     def hear(self, event: irc.client.Event) -> Reaction:
         kind = event.type
+        identifying = self._identifying(event)
+        if identifying is not None:
+            return identifying
         if kind in ROUTINE:
             return NO_REACTION  # what is said in channels: the bulk of the traffic, no state in it
         arguments = [str(a) for a in event.arguments]
         if kind in NICK_REFUSED and not self.registered:
             return self._nick_refused()
         if kind == "welcome":
-            self.registered = True
-            self.nick = str(event.target)
-            return Reaction((cap_request(self.caps),) if self.caps else ())
+            return self._welcomed(event)
         if kind == "cap" and arguments and arguments[0] == "ACK":
             self.acked.update(arguments[-1].split())
         elif kind == "featurelist":
@@ -159,6 +173,28 @@ class ConnectionState:
         else:
             self._membership(kind, event, arguments)
         return NO_REACTION
+
+    def _identifying(self, event: irc.client.Event) -> Reaction | None:
+        """A step of SASL or NickServ (``identify.py``); None: not one."""
+        identification = self.identification
+        if identification is None or event.type == "welcome":
+            return None
+        step = identification.hear(event)
+        if step is None:
+            return None
+        if step.hang_up:
+            self.failure = identification.failure
+        return Reaction(step.send, forward=False, hang_up=step.hang_up)
+
+    def _welcomed(self, event: irc.client.Event) -> Reaction:
+        self.registered = True
+        self.nick = str(event.target)
+        identification = self.identification
+        identify = identification.after_welcome() if identification is not None else ()
+        if identification is not None and identification.failure is not None:
+            self.failure = identification.failure  # SASL required, and none offered
+            return Reaction(forward=False, hang_up=True)
+        return Reaction(((cap_request(self.caps),) if self.caps else ()) + identify)
 
     def _nick_refused(self) -> Reaction:
         self._nick_attempts += 1

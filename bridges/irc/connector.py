@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import ChainMap
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,19 +33,24 @@ from bridgekit import (
     MatrixEvent,
     PortalInfo,
     PortalMessages,
+    PuppetLogin,
     RoomID,
     SessionKind,
     SessionState,
     UserID,
 )
 from bridges.irc import directory, inbound, lines, refusals
+from bridges.irc.account_login import AccountLogin
+from bridges.irc.account_senders import ACCOUNT_TAG
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.http_routes import IrcRoutes
+from bridges.irc.identify import NickServ
 from bridges.irc.link import IrcLink, RegistrationFailed
 from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderation
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
+from bridges.irc.puppets import LOGIN_FLOWS, Puppets
 from bridges.irc.records import IrcRecords
 from bridges.irc.session import IrcSession, SessionSetup
 from bridges.irc.settings import IrcSettings
@@ -67,6 +73,7 @@ class IrcConnector:
     """Messages go out through the sessions; ``handle_matrix_event`` gets the rest (direct-chat
     invites of ghosts, kicks and bans of them)."""
     protocol_ids = (directory.PROTOCOL,)
+    login_flows = LOGIN_FLOWS
 
     def __init__(self, ctx: BridgeContext) -> None:
         self.ctx = ctx
@@ -79,7 +86,8 @@ class IrcConnector:
         self._routes = IrcRoutes(ctx, self._records)
         self._setup = SessionSetup(self.network, self.settings, self._records, self._routes)
         self._users = UserConnections(ctx, self._setup, self._new_link)
-        self.network.sessions = self._users.by_user  # their nicks, for mentions
+        self._puppets = Puppets(ctx, self._setup, self._new_link)
+        self.network.sessions = ChainMap[UserID, IrcSession](self._puppets.by_user, self._users.by_user)  # for mentions
         self._directory = directory.directory_of(ctx)
         self._bot: IrcSession | None = None
         self._reconnect: asyncio.Task[None] | None = None
@@ -109,6 +117,7 @@ class IrcConnector:
         if self._reconnect is not None:
             self._reconnect.cancel()
         await self._users.stop()
+        await self._puppets.stop()
         if self._bot is not None:
             await self._bot.link.close("bridge shutting down", fail_unsettled=False)
         self._directory.remove(self)
@@ -151,7 +160,8 @@ class IrcConnector:
         previous = event.unsigned.get("prev_content")
         if not ban and isinstance(previous, dict) and previous.get("membership") == "ban":
             return  # an unban on Matrix: nobody is to be kicked on IRC
-        session = self._users.by_user.get(UserID(event.sender)) or self._bot
+        moderator = UserID(event.sender)
+        session = self._puppets.by_user.get(moderator) or self._users.by_user.get(moderator) or self._bot
         if session is None:
             return
         reason = event.content.get("reason")
@@ -177,6 +187,7 @@ class IrcConnector:
                               caps=LISTENER_CAPS)
         await ctx.report_session(None, SessionState.CONNECTING)
         await link.connect()
+        link.send_now(lines.cap_request([ACCOUNT_TAG]))  # alone: a server without it NAKs only it (double puppets)
         previous, self._bot = self._bot, IrcSession(SessionKind.BOT, link, self._setup)
         # Relayed lines the old connection had queued (pacing) when it dropped: taken at once, so
         # that should this connection drop too before they are adopted, they are in its queue
@@ -195,7 +206,8 @@ class IrcConnector:
         await ctx.report_session(None, SessionState.CONNECTED)
 
     def _new_link(
-        self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...] = ()
+        self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...] = (),
+        account: AccountLogin | None = None,
     ) -> IrcLink:
         settings, grammar = self.settings, self.network.grammar
         user_id = owner or ""
@@ -204,13 +216,14 @@ class IrcConnector:
             if owner is None:
                 return f"{settings.bot_nick[: grammar.nicklen - 2]}{attempt}"
             return collision_nick(nick, user_id=user_id, attempt=attempt - 1, nicklen=grammar.nicklen,
-                                  keep_suffix=template_suffix(settings.nick_template))
+                                  keep_suffix="" if account else template_suffix(settings.nick_template))
 
         self.network.bridge_identities.add(ident, None)  # a ban mask must never match one of ours
         return IrcLink(
             host=settings.server, port=settings.port, tls=settings.tls, nick=nick, ident=ident, realname=realname,
             password=settings.password, on_event=self._on_event, lines_per_second=settings.lines_per_second,
             burst=settings.burst, next_nick=next_nick, caps=caps, keepalive=settings.keepalive_seconds,
+            account=account, nickserv=NickServ(settings.nickserv_nick, settings.nickserv_identify),
         )
 
     async def _learn_isupport(self, link: IrcLink) -> None:
@@ -266,6 +279,15 @@ class IrcConnector:
 
     async def set_nick(self, user_id: UserID, nick: str) -> str:
         return await self._users.set_nick(user_id, nick)
+
+    async def login(self, user_id: UserID, flow_id: str, answers: Mapping[str, str]) -> PuppetLogin:
+        return await self._puppets.check(user_id, dict(answers))
+
+    async def connect_puppet(self, user_id: UserID, login: PuppetLogin) -> IrcSession:
+        return await self._puppets.connect(user_id, login)
+
+    async def logout(self, user_id: UserID, login: PuppetLogin) -> None:
+        self._puppets.forget(user_id, login)
 
     # ---- portals -------------------------------------------------------------------------------
 
@@ -326,7 +348,7 @@ class IrcConnector:
             if not private:  # messages to the bridge bot itself are not bridged
                 await self._apply(inbound.from_channel(event, self.network, link.state))
         elif private:  # users' own connections only matter for private messages
-            session = self._users.of(link)
+            session = self._users.of(link) or self._puppets.of(link)
             if session is not None and session.owner is not None:
                 await self._apply(inbound.private_message(event, self.network, session.owner))
 
@@ -354,11 +376,14 @@ class IrcConnector:
         session = self._users.of(link)
         if session is not None:
             await self._users.dropped(session)
+        puppet = self._puppets.of(link)
+        if puppet is not None:
+            await self._puppets.dropped(puppet)
 
     def _session_of(self, link: IrcLink) -> IrcSession | None:
         """The bot's session or the Matrix user's whose connection ``link`` is."""
         bot = self._bot
-        return bot if bot is not None and link is bot.link else self._users.of(link)
+        return bot if bot is not None and link is bot.link else self._users.of(link) or self._puppets.of(link)
 
     async def _refused(self, link: IrcLink, event: irc.client.Event) -> None:
         """See ``refusals.py``: the Matrix user whose message it was is told."""

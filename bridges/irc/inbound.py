@@ -30,6 +30,7 @@ from bridgekit import (
     UserID,
 )
 from bridges.irc import lines
+from bridges.irc.account_senders import ACCOUNT_TAG, channel_sender
 from bridges.irc.connection_state import ConnectionState
 from bridges.irc.mentions import irc_message_to_matrix
 from bridges.irc.network import IrcNetwork, Said
@@ -99,16 +100,21 @@ def _channel_message(event: irc.client.Event, network: IrcNetwork, bot: Connecti
     chat = network.fold(str(event.target))
     if from_us(network, source) or chat not in network.portals:
         return Inbound()
-    return Inbound([_message(network, ChatID(chat), source, event)])
+    # A logged-in user's other IRC client: their account (double puppet; ``account_senders.py``).
+    sender = channel_sender(network.fold(source), _tag(event, "account"), tag_offered=ACCOUNT_TAG in bot.acked,
+                            logged_in=network.accounts, fold=network.fold)
+    return Inbound([_message(network, ChatID(chat), source, event, sender_id=sender)])
 
 
-def _message(network: IrcNetwork, chat: ChatID, source: str, event: irc.client.Event) -> RemoteMessage:
+def _message(
+    network: IrcNetwork, chat: ChatID, source: str, event: irc.client.Event, *, sender_id: str | None = None,
+) -> RemoteMessage:
     text = str(event.arguments[0]) if event.arguments else ""
     body, html, mentioned = irc_message_to_matrix(text, network.user_for_nick, casefold=network.fold)
     message_id = _tag(event, "msgid") or network.message_id()
     network.remember(message_id, Said(source, text))
     return RemoteMessage(
-        chat_id=chat, message_id=MessageID(message_id), sender_id=RemoteUserID(network.fold(source)),
+        chat_id=chat, message_id=MessageID(message_id), sender_id=RemoteUserID(sender_id or network.fold(source)),
         sender_name=source, text=body, html=html, msgtype=MESSAGE_TYPES[event.type], mentions=tuple(mentioned),
         timestamp_ms=_server_time(event),
     )

@@ -127,10 +127,30 @@ def ping(token: str) -> Line:
     return Line("PING", (), token)
 
 
+# ---- identifying (SASL, NickServ; see ``sasl.py``) ----------------------------------------------
+
+def cap_ls() -> Line:
+    """Sent before NICK/USER: the server holds registration until ``CAP END`` (IRCv3 302)."""
+    return Line("CAP", ("LS", "302"))
+
+
+def cap_end() -> Line:
+    return Line("CAP", ("END",))
+
+
+def authenticate(payload: str) -> Line:
+    """One AUTHENTICATE step: a mechanism (``PLAIN``), a base64 chunk of at most 400 bytes, or
+    ``+`` (empty, or the end of a payload whose last chunk was exactly 400 bytes)."""
+    return Line("AUTHENTICATE", (payload,))
+
+
 __all__ = [
     "Line",
     "MessageCommand",
     "as_received",
+    "authenticate",
+    "cap_end",
+    "cap_ls",
     "cap_request",
     "join",
     "kick",

@@ -29,7 +29,9 @@ import irc.connection
 from jaraco.stream.buffer import LenientDecodingLineBuffer
 
 from bridgekit import bench_trace
+from bridges.irc.account_login import AccountLogin
 from bridges.irc.connection_state import ECHO_CAP, ConnectionState, NickChooser
+from bridges.irc.identify import Identification, NickServ
 from bridges.irc.lines import Line, ping
 from bridges.irc.outgoing import ECHO_PATIENCE_S, ECHOED, EchoLedger, Keepalive, OutLine, Silence, TokenBucket
 
@@ -48,6 +50,11 @@ class RegistrationFailed(ConnectionError):
     pass
 
 
+class AccountRefused(RegistrationFailed):
+    """The server or its services refused the account (SASL 904, NickServ's "Invalid password"):
+    trying again with the same password cannot help. The message is the server's reason."""
+
+
 class Wire(Protocol):
     """The socket side of a connection, as the ``irc`` package's connection offers it."""
 
@@ -59,6 +66,30 @@ class Wire(Protocol):
 class _LenientConnection(irc.client_aio.AioConnection):  # type: ignore[misc]
     # The default strict decoder drops the whole connection on one line that is not UTF-8.
     buffer_class = LenientDecodingLineBuffer
+
+    async def open_and_register(
+        self, host: str, port: int, nick: str, *, opening: tuple[str, ...], password: str | None, username: str,
+        realname: str, connect_factory: irc.connection.AioFactory,
+    ) -> None:
+        """``AioConnection.connect``, with ``opening`` (``CAP LS 302``) written before PASS, NICK and
+        USER: the package's own connect writes those at once and has no hook before them."""
+        self.buffer = self.buffer_class()
+        self.handlers: dict[str, object] = {}
+        self.real_server_name = ""
+        self.real_nickname = self.nickname = nick
+        self.server, self.port, self.server_address = host, port, (host, port)
+        self.username, self.ircname, self.password = username, realname, password
+        self.connect_factory = connect_factory
+        protocol = self.protocol_class(self, self.reactor.loop)
+        self.transport, self.protocol = await connect_factory(protocol, self.server_address)
+        self.connected = True
+        self.reactor._on_connect(self.protocol, self.transport)
+        for line in opening:
+            self.send_raw(line)
+        if password:
+            self.pass_(password)
+        self.nick(nick)
+        self.user(username, realname)
 
 
 class _Reactor(irc.client_aio.AioReactor):  # type: ignore[misc]
@@ -82,7 +113,11 @@ class IrcLink:
         next_nick: NickChooser | None = None,
         caps: tuple[str, ...] = (),
         keepalive: float = 60.0,
+        account: AccountLogin | None = None,
+        nickserv: NickServ | None = None,
     ) -> None:
+        """``account``: a puppeted connection identifies with it (SASL, else NickServ: ``identify.py``)
+        before :meth:`connect` returns; it stays in memory only, with this link."""
         self.host, self.port, self.tls = host, port, tls
         self.ident = ident
         self.realname = realname
@@ -90,7 +125,8 @@ class IrcLink:
         self._on_event = on_event
         # With echo-message the server sends each of our lines back once it has taken it: lines
         # written but not yet echoed are the ones a dropped connection may have lost.
-        self.state = ConnectionState(nick, caps=(*caps, ECHO_CAP), next_nick=next_nick)
+        identification = Identification(account, nickserv) if account is not None else None
+        self.state = ConnectionState(nick, caps=(*caps, ECHO_CAP), next_nick=next_nick, identification=identification)
         now = time.monotonic()
         self._bucket = TokenBucket(lines_per_second, burst, now)
         self._ledger = EchoLedger(patience=ECHO_PATIENCE_S)
@@ -127,7 +163,8 @@ class IrcLink:
     # ---- connecting --------------------------------------------------------------------------
 
     async def connect(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (two waits share it)
-        """Connect and register; raises RegistrationFailed or OSError."""
+        """Connect and register (and identify, with an account); raises RegistrationFailed (its
+        AccountRefused when the account was refused) or OSError."""
         reactor = _Reactor(loop=asyncio.get_running_loop())
         reactor.add_global_handler("all_events", lambda _connection, event: self.hear(event), -10)
         connection: _LenientConnection = reactor.server()
@@ -135,9 +172,9 @@ class IrcLink:
         factory = (
             irc.connection.AioFactory(ssl=ssl.create_default_context()) if self.tls else irc.connection.AioFactory()
         )
-        await connection.connect(
-            self.host, self.port, self.state.wanted_nick, password=self.password, username=self.ident,
-            ircname=self.realname, connect_factory=factory,
+        await connection.open_and_register(
+            self.host, self.port, self.state.wanted_nick, opening=tuple(line.text for line in self.state.opening()),
+            password=self.password, username=self.ident, realname=self.realname, connect_factory=factory,
         )
         done = asyncio.ensure_future(self._welcome.wait())
         closed = asyncio.ensure_future(self._closed.wait())
@@ -151,6 +188,11 @@ class IrcLink:
         if not self._welcome.is_set():
             reason = self.state.failure or ("timed out" if not finished else "the server closed the connection")
             self._hang_up()
+            identification = self.state.identification
+            if identification is not None and identification.failure is not None:
+                raise AccountRefused(identification.failure)
+            if identification is not None and self.state.registered:
+                reason = f"{reason} ({identification.phase.value})"  # e.g. NickServ never answered
             raise RegistrationFailed(f"{self.host}:{self.port}: registration failed: {reason}")
         if self._silence.interval > 0:
             self._keepalive = asyncio.create_task(self._watch_silence(connection))
@@ -192,7 +234,7 @@ class IrcLink:
         if heard.swallowed:
             return  # our own line, back from the server (echo-message): no news to the bridge
         reaction = self.state.hear(event)
-        if self.state.registered:
+        if self.state.ready:
             self._welcome.set()
         elif event.type == "disconnect":
             self._closed.set()

@@ -70,6 +70,8 @@ class IrcNetwork:
         self.own: dict[str, UserID | None] = {}
         """folded nick -> the Matrix user whose connection it is (None: the bot)."""
         self.sessions: Mapping[UserID, Named] = sessions if sessions is not None else {}
+        self.accounts: set[str] = set()
+        """The folded account names of Matrix users logged in here (``puppets.py``): their sender IDs."""
         self.known = KnownUsers(self.fold)
         self.bridge_identities = BridgeIdentities()
         self._ghost_for = ghost_for

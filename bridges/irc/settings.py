@@ -57,6 +57,22 @@ class IrcSettings(BaseModel):
     nicklen: Annotated[int, Field(ge=9)] = 30
     """Until the server says (ISUPPORT NICKLEN)."""
     realname_template: str = "{user_id}"
+    login_method: Literal["auto", "sasl", "nickserv"] = "auto"
+    """How a logged-in user's own connection (``login <network>``) identifies: ``auto`` uses SASL
+    PLAIN when the server offers it, else NickServ after registration; ``sasl`` refuses a server
+    without it (the password then never goes out in a PRIVMSG); ``nickserv`` never uses SASL."""
+    nickserv_nick: str = "NickServ"
+    """Who the identify line goes to, and whose notices answer it."""
+    nickserv_identify: str = "IDENTIFY {account} {password}"
+    """The identify line's text: {account} and {password}."""
+
+    @field_validator("nickserv_identify")
+    @classmethod
+    def _has_the_password(cls, value: str) -> str:
+        if "{password}" not in value:
+            raise ValueError("nickserv_identify must contain {password}")
+        value.format(account="", password="")  # an unknown {field} is an error now, not at login
+        return value
 
     @field_validator("nick_template")
     @classmethod

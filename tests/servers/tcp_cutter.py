@@ -55,6 +55,11 @@ class TcpCutter:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def connections_made(self) -> int:
+        """How many connections clients have opened through the relay so far."""
+        return len(self._pairs)
+
     def cut(self) -> int:
         """Silence every connection open now; returns how many."""
         live = [pair for pair in self._pairs if not pair.client_closed.is_set()]
