@@ -11,3 +11,8 @@ A process that imported httpx before bridgekit keeps whatever httpx loaded.
 import sys
 
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+# FastAPI checks every route's annotations for pydantic v1 models (no longer supported by it) by
+# importing ``pydantic.v1`` (1.4 MB resident); with it marked absent the check finds none, which is
+# true: nothing in a bridge uses pydantic v1.
+sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]

@@ -4,9 +4,11 @@ connectors' routes, health and metrics; errors and access logs on each."""
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Collection, Iterable, Sequence
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridgekit.appservice import metrics, routes_health, routes_homeserver, routes_thirdparty
 from bridgekit.appservice.access_log import DEFAULT_SECRET_PATH_PREFIXES, AccessLogMiddleware
@@ -14,6 +16,7 @@ from bridgekit.appservice.errors import UnexpectedErrorMiddleware, install_error
 from bridgekit.appservice.provision import PREFIX as PROVISION_PREFIX
 from bridgekit.appservice.provision import Provisioning, provisioning_app
 from bridgekit.appservice.state import AppserviceState
+from bridgekit.appservice.transaction_intake import transaction_handler, transaction_id, wrap
 
 APP_PREFIX = "/_matrix/app/v1"
 LEGACY_THIRDPARTY_PREFIX = "/_matrix/app/unstable"
@@ -32,6 +35,20 @@ class Resource(enum.Enum):
     """``/metrics``, the detailed ``/health`` and the probes: for Prometheus and the admin."""
 
 
+class AppserviceApp(FastAPI):
+    """A listener's FastAPI app that answers transaction PUTs itself, before FastAPI's stack
+    (``transaction_intake.py`` says why), wrapped in the same error and access-log middlewares."""
+
+    transaction_intake: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        intake = self.transaction_intake
+        if intake is not None and transaction_id(scope) is not None:
+            await intake(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     state: AppserviceState,
     *,
@@ -44,7 +61,7 @@ def create_app(
     """The app of one listener, with the routes of ``resources`` only; ``connector_routers`` are
     (connector name, router) pairs, mounted at the root when ``CONNECTORS`` is among them, and so is
     the provisioning API (when it is on)."""
-    app = FastAPI(
+    app = AppserviceApp(
         title="bridgekit appservice",
         docs_url=None,
         redoc_url=None,
@@ -69,10 +86,18 @@ def create_app(
     app.add_middleware(UnexpectedErrorMiddleware)
     if access_log:  # added last, so outside: it logs the 503 the middleware above answers
         app.add_middleware(AccessLogMiddleware, secret_path_prefixes=secret_path_prefixes)
+    if Resource.APPSERVICE in resources:
+        layers: list[type[UnexpectedErrorMiddleware] | functools.partial[AccessLogMiddleware]] = [
+            UnexpectedErrorMiddleware]
+        if access_log:
+            layers.append(functools.partial(AccessLogMiddleware, secret_path_prefixes=secret_path_prefixes))
+        app.transaction_intake = wrap(transaction_handler(lambda _scope: app.state.bridgekit), *layers)
     return app
 
 
 def _include_appservice_api(app: FastAPI) -> None:
+    # The transaction routes stay (any other method on them answers 405); create_app's
+    # AppserviceApp answers their PUTs before the router.
     app.router.routes.extend(routes_homeserver.transaction_routes(APP_PREFIX))
     app.include_router(routes_homeserver.router, prefix=APP_PREFIX)
     app.include_router(routes_homeserver.ping_router, prefix=APP_PREFIX)
@@ -103,5 +128,6 @@ def check_connector_routes(name: str, router: APIRouter) -> None:
 
 
 __all__ = [
-    "ALL_RESOURCES", "APP_PREFIX", "RESERVED_PATH_PREFIXES", "Resource", "check_connector_routes", "create_app",
+    "ALL_RESOURCES", "APP_PREFIX", "RESERVED_PATH_PREFIXES", "AppserviceApp", "Resource", "check_connector_routes",
+    "create_app",
 ]

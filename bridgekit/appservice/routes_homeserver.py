@@ -10,14 +10,13 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.routing import Route
 
-from bridgekit import bench_trace
 from bridgekit.appservice.auth import check_hs_token
 from bridgekit.appservice.errors import MatrixHTTPError
-from bridgekit.appservice.state import AppserviceState, State, get_state
-from bridgekit.core.transactions import BadTransaction
+from bridgekit.appservice.state import AppserviceState, State, get_state_of_app
+from bridgekit.appservice.transaction_intake import transaction_handler
 from bridgekit.ids import RoomAlias, UserID
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,6 @@ Authenticated = Depends(require_hs_token)
 
 router = APIRouter(dependencies=[Authenticated])
 ping_router = APIRouter(dependencies=[Authenticated])
-_EMPTY_OBJECT = b"{}"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -62,31 +60,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise MatrixHTTPError(413, "M_TOO_LARGE", f"Body larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def put_transaction(request: Request) -> Response:
-    """Store the transaction durably, then answer 200 (never before the commit).
-
-    Transactions carry every event, so this is a plain Starlette endpoint (see
-    :func:`transaction_routes`): it checks the token itself instead of going through FastAPI's
-    dependency and parameter machinery, which cost more per request than the rest of the route.
-    """
-    arrived_ns = time.monotonic_ns() if bench_trace.enabled else 0
-    txn_id: str = request.path_params["txn_id"]
-    state = get_state(request)
-    _checked(state, request.url.path, request.headers.get("authorization"), request.query_params.get("access_token"))
-    body = await read_body(request, state.max_body_bytes)
-    try:
-        result = await state.inbox.accept(txn_id, body)
-    except BadTransaction as error:
-        raise MatrixHTTPError(400, error.errcode, error.message) from None
-    if bench_trace.enabled:  # after the answer is decided: the stamps cost the event's way nothing
-        bench_trace.record_transaction(body, arrived_ns)
-    health = state.health
-    health.transactions += 1
-    health.duplicate_transactions += result.duplicate
-    health.rejected_entries += result.rejected
-    return Response(_EMPTY_OBJECT, media_type="application/json")
 
 
 @router.get("/users/{user_id:path}")
@@ -124,7 +97,10 @@ async def ping(request: Request, state: State) -> dict[str, Any]:
 
 
 def transaction_routes(prefix: str) -> list[Route]:
-    return [Route(f"{prefix}/transactions/{{txn_id:path}}", put_transaction, methods=["PUT"])]
+    """The transaction route, for apps that do not answer it first (``AppserviceApp`` does): a
+    bare ASGI handler (``transaction_intake.py``); any other method on it answers 405."""
+    handler = transaction_handler(lambda scope: get_state_of_app(scope["app"]))
+    return [Route(f"{prefix}/transactions/{{txn_id:path}}", handler, methods=["PUT"])]
 
 
-__all__ = ["ping_router", "put_transaction", "read_body", "require_hs_token", "router", "transaction_routes"]
+__all__ = ["ping_router", "read_body", "require_hs_token", "router", "transaction_routes"]

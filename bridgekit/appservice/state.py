@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -49,10 +49,14 @@ class AppserviceState:
 
 
 def get_state(request: Request) -> AppserviceState:
-    state: AppserviceState = request.app.state.bridgekit
+    return get_state_of_app(request.app)
+
+
+def get_state_of_app(app: Any) -> AppserviceState:
+    state: AppserviceState = app.state.bridgekit
     return state
 
 
 State = Annotated[AppserviceState, Depends(get_state)]
 
-__all__ = ["AppserviceState", "Health", "State", "get_state"]
+__all__ = ["AppserviceState", "Health", "State", "get_state", "get_state_of_app"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bridgekit.store.engine import Database
 from bridgekit.store.models import Ghost
+from bridgekit.store.upsert import dialect_module
 
 _GHOST: Table = Ghost.__table__  # type: ignore[assignment]
 
@@ -36,7 +36,7 @@ class GhostStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = (postgresql if db.dialect == "postgresql" else sqlite).insert
+        self._insert = dialect_module(db.dialect).insert
         self._names: dict[tuple[str, str], str | None] = {}
 
     async def profile(self, network: str, remote_id: str, *, with_avatar: bool) -> GhostProfile:

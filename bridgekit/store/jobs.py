@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
 from bridgekit.store.models import Job
+from bridgekit.store.upsert import dialect_module
 
 _JOB: Table = Job.__table__  # type: ignore[assignment]
 
@@ -66,7 +66,7 @@ class JobStore:
     ) -> tuple[int, bool]:
         """Store a pending job (committed when this returns): its ID, and whether it is new
         (False: a job with the same ``unique_key`` was queued before; its ID)."""
-        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
+        dialect = dialect_module(self._db.dialect)
         statement = dialect.insert(_JOB).values(
             network=network, kind=kind, ordering_key=ordering_key, unique_key=unique_key, payload=payload,
             state="pending", attempts=0, created_at=now_ms(),

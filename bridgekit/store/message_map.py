@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
 from bridgekit.store.models import Message, Reaction
+from bridgekit.store.upsert import dialect_module
 from bridgekit.store.write_behind import WriteBehind
 
 _MESSAGE: Table = Message.__table__  # type: ignore[assignment]
@@ -48,7 +48,7 @@ class MessageMap:
     def __init__(self, db: Database, write_behind: WriteBehind) -> None:
         self._db = db
         self._write_behind = write_behind
-        self._insert = (postgresql if db.dialect == "postgresql" else sqlite).insert
+        self._insert = dialect_module(db.dialect).insert
         self._add_row: Executable = self._insert(_MESSAGE).on_conflict_do_nothing()
         self._ours: OrderedDict[tuple[int, str], None] = OrderedDict()
         """(portal, remote ID) of messages the bridge sent to the network, newest last: the echo

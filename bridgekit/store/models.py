@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     ForeignKey,
@@ -30,9 +29,10 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
 from sqlalchemy.types import TypeEngine
+
+from bridgekit.store.json_type import JsonValue
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -48,7 +48,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 BIG_ID: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
 """BIGINT on PostgreSQL; INTEGER on SQLite, where only ``INTEGER PRIMARY KEY`` autoincrements."""
 
-JSON_VALUE: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+JSON_VALUE: TypeEngine[Any] = JsonValue()
 
 IdKey = Annotated[int, mapped_column(BIG_ID, primary_key=True, autoincrement=True)]
 Millis = Annotated[int, mapped_column(BigInteger)]

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
 from bridgekit.store.models import OutboxItem
 from bridgekit.store.portals import PortalStore
+from bridgekit.store.upsert import dialect_module
 from bridgekit.store.write_behind import WriteBehind
 
 _OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
@@ -58,7 +58,7 @@ class OutboxStore:
         self._db = db
         self._portals = portals
         self._write_behind = write_behind
-        self._add = (postgresql if db.dialect == "postgresql" else sqlite).insert(_OUTBOX).on_conflict_do_nothing()
+        self._add = dialect_module(db.dialect).insert(_OUTBOX).on_conflict_do_nothing()
 
     async def add(
         self, network: str, chat_id: str, idempotency_key: str, payload: dict[str, Any]

@@ -17,12 +17,12 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
 from bridgekit.store.models import Portal
+from bridgekit.store.upsert import dialect_module
 
 _PORTAL: Table = Portal.__table__  # type: ignore[assignment]
 
@@ -57,7 +57,7 @@ class PortalStore:
         self._by_id: dict[int, PortalRow] = {}
         self._by_chat: dict[tuple[str, str], PortalRow] = {}
         self._relay: dict[int, bool | None] = {}
-        self._ensure = (postgresql if db.dialect == "postgresql" else sqlite).insert(_PORTAL).on_conflict_do_nothing()
+        self._ensure = dialect_module(db.dialect).insert(_PORTAL).on_conflict_do_nothing()
 
     def _forget(self) -> None:
         self._by_chat.clear()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
 from bridgekit.store.models import MatrixUser
+from bridgekit.store.upsert import dialect_module
 
 _USER: Table = MatrixUser.__table__  # type: ignore[assignment]
 
@@ -35,7 +35,7 @@ class UserStore:
         return {room_id: user_id for room_id, user_id in rows}
 
     async def set_management_room(self, user_id: str, room_id: str | None) -> None:
-        insert: Any = (postgresql if self._db.dialect == "postgresql" else sqlite).insert(_USER)
+        insert: Any = dialect_module(self._db.dialect).insert(_USER)
         statement = insert.values(user_id=user_id, management_room=room_id, created_at=now_ms())
         statement = statement.on_conflict_do_update(
             index_elements=[_USER.c.user_id], set_={"management_room": room_id}

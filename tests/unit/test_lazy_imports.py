@@ -11,9 +11,14 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 # Never imported at start: only when a feature that needs them is used.
 LAZY = ("alembic", "cryptography")
+# Never imported by a bridge on SQLite: the PostgreSQL dialect (2 MB; upsert.dialect_module and
+# models.JsonValue name it only when a statement is compiled for PostgreSQL), and pydantic v1
+# (1.4 MB; FastAPI looks for v1 models in each route, bridgekit/_lean_imports.py marks it absent).
+NOT_ON_SQLITE = ("sqlalchemy.dialects.postgresql", "pydantic.v1")
 
 
 def modules_after(code: str) -> set[str]:
@@ -60,3 +65,29 @@ def test_httpx_does_not_load_its_command_line_client() -> None:
     and they are (irc -> jaraco.text -> typer -> rich); bridgekit keeps it out (bridgekit/__init__.py)."""
     modules = modules_after("import bridgekit.app, httpx")
     assert under(modules, "httpx._main", "rich", "pygments") == []
+
+
+def test_a_bridge_on_sqlite_loads_no_postgresql_dialect_and_no_pydantic_v1(tmp_path: Path) -> None:
+    """Open a fresh SQLite database (created from the models), use the stores that write with
+    ON CONFLICT and a JSON column, and build every listener's app."""
+    modules = modules_after(f"""
+        import asyncio
+        from bridgekit.appservice.app import Resource, create_app
+        from bridgekit.store import Database, KeyValueStore
+        from bridgekit.store.bridge_stores import BridgeStores
+
+        async def main():
+            db = await Database.open("sqlite+aiosqlite:///{tmp_path}/lazy.db")
+            try:
+                stores = BridgeStores(db)
+                await stores.ghosts.remember_name("net", "someone", "@_bk_someone:example.org", "Someone")
+                await KeyValueStore(db).set("probe", "key", {{"json": ["value"]}})
+                assert await KeyValueStore(db).get("probe", "key") == {{"json": ["value"]}}
+                create_app(None, resources=[Resource.APPSERVICE, Resource.CONNECTORS])  # routes with parameters
+            finally:
+                await db.close()
+
+        asyncio.run(main())
+    """)
+    assert "sqlalchemy.dialects.sqlite" in modules  # the statements above really were compiled
+    assert under(modules, *NOT_ON_SQLITE) == []
