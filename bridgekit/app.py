@@ -125,8 +125,9 @@ class _Core:
         enabled = config.enabled_connectors()
         self.connectors = ConnectorTable()
         self.health = Health()
+        self.cipher = wiring.credential_cipher(config)
         self.sessions = Sessions(
-            self.connectors, LoginStore(database), wiring.credential_cipher(config), self._notify_owner,
+            self.connectors, LoginStore(database), self.cipher, self._notify_owner,
             virtual_idle_seconds={name: section.virtual_idle_minutes * 60 for name, section in enabled.items()},
         )
         stack.push_async_callback(self.sessions.stop)
@@ -359,6 +360,7 @@ def _build_connectors(
             connector_database=database,
             ghost_names=core.remote.ghost_ids,
             metrics_source=metrics.connector(plan.name),
+            credentials=core.cipher,
         )
         core.connectors.add(build_connector(plan, context))
 

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     from bridgekit.commands import Command
+    from bridgekit.credentials import CredentialCipher
 
 
 class MatrixIntent(Protocol):
@@ -81,6 +82,8 @@ class MatrixIntent(Protocol):
         """Join a room by ID or alias; its room ID."""
 
     async def leave(self, room_id: RoomID, *, reason: str | None = None) -> None: ...
+
+    async def invite(self, room_id: RoomID, user_id: UserID, *, reason: str | None = None) -> None: ...
 
     async def send_text(
         self, room_id: RoomID, body: str, *, html: str | None = None, msgtype: str = "m.text",
@@ -205,6 +208,10 @@ class BridgeContext:
     """Behind :meth:`ghost_for` (None: the naming rule alone, as in hand-built contexts)."""
     metrics_source: ConnectorMetricsSource | None = None
     """Behind :attr:`metrics` (None: metrics are dropped, as in hand-built contexts)."""
+    credentials: CredentialCipher | None = None
+    """The bridge's credentials cipher (``secrets.credentials_key`` or ``BRIDGEKIT_CREDENTIALS_KEY``),
+    for a secret the connector must keep in its own records (an IRC channel's key): encrypt it
+    with a ``context`` naming its record. None when no key is configured: keep no such secret."""
 
     @property
     def metrics(self) -> ConnectorMetricsSource:

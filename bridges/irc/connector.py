@@ -37,7 +37,9 @@ from bridgekit import (
     SessionState,
     UserID,
 )
-from bridges.irc import directory, inbound, lines, refusals
+from bridges.irc import directory, inbound, refusals
+from bridges.irc.channel_keys import ChannelKeys
+from bridges.irc.command_tools import NetworkTools
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.link import IrcLink, RegistrationFailed
@@ -46,6 +48,7 @@ from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
 from bridges.irc.records import IrcRecords
+from bridges.irc.replies import ReplyWaiters
 from bridges.irc.session import IrcSession, SessionSetup
 from bridges.irc.settings import IrcSettings
 from bridges.irc.user_connections import UserConnections
@@ -81,6 +84,9 @@ class IrcConnector:
         self._users = UserConnections(ctx, self._setup, self._new_link)
         self.network.sessions = self._users.by_user  # their nicks, for mentions
         self._directory = directory.directory_of(ctx)
+        self._replies = ReplyWaiters()  # the server's answers to what commands ask (WHOIS, NAMES...)
+        self.tools = NetworkTools(ctx, self.network, ChannelKeys(self._records, ctx.credentials, self.network),
+                                  self._replies, lambda: self._bot, self.virtual_users)
         self._bot: IrcSession | None = None
         self._reconnect: asyncio.Task[None] | None = None
         self._refusals_told = refusals.NoticeLimit()
@@ -96,6 +102,7 @@ class IrcConnector:
         network.grammar = IrcGrammar(nicklen=settings.nicklen, casemapping=network.casemapping)
         self._directory.add(self)
         network.portals = set(await self.ctx.portal_chats())
+        await self.tools.keys.load()
         await self._routes.start()
         try:
             await self._connect_bot()
@@ -186,7 +193,7 @@ class IrcConnector:
         try:
             await self._learn_isupport(link)
             for chat in [*network.portals, *(network.fold(c) for c in settings.channels)]:
-                self._bot.link.send(lines.join(network.channel_name(chat)))
+                self._bot.link.send(network.join_line(chat))
                 self._bot.joined.add(chat)
         except BaseException:
             link.requeue(carried)
@@ -286,7 +293,7 @@ class IrcConnector:
         network.portals.add(chat_id)
         if bot is not None and chat_id not in bot.joined and bot.link.connected:
             network.channel(chat_id)
-            bot.link.send(lines.join(network.channel_name(chat_id)))
+            bot.link.send(network.join_line(chat_id))
             bot.joined.add(chat_id)
 
     async def portal_unlinked(self, chat_id: str) -> None:
@@ -315,6 +322,7 @@ class IrcConnector:
 
     async def _handle_event(self, link: IrcLink, event: irc.client.Event) -> None:
         bot, kind = self._bot, event.type
+        self._replies.hear(link, event)
         if kind == "disconnect":
             await self._disconnected(link)
             return
@@ -395,7 +403,7 @@ class IrcConnector:
         return directory.user_by_id(self.ctx, self.network, user_id)
 
     def commands(self) -> list[Command]:
-        return self._directory.nick_command(self.name)
+        return self._directory.commands(self.name)
 
     def http_router(self) -> APIRouter:
         return self._routes.router()
