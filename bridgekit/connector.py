@@ -892,6 +892,22 @@ class PortalListener(Protocol):
 
 
 @runtime_checkable
+class LinkApprover(Protocol):
+    """Asked before a room is linked to one of this connector's chats (the ``link`` command and
+    the provisioning API) at the request of someone who is not a bridge admin: the people who run
+    the chat on the network may have a say (the IRC bridge asks a channel operator). Bridge
+    admins link at once, as without this ability."""
+
+    async def approve_link(self, user_id: UserID, chat_id: ChatID, room_id: RoomID) -> bool | str:
+        """True: link ``room_id`` to ``chat_id`` (canonical, as ``portal_for_alias`` gave it) for
+        ``user_id``. False, or the reason as one line: refused (the room is told, with the reason).
+
+        May take minutes (it asks people); bound it yourself. The core awaits it in a task of
+        its own and answers the command at once, so the room's other events are not held up; it
+        posts the outcome in the room. An exception counts as a refusal (and is logged)."""
+
+
+@runtime_checkable
 class HttpRouteProvider(Protocol):
     def http_router(self) -> APIRouter:
         """Routes mounted on the bridge's HTTP app (the webhook bridge's inbound hooks).

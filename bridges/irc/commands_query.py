@@ -26,6 +26,7 @@ from bridges.irc.session import IrcSession
 WHOIS_PARTS = frozenset({"whoisuser", "whoisserver", "whoisidle", "whoischannels", "whoisaccount", "whoisoperator",
                          "away"})
 WHOIS_ENDS = frozenset({"endofwhois", "nosuchnick"})
+NAMES_PARTS = frozenset({"namreply"})
 NAMES_ENDS = frozenset({"endofnames", "nosuchchannel"})
 TOPIC_PARTS = frozenset({"currenttopic"})
 TOPIC_ENDS = frozenset({"topicinfo", "notopic", "nosuchchannel", "notonchannel"})
@@ -97,7 +98,7 @@ class QueryCommands:
             return CommandReply(f"There is no connection to {network.name} now.", errcode=NOT_FOUND)
         folded = network.fold(nick)
         heard = await tools.replies.ask(
-            session.link, session.link.send, lines.whois(nick), kinds=WHOIS_PARTS, ends=WHOIS_ENDS,
+            session.link, lambda: session.link.send(lines.whois(nick)), kinds=WHOIS_PARTS, ends=WHOIS_ENDS,
             about=lambda event: network.fold(argument(event, 0)) == folded,
         )
         return CommandReply(describe_whois(network.name, nick, heard))
@@ -115,7 +116,7 @@ class QueryCommands:
             return CommandReply(f"There is no connection to {network.name} now.", errcode=NOT_FOUND)
         chat = network.fold(channel)
         heard = await tools.replies.ask(
-            session.link, session.link.send, lines.names(channel), kinds=frozenset({"namreply"}), ends=NAMES_ENDS,
+            session.link, lambda: session.link.send(lines.names(channel)), kinds=NAMES_PARTS, ends=NAMES_ENDS,
             about=lambda event: network.fold(argument(event, 1 if event.type == "namreply" else 0)) == chat,
         )
         people = [shown(name).split("!")[0] for event in heard if event.type == "namreply"
@@ -145,7 +146,7 @@ class QueryCommands:
         if session is None:
             return CommandReply(f"There is no connection to {network.name} now.", errcode=NOT_FOUND)
         heard = await tools.replies.ask(
-            session.link, session.link.send, lines.topic_query(channel), kinds=TOPIC_PARTS, ends=TOPIC_ENDS,
+            session.link, lambda: session.link.send(lines.topic_query(channel)), kinds=TOPIC_PARTS, ends=TOPIC_ENDS,
             about=lambda event: network.fold(argument(event, 0)) == chat,
         )
         topic = next((shown(argument(event, 1)) for event in heard if event.type == "currenttopic"), "")

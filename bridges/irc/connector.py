@@ -43,6 +43,7 @@ from bridges.irc.command_tools import NetworkTools
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.link import IrcLink, RegistrationFailed
+from bridges.irc.link_approval import OperatorApproval
 from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderation
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
@@ -87,6 +88,8 @@ class IrcConnector:
         self._replies = ReplyWaiters()  # the server's answers to what commands ask (WHOIS, NAMES...)
         self.tools = NetworkTools(ctx, self.network, ChannelKeys(self._records, ctx.credentials, self.network),
                                   self._replies, lambda: self._bot, self.virtual_users)
+        self._approval = OperatorApproval(self.network, lambda: self._bot, self._replies,
+                                          self.settings.link_approval_minutes)
         self._bot: IrcSession | None = None
         self._reconnect: asyncio.Task[None] | None = None
         self._refusals_told = refusals.NoticeLimit()
@@ -285,6 +288,10 @@ class IrcConnector:
             return None
         self.network.channel(channel)
         return PortalInfo(ChatID(self.network.fold(channel)), name=channel, topic=None)
+
+    async def approve_link(self, user_id: UserID, chat_id: ChatID, room_id: RoomID) -> bool | str:
+        """A channel operator approves (``link_approval.py``)."""
+        return await self._approval.approve(user_id, chat_id, room_id)
 
     async def portal_linked(self, chat_id: str, room_id: RoomID) -> None:
         if chat_id.startswith("pm:"):

@@ -13,11 +13,8 @@ from dataclasses import dataclass, field
 
 import irc.client
 
-from bridges.irc.lines import Line
-
 REPLY_TIMEOUT_S = 10.0
 
-Sender = Callable[[Line], None]
 
 
 @dataclass
@@ -42,16 +39,16 @@ class ReplyWaiters:
                     waiter.done.set()
 
     async def ask(
-        self, link: object, send: Sender, question: Line, *, kinds: frozenset[str], ends: frozenset[str],
+        self, link: object, question: Callable[[], object], *, kinds: frozenset[str], ends: frozenset[str],
         about: Callable[[irc.client.Event], bool], timeout: float = REPLY_TIMEOUT_S,  # noqa: ASYNC109
     ) -> list[irc.client.Event]:
-        """Send ``question`` on ``link`` and return the events of ``kinds`` that answer it (those
+        """Ask (``question()`` sends the lines) on ``link`` and return the events of ``kinds`` that answer it (those
         ``about`` accepts), up to and including the first of ``ends``; what came by ``timeout``
         when no end came (a server that never answers does not hold the command for ever)."""
         waiter = _Waiter(link, kinds, ends, about)
         self._waiting.append(waiter)
         try:
-            send(question)
+            question()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await waiter.done.wait()

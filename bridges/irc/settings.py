@@ -57,6 +57,9 @@ class IrcSettings(BaseModel):
     nicklen: Annotated[int, Field(ge=9)] = 30
     """Until the server says (ISUPPORT NICKLEN)."""
     realname_template: str = "{user_id}"
+    link_approval_minutes: Annotated[float, Field(gt=0)] = 5
+    """How long a link asked by a room admin who is not a bridge admin waits for a channel
+    operator's answer on IRC (the bot asks them by private message); then it is refused."""
 
     @field_validator("nick_template")
     @classmethod

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bridgekit.demo.irc_client import Line
+from bridgekit.demo.irc_client import IrcTestClient, Line
+from bridgekit.demo.matrix_client import MatrixTestClient
 from bridgekit.testing.bridge_process import BridgeProcess
 from bridgekit.testing.matrix_steps import from_sender, management_room, notice
 from bridgekit.testing.synapse import AppserviceSlot
@@ -149,3 +150,63 @@ async def test_raw_is_for_bridge_admins_only(
     line = await bob.wait_for(said_in(bob.nick, "from the admin"))
     assert line.text == "from the admin"
     assert not bob.lines(said_in(bob.nick, "from alice"))
+
+
+async def asked_to_link(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str, minutes: float,
+) -> tuple[MatrixTestClient, str, IrcTestClient, IrcTestClient, Line]:
+    """bob (the channel's operator) and carol (not one) are in the channel; alice, a 'user' of the
+    bridge and the admin of her room, links it: the bot asks bob. Returns (alice, her room, bob,
+    carol, the question bob got)."""
+    admin = await make_matrix_user("admin")
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    carol = await make_irc_client("carol")
+    await bob.join(channel)
+    await carol.join(channel)
+    await start_irc(virtual_users=False, admins=(admin.user_id,), link_approval_minutes=minutes)
+    room_id = await alice.create_room(name="alice's room", invite=[slot.bot_user_id])
+    await alice.wait_for_membership(room_id, slot.bot_user_id)
+    await alice.send_text(room_id, f"!bk link {slot.connector} {channel}")
+    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "needs the approval"))
+    question = await bob.wait_for(lambda line: line.command == "PRIVMSG" and line.target == bob.nick
+                                  and "wants to bridge" in line.text)
+    assert alice.user_id in question.text
+    assert channel in question.text
+    assert room_id in question.text
+    assert not carol.lines(lambda line: "wants to bridge" in line.text)  # only operators are asked
+    return alice, room_id, bob, carol, question
+
+
+async def test_a_room_admins_link_is_approved_by_a_channel_operator_on_irc(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    alice, room_id, bob, carol, question = await asked_to_link(
+        start_irc, slot, make_matrix_user, make_irc_client, channel, minutes=2)
+    bot = str(question.source).split("!")[0]
+    await carol.privmsg(bot, f"yes {channel}")  # not an operator: does not count
+    await carol.wait_for(lambda line: line.command == "NOTICE" and "does not count" in line.text)
+    await bob.privmsg(bot, "yes")
+    await bob.wait_for(lambda line: line.command == "NOTICE" and "Thank you" in line.text)
+    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "approved. This room is now the portal"))
+
+    await bob.privmsg(channel, "bridged with my blessing")
+    ghost = slot.ghost_user_id(f"{slot.connector}_{bob.nick.lower()}")
+    await alice.wait_for_event(room_id, body_is(ghost, "bridged with my blessing"))
+
+
+async def test_a_room_admins_link_is_refused_without_an_operators_yes(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    alice, room_id, _bob, carol, question = await asked_to_link(
+        start_irc, slot, make_matrix_user, make_irc_client, channel, minutes=0.25)
+    bot = str(question.source).split("!")[0]
+    await carol.privmsg(bot, f"yes {channel}")
+    await carol.wait_for(lambda line: line.command == "NOTICE" and "does not count" in line.text)
+    refused = await alice.wait_for_event(room_id, notice(slot.bot_user_id, "was not approved"), timeout=45)
+    assert f"no operator of {channel} answered within 0.25 minutes" in refused["content"]["body"]
+    # Nothing was linked: the bot never joined the channel.
+    assert not carol.lines(lambda line: line.command == "JOIN" and line.is_from(bot))

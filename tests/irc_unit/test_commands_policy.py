@@ -13,6 +13,7 @@ from bridgekit.credentials import generate_key
 from bridges.irc import lines
 from bridges.irc.channel_keys import ChannelKeys, key_problem
 from bridges.irc.commands_query import describe_whois, mode_problem
+from bridges.irc.link_approval import answer_of
 from bridges.irc.network import IrcNetwork
 from bridges.irc.records import IrcRecords
 from bridges.irc.replies import ReplyWaiters
@@ -83,18 +84,18 @@ async def test_replies_are_collected_up_to_the_end_and_only_from_the_link_that_a
     waiters, link, other = ReplyWaiters(), object(), object()
     sent: list[lines.Line] = []
 
-    def send(line: lines.Line) -> None:
-        sent.append(line)
+    def send() -> None:
+        sent.append(lines.whois("bob"))
         waiters.hear(other, event("whoisuser", "bob", "x", "y", "*", "elsewhere"))
         waiters.hear(link, event("whoisuser", "carol", "x", "y", "*", "not asked"))
         waiters.hear(link, event("whoisuser", "bob", "b", "h", "*", "Bob"))
         waiters.hear(link, event("endofwhois", "bob", "End"))
 
-    heard = await waiters.ask(link, send, lines.whois("bob"), kinds=frozenset({"whoisuser"}),
+    heard = await waiters.ask(link, send, kinds=frozenset({"whoisuser"}),
                               ends=frozenset({"endofwhois"}), about=lambda e: e.arguments[0] == "bob")
     assert [line.text for line in sent] == ["WHOIS bob"]
     assert [(e.type, e.arguments[-1]) for e in heard] == [("whoisuser", "Bob"), ("endofwhois", "End")]
-    silent = await waiters.ask(link, lambda _line: None, lines.whois("x"), kinds=frozenset({"whoisuser"}),
+    silent = await waiters.ask(link, lambda: None, kinds=frozenset({"whoisuser"}),
                                ends=frozenset({"endofwhois"}), about=lambda _e: True, timeout=0.05)
     assert silent == []
 
@@ -142,3 +143,14 @@ async def test_without_a_credentials_key_a_channel_key_is_used_but_not_kept() ->
     assert not await ChannelKeys(IrcRecords(kv, "libera"), None, net).remember("#keyed", "s3cret")
     assert net.join_line("#keyed").text == "JOIN #keyed s3cret"
     assert kv.values == {}
+
+
+@pytest.mark.parametrize(("text", "asked", "meaning"), [
+    ("yes", True, True), ("Yes", True, True), ("no", True, False), ("yes #Chat", False, True),
+    ("no #chat", False, False), ("yes", False, None), ("yes #other", True, None), ("yes please do", True, None),
+    ("maybe", True, None), ("", True, None),
+])
+def test_an_operators_answer_is_yes_or_no_and_a_bare_one_counts_only_from_those_asked(
+    text: str, asked: bool, meaning: bool | None,
+) -> None:
+    assert answer_of(text, str.lower, "#chat", asked=asked) is meaning
