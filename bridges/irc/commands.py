@@ -30,6 +30,7 @@ from bridgekit import (
     UserID,
 )
 from bridges.irc import lines
+from bridges.irc.channel_join import bot_in, join_channel
 from bridges.irc.channel_keys import key_problem
 from bridges.irc.command_tools import NetworkLookup, NetworkTools, connection_of, existing_connection, find_network
 from bridges.irc.commands_query import QueryCommands
@@ -78,16 +79,22 @@ class IrcCommands:
             return CommandReply(f"That key cannot be used: {problem}.", errcode=BAD_ARGUMENTS, redact_message=True)
         chat = network.fold(channel)
         network.channel(channel)
-        kept = await tools.keys.remember(chat, key[0]) if key else True
-        said = [f"Joining {channel} on {network.name}."]
-        session = await connection_of(context, tools) if tools.virtual_users else None
-        if session is not None and chat not in session.joined:
-            session.link.send(network.join_line(chat))
-            session.joined.add(chat)
-        said.append(await invite_to_portal(tools, chat, context.sender))
-        if not kept:
-            said.append("The key is used now but not kept (the bridge has no credentials key): after a restart, "
-                        "join again with the key.")
+        session = await connection_of(context, tools) if tools.virtual_users else tools.bot()
+        if session is None:
+            return CommandReply(f"There is no connection to {network.name} now.", errcode=NOT_FOUND,
+                                redact_message=bool(key))
+        joined = await join_channel(session, tools, chat, key[0] if key else None)
+        if joined.refused is not None:
+            return CommandReply(f"{network.name} did not let {session.nick} into {channel}: {joined.refused}.",
+                                errcode=REFUSED, redact_message=bool(key))
+        bot_in(tools, chat)
+        said = [f"{session.nick} is in {channel} on {network.name}.",
+                await invite_to_portal(tools, chat, context.sender)]
+        if key and joined.key_kept:
+            said.append("Its key is kept (encrypted) for every later join.")
+        elif key:
+            said.append("The key is not kept: " + ("the bridge has no credentials key." if not tools.keys.can_keep
+                                                   else "it was not checked (the connection was in already)."))
         return CommandReply(" ".join(said), redact_message=bool(key))
 
     async def _part(self, context: CommandContext, args: list[str]) -> CommandReply:

@@ -80,6 +80,11 @@ async def test_join_with_a_key_enters_a_keyed_channel_and_its_room_works_both_wa
     alice = await make_matrix_user("alice")
     manage = await management_room(alice, slot)
 
+    # A wrong key: the server's refusal is told, and nothing is kept.
+    await alice.send_text(manage, f"join {slot.connector} {channel} wrong")
+    await alice.wait_for_event(manage, notice(slot.bot_user_id, "the channel needs a key"))
+    assert stored_values(bridge, "chankey:") == []
+
     command = await alice.send_text(manage, f"join {slot.connector} {channel} s3cret")
     await alice.wait_for_event(manage, notice(slot.bot_user_id, "invited to its room"))
     room_id = await alice.wait_for_any_invite()
@@ -95,6 +100,15 @@ async def test_join_with_a_key_enters_a_keyed_channel_and_its_room_works_both_wa
     await bob.privmsg(channel, "welcome in")
     ghost = slot.ghost_user_id(f"{slot.connector}_{bob.nick.lower()}")
     await alice.wait_for_event(room_id, body_is(ghost, "welcome in"))
+
+    # Kicked, the bot comes back in with the kept key.
+    since = bob.mark()
+    bot = str(next(line for line in bob.received if line.command == "JOIN" and line.target == channel
+                   and (line.source or "").startswith("cbridge")).source).split("!")[0]
+    bob.send_raw(f"KICK {channel} {bot} :testing the key")
+    await bob.wait_for(lambda line: line.command == "JOIN" and line.is_from(bot), since=since)
+    await bob.privmsg(channel, "still hearing me?")
+    await alice.wait_for_event(room_id, body_is(ghost, "still hearing me?"))
 
     # The key is kept encrypted, and the command that carried it is redacted.
     stored = stored_values(bridge, "chankey:")
