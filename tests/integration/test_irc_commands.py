@@ -18,6 +18,7 @@ from bridgekit.testing.bridge_process import BridgeProcess
 from bridgekit.testing.matrix_steps import from_sender, management_room, notice
 from bridgekit.testing.synapse import AppserviceSlot
 from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
+from bridgekit.testing.waiting import eventually
 from tests.irc_fixtures import MakeIrcClient
 from tests.servers.ircd import InspIRCd
 
@@ -224,3 +225,65 @@ async def test_a_room_admins_link_is_refused_without_an_operators_yes(
     assert f"no operator of {channel} answered within 0.25 minutes" in refused["content"]["body"]
     # Nothing was linked: the bot never joined the channel.
     assert not carol.lines(lambda line: line.command == "JOIN" and line.is_from(bot))
+
+
+async def test_msg_names_topic_mode_part_listrooms_and_quit_from_the_management_room(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    bob.send_raw(f"TOPIC {channel} :the old topic")
+    await start_irc(virtual_users=True)
+    alice = await make_matrix_user("alice")
+    manage = await management_room(alice, slot)
+    net = slot.connector
+
+    async def ask(command: str, answer: str) -> str:
+        await alice.send_text(manage, command)
+        event = await alice.wait_for_event(manage, notice(slot.bot_user_id, answer))
+        return str(event["content"]["body"])
+
+    # msg: a private room with bob, and the text from alice's own connection.
+    said = await ask(f"msg {net} {bob.nick} hello privately", f"Sent to {bob.nick}")
+    line = await bob.wait_for(said_in(bob.nick, "hello privately"))
+    assert line.source is not None
+    nick = line.source.split("!")[0]
+    dm = await alice.wait_for_any_invite()
+    assert dm in said
+    await alice.join(dm)
+    await bob.privmsg(nick, "hello back")
+    ghost = slot.ghost_user_id(f"{net}_{bob.nick.lower()}")
+    await alice.wait_for_event(dm, body_is(ghost, "hello back"))
+
+    await ask(f"join {net} {channel}", "invited to its room")
+    names = await ask(f"names {net} {channel}", f"in {channel} on {net}:")
+    assert f"@{bob.nick}" in names.split()
+    assert nick in names.split()
+    topic = await ask(f"topic {net} {channel}", f"The topic of {channel}")
+    assert topic.endswith(": the old topic")
+    assert f"set by {bob.nick}" in topic
+    listed = await ask(f"listrooms {net}", f"Channels of {net}")
+    assert f"{channel}: {slot.alias(channel)}" in listed
+
+    # mode: only once alice's connection is an operator of the channel.
+    await ask(f"mode {net} {channel} +m", "You are not an operator")
+    since = bob.mark()
+    bob.send_raw(f"MODE {channel} +o {nick}")
+    await bob.wait_for(lambda line: line.command == "MODE" and nick in line.params, since=since)
+    await ask(f"mode {net} {channel} +b *!*@*", "would match almost everyone")
+    await ask(f"mode {net} {channel} +m", "Sent MODE")
+    await bob.wait_for(lambda line: line.command == "MODE" and line.is_from(nick) and line.raw.endswith("+m"))
+
+    await ask(f"part {net} {channel} see you", f"You left {channel}")
+    part = await bob.wait_for(lambda line: line.command == "PART" and line.is_from(nick))
+    assert part.text == "see you"
+    await ask(f"quit {net}", f"Your connection to {net} is closed")
+
+    async def gone() -> bool:  # no channel in common any more: WHOIS says whether she is gone
+        since = bob.mark()
+        bob.send_raw(f"WHOIS {nick}")
+        await bob.wait_for(lambda line: line.command == "318", since=since)
+        return bool(bob.lines(lambda line: line.command == "401" and nick in line.params, since=since))
+
+    await eventually(gone, what=f"{nick} gone from the network", timeout=10)
