@@ -10,6 +10,7 @@ bridge admins only. Every line is built in ``lines.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from bridgekit import (
@@ -54,7 +55,7 @@ class IrcCommands:
             ("part", "Leave an IRC channel with your connection", "<network> #channel [reason]", self._part, user),
             ("msg", "Send a private message to an IRC nick (opens a room with them)", "<network> <nick> <text>",
              self._msg, user),
-            ("quit", "Close your connection to an IRC network", "<network> [reason]", self._quit, user),
+            ("quit", "Close your connection to an IRC network", "<network>", self._quit, user),
             ("raw", "Send one raw IRC line through your connection (bridge admins)", "<network> <line>", self._raw,
              PermissionLevel.ADMIN),
             ("listrooms", "List the rooms bridged to an IRC network's channels", "<network>", self._listrooms, user),
@@ -67,8 +68,8 @@ class IrcCommands:
 
     async def _join(self, context: CommandContext, args: list[str]) -> CommandReply:
         asked = find_network(self.lookup, self.names, args, "join <network> #channel [key]", range(1, 3))
-        if isinstance(asked, CommandReply):
-            return asked
+        if isinstance(asked, CommandReply):  # its words may hold a key: redacted all the same
+            return dataclasses.replace(asked, redact_message=len(args) > 2)
         tools, (channel, *key) = asked.tools, asked.args
         network = tools.network
         problem = network.grammar.channel_problem(channel)
@@ -130,7 +131,7 @@ class IrcCommands:
         return CommandReply(f"Sent to {nick} on {network.name}; your conversation with them is in room {room}.")
 
     async def _quit(self, context: CommandContext, args: list[str]) -> CommandReply:
-        asked = find_network(self.lookup, self.names, args, "quit <network> [reason]", range(0, 100))
+        asked = find_network(self.lookup, self.names, args, "quit <network>", range(0, 1))
         if isinstance(asked, CommandReply):
             return asked
         session = existing_connection(context, asked.tools)
