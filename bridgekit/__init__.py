@@ -6,7 +6,17 @@ submodules (a test keeps both this ``__all__`` and that rule honest).
 
 import bridgekit._lean_imports  # noqa: F401 (first: it keeps modules out that later imports would load)
 from bridgekit import bench_trace
-from bridgekit.commands import Command, CommandContext, CommandReply, PermissionLevel, Prompt
+from bridgekit.commands import (
+    BAD_ARGUMENTS,
+    NOT_FOUND,
+    REFUSED,
+    Command,
+    CommandContext,
+    CommandHandler,
+    CommandReply,
+    PermissionLevel,
+    Prompt,
+)
 from bridgekit.config import ConnectorSection
 from bridgekit.connector import (
     Accepted,
@@ -30,6 +40,7 @@ from bridgekit.connector import (
     JobQueue,
     JobRetry,
     KeyValue,
+    LinkApprover,
     LoginFailed,
     LoginField,
     LoginFlow,
@@ -113,16 +124,18 @@ from bridgekit.store.sqlite_file import SQLiteFileReader, read_sqlite_file, sqli
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (sorted plainly, as tests/unit/test_public_api.py checks)
     "Accepted",
     "AliasQueryHandler",
     "AllowRule",
+    "BAD_ARGUMENTS",
     "BridgeContext",
     "BridgekitError",
     "ChatID",
     "ClosableSession",
     "Command",
     "CommandContext",
+    "CommandHandler",
     "CommandProvider",
     "CommandReply",
     "ConfigError",
@@ -151,6 +164,7 @@ __all__ = [
     "JobQueue",
     "JobRetry",
     "KeyValue",
+    "LinkApprover",
     "LoginFailed",
     "LoginField",
     "LoginFlow",
@@ -175,6 +189,7 @@ __all__ = [
     "MediaUnavailable",
     "MembershipSession",
     "MessageID",
+    "NOT_FOUND",
     "NetworkConnector",
     "OutgoingMedia",
     "OutgoingMessage",
@@ -185,6 +200,7 @@ __all__ = [
     "PortalResolver",
     "Prompt",
     "PuppetLogin",
+    "REFUSED",
     "ReactingSession",
     "ReceiptSession",
     "RelayProvider",
@@ -220,7 +236,6 @@ __all__ = [
     "UserID",
     "UserQueryHandler",
     "VirtualUserProvider",
-    "__version__",
     "bench_trace",
     "check_literal",
     "load_key",
@@ -231,4 +246,5 @@ __all__ = [
     "read_sqlite_file",
     "room_power",
     "sqlite_path",
+    "__version__",
 ]

@@ -51,6 +51,7 @@ from bridgekit.core.double_puppet import double_puppet_status
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.inbox import Inbox
 from bridgekit.core.jobs import ConnectorJobs, JobRunner
+from bridgekit.core.link_approval import LinkApprovals
 from bridgekit.core.management import ManagementRoom, ManagementServices
 from bridgekit.core.matrix_to_remote import MatrixToRemote
 from bridgekit.core.remote_delivery import RemoteDelivery
@@ -125,8 +126,9 @@ class _Core:
         enabled = config.enabled_connectors()
         self.connectors = ConnectorTable()
         self.health = Health()
+        self.cipher = wiring.credential_cipher(config)
         self.sessions = Sessions(
-            self.connectors, LoginStore(database), wiring.credential_cipher(config), self._notify_owner,
+            self.connectors, LoginStore(database), self.cipher, self._notify_owner,
             virtual_idle_seconds={name: section.virtual_idle_minutes * 60 for name, section in enabled.items()},
         )
         stack.push_async_callback(self.sessions.stop)
@@ -155,6 +157,12 @@ class _Core:
         )
         self.portals, self.login_flows = stores.portals, wiring.login_flows(self.connectors)
         self.status = _StatusReport(self.health, self.remote, self.connectors, self.sessions)
+
+        async def notify(room_id: RoomID, text: str, key: str, mention: UserID) -> None:
+            await matrix.bot.send_text(room_id, text, msgtype="m.notice", mentions=[mention], txn_id=key)
+
+        self.link_approvals = LinkApprovals(self.connectors, self.remote.link_portal, notify)
+        stack.push_async_callback(self.link_approvals.stop)
         self.management = ManagementRoom(
             matrix, UserStore(database), permissions,
             ManagementServices(
@@ -163,15 +171,13 @@ class _Core:
                 follow_upgrade=self.remote.follow_upgrade, unlink_portal=self.remote.unlink_portal,
                 sessions=self.sessions, login_flows=self.login_flows,
                 double_puppet_status=lambda user_id: double_puppet_status(double_puppet, user_id, server_name),
+                ask_link_approval=self.link_approvals.ask,
             ),
             room_admin_level=config.room_admin_level,
         )
 
         async def register_user(user_id: UserID) -> None:
             await matrix.intent(user_id).ensure_registered()
-
-        async def notify(room_id: RoomID, text: str, key: str, mention: UserID) -> None:
-            await matrix.bot.send_text(room_id, text, msgtype="m.notice", mentions=[mention], txn_id=key)
 
         own_users = OwnUsers(
             UserID(config.bot_user_id), [section.ghost_prefix_for(name) for name, section in enabled.items()],
@@ -359,6 +365,7 @@ def _build_connectors(
             connector_database=database,
             ghost_names=core.remote.ghost_ids,
             metrics_source=metrics.connector(plan.name),
+            credentials=core.cipher,
         )
         core.connectors.add(build_connector(plan, context))
 

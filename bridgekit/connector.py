@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     from bridgekit.commands import Command
+    from bridgekit.credentials import CredentialCipher
 
 
 class MatrixIntent(Protocol):
@@ -81,6 +82,8 @@ class MatrixIntent(Protocol):
         """Join a room by ID or alias; its room ID."""
 
     async def leave(self, room_id: RoomID, *, reason: str | None = None) -> None: ...
+
+    async def invite(self, room_id: RoomID, user_id: UserID, *, reason: str | None = None) -> None: ...
 
     async def send_text(
         self, room_id: RoomID, body: str, *, html: str | None = None, msgtype: str = "m.text",
@@ -205,6 +208,10 @@ class BridgeContext:
     """Behind :meth:`ghost_for` (None: the naming rule alone, as in hand-built contexts)."""
     metrics_source: ConnectorMetricsSource | None = None
     """Behind :attr:`metrics` (None: metrics are dropped, as in hand-built contexts)."""
+    credentials: CredentialCipher | None = None
+    """The bridge's credentials cipher (``secrets.credentials_key`` or ``BRIDGEKIT_CREDENTIALS_KEY``),
+    for a secret the connector must keep in its own records (an IRC channel's key): encrypt it
+    with a ``context`` naming its record. None when no key is configured: keep no such secret."""
 
     @property
     def metrics(self) -> ConnectorMetricsSource:
@@ -882,6 +889,22 @@ class PortalListener(Protocol):
     async def portal_unlinked(self, chat_id: ChatID) -> None:
         """``chat_id`` is no longer bridged: leave it on the network unless the connector keeps it
         for another reason."""
+
+
+@runtime_checkable
+class LinkApprover(Protocol):
+    """Asked before a room is linked to one of this connector's chats (the ``link`` command and
+    the provisioning API) at the request of someone who is not a bridge admin: the people who run
+    the chat on the network may have a say (the IRC bridge asks a channel operator). Bridge
+    admins link at once, as without this ability."""
+
+    async def approve_link(self, user_id: UserID, chat_id: ChatID, room_id: RoomID) -> bool | str:
+        """True: link ``room_id`` to ``chat_id`` (canonical, as ``portal_for_alias`` gave it) for
+        ``user_id``. False, or the reason as one line: refused (the room is told, with the reason).
+
+        May take minutes (it asks people); bound it yourself. The core awaits it in a task of
+        its own and answers the command at once, so the room's other events are not held up; it
+        posts the outcome in the room. An exception counts as a refusal (and is logged)."""
 
 
 @runtime_checkable

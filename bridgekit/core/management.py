@@ -54,6 +54,9 @@ class ManagementServices:
     """The login flows a network offers (empty: no puppet logins there)."""
     double_puppet_status: Callable[[UserID], Awaitable[str]]
     """One line saying whether the bridge can post as this user (double puppeting)."""
+    ask_link_approval: Callable[[str, str, RoomID, UserID], Awaitable[str | None]] | None = None
+    """(network, chat, room, sender) for a ``link`` by someone who is not a bridge admin: None to
+    link at once, else the answer while the network approves (``core/link_approval.py``)."""
 
 
 class ManagementRoom:
@@ -361,6 +364,10 @@ async def _link(context: CommandContext, args: list[str]) -> CommandReply:
     if context.in_management_room:
         return CommandReply("Send 'link' in the room you want to link, not in your management room.",
                             errcode=BAD_ARGUMENTS)
+    if context.level < PermissionLevel.ADMIN and services.ask_link_approval is not None:
+        asked = await services.ask_link_approval(network, chat, context.room_id, context.sender)
+        if asked is not None:
+            return CommandReply(asked)
     linked = await services.link_portal(network, chat, context.room_id)
     if linked is None:
         return CommandReply(f"{network} has no chat '{chat}' that can be bridged: check its name.", errcode=NOT_FOUND)

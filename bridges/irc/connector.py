@@ -42,16 +42,20 @@ from bridgekit import (
 from bridges.irc import directory, inbound, lines, refusals
 from bridges.irc.account_login import AccountLogin
 from bridges.irc.account_senders import ACCOUNT_TAG
+from bridges.irc.channel_keys import ChannelKeys
+from bridges.irc.command_tools import NetworkTools
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.identify import NickServ
 from bridges.irc.link import IrcLink, RegistrationFailed
+from bridges.irc.link_approval import OperatorApproval
 from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderation
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
 from bridges.irc.puppets import LOGIN_FLOWS, Puppets
 from bridges.irc.records import IrcRecords
+from bridges.irc.replies import ReplyWaiters
 from bridges.irc.session import IrcSession, SessionSetup
 from bridges.irc.settings import IrcSettings
 from bridges.irc.user_connections import UserConnections
@@ -89,6 +93,11 @@ class IrcConnector:
         self._puppets = Puppets(ctx, self._setup, self._new_link)
         self.network.sessions = ChainMap[UserID, IrcSession](self._puppets.by_user, self._users.by_user)  # for mentions
         self._directory = directory.directory_of(ctx)
+        self._replies = ReplyWaiters()  # the server's answers to what commands ask (WHOIS, NAMES...)
+        self.tools = NetworkTools(ctx, self.network, ChannelKeys(self._records, ctx.credentials, self.network),
+                                  self._replies, lambda: self._bot, self.virtual_users)
+        self._approval = OperatorApproval(self.network, lambda: self._bot, self._replies,
+                                          self.settings.link_approval_minutes)
         self._bot: IrcSession | None = None
         self._reconnect: asyncio.Task[None] | None = None
         self._refusals_told = refusals.NoticeLimit()
@@ -104,6 +113,7 @@ class IrcConnector:
         network.grammar = IrcGrammar(nicklen=settings.nicklen, casemapping=network.casemapping)
         self._directory.add(self)
         network.portals = set(await self.ctx.portal_chats())
+        await self.tools.keys.load()
         await self._routes.start()
         try:
             await self._connect_bot()
@@ -197,7 +207,7 @@ class IrcConnector:
         try:
             await self._learn_isupport(link)
             for chat in [*network.portals, *(network.fold(c) for c in settings.channels)]:
-                self._bot.link.send(lines.join(network.channel_name(chat)))
+                self._bot.link.send(network.join_line(chat))
                 self._bot.joined.add(chat)
         except BaseException:
             link.requeue(carried)
@@ -301,6 +311,10 @@ class IrcConnector:
         self.network.channel(channel)
         return PortalInfo(ChatID(self.network.fold(channel)), name=channel, topic=None)
 
+    async def approve_link(self, user_id: UserID, chat_id: ChatID, room_id: RoomID) -> bool | str:
+        """A channel operator approves (``link_approval.py``)."""
+        return await self._approval.approve(user_id, chat_id, room_id)
+
     async def portal_linked(self, chat_id: str, room_id: RoomID) -> None:
         if chat_id.startswith("pm:"):
             return
@@ -308,7 +322,7 @@ class IrcConnector:
         network.portals.add(chat_id)
         if bot is not None and chat_id not in bot.joined and bot.link.connected:
             network.channel(chat_id)
-            bot.link.send(lines.join(network.channel_name(chat_id)))
+            bot.link.send(network.join_line(chat_id))
             bot.joined.add(chat_id)
 
     async def portal_unlinked(self, chat_id: str) -> None:
@@ -337,6 +351,7 @@ class IrcConnector:
 
     async def _handle_event(self, link: IrcLink, event: irc.client.Event) -> None:
         bot, kind = self._bot, event.type
+        self._replies.hear(link, event)
         if kind == "disconnect":
             await self._disconnected(link)
             return
@@ -420,7 +435,7 @@ class IrcConnector:
         return directory.user_by_id(self.ctx, self.network, user_id)
 
     def commands(self) -> list[Command]:
-        return self._directory.nick_command(self.name)
+        return self._directory.commands(self.name)
 
     def http_router(self) -> APIRouter:
         return self._routes.router()

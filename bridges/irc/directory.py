@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from bridgekit import BridgeContext, Command, CommandContext, CommandReply, PermissionLevel, RemoteUserID, UserID
+from bridges.irc.command_tools import NetworkTools
+from bridges.irc.commands import IrcCommands
 from bridges.irc.network import IrcNetwork
 
 PROTOCOL = "irc"
@@ -29,6 +31,8 @@ class ListedNetwork(Protocol):
     def ctx(self) -> BridgeContext: ...
     @property
     def network(self) -> IrcNetwork: ...
+    @property
+    def tools(self) -> NetworkTools: ...
 
     async def set_nick(self, user_id: UserID, nick: str) -> str: ...
 
@@ -54,6 +58,16 @@ class IrcDirectory:
         self._nick_command_owner = network
         return [Command("nick", "Choose your nick on an IRC network", self._nick, usage="<network> <nick>",
                         level=PermissionLevel.USER)]
+
+    def commands(self, network: str) -> list[Command]:
+        """``nick`` and the IRC commands (``commands.py``), each registered once for all networks:
+        the first network that asks gets them, the others none."""
+        nick = self.nick_command(network)
+        if not nick:
+            return []
+        tools = IrcCommands(lambda name: c.tools if (c := self._networks.get(name)) else None,
+                            lambda: list(self._networks))
+        return [*nick, *tools.commands()]
 
     async def _nick(self, context: CommandContext, args: list[str]) -> CommandReply:
         names = ", ".join(sorted(self._networks))

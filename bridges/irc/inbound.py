@@ -158,7 +158,7 @@ def _kick(event: irc.client.Event, network: IrcNetwork, bot: ConnectionState) ->
         channel.members.pop(network.fold(kicked), None)
     if network.fold(kicked) == network.fold(bot.nick):
         # The bridge must keep listening.
-        return Inbound(bot_sends=[lines.join(network.channel_name(chat))], rejoined=[chat])
+        return Inbound(bot_sends=[network.join_line(chat)], rejoined=[chat])
     reason = str(event.arguments[1]) if len(event.arguments) > 1 else None
     return Inbound(_member(network, chat, kicked, "kick", by=kicker, reason=reason))
 

@@ -82,8 +82,9 @@ def notice(target: str, text: str) -> Line:
 
 # ---- channels ----------------------------------------------------------------------------------
 
-def join(channel: str) -> Line:
-    return Line("JOIN", (channel,))
+def join(channel: str, key: str | None = None) -> Line:
+    """``key``: the channel's key (``+k``), checked by ``channel_keys.key_problem`` before."""
+    return Line("JOIN", (channel, key) if key else (channel,))
 
 
 def part(channel: str, reason: str | None = None) -> Line:
@@ -105,6 +106,31 @@ def kick(channel: str, nick: str, reason: str) -> Line:
 
 def who(mask: str) -> Line:
     return Line("WHO", (mask,))
+
+
+def names(channel: str) -> Line:
+    return Line("NAMES", (channel,))
+
+
+def topic_query(channel: str) -> Line:
+    """Asks for the topic (no trailing parameter: an empty one would clear it)."""
+    return Line("TOPIC", (channel,))
+
+
+# ---- users -------------------------------------------------------------------------------------
+
+def whois(nick: str) -> Line:
+    return Line("WHOIS", (nick,))
+
+
+def raw(text: str) -> Line:
+    """A line a bridge admin typed (``raw``), parsed into a :class:`Line`: ``COMMAND params...
+    [:trailing]``. Raises ValueError as :class:`Line` does (CR, LF, NUL, a bad command)."""
+    head, colon, trailing = text.partition(" :")
+    words = head.split(" ")
+    if not words or not words[0] or any(not word for word in words[1:]):
+        raise ValueError("a raw line is COMMAND [params...] [:trailing], single spaces between")
+    return Line(words[0].upper(), tuple(words[1:]), trailing if colon else None)
 
 
 def as_received(line: Line, *, source: str) -> str:
@@ -156,11 +182,15 @@ __all__ = [
     "kick",
     "message",
     "mode",
+    "names",
     "nick",
     "notice",
     "part",
     "ping",
     "privmsg",
+    "raw",
     "topic",
+    "topic_query",
     "who",
+    "whois",
 ]

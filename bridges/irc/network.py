@@ -22,6 +22,7 @@ from bridgekit import RemoteUserID, UserID
 from bridges.irc.casemapping import casefold_irc
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.known_users import BridgeIdentities, KnownUsers
+from bridges.irc.lines import Line, join
 
 RECENT_MESSAGES = 2000
 """Messages remembered for replies and edits (IRC has no IDs to look them up by)."""
@@ -74,6 +75,8 @@ class IrcNetwork:
         """The folded account names of Matrix users logged in here (``puppets.py``): their sender IDs."""
         self.known = KnownUsers(self.fold)
         self.bridge_identities = BridgeIdentities()
+        self.keys: dict[str, str] = {}
+        """folded channel -> its key (``+k``), for every JOIN (kept encrypted: ``channel_keys.py``)"""
         self._ghost_for = ghost_for
         self._sender_of_ghost = sender_of_ghost
         self._recent: OrderedDict[str, Said] = OrderedDict()
@@ -101,6 +104,10 @@ class IrcNetwork:
     def channel(self, name: str) -> Channel:
         """The channel ``name`` (as written), known from now on."""
         return self.channels.setdefault(self.fold(name), Channel(name))
+
+    def join_line(self, chat_id: str) -> Line:
+        """The JOIN of a channel, with its key when one was given (``join <network> #chan key``)."""
+        return join(self.channel_name(chat_id), self.keys.get(chat_id))
 
     def target_of(self, chat_id: str) -> str:
         """Where a chat's lines go: the channel, or the nick of a private chat."""

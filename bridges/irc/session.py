@@ -221,7 +221,7 @@ class IrcSession:
     def _ensure_joined(self, chat_id: str) -> None:
         if chat_id not in self.joined:
             # The server handles JOIN before the PRIVMSG that follows it on the same connection.
-            self.link.send(lines.join(self._network.channel_name(chat_id)))
+            self.link.send(self._network.join_line(chat_id))
             self.joined.add(chat_id)
 
     def _irc_text(self, message: OutgoingMessage) -> str:

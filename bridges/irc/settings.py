@@ -73,6 +73,9 @@ class IrcSettings(BaseModel):
             raise ValueError("nickserv_identify must contain {password}")
         value.format(account="", password="")  # an unknown {field} is an error now, not at login
         return value
+    link_approval_minutes: Annotated[float, Field(gt=0)] = 5
+    """How long a link asked by a room admin who is not a bridge admin waits for a channel
+    operator's answer on IRC (the bot asks them by private message); then it is refused."""
 
     @field_validator("nick_template")
     @classmethod

@@ -19,6 +19,7 @@ import httpx
 
 from bridgekit.connector import BridgeContext, NetworkConnector
 from bridgekit.core.echoes import SendsInFlight
+from bridgekit.core.link_approval import LinkApprovals
 from bridgekit.core.management import ManagementRoom, ManagementServices
 from bridgekit.core.matrix_to_remote import MatrixToRemote
 from bridgekit.core.permissions import Permissions
@@ -70,6 +71,8 @@ class Middle:
     """The bridge's instruments, as the composition root shares them (``metrics.registry``)."""
     told: list[tuple[UserID, str]] = field(default_factory=list)
     """Private notices the core sent users (session problems)."""
+    link_approvals: LinkApprovals | None = None
+    """Links waiting for the network's approval (when the network is a LinkApprover)."""
     _events: int = 0
 
     # -- driving it ----------------------------------------------------------------------------
@@ -166,8 +169,12 @@ async def middle(
         )
         permissions = Permissions.from_mapping(PERMISSIONS)
         router = MatrixToRemote(connectors, stores, matrix, permissions, sessions, in_flight, metrics=metrics)
-        management = ManagementRoom(matrix, UserStore(database), permissions, _services(network, remote, stores,
-                                                                                        sessions))
+        async def notify(room_id: RoomID, text: str, key: str, mention: UserID) -> None:
+            await matrix.bot.send_text(room_id, text, msgtype="m.notice", mentions=[mention], txn_id=key)
+
+        approvals = LinkApprovals(connectors, remote.link_portal, notify)
+        services = dataclasses.replace(_services(network, remote, stores, sessions), ask_link_approval=approvals.ask)
+        management = ManagementRoom(matrix, UserStore(database), permissions, services)
         await management.load()
         ctx = BridgeContext(name=NET, settings={}, matrix=matrix, bot_user_id=matrix.bot_user_id, server_name=SERVER,
                             ghost_prefix=GHOST_PREFIX, alias_prefix=GHOST_PREFIX, log=logging.getLogger(NET),
@@ -175,10 +182,11 @@ async def middle(
         network.emit = ctx.emit
         await remote.start()
         wired = Middle(homeserver, network, database, matrix, stores, in_flight, remote, sessions, router,
-                       management, ctx, metrics, told)
+                       management, ctx, metrics, told, approvals)
         try:
             yield wired
         finally:
+            await approvals.stop()
             await remote.stop(grace_seconds=1)
             await sessions.stop()
             await database.close()

@@ -38,5 +38,8 @@ async def test_the_networks_of_one_bridge_share_a_directory_and_another_bridge_h
     locations = await first.thirdparty_locations("irc", {"network": "oftc", "channel": "#Chat"})
     assert [location["alias"] for location in locations] == ["#_#chat:example.org"]
 
-    # One `nick` command per bridge, given to the first network that asks (and to it again).
-    assert [len(c.commands()) for c in (first, second, other, first)] == [1, 0, 1, 1]
+    # One `nick` (and one of each IRC command) per bridge, given to the first network that asks
+    # (and to it again).
+    assert [[command.name for command in c.commands()][:1] for c in (first, second, other, first)] == [
+        ["nick"], [], ["nick"], ["nick"]]
+    assert len(first.commands()) == len(other.commands()) == 11
