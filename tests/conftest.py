@@ -15,6 +15,7 @@ pytest_plugins = [
     *([] if _REGISTERED else [_PLUGIN]),
     "tests.db_fixtures",
     "tests.irc_fixtures",
+    "tests.keeper_fixtures",
 ]
 
 # tests/data holds connector packages with test suites of their own (run in a venv of their own

@@ -169,6 +169,7 @@ class HeldConnection:
                 delay = min(delay * 2, RECONNECT_MAX_S)
         if self.closed:
             return
+        log.info("%s: connected as %s", self.spec.conn, self.link.nick)
         for channel in self._channels:
             self.link.send(join(channel))
         try:
