@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -70,21 +71,25 @@ class KeeperProcess:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
 
+class StartKeeper(Protocol):
+    def __call__(self, url: str, keeper_id: str = "main", connects_per_second: float = 5.0) -> KeeperProcess: ...
+
+
 @pytest.fixture
-async def start_keeper(tmp_path: Path) -> AsyncIterator[type[KeeperProcess]]:
+async def start_keeper(tmp_path: Path) -> AsyncIterator[StartKeeper]:
     started: list[KeeperProcess] = []
 
-    class Started(KeeperProcess):
-        def __init__(self, url: str, keeper_id: str = "main", connects_per_second: float = 5.0) -> None:
-            super().__init__(url, keeper_id, tmp_path / f"keeper-{len(started)}.log", connects_per_second)
-            started.append(self)
-            self.start()
+    def start(url: str, keeper_id: str = "main", connects_per_second: float = 5.0) -> KeeperProcess:
+        keeper = KeeperProcess(url, keeper_id, tmp_path / f"keeper-{len(started)}.log", connects_per_second)
+        started.append(keeper)
+        keeper.start()
+        return keeper
 
     try:
-        yield Started
+        yield start
     finally:
         for keeper in started:
             keeper.stop()
 
 
-__all__ = ["KeeperProcess"]
+__all__ = ["KeeperProcess", "StartKeeper"]

@@ -14,7 +14,7 @@ from bridgekit.testing.bridge_process import BridgeProcess
 from bridgekit.testing.synapse import AppserviceSlot
 from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
 from tests.irc_fixtures import MakeIrcClient
-from tests.keeper_fixtures import KeeperProcess
+from tests.keeper_fixtures import StartKeeper
 from tests.servers.ircd import InspIRCd
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def from_ghost_with(ghost: str, containing: str) -> Any:
 
 async def test_ten_sigkills_of_the_bridge_lose_nothing_and_irc_sees_none(
     slot: AppserviceSlot, run_bridge: RunBridge, inspircd: InspIRCd, synapse: SynapseHarness, redis_url: str,
-    start_keeper: type[KeeperProcess], make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    start_keeper: StartKeeper, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
 ) -> None:
     """60 lines each way; the bridge is SIGKILLed 10 times in the middle (2 lines each way said
     while it is down each time) and started again at once: every line arrives once, in order, and
