@@ -55,6 +55,7 @@ class KeeperClient:
         self._outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._results_from = "0-0"
+        self._stopped = False
 
     async def start(self) -> None:
         await self.check_version()
@@ -75,12 +76,13 @@ class KeeperClient:
             raise KeeperMismatch(f"{self.network}: {problem}")
 
     async def stop(self) -> None:
+        self._stopped = True  # a cancel that reaches a blocking read may be swallowed by redis-py
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.redis.aclose()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=BLOCK_MS / 1000 * 2)
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
 
     # ---- commands ------------------------------------------------------------------------------
 
@@ -106,7 +108,7 @@ class KeeperClient:
 
     async def _results(self) -> None:
         stream = p.results_stream(self.network)
-        while True:
+        while not self._stopped:
             entries = await streams.read(self.redis, stream, self._results_from, count=BATCH, block_ms=BLOCK_MS)
             for entry, fields in entries:
                 self._results_from = entry
@@ -122,7 +124,7 @@ class KeeperClient:
         stream, position = p.inbound_stream(self.network), "0"
         read_last, write_last = cursor
         last = await read_last()
-        while True:
+        while not self._stopped:
             entries = await streams.read_group(self.redis, p.BRIDGE_GROUP, "bridge", stream, position, count=BATCH,
                                                block_ms=None if position == "0" else BLOCK_MS)
             if position == "0" and not entries:

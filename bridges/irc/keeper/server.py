@@ -49,6 +49,7 @@ class Keeper:
         self._channel_saves: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._commands = p.commands_stream(keeper_id)
+        self._stopped = False
 
     # ---- running -----------------------------------------------------------------------------------
 
@@ -66,6 +67,7 @@ class Keeper:
     async def stop(self) -> None:
         """Stop reading; the connections stay as they are until the process exits (a keeper is
         stopped to be replaced: its connections are made again by the next one)."""
+        self._stopped = True  # a cancel that reaches a blocking read may be swallowed by redis-py
         for task in self._tasks:
             task.cancel()
 
@@ -82,7 +84,7 @@ class Keeper:
 
     async def _read_commands(self) -> None:
         position = "0"  # first what was taken but never finished (a crash), then new entries
-        while True:
+        while not self._stopped:
             entries = await streams.read_group(self.redis, p.KEEPER_GROUP, self.keeper_id, self._commands, position,
                                                count=BATCH, block_ms=None if position == "0" else BLOCK_MS)
             if position == "0" and not entries:
