@@ -26,13 +26,14 @@ KILLS = 10
 
 async def start_kept_bridge(
     slot: AppserviceSlot, run_bridge: RunBridge, inspircd: InspIRCd, synapse: SynapseHarness, redis_url: str,
+    **settings: Any,
 ) -> BridgeProcess:
     public = f"http://127.0.0.1:{slot.bridge_port}"
     return await run_bridge(
         slot, "irc",
         connector={"server": inspircd.host, "port": inspircd.port, "tls": False, "lines_per_second": 0,
                    "bot_nick": f"bridge{secrets.token_hex(2)}", "virtual_users": True,
-                   "keeper": {"redis_url": redis_url}},
+                   "keeper": {"redis_url": redis_url}, **settings},
         permissions={synapse.server_name: "admin"},
         appservice={"public_url": public},
     )
@@ -95,3 +96,39 @@ async def test_ten_sigkills_of_the_bridge_lose_nothing_and_irc_sees_none(
     keeper_log = keeper.log()
     assert keeper_log.count(": connected as ") == 2, keeper_log  # the bot's and alice's, once each
 
+
+
+async def test_a_sigkilled_keeper_comes_back_and_sends_the_queued_lines_in_order(
+    slot: AppserviceSlot, run_bridge: RunBridge, inspircd: InspIRCd, synapse: SynapseHarness, redis_url: str,
+    start_keeper: StartKeeper, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+) -> None:
+    """alice's 12-line message goes out paced (a burst of 3, then 2 lines a second); the keeper is
+    SIGKILLed once bob has seen 4, and started again: it connects the bot and alice again, joins
+    their channel, and sends the rest, in order (at most the line in flight at the kill twice).
+    The bridge keeps running throughout, and IRC -> Matrix works again afterwards."""
+    channel = f"#kept{secrets.token_hex(3)}"
+    keeper = start_keeper(redis_url)
+    await start_kept_bridge(slot, run_bridge, inspircd, synapse, redis_url, lines_per_second=2, burst=3,
+                            max_lines=12)
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    room_id = await alice.join(slot.alias(channel))
+    await alice.wait_for_membership(room_id, alice.user_id)
+    await alice.send_text(room_id, "warming up")
+    await bob.wait_for(said(channel, "warming up"), timeout=60)
+    expected = [f"line {n:02d} of 12" for n in range(1, 13)]
+
+    await alice.send_text(room_id, "\n".join(expected))
+    await bob.wait_for_count(said(channel, " of 12"), 4, timeout=30)
+    keeper.kill()
+    start_keeper(redis_url)
+
+    await bob.wait_for(said(channel, "line 12 of 12"), timeout=90)
+    got = [line.text for line in bob.lines(said(channel, " of 12"))]
+    once_each = [text for index, text in enumerate(got) if index == 0 or text != got[index - 1]]
+    assert once_each == expected, got
+    assert len(got) - len(expected) <= 1, got  # only the line in flight at the kill may come twice
+    ghost = slot.ghost_user_id(f"{slot.connector}_{bob.nick.lower()}")
+    await bob.privmsg(channel, "still hearing me?")
+    await alice.wait_for_event(room_id, from_ghost_with(ghost, "still hearing me?"), timeout=60)
