@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import irc.client
@@ -101,15 +102,23 @@ class KeeperClient:
             batch = [await self._outbox.get()]
             while not self._outbox.empty() and len(batch) < BATCH:
                 batch.append(self._outbox.get_nowait())
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for fields in batch:
-                    pipe.xadd(self._commands, fields, maxlen=p.STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
-                await pipe.execute()
+            await streams.until_done(f"{self.network}: sending commands", partial(self._write, batch))
+
+    async def _write(self, batch: list[dict[str, str]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for fields in batch:
+                pipe.xadd(self._commands, fields, maxlen=p.STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
 
     async def _results(self) -> None:
         stream = p.results_stream(self.network)
         while not self._stopped:
-            entries = await streams.read(self.redis, stream, self._results_from, count=BATCH, block_ms=BLOCK_MS)
+            try:
+                entries = await streams.read(self.redis, stream, self._results_from, count=BATCH, block_ms=BLOCK_MS)
+            except streams.TRANSIENT as error:
+                log.warning("%s: reading the keeper's answers: %s", self.network, error)
+                await asyncio.sleep(streams.RETRY_S)
+                continue
             for entry, fields in entries:
                 self._results_from = entry
                 result = p.Result.decode(fields)
@@ -125,8 +134,14 @@ class KeeperClient:
         read_last, write_last = cursor
         last = await read_last()
         while not self._stopped:
-            entries = await streams.read_group(self.redis, p.BRIDGE_GROUP, "bridge", stream, position, count=BATCH,
-                                               block_ms=None if position == "0" else BLOCK_MS)
+            try:
+                entries = await streams.read_group(self.redis, p.BRIDGE_GROUP, "bridge", stream, position,
+                                                   count=BATCH, block_ms=None if position == "0" else BLOCK_MS)
+            except streams.TRANSIENT as error:
+                log.warning("%s: reading what IRC said: %s", self.network, error)
+                await asyncio.sleep(streams.RETRY_S)
+                position = "0"  # what was taken and not acknowledged comes again (the cursor skips what is done)
+                continue
             if position == "0" and not entries:
                 position = ">"  # caught up with what an earlier run took but never acknowledged
                 continue
@@ -135,7 +150,7 @@ class KeeperClient:
                     await self._handle(entry, fields, handler)
                     await write_last(entry)
                     last = entry
-                await self.redis.xack(stream, p.BRIDGE_GROUP, entry)
+                await streams.until_done(f"{self.network}: acknowledging", _ack(self.redis, stream, entry))
 
     async def _handle(self, entry: str, fields: dict[str, str], handler: Handler) -> None:
         try:
@@ -150,6 +165,13 @@ class KeeperClient:
             await handler(conn, event)
         except Exception:
             log.exception("%s: handling IRC %s from the keeper failed", self.network, event.type)
+
+
+def _ack(redis: Redis, stream: str, entry: str) -> Callable[[], Awaitable[None]]:
+    async def ack() -> None:
+        await redis.xack(stream, p.BRIDGE_GROUP, entry)
+
+    return ack
 
 
 __all__ = ["KeeperClient", "KeeperMismatch"]

@@ -21,6 +21,7 @@ from bridges.irc.keeper import protocol as p
 from bridges.irc.keeper.client import KeeperClient
 from bridges.irc.keeper.kept_link import KeptLink
 from bridges.irc.keeper.sealing import cipher_from, seal
+from bridges.irc.link import RegistrationFailed
 from bridges.irc.link_protocol import Link
 from bridges.irc.network import IrcNetwork
 from bridges.irc.records import IrcRecords
@@ -53,8 +54,15 @@ class KeptNetwork:
 
     async def adopt(self, users: UserConnections) -> int:
         """The Matrix users' connections the keeper holds become their sessions again."""
-        answer = await asyncio.wait_for(self.client.command("list", "", {"network": self.name}),
-                                        self._keeper.reply_timeout_seconds)
+        try:
+            answer = await asyncio.wait_for(self.client.command("list", "", {"network": self.name}),
+                                            self._keeper.reply_timeout_seconds)
+        except TimeoutError:
+            log.warning("%s: the IRC keeper %r did not answer: no connections adopted (is it running?)", self.name,
+                        self._keeper.keeper_id)
+            return 0
+        if not answer.ok:
+            raise RegistrationFailed(f"{self.name}: {answer.error}")
         connections = answer.data.get("connections", {})
         bot = p.connection_id(self.name, None)
         for conn, state in connections.items():

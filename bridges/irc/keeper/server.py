@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+from functools import partial
 from typing import Any
 
 import irc.client
@@ -85,8 +86,15 @@ class Keeper:
     async def _read_commands(self) -> None:
         position = "0"  # first what was taken but never finished (a crash), then new entries
         while not self._stopped:
-            entries = await streams.read_group(self.redis, p.KEEPER_GROUP, self.keeper_id, self._commands, position,
-                                               count=BATCH, block_ms=None if position == "0" else BLOCK_MS)
+            try:
+                entries = await streams.read_group(
+                    self.redis, p.KEEPER_GROUP, self.keeper_id, self._commands, position, count=BATCH,
+                    block_ms=None if position == "0" else BLOCK_MS,
+                )
+            except streams.TRANSIENT as error:
+                log.warning("reading commands: %s", error)
+                await asyncio.sleep(streams.RETRY_S)
+                continue
             if position == "0" and not entries:
                 position = ">"
                 continue
@@ -160,22 +168,28 @@ class Keeper:
             batch = [await self._heard.get()]
             while not self._heard.empty() and len(batch) < BATCH:
                 batch.append(self._heard.get_nowait())
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for conn, event, received in batch:
-                    network = conn.partition("/")[0]
-                    pipe.xadd(p.inbound_stream(network), p.encode_event(conn, event, received),  # type: ignore[arg-type]
-                              maxlen=p.STREAM_MAXLEN, approximate=True)
-                await pipe.execute()
+            entries = [(p.inbound_stream(conn.partition("/")[0]), p.encode_event(conn, event, received))
+                       for conn, event, received in batch]
+            await streams.until_done("publishing what IRC said", partial(self._append, entries))
+
+    async def _append(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, fields in entries:
+                pipe.xadd(stream, fields, maxlen=p.STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
 
     async def _answerer(self) -> None:
         while True:
             batch = [await self._outcomes.get()]
             while not self._outcomes.empty() and len(batch) < BATCH:
                 batch.append(self._outcomes.get_nowait())
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for done in batch:
-                    self._answer(pipe, done)
-                await pipe.execute()
+            await streams.until_done("answering the bridge", partial(self._answer_all, batch))
+
+    async def _answer_all(self, batch: list[Outcome]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for done in batch:
+                self._answer(pipe, done)
+            await pipe.execute()
 
     def _answer(self, pipe: Any, done: Outcome) -> None:
         command = done.command
@@ -191,12 +205,15 @@ class Keeper:
     async def _channel_saver(self) -> None:
         while True:
             conn, channels = await self._channel_saves.get()
-            key = p.channels_key(self.keeper_id, conn)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                if channels:
-                    pipe.sadd(key, *channels)
-                await pipe.execute()
+            await streams.until_done("keeping channels", partial(self._save_channels, conn, channels))
+
+    async def _save_channels(self, conn: str, channels: list[str]) -> None:
+        key = p.channels_key(self.keeper_id, conn)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if channels:
+                pipe.sadd(key, *channels)
+            await pipe.execute()
 
 
 __all__ = ["Keeper"]

@@ -3,10 +3,21 @@ allow bytes, ints and None everywhere, while both sides use ``decode_responses=T
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 1.0
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+"""Redis restarting or out of reach for a moment: the loops wait and try again."""
 
 Entry = tuple[str, dict[str, str]]
 
@@ -53,6 +64,17 @@ async def hash_delete(redis: Redis, key: str, field: str) -> None:
     await cast(Any, redis.hdel(key, field))
 
 
+async def until_done(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+    """``attempt()`` until it gets through to Redis (Redis restarting: nothing is dropped)."""
+    while True:
+        try:
+            await attempt()
+            return
+        except TRANSIENT as error:
+            log.warning("%s: Redis unreachable (%s); trying again in %.0f s", what, error, RETRY_S)
+            await asyncio.sleep(RETRY_S)
+
+
 def _entries(answer: Any) -> list[Entry]:
     if not answer:
         return []
@@ -61,5 +83,16 @@ def _entries(answer: Any) -> list[Entry]:
     return [(str(entry), dict(fields or {})) for entry, fields in items]
 
 
-__all__ = ["Entry", "ensure_group", "hash_all", "hash_delete", "hash_set", "newest_id", "read", "read_group",
-           "set_members"]
+__all__ = [
+    "TRANSIENT",
+    "Entry",
+    "ensure_group",
+    "hash_all",
+    "hash_delete",
+    "hash_set",
+    "newest_id",
+    "read",
+    "read_group",
+    "set_members",
+    "until_done",
+]
