@@ -102,7 +102,8 @@ class KeeperClient:
             batch = [await self._outbox.get()]
             while not self._outbox.empty() and len(batch) < BATCH:
                 batch.append(self._outbox.get_nowait())
-            await streams.until_done(f"{self.network}: sending commands", partial(self._write, batch))
+            await streams.until_done(f"{self.network}: sending commands", partial(self._write, batch),
+                                     lambda: self._stopped)
 
     async def _write(self, batch: list[dict[str, str]]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -150,7 +151,10 @@ class KeeperClient:
                     await self._handle(entry, fields, handler)
                     await write_last(entry)
                     last = entry
-                await streams.until_done(f"{self.network}: acknowledging", _ack(self.redis, stream, entry))
+            if entries:  # one acknowledgement per batch: what a crash leaves unacknowledged, the cursor skips
+                await streams.until_done(f"{self.network}: acknowledging",
+                                         _ack(self.redis, stream, [entry for entry, _fields in entries]),
+                                         lambda: self._stopped)
 
     async def _handle(self, entry: str, fields: dict[str, str], handler: Handler) -> None:
         try:
@@ -167,9 +171,9 @@ class KeeperClient:
             log.exception("%s: handling IRC %s from the keeper failed", self.network, event.type)
 
 
-def _ack(redis: Redis, stream: str, entry: str) -> Callable[[], Awaitable[None]]:
+def _ack(redis: Redis, stream: str, entries: list[str]) -> Callable[[], Awaitable[None]]:
     async def ack() -> None:
-        await redis.xack(stream, p.BRIDGE_GROUP, entry)
+        await redis.xack(stream, p.BRIDGE_GROUP, *entries)
 
     return ack
 

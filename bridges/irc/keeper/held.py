@@ -50,6 +50,12 @@ class KeeperHooks(Protocol):
 
 
 MEMBERSHIP_OF_OURS = frozenset({"join", "part", "kick"})
+NOISE = frozenset({
+    "yourhost", "created", "myinfo", "motdstart", "motd", "endofmotd", "nomotd", "luserclient", "luserop",
+    "luserunknown", "luserchannels", "luserme", "n_local", "n_global", "statsconn",
+})
+"""What every registration says and the bridge never uses: not published (a keeper reconnecting
+10,000 connections would otherwise fill the stream with 200,000 lines of MOTD)."""
 
 
 class HeldConnection:
@@ -193,7 +199,8 @@ class HeldConnection:
             if channels != self._channels:
                 self._channels = channels
                 self._hooks.channels_changed(self.spec.conn, channels)
-        self._hooks.publish(self.spec.conn, event)
+        if event.type not in NOISE:
+            self._hooks.publish(self.spec.conn, event)
 
     def _ours(self, event: irc.client.Event) -> bool:
         if event.type == "kick" and event.arguments:

@@ -64,9 +64,11 @@ async def hash_delete(redis: Redis, key: str, field: str) -> None:
     await cast(Any, redis.hdel(key, field))
 
 
-async def until_done(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
-    """``attempt()`` until it gets through to Redis (Redis restarting: nothing is dropped)."""
-    while True:
+async def until_done(what: str, attempt: Callable[[], Awaitable[None]],
+                     stopped: Callable[[], bool] = lambda: False) -> None:
+    """``attempt()`` until it gets through to Redis (Redis restarting: nothing is dropped), or
+    until ``stopped()`` (the process is stopping: what is left is done again at the next start)."""
+    while not stopped():
         try:
             await attempt()
             return
