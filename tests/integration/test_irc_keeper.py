@@ -60,7 +60,8 @@ async def test_ten_sigkills_of_the_bridge_lose_nothing_and_irc_sees_none(
 ) -> None:
     """60 lines each way; the bridge is SIGKILLed 10 times in the middle (2 lines each way said
     while it is down each time) and started again at once: every line arrives once, in order, and
-    bob on IRC never sees alice or the bridge's bot quit, join or change nick."""
+    bob on IRC never sees alice or the bridge's bot quit, join or change nick; nor after a clean
+    restart."""
     channel = f"#kept{secrets.token_hex(3)}"
     keeper = start_keeper(redis_url)
     process = await start_kept_bridge(slot, run_bridge, inspircd, synapse, redis_url)
@@ -91,6 +92,12 @@ async def test_ten_sigkills_of_the_bridge_lose_nothing_and_irc_sees_none(
     await bob.wait_for(said(channel, "and that is all"), since=before)
     assert len(bob.lines(said(channel, "m2i "), since=before)) == LINES, "a line came twice"
     assert len([e for e in alice.events(room_id) if from_ghost_with(ghost, "i2m ")(e)]) == LINES
+    # A clean stop (SIGTERM) leaves everyone connected too (persist_connections_on_shutdown).
+    await process.restart(graceful=True)
+    await alice.send_text(room_id, "after a clean restart")
+    await bob.wait_for(said(channel, "after a clean restart"), since=before, timeout=60)
+    await bob.privmsg(channel, "i2m after the clean restart")
+    await alice.wait_for_event(room_id, from_ghost_with(ghost, "i2m after the clean restart"), timeout=60)
     assert bob.lines(comings_and_goings(bob), since=before) == []
     assert process.running
     keeper_log = keeper.log()
