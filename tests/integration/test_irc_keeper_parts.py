@@ -37,7 +37,7 @@ async def running_keeper(redis: Redis, keeper_id: str, **kwargs: Any) -> tuple[K
 
 
 async def stop(keeper: Keeper, running: asyncio.Task[None]) -> None:
-    await keeper.stop()
+    await keeper.stop(hang_up=True)
     running.cancel()
     await asyncio.wait({running}, timeout=5)
 
@@ -131,3 +131,34 @@ async def test_inbound_entries_are_handled_once_across_a_bridge_crash(redis: Red
     finally:
         listening.cancel()
         await client.stop()
+
+
+async def test_a_connection_closed_and_opened_again_comes_back(
+    redis: Redis, redis_url: str, inspircd: InspIRCd, make_irc_client: MakeIrcClient,
+) -> None:
+    """A Matrix user's connection closed when idle, then opened again as they speak: a second
+    connection, which the keeper makes even while the first is still closing."""
+    keeper, running = await running_keeper(redis, "k4")
+    client = KeeperClient(Redis.from_url(redis_url, decode_responses=True), "net", "k4")
+    await client.start()
+    channel = f"#again{secrets.token_hex(3)}"
+    spec = p.ConnectionSpec(p.connection_id("net", "@carol:x"), "net", inspircd.host, inspircd.port, False,
+                            unique_nick("carol"), "carol", "carol", lines_per_second=0)
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    try:
+        first = KeptLink(client, spec, persist=True, timeout=30)
+        await first.connect()
+        first.send(join(channel))
+        await first.send_tracked(privmsg(channel, "before idling"))
+        closed = client.command("close", spec.conn, {"reason": "idle"})  # queued now, answered once closed
+        again = KeptLink(client, spec, persist=True, timeout=30)
+        await again.connect()
+        again.send(join(channel))
+        await again.send_tracked(privmsg(channel, "back again"))
+        await bob.wait_for(lambda line: line.text == "back again")
+        assert closed.done()
+        assert closed.result().ok
+    finally:
+        await client.stop()
+        await stop(keeper, running)

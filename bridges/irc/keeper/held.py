@@ -60,8 +60,14 @@ NOISE = frozenset({
 
 class HeldConnection:
     def __init__(self, spec: ConnectionSpec, hooks: KeeperHooks, *, password: str | None,
-                 channels: list[str] | None = None) -> None:
+                 channels: list[str] | None = None, after: HeldConnection | None = None) -> None:
         self.spec = spec
+        self._after = after
+        """The same connection ID's previous connection, still closing: this one waits for it (its
+        nick is free then)."""
+        self.closing = False
+        """A close is queued: the next open of this ID is a new connection."""
+        self.finished = asyncio.Event()
         self._hooks = hooks
         nicks = spec.next_nicks
 
@@ -93,6 +99,9 @@ class HeldConnection:
             self._worker = asyncio.create_task(self._work())
 
     async def _work(self) -> None:
+        if self._after is not None:
+            await self._after.finished.wait()
+            self._after = None
         while not self._jobs.empty():
             entry, command = self._jobs.get_nowait()
             try:
@@ -213,6 +222,7 @@ class HeldConnection:
             self._reconnecting.cancel()
         with contextlib.suppress(Exception):
             await self.link.close(reason)
+        self.finished.set()
 
 
 __all__ = ["HeldConnection", "KeeperHooks", "Outcome"]

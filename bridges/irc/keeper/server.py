@@ -65,9 +65,13 @@ class Keeper:
         hello = {"protocol": self._version, "keeper": self.keeper_id, "pid": os.getpid(), "started": time.time()}
         await self.redis.set(p.hello_key(self.keeper_id), json.dumps(hello))
 
-    async def stop(self) -> None:
+    async def stop(self, *, hang_up: bool = False) -> None:
         """Stop reading; the connections stay as they are until the process exits (a keeper is
-        stopped to be replaced: its connections are made again by the next one)."""
+        stopped to be replaced: its connections are made again by the next one), or, with
+        ``hang_up``, are closed now (a keeper inside another process: tests)."""
+        if hang_up:
+            for held in self.held.values():
+                await held.close("")
         self._stopped = True  # a cancel that reaches a blocking read may be swallowed by redis-py
         for task in self._tasks:
             task.cancel()
@@ -122,21 +126,22 @@ class Keeper:
             return
         held = self.held.get(command.conn)
         if command.op == "open":
-            if held is None or held.closed:
-                spec = p.ConnectionSpec.from_json(str(command.data["spec"]))
-                await streams.hash_set(self.redis, p.connections_key(self.keeper_id), spec.conn, spec.to_json())
-                held = self._hold(spec, [])
+            spec = p.ConnectionSpec.from_json(str(command.data["spec"]))
+            await streams.hash_set(self.redis, p.connections_key(self.keeper_id), spec.conn, spec.to_json())
+            if held is None or held.closing:
+                held = self._hold(spec, [], after=held)
         elif held is None:
             self.outcome(Outcome(entry, command, False, f"no connection {command.conn} on this keeper"))
             return
         elif command.op == "close":
+            held.closing = True
             await streams.hash_delete(self.redis, p.connections_key(self.keeper_id), command.conn)
             await self.redis.delete(p.channels_key(self.keeper_id, command.conn))
         held.submit(entry, command)
 
-    def _hold(self, spec: p.ConnectionSpec, channels: list[str]) -> HeldConnection:
+    def _hold(self, spec: p.ConnectionSpec, channels: list[str], after: HeldConnection | None = None) -> HeldConnection:
         password, _account = unseal(self._cipher, spec.conn, spec.sealed)
-        held = HeldConnection(spec, self, password=password, channels=channels)
+        held = HeldConnection(spec, self, password=password, channels=channels, after=after)
         self.held[spec.conn] = held
         return held
 
