@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.db_fixtures",
     "tests.irc_fixtures",
     "tests.services_fixtures",
+    "tests.keeper_fixtures",
 ]
 
 # tests/data holds connector packages with test suites of their own (run in a venv of their own

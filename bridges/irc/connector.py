@@ -21,7 +21,7 @@ import logging
 import time
 from collections import ChainMap
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import irc.client
 from fastapi import APIRouter
@@ -49,6 +49,7 @@ from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.identify import NickServ
 from bridges.irc.link import IrcLink, RegistrationFailed
 from bridges.irc.link_approval import OperatorApproval
+from bridges.irc.link_protocol import Link
 from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderation
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
@@ -59,6 +60,9 @@ from bridges.irc.replies import ReplyWaiters
 from bridges.irc.session import IrcSession, SessionSetup
 from bridges.irc.settings import IrcSettings
 from bridges.irc.user_connections import UserConnections
+
+if TYPE_CHECKING:
+    from bridges.irc.keeper.kept_network import KeptNetwork
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +105,14 @@ class IrcConnector:
         self._bot: IrcSession | None = None
         self._reconnect: asyncio.Task[None] | None = None
         self._refusals_told = refusals.NoticeLimit()
-        self._events: asyncio.Queue[tuple[IrcLink, irc.client.Event]] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[Link, irc.client.Event]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
+        self._kept: KeptNetwork | None = None
+        if self.settings.keeper is not None:  # connections held by a keeper (docs/irc.md); imports redis
+            from bridges.irc.keeper.kept_network import KeptNetwork
+
+            self._kept = KeptNetwork(self.name, self.settings, self.settings.keeper, self._records, self.network)
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -115,6 +124,9 @@ class IrcConnector:
         network.portals = set(await self.ctx.portal_chats())
         await self.tools.keys.load()
         await self._routes.start()
+        if self._kept is not None:
+            await self._kept.start()
+            await self._kept.adopt(self._users)
         try:
             await self._connect_bot()
         except (OSError, RegistrationFailed) as error:
@@ -130,6 +142,8 @@ class IrcConnector:
         await self._puppets.stop()
         if self._bot is not None:
             await self._bot.link.close("bridge shutting down", fail_unsettled=False)
+        if self._kept is not None:
+            await self._kept.stop()
         self._directory.remove(self)
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
@@ -213,12 +227,15 @@ class IrcConnector:
             link.requeue(carried)
             raise
         self._bot.adopt(carried)
+        if self._kept is not None:
+            self._kept.bot_opened(link)
+            self._kept.listen(self._handle_event)
         await ctx.report_session(None, SessionState.CONNECTED)
 
     def _new_link(
         self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...] = (),
         account: AccountLogin | None = None,
-    ) -> IrcLink:
+    ) -> Link:
         settings, grammar = self.settings, self.network.grammar
         user_id = owner or ""
 
@@ -229,6 +246,8 @@ class IrcConnector:
                                   keep_suffix="" if account else template_suffix(settings.nick_template))
 
         self.network.bridge_identities.add(ident, None)  # a ban mask must never match one of ours
+        if self._kept is not None:
+            return self._kept.link(nick, ident=ident, realname=realname, owner=owner, caps=caps, next_nick=next_nick)
         return IrcLink(
             host=settings.server, port=settings.port, tls=settings.tls, nick=nick, ident=ident, realname=realname,
             password=settings.password, on_event=self._on_event, lines_per_second=settings.lines_per_second,
@@ -236,7 +255,7 @@ class IrcConnector:
             account=account, nickserv=NickServ(settings.nickserv_nick, settings.nickserv_identify),
         )
 
-    async def _learn_isupport(self, link: IrcLink) -> None:
+    async def _learn_isupport(self, link: Link) -> None:
         network = self.network
         mapping = link.isupport.get("CASEMAPPING", "").lower()
         if mapping and mapping != network.casemapping:
@@ -334,7 +353,7 @@ class IrcConnector:
 
     # ---- IRC -> Matrix ------------------------------------------------------------------------
 
-    def _on_event(self, link: IrcLink, event: irc.client.Event) -> None:
+    def _on_event(self, link: Link, event: irc.client.Event) -> None:
         # One queue, one worker: events are handled in the order the server sent them (a task
         # per event would let a later line overtake one waiting on the database).
         self._events.put_nowait((link, event))
@@ -349,7 +368,7 @@ class IrcConnector:
             except Exception:
                 log.exception("%s: handling IRC %s failed", self.name, event.type)
 
-    async def _handle_event(self, link: IrcLink, event: irc.client.Event) -> None:
+    async def _handle_event(self, link: Link, event: irc.client.Event) -> None:
         bot, kind = self._bot, event.type
         self._replies.hear(link, event)
         if kind == "disconnect":
@@ -380,7 +399,7 @@ class IrcConnector:
         for event in said.remote:
             await ctx.emit(event)
 
-    async def _disconnected(self, link: IrcLink) -> None:
+    async def _disconnected(self, link: Link) -> None:
         bot = self._bot
         if bot is not None and link is bot.link:
             if not self._stopping:
@@ -395,12 +414,12 @@ class IrcConnector:
         if puppet is not None:
             await self._puppets.dropped(puppet)
 
-    def _session_of(self, link: IrcLink) -> IrcSession | None:
+    def _session_of(self, link: Link) -> IrcSession | None:
         """The bot's session or the Matrix user's whose connection ``link`` is."""
         bot = self._bot
         return bot if bot is not None and link is bot.link else self._users.of(link) or self._puppets.of(link)
 
-    async def _refused(self, link: IrcLink, event: irc.client.Event) -> None:
+    async def _refused(self, link: Link, event: irc.client.Event) -> None:
         """See ``refusals.py``: the Matrix user whose message it was is told."""
         session = self._session_of(link)
         if session is None:

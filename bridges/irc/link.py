@@ -261,8 +261,9 @@ class IrcLink:
         """
         self.pass_on(OutLine(line))
 
-    def send_tracked(self, line: Line) -> asyncio.Future[None]:
-        """:meth:`send`, and a future done once the line is settled (see the module docstring)."""
+    def send_tracked(self, line: Line, *, key: str | None = None) -> asyncio.Future[None]:
+        """:meth:`send`, and a future done once the line is settled (see the module docstring).
+        ``key`` (idempotency, for a keeper's links) means nothing in the bridge's own process."""
         settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pass_on(OutLine(line, settled))
         return settled

@@ -36,7 +36,8 @@ from bridgekit import (
 )
 from bridges.irc import lines
 from bridges.irc.account_login import AccountLogin
-from bridges.irc.link import AccountRefused, IrcLink, RegistrationFailed
+from bridges.irc.link import AccountRefused, RegistrationFailed
+from bridges.irc.link_protocol import Link
 from bridges.irc.nicks import ident_for, matrix_user_nick
 from bridges.irc.session import IrcSession, SessionSetup
 
@@ -48,7 +49,7 @@ LOGIN_FLOWS = (LoginFlow("password", "account and password", (
 )),)
 MAX_RECONNECT_DELAY_S = 120.0
 
-NewLink = Callable[..., IrcLink]
+NewLink = Callable[..., Link]
 """``new_link(nick, ident=, realname=, owner=, account=)``: a link to the network, not yet connected."""
 
 
@@ -102,7 +103,7 @@ class Puppets:
 
     # ---- the connection's life -----------------------------------------------------------------
 
-    def of(self, link: IrcLink) -> IrcSession | None:
+    def of(self, link: Link) -> IrcSession | None:
         return next((s for s in self.by_user.values() if s.link is link), None)
 
     async def dropped(self, session: IrcSession) -> None:
@@ -179,7 +180,7 @@ class Puppets:
             return account
         return matrix_user_nick("{localpart}", displayname=None, user_id=user_id, nicklen=grammar.nicklen)
 
-    def _link(self, user_id: UserID, account: str, password: str, *, nick: str) -> IrcLink:
+    def _link(self, user_id: UserID, account: str, password: str, *, nick: str) -> Link:
         settings = self._setup.settings
         return self._new_link(
             nick, ident=ident_for(user_id), realname=settings.realname_template.format(user_id=user_id), owner=user_id,

@@ -25,7 +25,7 @@ from bridgekit import Accepted, MessageID, OutgoingMessage, SessionKind, UserID
 from bridges.irc import lines
 from bridges.irc.formatting_from_matrix import matrix_to_irc, strip_reply_fallback
 from bridges.irc.http_routes import IrcRoutes
-from bridges.irc.link import IrcLink
+from bridges.irc.link_protocol import Link
 from bridges.irc.network import IrcNetwork, Said
 from bridges.irc.outgoing import OutLine
 from bridges.irc.output_gate import cut_bytes, line_budget, one_line, plan, sanitize, split_lines
@@ -49,7 +49,7 @@ class SessionSetup:
 
 class IrcSession:
     def __init__(
-        self, kind: SessionKind, link: IrcLink, setup: SessionSetup, *, owner: UserID | None = None,
+        self, kind: SessionKind, link: Link, setup: SessionSetup, *, owner: UserID | None = None,
         on_close: Callable[[IrcSession], Awaitable[None]] | None = None,
         on_reconnect: Callable[[IrcSession], Awaitable[None]] | None = None,
     ) -> None:
@@ -155,7 +155,11 @@ class IrcSession:
             if before is not None:
                 # The lines as first planned (the nick, and so the budget, may differ now).
                 planned = [piece for line in before.lines[before.done:] for piece in split_lines(line, budget)]
-            settling = [self.link.send_tracked(lines.message(command, target, line, action=action)) for line in planned]
+            # Each line's idempotency key (event ID and line index): a keeper sends it only once.
+            first = before.done if before is not None else 0
+            settling = [self.link.send_tracked(lines.message(command, target, line, action=action),
+                                               key=None if key is None else f"{key}/{first + index}")
+                        for index, line in enumerate(planned)]
         if key is None or (before is None and len(planned) < 2):
             # Nothing to record: the futures themselves (no task per message on the hot path).
             return settling[0] if len(settling) == 1 else asyncio.gather(*settling)

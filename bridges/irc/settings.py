@@ -12,6 +12,21 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator
 
 
+class KeeperSettings(BaseModel):
+    """``connectors.<network>.keeper``: the network's connections live in a connection keeper
+    (``python -m bridges.irc.keeper``), reached through Redis, so the bridge can restart without
+    IRC seeing it. Networks may share one Redis and one keeper."""
+
+    redis_url: str
+    """``redis://host:port/db`` (the ``redis`` package's URL form; ``rediss://`` for TLS)."""
+    keeper_id: str = "main"
+    """Which keeper holds this network's connections (its command stream)."""
+    persist_connections_on_shutdown: bool = True
+    """A bridge stop leaves the connections up in the keeper (no QUIT); false: they QUIT."""
+    reply_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    """How long opening a connection waits for the keeper's answer (registration included)."""
+
+
 class IrcSettings(BaseModel):
     server: str
     """Host name of the IRC server."""
@@ -76,6 +91,8 @@ class IrcSettings(BaseModel):
     link_approval_minutes: Annotated[float, Field(gt=0)] = 5
     """How long a link asked by a room admin who is not a bridge admin waits for a channel
     operator's answer on IRC (the bot asks them by private message); then it is refused."""
+    keeper: KeeperSettings | None = None
+    """The connection keeper (see :class:`KeeperSettings`); None: connections live in the bridge."""
 
     @field_validator("nick_template")
     @classmethod
@@ -85,4 +102,4 @@ class IrcSettings(BaseModel):
         return value
 
 
-__all__ = ["IrcSettings"]
+__all__ = ["IrcSettings", "KeeperSettings"]

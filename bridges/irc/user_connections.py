@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from bridgekit import BridgeContext, SessionKind, SessionState, UserID
 from bridges.irc import lines
-from bridges.irc.link import IrcLink, RegistrationFailed
+from bridges.irc.link import RegistrationFailed
+from bridges.irc.link_protocol import Link
 from bridges.irc.nicks import ident_for, matrix_user_nick
 from bridges.irc.session import IrcSession, SessionSetup
 
@@ -21,7 +22,7 @@ REDELIVERY_ATTEMPTS = 6
 lines they sent are still queued; then the Matrix messages waiting on them are given up (the core
 tells their senders)."""
 
-NewLink = Callable[..., IrcLink]
+NewLink = Callable[..., Link]
 """``new_link(nick, ident=, realname=, owner=)``: a link to the network, not yet connected."""
 
 
@@ -36,6 +37,9 @@ class UserConnections:
         self._stopping = False
 
     async def open(self, user_id: UserID, display_name: str) -> IrcSession:
+        adopted = self.by_user.get(user_id)
+        if adopted is not None and adopted.link.connected:
+            return adopted  # held by the keeper across the bridge's restart
         settings, grammar, name = self._setup.settings, self._network.grammar, self._network.name
         wanted = await self._setup.records.chosen_nick(user_id)
         # Checked again: the network's NICKLEN or grammar may be stricter than when it was chosen.
@@ -56,6 +60,16 @@ class UserConnections:
             ))
         return session
 
+    def adopt(self, link: Link, owner: UserID) -> IrcSession:
+        """A connection the keeper held while the bridge was away: the user's session again, in
+        the channels it is in (``joined`` keyed by chat ID, the folded channel name)."""
+        session = IrcSession(SessionKind.VIRTUAL, link, self._setup, owner=owner, on_close=self.closed,
+                             on_reconnect=self._reconnected)
+        session.joined.update(self._network.fold(channel.name) for channel in link.state.channels.values())
+        self.by_user[owner] = session
+        self._network.claim(link.nick, owner)
+        return session
+
     async def _reconnected(self, session: IrcSession) -> None:
         if session.owner is not None:
             self.by_user[session.owner] = session
@@ -67,7 +81,7 @@ class UserConnections:
             del self.by_user[session.owner]
         self._network.release(session.nick)
 
-    def of(self, link: IrcLink) -> IrcSession | None:
+    def of(self, link: Link) -> IrcSession | None:
         return next((s for s in self.by_user.values() if s.link is link), None)
 
     async def set_nick(self, user_id: UserID, nick: str) -> str:

@@ -1,0 +1,121 @@
+"""One IRC network's connections held by a keeper, as the connector sees them.
+
+The connector asks this for its links (``link``), and on start it adopts what the keeper held
+while the bridge was away (``adopt``): the Matrix users' connections become their sessions again,
+as they are (no QUIT, JOIN or NICK on IRC), and the bot's, opened again, answers with its
+channels and their members. Then ``listen`` hands the connector every event heard, in order,
+from where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import irc.client
+from redis.asyncio import Redis
+
+from bridgekit import UserID
+from bridges.irc.keeper import protocol as p
+from bridges.irc.keeper.client import KeeperClient
+from bridges.irc.keeper.kept_link import KeptLink
+from bridges.irc.keeper.sealing import cipher_from, seal
+from bridges.irc.link import RegistrationFailed
+from bridges.irc.link_protocol import Link
+from bridges.irc.network import IrcNetwork
+from bridges.irc.records import IrcRecords
+from bridges.irc.settings import IrcSettings, KeeperSettings
+from bridges.irc.user_connections import UserConnections
+
+log = logging.getLogger(__name__)
+
+NEXT_NICKS = 20
+"""Fallback nicks sent with a connection's spec (the keeper cannot call the bridge's chooser)."""
+
+LinkHandler = Callable[[Link, irc.client.Event], Awaitable[None]]
+
+
+class KeptNetwork:
+    def __init__(self, name: str, settings: IrcSettings, keeper: KeeperSettings, records: IrcRecords,
+                 network: IrcNetwork) -> None:
+        self.name = name
+        self._settings = settings
+        self._keeper = keeper
+        self._records = records
+        self._network = network
+        self.client = KeeperClient(Redis.from_url(keeper.redis_url, decode_responses=True), name, keeper.keeper_id)
+        self.links: dict[str, KeptLink] = {}
+        self._cipher = cipher_from()
+        self._listening: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.client.start()
+
+    async def adopt(self, users: UserConnections) -> int:
+        """The Matrix users' connections the keeper holds become their sessions again."""
+        try:
+            answer = await asyncio.wait_for(self.client.command("list", "", {"network": self.name}),
+                                            self._keeper.reply_timeout_seconds)
+        except TimeoutError:
+            log.warning("%s: the IRC keeper %r did not answer: no connections adopted (is it running?)", self.name,
+                        self._keeper.keeper_id)
+            return 0
+        if not answer.ok:
+            raise RegistrationFailed(f"{self.name}: {answer.error}")
+        connections = answer.data.get("connections", {})
+        bot = p.connection_id(self.name, None)
+        for conn, state in connections.items():
+            if conn == bot:
+                continue
+            spec = p.ConnectionSpec.from_json(answer.data["specs"][conn])
+            link = KeptLink.adopted(self.client, spec, state, persist=self._keeper.persist_connections_on_shutdown,
+                                    timeout=self._keeper.reply_timeout_seconds)
+            self.links[conn] = link
+            users.adopt(link, UserID(conn.partition("/")[2]))
+        if connections:
+            log.info("%s: adopted %d connection(s) the IRC keeper held", self.name, len(connections))
+        return len(connections)
+
+    def link(self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...],
+             next_nick: Callable[[int], str]) -> KeptLink:
+        settings, conn = self._settings, p.connection_id(self.name, owner)
+        spec = p.ConnectionSpec(
+            conn=conn, network=self.name, host=settings.server, port=settings.port, tls=settings.tls, nick=nick,
+            ident=ident, realname=realname, caps=caps, next_nicks=tuple(next_nick(n) for n in range(1, NEXT_NICKS + 1)),
+            lines_per_second=settings.lines_per_second, burst=settings.burst, keepalive=settings.keepalive_seconds,
+            members=owner is None, sealed=seal(self._cipher, conn, password=settings.password, account=None),
+        )
+        link = KeptLink(self.client, spec, persist=self._keeper.persist_connections_on_shutdown,
+                        timeout=self._keeper.reply_timeout_seconds)
+        self.links[conn] = link
+        return link
+
+    def bot_opened(self, link: Link) -> None:
+        """The bot's channels and their members, as the keeper knew them (it was not rejoined)."""
+        for channel in link.state.channels.values():
+            self._network.channel(channel.name).members.update(channel.members)
+
+    def listen(self, handler: LinkHandler) -> None:
+        """Start handing the connector what the connections hear (once; after the bot is open)."""
+        if self._listening is not None:
+            return
+
+        async def handle(conn: str, event: irc.client.Event) -> None:
+            link = self.links.get(conn)
+            if link is None:
+                return  # a connection closed since (idle, logout): nobody listens on it
+            link.heard(event)
+            await handler(link, event)
+
+        cursor = (lambda: self._records.get("keeper_inbound_last", None),
+                  lambda entry: self._records.set("keeper_inbound_last", entry))
+        self._listening = asyncio.create_task(self.client.listen(handle, cursor))
+
+    async def stop(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+        await self.client.stop()
+
+
+__all__ = ["KeptNetwork"]

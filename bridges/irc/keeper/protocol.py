@@ -1,0 +1,273 @@
+"""What the bridge and a connection keeper say to each other through Redis, as plain values.
+
+Pure (no Redis, no socket): the names of the keys and streams, and the (de)serialisation of
+IRC events, commands, results, connection specs and connection-state snapshots. Every stream
+entry is a flat mapping of strings, as Redis Streams store them.
+
+- ``inbound_stream(network)``: IRC events the keeper's connections heard, read by the bridge
+  through the consumer group :data:`BRIDGE_GROUP` and acknowledged once the bridge stored what it
+  made of them.
+- ``commands_stream(keeper_id)``: what the bridge asks a keeper (open a connection, send a line,
+  close one, list them), read through :data:`KEEPER_GROUP`; a ``send`` is acknowledged once the
+  line is settled (echoed by the server, or written where it does not echo).
+- ``results_stream(network)``: the keeper's answers, by request ID (settles the bridge's futures).
+
+Every entry carries the protocol version (``v``): a keeper and a bridge that differ refuse each
+other, saying which one to upgrade (:func:`version_problem`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+import irc.client
+
+from bridges.irc.connection_state import ChannelState, ConnectionState
+
+PROTOCOL_VERSION = 1
+BRIDGE_GROUP = "bridge"
+KEEPER_GROUP = "keeper"
+STREAM_MAXLEN = 200_000
+"""Approximate bound of each stream (``XADD MAXLEN ~``): what a bridge may fall behind by."""
+DONE_KEY_TTL_S = 7 * 24 * 3600
+"""How long the keeper remembers that a line was sent (a resent command writes nothing twice)."""
+
+Op = Literal["open", "send", "close", "list"]
+
+
+def hello_key(keeper_id: str) -> str:
+    return f"bk:irc:keeper:{keeper_id}:hello"
+
+
+def commands_stream(keeper_id: str) -> str:
+    return f"bk:irc:keeper:{keeper_id}:commands"
+
+
+def connections_key(keeper_id: str) -> str:
+    """Hash: connection ID -> its spec (JSON, secrets sealed), for the keeper's own restart."""
+    return f"bk:irc:keeper:{keeper_id}:connections"
+
+
+def channels_key(keeper_id: str, conn: str) -> str:
+    """Set: the channels a connection is in, joined again after the keeper restarts."""
+    return f"bk:irc:keeper:{keeper_id}:channels:{conn}"
+
+
+def inbound_stream(network: str) -> str:
+    return f"bk:irc:net:{network}:in"
+
+
+def results_stream(network: str) -> str:
+    return f"bk:irc:net:{network}:results"
+
+
+def done_key(network: str, key: str) -> str:
+    return f"bk:irc:net:{network}:sent:{key}"
+
+
+def connection_id(network: str, owner: str | None) -> str:
+    """The bot's connection or a Matrix user's own, on one network: stable across restarts."""
+    return f"{network}/{owner or '~bot'}"
+
+
+def version_problem(
+    theirs: object, *, we_are: Literal["bridge", "keeper"], ours: int = PROTOCOL_VERSION
+) -> str | None:
+    """None when ``theirs`` is our protocol version; else what to upgrade, in words."""
+    try:
+        version = int(str(theirs))
+    except ValueError:
+        version = 0
+    if version == ours:
+        return None
+    other = "keeper" if we_are == "bridge" else "bridge"
+    older = we_are if version > ours else other
+    return (
+        f"the IRC {other} speaks keeper protocol {version} and this {we_are} speaks {ours}: "
+        f"upgrade the {older} (bridge and keeper must come from the same bridgekit release)"
+    )
+
+
+def stream_id_after(entry: str, last: str | None) -> bool:
+    """Whether stream entry ID ``entry`` (``ms-seq``) comes after ``last`` (None: nothing yet)."""
+    if last is None:
+        return True
+    return _id_tuple(entry) > _id_tuple(last)
+
+
+def _id_tuple(entry: str) -> tuple[int, int]:
+    ms, _, seq = entry.partition("-")
+    return int(ms), int(seq or 0)
+
+
+# ---- IRC events ------------------------------------------------------------------------------
+
+
+def encode_event(conn: str, event: irc.client.Event, received_at: float) -> dict[str, str]:
+    """One heard event as a stream entry. Without the server's time (IRCv3 server-time) the
+    keeper's receive time stands in, so a line caught up on later keeps when it was said."""
+    tags = [dict(tag) for tag in (event.tags or [])]
+    if not any(tag.get("key") == "time" for tag in tags):
+        stamp = datetime.fromtimestamp(received_at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        tags.append({"key": "time", "value": stamp})
+    return {
+        "v": str(PROTOCOL_VERSION),
+        "conn": conn,
+        "type": event.type,
+        "source": "" if event.source is None else str(event.source),
+        "target": "" if event.target is None else str(event.target),
+        "args": json.dumps([str(a) for a in event.arguments]),
+        "tags": json.dumps(tags),
+    }
+
+
+def decode_event(fields: dict[str, str]) -> tuple[str, irc.client.Event]:
+    source = fields.get("source") or None
+    event = irc.client.Event(
+        fields["type"],
+        irc.client.NickMask(source) if source is not None else None,
+        fields.get("target") or None,
+        json.loads(fields.get("args", "[]")),
+        json.loads(fields.get("tags", "[]")),
+    )
+    return fields["conn"], event
+
+
+def tag_of(event: irc.client.Event, key: str) -> str | None:
+    for tag in event.tags or []:
+        if tag.get("key") == key:
+            value = tag.get("value")
+            return None if value is None else str(value)
+    return None
+
+
+# ---- connections -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """How to make one connection; what the keeper keeps to make it again after its own restart.
+    ``sealed``: the server password and account login, encrypted with the credentials key
+    (:mod:`bridges.irc.keeper.sealing`), never plaintext."""
+
+    conn: str
+    network: str
+    host: str
+    port: int
+    tls: bool
+    nick: str
+    ident: str
+    realname: str
+    caps: tuple[str, ...] = ()
+    next_nicks: tuple[str, ...] = ()
+    """The nicks to try, in order, when the server refuses the previous one."""
+    lines_per_second: float = 2.0
+    burst: int = 5
+    keepalive: float = 60.0
+    members: bool = False
+    sealed: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ConnectionSpec:
+        data = json.loads(text)
+        data["caps"] = tuple(data.get("caps", ()))
+        data["next_nicks"] = tuple(data.get("next_nicks", ()))
+        return cls(**data)
+
+
+# ---- commands and results --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    op: Op
+    conn: str
+    req: str
+    data: dict[str, Any] = field(default_factory=dict)
+    version: str = str(PROTOCOL_VERSION)
+
+    def encode(self) -> dict[str, str]:
+        return {"v": self.version, "op": self.op, "conn": self.conn, "req": self.req, "data": json.dumps(self.data)}
+
+    @classmethod
+    def decode(cls, fields: dict[str, str]) -> Command:
+        op = fields.get("op", "")
+        if op not in ("open", "send", "close", "list"):
+            raise ValueError(f"unknown keeper command {op!r}")
+        op = cast(Op, op)
+        return cls(op, fields.get("conn", ""), fields.get("req", ""), json.loads(fields.get("data", "{}")),
+                   fields.get("v", "0"))
+
+
+@dataclass(frozen=True)
+class Result:
+    req: str
+    ok: bool
+    error: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> dict[str, str]:
+        return {"v": str(PROTOCOL_VERSION), "req": self.req, "ok": "1" if self.ok else "0", "error": self.error,
+                "data": json.dumps(self.data)}
+
+    @classmethod
+    def decode(cls, fields: dict[str, str]) -> Result:
+        return cls(fields.get("req", ""), fields.get("ok") == "1", fields.get("error", ""),
+                   json.loads(fields.get("data", "{}")))
+
+
+# ---- what a connection knows --------------------------------------------------------------------
+
+
+def snapshot(state: ConnectionState) -> dict[str, Any]:
+    """What a bridge adopting a live connection needs: its nick, CAPs, ISUPPORT, channels."""
+    return {
+        "nick": state.nick,
+        "wanted_nick": state.wanted_nick,
+        "registered": state.registered,
+        "acked": sorted(state.acked),
+        "isupport": dict(state.isupport),
+        "channels": {
+            folded: {"name": channel.name, "members": channel.members, "modes": channel.modes,
+                     "prefixes": {member: sorted(modes) for member, modes in channel.prefixes.items()}}
+            for folded, channel in state.channels.items()
+        },
+    }
+
+
+def restore(state: ConnectionState, data: dict[str, Any]) -> None:
+    state.nick = str(data.get("nick", state.nick))
+    state.wanted_nick = str(data.get("wanted_nick", state.wanted_nick))
+    state.registered = bool(data.get("registered", False))
+    state.acked = set(data.get("acked", []))
+    state.isupport = dict(data.get("isupport", {}))
+    state.channels = {
+        folded: ChannelState(
+            str(channel["name"]), members=dict(channel.get("members", {})), modes=dict(channel.get("modes", {})),
+            prefixes={member: set(modes) for member, modes in channel.get("prefixes", {}).items()},
+        )
+        for folded, channel in data.get("channels", {}).items()
+    }
+
+
+__all__ = [
+    "BRIDGE_GROUP",
+    "KEEPER_GROUP",
+    "PROTOCOL_VERSION",
+    "Command",
+    "ConnectionSpec",
+    "Result",
+    "connection_id",
+    "decode_event",
+    "encode_event",
+    "restore",
+    "snapshot",
+    "stream_id_after",
+    "version_problem",
+]

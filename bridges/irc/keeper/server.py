@@ -1,0 +1,224 @@
+"""The connection keeper: holds IRC connections for bridges and talks to them through Redis.
+
+It announces itself (protocol version) under :func:`~bridges.irc.keeper.protocol.hello_key`,
+reads its command stream through a consumer group (entries it had taken but not finished before
+a crash come back first, in order), runs each connection's commands in order
+(:class:`~bridges.irc.keeper.held.HeldConnection`), and appends what the connections hear to
+their network's inbound stream, in the order heard. A command is acknowledged only once done: a
+``send`` once its line is settled, so a keeper killed meanwhile sends it again when it returns
+(at most the line in flight repeated). What it needs to make its connections again after its
+own restart (their specs, secrets sealed, and channels) is kept in Redis too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from functools import partial
+from typing import Any
+
+import irc.client
+from redis.asyncio import Redis
+
+from bridgekit import CredentialCipher
+from bridges.irc.keeper import protocol as p
+from bridges.irc.keeper import streams
+from bridges.irc.keeper.held import HeldConnection, Outcome
+from bridges.irc.keeper.sealing import unseal
+from bridges.irc.outgoing import TokenBucket
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+BLOCK_MS = 1000
+
+
+class Keeper:
+    def __init__(self, redis: Redis, keeper_id: str, *, cipher: CredentialCipher | None = None,
+                 connects_per_second: float = 5.0, protocol_version: int = p.PROTOCOL_VERSION) -> None:
+        self.redis = redis
+        self.keeper_id = keeper_id
+        self._cipher = cipher
+        self._version = protocol_version
+        self.held: dict[str, HeldConnection] = {}
+        self._connects = TokenBucket(connects_per_second, max(1, int(connects_per_second)), time.monotonic())
+        self._heard: asyncio.Queue[tuple[str, irc.client.Event, float]] = asyncio.Queue()
+        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._channel_saves: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._commands = p.commands_stream(keeper_id)
+        self._stopped = False
+
+    # ---- running -----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.announce()
+        await streams.ensure_group(self.redis, self._commands, p.KEEPER_GROUP)
+        self._tasks = [asyncio.create_task(loop()) for loop in (self._publisher, self._answerer, self._channel_saver)]
+        await self._restore()
+        await self._read_commands()
+
+    async def announce(self) -> None:
+        hello = {"protocol": self._version, "keeper": self.keeper_id, "pid": os.getpid(), "started": time.time()}
+        await self.redis.set(p.hello_key(self.keeper_id), json.dumps(hello))
+
+    async def stop(self, *, hang_up: bool = False) -> None:
+        """Stop reading; the connections stay as they are until the process exits (a keeper is
+        stopped to be replaced: its connections are made again by the next one), or, with
+        ``hang_up``, are closed now (a keeper inside another process: tests)."""
+        if hang_up:
+            for held in self.held.values():
+                await held.close("")
+        self._stopped = True  # a cancel that reaches a blocking read may be swallowed by redis-py
+        for task in self._tasks:
+            task.cancel()
+
+    async def _restore(self) -> None:
+        """After a restart: make the connections the keeper held again, paced (``connect_turn``)."""
+        specs = await streams.hash_all(self.redis, p.connections_key(self.keeper_id))
+        for conn, text in specs.items():
+            spec = p.ConnectionSpec.from_json(text)
+            channels = await streams.set_members(self.redis, p.channels_key(self.keeper_id, conn))
+            held = self._hold(spec, channels)
+            asyncio.create_task(held.ensure_up())  # noqa: RUF006 (the connection keeps it: held.link)
+        if specs:
+            log.info("making %d connection(s) again", len(specs))
+
+    async def _read_commands(self) -> None:
+        position = "0"  # first what was taken but never finished (a crash), then new entries
+        while not self._stopped:
+            try:
+                entries = await streams.read_group(
+                    self.redis, p.KEEPER_GROUP, self.keeper_id, self._commands, position, count=BATCH,
+                    block_ms=None if position == "0" else BLOCK_MS,
+                )
+            except streams.TRANSIENT as error:
+                log.warning("reading commands: %s", error)
+                await asyncio.sleep(streams.RETRY_S)
+                continue
+            if position == "0" and not entries:
+                position = ">"
+                continue
+            for entry, fields in entries:
+                await self._command(entry, fields)
+
+    async def _command(self, entry: str, fields: dict[str, str]) -> None:
+        try:
+            command = p.Command.decode(fields)
+        except (ValueError, KeyError) as error:
+            log.warning("dropping a malformed command %s: %s", entry, error)
+            await self.redis.xack(self._commands, p.KEEPER_GROUP, entry)
+            return
+        problem = p.version_problem(command.version, we_are="keeper", ours=self._version)
+        if problem is not None:
+            log.error("refusing a command from the bridge: %s", problem)
+            self.outcome(Outcome(entry, command, False, problem))
+            return
+        if command.op == "list":
+            network = str(command.data.get("network", ""))
+            found = {conn: p.snapshot(held.link.state) for conn, held in self.held.items()
+                     if held.spec.network == network and held.link.connected}
+            specs = {conn: self.held[conn].spec.to_json() for conn in found}
+            self.outcome(Outcome(entry, command, True, data={"connections": found, "specs": specs}))
+            return
+        held = self.held.get(command.conn)
+        if command.op == "open":
+            spec = p.ConnectionSpec.from_json(str(command.data["spec"]))
+            await streams.hash_set(self.redis, p.connections_key(self.keeper_id), spec.conn, spec.to_json())
+            if held is None or held.closing:
+                held = self._hold(spec, [], after=held)
+        elif held is None:
+            self.outcome(Outcome(entry, command, False, f"no connection {command.conn} on this keeper"))
+            return
+        elif command.op == "close":
+            held.closing = True
+            await streams.hash_delete(self.redis, p.connections_key(self.keeper_id), command.conn)
+            await self.redis.delete(p.channels_key(self.keeper_id, command.conn))
+        held.submit(entry, command)
+
+    def _hold(self, spec: p.ConnectionSpec, channels: list[str], after: HeldConnection | None = None) -> HeldConnection:
+        password, _account = unseal(self._cipher, spec.conn, spec.sealed)
+        held = HeldConnection(spec, self, password=password, channels=channels, after=after)
+        self.held[spec.conn] = held
+        return held
+
+    # ---- KeeperHooks ----------------------------------------------------------------------------
+
+    def publish(self, conn: str, event: irc.client.Event) -> None:
+        self._heard.put_nowait((conn, event, time.time()))
+
+    def outcome(self, outcome: Outcome) -> None:
+        self._outcomes.put_nowait(outcome)
+
+    def channels_changed(self, conn: str, channels: list[str]) -> None:
+        self._channel_saves.put_nowait((conn, channels))
+
+    async def already_sent(self, network: str, key: str) -> bool:
+        return bool(await self.redis.exists(p.done_key(network, key)))
+
+    async def connect_turn(self) -> None:
+        """Connections are made at most ``connects_per_second`` (a restart is not a flood)."""
+        while True:
+            if self._connects.take(time.monotonic()):
+                return
+            await asyncio.sleep(self._connects.wait())
+
+    # ---- writers (one each: Redis sees what was heard, and answers, in order) -----------------------
+
+    async def _publisher(self) -> None:
+        while True:
+            batch = [await self._heard.get()]
+            while not self._heard.empty() and len(batch) < BATCH:
+                batch.append(self._heard.get_nowait())
+            entries = [(p.inbound_stream(conn.partition("/")[0]), p.encode_event(conn, event, received))
+                       for conn, event, received in batch]
+            await streams.until_done("publishing what IRC said", partial(self._append, entries))
+
+    async def _append(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, fields in entries:
+                pipe.xadd(stream, fields, maxlen=p.STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
+
+    async def _answerer(self) -> None:
+        while True:
+            batch = [await self._outcomes.get()]
+            while not self._outcomes.empty() and len(batch) < BATCH:
+                batch.append(self._outcomes.get_nowait())
+            await streams.until_done("answering the bridge", partial(self._answer_all, batch))
+
+    async def _answer_all(self, batch: list[Outcome]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for done in batch:
+                self._answer(pipe, done)
+            await pipe.execute()
+
+    def _answer(self, pipe: Any, done: Outcome) -> None:
+        command = done.command
+        network = command.conn.partition("/")[0] or str(command.data.get("network", ""))
+        key = command.data.get("key") if command.op == "send" else None
+        if done.ok and key is not None:
+            pipe.set(p.done_key(network, str(key)), "1", ex=p.DONE_KEY_TTL_S)
+        if command.req:
+            result = p.Result(command.req, done.ok, done.error, done.data or {})
+            pipe.xadd(p.results_stream(network), result.encode(), maxlen=p.STREAM_MAXLEN, approximate=True)
+        pipe.xack(self._commands, p.KEEPER_GROUP, done.entry)
+
+    async def _channel_saver(self) -> None:
+        while True:
+            conn, channels = await self._channel_saves.get()
+            await streams.until_done("keeping channels", partial(self._save_channels, conn, channels))
+
+    async def _save_channels(self, conn: str, channels: list[str]) -> None:
+        key = p.channels_key(self.keeper_id, conn)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if channels:
+                pipe.sadd(key, *channels)
+            await pipe.execute()
+
+
+__all__ = ["Keeper"]
