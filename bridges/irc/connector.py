@@ -45,6 +45,7 @@ from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderat
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
+from bridges.irc.reconnects import Backoff, ConnectPacer, read_refusal
 from bridges.irc.records import IrcRecords
 from bridges.irc.session import IrcSession, SessionSetup
 from bridges.irc.settings import IrcSettings
@@ -83,6 +84,7 @@ class IrcConnector:
         self._directory = directory.directory_of(ctx)
         self._bot: IrcSession | None = None
         self._reconnect: asyncio.Task[None] | None = None
+        self._pacer = ConnectPacer(self.settings.connects_per_second, self.settings.connect_burst, time.monotonic())
         self._refusals_told = refusals.NoticeLimit()
         self._events: asyncio.Queue[tuple[IrcLink, irc.client.Event]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
@@ -211,7 +213,12 @@ class IrcConnector:
             host=settings.server, port=settings.port, tls=settings.tls, nick=nick, ident=ident, realname=realname,
             password=settings.password, on_event=self._on_event, lines_per_second=settings.lines_per_second,
             burst=settings.burst, next_nick=next_nick, caps=caps, keepalive=settings.keepalive_seconds,
+            pace=self._wait_to_connect,
         )
+
+    async def _wait_to_connect(self) -> None:
+        """Every new connection to the network waits its turn (``reconnects.ConnectPacer``)."""
+        await asyncio.sleep(self._pacer.reserve(time.monotonic()))
 
     async def _learn_isupport(self, link: IrcLink) -> None:
         network = self.network
@@ -235,20 +242,25 @@ class IrcConnector:
             )
 
     async def _reconnect_bot(self, failure: Exception | None = None) -> None:
-        """Connect the bot until it works, waiting 2 s, 4 s, ... up to 2 minutes between tries;
-        ``failure``: the first try failed already (at start). The wait and its reason are the bot
-        session's state, which ``status``, ``/health`` and ``doctor`` show."""
-        delay = 2.0
-        where = f"{self.settings.server}:{self.settings.port}"
+        """Connect the bot until it works, waiting about 2 s, 4 s, ... up to 2 minutes between
+        tries (with jitter; a minute or more when the server throttles us; never again once it
+        banned us: see ``reconnects.py``); ``failure``: the first try failed already (at start).
+        The wait and its reason are the bot session's state (``status``, ``/health``, ``doctor``)."""
+        backoff, where = Backoff(cap=120.0), f"{self.settings.server}:{self.settings.port}"
         while not self._stopping:
             if failure is None:
                 await self.ctx.report_session(None, SessionState.TRANSIENT_DISCONNECT, "reconnecting")
             else:
+                delay = backoff.next_wait(read_refusal(str(failure)))
+                if delay is None:
+                    reason = f"{where} banned the bridge ({failure}); not trying again until the bridge restarts"
+                    await self.ctx.report_session(None, SessionState.UNKNOWN_ERROR, reason)
+                    log.error("%s: %s", self.name, reason)
+                    return
                 reason = f"cannot reach {where} ({failure}); retrying in {delay:.0f} s"
                 await self.ctx.report_session(None, SessionState.TRANSIENT_DISCONNECT, reason)
                 log.warning("%s: %s (the bridge runs on without this network meanwhile)", self.name, reason)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 120)
             try:
                 await self._connect_bot()
                 return

@@ -20,7 +20,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import irc.client
@@ -82,12 +82,15 @@ class IrcLink:
         next_nick: NickChooser | None = None,
         caps: tuple[str, ...] = (),
         keepalive: float = 60.0,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.host, self.port, self.tls = host, port, tls
         self.ident = ident
         self.realname = realname
         self.password = password
         self._on_event = on_event
+        self._pace = pace
+        """Awaited before each connect: the network's pacing of new connections (``reconnects.py``)."""
         # With echo-message the server sends each of our lines back once it has taken it: lines
         # written but not yet echoed are the ones a dropped connection may have lost.
         self.state = ConnectionState(nick, caps=(*caps, ECHO_CAP), next_nick=next_nick)
@@ -128,6 +131,8 @@ class IrcLink:
 
     async def connect(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (two waits share it)
         """Connect and register; raises RegistrationFailed or OSError."""
+        if self._pace is not None:
+            await self._pace()
         reactor = _Reactor(loop=asyncio.get_running_loop())
         reactor.add_global_handler("all_events", lambda _connection, event: self.hear(event), -10)
         connection: _LenientConnection = reactor.server()

@@ -41,7 +41,7 @@ class IrcSettings(BaseModel):
     transfer); then it answers 404. Links are signed: only files sent into a portal get one."""
     media_max_mib: Annotated[float, Field(gt=0)] = 100
     """The largest file such a link serves; the download stops there (streamed, never held whole)."""
-    lines_per_second: Annotated[float, Field(ge=0)] = 2.0
+    lines_per_second: Annotated[float, Field(ge=0)] = 1.0
     """Pacing of each connection's output after a burst (0: no pacing, e.g. for benchmarks)."""
     burst: Annotated[int, Field(ge=1)] = 5
     keepalive_seconds: Annotated[float, Field(ge=0)] = 60.0
@@ -57,6 +57,11 @@ class IrcSettings(BaseModel):
     nicklen: Annotated[int, Field(ge=9)] = 30
     """Until the server says (ISUPPORT NICKLEN)."""
     realname_template: str = "{user_id}"
+    connects_per_second: Annotated[float, Field(ge=0)] = 2.0
+    """New connections to the network (the bot's, each Matrix user's, and every reconnect) after
+    ``connect_burst``: after a server restart, users come back this fast rather than all in the same
+    second, which networks throttle or K-line (0: no pacing, e.g. for benchmarks)."""
+    connect_burst: Annotated[int, Field(ge=1)] = 10
 
     @field_validator("nick_template")
     @classmethod
