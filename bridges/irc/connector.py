@@ -38,6 +38,7 @@ from bridgekit import (
     UserID,
 )
 from bridges.irc import directory, inbound, lines, refusals
+from bridges.irc.downtime import DowntimeWatch
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.link import IrcLink, RegistrationFailed
@@ -78,6 +79,7 @@ class IrcConnector:
                                   sender_of_ghost=ctx.sender_of_ghost)
         self._records = IrcRecords(ctx.kv, self.name)
         self._routes = IrcRoutes(ctx, self._records)
+        self._downtime = DowntimeWatch(ctx, self._records)
         self._setup = SessionSetup(self.network, self.settings, self._records, self._routes)
         self._users = UserConnections(ctx, self._setup, self._new_link)
         self.network.sessions = self._users.by_user  # their nicks, for mentions
@@ -99,6 +101,7 @@ class IrcConnector:
         self._directory.add(self)
         network.portals = set(await self.ctx.portal_chats())
         await self._routes.start()
+        await self._downtime.start(settings.bot_nick)  # "offline from ... to ...", when it was
         try:
             await self._connect_bot()
         except (OSError, RegistrationFailed) as error:
@@ -114,6 +117,7 @@ class IrcConnector:
         if self._bot is not None:
             await self._bot.link.close("bridge shutting down", fail_unsettled=False)
         self._directory.remove(self)
+        await self._downtime.stop()
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Invites of this network's ghosts to a direct chat start a private conversation; kicks
