@@ -43,6 +43,7 @@ from bridges.irc.grammar import IrcGrammar
 from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.link import IrcLink, RegistrationFailed
 from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderation
+from bridges.irc.netsplits import SplitWatch
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
@@ -80,6 +81,7 @@ class IrcConnector:
         self._records = IrcRecords(ctx.kv, self.name)
         self._routes = IrcRoutes(ctx, self._records)
         self._downtime = DowntimeWatch(ctx, self._records)
+        self._splits = SplitWatch(ctx, self.settings.netsplit_minutes * 60)
         self._setup = SessionSetup(self.network, self.settings, self._records, self._routes)
         self._users = UserConnections(ctx, self._setup, self._new_link)
         self.network.sessions = self._users.by_user  # their nicks, for mentions
@@ -118,6 +120,7 @@ class IrcConnector:
             await self._bot.link.close("bridge shutting down", fail_unsettled=False)
         self._directory.remove(self)
         await self._downtime.stop()
+        self._splits.stop()
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Invites of this network's ghosts to a direct chat start a private conversation; kicks
@@ -340,7 +343,9 @@ class IrcConnector:
             await self._refused(link, event)
         elif bot is not None and link is bot.link:
             if not private:  # messages to the bridge bot itself are not bridged
-                await self._apply(inbound.from_channel(event, self.network, link.state))
+                said = inbound.from_channel(event, self.network, link.state)
+                said.remote = await self._splits.sift(kind, inbound.quit_reason(event), said.remote)
+                await self._apply(said)
         elif private:  # users' own connections only matter for private messages
             session = self._users.of(link)
             if session is not None and session.owner is not None:

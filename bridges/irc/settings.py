@@ -62,6 +62,9 @@ class IrcSettings(BaseModel):
     ``connect_burst``: after a server restart, users come back this fast rather than all in the same
     second, which networks throttle or K-line (0: no pacing, e.g. for benchmarks)."""
     connect_burst: Annotated[int, Field(ge=1)] = 10
+    netsplit_minutes: Annotated[float, Field(ge=0)] = 10
+    """A user lost in a netsplit (a QUIT whose reason is two server names) is shown away, not
+    gone: their ghost leaves only if they are not back within this many minutes (0: leave at once)."""
 
     @field_validator("nick_template")
     @classmethod
