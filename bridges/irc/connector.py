@@ -47,7 +47,7 @@ from bridges.irc.netsplits import SplitWatch
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
-from bridges.irc.reconnects import Backoff, ConnectPacer, read_refusal
+from bridges.irc.reconnects import Backoff, ConnectPacer, Refusal, read_refusal
 from bridges.irc.records import IrcRecords
 from bridges.irc.session import IrcSession, SessionSetup
 from bridges.irc.settings import IrcSettings
@@ -370,7 +370,10 @@ class IrcConnector:
             if not self._stopping:
                 self.network.release(link.nick)
                 if self._reconnect is None or self._reconnect.done():
-                    self._reconnect = asyncio.create_task(self._reconnect_bot())
+                    # A throttle or a ban in the server's last words waits (or stops) at once.
+                    words = link.state.failure
+                    refused = ConnectionError(words) if read_refusal(words) is not Refusal.NONE else None
+                    self._reconnect = asyncio.create_task(self._reconnect_bot(failure=refused))
             return
         session = self._users.of(link)
         if session is not None:

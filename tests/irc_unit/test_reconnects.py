@@ -3,8 +3,10 @@ connection, what a server's last words mean. The clock is a number."""
 
 from __future__ import annotations
 
+import irc.client
 import pytest
 
+from bridges.irc.connection_state import ConnectionState
 from bridges.irc.reconnects import Backoff, ConnectPacer, Refusal, read_refusal
 
 
@@ -56,3 +58,13 @@ def test_a_throttled_connection_waits_at_least_a_minute_and_a_banned_one_stops()
 ])
 def test_the_servers_last_words_are_read(said: str | None, meaning: Refusal) -> None:
     assert read_refusal(said) is meaning
+
+
+def test_a_k_line_in_the_servers_error_is_read_as_a_ban() -> None:
+    """The ``irc`` package gives ERROR's text as the event's target, not its arguments (as it
+    parses ``ERROR :Closing link: ...`` from InspIRCd): the connection keeps it as its failure."""
+    state = ConnectionState("bridge")
+    state.hear(irc.client.Event("error", irc.client.NickMask("irc.test"),
+                                "Closing link: (bridge@127.0.0.1) [K-lined: no bridges here]", []))
+    assert state.failure == "Closing link: (bridge@127.0.0.1) [K-lined: no bridges here]"
+    assert read_refusal(state.failure) is Refusal.BANNED
