@@ -117,6 +117,9 @@ class MatrixIntent(Protocol):
 
     async def set_displayname(self, displayname: str) -> None: ...
 
+    async def set_presence(self, presence: str, *, status_msg: str | None = None) -> None:
+        """``online``, ``unavailable`` or ``offline`` (e.g. a remote user lost in a netsplit)."""
+
     async def set_avatar_url(self, avatar_url: ContentURI) -> None: ...
 
     async def upload_media(self, data: bytes, content_type: str, filename: str | None = None) -> ContentURI:

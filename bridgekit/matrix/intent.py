@@ -224,6 +224,14 @@ class Intent:
             body["timeout"] = timeout_ms
         await self._json("PUT", path(CLIENT_V3, "rooms", room_id, "typing", self.user_id), (), body)
 
+    async def set_presence(self, presence: str, *, status_msg: str | None = None) -> None:
+        """Show this user ``online``, ``unavailable`` or ``offline`` (a homeserver with presence
+        off takes it and shows nothing)."""
+        body: JSONDict = {"presence": presence}
+        if status_msg is not None:
+            body["status_msg"] = status_msg
+        await self._json("PUT", path(CLIENT_V3, "presence", self.user_id, "status"), (), body)
+
     async def mark_read(self, room_id: RoomID, event_id: EventID) -> None:
         """Move this user's read receipt (and private read marker) to ``event_id``."""
         await self._json("POST", path(CLIENT_V3, "rooms", room_id, "read_markers"), (),

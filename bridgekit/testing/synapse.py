@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,17 @@ class SynapseServer(ReservedPortServer):
         appservice_registrations: Sequence[Path] = (),
         message_rate: tuple[float, float] | None = None,
         log_level: str = "WARNING",
+        extra_config: Mapping[str, Any] | None = None,
     ) -> None:
-        """``message_rate`` = (per_second, burst_count) for ``rc_message``; None lifts it too."""
+        """``message_rate`` = (per_second, burst_count) for ``rc_message``; None lifts it too.
+        ``extra_config``: top-level homeserver.yaml keys that replace the harness's (for a test's
+        own homeserver, e.g. ``{"presence": {"enabled": True}}``)."""
         self.data_dir = data_dir
         self.server_name = server_name
         self.appservice_registrations = list(appservice_registrations)
         self.message_rate = message_rate
         self.log_level = log_level
+        self.extra_config = dict(extra_config or {})
         self.shared_secret = secrets.token_urlsafe(24)
         # Fixed for the object's lifetime so a restart keeps issued tokens valid.
         self._macaroon_secret = secrets.token_urlsafe(32)
@@ -73,7 +77,7 @@ class SynapseServer(ReservedPortServer):
         if self.message_rate is not None:
             per_second, burst = self.message_rate
             cfg["rc_message"] = {"per_second": per_second, "burst_count": burst}
-        return cfg
+        return {**cfg, **self.extra_config}
 
     def write_config(self) -> Path:
         """Reserve the port and write homeserver.yaml, the log config and the signing key."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,9 +104,12 @@ def _write_double_puppet_registration(path: Path, slot: AppserviceSlot) -> Path:
 
 
 @asynccontextmanager
-async def running_synapse(data_dir: Path) -> AsyncIterator[SynapseHarness]:
-    """Start Synapse with every appservice slot registered; stop it (and free the ports) on exit."""
-    server = SynapseServer(data_dir, message_rate=RATELIMITED_MESSAGE_RATE)
+async def running_synapse(
+    data_dir: Path, *, extra_config: Mapping[str, Any] | None = None
+) -> AsyncIterator[SynapseHarness]:
+    """Start Synapse with every appservice slot registered; stop it (and free the ports) on exit.
+    ``extra_config``: see :class:`SynapseServer` (the session's shared Synapse takes none)."""
+    server = SynapseServer(data_dir, message_rate=RATELIMITED_MESSAGE_RATE, extra_config=extra_config)
     slots: dict[str, AppserviceSlot] = {}
     admin: MatrixTestClient | None = None
     try:

@@ -165,7 +165,8 @@ class ConnectionState:
                 key, _, value = token.partition("=")
                 self.isupport[key.upper()] = value
         elif kind == "error":
-            self.failure = " ".join(arguments) or "ERROR from the server"
+            # The irc package puts ERROR's text in the target: "Closing link: ... [K-lined: ...]".
+            self.failure = " ".join(arguments) or str(event.target or "") or "ERROR from the server"
         elif kind == "disconnect":
             self.registered = False
             self.acked.clear()

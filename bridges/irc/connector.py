@@ -44,6 +44,7 @@ from bridges.irc.account_login import AccountLogin
 from bridges.irc.account_senders import ACCOUNT_TAG
 from bridges.irc.channel_keys import ChannelKeys
 from bridges.irc.command_tools import NetworkTools
+from bridges.irc.downtime import DowntimeWatch
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.identify import NickServ
@@ -51,10 +52,12 @@ from bridges.irc.link import IrcLink, RegistrationFailed
 from bridges.irc.link_approval import OperatorApproval
 from bridges.irc.link_protocol import Link
 from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderation
+from bridges.irc.netsplits import SplitWatch
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
 from bridges.irc.puppets import LOGIN_FLOWS, Puppets
+from bridges.irc.reconnects import Backoff, ConnectPacer, Refusal, read_refusal
 from bridges.irc.records import IrcRecords
 from bridges.irc.replies import ReplyWaiters
 from bridges.irc.session import IrcSession, SessionSetup
@@ -92,6 +95,8 @@ class IrcConnector:
                                   sender_of_ghost=ctx.sender_of_ghost)
         self._records = IrcRecords(ctx.kv, self.name)
         self._routes = IrcRoutes(ctx, self._records)
+        self._downtime = DowntimeWatch(ctx, self._records)
+        self._splits = SplitWatch(ctx, self.settings.netsplit_minutes * 60)
         self._setup = SessionSetup(self.network, self.settings, self._records, self._routes)
         self._users = UserConnections(ctx, self._setup, self._new_link)
         self._puppets = Puppets(ctx, self._setup, self._new_link)
@@ -104,6 +109,7 @@ class IrcConnector:
                                           self.settings.link_approval_minutes)
         self._bot: IrcSession | None = None
         self._reconnect: asyncio.Task[None] | None = None
+        self._pacer = ConnectPacer(self.settings.connects_per_second, self.settings.connect_burst, time.monotonic())
         self._refusals_told = refusals.NoticeLimit()
         self._events: asyncio.Queue[tuple[Link, irc.client.Event]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
@@ -127,6 +133,8 @@ class IrcConnector:
         if self._kept is not None:
             await self._kept.start()
             await self._kept.adopt(self._users)
+        else:  # a keeper went on reading while the bridge was down: nothing to own up to
+            await self._downtime.start(settings.bot_nick)  # "offline from ... to ...", when it was
         try:
             await self._connect_bot()
         except (OSError, RegistrationFailed) as error:
@@ -145,6 +153,8 @@ class IrcConnector:
         if self._kept is not None:
             await self._kept.stop()
         self._directory.remove(self)
+        await self._downtime.stop()
+        self._splits.stop()
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Invites of this network's ghosts to a direct chat start a private conversation; kicks
@@ -253,7 +263,12 @@ class IrcConnector:
             password=settings.password, on_event=self._on_event, lines_per_second=settings.lines_per_second,
             burst=settings.burst, next_nick=next_nick, caps=caps, keepalive=settings.keepalive_seconds,
             account=account, nickserv=NickServ(settings.nickserv_nick, settings.nickserv_identify),
+            pace=self._wait_to_connect,
         )
+
+    async def _wait_to_connect(self) -> None:
+        """Every new connection to the network waits its turn (``reconnects.ConnectPacer``)."""
+        await asyncio.sleep(self._pacer.reserve(time.monotonic()))
 
     async def _learn_isupport(self, link: Link) -> None:
         network = self.network
@@ -277,20 +292,25 @@ class IrcConnector:
             )
 
     async def _reconnect_bot(self, failure: Exception | None = None) -> None:
-        """Connect the bot until it works, waiting 2 s, 4 s, ... up to 2 minutes between tries;
-        ``failure``: the first try failed already (at start). The wait and its reason are the bot
-        session's state, which ``status``, ``/health`` and ``doctor`` show."""
-        delay = 2.0
-        where = f"{self.settings.server}:{self.settings.port}"
+        """Connect the bot until it works, waiting about 2 s, 4 s, ... up to 2 minutes between
+        tries (with jitter; a minute or more when the server throttles us; never again once it
+        banned us: see ``reconnects.py``); ``failure``: the first try failed already (at start).
+        The wait and its reason are the bot session's state (``status``, ``/health``, ``doctor``)."""
+        backoff, where = Backoff(cap=120.0), f"{self.settings.server}:{self.settings.port}"
         while not self._stopping:
             if failure is None:
                 await self.ctx.report_session(None, SessionState.TRANSIENT_DISCONNECT, "reconnecting")
             else:
+                delay = backoff.next_wait(read_refusal(str(failure)))
+                if delay is None:
+                    reason = f"{where} banned the bridge ({failure}); not trying again until the bridge restarts"
+                    await self.ctx.report_session(None, SessionState.UNKNOWN_ERROR, reason)
+                    log.error("%s: %s", self.name, reason)
+                    return
                 reason = f"cannot reach {where} ({failure}); retrying in {delay:.0f} s"
                 await self.ctx.report_session(None, SessionState.TRANSIENT_DISCONNECT, reason)
                 log.warning("%s: %s (the bridge runs on without this network meanwhile)", self.name, reason)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 120)
             try:
                 await self._connect_bot()
                 return
@@ -380,7 +400,9 @@ class IrcConnector:
             await self._refused(link, event)
         elif bot is not None and link is bot.link:
             if not private:  # messages to the bridge bot itself are not bridged
-                await self._apply(inbound.from_channel(event, self.network, link.state))
+                said = inbound.from_channel(event, self.network, link.state)
+                said.remote = await self._splits.sift(kind, inbound.quit_reason(event), said.remote)
+                await self._apply(said)
         elif private:  # users' own connections only matter for private messages
             session = self._users.of(link) or self._puppets.of(link)
             if session is not None and session.owner is not None:
@@ -405,7 +427,10 @@ class IrcConnector:
             if not self._stopping:
                 self.network.release(link.nick)
                 if self._reconnect is None or self._reconnect.done():
-                    self._reconnect = asyncio.create_task(self._reconnect_bot())
+                    # A throttle or a ban in the server's last words waits (or stops) at once.
+                    words = link.state.failure
+                    refused = ConnectionError(words) if read_refusal(words) is not Refusal.NONE else None
+                    self._reconnect = asyncio.create_task(self._reconnect_bot(failure=refused))
             return
         session = self._users.of(link)
         if session is not None:

@@ -256,6 +256,11 @@ def _member(
     )]
 
 
+def quit_reason(event: irc.client.Event) -> str | None:
+    """A QUIT's reason (``netsplits.py`` tells a netsplit by it); None for other events."""
+    return _argument(event) if event.type == "quit" else None
+
+
 def _argument(event: irc.client.Event) -> str | None:
     return str(event.arguments[0]) if event.arguments else None
 
@@ -293,4 +298,4 @@ _CHANNEL_HANDLERS: dict[str, Callable[[irc.client.Event, IrcNetwork, ConnectionS
     "mode": _mode,
 }
 
-__all__ = ["DirectChat", "Inbound", "from_channel", "from_us", "private_message", "source_nick"]
+__all__ = ["DirectChat", "Inbound", "from_channel", "from_us", "private_message", "quit_reason", "source_nick"]

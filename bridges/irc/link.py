@@ -20,7 +20,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import irc.client
@@ -115,6 +115,7 @@ class IrcLink:
         keepalive: float = 60.0,
         account: AccountLogin | None = None,
         nickserv: NickServ | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``account``: a puppeted connection identifies with it (SASL, else NickServ: ``identify.py``)
         before :meth:`connect` returns; it stays in memory only, with this link."""
@@ -123,6 +124,8 @@ class IrcLink:
         self.realname = realname
         self.password = password
         self._on_event = on_event
+        self._pace = pace
+        """Awaited before each connect: the network's pacing of new connections (``reconnects.py``)."""
         # With echo-message the server sends each of our lines back once it has taken it: lines
         # written but not yet echoed are the ones a dropped connection may have lost.
         identification = Identification(account, nickserv) if account is not None else None
@@ -165,6 +168,8 @@ class IrcLink:
     async def connect(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (two waits share it)
         """Connect and register (and identify, with an account); raises RegistrationFailed (its
         AccountRefused when the account was refused) or OSError."""
+        if self._pace is not None:
+            await self._pace()
         reactor = _Reactor(loop=asyncio.get_running_loop())
         reactor.add_global_handler("all_events", lambda _connection, event: self.hear(event), -10)
         connection: _LenientConnection = reactor.server()

@@ -56,7 +56,7 @@ class IrcSettings(BaseModel):
     transfer); then it answers 404. Links are signed: only files sent into a portal get one."""
     media_max_mib: Annotated[float, Field(gt=0)] = 100
     """The largest file such a link serves; the download stops there (streamed, never held whole)."""
-    lines_per_second: Annotated[float, Field(ge=0)] = 2.0
+    lines_per_second: Annotated[float, Field(ge=0)] = 1.0
     """Pacing of each connection's output after a burst (0: no pacing, e.g. for benchmarks)."""
     burst: Annotated[int, Field(ge=1)] = 5
     keepalive_seconds: Annotated[float, Field(ge=0)] = 60.0
@@ -93,6 +93,14 @@ class IrcSettings(BaseModel):
     operator's answer on IRC (the bot asks them by private message); then it is refused."""
     keeper: KeeperSettings | None = None
     """The connection keeper (see :class:`KeeperSettings`); None: connections live in the bridge."""
+    connects_per_second: Annotated[float, Field(ge=0)] = 2.0
+    """New connections to the network (the bot's, each Matrix user's, and every reconnect) after
+    ``connect_burst``: after a server restart, users come back this fast rather than all in the same
+    second, which networks throttle or K-line (0: no pacing, e.g. for benchmarks)."""
+    connect_burst: Annotated[int, Field(ge=1)] = 10
+    netsplit_minutes: Annotated[float, Field(ge=0)] = 10
+    """A user lost in a netsplit (a QUIT whose reason is two server names) is shown away, not
+    gone: their ghost leaves only if they are not back within this many minutes (0: leave at once)."""
 
     @field_validator("nick_template")
     @classmethod

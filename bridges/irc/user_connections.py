@@ -13,14 +13,16 @@ from bridges.irc import lines
 from bridges.irc.link import RegistrationFailed
 from bridges.irc.link_protocol import Link
 from bridges.irc.nicks import ident_for, matrix_user_nick
+from bridges.irc.reconnects import Backoff, Refusal, read_refusal
 from bridges.irc.session import IrcSession, SessionSetup
 
 log = logging.getLogger(__name__)
 
 REDELIVERY_ATTEMPTS = 6
-"""Tries (2, 4 ... 32 s apart: about a minute) to connect a user's dropped connection again while
-lines they sent are still queued; then the Matrix messages waiting on them are given up (the core
-tells their senders)."""
+"""Tries (about 2, 4 ... 32 s apart, with jitter: about a minute; a minute or more apart when the
+server throttles us; none after a ban, see ``reconnects.py``) to connect a user's dropped
+connection again while lines they sent are still queued; then the Matrix messages waiting on them
+are given up (the core tells their senders)."""
 
 NewLink = Callable[..., Link]
 """``new_link(nick, ident=, realname=, owner=)``: a link to the network, not yet connected."""
@@ -114,18 +116,23 @@ class UserConnections:
             await self.closed(session)
 
     async def _redeliver(self, user: UserID, session: IrcSession) -> None:
-        delay, name = 2.0, self._network.name
+        backoff, name = Backoff(cap=32.0), self._network.name
+        last_words = session.link.state.failure  # what the server said as it hung up, if anything
         for attempt in range(REDELIVERY_ATTEMPTS):
             if self._stopping or session.closed or session.link.connected:
                 return
+            refusal = read_refusal(last_words)
+            if attempt or refusal is not Refusal.NONE:
+                wait = backoff.next_wait(refusal)
+                if wait is None:
+                    break  # banned: trying again only makes it worse
+                await asyncio.sleep(wait)
             try:
                 await session.reconnect()
                 return
             except (OSError, RegistrationFailed) as error:
                 log.info("%s: reconnecting %s to send queued lines failed (%s)", name, user, error)
-                if attempt + 1 < REDELIVERY_ATTEMPTS:
-                    await asyncio.sleep(delay)
-                    delay *= 2
+                last_words = str(error)
         unsent = session.link.take_unsent()
         await self.closed(session)
         for line in unsent:
@@ -133,8 +140,9 @@ class UserConnections:
             line.fail(ConnectionError(f"could not connect to {name} again"))
         lost = [line for line in unsent if line.settled is None]
         if lost:
+            why = f" ({name} said: {last_words})" if last_words else ""
             await self._ctx.tell_user(user, (
-                f"The connection to {name} dropped and could not be made again, so your last "
+                f"The connection to {name} dropped and could not be made again{why}, so your last "
                 f"{len(lost)} line(s) were not delivered to IRC."
             ))
 

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from bridges.irc.lines import privmsg
+from bridges.irc.lines import ping, privmsg
 from tests.irc_unit.stand_in import connected
 
 
@@ -44,3 +44,16 @@ async def test_lines_queued_when_the_connection_drops_are_kept_in_order() -> Non
     assert not paced.has_unsent
     paced.requeue(unsent)  # a reconnect failed: they go back in front, in order
     assert paced.take_unsent() == unsent
+
+
+
+async def test_protocol_lines_go_ahead_of_lines_waiting_on_the_pacing() -> None:
+    """A keepalive PING (or a NICK) must not wait behind a paste, or the server times the
+    connection out meanwhile. (PONG: the ``irc`` reactor answers a PING itself, writing straight
+    to the socket; QUIT is written by the connection's ``disconnect``: neither is paced.)"""
+    paced, wire = connected(echo=False, rate=1.0, burst=1)
+    for number in range(5):
+        paced.send(privmsg("#c", f"line {number}"))
+    paced.send_now(ping("keepalive"))
+    assert wire.lines == ["PRIVMSG #c :line 0", "PING :keepalive"]  # ahead of lines 1-4
+    assert paced.has_unsent

@@ -145,6 +145,53 @@ class InspIRCd(_IrcServer):
                                flood_protection=self.flood_protection)
 
 
+class LinkedInspIRCd(InspIRCd):
+    """An InspIRCd that is one server of a network of several on loopback (``spanningtree``): a
+    second listener for servers, and a link block for each peer (:meth:`link_with`). Nothing
+    connects by itself: an oper sends ``CONNECT <peer>`` to link and ``SQUIT <peer>`` to split,
+    so a test decides when the network splits and when it heals. Users lost in a split QUIT with
+    both servers' names as the reason (``hidesplits`` is off)."""
+
+    LINK_PASSWORD = "linkpw"
+
+    def __init__(self, data_dir: Path, *, server_name: str, sid: str, flood_protection: bool = False) -> None:
+        super().__init__(data_dir, flood_protection=flood_protection)
+        self.server_name = server_name
+        self.sid = sid
+        """InspIRCd's server ID: a digit and two letters or digits, unique in the network."""
+        self._server_reservation: PortReservation | None = None
+        self.peers: list[LinkedInspIRCd] = []
+
+    @property
+    def server_port(self) -> int:
+        if self._server_reservation is None:
+            self._server_reservation = PortReservation.acquire(self.host)
+        return self._server_reservation.port
+
+    def link_with(self, peer: LinkedInspIRCd) -> None:
+        """Both servers get a link block for the other (call before :meth:`start`)."""
+        self.peers.append(peer)
+        peer.peers.append(self)
+
+    def config_text(self) -> str:
+        text = super().config_text().replace("<server name=", f'<server id="{self.sid}" name=', 1)
+        links = "\n".join(
+            f'<link name="{peer.server_name}" ipaddr="{peer.host}" port="{peer.server_port}" '
+            f'allowmask="127.0.0.0/8" timeout="30" sendpass="{self.LINK_PASSWORD}" recvpass="{self.LINK_PASSWORD}">'
+            for peer in self.peers
+        )
+        return (f'{text}<bind address="{self.host}" port="{self.server_port}" type="servers">\n'
+                f'<module name="spanningtree">\n{links}\n')
+
+    def stop(self, deadline_s: float | None = None, *, release_port: bool = True) -> int | None:
+        try:
+            return super().stop(deadline_s, release_port=release_port)
+        finally:
+            if release_port and self._server_reservation is not None:
+                self._server_reservation.release()
+                self._server_reservation = None
+
+
 class NgIRCd(_IrcServer):
     """ngIRCd 26: ``ngircd -n -f ngircd.conf``.
 

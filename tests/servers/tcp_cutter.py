@@ -4,6 +4,9 @@
 goes nowhere, in both directions, and nothing is closed, so neither end learns of it from TCP.
 Connections made afterwards pass as usual. That is what a client's keepalive has to notice, and
 what a dropped line's redelivery has to survive.
+
+``admitting`` (an event, set at first): cleared, new connections wait at the relay until it is
+set again, so a test decides when a client's reconnect reaches a restarted server.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class TcpCutter:
         self._server: asyncio.Server | None = None
         self._pairs: list[_Pair] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self.admitting = asyncio.Event()
+        self.admitting.set()
 
     @property
     def port(self) -> int:
@@ -80,6 +85,7 @@ class TcpCutter:
         self._tasks.add(task)
         pair = _Pair()
         self._pairs.append(pair)
+        await self.admitting.wait()
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -90,8 +96,12 @@ class TcpCutter:
         up = asyncio.create_task(self._pump(client_reader, upstream_writer, pair))
         down = asyncio.create_task(self._pump(upstream_reader, client_writer, pair))
         try:
-            await up  # ends when the client closes its side
+            await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+            if pair.cut or not down.done():
+                await up  # ends when the client closes its side
+            # else the server closed the connection (a restart): the client hears of it
         finally:
+            up.cancel()
             pair.client_closed.set()
             if pair.cut:
                 # The server must not hear of it either: its end stays open until its own timeout.
