@@ -45,6 +45,7 @@ from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderat
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
+from bridges.irc.portal_moderation import PortalModeration
 from bridges.irc.records import IrcRecords
 from bridges.irc.session import IrcSession, SessionSetup
 from bridges.irc.settings import IrcSettings
@@ -87,6 +88,10 @@ class IrcConnector:
         self._events: asyncio.Queue[tuple[IrcLink, irc.client.Event]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
+        self._moderation = PortalModeration(ctx, self.network, self._records, self._bridge_sessions)
+
+    def _bridge_sessions(self) -> list[IrcSession]:
+        return [s for s in (self._bot, *self._users.by_user.values()) if s is not None]
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -342,6 +347,8 @@ class IrcConnector:
             bot.joined.update(said.rejoined)
         for event in said.remote:
             await ctx.emit(event)
+        for modes in said.modes:  # bans, +i/+k/+s: what the portal follows
+            await self._moderation.changed(modes)
 
     async def _disconnected(self, link: IrcLink) -> None:
         bot = self._bot

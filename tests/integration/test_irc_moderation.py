@@ -1,0 +1,83 @@
+"""Moderation both ways between IRC and Matrix: IRC bans of bridged Matrix users, the channel's
+modes as the portal's join rule, power levels and op/voice. A real Synapse, a real `bridgekit
+run`, a real InspIRCd, and plain IRC clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bridgekit.demo.irc_client import IrcTestClient
+from bridgekit.demo.matrix_client import MatrixTestClient
+from bridgekit.testing.matrix_steps import notice
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser
+from tests.integration import test_irc_bridge as stories
+
+pytestmark = pytest.mark.integration
+
+channel = stories.channel
+start_irc = stories.start_irc
+conversation = stories.conversation
+Conversation = tuple[MatrixTestClient, str, IrcTestClient, str]
+
+
+def member_event(user_id: str, membership: str) -> Any:
+    return lambda e: (e.get("type") == "m.room.member" and e.get("state_key") == user_id
+                      and e["content"].get("membership") == membership)
+
+
+async def test_an_irc_ban_of_one_matrix_user_bans_them_and_one_of_the_bridges_host_is_only_explained(
+    conversation: Conversation, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, channel: str,
+) -> None:
+    alice, room_id, bob, nick = conversation
+    carol = await make_matrix_user("carol")  # another Matrix user, watching the portal
+    await carol.join(room_id)
+    joined = next(line for line in bob.received if line.command == "JOIN" and line.is_from(nick))
+    assert joined.user is not None
+    assert joined.host is not None
+
+    # Everyone bridged comes from the bridge's host: that ban is not mirrored, and the room is told.
+    await bob.mode(channel, f"+b *!*@{joined.host}")
+    told = await carol.wait_for_event(room_id, notice(slot.bot_user_id, f"banned *!*@{joined.host}"))
+    assert "not mirrored" in told["content"]["body"]
+    assert "the bridge itself" in told["content"]["body"]
+    member = await carol.get_state(room_id, "m.room.member", alice.user_id)
+    assert member["membership"] == "join"
+
+    # A ban on alice's own ident is a ban of alice.
+    mask = f"*!*{joined.user.lstrip('~')}@*"
+    await bob.mode(channel, f"+b {mask}")
+    banned = await carol.wait_for_event(room_id, member_event(alice.user_id, "ban"))
+    assert banned["sender"] == slot.bot_user_id
+    assert mask in banned["content"]["reason"]
+    assert bob.nick in banned["content"]["reason"]
+
+    await bob.mode(channel, f"-b {mask}")
+    await carol.wait_for_event(room_id, member_event(alice.user_id, "leave"))
+    await alice.join(room_id)  # she may come back
+    await carol.wait_for_events(room_id, member_event(alice.user_id, "join"), 2)
+    bans = [e for e in carol.events(room_id) if member_event(alice.user_id, "ban")(e)]
+    assert len(bans) == 1  # the shared-host ban banned no one
+
+
+async def test_a_key_or_invite_only_channel_makes_the_portal_invite_only_and_back(
+    conversation: Conversation, slot: AppserviceSlot, channel: str,
+) -> None:
+    alice, room_id, bob, _nick = conversation
+    rule = await alice.get_state(room_id, "m.room.join_rules")
+    assert rule["join_rule"] == "public"
+
+    def join_rule(value: str) -> Any:
+        return lambda e: e.get("type") == "m.room.join_rules" and e["content"].get("join_rule") == value
+
+    public_before = len([e for e in alice.events(room_id) if join_rule("public")(e)])
+    await bob.mode(channel, "+k sesame")
+    await alice.wait_for_event(room_id, join_rule("invite"))
+    await bob.mode(channel, "+i")
+    await bob.mode(channel, "-k sesame")
+    await bob.mode(channel, "-i")
+    await alice.wait_for_events(room_id, join_rule("public"), public_before + 1)
+    rules = [e["content"]["join_rule"] for e in alice.events(room_id) if e.get("type") == "m.room.join_rules"]
+    assert rules[-2:] == ["invite", "public"]  # +i while keyed changed nothing; public again only when both went
