@@ -37,7 +37,7 @@ from bridgekit import (
     SessionState,
     UserID,
 )
-from bridges.irc import directory, inbound, lines, refusals
+from bridges.irc import directory, identd, inbound, lines, refusals
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.link import IrcLink, RegistrationFailed
@@ -102,6 +102,9 @@ class IrcConnector:
         self._directory.add(self)
         network.portals = set(await self.ctx.portal_chats())
         await self._routes.start()
+        if settings.identd is not None:
+            await identd.listener_for(self.ctx.remote, settings.identd.host, settings.identd.port).register(
+                self.name, identd.lookup_in(lambda: [s.link for s in self._bridge_sessions()]))
         try:
             await self._connect_bot()
         except (OSError, RegistrationFailed) as error:
@@ -117,6 +120,9 @@ class IrcConnector:
         if self._bot is not None:
             await self._bot.link.close("bridge shutting down", fail_unsettled=False)
         self._directory.remove(self)
+        if self.settings.identd is not None:
+            await identd.listener_for(self.ctx.remote, self.settings.identd.host, self.settings.identd.port).unregister(
+                self.name)
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Invites of this network's ghosts to a direct chat start a private conversation; kicks

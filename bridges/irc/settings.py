@@ -12,6 +12,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator
 
 
+class IdentdSettings(BaseModel):
+    """Where the bridge's identd (RFC 1413) listens; the IRC server connects there to ask."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 113
+
+
 class IrcSettings(BaseModel):
     server: str
     """Host name of the IRC server."""
@@ -57,6 +64,10 @@ class IrcSettings(BaseModel):
     nicklen: Annotated[int, Field(ge=9)] = 30
     """Until the server says (ISUPPORT NICKLEN)."""
     realname_template: str = "{user_id}"
+    identd: IdentdSettings | None = None
+    """Answer the IRC server's identd queries (RFC 1413) with each connection's ident (off by
+    default). Port 113 needs privileges: listen elsewhere and forward, or give the bridge
+    CAP_NET_BIND_SERVICE. Networks with the same address share one listener."""
 
     @field_validator("nick_template")
     @classmethod
@@ -66,4 +77,4 @@ class IrcSettings(BaseModel):
         return value
 
 
-__all__ = ["IrcSettings"]
+__all__ = ["IdentdSettings", "IrcSettings"]

@@ -4,6 +4,8 @@ run`, a real InspIRCd, and plain IRC clients."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ from bridgekit.testing.matrix_steps import notice
 from bridgekit.testing.synapse import AppserviceSlot
 from bridgekit.testing.synapse_harness import MakeMatrixUser
 from tests.integration import test_irc_bridge as stories
+from tests.irc_fixtures import MakeIrcClient
+from tests.servers.ircd import InspIRCd
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +85,60 @@ async def test_a_key_or_invite_only_channel_makes_the_portal_invite_only_and_bac
     await alice.wait_for_events(room_id, join_rule("public"), public_before + 1)
     rules = [e["content"]["join_rule"] for e in alice.events(room_id) if e.get("type") == "m.room.join_rules"]
     assert rules[-2:] == ["invite", "public"]  # +i while keyed changed nothing; public again only when both went
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def local_ports_connected_to(port: int) -> list[int]:
+    """This machine's ends of established TCP connections to ``port`` (from ``/proc/net/tcp``)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                local, remote, state = row.split()[1:4]
+                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                    found.append(int(local.rsplit(":", 1)[1], 16))
+    return found
+
+
+async def identd_answers(identd_port: int, queries: list[str]) -> list[str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", identd_port)
+    answers = []
+    try:
+        for query in queries:  # one query per connection is what servers do; a few per connection is allowed
+            writer.write(f"{query}\r\n".encode())
+            answers.append((await reader.readline()).decode().strip())
+    finally:
+        writer.close()
+    return answers
+
+
+async def test_identd_names_each_bridged_users_connection_and_nobody_elses(
+    start_irc: stories.StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser,
+    make_irc_client: MakeIrcClient, inspircd: InspIRCd, channel: str,
+) -> None:
+    port = free_port()
+    await start_irc(identd={"host": "127.0.0.1", "port": port})
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    room_id = await stories.portal(alice, slot, channel)
+    await alice.send_text(room_id, "who am i")
+    said = await bob.wait_for(stories.said_in(channel, "who am i"))
+    assert said.user is not None
+    ident = said.user.lstrip("~")
+
+    ours = []
+    for local in local_ports_connected_to(inspircd.port):
+        (reply,) = await identd_answers(port, [f"{local}, {inspircd.port}"])
+        assert reply.startswith(f"{local}, {inspircd.port} : ")
+        if "USERID" in reply:
+            ours.append(reply.rsplit(" : ", 1)[1])
+        else:
+            assert reply.endswith("ERROR : NO-USER")  # bob's and every other client's connection
+    assert sorted(ours) == sorted(["bridge", ident])  # the bot and alice's connection, no one else
+    assert await identd_answers(port, ["not a query"]) == ["0, 0 : ERROR : INVALID-PORT"]
