@@ -106,7 +106,7 @@ from bridgekit.ids import (
     UserID,
 )
 from bridgekit.media import MediaBusy, MediaDownload, MediaTooLarge, MediaUnavailable
-from bridgekit.room_power import RoomPower, read_room_power, room_power
+from bridgekit.room_power import RoomPower, power_level_value, read_room_power, room_power
 from bridgekit.signing import SigningKey
 from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
 from bridgekit.store.sqlite_file import SQLiteFileReader, read_sqlite_file, sqlite_path
@@ -227,6 +227,7 @@ __all__ = [
     "new_http_client",
     "parse_allow_rule",
     "parse_target",
+    "power_level_value",
     "read_room_power",
     "read_sqlite_file",
     "room_power",

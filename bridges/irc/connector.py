@@ -46,6 +46,7 @@ from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
 from bridges.irc.portal_moderation import PortalModeration
+from bridges.irc.power_modes import PowerModes
 from bridges.irc.records import IrcRecords
 from bridges.irc.session import IrcSession, SessionSetup
 from bridges.irc.settings import IrcSettings
@@ -89,6 +90,7 @@ class IrcConnector:
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
         self._moderation = PortalModeration(ctx, self.network, self._records, self._bridge_sessions)
+        self._power = PowerModes(ctx, self.network, lambda: self._bot, self._users.by_user.get)
 
     def _bridge_sessions(self) -> list[IrcSession]:
         return [s for s in (self._bot, *self._users.by_user.values()) if s is not None]
@@ -128,6 +130,8 @@ class IrcConnector:
         """Invites of this network's ghosts to a direct chat start a private conversation; kicks
         and bans of ghosts in a portal become KICK and ban on IRC."""
         ctx = self.ctx
+        if event.type == "m.room.power_levels":
+            await self._power.matrix_changed(event)  # power levels -> op/voice (``power_modes.py``)
         if event.type != "m.room.member" or event.state_key is None:
             return
         folded = ctx.sender_of_ghost(event.state_key)

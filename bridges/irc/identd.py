@@ -59,8 +59,9 @@ def answer(line: str, ident: str | None) -> str:
     query = parse_query(line)
     if query is None:
         return "0, 0 : ERROR : INVALID-PORT\r\n"
-    ports = f"{query.local_port}, {query.remote_port}"
-    return f"{ports} : USERID : UNIX : {ident}\r\n" if ident else f"{ports} : ERROR : NO-USER\r\n"
+    # Not an IRC line (identd's own protocol): fields joined by " : ", as RFC 1413 writes them.
+    fields = ("USERID", "UNIX", ident) if ident else ("ERROR", "NO-USER")
+    return " : ".join((f"{query.local_port}, {query.remote_port}", *fields)) + "\r\n"
 
 
 class IdentListener:

@@ -34,8 +34,8 @@ from bridges.irc.channel_modes import DEFAULT_CHANMODES, ModeChange, parse_mode_
 from bridges.irc.connection_state import ConnectionState
 from bridges.irc.mentions import irc_message_to_matrix
 from bridges.irc.network import IrcNetwork, Said
+from bridges.irc.power_modes import POWER_FOR_MODE
 
-POWER_FOR_MODE = {"o": 50, "h": 25, "v": 10}
 MESSAGE_TYPES = {"pubmsg": "m.text", "pubnotice": "m.notice", "privmsg": "m.text", "privnotice": "m.notice",
                  "action": "m.emote"}
 

@@ -14,7 +14,7 @@ from bridgekit.demo.irc_client import IrcTestClient
 from bridgekit.demo.matrix_client import MatrixTestClient
 from bridgekit.testing.matrix_steps import notice
 from bridgekit.testing.synapse import AppserviceSlot
-from bridgekit.testing.synapse_harness import MakeMatrixUser
+from bridgekit.testing.synapse_harness import MakeMatrixUser, SynapseHarness
 from tests.integration import test_irc_bridge as stories
 from tests.irc_fixtures import MakeIrcClient
 from tests.servers.ircd import InspIRCd
@@ -142,3 +142,65 @@ async def test_identd_names_each_bridged_users_connection_and_nobody_elses(
             assert reply.endswith("ERROR : NO-USER")  # bob's and every other client's connection
     assert sorted(ours) == sorted(["bridge", ident])  # the bot and alice's connection, no one else
     assert await identd_answers(port, ["not a query"]) == ["0, 0 : ERROR : INVALID-PORT"]
+
+
+async def set_level(admin: MatrixTestClient, room_id: str, user_id: str, level: int) -> None:
+    levels = await admin.get_state(room_id, "m.room.power_levels")
+    levels.setdefault("users", {})[user_id] = level
+    await admin.send_state(room_id, "m.room.power_levels", levels)
+
+
+def level_of(levels: dict[str, Any], user_id: str) -> int:
+    return int(levels.get("users", {}).get(user_id, levels.get("users_default", 0)))
+
+
+async def test_power_levels_and_op_voice_follow_each_other_and_settle(
+    conversation: Conversation, slot: AppserviceSlot, synapse: SynapseHarness, make_matrix_user: MakeMatrixUser,
+    channel: str,
+) -> None:
+    """alice (a room admin) changes dave's level on Matrix: his connection gets the table's mode on
+    IRC; bob (a channel op) changes dave's modes on IRC: his level follows. Nothing bounces: a
+    level with no mode of its own (60) stays, and the bot sends no MODE of its own afterwards."""
+    alice, room_id, bob, alice_nick = conversation
+    bot_nick = next(str(line.source) for line in bob.received if line.command == "JOIN" and line.target == channel
+                    and not line.is_from(bob.nick) and not line.is_from(alice_nick))
+    await bob.mode(channel, f"+o {bot_nick}")
+    async with MatrixTestClient(synapse.url, slot.as_token, slot.bot_user_id) as bridge_bot:
+        await set_level(bridge_bot, room_id, alice.user_id, 100)  # the portal's creator makes alice an admin
+    dave = await make_matrix_user("dave")
+    await dave.join(room_id)
+    await dave.send_text(room_id, "dave here")
+    dave_nick = str((await bob.wait_for(stories.said_in(channel, "dave here"))).source)
+
+    def bot_mode(sign_and_mode: str) -> Any:
+        return lambda line: (line.command == "MODE" and line.target == channel and line.is_from(bot_nick)
+                             and sign_and_mode in line.params[1] and dave_nick in line.params[2:])
+
+    async def settled(word: str) -> None:
+        """Both directions have carried a message since: any bounce would have come before it."""
+        await alice.send_text(room_id, f"settle {word}")
+        await bob.wait_for(stories.said_in(channel, f"settle {word}"))
+        await bob.privmsg(channel, f"ack {word}")
+        await alice.wait_for_event(room_id, stories.body_is(stories.ghost_of(slot, bob.nick), f"ack {word}"))
+
+    since = bob.mark()
+    await set_level(alice, room_id, dave.user_id, 50)
+    await bob.wait_for(bot_mode("+o"), since=since)
+    await set_level(alice, room_id, dave.user_id, 60)  # op already: nothing new on IRC
+    await settled("sixty")
+    assert level_of(await alice.get_state(room_id, "m.room.power_levels"), dave.user_id) == 60
+
+    await bob.mode(channel, f"-o+v {dave_nick} {dave_nick}")
+    await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.power_levels"
+                               and level_of(e["content"], dave.user_id) == 10)
+    after_irc = bob.mark()
+    await settled("voice")
+    assert level_of(await alice.get_state(room_id, "m.room.power_levels"), dave.user_id) == 10
+    assert not bob.lines(lambda line: line.command == "MODE" and line.is_from(bot_nick), since=after_irc)
+
+    await set_level(alice, room_id, dave.user_id, 0)
+    await bob.wait_for(bot_mode("-"), since=after_irc)
+    await settled("zero")
+    levels = [level_of(e["content"], dave.user_id) for e in alice.events(room_id) if e["type"] == "m.room.power_levels"]
+    assert levels[-1] == 0
+    assert len(bob.lines(lambda line: line.command == "MODE" and line.is_from(bot_nick), since=since)) == 2
