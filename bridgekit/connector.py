@@ -776,6 +776,18 @@ class MembershipSession(Protocol):
 
 
 @runtime_checkable
+class JoiningSession(Protocol):
+    """A session that can join a chat before it says anything. When the connector's
+    ``join_on_portal_join`` is true, a Matrix user joining a portal (whom the routing rule gives a
+    puppet or virtual identity) joins the chat at once, so the other side sees who is listening,
+    and the core keeps that virtual session open, whatever ``virtual_idle_minutes`` says, while
+    the user is in one of the network's portals."""
+
+    async def join_chat(self, chat_id: ChatID) -> None:
+        """Join the chat on the network now (nothing happens if already in it)."""
+
+
+@runtime_checkable
 class TopicSession(Protocol):
     """A session that can set a chat's topic: a topic set on Matrix reaches the chat."""
 

@@ -75,6 +75,7 @@ class IrcConnector:
         self.name = ctx.name
         self.settings: IrcSettings = ctx.settings
         self.virtual_users = self.settings.virtual_users
+        self.join_on_portal_join = self.settings.join_on_portal_join
         self.network = IrcNetwork(self.name, casemapping=self.settings.casemapping, ghost_for=ctx.ghost_for,
                                   sender_of_ghost=ctx.sender_of_ghost)
         self._records = IrcRecords(ctx.kv, self.name)

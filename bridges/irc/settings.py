@@ -64,6 +64,11 @@ class IrcSettings(BaseModel):
     nicklen: Annotated[int, Field(ge=9)] = 30
     """Until the server says (ISUPPORT NICKLEN)."""
     realname_template: str = "{user_id}"
+    join_on_portal_join: bool = True
+    """A Matrix user who joins a portal (and may have a connection of their own) joins the channel
+    at once, not only when they first speak, so IRC people see who is listening; their connection
+    then stays while they are in a portal (``virtual_idle_minutes`` applies only when this is off,
+    or once they are in none). Leaving the portal parts the channel."""
     identd: IdentdSettings | None = None
     """Answer the IRC server's identd queries (RFC 1413) with each connection's ident (off by
     default). Port 113 needs privileges: listen elsewhere and forward, or give the bridge

@@ -204,3 +204,24 @@ async def test_power_levels_and_op_voice_follow_each_other_and_settle(
     levels = [level_of(e["content"], dave.user_id) for e in alice.events(room_id) if e["type"] == "m.room.power_levels"]
     assert levels[-1] == 0
     assert len(bob.lines(lambda line: line.command == "MODE" and line.is_from(bot_nick), since=since)) == 2
+
+
+async def test_joining_the_portal_joins_the_channel_and_leaving_it_parts(
+    start_irc: stories.StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser,
+    make_irc_client: MakeIrcClient, channel: str,
+) -> None:
+    await start_irc(virtual_users=True)  # join_on_portal_join: on by default
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    room_id = await stories.portal(alice, slot, channel)
+    # alice has said nothing: IRC people see her listening all the same.
+    joined = await bob.wait_for(lambda line: line.command == "JOIN" and line.target == channel
+                                and str(line.source).endswith("[m]"))
+    bob.send_raw(f"WHOIS {joined.source}")
+    whois = await bob.wait_for(lambda line: line.command == "311" and len(line.params) > 1
+                               and line.params[1] == joined.source)
+    assert whois.text == alice.user_id
+    await alice.leave(room_id)
+    await bob.wait_for(lambda line: line.command == "PART" and line.target == channel
+                       and line.is_from(str(joined.source)))
