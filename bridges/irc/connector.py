@@ -41,7 +41,7 @@ from bridges.irc import directory, identd, inbound, lines, refusals
 from bridges.irc.grammar import IrcGrammar
 from bridges.irc.http_routes import IrcRoutes
 from bridges.irc.link import IrcLink, RegistrationFailed
-from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderation
+from bridges.irc.moderation import REASON_BYTES, BanRecords, ModerationRequest, plan_moderation
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
@@ -91,6 +91,7 @@ class IrcConnector:
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
         self._moderation = PortalModeration(ctx, self.network, self._records, self._bridge_sessions)
+        self._bans = BanRecords(self._records)
         self._power = PowerModes(ctx, self.network, lambda: self._bot, self._users.by_user.get)
 
     def _bridge_sessions(self) -> list[IrcSession]:
@@ -165,10 +166,13 @@ class IrcConnector:
         if chat is None or chat.startswith("pm:"):
             return
         previous = event.unsigned.get("prev_content")
-        if not ban and isinstance(previous, dict) and previous.get("membership") == "ban":
-            return  # an unban on Matrix: nobody is to be kicked on IRC
         session = self._users.by_user.get(UserID(event.sender)) or self._bot
         if session is None:
+            return
+        if not ban and isinstance(previous, dict) and previous.get("membership") == "ban":
+            # An unban on Matrix: nobody is kicked; the mask the ban set (if any) is lifted.
+            for line in await self._bans.unban_lines(chat, network.channel_name(chat), folded):
+                session.link.send(line)
             return
         reason = event.content.get("reason")
         text = one_line(reason if isinstance(reason, str) and reason else f"by {event.sender} on Matrix", REASON_BYTES)
@@ -178,6 +182,7 @@ class IrcConnector:
         )
         for line in plan.lines:
             session.link.send(line)
+        await self._bans.remember(chat, folded, plan.mask)
         if plan.notice is not None:
             ctx.log.info("%s: %s of %s: %s", self.name, "ban" if ban else "kick", event.state_key, plan.notice)
             await ctx.matrix.intent(ctx.bot_user_id).send_text(

@@ -225,3 +225,27 @@ async def test_joining_the_portal_joins_the_channel_and_leaving_it_parts(
     await alice.leave(room_id)
     await bob.wait_for(lambda line: line.command == "PART" and line.target == channel
                        and line.is_from(str(joined.source)))
+
+
+async def test_a_matrix_ban_sets_the_chosen_mask_and_the_unban_lifts_the_same_one(
+    conversation: Conversation, slot: AppserviceSlot, make_irc_client: MakeIrcClient, channel: str,
+) -> None:
+    alice, room_id, bob, nick = conversation
+    await bob.mode(channel, f"+o {nick}")
+    await alice.wait_for_event(room_id, lambda e: e["type"] == "m.room.power_levels"
+                               and e["content"].get("users", {}).get(alice.user_id) == 50)
+    spammer = await make_irc_client("spammer")
+    joined = await spammer.join(channel)
+    ghost = stories.ghost_of(slot, spammer.nick)
+    await alice.wait_for_membership(room_id, ghost)
+    since = bob.mark()
+
+    await alice.request("POST", f"/_matrix/client/v3/rooms/{room_id}/ban", json_body={"user_id": ghost})
+    banned = await bob.wait_for(lambda line: line.command == "MODE" and line.target == channel, since=since)
+    assert banned.params[1:] == ("+b", f"*!{joined.user}@{joined.host}")  # the ban-mask rule's choice
+    assert banned.is_from(nick)  # alice's own connection
+    await alice.request("POST", f"/_matrix/client/v3/rooms/{room_id}/unban", json_body={"user_id": ghost})
+    lifted = await bob.wait_for(lambda line: line.command == "MODE" and line.target == channel
+                                and line.params[1] == "-b", since=since)
+    assert lifted.params[2:] == banned.params[2:]
+    await spammer.join(channel)  # may come back
