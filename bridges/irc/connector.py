@@ -365,6 +365,8 @@ class IrcConnector:
             await ctx.emit(event)
         for modes in said.modes:  # bans, +i/+k/+s: what the portal follows
             await self._moderation.changed(modes)
+        for chat, user in said.own_joins:
+            await self._power.joined(chat, user)
 
     async def _disconnected(self, link: IrcLink) -> None:
         bot = self._bot

@@ -71,6 +71,8 @@ class Inbound:
     rejoined: list[str] = field(default_factory=list)
     direct_chat: DirectChat | None = None
     modes: list[ChannelModes] = field(default_factory=list)
+    own_joins: list[tuple[str, UserID]] = field(default_factory=list)
+    """(chat, Matrix user) for a Matrix user's own connection that joined a portal's channel."""
 
 
 def from_us(network: IrcNetwork, nick: str) -> bool:
@@ -135,7 +137,10 @@ def _join(event: irc.client.Event, network: IrcNetwork, bot: ConnectionState) ->
         # Everyone's ident and host, for ban masks; the channel's modes, for the portal's join rule.
         return Inbound(bot_sends=[lines.who(channel.name), lines.mode_query(channel.name)])
     channel.members[network.fold(source)] = source
-    return Inbound(_member(network, network.fold(channel.name), source, "join"))
+    chat, owner = network.fold(channel.name), network.own.get(network.fold(source))
+    if owner is not None and chat in network.portals:
+        return Inbound(own_joins=[(chat, owner)])  # a Matrix user's connection: their power becomes a mode
+    return Inbound(_member(network, chat, source, "join"))
 
 
 def _part(event: irc.client.Event, network: IrcNetwork, bot: ConnectionState) -> Inbound:

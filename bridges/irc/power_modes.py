@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from bridgekit import BridgeContext, MatrixError, MatrixEvent, RoomID, UserID, power_level_value
+from bridgekit import BridgeContext, ChatID, MatrixError, MatrixEvent, RoomID, UserID, power_level_value
 from bridges.irc import lines
 from bridges.irc.lines import Line
 from bridges.irc.network import IrcNetwork
@@ -56,6 +56,15 @@ def mode_line(channel: str, nick: str, level: int, available: str) -> Line:
     return lines.mode(channel, modes, *[nick] * (len(others) + (1 if wanted else 0)))
 
 
+def _operator_in(bot: IrcSession, chat: str) -> str | None:
+    """The channel's name when the bot is an operator there (it may give modes), else None."""
+    state = bot.link.state
+    channel = state.channels.get(chat)
+    if channel is None or "o" not in channel.prefixes.get(state.fold(bot.nick), set()):
+        return None
+    return channel.name
+
+
 def _levels(content: Mapping[str, object]) -> dict[str, int]:
     users = content.get("users")
     if not isinstance(users, Mapping):
@@ -87,14 +96,31 @@ class PowerModes:
                  if (session := self._own_session(UserID(user))) is not None and chat in session.joined]
         if not sends:
             return
-        state = bot.link.state
-        channel = state.channels.get(chat)
-        if channel is None or "o" not in channel.prefixes.get(state.fold(bot.nick), set()):
+        channel = _operator_in(bot, chat)
+        if channel is None:
             await self._tell(event, chat, [user for user, _level, _session in sends])
             return
-        available = "".join(state.prefix_modes.values())
+        available = "".join(bot.link.state.prefix_modes.values())
         for _user, level, session in sends:
-            bot.link.send(mode_line(channel.name, session.nick, level, available))
+            bot.link.send(mode_line(channel, session.nick, level, available))
+
+    async def joined(self, chat: str, user: UserID) -> None:
+        """``user``'s own connection joined the channel: it gets the mode their level has now
+        (silently nothing when the bot is not an operator: no level changed)."""
+        ctx, bot, session = self._ctx, self._bot(), self._own_session(user)
+        room = await ctx.room_for_chat(ChatID(chat))
+        channel = _operator_in(bot, chat) if bot is not None else None
+        if room is None or bot is None or session is None or channel is None:
+            return
+        try:
+            levels = await ctx.matrix.intent(ctx.bot_user_id).get_state(room, "m.room.power_levels")
+        except MatrixError as error:
+            log.info("%s: could not read the power levels of %s: %s", self._network.name, room, error)
+            return
+        level = _levels(levels).get(user, power_level_value(levels.get("users_default"), 0))
+        available = "".join(bot.link.state.prefix_modes.values())
+        if mode_for_level(level, available) is not None:
+            bot.link.send(mode_line(channel, session.nick, level, available))
 
     async def _tell(self, event: MatrixEvent, chat: str, users: list[str]) -> None:
         ctx = self._ctx

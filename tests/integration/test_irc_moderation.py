@@ -205,6 +205,16 @@ async def test_power_levels_and_op_voice_follow_each_other_and_settle(
     assert levels[-1] == 0
     assert len(bob.lines(lambda line: line.command == "MODE" and line.is_from(bot_nick), since=since)) == 2
 
+    # Power held on Matrix is given again when the connection joins anew (leave and come back).
+    await set_level(alice, room_id, dave.user_id, 50)
+    await bob.wait_for(bot_mode("+o"), since=after_irc)
+    await dave.leave(room_id)
+    await bob.wait_for(lambda line: line.command == "PART" and line.is_from(dave_nick))
+    back = bob.mark()
+    await dave.join(room_id)
+    await bob.wait_for(lambda line: line.command == "JOIN" and line.is_from(dave_nick), since=back)
+    await bob.wait_for(bot_mode("+o"), since=back)
+
 
 async def test_joining_the_portal_joins_the_channel_and_leaving_it_parts(
     start_irc: stories.StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser,

@@ -193,3 +193,10 @@ def test_mode_changes_of_a_portal_reach_its_moderation_and_the_bridges_own_are_n
     listed = inbound.from_channel(event("channelmodeis", SERVER, BOT, "#Chat", "+kns", "sesame"), net, bot)
     assert listed.modes[0].complete
     assert [c.mode for c in listed.modes[0].changes] == ["k", "n", "s"]
+
+
+def test_a_matrix_users_connection_joining_a_portal_is_told_for_their_power_and_is_no_ghost() -> None:
+    net, bot = network(), bot_connection()
+    said = inbound.from_channel(event("join", "alice[m]!a@host", "#chat"), net, bot)
+    assert said.remote == []
+    assert said.own_joins == [("#chat", ALICE)]
