@@ -107,8 +107,8 @@ class IrcConnector:
         network.portals = set(await self.ctx.portal_chats())
         await self._routes.start()
         if settings.identd is not None:
-            await identd.listener_for(self.ctx.remote, settings.identd.host, settings.identd.port).register(
-                self.name, identd.lookup_in(lambda: [s.link for s in self._bridge_sessions()]))
+            await identd.serve(self.ctx.remote, settings.identd.host, settings.identd.port, self.name,
+                               identd.lookup_in(lambda: [s.link for s in self._bridge_sessions()]))
         try:
             await self._connect_bot()
         except (OSError, RegistrationFailed) as error:

@@ -142,6 +142,17 @@ def _same_host(a: str, b: str) -> bool:
 _LISTENERS: weakref.WeakKeyDictionary[object, dict[tuple[str, int], IdentListener]] = weakref.WeakKeyDictionary()
 
 
+async def serve(owner: object, host: str, port: int, network: str, lookup: Lookup) -> None:
+    """Register ``network`` with the bridge's listener on ``host:port``; a listener that cannot
+    start (port taken, or 113 without privileges) is logged, and the network runs without identd
+    (its users' idents then show with ``~``): identd is an aid to IRC operators, not a reason to
+    keep a network down."""
+    try:
+        await listener_for(owner, host, port).register(network, lookup)
+    except OSError as error:
+        log.error("%s: identd cannot listen on %s:%d (%s); running without it", network, host, port, error)
+
+
 def listener_for(owner: object, host: str, port: int) -> IdentListener:
     """The bridge ``owner``'s (its ``ctx.remote``) listener on ``host:port``, made on first use."""
     listeners = _LISTENERS.setdefault(owner, {})
@@ -154,4 +165,5 @@ def listener_for(owner: object, host: str, port: int) -> IdentListener:
 __all__ = [
     "MAX_QUERIES", "MAX_QUERY_BYTES", "Endpoints", "IdentListener", "Query", "answer", "listener_for", "lookup_in",
     "parse_query",
+    "serve",
 ]

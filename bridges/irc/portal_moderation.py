@@ -40,8 +40,6 @@ class PortalModeration:
         self._modes: dict[str, dict[str, str]] = {}
         """chat -> the channel's access modes (``i``, ``k``, ``s``) as the bot last heard them."""
         self._applied: dict[str, PortalAccess] = {}
-        self._banned: dict[tuple[str, str], UserID] = {}
-        """(chat, folded mask) -> the Matrix user a ban of that mask banned from the portal."""
 
     async def changed(self, modes: ChannelModes) -> None:
         known = self._modes.setdefault(modes.chat, {})
@@ -76,14 +74,15 @@ class PortalModeration:
         key = (chat, network.fold(mask))
         plan = mirror_ban(mask, self.bridge_connections(), fold=network.fold, channel=network.channel_name(chat),
                           setter=setter, adding=change.adding)
-        user = plan.user if change.adding else self._banned.pop(key, None) or plan.user
+        # ``-b`` lifts only a ban the bridge mirrored for that mask: never one a Matrix moderator set.
+        user = plan.user if change.adding else await self._mirrored(key, forget=True)
         room = await ctx.room_for_chat(ChatID(chat))
         if room is None:
             return
         bot = ctx.matrix.intent(ctx.bot_user_id)
         try:
             if user is not None and change.adding:
-                self._banned[key] = user
+                await self._records.set(_ban_key(key), str(user))
                 await bot.ban(room, user, reason=f"banned on IRC by {setter} ({mask})")
             elif user is not None:
                 await bot.unban(room, user, reason=f"ban lifted on IRC by {setter} ({mask})")
@@ -93,6 +92,12 @@ class PortalModeration:
         except MatrixError as error:
             log.info("%s: mirroring %sb %s in %s failed: %s", network.name, "+" if change.adding else "-", mask,
                      room, error)
+
+    async def _mirrored(self, key: tuple[str, str], *, forget: bool) -> UserID | None:
+        user = await self._records.get(_ban_key(key), None)
+        if forget and user:
+            await self._records.set(_ban_key(key), "")
+        return UserID(user) if isinstance(user, str) and user else None
 
     # ---- join rule and directory ---------------------------------------------------------------
 
@@ -125,6 +130,11 @@ class PortalModeration:
         elif listed and await self._records.get(key, False):
             await bot.set_directory_visibility(room, "public")
             await self._records.set(key, False)
+
+
+def _ban_key(key: tuple[str, str]) -> str:
+    """Records key: the Matrix user a ban of (chat, folded mask) banned from the portal."""
+    return f"mirrored-ban:{key[0]}:{key[1]}"
 
 
 __all__ = ["ACCESS_MODES", "PortalModeration"]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bridges.irc.identd import MAX_QUERIES, IdentListener, answer, lookup_in, parse_query
+from bridges.irc.identd import MAX_QUERIES, IdentListener, answer, lookup_in, parse_query, serve
 
 
 class FakeLink:
@@ -72,3 +72,19 @@ async def test_garbage_long_lines_silence_and_floods_end_the_connection_and_the_
     flood = await ask(listener, b"40002,6667\r\n" * (MAX_QUERIES + 3))
     assert flood.count(b"USERID") == MAX_QUERIES
     assert b"alice1a2b3" in await ask(listener, b"40002,6667\r\n")  # still answering
+
+
+class Bridge:
+    """Stands for the bridge (its ``ctx.remote``) that owns the listeners."""
+
+
+async def test_a_port_that_cannot_be_listened_on_is_logged_and_the_network_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    taken = IdentListener("127.0.0.1", 0)
+    await taken.register("first", lookup_in(lambda: LINKS))
+    try:
+        await serve(Bridge(), "127.0.0.1", taken.port, "second", lookup_in(lambda: LINKS))  # no exception
+        assert "identd cannot listen on 127.0.0.1" in caplog.text
+    finally:
+        await taken.unregister("first")
