@@ -5,6 +5,8 @@ run`, a real InspIRCd, and plain IRC clients."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 from typing import Any
 
@@ -93,14 +95,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def local_ports_connected_to(port: int) -> list[int]:
-    """This machine's ends of established TCP connections to ``port`` (from ``/proc/net/tcp``)."""
+def local_ports_connected_to(port: int, pid: int) -> list[int]:
+    """``pid``'s ends of its established TCP connections to ``port`` (``/proc/net/tcp``, and the
+    process's open sockets by inode)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as rows:
             for row in list(rows)[1:]:
-                local, remote, state = row.split()[1:4]
-                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                fields = row.split()
+                local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port and inode in inodes:
                     found.append(int(local.rsplit(":", 1)[1], 16))
     return found
 
@@ -122,7 +132,7 @@ async def test_identd_names_each_bridged_users_connection_and_nobody_elses(
     make_irc_client: MakeIrcClient, inspircd: InspIRCd, channel: str,
 ) -> None:
     port = free_port()
-    await start_irc(identd={"host": "127.0.0.1", "port": port})
+    bridge = await start_irc(identd={"host": "127.0.0.1", "port": port})
     alice = await make_matrix_user("alice")
     bob = await make_irc_client("bob")
     await bob.join(channel)
@@ -131,16 +141,17 @@ async def test_identd_names_each_bridged_users_connection_and_nobody_elses(
     said = await bob.wait_for(stories.said_in(channel, "who am i"))
     assert said.user is not None
     ident = said.user.lstrip("~")
+    assert bridge.pid is not None
 
-    ours = []
-    for local in local_ports_connected_to(inspircd.port):
-        (reply,) = await identd_answers(port, [f"{local}, {inspircd.port}"])
-        assert reply.startswith(f"{local}, {inspircd.port} : ")
-        if "USERID" in reply:
-            ours.append(reply.rsplit(" : ", 1)[1])
-        else:
-            assert reply.endswith("ERROR : NO-USER")  # bob's and every other client's connection
-    assert sorted(ours) == sorted(["bridge", ident])  # the bot and alice's connection, no one else
+    bridge_ports = local_ports_connected_to(inspircd.port, bridge.pid)
+    answers = await identd_answers(port, [f"{local}, {inspircd.port}" for local in bridge_ports])
+    assert sorted(reply.rsplit(" : ", 1)[1] for reply in answers) == sorted(["bridge", ident])
+    assert all(" : USERID : UNIX : " in reply for reply in answers)
+    # This test's own IRC clients (bob) are on the same host: their ports are nobody the bridge knows.
+    theirs = local_ports_connected_to(inspircd.port, os.getpid())
+    assert theirs
+    for reply in await identd_answers(port, [f"{local}, {inspircd.port}" for local in theirs]):
+        assert reply.endswith(" : ERROR : NO-USER")
     assert await identd_answers(port, ["not a query"]) == ["0, 0 : ERROR : INVALID-PORT"]
 
 
