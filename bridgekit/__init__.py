@@ -39,6 +39,7 @@ from bridgekit.connector import (
     JobHandler,
     JobQueue,
     JobRetry,
+    JoiningSession,
     KeyValue,
     LinkApprover,
     LoginFailed,
@@ -117,7 +118,7 @@ from bridgekit.ids import (
     UserID,
 )
 from bridgekit.media import MediaBusy, MediaDownload, MediaTooLarge, MediaUnavailable
-from bridgekit.room_power import RoomPower, read_room_power, room_power
+from bridgekit.room_power import RoomPower, power_level_value, read_room_power, room_power
 from bridgekit.signing import SigningKey
 from bridgekit.ssrf import AllowRule, UnsafeURL, check_literal, parse_allow_rule, parse_target
 from bridgekit.store.sqlite_file import SQLiteFileReader, read_sqlite_file, sqlite_path
@@ -163,6 +164,7 @@ __all__ = [  # noqa: RUF022 (sorted plainly, as tests/unit/test_public_api.py ch
     "JobHandler",
     "JobQueue",
     "JobRetry",
+    "JoiningSession",
     "KeyValue",
     "LinkApprover",
     "LoginFailed",
@@ -242,6 +244,7 @@ __all__ = [  # noqa: RUF022 (sorted plainly, as tests/unit/test_public_api.py ch
     "new_http_client",
     "parse_allow_rule",
     "parse_target",
+    "power_level_value",
     "read_room_power",
     "read_sqlite_file",
     "room_power",

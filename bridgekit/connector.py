@@ -100,6 +100,20 @@ class MatrixIntent(Protocol):
     ) -> EventID:
         """Send any room event (``txn_id`` and ``ts`` as in :meth:`send_text`)."""
 
+    async def send_state(
+        self, room_id: RoomID, event_type: str, state_key: str, content: Mapping[str, object], *, ts: int | None = None,
+    ) -> EventID:
+        """Set a state event (the bot's ``m.room.join_rules`` of a portal, say)."""
+
+    async def ban(self, room_id: RoomID, user_id: UserID, *, reason: str | None = None) -> None: ...
+
+    async def unban(self, room_id: RoomID, user_id: UserID, *, reason: str | None = None) -> None: ...
+
+    async def directory_visibility(self, room_id: RoomID) -> str:
+        """``public`` or ``private``: whether the room is listed in the room directory."""
+
+    async def set_directory_visibility(self, room_id: RoomID, visibility: str) -> None: ...
+
     async def get_state(self, room_id: RoomID, event_type: str, state_key: str = "") -> dict[str, Any]:
         """The content of a state event; ``MatrixNotFound`` when the room has none."""
 
@@ -161,6 +175,8 @@ class RemoteSink(Protocol):
     async def portal_chats(self, network: str) -> list[str]: ...
 
     async def chat_for_room(self, network: str, room_id: RoomID) -> str | None: ...
+
+    async def room_for_chat(self, network: str, chat_id: str) -> RoomID | None: ...
 
     async def open_dm(
         self, network: str, chat_id: str, sender_id: str, sender_name: str | None, user_id: UserID
@@ -338,6 +354,10 @@ class BridgeContext:
         """The chat ``room_id`` is the portal of, if it is one of this connector's portals."""
         chat = await self.remote.chat_for_room(self.name, room_id)
         return ChatID(chat) if chat is not None else None
+
+    async def room_for_chat(self, chat_id: ChatID) -> RoomID | None:
+        """The portal room of ``chat_id``, if it has one."""
+        return await self.remote.room_for_chat(self.name, chat_id)
 
     async def open_dm(
         self, chat_id: ChatID, sender_id: RemoteUserID, user_id: UserID, *, sender_name: str | None = None
@@ -763,6 +783,18 @@ class MembershipSession(Protocol):
     async def leave_chat(self, chat_id: ChatID, reason: str | None) -> None:
         """The session's Matrix user left the portal: leave the chat on the network. Must not
         close the session (the user may still be in other portals)."""
+
+
+@runtime_checkable
+class JoiningSession(Protocol):
+    """A session that can join a chat before it says anything. When the connector's
+    ``join_on_portal_join`` is true, a Matrix user joining a portal (whom the routing rule gives a
+    puppet or virtual identity) joins the chat at once, so the other side sees who is listening,
+    and the core keeps that virtual session open, whatever ``virtual_idle_minutes`` says, while
+    the user is in one of the network's portals."""
+
+    async def join_chat(self, chat_id: ChatID) -> None:
+        """Join the chat on the network now (nothing happens if already in it)."""
 
 
 @runtime_checkable

@@ -148,7 +148,9 @@ class Bridge:
         if from_us and event.type != "m.room.member":
             return
         routed_to: str | None = None
-        if self._router is not None and await self._router.route(event):
+        # The bot's and ghosts' own joins and leaves are not Matrix users': the router (which
+        # gives a joining user their own identity on the network) never sees them.
+        if not from_us and self._router is not None and await self._router.route(event):
             # A portal message, sent through the identity the routing rule chose: not for the
             # portal's own connector again. The other connectors still see the room's events (an
             # outbound webhook in a room that is an IRC channel's portal).

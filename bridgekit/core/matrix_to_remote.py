@@ -28,7 +28,6 @@ from bridgekit.connector import (
     DeletingSession,
     EditingSession,
     LoginProvider,
-    MembershipSession,
     NetworkConnector,
     OutgoingMedia,
     OutgoingMessage,
@@ -43,6 +42,7 @@ from bridgekit.connector import (
 from bridgekit.core.dispatcher import defer_done, received_at
 from bridgekit.core.echoes import SendsInFlight
 from bridgekit.core.permissions import Permissions
+from bridgekit.core.portal_membership import PortalMembership
 from bridgekit.core.remote_senders import DOUBLE_PUPPET_MARKER
 from bridgekit.core.routing import DEFAULT_RELAY_TEMPLATE, Route, RouteKind, RoutingFacts, choose_route, relay_text
 from bridgekit.core.sessions import Sessions
@@ -96,6 +96,8 @@ class MatrixToRemote:
         self._permissions = permissions
         self._sessions = sessions
         self._in_flight = in_flight
+        self._membership = PortalMembership(sessions, lambda network: self._connectors[network], self._route,
+                                            self._session, self._display_name, self._own_session)
         self._templates = dict(relay_templates or {})
         self._relay_default = relay_default
         self._names: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -316,16 +318,12 @@ class MatrixToRemote:
         await self._send(session, portal, event, message)
 
     async def _member(self, event: MatrixEvent, portal: PortalRow) -> None:
-        """A Matrix user who leaves a portal leaves the chat with their own identity there."""
+        """Remember display names; the user's own identity follows (``portal_membership.py``)."""
         if event.state_key is not None and event.content.get("membership") == "join":
             self._remember_name((event.room_id, event.state_key), event.content.get("displayname"), event.state_key)
-        if event.state_key != event.sender or event.content.get("membership") != "leave":
-            return
-        self._names.pop((event.room_id, event.state_key), None)
-        session = self._own_session(portal.network, UserID(event.sender))
-        if session is not None and isinstance(session, MembershipSession):
-            reason = event.content.get("reason")
-            await session.leave_chat(ChatID(portal.remote_id), reason if isinstance(reason, str) else None)
+        elif event.state_key is not None and event.content.get("membership") in ("leave", "ban"):
+            self._names.pop((event.room_id, event.state_key), None)
+        await self._membership.follow(event, portal)
 
     async def _topic(self, event: MatrixEvent, portal: PortalRow) -> bool:
         topic = event.content.get("topic")

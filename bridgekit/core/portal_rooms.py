@@ -72,6 +72,10 @@ class PortalRooms:
         portal = await self._portals.portal_for_room(room_id)
         return portal.remote_id if portal is not None and portal.network == network else None
 
+    async def room_for_chat(self, network: str, chat_id: str) -> RoomID | None:
+        portal = await self._portals.portal(network, chat_id)
+        return RoomID(portal.room_id) if portal is not None and portal.room_id is not None else None
+
     async def open_dm(
         self, network: str, chat_id: str, sender_id: str, sender_name: str | None, user_id: UserID
     ) -> RoomID:

@@ -261,6 +261,9 @@ class RemoteDelivery:
     async def chat_for_room(self, network: str, room_id: RoomID) -> str | None:
         return await self.rooms.chat_for_room(network, room_id)
 
+    async def room_for_chat(self, network: str, chat_id: str) -> RoomID | None:
+        return await self.rooms.room_for_chat(network, chat_id)
+
     async def open_dm(
         self, network: str, chat_id: str, sender_id: str, sender_name: str | None, user_id: UserID
     ) -> RoomID:

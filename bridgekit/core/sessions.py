@@ -90,6 +90,9 @@ class Sessions:
         """(network, remote user ID) -> the Matrix user logged in as them: their messages from
         other clients are theirs (double puppet), not a ghost's."""
         self._virtual: dict[tuple[str, UserID], _Virtual] = {}
+        self._held: dict[tuple[str, UserID], set[str]] = {}
+        """(network, user) -> the portal rooms they joined with ``join_on_portal_join``: their
+        virtual session is not closed as idle while the set is not empty."""
         self._creating: dict[tuple[str, UserID], asyncio.Lock] = {}
         self._status: dict[tuple[str, UserID | None], _Status] = {}
         self._tasks: set[asyncio.Task[object]] = set()
@@ -157,12 +160,25 @@ class Sessions:
     def virtual_count(self, network: str | None = None) -> int:
         return sum(1 for (net, _user) in self._virtual if network is None or net == network)
 
+    def hold(self, network: str, user_id: UserID, room_id: str) -> None:
+        """``user_id`` is in a portal of ``network`` whose chat their session joined: keep it open."""
+        self._held.setdefault((network, user_id), set()).add(room_id)
+
+    def release(self, network: str, user_id: UserID, room_id: str) -> None:
+        """``user_id`` left that portal: the idle timeout applies again once they are in none."""
+        rooms = self._held.get((network, user_id))
+        if rooms is not None:
+            rooms.discard(room_id)
+            if not rooms:
+                del self._held[(network, user_id)]
+
     async def close_idle(self) -> int:
-        """Close virtual sessions idle longer than their connector allows; returns how many."""
+        """Close virtual sessions idle longer than their connector allows (except those held by
+        :meth:`hold`); returns how many."""
         now = self._clock()
         idle = [
             key for key, held in self._virtual.items()
-            if key[0] in self._idle and now - held.last_used >= self._idle[key[0]]
+            if key[0] in self._idle and now - held.last_used >= self._idle[key[0]] and key not in self._held
         ]
         for key in idle:
             held = self._virtual.pop(key)

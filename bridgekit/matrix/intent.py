@@ -127,6 +127,20 @@ class Intent:
         await self._json("POST", path(CLIENT_V3, "rooms", room_id, "ban"), (), body)
         await self._memory.forget_membership(room_id, user_id)
 
+    async def unban(self, room_id: RoomID, user_id: UserID, *, reason: str | None = None) -> None:
+        """Lift ``user_id``'s ban from ``room_id`` (they may join again; they are not invited)."""
+        body = _with_reason({"user_id": user_id}, reason)
+        await self._json("POST", path(CLIENT_V3, "rooms", room_id, "unban"), (), body)
+
+    async def directory_visibility(self, room_id: RoomID) -> str:
+        """``public`` when ``room_id`` is listed in the homeserver's room directory, else ``private``."""
+        body = await self._json("GET", path(CLIENT_V3, "directory", "list", "room", room_id))
+        return "public" if body.get("visibility") == "public" else "private"
+
+    async def set_directory_visibility(self, room_id: RoomID, visibility: str) -> None:
+        """List ``room_id`` in the room directory (``public``) or take it out (``private``)."""
+        await self._json("PUT", path(CLIENT_V3, "directory", "list", "room", room_id), (), {"visibility": visibility})
+
     # -- events --------------------------------------------------------------------------------
 
     async def send_message(

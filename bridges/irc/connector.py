@@ -39,7 +39,7 @@ from bridgekit import (
     SessionState,
     UserID,
 )
-from bridges.irc import directory, inbound, lines, refusals
+from bridges.irc import directory, identd, inbound, lines, refusals
 from bridges.irc.account_login import AccountLogin
 from bridges.irc.account_senders import ACCOUNT_TAG
 from bridges.irc.channel_keys import ChannelKeys
@@ -51,11 +51,13 @@ from bridges.irc.identify import NickServ
 from bridges.irc.link import IrcLink, RegistrationFailed
 from bridges.irc.link_approval import OperatorApproval
 from bridges.irc.link_protocol import Link
-from bridges.irc.moderation import REASON_BYTES, ModerationRequest, plan_moderation
+from bridges.irc.moderation import REASON_BYTES, BanRecords, ModerationRequest, plan_moderation
 from bridges.irc.netsplits import SplitWatch
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.output_gate import one_line
+from bridges.irc.portal_moderation import PortalModeration
+from bridges.irc.power_modes import PowerModes
 from bridges.irc.puppets import LOGIN_FLOWS, Puppets
 from bridges.irc.reconnects import Backoff, ConnectPacer, Refusal, read_refusal
 from bridges.irc.records import IrcRecords
@@ -91,6 +93,7 @@ class IrcConnector:
         self.name = ctx.name
         self.settings: IrcSettings = ctx.settings
         self.virtual_users = self.settings.virtual_users
+        self.join_on_portal_join = self.settings.join_on_portal_join
         self.network = IrcNetwork(self.name, casemapping=self.settings.casemapping, ghost_for=ctx.ghost_for,
                                   sender_of_ghost=ctx.sender_of_ghost)
         self._records = IrcRecords(ctx.kv, self.name)
@@ -119,6 +122,20 @@ class IrcConnector:
             from bridges.irc.keeper.kept_network import KeptNetwork
 
             self._kept = KeptNetwork(self.name, self.settings, self.settings.keeper, self._records, self.network)
+        self._moderation = PortalModeration(ctx, self.network, self._records, self._bridge_sessions)
+        self._bans = BanRecords(self._records)
+        self._power = PowerModes(ctx, self.network, lambda: self._bot, self._own_session)
+
+    def _bridge_sessions(self) -> list[IrcSession]:
+        return [s for s in (self._bot, *self._puppets.by_user.values(), *self._users.by_user.values()) if s is not None]
+
+    def _local_links(self) -> list[IrcLink]:
+        """The sockets this process holds (identd; a keeper's connections are the keeper's)."""
+        return [s.link for s in self._bridge_sessions() if isinstance(s.link, IrcLink)]
+
+    def _own_session(self, user_id: UserID) -> IrcSession | None:
+        """The Matrix user's own connection: logged in (puppet) first, else virtual."""
+        return self._puppets.by_user.get(user_id) or self._users.by_user.get(user_id)
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -135,6 +152,9 @@ class IrcConnector:
             await self._kept.adopt(self._users)
         else:  # a keeper went on reading while the bridge was down: nothing to own up to
             await self._downtime.start(settings.bot_nick)  # "offline from ... to ...", when it was
+        if settings.identd is not None:
+            await identd.serve(self.ctx.remote, settings.identd.host, settings.identd.port, self.name,
+                               identd.lookup_in(self._local_links))
         try:
             await self._connect_bot()
         except (OSError, RegistrationFailed) as error:
@@ -155,11 +175,16 @@ class IrcConnector:
         self._directory.remove(self)
         await self._downtime.stop()
         self._splits.stop()
+        if self.settings.identd is not None:
+            await identd.listener_for(self.ctx.remote, self.settings.identd.host, self.settings.identd.port).unregister(
+                self.name)
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
         """Invites of this network's ghosts to a direct chat start a private conversation; kicks
         and bans of ghosts in a portal become KICK and ban on IRC."""
         ctx = self.ctx
+        if event.type == "m.room.power_levels":
+            await self._power.matrix_changed(event)  # power levels -> op/voice (``power_modes.py``)
         if event.type != "m.room.member" or event.state_key is None:
             return
         folded = ctx.sender_of_ghost(event.state_key)
@@ -192,11 +217,13 @@ class IrcConnector:
         if chat is None or chat.startswith("pm:"):
             return
         previous = event.unsigned.get("prev_content")
-        if not ban and isinstance(previous, dict) and previous.get("membership") == "ban":
-            return  # an unban on Matrix: nobody is to be kicked on IRC
-        moderator = UserID(event.sender)
-        session = self._puppets.by_user.get(moderator) or self._users.by_user.get(moderator) or self._bot
+        session = self._own_session(UserID(event.sender)) or self._bot
         if session is None:
+            return
+        if not ban and isinstance(previous, dict) and previous.get("membership") == "ban":
+            # An unban on Matrix: nobody is kicked; the mask the ban set (if any) is lifted.
+            for line in await self._bans.unban_lines(chat, network.channel_name(chat), folded):
+                session.link.send(line)
             return
         reason = event.content.get("reason")
         text = one_line(reason if isinstance(reason, str) and reason else f"by {event.sender} on Matrix", REASON_BYTES)
@@ -206,6 +233,7 @@ class IrcConnector:
         )
         for line in plan.lines:
             session.link.send(line)
+        await self._bans.remember(chat, folded, plan.mask)
         if plan.notice is not None:
             ctx.log.info("%s: %s of %s: %s", self.name, "ban" if ban else "kick", event.state_key, plan.notice)
             await ctx.matrix.intent(ctx.bot_user_id).send_text(
@@ -420,6 +448,10 @@ class IrcConnector:
             bot.joined.update(said.rejoined)
         for event in said.remote:
             await ctx.emit(event)
+        for modes in said.modes:  # bans, +i/+k/+s: what the portal follows
+            await self._moderation.changed(modes)
+        for chat, user in said.own_joins:
+            await self._power.joined(chat, user)
 
     async def _disconnected(self, link: Link) -> None:
         bot = self._bot

@@ -31,11 +31,12 @@ from bridgekit import (
 )
 from bridges.irc import lines
 from bridges.irc.account_senders import ACCOUNT_TAG, channel_sender
+from bridges.irc.channel_modes import DEFAULT_CHANMODES, ModeChange, parse_mode_changes
 from bridges.irc.connection_state import ConnectionState
 from bridges.irc.mentions import irc_message_to_matrix
 from bridges.irc.network import IrcNetwork, Said
+from bridges.irc.power_modes import POWER_FOR_MODE
 
-POWER_FOR_MODE = {"o": 50, "h": 25, "v": 10}
 MESSAGE_TYPES = {"pubmsg": "m.text", "pubnotice": "m.notice", "privmsg": "m.text", "privnotice": "m.notice",
                  "action": "m.emote"}
 
@@ -50,15 +51,29 @@ class DirectChat:
     sender_name: str
 
 
+@dataclass(frozen=True)
+class ChannelModes:
+    """A portal's channel modes changed (``setter`` None: the server's list of them, ``complete``)."""
+
+    chat: str
+    setter: str | None
+    changes: list[ModeChange]
+    complete: bool = False
+
+
 @dataclass
 class Inbound:
     """What one event means: remote events to emit, lines for the bot to send (after which it is
-    in the channels of ``rejoined``), and for a private message the direct chat to open first."""
+    in the channels of ``rejoined``), for a private message the direct chat to open first, and
+    the portals' mode changes (bans, keys...) for ``portal_moderation.py``."""
 
     remote: list[RemoteEvent] = field(default_factory=list)
     bot_sends: list[lines.Line] = field(default_factory=list)
     rejoined: list[str] = field(default_factory=list)
     direct_chat: DirectChat | None = None
+    modes: list[ChannelModes] = field(default_factory=list)
+    own_joins: list[tuple[str, UserID]] = field(default_factory=list)
+    """(chat, Matrix user) for a Matrix user's own connection that joined a portal's channel."""
 
 
 def from_us(network: IrcNetwork, nick: str) -> bool:
@@ -125,9 +140,13 @@ def _join(event: irc.client.Event, network: IrcNetwork, bot: ConnectionState) ->
     channel = network.channel(str(event.target))
     if network.fold(source) == network.fold(bot.nick):
         channel.name = str(event.target)
-        return Inbound(bot_sends=[lines.who(channel.name)])  # everyone's ident and host, for ban masks
+        # Everyone's ident and host, for ban masks; the channel's modes, for the portal's join rule.
+        return Inbound(bot_sends=[lines.who(channel.name), lines.mode_query(channel.name)])
     channel.members[network.fold(source)] = source
-    return Inbound(_member(network, network.fold(channel.name), source, "join"))
+    chat, owner = network.fold(channel.name), network.own.get(network.fold(source))
+    if owner is not None and chat in network.portals:
+        return Inbound(own_joins=[(chat, owner)])  # a Matrix user's connection: their power becomes a mode
+    return Inbound(_member(network, chat, source, "join"))
 
 
 def _part(event: irc.client.Event, network: IrcNetwork, bot: ConnectionState) -> Inbound:
@@ -226,23 +245,46 @@ def _mode(event: irc.client.Event, network: IrcNetwork, bot: ConnectionState) ->
     chat = network.fold(target)
     if not bot.is_channel(target) or chat not in network.portals or not event.arguments:
         return Inbound()
-    modes, params = str(event.arguments[0]), [str(a) for a in event.arguments[1:]]
-    adding = True
-    said = Inbound()
-    for mode in modes:
-        if mode in "+-":
-            adding = mode == "+"
+    setter = source_nick(event)
+    changes = _mode_changes(bot, str(event.arguments[0]), [str(a) for a in event.arguments[1:]])
+    said = Inbound(modes=[ChannelModes(chat, setter, changes)])
+    if from_us(network, setter):
+        return said  # a power level set on Matrix, made a mode by the bridge: not news to Matrix
+    for change in changes:
+        if change.mode not in POWER_FOR_MODE or change.param is None:
             continue
-        if mode in POWER_FOR_MODE and params:
-            folded = network.fold(params.pop(0))
-            if network.own.get(folded, "bot") is None:
-                continue  # the bridge bot's own modes
-            # A Matrix user's own connection made operator: the Matrix user gets the power.
-            said.remote.append(RemotePower(ChatID(chat), RemoteUserID(folded), POWER_FOR_MODE[mode] if adding else 0,
-                                           change_id=network.change_id(), matrix_user=network.own.get(folded)))
-        elif mode in "beIkl" and params and (adding or mode != "l"):
-            params.pop(0)  # modes with a parameter that do not concern power
+        folded = network.fold(change.param)
+        if network.own.get(folded, "bot") is None:
+            continue  # the bridge bot's own modes
+        # A Matrix user's own connection made operator: the Matrix user gets the power.
+        level = POWER_FOR_MODE[change.mode] if change.adding else _level_left(bot, chat, folded)
+        said.remote.append(RemotePower(ChatID(chat), RemoteUserID(folded), level,
+                                       change_id=network.change_id(), matrix_user=network.own.get(folded)))
     return said
+
+
+def _level_left(bot: ConnectionState, chat: str, folded: str) -> int:
+    """The power a member keeps after losing a mode (``-o`` on someone also ``+v``: 10)."""
+    channel = bot.channels.get(chat)
+    kept = channel.prefixes.get(folded, set()) if channel is not None else set()
+    return max((POWER_FOR_MODE.get(mode, 0) for mode in kept), default=0)
+
+
+def _channel_modes(event: irc.client.Event, network: IrcNetwork, bot: ConnectionState) -> Inbound:
+    # 324 RPL_CHANNELMODEIS: [channel, "+nt", params...], the answer to the MODE query on join
+    if len(event.arguments) < 2:
+        return Inbound()
+    chat = network.fold(str(event.arguments[0]))
+    if chat not in network.portals:
+        return Inbound()
+    changes = _mode_changes(bot, str(event.arguments[1]), [str(a) for a in event.arguments[2:]])
+    return Inbound(modes=[ChannelModes(chat, None, changes, complete=True)])
+
+
+def _mode_changes(bot: ConnectionState, modes: str, params: list[str]) -> list[ModeChange]:
+    member_modes = "".join(bot.prefix_modes.values())
+    return parse_mode_changes(modes, params, member_modes=member_modes,
+                              chanmodes=bot.isupport.get("CHANMODES", DEFAULT_CHANMODES))
 
 
 def _member(
@@ -296,6 +338,9 @@ _CHANNEL_HANDLERS: dict[str, Callable[[irc.client.Event, IrcNetwork, ConnectionS
     "topic": _topic,
     "currenttopic": _topic,
     "mode": _mode,
+    "channelmodeis": _channel_modes,
 }
 
-__all__ = ["DirectChat", "Inbound", "from_channel", "from_us", "private_message", "quit_reason", "source_nick"]
+__all__ = [
+    "ChannelModes", "DirectChat", "Inbound", "from_channel", "from_us", "private_message", "quit_reason", "source_nick",
+]

@@ -100,6 +100,11 @@ def mode(target: str, modes: str, *params: str) -> Line:
     return Line("MODE", (target, modes, *params))
 
 
+def mode_query(channel: str) -> Line:
+    """``MODE #channel``: the server answers with the channel's modes (324)."""
+    return Line("MODE", (channel,))
+
+
 def kick(channel: str, nick: str, reason: str) -> Line:
     return Line("KICK", (channel, nick), reason)
 
@@ -182,6 +187,7 @@ __all__ = [
     "kick",
     "message",
     "mode",
+    "mode_query",
     "names",
     "nick",
     "notice",

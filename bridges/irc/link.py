@@ -158,6 +158,16 @@ class IrcLink:
         connection = self._connection
         return connection is not None and connection.is_connected() and self.state.registered
 
+    def endpoints(self) -> tuple[int, str, int] | None:
+        """(our port, the server's address, the server's port) while connected: what identd matches."""
+        transport = getattr(self._connection, "transport", None)
+        if transport is None:
+            return None
+        local, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        if not isinstance(local, tuple) or not isinstance(peer, tuple):
+            return None
+        return int(local[1]), str(peer[0]), int(peer[1])
+
     @property
     def host_allowance(self) -> str:
         """Our host as others see it is unknown until the server says: assume the longest."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from bridges.irc import lines
 from bridges.irc.ban_masks import choose_ban_mask
@@ -29,6 +30,8 @@ class ModerationPlan:
     """IRC lines, in order (``MODE ... +b mask``, ``KICK ...``)."""
     notice: str | None = None
     """Said to the moderator in the room when the bridge did less than asked, with the reason."""
+    mask: str | None = None
+    """The ban mask set, remembered so that a Matrix unban lifts it (:class:`BanRecords`)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,34 @@ def plan_moderation(
             f"{seen.nick} was kicked from {channel} on {network}, but no IRC ban was set: {choice.reason}. "
             "They can join again; a channel operator can ban them by hand."
         ))
-    return ModerationPlan((lines.mode(channel, "+b", choice.mask), kick))
+    return ModerationPlan((lines.mode(channel, "+b", choice.mask), kick), mask=choice.mask)
 
 
-__all__ = ["ModerationPlan", "ModerationRequest", "plan_moderation"]
+class BanRecords:
+    """The masks Matrix bans set, per channel and nick, kept across restarts: a Matrix unban of
+    the ghost lifts the same mask (``-b``), never one it would have to guess."""
+
+    def __init__(self, records: Records) -> None:
+        self._records = records
+
+    async def remember(self, chat: str, folded_nick: str, mask: str | None) -> None:
+        if mask is not None:
+            await self._records.set(f"ban:{chat}:{folded_nick}", mask)
+
+    async def unban_lines(self, chat: str, channel: str, folded_nick: str) -> list[Line]:
+        mask = await self._records.get(f"ban:{chat}:{folded_nick}", None)
+        if not isinstance(mask, str) or not mask:
+            return []
+        await self._records.set(f"ban:{chat}:{folded_nick}", "")
+        return [lines.mode(channel, "-b", mask)]
+
+
+class Records(Protocol):
+    """Where :class:`BanRecords` keeps masks (``records.IrcRecords``)."""
+
+    async def get(self, key: str, default: Any) -> Any: ...
+
+    async def set(self, key: str, value: Any, *, ttl_seconds: float | None = None) -> None: ...
+
+
+__all__ = ["BanRecords", "ModerationPlan", "ModerationRequest", "plan_moderation"]

@@ -110,6 +110,11 @@ class IrcSession:
             self.link.send(lines.part(channel, said))
             self.joined.discard(chat_id)
 
+    async def join_chat(self, chat_id: str) -> None:
+        """The Matrix user joined the portal (``join_on_portal_join``): join before speaking."""
+        if not chat_id.startswith("pm:"):
+            self._ensure_joined(chat_id)
+
     async def set_topic(self, chat_id: str, topic: str) -> None:
         self._ensure_joined(chat_id)
         flat = " ".join(sanitize(topic).split("\n"))

@@ -27,6 +27,13 @@ class KeeperSettings(BaseModel):
     """How long opening a connection waits for the keeper's answer (registration included)."""
 
 
+class IdentdSettings(BaseModel):
+    """Where the bridge's identd (RFC 1413) listens; the IRC server connects there to ask."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 113
+
+
 class IrcSettings(BaseModel):
     server: str
     """Host name of the IRC server."""
@@ -101,6 +108,15 @@ class IrcSettings(BaseModel):
     netsplit_minutes: Annotated[float, Field(ge=0)] = 10
     """A user lost in a netsplit (a QUIT whose reason is two server names) is shown away, not
     gone: their ghost leaves only if they are not back within this many minutes (0: leave at once)."""
+    join_on_portal_join: bool = True
+    """A Matrix user who joins a portal (and may have a connection of their own) joins the channel
+    at once, not only when they first speak, so IRC people see who is listening; their connection
+    then stays while they are in a portal (``virtual_idle_minutes`` applies only when this is off,
+    or once they are in none). Leaving the portal parts the channel."""
+    identd: IdentdSettings | None = None
+    """Answer the IRC server's identd queries (RFC 1413) with each connection's ident (off by
+    default). Port 113 needs privileges: listen elsewhere and forward, or give the bridge
+    CAP_NET_BIND_SERVICE. Networks with the same address share one listener."""
 
     @field_validator("nick_template")
     @classmethod
@@ -110,4 +126,4 @@ class IrcSettings(BaseModel):
         return value
 
 
-__all__ = ["IrcSettings", "KeeperSettings"]
+__all__ = ["IdentdSettings", "IrcSettings", "KeeperSettings"]

@@ -499,7 +499,8 @@ async def test_an_idle_connection_closes_and_nothing_said_meanwhile_is_lost(
     start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
     channel: str,
 ) -> None:
-    await start_irc(virtual_users=True, virtual_idle_minutes=0.05)  # 3 s
+    # join_on_portal_join off: with it, alice's connection stays while she is in the portal.
+    await start_irc(virtual_users=True, virtual_idle_minutes=0.05, join_on_portal_join=False)  # 3 s
     alice = await make_matrix_user("alice")
     bob = await make_irc_client("bob")
     await bob.join(channel)

@@ -138,7 +138,7 @@ def test_names_use_the_servers_prefixes_and_learn_idents_and_hosts() -> None:
 def test_the_bot_joining_asks_who_is_there_and_being_kicked_joins_again() -> None:
     net, bot = network(), bot_connection()
     joined = inbound.from_channel(event("join", "bridge!b@host", "#Chat"), net, bot)
-    assert [line.text for line in joined.bot_sends] == ["WHO #Chat"]
+    assert [line.text for line in joined.bot_sends] == ["WHO #Chat", "MODE #Chat"]
     assert joined.remote == []
     kicked = inbound.from_channel(event("kick", "op!o@host", "#chat", "bridge", "out"), net, bot)
     assert ([line.text for line in kicked.bot_sends], kicked.rejoined, kicked.remote) == (["JOIN #Chat"], ["#chat"], [])
@@ -179,3 +179,24 @@ def test_a_private_message_opens_the_direct_chat_it_belongs_in() -> None:
     message = said.remote[0]
     assert isinstance(message, RemoteMessage)
     assert (message.chat_id, message.msgtype, message.text) == ("pm:bob:@alice:example.org", "m.notice", "psst")
+
+
+def test_mode_changes_of_a_portal_reach_its_moderation_and_the_bridges_own_are_no_power_news() -> None:
+    net, bot = network("bob"), bot_connection("CHANMODES=beI,k,l,imnst")
+    said = inbound.from_channel(event("mode", "op!o@host", "#chat", "+bk", "*!*@spam", "key"), net, bot)
+    assert [(m.chat, m.setter, [(c.adding, c.mode, c.param) for c in m.changes]) for m in said.modes] == [
+        ("#chat", "op", [(True, "b", "*!*@spam"), (True, "k", "key")])]
+    # Made by the bridge (a Matrix power level set as a mode): not turned back into power.
+    mine = inbound.from_channel(event("mode", "bridge!b@host", "#chat", "+o", "alice[m]"), net, bot)
+    assert mine.remote == []
+    assert mine.modes[0].changes[0].mode == "o"
+    listed = inbound.from_channel(event("channelmodeis", SERVER, BOT, "#Chat", "+kns", "sesame"), net, bot)
+    assert listed.modes[0].complete
+    assert [c.mode for c in listed.modes[0].changes] == ["k", "n", "s"]
+
+
+def test_a_matrix_users_connection_joining_a_portal_is_told_for_their_power_and_is_no_ghost() -> None:
+    net, bot = network(), bot_connection()
+    said = inbound.from_channel(event("join", "alice[m]!a@host", "#chat"), net, bot)
+    assert said.remote == []
+    assert said.own_joins == [("#chat", ALICE)]

@@ -156,6 +156,23 @@ async def test_virtual_sessions_are_made_once_and_closed_when_idle(db: Database)
     await sessions.stop()
 
 
+async def test_a_session_held_by_portals_is_not_closed_as_idle_until_the_last_is_left(db: Database) -> None:
+    clock = Clock()
+    sessions = make(db, FakeNet(), [], generate_key(), clock)
+    held = await sessions.virtual("fakenet", ALICE, "alice")
+    sessions.hold("fakenet", ALICE, "!a:x")
+    sessions.hold("fakenet", ALICE, "!b:x")
+    clock.now += 3600
+    assert await sessions.close_idle() == 0
+    sessions.release("fakenet", ALICE, "!a:x")
+    assert await sessions.close_idle() == 0
+    sessions.release("fakenet", ALICE, "!b:x")
+    assert await sessions.close_idle() == 1
+    assert isinstance(held, FakeSession)
+    assert held.closed
+    await sessions.stop()
+
+
 async def test_a_short_disconnect_is_not_told_a_lasting_one_is_and_so_is_the_recovery(db: Database) -> None:
     told: list[tuple[UserID, str]] = []
     sessions = make(db, FakeNet(), told, generate_key(), debounce=0.2)
