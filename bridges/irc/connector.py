@@ -51,17 +51,18 @@ from bridges.irc.identify import NickServ
 from bridges.irc.link import IrcLink, RegistrationFailed
 from bridges.irc.link_approval import OperatorApproval
 from bridges.irc.link_protocol import Link
-from bridges.irc.moderation import REASON_BYTES, BanRecords, ModerationRequest, plan_moderation
+from bridges.irc.matrix_events import MatrixSideEvents
+from bridges.irc.moderation import BanRecords
 from bridges.irc.netsplits import SplitWatch
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
-from bridges.irc.output_gate import one_line
 from bridges.irc.portal_moderation import PortalModeration
 from bridges.irc.power_modes import PowerModes
 from bridges.irc.puppets import LOGIN_FLOWS, Puppets
 from bridges.irc.reconnects import Backoff, ConnectPacer, Refusal, read_refusal
 from bridges.irc.records import IrcRecords
 from bridges.irc.replies import ReplyWaiters
+from bridges.irc.server_facts import learn_isupport
 from bridges.irc.session import IrcSession, SessionSetup
 from bridges.irc.settings import IrcSettings
 from bridges.irc.user_connections import UserConnections
@@ -123,8 +124,9 @@ class IrcConnector:
 
             self._kept = KeptNetwork(self.name, self.settings, self.settings.keeper, self._records, self.network)
         self._moderation = PortalModeration(ctx, self.network, self._records, self._bridge_sessions)
-        self._bans = BanRecords(self._records)
         self._power = PowerModes(ctx, self.network, lambda: self._bot, self._own_session)
+        self._matrix_events = MatrixSideEvents(ctx, self.network, BanRecords(self._records), self._power,
+                                               lambda user: self._own_session(user) or self._bot)
 
     def _bridge_sessions(self) -> list[IrcSession]:
         return [s for s in (self._bot, *self._puppets.by_user.values(), *self._users.by_user.values()) if s is not None]
@@ -180,66 +182,8 @@ class IrcConnector:
                 self.name)
 
     async def handle_matrix_event(self, event: MatrixEvent) -> None:
-        """Invites of this network's ghosts to a direct chat start a private conversation; kicks
-        and bans of ghosts in a portal become KICK and ban on IRC."""
-        ctx = self.ctx
-        if event.type == "m.room.power_levels":
-            await self._power.matrix_changed(event)  # power levels -> op/voice (``power_modes.py``)
-        if event.type != "m.room.member" or event.state_key is None:
-            return
-        folded = ctx.sender_of_ghost(event.state_key)
-        if folded is None:
-            return
-        membership = event.content.get("membership")
-        if membership in ("leave", "ban") and event.sender != event.state_key:
-            await self._moderate(event, folded, ban=membership == "ban")
-            return
-        if membership != "invite" or event.content.get("is_direct") is not True:
-            return
-        user = UserID(event.sender)
-        problem = self.network.grammar.nick_problem(self.network.nick_as_written(folded))
-        if problem is not None:
-            # The ghost's ID was made up: a private chat with it would message whatever it names.
-            await ctx.tell_user(user, f"{event.state_key} is no one on {self.name}: {problem}.")
-            return
-        ghost = ctx.matrix.intent(UserID(event.state_key))
-        await ghost.ensure_registered()
-        await ghost.join(RoomID(event.room_id))
-        await ctx.link_portal(ChatID(self.network.pm_chat(user, folded)), RoomID(event.room_id), relay=False)
-
-    async def _moderate(self, event: MatrixEvent, folded: str, *, ban: bool) -> None:
-        """A Matrix moderator kicked or banned an IRC user's ghost: do the same on IRC, as the
-        moderator's own connection when they have one (the network then shows who did it),
-        else as the bridge bot. What is sent, or refused, is decided in ``moderation.py``; when
-        the bridge did less than asked, the moderator is told in the room."""
-        ctx, network = self.ctx, self.network
-        chat = await ctx.chat_for_room(RoomID(event.room_id))
-        if chat is None or chat.startswith("pm:"):
-            return
-        previous = event.unsigned.get("prev_content")
-        session = self._own_session(UserID(event.sender)) or self._bot
-        if session is None:
-            return
-        if not ban and isinstance(previous, dict) and previous.get("membership") == "ban":
-            # An unban on Matrix: nobody is kicked; the mask the ban set (if any) is lifted.
-            for line in await self._bans.unban_lines(chat, network.channel_name(chat), folded):
-                session.link.send(line)
-            return
-        reason = event.content.get("reason")
-        text = one_line(reason if isinstance(reason, str) and reason else f"by {event.sender} on Matrix", REASON_BYTES)
-        plan = plan_moderation(
-            ModerationRequest(self.name, network.channel_name(chat), folded, ban, text),
-            grammar=network.grammar, known=network.known, own_nicks=network.own, bridge=network.bridge_identities,
-        )
-        for line in plan.lines:
-            session.link.send(line)
-        await self._bans.remember(chat, folded, plan.mask)
-        if plan.notice is not None:
-            ctx.log.info("%s: %s of %s: %s", self.name, "ban" if ban else "kick", event.state_key, plan.notice)
-            await ctx.matrix.intent(ctx.bot_user_id).send_text(
-                RoomID(event.room_id), f"{event.sender}: {plan.notice}", msgtype="m.notice",
-                mentions=[UserID(event.sender)], txn_id=f"irc-moderation:{event.event_id}",
-            )
+        """Invites of ghosts, kicks and bans of them, power levels: ``matrix_events.py``."""
+        await self._matrix_events.handle(event)
 
     # ---- the bot connection --------------------------------------------------------------------
 
@@ -257,7 +201,7 @@ class IrcConnector:
         carried = previous.link.take_unsent() if previous is not None else []
         network.claim(link.nick, None)
         try:
-            await self._learn_isupport(link)
+            await learn_isupport(self.ctx, self._records, network, link)
             for chat in [*network.portals, *(network.fold(c) for c in settings.channels)]:
                 self._bot.link.send(network.join_line(chat))
                 self._bot.joined.add(chat)
@@ -297,27 +241,6 @@ class IrcConnector:
     async def _wait_to_connect(self) -> None:
         """Every new connection to the network waits its turn (``reconnects.ConnectPacer``)."""
         await asyncio.sleep(self._pacer.reserve(time.monotonic()))
-
-    async def _learn_isupport(self, link: Link) -> None:
-        network = self.network
-        mapping = link.isupport.get("CASEMAPPING", "").lower()
-        if mapping and mapping != network.casemapping:
-            await self._record_casemapping(mapping)
-        network.grammar = network.grammar.with_isupport(link.isupport, casemapping=network.casemapping)
-
-    async def _record_casemapping(self, mapping: str) -> None:
-        ctx = self.ctx
-        recorded = await self._records.get("casemapping", None)
-        if recorded is None:
-            await self._records.set("casemapping", mapping)
-            self.network.casemapping = mapping
-            ctx.log.info("%s uses CASEMAPPING %s (recorded)", self.name, mapping)
-        elif recorded != mapping:
-            # Changing it would move every ghost and portal to new IDs: never silently.
-            ctx.log.warning(
-                "%s now says CASEMAPPING %s but %s was recorded at first connect; keeping %s (ghost and "
-                "portal IDs depend on it)", self.name, mapping, recorded, recorded,
-            )
 
     async def _reconnect_bot(self, failure: Exception | None = None) -> None:
         """Connect the bot until it works, waiting about 2 s, 4 s, ... up to 2 minutes between
