@@ -296,7 +296,7 @@ class IrcLink:
 
     def send_now(self, line: Line) -> None:
         """Write a protocol line at once (PONG, NICK during registration, QUIT): not paced."""
-        self._write(OutLine(line))
+        self._write(OutLine(line), traced=False)
 
     async def _drain(self) -> None:
         while self._queue:
@@ -329,12 +329,14 @@ class IrcLink:
         self._queue.clear()
         return lines
 
-    def _write(self, line: OutLine) -> None:
+    def _write(self, line: OutLine, *, traced: bool = True) -> None:
+        """``traced``: the benchmark hook may stamp it: messages, never protocol lines (a NickServ
+        IDENTIFY, sent at once, carries a password)."""
         connection = self._connection
         if connection is None or not connection.is_connected():
             raise ConnectionError(f"not connected to {self.host}")
         connection.send_raw(line.line.text)
-        if bench_trace.enabled:
+        if traced and bench_trace.enabled:
             bench_trace.record("irc_out", line.line.trailing if line.line.trailing is not None else line.line.text)
         self.lines_sent += 1
         if not (self.state.echo and self._ledger.tracks(line.line)):
