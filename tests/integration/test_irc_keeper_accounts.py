@@ -1,0 +1,87 @@
+"""A logged-in Matrix user's own IRC connection held by a keeper: the keeper identifies it (SASL
+through Atheme) with the account sealed in its spec, and a wrong password comes back to the bridge
+as the server's refusal, after one attempt. A keeper in this process, the bridge's side of it
+(``KeeperClient``, ``KeptLink``), a real Redis and InspIRCd linked to Atheme."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from bridgekit import CredentialCipher
+from bridgekit.credentials import generate_key
+from bridgekit.testing.waiting import eventually
+from bridges.irc.account_login import AccountLogin
+from bridges.irc.keeper import protocol as p
+from bridges.irc.keeper.client import KeeperClient
+from bridges.irc.keeper.kept_link import KeptLink
+from bridges.irc.keeper.sealing import seal
+from bridges.irc.keeper.server import Keeper
+from bridges.irc.link import AccountRefused
+from tests.irc_fixtures import MakeIrcClient
+from tests.servers.atheme import ServicesIRCd
+from tests.services_fixtures import MakeAccount, Services
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def puppet_spec(cipher: CredentialCipher, conn: str, server: ServicesIRCd, login: AccountLogin) -> p.ConnectionSpec:
+    return p.ConnectionSpec(
+        conn, "net", server.host, server.port, False, login.account, "puppet", "alice",
+        next_nicks=(f"{login.account[:20]}_",), lines_per_second=0,
+        sealed=seal(cipher, conn, password=None, account=login),
+    )
+
+
+async def test_a_puppet_identifies_in_the_keeper_and_a_wrong_password_is_refused_once(
+    redis: Redis, redis_url: str, services: Services, make_account: MakeAccount, make_irc_client: MakeIrcClient,
+) -> None:
+    cipher = CredentialCipher(generate_key())
+    keeper = Keeper(redis, "ka", cipher=cipher)
+    running = asyncio.create_task(keeper.run())
+    client = KeeperClient(Redis.from_url(redis_url, decode_responses=True), "net", "ka")
+    await client.start()
+    account = await make_account("kept")
+    puppet = p.connection_id("net", "@alice:x", "puppet")
+    link = KeptLink(client, puppet_spec(cipher, puppet, services.hub, AccountLogin(account.name, account.password)),
+                    persist=True, timeout=30)
+    try:
+        await link.connect()
+        assert link.nick == account.name  # her own nick, no suffix
+        observer = await make_irc_client("observer", server=services.hub)
+        observer.send_raw(f"WHOIS {account.name}")
+        whois = await observer.wait_for(lambda line: line.command == "330" and line.params[1] == account.name)
+        assert whois.params[2].lower() == account.name.lower()  # identified: "is logged in as"
+        assert account.password not in str(await redis.hgetall(p.connections_key("ka")))  # sealed
+
+        # `login` again with a wrong password (her puppet stays): the check is refused with
+        # Atheme's reason, once, and the keeper forgets it (not made again after its restart).
+        check = p.connection_id("net", "@alice:x", "login")
+        assert check != puppet != p.connection_id("net", "@alice:x")
+        wrong = KeptLink(client, puppet_spec(cipher, check, services.hub, AccountLogin(account.name, "wrong-pass")),
+                         persist=True, timeout=30)
+        with pytest.raises(AccountRefused, match="SASL"):
+            await wrong.connect()
+
+        async def forgotten() -> bool:
+            return check not in keeper.held and not await redis.hexists(p.connections_key("ka"), check)
+
+        await eventually(forgotten, what="the refused connection forgotten")
+        assert link.connected
+        assert puppet in keeper.held
+    finally:
+        await link.close("done")
+        await client.stop()
+        await keeper.stop(hang_up=True)
+        running.cancel()
+        await asyncio.wait({running}, timeout=5)
