@@ -1,11 +1,13 @@
 """A logged-in Matrix user's own IRC connection held by a keeper: the keeper identifies it (SASL
 through Atheme) with the account sealed in its spec, and a wrong password comes back to the bridge
-as the server's refusal, after one attempt. A keeper in this process, the bridge's side of it
-(``KeeperClient``, ``KeptLink``), a real Redis and InspIRCd linked to Atheme."""
+as the server's refusal, after one attempt. First a keeper in this process and the bridge's side
+of it (``KeeperClient``, ``KeptLink``); then end to end (Synapse, `bridgekit run`, a keeper
+process, Redis, InspIRCd linked to Atheme), the login flow in the management room."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +15,8 @@ from redis.asyncio import Redis
 
 from bridgekit import CredentialCipher
 from bridgekit.credentials import generate_key
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import BridgeStarter, MakeMatrixUser, SynapseHarness
 from bridgekit.testing.waiting import eventually
 from bridges.irc.account_login import AccountLogin
 from bridges.irc.keeper import protocol as p
@@ -21,7 +25,9 @@ from bridges.irc.keeper.kept_link import KeptLink
 from bridges.irc.keeper.sealing import seal
 from bridges.irc.keeper.server import Keeper
 from bridges.irc.link import AccountRefused
+from tests.integration.test_irc_puppets import log_in, portal, said_in, whois_account
 from tests.irc_fixtures import MakeIrcClient
+from tests.keeper_fixtures import StartKeeper
 from tests.servers.atheme import ServicesIRCd
 from tests.services_fixtures import MakeAccount, Services
 
@@ -85,3 +91,37 @@ async def test_a_puppet_identifies_in_the_keeper_and_a_wrong_password_is_refused
         await keeper.stop(hang_up=True)
         running.cancel()
         await asyncio.wait({running}, timeout=5)
+
+
+async def test_a_sasl_login_through_a_keeper_gives_her_own_nick_identified(
+    slot: AppserviceSlot, run_bridge: BridgeStarter, services: Services, synapse: SynapseHarness, redis_url: str,
+    start_keeper: StartKeeper, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    make_account: MakeAccount,
+) -> None:
+    keeper = start_keeper(redis_url, credentials_key=run_bridge.credentials_key)
+    await run_bridge(
+        slot, "irc",
+        connector={"server": services.hub.host, "port": services.hub.port, "tls": False, "lines_per_second": 0,
+                   "bot_nick": f"bridge{secrets.token_hex(2)}", "virtual_users": True,
+                   "keeper": {"redis_url": redis_url}},
+        permissions={synapse.server_name: "admin"},
+    )
+    channel = f"#kacct{secrets.token_hex(3)}"
+    account = await make_account("kalice")
+    alice = await make_matrix_user("alice")
+    bob = await make_irc_client("bob", server=services.hub)
+    await bob.join(channel)
+    room_id = await portal(alice, slot, channel)
+    await alice.send_text(room_id, "as my virtual self")  # her [m] connection, in the keeper too
+    await bob.wait_for(said_in(channel, "as my virtual self"))
+
+    refused = await log_in(alice, slot, account, "not-her-password")
+    assert refused == f"Login to {slot.connector} failed: SASL: SASL authentication failed", keeper.log()
+    assert (await log_in(alice, slot, account)).startswith(f"Logged in to {slot.connector} as {account.name}")
+    await alice.send_text(room_id, "hello as myself")
+    said = await bob.wait_for(said_in(channel, "hello as myself"))
+    assert said.source == account.name  # her own nick: no [m], no suffix
+    bob.send_raw(f"WHOIS {account.name}")
+    whois = await bob.wait_for(whois_account(account.name))
+    assert whois.params[2].lower() == account.name.lower()  # identified, by the keeper
+    assert keeper.log().count("refused the account") == 1, keeper.log()  # one attempt, no loop
