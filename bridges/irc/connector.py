@@ -246,8 +246,7 @@ class IrcConnector:
         self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...] = (),
         account: AccountLogin | None = None, login_check: bool = False,
     ) -> Link:
-        settings, grammar = self.settings, self.network.grammar
-        user_id = owner or ""
+        settings, grammar, user_id = self.settings, self.network.grammar, owner or ""
 
         def next_nick(attempt: int) -> str:
             if owner is None:
