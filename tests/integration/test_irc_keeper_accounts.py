@@ -93,13 +93,13 @@ async def test_a_puppet_identifies_in_the_keeper_and_a_wrong_password_is_refused
         await asyncio.wait({running}, timeout=5)
 
 
-async def test_a_sasl_login_through_a_keeper_gives_her_own_nick_identified(
+async def test_a_sasl_login_through_a_keeper_gives_her_own_nick_identified_across_a_bridge_kill(
     slot: AppserviceSlot, run_bridge: BridgeStarter, services: Services, synapse: SynapseHarness, redis_url: str,
     start_keeper: StartKeeper, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
     make_account: MakeAccount,
 ) -> None:
     keeper = start_keeper(redis_url, credentials_key=run_bridge.credentials_key)
-    await run_bridge(
+    bridge = await run_bridge(
         slot, "irc",
         connector={"server": services.hub.host, "port": services.hub.port, "tls": False, "lines_per_second": 0,
                    "bot_nick": f"bridge{secrets.token_hex(2)}", "virtual_users": True,
@@ -125,3 +125,14 @@ async def test_a_sasl_login_through_a_keeper_gives_her_own_nick_identified(
     whois = await bob.wait_for(whois_account(account.name))
     assert whois.params[2].lower() == account.name.lower()  # identified, by the keeper
     assert keeper.log().count("refused the account") == 1, keeper.log()  # one attempt, no loop
+
+    # A bridge SIGKILLed and started again takes her puppet back as it is (same connection ID):
+    # IRC sees no QUIT, JOIN or NICK of hers, and she still speaks as herself.
+    before = bob.mark()
+    await bridge.kill()
+    await bridge.start_ready()
+    await alice.send_text(room_id, "after a restart")
+    said = await bob.wait_for(said_in(channel, "after a restart"), since=before, timeout=60)
+    assert said.source == account.name
+    assert bob.lines(lambda line: line.command in ("QUIT", "JOIN", "PART", "NICK"), since=before) == []
+    assert keeper.log().count(f"~puppet/{alice.user_id}: connected as") == 1, keeper.log()
