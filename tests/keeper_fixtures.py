@@ -2,7 +2,7 @@
 
 - ``redis_server`` (session): a real :class:`~tests.servers.redis_server.RedisServer`.
 - ``redis_url`` (function): a fresh logical database of it (flushed), so tests share nothing.
-- ``start_keeper`` (function): ``await start_keeper(redis_url, keeper_id)`` -> a
+- ``start_keeper`` (function): ``start_keeper(redis_url, keeper_id, credentials_key=...)`` -> a
   :class:`KeeperProcess` (``python -m bridges.irc.keeper``), killed by PID after the test.
 """
 
@@ -49,14 +49,18 @@ async def redis_url(redis_server: RedisServer) -> str:
 
 
 class KeeperProcess:
-    def __init__(self, url: str, keeper_id: str, log_path: Path, connects_per_second: float = 5.0) -> None:
+    def __init__(self, url: str, keeper_id: str, log_path: Path, connects_per_second: float = 5.0,
+                 credentials_key: str | None = None) -> None:
         self.argv = [sys.executable, "-m", "bridges.irc.keeper", "--redis-url", url, "--keeper-id", keeper_id,
                      "--connects-per-second", str(connects_per_second)]
         self.log_path = log_path
+        self.env = bridge_environment()
+        if credentials_key is not None:  # the bridge's: it opens puppets' sealed logins
+            self.env["BRIDGEKIT_CREDENTIALS_KEY"] = credentials_key
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = spawn(self.argv, log_path=self.log_path, env=bridge_environment())
+        self.proc = spawn(self.argv, log_path=self.log_path, env=self.env)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -72,15 +76,18 @@ class KeeperProcess:
 
 
 class StartKeeper(Protocol):
-    def __call__(self, url: str, keeper_id: str = "main", connects_per_second: float = 5.0) -> KeeperProcess: ...
+    def __call__(self, url: str, keeper_id: str = "main", connects_per_second: float = 5.0,
+                 credentials_key: str | None = None) -> KeeperProcess: ...
 
 
 @pytest.fixture
 async def start_keeper(tmp_path: Path) -> AsyncIterator[StartKeeper]:
     started: list[KeeperProcess] = []
 
-    def start(url: str, keeper_id: str = "main", connects_per_second: float = 5.0) -> KeeperProcess:
-        keeper = KeeperProcess(url, keeper_id, tmp_path / f"keeper-{len(started)}.log", connects_per_second)
+    def start(url: str, keeper_id: str = "main", connects_per_second: float = 5.0,
+              credentials_key: str | None = None) -> KeeperProcess:
+        keeper = KeeperProcess(url, keeper_id, tmp_path / f"keeper-{len(started)}.log", connects_per_second,
+                               credentials_key)
         started.append(keeper)
         keeper.start()
         return keeper

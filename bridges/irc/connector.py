@@ -216,10 +216,9 @@ class IrcConnector:
 
     def _new_link(
         self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...] = (),
-        account: AccountLogin | None = None,
+        account: AccountLogin | None = None, login_check: bool = False,
     ) -> Link:
-        settings, grammar = self.settings, self.network.grammar
-        user_id = owner or ""
+        settings, grammar, user_id = self.settings, self.network.grammar, owner or ""
 
         def next_nick(attempt: int) -> str:
             if owner is None:
@@ -229,7 +228,8 @@ class IrcConnector:
 
         self.network.bridge_identities.add(ident, None)  # a ban mask must never match one of ours
         if self._kept is not None:
-            return self._kept.link(nick, ident=ident, realname=realname, owner=owner, caps=caps, next_nick=next_nick)
+            return self._kept.link(nick, ident=ident, realname=realname, owner=owner, caps=caps, next_nick=next_nick,
+                                   account=account, login_check=login_check)
         return IrcLink(
             host=settings.server, port=settings.port, tls=settings.tls, nick=nick, ident=ident, realname=realname,
             password=settings.password, on_event=self._on_event, lines_per_second=settings.lines_per_second,

@@ -116,9 +116,11 @@ class IrcLink:
         account: AccountLogin | None = None,
         nickserv: NickServ | None = None,
         pace: Callable[[], Awaitable[None]] | None = None,
+        members: bool = False,
     ) -> None:
         """``account``: a puppeted connection identifies with it (SASL, else NickServ: ``identify.py``)
-        before :meth:`connect` returns; it stays in memory only, with this link."""
+        before :meth:`connect` returns; it stays in memory only, with this link. ``members``: keep
+        everyone in our channels (a keeper's listener), not only ourselves."""
         self.host, self.port, self.tls = host, port, tls
         self.ident = ident
         self.realname = realname
@@ -129,7 +131,8 @@ class IrcLink:
         # With echo-message the server sends each of our lines back once it has taken it: lines
         # written but not yet echoed are the ones a dropped connection may have lost.
         identification = Identification(account, nickserv) if account is not None else None
-        self.state = ConnectionState(nick, caps=(*caps, ECHO_CAP), next_nick=next_nick, identification=identification)
+        self.state = ConnectionState(nick, caps=(*caps, ECHO_CAP), next_nick=next_nick, members=members,
+                                     identification=identification)
         now = time.monotonic()
         self._bucket = TokenBucket(lines_per_second, burst, now)
         self._ledger = EchoLedger(patience=ECHO_PATIENCE_S)

@@ -50,7 +50,7 @@ LOGIN_FLOWS = (LoginFlow("password", "account and password", (
 MAX_RECONNECT_DELAY_S = 120.0
 
 NewLink = Callable[..., Link]
-"""``new_link(nick, ident=, realname=, owner=, account=)``: a link to the network, not yet connected."""
+"""``new_link(nick, ident=, realname=, owner=, account=, login_check=)``: a link to the network, not yet connected."""
 
 
 class Puppets:
@@ -68,7 +68,7 @@ class Puppets:
     async def check(self, user_id: UserID, answers: dict[str, str]) -> PuppetLogin:
         account, password = answers.get("account", "").strip(), answers.get("password", "")
         self._valid(account, password)
-        link = self._link(user_id, account, password, nick=account)
+        link = self._link(user_id, account, password, nick=account, login_check=True)
         try:
             await link.connect()
         except AccountRefused as refused:
@@ -180,11 +180,13 @@ class Puppets:
             return account
         return matrix_user_nick("{localpart}", displayname=None, user_id=user_id, nicklen=grammar.nicklen)
 
-    def _link(self, user_id: UserID, account: str, password: str, *, nick: str) -> Link:
+    def _link(self, user_id: UserID, account: str, password: str, *, nick: str, login_check: bool = False) -> Link:
+        """``login_check``: the one-off connection of ``login`` (with a keeper, not the puppet's ID:
+        checking a new password never takes over, or closes, the puppet already connected)."""
         settings = self._setup.settings
         return self._new_link(
             nick, ident=ident_for(user_id), realname=settings.realname_template.format(user_id=user_id), owner=user_id,
-            account=AccountLogin(account, password, settings.login_method),
+            account=AccountLogin(account, password, settings.login_method), login_check=login_check,
         )
 
 

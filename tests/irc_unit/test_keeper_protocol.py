@@ -3,6 +3,8 @@ how secrets travel (``sealing.py``): pure, no Redis."""
 
 from __future__ import annotations
 
+import json
+
 import irc.client
 import pytest
 
@@ -112,3 +114,23 @@ def test_secrets_travel_sealed_and_only_for_their_connection() -> None:
 def test_a_secret_without_a_key_is_refused_not_sent_in_plaintext() -> None:
     with pytest.raises(ConfigError, match="BRIDGEKIT_CREDENTIALS_KEY"):
         seal(None, "n/~bot", password="server-pass", account=None)
+
+
+def test_a_users_virtual_connection_puppet_and_login_check_have_ids_of_their_own() -> None:
+    ids = {kind: p.connection_id("n", "@alice:x", kind) for kind in ("user", "puppet", "login")}
+    assert ids == {"user": "n/@alice:x", "puppet": "n/~puppet/@alice:x", "login": "n/~login/@alice:x"}
+    assert p.connection_id("n", None) == "n/~bot"
+    for kind, conn in ids.items():
+        assert p.connection_owner(conn) == (kind, "@alice:x")
+    assert p.connection_owner("n/~bot") == ("bot", None)
+
+
+def test_a_spec_carries_nickserv_and_reads_an_older_or_newer_one() -> None:
+    spec = p.ConnectionSpec("n/~puppet/@a:x", "n", "irc.example", 6667, False, "alice", "a", "alice",
+                            nickserv_nick="NS", nickserv_identify="LOGIN {account} {password}")
+    assert p.ConnectionSpec.from_json(spec.to_json()) == spec
+    older = json.loads(spec.to_json())
+    del older["nickserv_nick"], older["nickserv_identify"]  # kept in Redis by a keeper of protocol 1
+    assert p.ConnectionSpec.from_json(json.dumps(older)).nickserv_nick == "NickServ"
+    newer = {**json.loads(spec.to_json()), "something_later": 1}
+    assert p.ConnectionSpec.from_json(json.dumps(newer)) == spec

@@ -17,10 +17,11 @@ from typing import Any, Protocol
 
 import irc.client
 
-from bridges.irc.connection_state import ECHO_CAP, ConnectionState
+from bridges.irc.account_login import AccountLogin
+from bridges.irc.identify import NickServ
 from bridges.irc.keeper.protocol import Command, ConnectionSpec, snapshot
 from bridges.irc.lines import Line, join
-from bridges.irc.link import IrcLink, RegistrationFailed
+from bridges.irc.link import AccountRefused, IrcLink, RegistrationFailed
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ NOISE = frozenset({
 
 class HeldConnection:
     def __init__(self, spec: ConnectionSpec, hooks: KeeperHooks, *, password: str | None,
-                 channels: list[str] | None = None, after: HeldConnection | None = None) -> None:
+                 account: AccountLogin | None = None, channels: list[str] | None = None,
+                 after: HeldConnection | None = None) -> None:
         self.spec = spec
         self._after = after
         """The same connection ID's previous connection, still closing: this one waits for it (its
@@ -74,14 +76,16 @@ class HeldConnection:
         def next_nick(attempt: int) -> str:
             return nicks[attempt - 1] if attempt <= len(nicks) else f"{spec.nick[:20]}{attempt}"
 
+        # A puppet identifies here, with its account (SASL, else NickServ), at every connect; the
+        # listener (the bot) keeps every member, so a bridge adopting it learns who is there.
         self.link = IrcLink(
             host=spec.host, port=spec.port, tls=spec.tls, nick=spec.nick, ident=spec.ident, realname=spec.realname,
             password=password, on_event=self._heard, lines_per_second=spec.lines_per_second, burst=spec.burst,
-            next_nick=next_nick, caps=spec.caps, keepalive=spec.keepalive,
+            next_nick=next_nick, caps=spec.caps, keepalive=spec.keepalive, members=spec.members,
+            account=account, nickserv=NickServ(spec.nickserv_nick, spec.nickserv_identify),
         )
-        # The listener (the bot) keeps every member, so a bridge adopting it learns who is there.
-        self.link.state = ConnectionState(spec.nick, caps=(*spec.caps, ECHO_CAP), next_nick=next_nick,
-                                          members=spec.members)
+        self.refused: str | None = None
+        """The server refused the account (its reason): never tried again with the same password."""
         self._channels = list(channels or [])
         """Joined again after a reconnect (kept in Redis for the keeper's own restart)."""
         self._jobs: asyncio.Queue[tuple[str, Command]] = asyncio.Queue()
@@ -112,7 +116,11 @@ class HeldConnection:
 
     async def _run(self, entry: str, command: Command) -> None:
         if command.op == "open":
-            await self.ensure_up()
+            try:
+                await self.ensure_up()
+            except AccountRefused as refused:  # the bridge raises it again: the login flow shows why
+                self._hooks.outcome(Outcome(entry, command, False, str(refused), data={"refused": True}))
+                return
             self._hooks.outcome(Outcome(entry, command, True, data=snapshot(self.link.state)))
         elif command.op == "send":
             await self._send(entry, command)
@@ -155,9 +163,20 @@ class HeldConnection:
         self._hooks.outcome(Outcome(entry, command, not error and not done.cancelled(), error))
 
     async def _until_up(self) -> None:
-        if not self._up.is_set() and (self._reconnecting is None or self._reconnecting.done()):
-            self._reconnecting = asyncio.create_task(self._reconnect())
-        await self._up.wait()
+        """Raises AccountRefused once the server refused the account (nothing is tried again)."""
+        while not self._up.is_set():
+            if self.refused is not None:
+                raise AccountRefused(self.refused)
+            if self.closed:
+                await self._up.wait()  # as before: a closed connection's commands wait, unanswered
+                return
+            if self._reconnecting is None or self._reconnecting.done():
+                self._reconnecting = asyncio.create_task(self._reconnect())
+            reconnecting, up = self._reconnecting, asyncio.ensure_future(self._up.wait())
+            try:
+                await asyncio.wait({up, reconnecting}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                up.cancel()
 
     # ---- connecting --------------------------------------------------------------------------------
 
@@ -178,6 +197,11 @@ class HeldConnection:
             try:
                 await self.link.connect()
                 break
+            except AccountRefused as refused:
+                log.warning("%s: the server refused the account: %s", self.spec.conn, refused)
+                self.refused, self.closed, self.closing = str(refused), True, True
+                self.finished.set()  # the next open of this ID is a new connection (a new password)
+                return
             except (OSError, RegistrationFailed) as error:
                 log.info("%s: connecting failed (%s); again in %.0f s", self.spec.conn, error, delay)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))

@@ -20,7 +20,7 @@ from bridges.irc.connection_state import ECHO_CAP, ConnectionState
 from bridges.irc.keeper import protocol as p
 from bridges.irc.keeper.client import KeeperClient
 from bridges.irc.lines import Line
-from bridges.irc.link import RegistrationFailed
+from bridges.irc.link import AccountRefused, RegistrationFailed
 from bridges.irc.outgoing import OutLine
 
 
@@ -71,6 +71,8 @@ class KeptLink:
                 f"{self.host}:{self.port}: the IRC keeper {self._client.keeper_id!r} did not answer in time "
                 "(is it running? bridgekit-irc-keeper -c config.yaml)"
             ) from None
+        if not result.ok and result.data.get("refused"):
+            raise AccountRefused(result.error)  # the server's reason, as without a keeper (one attempt)
         if not result.ok:
             raise RegistrationFailed(f"{self.host}:{self.port}: {result.error}")
         p.restore(self.state, result.data)

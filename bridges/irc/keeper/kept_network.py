@@ -17,6 +17,7 @@ import irc.client
 from redis.asyncio import Redis
 
 from bridgekit import UserID
+from bridges.irc.account_login import AccountLogin
 from bridges.irc.keeper import protocol as p
 from bridges.irc.keeper.client import KeeperClient
 from bridges.irc.keeper.kept_link import KeptLink
@@ -64,27 +65,35 @@ class KeptNetwork:
         if not answer.ok:
             raise RegistrationFailed(f"{self.name}: {answer.error}")
         connections = answer.data.get("connections", {})
-        bot = p.connection_id(self.name, None)
+        adopted = 0
         for conn, state in connections.items():
-            if conn == bot:
+            kind, owner = p.connection_owner(conn)
+            if kind != "user" or owner is None:
+                # The bot's is opened again; a puppet's is taken back as it is when the core
+                # connects it (``connect_puppet``, same ID); a password check's was left behind.
                 continue
             spec = p.ConnectionSpec.from_json(answer.data["specs"][conn])
             link = KeptLink.adopted(self.client, spec, state, persist=self._keeper.persist_connections_on_shutdown,
                                     timeout=self._keeper.reply_timeout_seconds)
             self.links[conn] = link
-            users.adopt(link, UserID(conn.partition("/")[2]))
-        if connections:
-            log.info("%s: adopted %d connection(s) the IRC keeper held", self.name, len(connections))
-        return len(connections)
+            users.adopt(link, UserID(owner))
+            adopted += 1
+        if adopted:
+            log.info("%s: adopted %d connection(s) the IRC keeper held", self.name, adopted)
+        return adopted
 
     def link(self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...],
-             next_nick: Callable[[int], str]) -> KeptLink:
-        settings, conn = self._settings, p.connection_id(self.name, owner)
+             next_nick: Callable[[int], str], account: AccountLogin | None = None,
+             login_check: bool = False) -> KeptLink:
+        """``account``: a puppet's (or, with ``login_check``, the password being checked at
+        ``login``): sealed with the server password, and the keeper identifies with it."""
+        settings, conn = self._settings, p.connection_id(self.name, owner, _kind(account, login_check))
         spec = p.ConnectionSpec(
             conn=conn, network=self.name, host=settings.server, port=settings.port, tls=settings.tls, nick=nick,
             ident=ident, realname=realname, caps=caps, next_nicks=tuple(next_nick(n) for n in range(1, NEXT_NICKS + 1)),
             lines_per_second=settings.lines_per_second, burst=settings.burst, keepalive=settings.keepalive_seconds,
-            members=owner is None, sealed=seal(self._cipher, conn, password=settings.password, account=None),
+            members=owner is None, sealed=seal(self._cipher, conn, password=settings.password, account=account),
+            nickserv_nick=settings.nickserv_nick, nickserv_identify=settings.nickserv_identify,
         )
         link = KeptLink(self.client, spec, persist=self._keeper.persist_connections_on_shutdown,
                         timeout=self._keeper.reply_timeout_seconds)
@@ -116,6 +125,13 @@ class KeptNetwork:
         if self._listening is not None:
             self._listening.cancel()
         await self.client.stop()
+
+
+def _kind(account: AccountLogin | None, login_check: bool) -> p.ConnectionKind:
+    """A Matrix user's connection: a password being checked, their puppet, or their virtual one."""
+    if login_check:
+        return "login"
+    return "puppet" if account is not None else "user"
 
 
 __all__ = ["KeptNetwork"]

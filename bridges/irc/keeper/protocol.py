@@ -19,7 +19,7 @@ other, saying which one to upgrade (:func:`version_problem`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -27,7 +27,10 @@ import irc.client
 
 from bridges.irc.connection_state import ChannelState, ConnectionState
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: connection specs carry NickServ's settings and may seal an account login (puppets), and a
+puppet's connection ID differs from its owner's virtual connection (:func:`connection_id`). A
+keeper of 1 would connect a puppet without identifying it: the handshake refuses the pair."""
 BRIDGE_GROUP = "bridge"
 KEEPER_GROUP = "keeper"
 STREAM_MAXLEN = 200_000
@@ -36,6 +39,9 @@ DONE_KEY_TTL_S = 7 * 24 * 3600
 """How long the keeper remembers that a line was sent (a resent command writes nothing twice)."""
 
 Op = Literal["open", "send", "close", "list"]
+ConnectionKind = Literal["bot", "user", "puppet", "login"]
+"""The bot's connection; a Matrix user's virtual one (``[m]``); their puppet (their own IRC account);
+the one-off connection that checks the account's password at ``login``."""
 
 
 def hello_key(keeper_id: str) -> str:
@@ -68,9 +74,27 @@ def done_key(network: str, key: str) -> str:
     return f"bk:irc:net:{network}:sent:{key}"
 
 
-def connection_id(network: str, owner: str | None) -> str:
-    """The bot's connection or a Matrix user's own, on one network: stable across restarts."""
-    return f"{network}/{owner or '~bot'}"
+def connection_id(network: str, owner: str | None, kind: ConnectionKind = "user") -> str:
+    """One connection of a network, stable across restarts: ``net/~bot``, ``net/@alice:hs`` (her
+    virtual connection), ``net/~puppet/@alice:hs`` (her own account's), ``net/~login/@alice:hs``
+    (checking her password). A Matrix ID starts with ``@``, so none of them can be taken for another."""
+    if owner is None or kind == "bot":
+        return f"{network}/~bot"
+    if kind == "user":
+        return f"{network}/{owner}"
+    return f"{network}/~{kind}/{owner}"
+
+
+def connection_owner(conn: str) -> tuple[ConnectionKind, str | None]:
+    """What :func:`connection_id` made ``conn`` of: its kind and its owner."""
+    rest = conn.partition("/")[2]
+    if rest == "~bot":
+        return "bot", None
+    if rest.startswith("~puppet/"):
+        return "puppet", rest.removeprefix("~puppet/")
+    if rest.startswith("~login/"):
+        return "login", rest.removeprefix("~login/")
+    return "user", rest
 
 
 def version_problem(
@@ -169,6 +193,9 @@ class ConnectionSpec:
     keepalive: float = 60.0
     members: bool = False
     sealed: str | None = None
+    nickserv_nick: str = "NickServ"
+    nickserv_identify: str = "IDENTIFY {account} {password}"
+    """How a puppet identifies where the server offers no SASL (the account itself is in ``sealed``)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -176,6 +203,8 @@ class ConnectionSpec:
     @classmethod
     def from_json(cls, text: str) -> ConnectionSpec:
         data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        data = {key: value for key, value in data.items() if key in known}  # a newer bridge's extras
         data["caps"] = tuple(data.get("caps", ()))
         data["next_nicks"] = tuple(data.get("next_nicks", ()))
         return cls(**data)
@@ -261,9 +290,11 @@ __all__ = [
     "KEEPER_GROUP",
     "PROTOCOL_VERSION",
     "Command",
+    "ConnectionKind",
     "ConnectionSpec",
     "Result",
     "connection_id",
+    "connection_owner",
     "decode_event",
     "encode_event",
     "restore",

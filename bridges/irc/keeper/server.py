@@ -28,6 +28,7 @@ from bridges.irc.keeper import protocol as p
 from bridges.irc.keeper import streams
 from bridges.irc.keeper.held import HeldConnection, Outcome
 from bridges.irc.keeper.sealing import unseal
+from bridges.irc.link import AccountRefused
 from bridges.irc.outgoing import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Keeper:
         self._tasks: list[asyncio.Task[None]] = []
         self._commands = p.commands_stream(keeper_id)
         self._stopped = False
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     # ---- running -----------------------------------------------------------------------------------
 
@@ -83,9 +85,23 @@ class Keeper:
             spec = p.ConnectionSpec.from_json(text)
             channels = await streams.set_members(self.redis, p.channels_key(self.keeper_id, conn))
             held = self._hold(spec, channels)
-            asyncio.create_task(held.ensure_up())  # noqa: RUF006 (the connection keeps it: held.link)
+            asyncio.create_task(self._up_again(held))  # noqa: RUF006 (the connection keeps it: held.link)
         if specs:
             log.info("making %d connection(s) again", len(specs))
+
+    async def _up_again(self, held: HeldConnection) -> None:
+        try:
+            await held.ensure_up()
+        except AccountRefused:
+            await self._forget(held)  # the password changed meanwhile: the user logs in again
+
+    async def _forget(self, held: HeldConnection) -> None:
+        """A refused account's connection is not made again (after a restart either)."""
+        conn = held.spec.conn
+        if self.held.get(conn) is held:
+            del self.held[conn]
+            await streams.hash_delete(self.redis, p.connections_key(self.keeper_id), conn)
+            await self.redis.delete(p.channels_key(self.keeper_id, conn))
 
     async def _read_commands(self) -> None:
         position = "0"  # first what was taken but never finished (a crash), then new entries
@@ -128,7 +144,7 @@ class Keeper:
         if command.op == "open":
             spec = p.ConnectionSpec.from_json(str(command.data["spec"]))
             await streams.hash_set(self.redis, p.connections_key(self.keeper_id), spec.conn, spec.to_json())
-            if held is None or held.closing:
+            if held is None or held.closing:  # (a refused account's is closing: a new password)
                 held = self._hold(spec, [], after=held)
         elif held is None:
             self.outcome(Outcome(entry, command, False, f"no connection {command.conn} on this keeper"))
@@ -140,8 +156,8 @@ class Keeper:
         held.submit(entry, command)
 
     def _hold(self, spec: p.ConnectionSpec, channels: list[str], after: HeldConnection | None = None) -> HeldConnection:
-        password, _account = unseal(self._cipher, spec.conn, spec.sealed)
-        held = HeldConnection(spec, self, password=password, channels=channels, after=after)
+        password, account = unseal(self._cipher, spec.conn, spec.sealed)
+        held = HeldConnection(spec, self, password=password, account=account, channels=channels, after=after)
         self.held[spec.conn] = held
         return held
 
@@ -152,6 +168,11 @@ class Keeper:
 
     def outcome(self, outcome: Outcome) -> None:
         self._outcomes.put_nowait(outcome)
+        held = self.held.get(outcome.command.conn)
+        if outcome.command.op == "open" and held is not None and held.refused is not None:
+            forgetting = asyncio.create_task(self._forget(held))
+            self._forgetting.add(forgetting)  # (a task nobody holds may be collected before it ran)
+            forgetting.add_done_callback(self._forgetting.discard)
 
     def channels_changed(self, conn: str, channels: list[str]) -> None:
         self._channel_saves.put_nowait((conn, channels))
