@@ -70,7 +70,7 @@ class Keeper:
         await streams.ensure_group(self.redis, self._commands, p.KEEPER_GROUP)
         loops = (self._publisher, self._answerer, self._channel_saver, self._heartbeat)
         self._tasks = [asyncio.create_task(loop()) for loop in loops]
-        await self._restore(None if went_down is None else float(went_down))
+        await self._restore(_seconds(went_down))
         await self._read_commands()
 
     async def announce(self) -> None:
@@ -282,6 +282,14 @@ class Keeper:
             if channels:
                 pipe.sadd(key, *channels)
             await pipe.execute()
+
+
+def _seconds(stored: object) -> float | None:
+    """A stored heartbeat (None: the first run; junk in Redis is no gap either)."""
+    try:
+        return float(str(stored)) if stored is not None else None
+    except ValueError:
+        return None
 
 
 __all__ = ["Keeper"]
