@@ -122,7 +122,7 @@ class IrcConnector:
         if self.settings.keeper is not None:  # connections held by a keeper (docs/irc.md); imports redis
             from bridges.irc.keeper.kept_network import KeptNetwork
 
-            self._kept = KeptNetwork(self.name, self.settings, self.settings.keeper, self._records, self.network)
+            self._kept = KeptNetwork(ctx, self.settings, self.settings.keeper, self._records, self.network)
         self._moderation = PortalModeration(ctx, self.network, self._records, self._bridge_sessions)
         self._power = PowerModes(ctx, self.network, lambda: self._bot, self._own_session)
         self._matrix_events = MatrixSideEvents(ctx, self.network, BanRecords(self._records), self._power,

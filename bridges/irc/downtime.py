@@ -36,6 +36,8 @@ HEARTBEAT_KEY = "alive_at"
 class Outage:
     began: float
     ended: float
+    subject: str = "The bridge"
+    """What was offline: the bridge, or (:mod:`bridges.irc.keeper`) the IRC connection keeper."""
 
     @property
     def key(self) -> str:
@@ -44,9 +46,10 @@ class Outage:
 
     def notice(self) -> str:
         began, ended = _utc(self.began), _utc(self.ended)
-        until = ended.strftime("%H:%M") if ended.date() == began.date() else ended.strftime("%Y-%m-%d %H:%M")
+        clock = "%H:%M:%S" if began.strftime("%H:%M") == ended.strftime("%H:%M") else "%H:%M"  # not "16:10 to 16:10"
+        until = ended.strftime(clock) if ended.date() == began.date() else ended.strftime(f"%Y-%m-%d {clock}")
         return (
-            f"The bridge was offline from {began:%Y-%m-%d %H:%M} to {until} UTC; "
+            f"{self.subject} was offline from {began:%Y-%m-%d} {began.strftime(clock)} to {until} UTC; "
             "messages from IRC in that time were not seen."
         )
 
@@ -63,6 +66,20 @@ def outage(last_alive: object, now: float, *, at_least: float = MIN_OUTAGE_S) ->
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+async def tell_portals(ctx: BridgeContext, gap: Outage, sender: str, *, key: str) -> None:
+    """One notice about ``gap`` in every portal of a channel of the network, from the bridge bot
+    (``sender``: the name it speaks under). ``key``: its message ID, the same each time this gap
+    is told, so that telling it again (a crash meanwhile) posts nothing twice."""
+    log.warning("%s: %s", ctx.name, gap.notice())
+    for chat in await ctx.portal_chats():
+        if chat.startswith("pm:"):
+            continue  # private chats: only portals of channels
+        await ctx.emit(RemoteMessage(
+            chat_id=ChatID(chat), message_id=MessageID(key), sender_id=RemoteUserID(sender),
+            text=gap.notice(), msgtype="m.notice", by_bot=True, timestamp_ms=int(gap.ended * 1000),
+        ))
 
 
 class DowntimeWatch:
@@ -88,14 +105,7 @@ class DowntimeWatch:
         self._beating = asyncio.create_task(self._keep_beating())
         if gap is None:
             return None
-        log.warning("%s: %s", self._ctx.name, gap.notice())
-        for chat in await self._ctx.portal_chats():
-            if chat.startswith("pm:"):
-                continue  # private chats: only portals of channels
-            await self._ctx.emit(RemoteMessage(
-                chat_id=ChatID(chat), message_id=MessageID(gap.key), sender_id=RemoteUserID(sender),
-                text=gap.notice(), msgtype="m.notice", by_bot=True, timestamp_ms=int(now * 1000),
-            ))
+        await tell_portals(self._ctx, gap, sender, key=gap.key)
         return gap
 
     async def stop(self) -> None:
@@ -125,4 +135,4 @@ class _Records(Protocol):
     async def set(self, key: str, value: object, *, ttl_seconds: float | None = None) -> None: ...
 
 
-__all__ = ["HEARTBEAT_S", "MIN_OUTAGE_S", "DowntimeWatch", "Outage", "outage"]
+__all__ = ["HEARTBEAT_S", "MIN_OUTAGE_S", "DowntimeWatch", "Outage", "outage", "tell_portals"]

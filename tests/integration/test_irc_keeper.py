@@ -54,6 +54,11 @@ def from_ghost_with(ghost: str, containing: str) -> Any:
                       and containing in e["content"].get("body", ""))
 
 
+def keeper_gap_notice(bot: str) -> Any:
+    return lambda e: (e.get("sender") == bot and e.get("content", {}).get("msgtype") == "m.notice"
+                      and e["content"].get("body", "").startswith("The IRC connection keeper was offline from "))
+
+
 async def test_ten_sigkills_of_the_bridge_lose_nothing_and_irc_sees_none(
     slot: AppserviceSlot, run_bridge: RunBridge, inspircd: InspIRCd, synapse: SynapseHarness, redis_url: str,
     start_keeper: StartKeeper, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
@@ -112,7 +117,8 @@ async def test_a_sigkilled_keeper_comes_back_and_sends_the_queued_lines_in_order
     """alice's 12-line message goes out paced (a burst of 3, then 2 lines a second); the keeper is
     SIGKILLed once bob has seen 4, and started again: it connects the bot and alice again, joins
     their channel, and sends the rest, in order (at most the line in flight at the kill twice).
-    The bridge keeps running throughout, and IRC -> Matrix works again afterwards."""
+    The bridge keeps running throughout, and IRC -> Matrix works again afterwards; what bob said
+    while the keeper was down was heard by nobody, and the portal is told so in one notice."""
     channel = f"#kept{secrets.token_hex(3)}"
     keeper = start_keeper(redis_url)
     await start_kept_bridge(slot, run_bridge, inspircd, synapse, redis_url, lines_per_second=2, burst=3,
@@ -129,6 +135,7 @@ async def test_a_sigkilled_keeper_comes_back_and_sends_the_queued_lines_in_order
     await alice.send_text(room_id, "\n".join(expected))
     await bob.wait_for_count(said(channel, " of 12"), 4, timeout=30)
     keeper.kill()
+    await bob.privmsg(channel, "said while the keeper was down")
     start_keeper(redis_url)
 
     await bob.wait_for(said(channel, "line 12 of 12"), timeout=90)
@@ -139,3 +146,8 @@ async def test_a_sigkilled_keeper_comes_back_and_sends_the_queued_lines_in_order
     ghost = slot.ghost_user_id(f"{slot.connector}_{bob.nick.lower()}")
     await bob.privmsg(channel, "still hearing me?")
     await alice.wait_for_event(room_id, from_ghost_with(ghost, "still hearing me?"), timeout=60)
+    # What bob said in the gap nobody heard: the portal is told so, once.
+    told = await alice.wait_for_event(room_id, keeper_gap_notice(slot.bot_user_id), timeout=60)
+    assert told["content"]["body"].endswith(" UTC; messages from IRC in that time were not seen."), told
+    assert len([e for e in alice.events(room_id) if keeper_gap_notice(slot.bot_user_id)(e)]) == 1
+    assert not [e for e in alice.events(room_id) if from_ghost_with(ghost, "while the keeper was down")(e)]

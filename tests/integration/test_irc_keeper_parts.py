@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -162,3 +163,33 @@ async def test_a_connection_closed_and_opened_again_comes_back(
     finally:
         await client.stop()
         await stop(keeper, running)
+
+
+async def test_a_restarted_keeper_tells_the_gap_since_its_last_heartbeat_once_its_bot_is_up(
+    redis: Redis, inspircd: InspIRCd,
+) -> None:
+    """A keeper that held a network's bot connection and was last alive 100 s ago starts again:
+    one gap entry (from its last heartbeat to when the bot was up again) on that network's inbound
+    stream, nothing left to tell, and a clean stop records a heartbeat."""
+    keeper_id, network = f"kgap{secrets.token_hex(3)}", f"gapnet{secrets.token_hex(3)}"
+    went_down = time.time() - 100.0
+    bot = p.ConnectionSpec(p.connection_id(network, None, "bot"), network, inspircd.host, inspircd.port, False,
+                           unique_nick("gapbot"), "bridge", "bridge", lines_per_second=0, members=True)
+    await redis.set(p.heartbeat_key(keeper_id), repr(went_down))
+    await cast(Any, redis.hset(p.connections_key(keeper_id), bot.conn, bot.to_json()))
+    keeper, running = await running_keeper(redis, keeper_id)
+    try:
+        async def told() -> list[tuple[str, float, float]]:
+            entries = cast(list[tuple[str, dict[str, str]]], await redis.xrange(p.inbound_stream(network)))
+            gaps = [p.gap_of(p.decode_event(fields)[1]) for _entry, fields in entries]
+            return [gap for gap in gaps if gap is not None]
+
+        await eventually(told, what="the gap told")
+        [(teller, began, ended)] = await told()
+        assert (teller, began) == (keeper_id, went_down)
+        assert ended - began >= 100
+        assert keeper.held[bot.conn].link.connected  # (told once the bot listens again)
+        assert not await cast(Any, redis.hgetall(p.gaps_key(keeper_id)))  # nothing left to tell twice
+    finally:
+        await stop(keeper, running)
+    assert float(await redis.get(p.heartbeat_key(keeper_id)) or 0) > went_down + 100  # the clean stop's beat

@@ -33,3 +33,11 @@ def test_the_same_outage_has_the_same_key_so_its_notice_is_posted_once() -> None
     gap = Outage(at("2026-12-02 14:05:10"), at("2026-12-02 14:07:59"))
     assert gap.key == Outage(gap.began, gap.ended).key
     assert gap.key != Outage(gap.began, gap.ended + 60).key
+
+
+def test_the_keepers_gap_is_told_in_the_same_words_and_a_short_one_to_the_second() -> None:
+    gap = Outage(at("2026-12-02 14:05:10"), at("2026-12-02 14:05:14"), subject="The IRC connection keeper")
+    assert gap.notice() == (
+        "The IRC connection keeper was offline from 2026-12-02 14:05:10 to 14:05:14 UTC; "
+        "messages from IRC in that time were not seen."
+    )  # (not "from 14:05 to 14:05")

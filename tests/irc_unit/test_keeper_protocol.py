@@ -134,3 +134,15 @@ def test_a_spec_carries_nickserv_and_reads_an_older_or_newer_one() -> None:
     assert p.ConnectionSpec.from_json(json.dumps(older)).nickserv_nick == "NickServ"
     newer = {**json.loads(spec.to_json()), "something_later": 1}
     assert p.ConnectionSpec.from_json(json.dumps(newer)) == spec
+
+
+def test_a_keepers_gap_crosses_the_inbound_stream_as_an_entry_no_link_has() -> None:
+    fields = p.encode_event(p.gap_connection("libera"), p.gap_event("k1", 1000.5, 1012.25), received_at=1012.25)
+    conn, event = p.decode_event(fields)
+    assert conn == "libera/~keeper"
+    assert conn not in {p.connection_id("libera", owner, kind)  # a bridge that does not know gaps passes it by
+                        for owner in ("@a:hs", None) for kind in ("bot", "user", "puppet", "login")}
+    assert p.gap_of(event) == ("k1", 1000.5, 1012.25)
+    heard = irc.client.Event("pubmsg", irc.client.NickMask("bob!b@host"), "#room", ["1", "2"])
+    assert p.gap_of(heard) is None  # anything else heard is no gap
+    assert p.gap_of(irc.client.Event(p.GAP_EVENT, None, "k1", ["soon", "later"])) is None  # junk: none

@@ -4,7 +4,8 @@ The connector asks this for its links (``link``), and on start it adopts what th
 while the bridge was away (``adopt``): the Matrix users' connections become their sessions again,
 as they are (no QUIT, JOIN or NICK on IRC), and the bot's, opened again, answers with its
 channels and their members. Then ``listen`` hands the connector every event heard, in order,
-from where the last run stopped.
+from where the last run stopped; but a gap the keeper tells (its own restart) becomes one notice
+in each portal of the network, as the bridge's own downtime does (:mod:`bridges.irc.downtime`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Awaitable, Callable
 import irc.client
 from redis.asyncio import Redis
 
-from bridgekit import UserID
+from bridgekit import BridgeContext, UserID
 from bridges.irc.account_login import AccountLogin
+from bridges.irc.downtime import Outage, tell_portals
 from bridges.irc.keeper import protocol as p
 from bridges.irc.keeper.client import KeeperClient
 from bridges.irc.keeper.kept_link import KeptLink
@@ -38,9 +40,10 @@ LinkHandler = Callable[[Link, irc.client.Event], Awaitable[None]]
 
 
 class KeptNetwork:
-    def __init__(self, name: str, settings: IrcSettings, keeper: KeeperSettings, records: IrcRecords,
+    def __init__(self, ctx: BridgeContext, settings: IrcSettings, keeper: KeeperSettings, records: IrcRecords,
                  network: IrcNetwork) -> None:
-        self.name = name
+        self.name = name = network.name
+        self._ctx = ctx
         self._settings = settings
         self._keeper = keeper
         self._records = records
@@ -111,6 +114,10 @@ class KeptNetwork:
             return
 
         async def handle(conn: str, event: irc.client.Event) -> None:
+            gap = p.gap_of(event) if conn == p.gap_connection(self.name) else None
+            if gap is not None:
+                await self._tell_gap(*gap)
+                return
             link = self.links.get(conn)
             if link is None:
                 return  # a connection closed since (idle, logout): nobody listens on it
@@ -120,6 +127,12 @@ class KeptNetwork:
         cursor = (lambda: self._records.get("keeper_inbound_last", None),
                   lambda entry: self._records.set("keeper_inbound_last", entry))
         self._listening = asyncio.create_task(self.client.listen(handle, cursor))
+
+    async def _tell_gap(self, keeper_id: str, began: float, ended: float) -> None:
+        """The keeper was down (any length: its restart dropped every connection). The notice's
+        ID names the keeper and the gap's start: told twice (a crash), it is posted once."""
+        gap = Outage(began, ended, subject="The IRC connection keeper")
+        await tell_portals(self._ctx, gap, self._settings.bot_nick, key=f"keeper-offline:{keeper_id}:{int(began)}")
 
     async def stop(self) -> None:
         if self._listening is not None:

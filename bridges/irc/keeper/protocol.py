@@ -12,6 +12,12 @@ entry is a flat mapping of strings, as Redis Streams store them.
   line is settled (echoed by the server, or written where it does not echo).
 - ``results_stream(network)``: the keeper's answers, by request ID (settles the bridge's futures).
 
+The keeper records a heartbeat (:func:`heartbeat_key`); after its own restart it appends one
+``keeper-gap`` entry (:func:`gap_event`) to the inbound stream of each network it served, once
+that network's bot connection is up again: the bridge tells the portals what was not seen. It
+is an ordinary event entry of a connection ID no link has (``net/~keeper``), so a bridge that
+does not know it passes it by: no protocol version bump.
+
 Every entry carries the protocol version (``v``): a keeper and a bridge that differ refuse each
 other, saying which one to upgrade (:func:`version_problem`).
 """
@@ -60,6 +66,16 @@ def connections_key(keeper_id: str) -> str:
 def channels_key(keeper_id: str, conn: str) -> str:
     """Set: the channels a connection is in, joined again after the keeper restarts."""
     return f"bk:irc:keeper:{keeper_id}:channels:{conn}"
+
+
+def heartbeat_key(keeper_id: str) -> str:
+    """When the keeper was last alive (seconds since the epoch): the start of its next gap."""
+    return f"bk:irc:keeper:{keeper_id}:alive_at"
+
+
+def gaps_key(keeper_id: str) -> str:
+    """Hash: network -> when the keeper went offline, until that network has been told."""
+    return f"bk:irc:keeper:{keeper_id}:gaps"
 
 
 def inbound_stream(network: str) -> str:
@@ -158,6 +174,30 @@ def decode_event(fields: dict[str, str]) -> tuple[str, irc.client.Event]:
         json.loads(fields.get("tags", "[]")),
     )
     return fields["conn"], event
+
+
+GAP_EVENT = "keeper-gap"
+"""A heard "event" that is the keeper's own: it was offline from ``arguments[0]`` to ``[1]``."""
+
+
+def gap_connection(network: str) -> str:
+    """The connection ID a gap entry is appended under: none of a link (``~`` is no Matrix ID)."""
+    return f"{network}/~keeper"
+
+
+def gap_event(keeper_id: str, began: float, ended: float) -> irc.client.Event:
+    return irc.client.Event(GAP_EVENT, None, keeper_id, [repr(began), repr(ended)], [])
+
+
+def gap_of(event: irc.client.Event) -> tuple[str, float, float] | None:
+    """(keeper ID, offline from, offline to) of a gap event; None for any other (or a malformed one)."""
+    if event.type != GAP_EVENT or len(event.arguments) != 2:
+        return None
+    try:
+        began, ended = float(event.arguments[0]), float(event.arguments[1])
+    except ValueError:
+        return None
+    return str(event.target or ""), began, ended
 
 
 def tag_of(event: irc.client.Event, key: str) -> str | None:
@@ -287,6 +327,7 @@ def restore(state: ConnectionState, data: dict[str, Any]) -> None:
 
 __all__ = [
     "BRIDGE_GROUP",
+    "GAP_EVENT",
     "KEEPER_GROUP",
     "PROTOCOL_VERSION",
     "Command",
@@ -297,6 +338,11 @@ __all__ = [
     "connection_owner",
     "decode_event",
     "encode_event",
+    "gap_connection",
+    "gap_event",
+    "gap_of",
+    "gaps_key",
+    "heartbeat_key",
     "restore",
     "snapshot",
     "stream_id_after",

@@ -8,17 +8,23 @@ their network's inbound stream, in the order heard. A command is acknowledged on
 ``send`` once its line is settled, so a keeper killed meanwhile sends it again when it returns
 (at most the line in flight repeated). What it needs to make its connections again after its
 own restart (their specs, secrets sealed, and channels) is kept in Redis too.
+
+It records a heartbeat every :data:`HEARTBEAT_S` (and at a clean stop). After a restart, the gap
+since the last one is told to each network it served once that network's bot connection is up
+again (a ``keeper-gap`` entry on the inbound stream): whatever its length, for a keeper restart
+always drops the connections, and what IRC said meanwhile was heard by nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import time
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import irc.client
 from redis.asyncio import Redis
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 BLOCK_MS = 1000
+HEARTBEAT_S = 10.0
+"""How often the keeper records that it is alive: the error of the reported start of its gap."""
 
 
 class Keeper:
@@ -58,9 +66,11 @@ class Keeper:
 
     async def run(self) -> None:
         await self.announce()
+        went_down = await self.redis.get(p.heartbeat_key(self.keeper_id))  # before the first beat
         await streams.ensure_group(self.redis, self._commands, p.KEEPER_GROUP)
-        self._tasks = [asyncio.create_task(loop()) for loop in (self._publisher, self._answerer, self._channel_saver)]
-        await self._restore()
+        loops = (self._publisher, self._answerer, self._channel_saver, self._heartbeat)
+        self._tasks = [asyncio.create_task(loop()) for loop in loops]
+        await self._restore(_seconds(went_down))
         await self._read_commands()
 
     async def announce(self) -> None:
@@ -77,12 +87,19 @@ class Keeper:
         self._stopped = True  # a cancel that reaches a blocking read may be swallowed by redis-py
         for task in self._tasks:
             task.cancel()
+        with contextlib.suppress(*streams.TRANSIENT):
+            await self._beat()  # the gap the next start tells begins now
 
-    async def _restore(self) -> None:
-        """After a restart: make the connections the keeper held again, paced (``connect_turn``)."""
+    async def _restore(self, went_down: float | None) -> None:
+        """After a restart: make the connections the keeper held again, paced (``connect_turn``).
+        ``went_down``: the last heartbeat of the previous run (None: the first run), remembered
+        for each network whose bot connection is made again until that network is told."""
         specs = await streams.hash_all(self.redis, p.connections_key(self.keeper_id))
         for conn, text in specs.items():
             spec = p.ConnectionSpec.from_json(text)
+            if went_down is not None and p.connection_owner(conn)[0] == "bot":
+                # (kept if already there: a gap not yet told, the keeper died again meanwhile)
+                await cast(Any, self.redis.hsetnx(p.gaps_key(self.keeper_id), spec.network, repr(went_down)))
             channels = await streams.set_members(self.redis, p.channels_key(self.keeper_id, conn))
             held = self._hold(spec, channels)
             asyncio.create_task(self._up_again(held))  # noqa: RUF006 (the connection keeps it: held.link)
@@ -94,6 +111,23 @@ class Keeper:
             await held.ensure_up()
         except AccountRefused:
             await self._forget(held)  # the password changed meanwhile: the user logs in again
+            return
+        if p.connection_owner(held.spec.conn)[0] == "bot":
+            await streams.until_done("telling the gap", partial(self._tell_gap, held.spec.network))
+
+    async def _tell_gap(self, network: str) -> None:
+        """The network's bot listens again: the bridge is told what nobody heard (once the entry
+        is appended the gap is forgotten; a crash between the two tells it twice, and the bridge
+        posts it once: its notice's ID is made of the keeper and when the gap began)."""
+        began = await cast(Any, self.redis.hget(p.gaps_key(self.keeper_id), network))
+        if began is None:
+            return
+        now = time.time()
+        entry = p.encode_event(p.gap_connection(network), p.gap_event(self.keeper_id, float(began), now), now)
+        await self.redis.xadd(p.inbound_stream(network), entry,  # type: ignore[arg-type]
+                              maxlen=p.STREAM_MAXLEN, approximate=True)
+        await cast(Any, self.redis.hdel(p.gaps_key(self.keeper_id), network))
+        log.warning("%s: told the bridge this keeper was offline for %.0f s", network, now - float(began))
 
     async def _forget(self, held: HeldConnection) -> None:
         """A refused account's connection is not made again (after a restart either)."""
@@ -228,6 +262,14 @@ class Keeper:
             pipe.xadd(p.results_stream(network), result.encode(), maxlen=p.STREAM_MAXLEN, approximate=True)
         pipe.xack(self._commands, p.KEEPER_GROUP, done.entry)
 
+    async def _heartbeat(self) -> None:
+        while True:
+            await streams.until_done("recording the heartbeat", self._beat)
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def _beat(self) -> None:
+        await self.redis.set(p.heartbeat_key(self.keeper_id), repr(time.time()))
+
     async def _channel_saver(self) -> None:
         while True:
             conn, channels = await self._channel_saves.get()
@@ -240,6 +282,14 @@ class Keeper:
             if channels:
                 pipe.sadd(key, *channels)
             await pipe.execute()
+
+
+def _seconds(stored: object) -> float | None:
+    """A stored heartbeat (None: the first run; junk in Redis is no gap either)."""
+    try:
+        return float(str(stored)) if stored is not None else None
+    except ValueError:
+        return None
 
 
 __all__ = ["Keeper"]
