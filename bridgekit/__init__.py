@@ -71,6 +71,7 @@ from bridgekit.connector import (
     ThirdPartyHandler,
     TopicSession,
     TypingSession,
+    UseRelay,
     UserQueryHandler,
     VirtualUserProvider,
 )
@@ -235,6 +236,7 @@ __all__ = [  # noqa: RUF022 (sorted plainly, as tests/unit/test_public_api.py ch
     "TransactionID",
     "TypingSession",
     "UnsafeURL",
+    "UseRelay",
     "UserID",
     "UserQueryHandler",
     "VirtualUserProvider",

@@ -820,6 +820,20 @@ class RelayProvider(Protocol):
         """The network's bot session, or None while it is not connected."""
 
 
+class UseRelay(Exception):
+    """Raised by ``virtual_session``: no identity of their own for this user now (a connection
+    limit is reached, say); the core has their message said by the portal's relay instead, with
+    the relay template (``<name> text``), or refuses it where the portal's relay is off. The
+    ``reason`` is told to the user once per network (privately, as :meth:`BridgeContext.tell_user`),
+    not per message; once the connector gives them a session again, a later ``UseRelay`` is told
+    again. Never hand back the bot's session instead: it would send their text under the bot's
+    name, without the prefix."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @runtime_checkable
 class VirtualUserProvider(Protocol):
     virtual_users: bool
@@ -830,7 +844,8 @@ class VirtualUserProvider(Protocol):
 
         Called by the core when the user speaks in a portal and has no live virtual session;
         the core keeps the session and closes it (:class:`ClosableSession`) when it has been
-        idle for the connector's ``virtual_idle_minutes``. Must not cache sessions itself."""
+        idle for the connector's ``virtual_idle_minutes``. Must not cache sessions itself.
+        Raise :class:`UseRelay` to have the user relayed instead for now."""
 
 
 @dataclass(frozen=True)
@@ -1074,6 +1089,7 @@ __all__ = [
     "ThirdPartyHandler",
     "TopicSession",
     "TypingSession",
+    "UseRelay",
     "UserQueryHandler",
     "VirtualUserProvider",
 ]

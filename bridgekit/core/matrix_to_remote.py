@@ -15,6 +15,7 @@ delivery: the room moves on, but the event counts as handled only once it is del
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import logging
@@ -241,13 +242,18 @@ class MatrixToRemote:
         relay_on = isinstance(connector, RelayProvider) and await self._portals.relay_enabled(
             portal.id, default=self._relay_default
         )
-        return choose_route(RoutingFacts(
+        route = choose_route(facts := RoutingFacts(
             sender_level=self._permissions.level_for(sender),
             has_connected_puppet=self._sessions.puppet(portal.network, sender) is not None,
             network_offers_virtual=isinstance(connector, VirtualUserProvider) and connector.virtual_users,
             relay_enabled=relay_on,
             network=portal.network,
         ))
+        # Opened now: a connector without an identity for them now (UseRelay) has them relayed, with the prefix.
+        if route.kind is RouteKind.VIRTUAL and not await self._sessions.opens_virtual(
+                portal.network, sender, await self._display_name(event)):
+            return choose_route(dataclasses.replace(facts, network_offers_virtual=False))
+        return route
 
     def _outgoing(
         self, event: MatrixEvent, portal: PortalRow, route: Route, name: str, body: str, reply_to: MessageID | None,

@@ -6,7 +6,8 @@ At start-up every stored login is connected again, in the background, so a netwo
 to answer does not hold up the bridge. ``logout`` closes the session and forgets the login.
 
 Virtual sessions are made on first use and closed by the core when idle for the connector's
-``virtual_idle_minutes``; the next message makes a new one.
+``virtual_idle_minutes``; the next message makes a new one. A connector may answer ``UseRelay``
+instead (a connection limit): the user is told once per network, and relayed (``matrix_to_remote``).
 
 Status: connectors report state changes (:meth:`BridgeContext.report_session`); the owner is
 told in their management room. A transient disconnect is only told if it lasts
@@ -30,6 +31,7 @@ from bridgekit.connector import (
     PuppetLogin,
     RemoteSession,
     SessionState,
+    UseRelay,
     VirtualUserProvider,
 )
 from bridgekit.credentials import CredentialCipher
@@ -94,6 +96,8 @@ class Sessions:
         """(network, user) -> the portal rooms they joined with ``join_on_portal_join``: their
         virtual session is not closed as idle while the set is not empty."""
         self._creating: dict[tuple[str, UserID], asyncio.Lock] = {}
+        self._relayed: set[tuple[str, UserID]] = set()
+        """(network, user) told that the connector relays them for now (``UseRelay``)."""
         self._status: dict[tuple[str, UserID | None], _Status] = {}
         self._tasks: set[asyncio.Task[object]] = set()
 
@@ -147,10 +151,31 @@ class Sessions:
                 if held is None:
                     connector = self._connectors[network]
                     assert isinstance(connector, VirtualUserProvider)
-                    session = await connector.virtual_session(user_id, display_name)
+                    try:
+                        session = await connector.virtual_session(user_id, display_name)
+                    except UseRelay as use_relay:
+                        await self._tell_relayed(network, user_id, use_relay.reason)
+                        raise
+                    self._relayed.discard(key)  # told again if it happens again
                     held = self._virtual[key] = _Virtual(session, self._clock())
         held.last_used = self._clock()
         return held.session
+
+    async def opens_virtual(self, network: str, user_id: UserID, display_name: str) -> bool:
+        """Open ``user_id``'s virtual session (if none is open); False when the connector said
+        :class:`~bridgekit.connector.UseRelay`: they are relayed (or refused) instead."""
+        try:
+            await self.virtual(network, user_id, display_name)
+        except UseRelay:
+            return False
+        return True
+
+    async def _tell_relayed(self, network: str, user_id: UserID, reason: str) -> None:
+        """Once per network until they have a session of their own again, not per message."""
+        if (network, user_id) not in self._relayed:
+            self._relayed.add((network, user_id))
+            await self._tell(user_id, f"{reason} Your messages in {network} portals go out through the bridge's "
+                             "relay for now, as <your name> text, where the room's relay is on.")
 
     def existing_virtual(self, network: str, user_id: UserID) -> RemoteSession | None:
         """``user_id``'s virtual session if one is open (typing and receipts never open one)."""

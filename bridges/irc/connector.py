@@ -104,6 +104,7 @@ class IrcConnector:
         self._setup = SessionSetup(self.network, self.settings, self._records, self._routes)
         self._users = UserConnections(ctx, self._setup, self._new_link)
         self._puppets = Puppets(ctx, self._setup, self._new_link)
+        self._users.logged_in = self._puppets.by_user  # they count toward max_clients
         self.network.sessions = ChainMap[UserID, IrcSession](self._puppets.by_user, self._users.by_user)  # for mentions
         self._directory = directory.directory_of(ctx)
         self._replies = ReplyWaiters()  # the server's answers to what commands ask (WHOIS, NAMES...)

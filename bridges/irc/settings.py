@@ -117,6 +117,11 @@ class IrcSettings(BaseModel):
     """Answer the IRC server's identd queries (RFC 1413) with each connection's ident (off by
     default). Port 113 needs privileges: listen elsewhere and forward, or give the bridge
     CAP_NET_BIND_SERVICE. Networks with the same address share one listener."""
+    max_clients: Annotated[int, Field(ge=0)] = 0
+    """The most connections of Matrix users (virtual and logged-in; not the bot) the bridge keeps
+    open to the network at once (0: no cap). Past it, a user who would get a connection of their
+    own is relayed by the bot (``<name> text``) and told once; logged-in users are never refused
+    (their connections count, but a login always connects)."""
 
     @field_validator("nick_template")
     @classmethod

@@ -1,14 +1,16 @@
 """Matrix users' own connections to one IRC network (``virtual_users``): made when a user first
 speaks, named by ``nick_template`` or the nick they chose, connected again when the server drops
-one while lines they sent are still queued, and forgotten when closed (idle, logout)."""
+one while lines they sent are still queued, and forgotten when closed (idle, logout). At most
+``max_clients`` of them with the logged-in users' connections: past it, ``UseRelay`` (the core
+relays the user instead). One per user: the core asks for one only when the user has none open."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from bridgekit import BridgeContext, SessionKind, SessionState, UserID
+from bridgekit import BridgeContext, SessionKind, SessionState, UseRelay, UserID
 from bridges.irc import lines
 from bridges.irc.link import RegistrationFailed
 from bridges.irc.link_protocol import Link
@@ -37,11 +39,31 @@ class UserConnections:
         self.by_user: dict[UserID, IrcSession] = {}
         self._redeliveries: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._opening: set[UserID] = set()
+        self.logged_in: Mapping[UserID, object] = {}
+        """Logged-in users' connections (the connector's puppets): counted by ``max_clients``."""
+
+    def _check_cap(self, user_id: UserID) -> None:
+        """``max_clients``: Matrix users' connections (virtual and logged-in) open or opening on
+        the network, this user's own dropped one not counted (it is replaced, not added to)."""
+        cap = self._setup.settings.max_clients
+        held = len(self.by_user) - (user_id in self.by_user) + len(self.logged_in) + len(self._opening)
+        if cap and held >= cap:
+            raise UseRelay(f"{self._network.name} has reached the bridge's limit of {cap} connections "
+                           "(max_clients), so you have no connection of your own there.")
 
     async def open(self, user_id: UserID, display_name: str) -> IrcSession:
         adopted = self.by_user.get(user_id)
         if adopted is not None and adopted.link.connected:
             return adopted  # held by the keeper across the bridge's restart
+        self._check_cap(user_id)
+        self._opening.add(user_id)  # counted while it connects: two at once must not both pass the cap
+        try:
+            return await self._open(user_id, display_name)
+        finally:
+            self._opening.discard(user_id)
+
+    async def _open(self, user_id: UserID, display_name: str) -> IrcSession:
         settings, grammar, name = self._setup.settings, self._network.grammar, self._network.name
         wanted = await self._setup.records.chosen_nick(user_id)
         # Checked again: the network's NICKLEN or grammar may be stricter than when it was chosen.

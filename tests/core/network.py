@@ -19,6 +19,7 @@ from bridgekit.connector import (
     PortalInfo,
     PuppetLogin,
     SessionKind,
+    UseRelay,
 )
 from bridgekit.events import RemoteEvent, RemoteMessage
 from bridgekit.ids import ChatID, MessageID, RemoteUserID, UserID
@@ -45,6 +46,8 @@ class FakeNetwork:
     """The network announces a message (its echo) before ``send`` returns its ID, as IRC servers
     with echo-message do; the connector emits that echo like any other message."""
     chats: tuple[str, ...] = ("chat", "other")
+    full: str | None = None
+    """When set, ``virtual_session`` answers ``UseRelay`` with this reason (a connection limit)."""
     name: str = NET
     emit: Callable[[RemoteEvent], Awaitable[object]] | None = None
     seen: list[Seen] = field(default_factory=list)
@@ -62,6 +65,8 @@ class FakeNetwork:
         return NetworkSession(self, SessionKind.BOT, "relaybot") if self.relay_connected else None
 
     async def virtual_session(self, user_id: UserID, display_name: str) -> NetworkSession:
+        if self.full is not None:
+            raise UseRelay(self.full)
         return NetworkSession(self, SessionKind.VIRTUAL, f"{display_name}[m]")
 
     async def login(self, user_id: UserID, flow_id: str, answers: Mapping[str, str]) -> PuppetLogin:

@@ -134,3 +134,34 @@ async def test_presence_and_ephemeral_events_outside_portals_reach_no_session(co
     await core.ephemeral("m.typing", elsewhere, {"user_ids": [ALICE]})  # not a portal
     await core.ephemeral("m.typing", room, {"user_ids": [ALICE]})
     assert core.network.lines() == ["puppet:alice: (typing)"]
+
+
+async def test_a_user_the_network_has_no_room_for_is_relayed_with_the_prefix_and_told_once(tmp_path: Path) -> None:
+    """A connector that raises UseRelay (a connection limit reached) gets the sender relayed as
+    ``<name> text``, never their words under the bot's name alone; they are told once, privately."""
+    async with middle(tmp_path, FakeNetwork(virtual_users=True, full="net has no room for more connections.")) as core:
+        room = await core.portal(relay=True)
+        await core.say(room, ALICE, "hello")
+        await core.say(room, ALICE, "still me")
+        assert core.network.lines() == ["bot:relaybot: <Alice> hello", "bot:relaybot: <Alice> still me"]
+        [(user, text)] = core.told
+        assert user == ALICE
+        assert "net has no room for more connections." in text
+        assert "relay" in text
+        # Room again: her own identity; full once more later, she is told again (a new episode).
+        core.network.full = None
+        await core.say(room, ALICE, "my own voice")
+        assert core.network.lines()[-1] == "virtual:Alice[m]: my own voice"
+        assert len(core.told) == 1
+
+
+async def test_a_user_the_network_has_no_room_for_is_refused_where_the_relay_is_off(tmp_path: Path) -> None:
+    async with middle(tmp_path, FakeNetwork(virtual_users=True, full="net is full.")) as core:
+        room = await core.portal(relay=False)
+        await core.say(room, ALICE, "hello")
+        assert core.network.lines() == []
+        [notice] = core.homeserver.messages(room, sender=core.homeserver.bot_user_id)
+        assert "relaying is off in this room" in (notice.body or "")
+        [(user, text)] = core.told
+        assert user == ALICE
+        assert "net is full." in text
