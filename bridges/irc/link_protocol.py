@@ -8,6 +8,7 @@ picks one in ``_new_link``; nothing else knows which it has."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from bridges.irc.connection_state import ConnectionState
@@ -43,4 +44,9 @@ class Link(Protocol):
     async def close(self, reason: str = "", *, fail_unsettled: bool = True) -> None: ...
 
 
-__all__ = ["Link"]
+NewLink = Callable[..., Link]
+"""``new_link(nick, ident=, realname=, owner=, account=, login_check=)``: a link to the network, not
+yet connected (the connector's ``_new_link``: in this process or in a keeper)."""
+
+
+__all__ = ["Link", "NewLink"]

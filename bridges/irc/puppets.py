@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from bridgekit import (
     BridgeContext,
@@ -37,7 +36,7 @@ from bridgekit import (
 from bridges.irc import lines
 from bridges.irc.account_login import AccountLogin
 from bridges.irc.link import AccountRefused, RegistrationFailed
-from bridges.irc.link_protocol import Link
+from bridges.irc.link_protocol import Link, NewLink
 from bridges.irc.nicks import ident_for, matrix_user_nick
 from bridges.irc.session import IrcSession, SessionSetup
 
@@ -49,8 +48,6 @@ LOGIN_FLOWS = (LoginFlow("password", "account and password", (
 )),)
 MAX_RECONNECT_DELAY_S = 120.0
 
-NewLink = Callable[..., Link]
-"""``new_link(nick, ident=, realname=, owner=, account=, login_check=)``: a link to the network, not yet connected."""
 
 
 class Puppets:

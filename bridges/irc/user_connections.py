@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from bridgekit import BridgeContext, SessionKind, SessionState, UseRelay, UserID
 from bridges.irc import lines
 from bridges.irc.link import RegistrationFailed
-from bridges.irc.link_protocol import Link
+from bridges.irc.link_protocol import Link, NewLink
 from bridges.irc.nicks import ident_for, matrix_user_nick
 from bridges.irc.reconnects import Backoff, Refusal, read_refusal
 from bridges.irc.session import IrcSession, SessionSetup
@@ -26,8 +26,6 @@ server throttles us; none after a ban, see ``reconnects.py``) to connect a user'
 connection again while lines they sent are still queued; then the Matrix messages waiting on them
 are given up (the core tells their senders)."""
 
-NewLink = Callable[..., Link]
-"""``new_link(nick, ident=, realname=, owner=)``: a link to the network, not yet connected."""
 
 
 class UserConnections:
