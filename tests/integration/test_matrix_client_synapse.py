@@ -194,4 +194,5 @@ async def test_ping_round_trips_through_a_listening_appservice(
     # On a loaded machine the first ping may time out on its way back and be retried: every
     # ping that reached us is the same authenticated request with the caller's transaction ID.
     expected = ("POST /_matrix/app/v1/ping HTTP/1.1", f"Bearer {slot.hs_token}", {"transaction_id": "p1"})
-    assert pings and all(ping == expected for ping in pings)
+    assert len(pings) >= 1
+    assert pings == [expected] * len(pings)
