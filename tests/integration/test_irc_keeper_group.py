@@ -1,0 +1,104 @@
+"""Several IRC connection keepers sharing one network's connections (``keeper.group``), end to
+end: a real Synapse, `bridgekit run`, two keeper processes of one group, Redis and InspIRCd. One
+keeper is SIGKILLed: once its lease expires the other makes its connections again and sends what
+was queued for them, once, in order; started again, it takes nothing back."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from redis.asyncio import Redis
+
+from bridgekit.demo.matrix_client import MatrixTestClient
+from bridgekit.testing.synapse import AppserviceSlot
+from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
+from bridgekit.testing.waiting import eventually
+from bridges.irc.keeper import streams
+from bridges.irc.keeper.sharing import live_members, owners_key
+from tests.integration.test_irc_keeper import said, start_kept_bridge
+from tests.irc_fixtures import MakeIrcClient
+from tests.keeper_fixtures import StartKeeper
+from tests.servers.ircd import InspIRCd
+
+pytestmark = pytest.mark.integration
+
+GROUP = "pool"
+LEASE_S = 2.0
+MOST_USERS = 6
+
+
+async def owners(url: str) -> dict[str, str]:
+    redis = Redis.from_url(url, decode_responses=True)
+    try:
+        return await streams.hash_all(redis, owners_key(GROUP))
+    finally:
+        await redis.aclose()
+
+
+async def until_alive(url: str, keeper_id: str) -> None:
+    """Until the keeper's lease is in Redis again (it has read what it owns: none of before)."""
+    redis = Redis.from_url(url, decode_responses=True)
+    try:
+        await eventually(lambda: _alive(redis, keeper_id), timeout=30, what=f"keeper {keeper_id}'s lease")
+    finally:
+        await redis.aclose()
+
+
+async def _alive(redis: Redis, keeper_id: str) -> bool:
+    return keeper_id in await live_members(redis, GROUP)
+
+
+def owner_of(table: dict[str, str], user_id: str) -> str:
+    return next(keeper for conn, keeper in table.items() if conn.endswith(f"/{user_id}"))
+
+
+async def test_a_dead_keepers_connections_move_to_the_other_and_nothing_moves_back(
+    slot: AppserviceSlot, run_bridge: RunBridge, inspircd: InspIRCd, synapse: SynapseHarness, redis_url: str,
+    start_keeper: StartKeeper, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+) -> None:
+    channel = f"#pool{secrets.token_hex(3)}"
+    keepers = {kid: start_keeper(redis_url, kid, group=GROUP, lease_seconds=LEASE_S) for kid in ("k1", "k2")}
+    await start_kept_bridge(slot, run_bridge, inspircd, synapse, redis_url, keeper={"redis_url": redis_url,
+                                                                                    "group": GROUP})
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    users: list[MatrixTestClient] = []
+    rooms: list[str] = []
+    placed: dict[str, str] = {}
+    while len(users) < 2 or (len(set(map(str, placed.values()))) < 2 and len(users) < MOST_USERS):
+        user = await make_matrix_user(f"u{len(users)}")
+        room_id = await user.join(slot.alias(channel))
+        await user.wait_for_membership(room_id, user.user_id)
+        await user.send_text(room_id, f"hello from {len(users)}")
+        await bob.wait_for(said(channel, f"hello from {len(users)}"), timeout=60)
+        users.append(user)
+        rooms.append(room_id)
+        table = await owners(redis_url)
+        placed = {user.user_id: owner_of(table, user.user_id) for user in users}
+    victim = placed[users[0].user_id]
+    survivor = "k2" if victim == "k1" else "k1"
+
+    # The victim dies; what its users say meanwhile waits in Redis, and the survivor's users go on.
+    keepers[victim].kill()
+    queued = [f"queued {n} while {victim} was dead" for n in range(3)]
+    for text in queued:
+        await users[0].send_text(rooms[0], text)
+    await bob.wait_for_count(said(channel, f"while {victim} was dead"), len(queued), timeout=60)
+    got = [line.text for line in bob.lines(said(channel, f"while {victim} was dead"))]
+    assert got == queued, got  # once each, in order
+    taken = await owners(redis_url)
+    assert set(taken.values()) == {survivor}, taken
+    assert f"the lease of keeper {victim!r} expired: took" in keepers[survivor].log(), keepers[survivor].log()
+
+    # It comes back: it takes nothing back, and IRC sees none of the survivor's connections quit.
+    keepers[victim].start()
+    await until_alive(redis_url, victim)
+    since = bob.mark()
+    for n, (user, room_id) in enumerate(zip(users, rooms, strict=True)):
+        await user.send_text(room_id, f"after the return {n}")
+    lines = await bob.wait_for_count(said(channel, "after the return "), len(users), timeout=60, since=since)
+    assert sorted(line.text for line in lines) == [f"after the return {n}" for n in range(len(users))]
+    assert await owners(redis_url) == taken
+    assert bob.lines(lambda line: line.command in ("QUIT", "JOIN", "NICK"), since=since) == []
+    assert len(bob.lines(said(channel, f"while {victim} was dead"))) == len(queued)  # nothing twice
