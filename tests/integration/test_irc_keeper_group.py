@@ -15,7 +15,7 @@ from bridgekit.testing.synapse import AppserviceSlot
 from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, SynapseHarness
 from bridgekit.testing.waiting import eventually
 from bridges.irc.keeper import streams
-from bridges.irc.keeper.sharing import live_members, owners_key
+from bridges.irc.keeper.sharing import Membership, Placement, live_members, owners_key
 from tests.integration.test_irc_keeper import said, start_kept_bridge
 from tests.irc_fixtures import MakeIrcClient
 from tests.keeper_fixtures import StartKeeper
@@ -102,3 +102,34 @@ async def test_a_dead_keepers_connections_move_to_the_other_and_nothing_moves_ba
     assert await owners(redis_url) == taken
     assert bob.lines(lambda line: line.command in ("QUIT", "JOIN", "NICK"), since=since) == []
     assert len(bob.lines(said(channel, f"while {victim} was dead"))) == len(queued)  # nothing twice
+
+
+async def test_the_group_scripts_never_give_one_connection_to_two_keepers(redis_url: str) -> None:
+    """Against the real Redis: a placed connection stays placed; it is taken only from a keeper
+    whose lease expired, by a keeper whose own has not, and by one keeper only."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    group, conn = "scripts", "libera/@alice:example.org"
+    short = {kid: Membership(redis, group, kid, lease_seconds=0.3) for kid in ("k1", "k2")}
+    k3 = Membership(redis, group, "k3", lease_seconds=30)
+    try:
+        for member in (*short.values(), k3):
+            assert not await member.renew()  # (new: no lease to lose)
+        placed = await Placement(redis, group).place(conn)
+        assert placed in {"k1", "k2", "k3"}
+        assert await Placement(redis, group).place(conn) == placed  # asked again: the same keeper
+        await redis.hset(owners_key(group), conn, "k1")  # (k1's, whatever the ring said)
+        assert await k3.take() == []  # k1's lease is alive
+        await eventually(lambda: _gone(redis, group, {"k1", "k2"}), timeout=10, what="the short leases to expire")
+        assert await short["k2"].take() == []  # its own lease expired too: it takes nothing
+        taken = await k3.take()
+        assert [(t.conn, t.was) for t in taken] == [(conn, "k1")]
+        assert await streams.hash_all(redis, owners_key(group)) == {conn: "k3"}
+        assert not await short["k1"].renew()  # k1 learns its lease had lapsed ...
+        assert await short["k1"].learn_owned() == set()  # ... and that the connection is gone
+        assert await short["k1"].take() == []  # k3 is alive: nothing moves back
+    finally:
+        await redis.aclose()
+
+
+async def _gone(redis: Redis, group: str, members: set[str]) -> bool:
+    return not members & set(await live_members(redis, group))
