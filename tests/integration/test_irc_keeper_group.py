@@ -16,7 +16,7 @@ from bridgekit.testing.synapse_harness import MakeMatrixUser, RunBridge, Synapse
 from bridgekit.testing.waiting import eventually
 from bridges.irc.keeper import streams
 from bridges.irc.keeper.sharing import Membership, Placement, live_members, owners_key
-from tests.integration.test_irc_keeper import said, start_kept_bridge
+from tests.integration.test_irc_keeper import keeper_gap_notice, said, start_kept_bridge
 from tests.irc_fixtures import MakeIrcClient
 from tests.keeper_fixtures import StartKeeper
 from tests.servers.ircd import InspIRCd
@@ -65,31 +65,46 @@ async def test_a_dead_keepers_connections_move_to_the_other_and_nothing_moves_ba
     await bob.join(channel)
     users: list[MatrixTestClient] = []
     rooms: list[str] = []
+    nicks: list[str] = []
     placed: dict[str, str] = {}
-    while len(users) < 2 or (len(set(map(str, placed.values()))) < 2 and len(users) < MOST_USERS):
+    while len(users) < 2 or (len(set(placed.values())) < 2 and len(users) < MOST_USERS):
         user = await make_matrix_user(f"u{len(users)}")
         room_id = await user.join(slot.alias(channel))
         await user.wait_for_membership(room_id, user.user_id)
         await user.send_text(room_id, f"hello from {len(users)}")
-        await bob.wait_for(said(channel, f"hello from {len(users)}"), timeout=60)
+        hello = await bob.wait_for(said(channel, f"hello from {len(users)}"), timeout=60)
         users.append(user)
         rooms.append(room_id)
+        nicks.append(str(hello.source))
         table = await owners(redis_url)
         placed = {user.user_id: owner_of(table, user.user_id) for user in users}
-    victim = placed[users[0].user_id]
+    # The victim: the bot's keeper if a user is there too (its portal is then told of the gap).
+    bot_keeper = table[next(conn for conn in table if conn.endswith("/~bot"))]
+    victim = bot_keeper if bot_keeper in placed.values() else placed[users[0].user_id]
     survivor = "k2" if victim == "k1" else "k1"
+    speaker = next(n for n, user in enumerate(users) if placed[user.user_id] == victim)
+    others = [n for n, user in enumerate(users) if placed[user.user_id] == survivor]
 
     # The victim dies; what its users say meanwhile waits in Redis, and the survivor's users go on.
+    before = bob.mark()
     keepers[victim].kill()
     queued = [f"queued {n} while {victim} was dead" for n in range(3)]
     for text in queued:
-        await users[0].send_text(rooms[0], text)
+        await users[speaker].send_text(rooms[speaker], text)
+    for n in others:
+        await users[n].send_text(rooms[n], f"{n} is on {survivor}")
+        await bob.wait_for(said(channel, f"{n} is on {survivor}"), since=before, timeout=30)
     await bob.wait_for_count(said(channel, f"while {victim} was dead"), len(queued), timeout=60)
     got = [line.text for line in bob.lines(said(channel, f"while {victim} was dead"))]
     assert got == queued, got  # once each, in order
     taken = await owners(redis_url)
     assert set(taken.values()) == {survivor}, taken
     assert f"the lease of keeper {victim!r} expired: took" in keepers[survivor].log(), keepers[survivor].log()
+    quits = {str(line.source) for line in bob.lines(lambda line: line.command == "QUIT", since=before)}
+    assert not quits & {nicks[n] for n in others}, quits  # the survivor's connections saw nothing
+    if bot_keeper == victim:  # the bot heard nothing meanwhile: its portal is told, once
+        told = await users[0].wait_for_event(rooms[0], keeper_gap_notice(slot.bot_user_id), timeout=60)
+        assert told["content"]["body"].endswith(" UTC; messages from IRC in that time were not seen."), told
 
     # It comes back: it takes nothing back, and IRC sees none of the survivor's connections quit.
     keepers[victim].start()
