@@ -6,6 +6,7 @@ was queued for them, once, in order; started again, it takes nothing back."""
 from __future__ import annotations
 
 import secrets
+import time
 
 import pytest
 from redis.asyncio import Redis
@@ -86,7 +87,7 @@ async def test_a_dead_keepers_connections_move_to_the_other_and_nothing_moves_ba
     others = [n for n, user in enumerate(users) if placed[user.user_id] == survivor]
 
     # The victim dies; what its users say meanwhile waits in Redis, and the survivor's users go on.
-    before = bob.mark()
+    before, killed = bob.mark(), time.monotonic()
     keepers[victim].kill()
     queued = [f"queued {n} while {victim} was dead" for n in range(3)]
     for text in queued:
@@ -97,6 +98,8 @@ async def test_a_dead_keepers_connections_move_to_the_other_and_nothing_moves_ba
     await bob.wait_for_count(said(channel, f"while {victim} was dead"), len(queued), timeout=60)
     got = [line.text for line in bob.lines(said(channel, f"while {victim} was dead"))]
     assert got == queued, got  # once each, in order
+    last = bob.lines(said(channel, f"while {victim} was dead"))[-1].received_at
+    print(f"queued lines on IRC {last - killed:.1f} s after the SIGKILL (lease {LEASE_S:g} s)")
     taken = await owners(redis_url)
     assert set(taken.values()) == {survivor}, taken
     assert f"the lease of keeper {victim!r} expired: took" in keepers[survivor].log(), keepers[survivor].log()
