@@ -120,6 +120,7 @@ async def test_a_dead_keepers_connections_move_to_the_other_and_nothing_moves_ba
     assert await owners(redis_url) == taken
     assert bob.lines(lambda line: line.command in ("QUIT", "JOIN", "NICK"), since=since) == []
     assert len(bob.lines(said(channel, f"while {victim} was dead"))) == len(queued)  # nothing twice
+    assert len(bob.lines(said(channel, "hello from "))) == len(users)  # nor what the dead keeper had sent
 
 
 async def test_the_group_scripts_never_give_one_connection_to_two_keepers(redis_url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bridges.irc.keeper.ring import HashRing, Unfinished, live_members, to_take
+from bridges.irc.keeper.sharing import from_start
 
 CONNS = [f"libera/@user{n}:example.org" for n in range(6000)]
 
@@ -84,3 +85,11 @@ def test_the_resume_point_stays_at_the_oldest_unfinished_command() -> None:
     assert unfinished.finished("c", "7-0") == "(7-0"  # all done: after the last one
     assert unfinished.finished("c", "7-0") is None  # (answered twice: nothing to record)
     assert unfinished.finished("other", "6-1") == "(6-1"
+
+
+def test_a_new_owner_starts_where_the_resume_point_says() -> None:
+    assert from_start("7-0", "(6-5")  # after the last one finished
+    assert not from_start("6-5", "(6-5")
+    assert from_start("6-5", "6-5")  # the oldest unfinished itself
+    assert not from_start("6-4", "6-5")
+    assert from_start("1-0", "-")  # nothing finished yet: from the first
