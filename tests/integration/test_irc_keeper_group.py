@@ -60,8 +60,8 @@ async def test_a_dead_keepers_connections_move_to_the_other_and_nothing_moves_ba
 ) -> None:
     channel = f"#pool{secrets.token_hex(3)}"
     keepers = {kid: start_keeper(redis_url, kid, group=GROUP, lease_seconds=LEASE_S) for kid in ("k1", "k2")}
-    await start_kept_bridge(slot, run_bridge, inspircd, synapse, redis_url, keeper={"redis_url": redis_url,
-                                                                                    "group": GROUP})
+    process = await start_kept_bridge(slot, run_bridge, inspircd, synapse, redis_url,
+                                      keeper={"redis_url": redis_url, "group": GROUP})
     bob = await make_irc_client("bob")
     await bob.join(channel)
     users: list[MatrixTestClient] = []
@@ -121,6 +121,16 @@ async def test_a_dead_keepers_connections_move_to_the_other_and_nothing_moves_ba
     assert bob.lines(lambda line: line.command in ("QUIT", "JOIN", "NICK"), since=since) == []
     assert len(bob.lines(said(channel, f"while {victim} was dead"))) == len(queued)  # nothing twice
     assert len(bob.lines(said(channel, "hello from "))) == len(users)  # nor what the dead keeper had sent
+
+    # The bridge SIGKILLed and started again: it adopts the connections from both keepers (each
+    # lists its own), and IRC sees nothing.
+    await process.kill()
+    await process.start_ready()
+    for n, (user, room_id) in enumerate(zip(users, rooms, strict=True)):
+        await user.send_text(room_id, f"after the bridge restart {n}")
+    await bob.wait_for_count(said(channel, "after the bridge restart "), len(users), timeout=60, since=since)
+    assert bob.lines(lambda line: line.command in ("QUIT", "JOIN", "NICK"), since=since) == []
+    assert f"adopted {len(users)} connection(s) the IRC keeper held" in process.log_path.read_text()
 
 
 async def test_the_group_scripts_never_give_one_connection_to_two_keepers(redis_url: str) -> None:
