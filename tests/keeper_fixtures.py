@@ -3,7 +3,8 @@
 - ``redis_server`` (session): a real :class:`~tests.servers.redis_server.RedisServer`.
 - ``redis_url`` (function): a fresh logical database of it (flushed), so tests share nothing.
 - ``start_keeper`` (function): ``start_keeper(redis_url, keeper_id, credentials_key=...)`` -> a
-  :class:`KeeperProcess` (``python -m bridges.irc.keeper``), killed by PID after the test.
+  :class:`KeeperProcess` (``python -m bridges.irc.keeper``), killed by PID after the test;
+  ``group=..., lease_seconds=...`` make it one of a group of keepers sharing the connections.
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ async def redis_url(redis_server: RedisServer) -> str:
 
 class KeeperProcess:
     def __init__(self, url: str, keeper_id: str, log_path: Path, connects_per_second: float = 5.0,
-                 credentials_key: str | None = None) -> None:
+                 credentials_key: str | None = None, group: str | None = None, lease_seconds: float = 15.0) -> None:
         self.argv = [sys.executable, "-m", "bridges.irc.keeper", "--redis-url", url, "--keeper-id", keeper_id,
                      "--connects-per-second", str(connects_per_second)]
+        if group is not None:
+            self.argv += ["--group", group, "--lease-seconds", str(lease_seconds)]
         self.log_path = log_path
         self.env = bridge_environment()
         if credentials_key is not None:  # the bridge's: it opens puppets' sealed logins
@@ -77,7 +80,8 @@ class KeeperProcess:
 
 class StartKeeper(Protocol):
     def __call__(self, url: str, keeper_id: str = "main", connects_per_second: float = 5.0,
-                 credentials_key: str | None = None) -> KeeperProcess: ...
+                 credentials_key: str | None = None, group: str | None = None,
+                 lease_seconds: float = 15.0) -> KeeperProcess: ...
 
 
 @pytest.fixture
@@ -85,9 +89,10 @@ async def start_keeper(tmp_path: Path) -> AsyncIterator[StartKeeper]:
     started: list[KeeperProcess] = []
 
     def start(url: str, keeper_id: str = "main", connects_per_second: float = 5.0,
-              credentials_key: str | None = None) -> KeeperProcess:
+              credentials_key: str | None = None, group: str | None = None,
+              lease_seconds: float = 15.0) -> KeeperProcess:
         keeper = KeeperProcess(url, keeper_id, tmp_path / f"keeper-{len(started)}.log", connects_per_second,
-                               credentials_key)
+                               credentials_key, group, lease_seconds)
         started.append(keeper)
         keeper.start()
         return keeper

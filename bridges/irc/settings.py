@@ -21,6 +21,10 @@ class KeeperSettings(BaseModel):
     """``redis://host:port/db`` (the ``redis`` package's URL form; ``rediss://`` for TLS)."""
     keeper_id: str = "main"
     """Which keeper holds this network's connections (its command stream)."""
+    group: str | None = None
+    """Several keepers share this network's connections instead (each started with ``--group``
+    this name and a ``--keeper-id`` of its own; docs/irc.md, "Several keepers"): ``keeper_id``
+    is then unused."""
     persist_connections_on_shutdown: bool = True
     """A bridge stop leaves the connections up in the keeper (no QUIT); false: they QUIT."""
     reply_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0

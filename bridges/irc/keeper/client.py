@@ -21,7 +21,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import irc.client
 from redis.asyncio import Redis
@@ -29,6 +29,9 @@ from redis.asyncio import Redis
 from bridges.irc.keeper import protocol as p
 from bridges.irc.keeper import streams
 from bridges.irc.link import RegistrationFailed
+
+if TYPE_CHECKING:
+    from bridges.irc.keeper.sharing import Placement
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,11 @@ class KeeperMismatch(RegistrationFailed):
 
 
 class KeeperClient:
-    def __init__(self, redis: Redis, network: str, keeper_id: str) -> None:
+    def __init__(self, redis: Redis, network: str, keeper_id: str, *, placement: Placement | None = None) -> None:
+        """``keeper_id``: a lone keeper's, or a group's scope (``sharing.group_scope``), whose keepers
+        find a new connection placed on one of them (``placement``) before its ``open`` is appended."""
         self.redis = redis
+        self._placement = placement
         self.network = network
         self.keeper_id = keeper_id
         self._commands = p.commands_stream(keeper_id)
@@ -106,6 +112,10 @@ class KeeperClient:
                                      lambda: self._stopped)
 
     async def _write(self, batch: list[dict[str, str]]) -> None:
+        if self._placement is not None:
+            for fields in batch:
+                if fields["op"] == "open":
+                    await self._placement.place(fields["conn"])
         async with self.redis.pipeline(transaction=False) as pipe:
             for fields in batch:
                 pipe.xadd(self._commands, fields, maxlen=p.STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from bridges.irc.keeper import protocol as p
 from bridges.irc.keeper.client import KeeperClient
 from bridges.irc.keeper.kept_link import KeptLink
 from bridges.irc.keeper.sealing import cipher_from, seal
+from bridges.irc.keeper.sharing import Placement, group_scope, list_group
 from bridges.irc.link import RegistrationFailed
 from bridges.irc.link_protocol import Link
 from bridges.irc.network import IrcNetwork
@@ -48,7 +49,10 @@ class KeptNetwork:
         self._keeper = keeper
         self._records = records
         self._network = network
-        self.client = KeeperClient(Redis.from_url(keeper.redis_url, decode_responses=True), name, keeper.keeper_id)
+        redis = Redis.from_url(keeper.redis_url, decode_responses=True)
+        group = keeper.group
+        self.client = KeeperClient(redis, name, group_scope(group) if group else keeper.keeper_id,
+                                   placement=Placement(redis, group) if group else None)
         self.links: dict[str, KeptLink] = {}
         self._cipher = cipher_from()
         self._listening: asyncio.Task[None] | None = None
@@ -59,8 +63,11 @@ class KeptNetwork:
     async def adopt(self, users: UserConnections) -> int:
         """The Matrix users' connections the keeper holds become their sessions again."""
         try:
-            answer = await asyncio.wait_for(self.client.command("list", "", {"network": self.name}),
-                                            self._keeper.reply_timeout_seconds)
+            if self._keeper.group:  # several keepers: each lists its own
+                answer = await list_group(self.client, self._keeper.group, self._keeper.reply_timeout_seconds)
+            else:
+                answer = await asyncio.wait_for(self.client.command("list", "", {"network": self.name}),
+                                                self._keeper.reply_timeout_seconds)
         except TimeoutError:
             log.warning("%s: the IRC keeper %r did not answer: no connections adopted (is it running?)", self.name,
                         self._keeper.keeper_id)

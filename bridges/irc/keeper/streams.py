@@ -22,10 +22,11 @@ TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 Entry = tuple[str, dict[str, str]]
 
 
-async def ensure_group(redis: Redis, stream: str, group: str) -> None:
-    """The consumer group, from the stream's start (the stream made if it does not exist)."""
+async def ensure_group(redis: Redis, stream: str, group: str, *, start: str = "0") -> None:
+    """The consumer group, from the stream's ``start`` (``$``: its end), the stream made if it
+    does not exist; an existing group is left where it is."""
     try:
-        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+        await redis.xgroup_create(stream, group, id=start, mkstream=True)
     except ResponseError as error:
         if "BUSYGROUP" not in str(error):
             raise
