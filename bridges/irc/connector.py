@@ -53,7 +53,7 @@ from bridges.irc.link_approval import OperatorApproval
 from bridges.irc.link_protocol import Link
 from bridges.irc.matrix_events import MatrixSideEvents
 from bridges.irc.moderation import BanRecords
-from bridges.irc.netsplits import SplitWatch
+from bridges.irc.netsplits import BATCH_CAP, SplitWatch
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.portal_moderation import PortalModeration
@@ -194,7 +194,8 @@ class IrcConnector:
                               caps=LISTENER_CAPS)
         await ctx.report_session(None, SessionState.CONNECTING)
         await link.connect()
-        link.send_now(lines.cap_request([ACCOUNT_TAG]))  # alone: a server without it NAKs only it (double puppets)
+        for cap in (ACCOUNT_TAG, BATCH_CAP):  # each alone: a server without one NAKs only it (puppets, netsplits)
+            link.send_now(lines.cap_request([cap]))
         previous, self._bot = self._bot, IrcSession(SessionKind.BOT, link, self._setup)
         # Relayed lines the old connection had queued (pacing) when it dropped: taken at once, so
         # that should this connection drop too before they are adopted, they are in its queue
@@ -353,7 +354,7 @@ class IrcConnector:
         elif bot is not None and link is bot.link:
             if not private:  # messages to the bridge bot itself are not bridged
                 said = inbound.from_channel(event, self.network, link.state)
-                said.remote = await self._splits.sift(kind, inbound.quit_reason(event), said.remote)
+                said.remote = await self._splits.sift(event, said.remote)
                 await self._apply(said)
         elif private:  # users' own connections only matter for private messages
             session = self._users.of(link) or self._puppets.of(link)
