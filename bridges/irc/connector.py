@@ -150,10 +150,7 @@ class IrcConnector:
         network.portals = set(await self.ctx.portal_chats())
         await self.tools.keys.load()
         await self._routes.start()
-        if self._kept is not None:
-            await self._kept.start()
-            await self._kept.adopt(self._users)
-        else:  # a keeper went on reading while the bridge was down: nothing to own up to
+        if self._kept is None:  # (a keeper went on reading while the bridge was down: nothing to own up to)
             await self._downtime.start(settings.bot_nick)  # "offline from ... to ...", when it was
         if settings.identd is not None:
             await identd.serve(self.ctx.remote, settings.identd.host, settings.identd.port, self.name,
@@ -161,7 +158,7 @@ class IrcConnector:
         try:
             await self._connect_bot()
         except (OSError, RegistrationFailed) as error:
-            # An IRC server that cannot be reached now (DNS, refused, down) must not stop the
+            # An IRC server (or a keeper's Redis) that cannot be reached now must not stop the
             # bridge: Matrix and the other networks go on, and this one is tried again.
             self._reconnect = asyncio.create_task(self._reconnect_bot(failure=error))
 
@@ -190,6 +187,8 @@ class IrcConnector:
 
     async def _connect_bot(self) -> None:
         settings, ctx, network = self.settings, self.ctx, self.network
+        if self._kept is not None:  # paired once, adopting what the keeper holds; Redis down: KeeperUnreachable
+            await self._kept.start(self._users)
         link = self._new_link(settings.bot_nick, ident="bridge", realname="Matrix bridge", owner=None,
                               caps=LISTENER_CAPS)
         await ctx.report_session(None, SessionState.CONNECTING)
