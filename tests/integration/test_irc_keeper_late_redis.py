@@ -8,15 +8,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from bridgekit.testing.bridge_process import BridgeProcess
 from bridgekit.testing.synapse import AppserviceSlot
 from bridgekit.testing.synapse_harness import RunBridge, SynapseHarness
 from bridgekit.testing.waiting import eventually
+from tests.integration.test_irc_unreachable import connection
 from tests.keeper_fixtures import StartKeeper
 from tests.servers.ircd import InspIRCd
 from tests.servers.redis_server import RedisServer
@@ -37,12 +35,6 @@ def late_redis(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-async def connector_status(bridge: BridgeProcess) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=5) as http:
-        status: dict[str, Any] = (await http.get(f"{bridge.metrics_url}/health")).json()["connector_status"]
-    return status
-
-
 async def test_a_keepers_redis_down_at_start_waits_while_the_rest_of_the_bridge_runs(
     slot: AppserviceSlot, run_bridge: RunBridge, synapse: SynapseHarness, inspircd: InspIRCd,
     late_redis: RedisServer, start_keeper: StartKeeper,
@@ -58,11 +50,10 @@ async def test_a_keepers_redis_down_at_start_waits_while_the_rest_of_the_bridge_
     )  # ready: the kept network's Redis being down did not stop the start
 
     async def waiting_for_redis() -> bool:
-        status = await connector_status(bridge)
-        assert status["plain"]["state"] == "connected", status
-        kept = status[slot.connector]
-        assert kept["state"] == "transient-disconnect", status
-        assert f"Redis at {late_redis.host}:{late_redis.port} is out of reach" in (kept["detail"] or ""), status
+        plain, kept = await connection(bridge, "plain"), await connection(bridge, slot.connector)
+        assert plain["state"] == "connected", plain
+        assert kept["state"] == "transient-disconnect", kept
+        assert f"Redis at {late_redis.host}:{late_redis.port} is out of reach" in (kept["detail"] or ""), kept
         return True
 
     await eventually(waiting_for_redis, timeout=30, what="/health to show the kept network waiting for Redis")
@@ -71,8 +62,8 @@ async def test_a_keepers_redis_down_at_start_waits_while_the_rest_of_the_bridge_
     keeper = start_keeper(late_redis.url)
 
     async def paired() -> bool:
-        status = await connector_status(bridge)
-        assert status[slot.connector]["state"] == "connected", status
+        status = await connection(bridge, slot.connector)
+        assert status["state"] == "connected", status
         return True
 
     await eventually(paired, timeout=90, what="the kept network to pair and connect once Redis is up")
