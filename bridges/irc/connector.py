@@ -53,7 +53,7 @@ from bridges.irc.link_approval import OperatorApproval
 from bridges.irc.link_protocol import Link
 from bridges.irc.matrix_events import MatrixSideEvents
 from bridges.irc.moderation import BanRecords
-from bridges.irc.netsplits import SplitWatch
+from bridges.irc.netsplits import BATCH_CAP, SplitWatch
 from bridges.irc.network import IrcNetwork
 from bridges.irc.nicks import collision_nick, template_suffix
 from bridges.irc.portal_moderation import PortalModeration
@@ -150,10 +150,7 @@ class IrcConnector:
         network.portals = set(await self.ctx.portal_chats())
         await self.tools.keys.load()
         await self._routes.start()
-        if self._kept is not None:
-            await self._kept.start()
-            await self._kept.adopt(self._users)
-        else:  # a keeper went on reading while the bridge was down: nothing to own up to
+        if self._kept is None:  # (a keeper went on reading while the bridge was down: nothing to own up to)
             await self._downtime.start(settings.bot_nick)  # "offline from ... to ...", when it was
         if settings.identd is not None:
             await identd.serve(self.ctx.remote, settings.identd.host, settings.identd.port, self.name,
@@ -161,7 +158,7 @@ class IrcConnector:
         try:
             await self._connect_bot()
         except (OSError, RegistrationFailed) as error:
-            # An IRC server that cannot be reached now (DNS, refused, down) must not stop the
+            # An IRC server (or a keeper's Redis) that cannot be reached now must not stop the
             # bridge: Matrix and the other networks go on, and this one is tried again.
             self._reconnect = asyncio.create_task(self._reconnect_bot(failure=error))
 
@@ -190,11 +187,14 @@ class IrcConnector:
 
     async def _connect_bot(self) -> None:
         settings, ctx, network = self.settings, self.ctx, self.network
+        if self._kept is not None:  # paired once, adopting what the keeper holds; Redis down: KeeperUnreachable
+            await self._kept.start(self._users)
         link = self._new_link(settings.bot_nick, ident="bridge", realname="Matrix bridge", owner=None,
                               caps=LISTENER_CAPS)
         await ctx.report_session(None, SessionState.CONNECTING)
         await link.connect()
-        link.send_now(lines.cap_request([ACCOUNT_TAG]))  # alone: a server without it NAKs only it (double puppets)
+        for cap in (ACCOUNT_TAG, BATCH_CAP):  # each alone: a server without one NAKs only it (puppets, netsplits)
+            link.send_now(lines.cap_request([cap]))
         previous, self._bot = self._bot, IrcSession(SessionKind.BOT, link, self._setup)
         # Relayed lines the old connection had queued (pacing) when it dropped: taken at once, so
         # that should this connection drop too before they are adopted, they are in its queue
@@ -353,7 +353,7 @@ class IrcConnector:
         elif bot is not None and link is bot.link:
             if not private:  # messages to the bridge bot itself are not bridged
                 said = inbound.from_channel(event, self.network, link.state)
-                said.remote = await self._splits.sift(kind, inbound.quit_reason(event), said.remote)
+                said.remote = await self._splits.sift(event, said.remote)
                 await self._apply(said)
         elif private:  # users' own connections only matter for private messages
             session = self._users.of(link) or self._puppets.of(link)

@@ -303,6 +303,11 @@ def quit_reason(event: irc.client.Event) -> str | None:
     return _argument(event) if event.type == "quit" else None
 
 
+def batch_of(event: irc.client.Event) -> str | None:
+    """The IRCv3 batch a line came in (its ``batch`` tag; ``netsplits.py``); None outside one."""
+    return _tag(event, "batch")
+
+
 def _argument(event: irc.client.Event) -> str | None:
     return str(event.arguments[0]) if event.arguments else None
 
@@ -342,5 +347,6 @@ _CHANNEL_HANDLERS: dict[str, Callable[[irc.client.Event, IrcNetwork, ConnectionS
 }
 
 __all__ = [
-    "ChannelModes", "DirectChat", "Inbound", "from_channel", "from_us", "private_message", "quit_reason", "source_nick",
+    "ChannelModes", "DirectChat", "Inbound", "batch_of", "from_channel", "from_us", "private_message", "quit_reason",
+    "source_nick",
 ]

@@ -8,8 +8,16 @@ the ghost is shown away (presence offline). A join of that nick in that channel 
 (``netsplit_minutes``) restores it silently (presence online; no join, it never left). When the
 window passes, the withheld leaves are let go: the user really left.
 
-:class:`Netsplits` is pure (events in, events out, the clock a number); :class:`SplitWatch` sets
-the presence and emits for the connector.
+Servers that speak IRCv3 batches (the bot asks for ``batch``) put the QUITs of a split in a
+``netsplit`` batch (``BATCH +ref netsplit irc.east.net irc.west.net`` ... ``BATCH -ref``, each QUIT
+tagged ``batch=ref``), whatever their reasons say: a QUIT in one is a split's too
+(:class:`SplitBatches`). The return comes as a ``netjoin`` batch of JOINs, which needs nothing of
+its own: a JOIN of a withheld user restores it, in a batch or not. A batch only decides whether a
+QUIT is a split's; the window still bounds how long its leave is withheld, so a batch, even one
+never closed or opened twice, hides no leave for longer than ``netsplit_minutes``.
+
+:class:`Netsplits` and :class:`SplitBatches` are pure (events in, events out, the clock a
+number); :class:`SplitWatch` sets the presence and emits for the connector.
 """
 
 from __future__ import annotations
@@ -21,12 +29,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import irc.client
+
 from bridgekit import BridgeContext, RemoteEvent, RemoteMember, RemoteUserID
+from bridges.irc.inbound import batch_of, quit_reason
 
 log = logging.getLogger(__name__)
 
 CHECK_S = 30.0
 """How often withheld leaves are checked for a window that has passed."""
+
+BATCH_CAP = "batch"
+"""IRCv3 batches: what tells a netsplit where the QUITs' reasons do not."""
+
+BATCH_OPEN_S = 60.0
+"""A netsplit batch comes whole in a burst: one never closed counts as open this long, no longer."""
+
+MAX_OPEN_BATCHES = 16
+"""Netsplit batches open at once (more: the oldest is forgotten); each costs a few bytes."""
+
+_REF = re.compile(r"[!-~]{1,64}")
+"""A batch reference: printable ASCII, no space, bounded."""
 
 _SERVER = r"[A-Za-z0-9*][A-Za-z0-9*.-]*\.[A-Za-z0-9*.-]*[A-Za-z0-9*]"
 _SPLIT_REASON = re.compile(rf"{_SERVER} {_SERVER}")
@@ -59,10 +82,12 @@ class Netsplits:
     def __len__(self) -> int:
         return len(self._withheld)
 
-    def sift(self, kind: str, reason: str | None, events: Sequence[RemoteEvent], now: float) -> Sifted:
-        """The events one IRC line (``kind``: quit, join, ...) became; ``reason``: a QUIT's."""
+    def sift(self, kind: str, reason: str | None, events: Sequence[RemoteEvent], now: float, *,
+             in_split_batch: bool = False) -> Sifted:
+        """The events one IRC line (``kind``: quit, join, ...) became; ``reason``: a QUIT's;
+        ``in_split_batch``: the line came in a netsplit batch (:class:`SplitBatches`)."""
         sifted = Sifted()
-        splitting = kind == "quit" and self.window_s > 0 and is_split_reason(reason)
+        splitting = kind == "quit" and self.window_s > 0 and (in_split_batch or is_split_reason(reason))
         for event in events:
             if not isinstance(event, RemoteMember):
                 sifted.pass_on.append(event)
@@ -86,6 +111,54 @@ class Netsplits:
         return [self._withheld.pop(key)[1] for key in gone]
 
 
+class SplitBatches:
+    """The IRCv3 ``netsplit`` batches open on the bot's connection, by reference.
+
+    Only a server opens one (a source without ``nick!user@host``), with a well-formed reference
+    and both servers named; a reference opened again while open keeps its first opening time; one
+    never closed is forgotten :data:`BATCH_OPEN_S` after it opened, and at most
+    :data:`MAX_OPEN_BATCHES` are kept. Other batch types (``netjoin`` included) are not kept."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, float] = {}
+        """reference -> when it opened."""
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def heard(self, source: str | None, marker: str | None, arguments: Sequence[str], now: float) -> None:
+        """A BATCH line: ``marker`` ``+ref`` opens (``arguments``: its type and parameters),
+        ``-ref`` closes."""
+        marker = marker or ""
+        ref = marker[1:]
+        if marker.startswith("-"):
+            self._open.pop(ref, None)
+            return
+        if (not marker.startswith("+") or not _REF.fullmatch(ref) or not _from_server(source)
+                or len(arguments) < 3 or arguments[0].lower() != "netsplit"):
+            return
+        self._forget_stale(now)
+        if ref in self._open:
+            return  # opened twice: the first opening time stands (it still expires)
+        if len(self._open) >= MAX_OPEN_BATCHES:
+            del self._open[min(self._open, key=self._open.__getitem__)]
+        self._open[ref] = now
+
+    def is_netsplit(self, ref: str | None, now: float) -> bool:
+        """The line tagged ``batch=ref`` is part of an open netsplit batch."""
+        self._forget_stale(now)
+        return ref is not None and ref in self._open
+
+    def _forget_stale(self, now: float) -> None:
+        for ref in [ref for ref, opened in self._open.items() if now - opened >= BATCH_OPEN_S]:
+            del self._open[ref]
+
+
+def _from_server(source: str | None) -> bool:
+    """Servers send lines as their name; users' lines come as ``nick!user@host``."""
+    return bool(source) and "!" not in (source or "") and "@" not in (source or "")
+
+
 class SplitWatch:
     """:class:`Netsplits` at work for one network: sifts what the bot hears, shows the ghosts of
     users lost in a split offline (and online again when they come back), and lets the withheld
@@ -94,14 +167,20 @@ class SplitWatch:
     def __init__(self, ctx: BridgeContext, window_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._ctx = ctx
         self._splits = Netsplits(window_s)
+        self._batches = SplitBatches()
         self._clock = clock
         self._checking: asyncio.Task[None] | None = None
 
-    async def sift(self, kind: str, reason: str | None, remote: list[RemoteEvent]) -> list[RemoteEvent]:
-        """The events to emit of those one IRC line became (see :meth:`Netsplits.sift`)."""
+    async def sift(self, event: irc.client.Event, remote: list[RemoteEvent]) -> list[RemoteEvent]:
+        """The events to emit of those the IRC line ``event`` became (see :meth:`Netsplits.sift`)."""
+        kind, now = event.type, self._clock()
+        if kind == "batch":
+            source = None if event.source is None else str(event.source)
+            self._batches.heard(source, event.target, [str(a) for a in event.arguments], now)
         if kind not in ("quit", "join") or not remote:
             return remote
-        sifted = self._splits.sift(kind, reason, remote, self._clock())
+        in_split_batch = kind == "quit" and self._batches.is_netsplit(batch_of(event), now)
+        sifted = self._splits.sift(kind, quit_reason(event), remote, now, in_split_batch=in_split_batch)
         for user in sifted.away:
             await self._presence(user, "offline")
         for user in sifted.back:
@@ -130,4 +209,7 @@ class SplitWatch:
             log.info("%s: could not set the presence of %s to %s: %s", self._ctx.name, user, presence, error)
 
 
-__all__ = ["CHECK_S", "Netsplits", "Sifted", "SplitWatch", "is_split_reason"]
+__all__ = [
+    "BATCH_CAP", "BATCH_OPEN_S", "CHECK_S", "MAX_OPEN_BATCHES", "Netsplits", "Sifted", "SplitBatches", "SplitWatch",
+    "is_split_reason",
+]

@@ -62,6 +62,7 @@ class AnsweringClient:
     """The bridge's end of the streams, answering ``open`` as the keeper did."""
 
     keeper_id = "k"
+    paired = True
 
     def __init__(self, result: p.Result) -> None:
         self.result = result

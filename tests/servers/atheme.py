@@ -96,7 +96,8 @@ class ServicesIRCd(InspIRCd):
 
 
 def atheme_config(data_dir: Path, *, uplink_port: int) -> str:
-    """atheme.conf (Atheme 7): NickServ accounts and SaslServ PLAIN, linked as services.localhost."""
+    """atheme.conf (Atheme 7): NickServ accounts (``SET PASSWORD`` too) and SaslServ PLAIN, linked as
+    services.localhost."""
     return f"""\
 /* Written by tests/servers/atheme.py */
 loadmodule "modules/protocol/inspircd";
@@ -107,6 +108,8 @@ loadmodule "modules/nickserv/register";
 loadmodule "modules/nickserv/identify";
 loadmodule "modules/nickserv/info";
 loadmodule "modules/nickserv/help";
+loadmodule "modules/nickserv/set_core";
+loadmodule "modules/nickserv/set_password";
 loadmodule "modules/saslserv/main";
 loadmodule "modules/saslserv/plain";
 serverinfo {{

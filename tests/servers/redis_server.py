@@ -40,11 +40,16 @@ class RedisServer(ReservedPortServer):
             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir), "--daemonize", "no",
         ]
 
+    def reserve_port(self) -> int:
+        """Its port, reserved and not yet listened on: a test that starts Redis late knows where."""
+        if self._reservation is None:
+            self._reservation = PortReservation.acquire(self.host)
+        return self._reservation.port
+
     def start(self, deadline_s: float = 30.0) -> None:
         self._refuse_if_running(self.binary)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self._reservation is None:
-            self._reservation = PortReservation.acquire(self.host)
+        self.reserve_port()
         self._launch(self.argv(), log_path=self.log_path, cwd=self.data_dir, host=self.host, deadline_s=deadline_s,
                      wait=self._wait_pong, taken=RedisStartError)
 

@@ -63,8 +63,14 @@ class KeeperClient:
         self._tasks: list[asyncio.Task[None]] = []
         self._results_from = "0-0"
         self._stopped = False
+        self.paired = True
+        """Connections may be opened. A ``KeptNetwork`` clears it until it has checked versions
+        and adopted the keeper's connections (until then an open's command would wait in a queue
+        nobody sends, and open a connection the bridge has given up on once Redis is back)."""
 
     async def start(self) -> None:
+        """Raises a ``redis`` connection error while Redis is out of reach (nothing started yet:
+        call it again)."""
         await self.check_version()
         self._results_from = await streams.newest_id(self.redis, p.results_stream(self.network))
         await streams.ensure_group(self.redis, p.inbound_stream(self.network), p.BRIDGE_GROUP)

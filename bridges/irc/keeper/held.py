@@ -19,7 +19,7 @@ import irc.client
 
 from bridges.irc.account_login import AccountLogin
 from bridges.irc.identify import NickServ
-from bridges.irc.keeper.protocol import Command, ConnectionSpec, snapshot
+from bridges.irc.keeper.protocol import Command, ConnectionSpec, refused_event, snapshot
 from bridges.irc.lines import Line, join
 from bridges.irc.link import AccountRefused, IrcLink, RegistrationFailed
 
@@ -201,6 +201,9 @@ class HeldConnection:
                 log.warning("%s: the server refused the account: %s", self.spec.conn, refused)
                 self.refused, self.closed, self.closing = str(refused), True, True
                 self.finished.set()  # the next open of this ID is a new connection (a new password)
+                # The bridge ends the session as a server's refusal ends one of its own (one notice;
+                # the login marked refused). An open waiting for this is answered with it as well.
+                self._hooks.publish(self.spec.conn, refused_event(str(refused)))
                 return
             except (OSError, RegistrationFailed) as error:
                 log.info("%s: connecting failed (%s); again in %.0f s", self.spec.conn, error, delay)

@@ -34,6 +34,8 @@ class KeptLink:
         self._persist = persist
         self._timeout = timeout
         self._open = False
+        self._refused: str | None = None
+        """The keeper said the server refused the account at a reconnect: never asked again."""
 
     @classmethod
     def adopted(cls, client: KeeperClient, spec: p.ConnectionSpec, state: dict[str, Any], *, persist: bool,
@@ -62,6 +64,11 @@ class KeptLink:
 
     async def connect(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Open the connection in the keeper, or adopt it there as it is (no NICK, no JOIN)."""
+        if self._refused is not None:  # the same password again cannot help: the user logs in again
+            raise AccountRefused(self._refused)
+        if not self._client.paired:  # its Redis out of reach at the bridge's start: tried again later
+            raise ConnectionError(f"{self.host}:{self.port}: not paired with the IRC keeper yet (its Redis is out of "
+                                  "reach)")
         answer = self._client.command("open", self.conn, {"spec": self.spec.to_json()})
         try:
             async with asyncio.timeout(timeout or self._timeout):
@@ -78,9 +85,20 @@ class KeptLink:
         p.restore(self.state, result.data)
         self._open = True
 
-    def heard(self, event: irc.client.Event) -> None:
-        """An event of this connection, read from the inbound stream: the mirror learns it."""
+    def heard(self, event: irc.client.Event) -> irc.client.Event | None:
+        """An event of this connection, read from the inbound stream: the mirror learns it, and
+        it is returned for the connector to handle. But the keeper's word that the server refused
+        the account at a reconnect comes back as the connection's disconnect (the connector
+        reconnects the session, and :meth:`connect` raises the refusal, as an ``IrcLink``'s
+        would), or as None while this link is still opening (its answer carries the refusal)."""
+        refused = p.refusal_of(event)
+        if refused is not None:
+            if not self._open:
+                return None
+            self._open, self._refused = False, refused
+            event = irc.client.Event("disconnect", None, None, [refused])
         self.state.hear(event)  # what to write about it is the keeper's business
+        return event
 
     # ---- writing ---------------------------------------------------------------------------------
 

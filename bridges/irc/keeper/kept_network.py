@@ -1,11 +1,15 @@
 """One IRC network's connections held by a keeper, as the connector sees them.
 
-The connector asks this for its links (``link``), and on start it adopts what the keeper held
-while the bridge was away (``adopt``): the Matrix users' connections become their sessions again,
-as they are (no QUIT, JOIN or NICK on IRC), and the bot's, opened again, answers with its
-channels and their members. Then ``listen`` hands the connector every event heard, in order,
-from where the last run stopped; but a gap the keeper tells (its own restart) becomes one notice
-in each portal of the network, as the bridge's own downtime does (:mod:`bridges.irc.downtime`).
+The connector asks this for its links (``link``), and before its bot connects it pairs with the
+keeper (``start``: versions checked, then it adopts what the keeper held while the bridge was
+away). Redis out of reach then is :class:`KeeperUnreachable`, an ``OSError``: the connector waits
+and tries again as it does for an IRC server that is down, the rest of the bridge serving
+meanwhile, and no connection of the network is opened until it is paired. Adopting: the Matrix
+users' connections become their sessions again, as they are (no QUIT, JOIN or NICK on IRC), and
+the bot's, opened again, answers with its channels and their members. Then ``listen`` hands the
+connector every event heard, in order, from where the last run stopped; but a gap the keeper
+tells (its own restart) becomes one notice in each portal of the network, as the bridge's own
+downtime does (:mod:`bridges.irc.downtime`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import irc.client
 from redis.asyncio import Redis
@@ -21,6 +26,7 @@ from bridgekit import BridgeContext, UserID
 from bridges.irc.account_login import AccountLogin
 from bridges.irc.downtime import Outage, tell_portals
 from bridges.irc.keeper import protocol as p
+from bridges.irc.keeper import streams
 from bridges.irc.keeper.client import KeeperClient
 from bridges.irc.keeper.kept_link import KeptLink
 from bridges.irc.keeper.sealing import cipher_from, seal
@@ -40,6 +46,10 @@ NEXT_NICKS = 20
 LinkHandler = Callable[[Link, irc.client.Event], Awaitable[None]]
 
 
+class KeeperUnreachable(OSError):
+    """The keeper's Redis cannot be reached: the network waits for it (the bridge goes on)."""
+
+
 class KeptNetwork:
     def __init__(self, ctx: BridgeContext, settings: IrcSettings, keeper: KeeperSettings, records: IrcRecords,
                  network: IrcNetwork) -> None:
@@ -53,12 +63,26 @@ class KeptNetwork:
         group = keeper.group
         self.client = KeeperClient(redis, name, group_scope(group) if group else keeper.keeper_id,
                                    placement=Placement(redis, group) if group else None)
+        self.client.paired = False  # until ``start``
+        self._reached = False
         self.links: dict[str, KeptLink] = {}
         self._cipher = cipher_from()
         self._listening: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await self.client.start()
+    async def start(self, users: UserConnections) -> None:
+        """Pair with the keeper, once: its protocol version checked (``KeeperMismatch``), then what
+        it holds adopted. Raises :class:`KeeperUnreachable` while its Redis is out of reach."""
+        if self.client.paired:
+            return
+        if not self._reached:
+            try:
+                await self.client.start()
+            except streams.TRANSIENT as error:
+                raise KeeperUnreachable(f"the connection keeper's Redis at {_where(self._keeper.redis_url)} is out "
+                                        f"of reach: {error}") from None
+            self._reached = True  # (the client's readers and writer run from here: started once)
+        await self.adopt(users)
+        self.client.paired = True
 
     async def adopt(self, users: UserConnections) -> int:
         """The Matrix users' connections the keeper holds become their sessions again."""
@@ -128,8 +152,9 @@ class KeptNetwork:
             link = self.links.get(conn)
             if link is None:
                 return  # a connection closed since (idle, logout): nobody listens on it
-            link.heard(event)
-            await handler(link, event)
+            handled = link.heard(event)  # (a refusal in the keeper becomes the link's disconnect)
+            if handled is not None:
+                await handler(link, handled)
 
         cursor = (lambda: self._records.get("keeper_inbound_last", None),
                   lambda entry: self._records.set("keeper_inbound_last", entry))
@@ -147,6 +172,12 @@ class KeptNetwork:
         await self.client.stop()
 
 
+def _where(redis_url: str) -> str:
+    """Redis's address for messages and /health: never the URL, which may hold its password."""
+    parts = urlsplit(redis_url)
+    return parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+
+
 def _kind(account: AccountLogin | None, login_check: bool) -> p.ConnectionKind:
     """A Matrix user's connection: a password being checked, their puppet, or their virtual one."""
     if login_check:
@@ -154,4 +185,4 @@ def _kind(account: AccountLogin | None, login_check: bool) -> p.ConnectionKind:
     return "puppet" if account is not None else "user"
 
 
-__all__ = ["KeptNetwork"]
+__all__ = ["KeeperUnreachable", "KeptNetwork"]

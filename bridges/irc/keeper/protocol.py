@@ -200,6 +200,23 @@ def gap_of(event: irc.client.Event) -> tuple[str, float, float] | None:
     return str(event.target or ""), began, ended
 
 
+REFUSED_EVENT = "keeper-refused"
+"""A heard "event" that is the keeper's own: the server refused the connection's account at a
+reconnect (``arguments[0]``: its reason), and the keeper stopped it. A bridge that does not know
+it passes it by (so the protocol version stays)."""
+
+
+def refused_event(reason: str) -> irc.client.Event:
+    return irc.client.Event(REFUSED_EVENT, None, None, [reason])
+
+
+def refusal_of(event: irc.client.Event) -> str | None:
+    """The server's reason of a refused event; None for any other."""
+    if event.type != REFUSED_EVENT:
+        return None
+    return str(event.arguments[0]) if event.arguments else "the server refused the account"
+
+
 def tag_of(event: irc.client.Event, key: str) -> str | None:
     for tag in event.tags or []:
         if tag.get("key") == key:
@@ -330,6 +347,7 @@ __all__ = [
     "GAP_EVENT",
     "KEEPER_GROUP",
     "PROTOCOL_VERSION",
+    "REFUSED_EVENT",
     "Command",
     "ConnectionKind",
     "ConnectionSpec",
@@ -343,6 +361,8 @@ __all__ = [
     "gap_of",
     "gaps_key",
     "heartbeat_key",
+    "refusal_of",
+    "refused_event",
     "restore",
     "snapshot",
     "stream_id_after",
