@@ -27,13 +27,13 @@ from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridgekit.store.engine import Database
-from bridgekit.store.models import AsTxn, InboxCursor, InboxEvent
+from bridgekit.store.tables import as_txn, inbox_cursor, inbox_event
 
 log = logging.getLogger(__name__)
 
-_TXN: Table = AsTxn.__table__  # type: ignore[assignment]
-_EVENT: Table = InboxEvent.__table__  # type: ignore[assignment]
-_CURSOR: Table = InboxCursor.__table__  # type: ignore[assignment]
+_TXN: Table = as_txn
+_EVENT: Table = inbox_event
+_CURSOR: Table = inbox_cursor
 
 FLOOR_KEY = "*"
 """The cursor row whose ``done_through`` is the floor: every row at or below it is handled."""
