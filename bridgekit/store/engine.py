@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -51,18 +50,6 @@ SQLITE_CHECKPOINT_INTERVAL = 1.0
 SQLITE_AUTOCHECKPOINT_PAGES = 10_000
 """A commit checkpoints by itself only past this many WAL pages (about 40 MB): a safety valve
 for when the background checkpointer falls behind."""
-
-SQLITE_INLINE_COMMIT_BUDGET = 0.0005
-"""Seconds: a small write (:meth:`Database.sqlite_write` with ``small=True``) commits on the event
-loop's own thread while commits take less than this (a moving average), instead of in the writer
-thread. The hand-over to that thread and back (two thread wake-ups and the GIL passed twice) cost
-0.2-0.5 ms per transaction here, as much as the commit itself on a disk that flushes in 0.1 ms.
-On a slower disk the writer thread is the better deal: while it waits for the fsync the loop
-handles the events already stored (measured: with 2 ms allowed, a disk shared with other
-databases' fsyncs halved the rate of one-event transactions against the writer thread)."""
-
-_COMMIT_AVERAGE_WEIGHT = 0.2
-"""How much the latest commit moves the moving average of commit times."""
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -97,8 +84,6 @@ class Database:
         self._raw_writer: sqlite3.Connection | None = None
         self._raw_thread: ThreadPoolExecutor | None = None
         self._checkpointer: asyncio.Task[None] | None = None
-        self._commit_seconds = 0.0
-        """Moving average of the raw writer's transactions (BEGIN ... COMMIT, fsync included)."""
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10, migrate: bool = True) -> Database:
@@ -171,27 +156,19 @@ class Database:
             async with connection.begin():
                 yield connection
 
-    async def sqlite_write(self, work: Callable[[sqlite3.Connection], T], *, small: bool = False) -> T:
+    async def sqlite_write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """SQLite only: run ``work`` on a plain ``sqlite3`` connection inside one
         ``BEGIN IMMEDIATE`` ... ``COMMIT``, in one trip to a dedicated thread, under the same
         single-writer lock as :meth:`write`.
 
         For the hottest path only (every homeserver transaction): each statement through the
         async engine is a round trip to the driver's thread plus SQLAlchemy's own work, which
-        together cost several times the SQL itself. ``work`` may run in another thread: it must
+        together cost several times the SQL itself. ``work`` runs in another thread: it must
         touch nothing but the connection it is given. Raising rolls the transaction back.
-
-        ``small``: the caller knows of no other write waiting (one homeserver transaction of a
-        few events). It then runs on the calling thread, blocking the event loop for the commit,
-        while commits are fast (:data:`SQLITE_INLINE_COMMIT_BUDGET`): cheaper than the hand-over.
-        The commit, and its fsync, are the same either way.
         """
         if self._sqlite_path is None or self._write_lock is None:
             raise StoreError("sqlite_write is for SQLite databases only")
         async with self._write_lock:
-            if small and self._commit_seconds < SQLITE_INLINE_COMMIT_BUDGET:
-                with contextlib.suppress(_WouldWait):
-                    return self._run_raw_transaction(work, may_wait=False)
             if self._raw_thread is None:
                 self._raw_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
             loop = asyncio.get_running_loop()
@@ -208,10 +185,7 @@ class Database:
                     await done
                 raise
 
-    def _run_raw_transaction(self, work: Callable[[sqlite3.Connection], T], *, may_wait: bool = True) -> T:
-        """One transaction on the raw writer. ``may_wait=False`` (on the event loop's thread):
-        another process's write lock is not waited for (busy_timeout would block the loop for up
-        to 5 s); :class:`_WouldWait` is raised instead, before anything is done."""
+    def _run_raw_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._raw_writer
         if connection is None:
             assert self._sqlite_path is not None
@@ -219,28 +193,13 @@ class Database:
             for pragma in _SQLITE_PRAGMAS:
                 connection.execute(pragma)
             self._raw_writer = connection
-        began = time.perf_counter()
-        if may_wait:
-            connection.execute("BEGIN IMMEDIATE")
-        else:
-            connection.execute("PRAGMA busy_timeout=0")
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                if connection.in_transaction:
-                    raise
-                raise _WouldWait from error
-            finally:
-                connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        connection.execute("BEGIN IMMEDIATE")
         try:
             result = work(connection)
         except BaseException:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
-        # Under the write lock: one writer of the average at a time, whichever thread it is in.
-        took = time.perf_counter() - began
-        self._commit_seconds += (took - self._commit_seconds) * _COMMIT_AVERAGE_WEIGHT
         return result
 
     def _start_checkpointer(self) -> None:
@@ -277,18 +236,12 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
-        raw, self._raw_writer = self._raw_writer, None
         if self._raw_thread is not None:
+            raw, self._raw_writer = self._raw_writer, None
             if raw is not None:
                 await asyncio.get_running_loop().run_in_executor(self._raw_thread, raw.close)
             self._raw_thread.shutdown(wait=True)
             self._raw_thread = None
-        elif raw is not None:  # only ever used on the loop's thread (small writes)
-            raw.close()
-
-
-class _WouldWait(Exception):
-    """The raw writer's BEGIN IMMEDIATE found another process's write lock, and was not to wait."""
 
 
 def _parse_url(url: str) -> URL:

@@ -202,8 +202,6 @@ class InboxStore:
         self._queue.append(request)
         async with self._commit_lock:
             if not request.outcome.done():
-                if len(self._queue) == 1:  # alone so far: let transactions that came with it join
-                    await asyncio.sleep(0)
                 batch, self._queue = self._queue, []
                 try:
                     outcomes = await self._store_batch(batch)
@@ -230,8 +228,7 @@ class InboxStore:
                     _advance_cursors_sqlite(connection, progress)
                     return outcomes
 
-                # One transaction alone may commit without the hand-over to the writer thread.
-                return await self._db.sqlite_write(work, small=len(batch) == 1)
+                return await self._db.sqlite_write(work)
             outcomes = []
             async with self._db.write() as conn:  # noqa: SIM117 (the inner one needs conn)
                 # SQLAlchemy's asyncpg adapter begins its transaction lazily, at its own first
