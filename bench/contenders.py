@@ -277,21 +277,24 @@ class BridgekitContender(Contender):
     has_ready_endpoint = True
 
     def __init__(self, workdir: Path, tokens: Tokens, backend: str, homeserver_port: int,
-                 populate: int, profile_path: Path | None = None) -> None:
+                 populate: int, profile_path: Path | None = None, code: Path | None = None) -> None:
         super().__init__(workdir, tokens)
         self.profile_path = profile_path
         self.backend = backend
-        self.name = f"bridgekit-{backend}"
+        self.code = code
+        """Another checkout whose bridgekit runs instead of this one's (``--baseline``): first on
+        PYTHONPATH, ahead of the virtualenv's editable install of this one."""
+        self.name = f"bridgekit-{backend}" + ("-base" if code is not None else "")
         self.homeserver_port = homeserver_port
         self.populate = populate
-        self.db_path = workdir / "bench.db"
-        self.pg_database = f"bridgekit_bench_{os.getpid()}"
+        self.db_path = workdir / f"{self.name}.db"
+        self.pg_database = f"bridgekit_bench_{os.getpid()}" + ("_base" if code is not None else "")
         self._pg_created = False
         if backend == "sqlite":
             self.db_url = f"sqlite+aiosqlite:///{self.db_path}"
         else:
             self.db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.pg_database}"
-        self.config_path = workdir / f"config-{backend}.yaml"
+        self.config_path = workdir / f"config-{self.name}.yaml"
 
     async def prepare(self) -> None:
         executable = Path(sys.executable).parent / "bridgekit"
@@ -333,6 +336,8 @@ class BridgekitContender(Contender):
         executable = Path(sys.executable).parent / "bridgekit"
         env = hermetic_env({"BRIDGEKIT_AS_TOKEN": self.tokens.as_token,
                             "BRIDGEKIT_HS_TOKEN": self.tokens.hs_token})
+        if self.code is not None:
+            env["PYTHONPATH"] = str(self.code)
         argv = [str(executable), "run", "-c", str(self.config_path)]
         if self.profile_path is not None:
             # The console script is a Python file, so cProfile can run it as is; the profile is

@@ -463,7 +463,7 @@ class Session:
                 self.report.all_rounds.append(result)
                 self.report.events_acked += result.events_acked
                 short = "  SHORT (ran out of transactions)" if result.short else ""
-                print(f"  {self.contender.name:<19}{result.events_per_txn:>4}/txn round "
+                print(f"  {self.contender.name:<22}{result.events_per_txn:>4}/txn round "
                       f"{round_no + 1} {mode:<11}{result.events_per_s:>9,.0f} events/s "
                       f"{result.txns_per_s:>7,.0f} txns/s  p50 {result.p50_ms:5.1f} ms  "
                       f"p95 {result.p95_ms:5.1f} ms  {result.ok}/{result.txns} answered 200  "
@@ -559,7 +559,7 @@ def _ratio_rows(reports: list[ContenderReport], shapes: list[int]
         return ["  (mautrix not measured in this run)"], ratios
     for shape in shapes:
         goal = target_ratio(shape)
-        for name in ("bridgekit-sqlite", "bridgekit-postgres", "reference-sqlite"):
+        for name in ("bridgekit-sqlite", "bridgekit-sqlite-base", "bridgekit-postgres", "reference-sqlite"):
             candidate = by_name.get(name)
             if candidate is None:
                 continue
@@ -592,7 +592,7 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
               + "; ".join(parts))
     elif ceiling is not None:
         print(f"Load generator ceiling: not measured ({ceiling.error})")
-    header = (f"{'ev/txn':>6}  {'contender':<19}{'mode':<11}{'events/s':>9}{'min-max':>14}"
+    header = (f"{'ev/txn':>6}  {'contender':<22}{'mode':<11}{'events/s':>9}{'min-max':>14}"
               f"{'best':>8}{'txns/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}{'200s':>13}"
               f"{'srv CPU':>8}{'gen CPU':>8}{'other':>6}")
     print()
@@ -601,7 +601,7 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
     for shape in shapes:
         for report in reports:
             if not report.summaries and shape == shapes[0]:
-                print(f"{'':>6}  {report.name:<19}{report.error or 'no result'}")
+                print(f"{'':>6}  {report.name:<22}{report.error or 'no result'}")
                 continue
             for mode in (SEQUENTIAL, CONCURRENT):
                 m = report.summary(shape, mode)
@@ -609,7 +609,7 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
                     continue
                 answered = f"{m.ok}/{m.txns}"
                 spread = f"{_krate(m.min_events_per_s)}-{_krate(m.max_events_per_s)}"
-                print(f"{shape:>6}  {report.name:<19}{m.mode:<11}{m.events_per_s:>9,.0f}"
+                print(f"{shape:>6}  {report.name:<22}{m.mode:<11}{m.events_per_s:>9,.0f}"
                       f"{spread:>14}{_krate(m.max_events_per_s):>8}{m.txns_per_s:>8,.0f}"
                       f"{m.p50_ms:>8.2f}{m.p95_ms:>8.2f}{m.max_ms:>8.1f}{answered:>13}"
                       f"{_fmt_pct(m.server_cpu_pct):>8}{_fmt_pct(m.client_cpu_pct):>8}"
@@ -647,7 +647,7 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
             for mode in (SEQUENTIAL, CONCURRENT):
                 m = report.summary(shape, mode)
                 if m is not None:
-                    print(f"  {shape:>4}/txn  {report.name:<19}{mode:<11}"
+                    print(f"  {shape:>4}/txn  {report.name:<22}{mode:<11}"
                           + " ".join(f"{rate:>8,.0f}" for rate in m.round_rates))
 
     print()
@@ -655,7 +655,7 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
     for report in reports:
         if report.startup_s is None:
             continue
-        line = f"  {report.name:<19}{report.startup_s:>6.2f} s"
+        line = f"  {report.name:<22}{report.startup_s:>6.2f} s"
         if report.name.startswith("bridgekit"):
             populated = next((n for n in report.notes if "portals" in n), None)
             line += (f"   {populated or f'NOT populated with {populate:,} portals/ghosts'}"
@@ -667,11 +667,11 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
     for report in reports:
         if report.stored is None:
             what = "no inbox table (stores nothing)" if report.name == "mautrix" else "not counted"
-            print(f"  {report.name:<19}{what}")
+            print(f"  {report.name:<22}{what}")
         else:
             lost = report.events_acked - report.stored
             verdict = "ok" if lost <= 0 else f"LOST {lost:,} acknowledged events"
-            print(f"  {report.name:<19}{report.stored:,} stored / {report.events_acked:,} "
+            print(f"  {report.name:<22}{report.stored:,} stored / {report.events_acked:,} "
                   f"acknowledged   {verdict}")
 
     print()
@@ -707,9 +707,9 @@ def print_report(ceiling: ContenderReport | None, reports: list[ContenderReport]
                 parts.append(f"p50 {m.p50_ms:.1f} ms (info: {m.senders} in flight, so mean "
                              f"latency = {m.senders} x {m.events_per_txn} events / rate = "
                              f"{mean:.0f} ms)")
-            print(f"  {name:<19}{m.mode:<12}" + "; ".join(parts))
+            print(f"  {name:<22}{m.mode:<12}" + "; ".join(parts))
         if not bridge.summaries:
-            print(f"  {name:<19}not measured ({bridge.error})")
+            print(f"  {name:<22}not measured ({bridge.error})")
     return {
         "ceiling": asdict(ceiling) if ceiling else None,
         "contenders": [asdict(r) for r in reports],
@@ -761,6 +761,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=list(DEFAULT_SHAPES),
                         help="transaction shapes to measure, each against every contender "
                              f"(default {','.join(map(str, DEFAULT_SHAPES))})")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also run DIR's bridgekit (another checkout, e.g. `git worktree add` of "
+                             "main) on SQLite as 'bridgekit-sqlite-base', interleaved with the "
+                             "others: a before/after in one run")
     parser.add_argument("--only", action="append", choices=CHOICES, metavar="NAME",
                         help=f"run only this contender (repeatable; one of {', '.join(CHOICES)}; "
                              "'reference' is a bare FastAPI+sqlite3 yardstick, never run by default)")
@@ -821,6 +825,9 @@ async def main_async(args: argparse.Namespace) -> int:
             profile = scratch / f"profile-bridgekit-{choice}.prof" if args.profile else None
             contenders.append(BridgekitContender(workdir, tokens, choice, stub.port, args.portals,
                                                  profile))
+    if args.baseline is not None:  # another checkout's code, on SQLite, in the same interleaved run
+        contenders.append(BridgekitContender(workdir, tokens, "sqlite", stub.port, args.portals,
+                                             code=args.baseline.resolve()))
     sessions = [Session(contender) for contender in contenders]
     try:
         # Start-up is timed for one contender at a time, each after the others went quiet.

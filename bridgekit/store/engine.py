@@ -22,16 +22,19 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolResetState
 
 from bridgekit.errors import StoreError
 from bridgekit.store.migrate import upgrade_to_head
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
@@ -131,6 +134,9 @@ class Database:
         Objects stay usable afterwards (``expire_on_commit=False``; the models have no relationships
         that could load lazily).
         """
+        # Imported here: the ORM costs 6-7 MB resident, and only connectors that use sessions pay it.
+        from sqlalchemy.ext.asyncio import AsyncSession
+
         # The default join mode leaves the outer transaction to write(): the session flushes
         # into it and never commits it on its own.
         async with (

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from sqlalchemy import Table, select
 
 from bridgekit.store.engine import Database
-from bridgekit.store.models import Ghost
+from bridgekit.store.tables import ghost
 from bridgekit.store.upsert import dialect_module
 
-_GHOST: Table = Ghost.__table__  # type: ignore[assignment]
+_GHOST: Table = ghost
 
 CACHE_LIMIT = 100_000
 """Ghost names remembered before the memory starts over."""

@@ -26,14 +26,15 @@ from typing import Any, Protocol
 from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridgekit.store import inbox_sql as sql
 from bridgekit.store.engine import Database
-from bridgekit.store.models import AsTxn, InboxCursor, InboxEvent
+from bridgekit.store.tables import as_txn, inbox_cursor, inbox_event
 
 log = logging.getLogger(__name__)
 
-_TXN: Table = AsTxn.__table__  # type: ignore[assignment]
-_EVENT: Table = InboxEvent.__table__  # type: ignore[assignment]
-_CURSOR: Table = InboxCursor.__table__  # type: ignore[assignment]
+_TXN: Table = as_txn
+_EVENT: Table = inbox_event
+_CURSOR: Table = inbox_cursor
 
 FLOOR_KEY = "*"
 """The cursor row whose ``done_through`` is the floor: every row at or below it is handled."""
@@ -120,35 +121,6 @@ def storable_text(value: str) -> str:
     return value
 
 
-# Written out in full (no string building): the only values are bound parameters.
-_SQLITE_SEEN_TXN = "SELECT fingerprint FROM as_txn WHERE txn_id = ?"
-_SQLITE_INSERT_TXN = "INSERT INTO as_txn (txn_id, fingerprint, received_at, event_count) VALUES (?, ?, ?, ?)"
-_SQLITE_INSERT_ROWS = (
-    "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, queue_key, payload, state, "
-    "last_error, received_at, handled_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
-    "ON CONFLICT (event_id) DO NOTHING"
-)
-_SQLITE_ADVANCE_CURSOR = (
-    "INSERT INTO inbox_cursor (queue_key, done_through) VALUES (?, ?) ON CONFLICT (queue_key) "
-    "DO UPDATE SET done_through = max(done_through, excluded.done_through)"
-)
-_POSTGRESQL_SEEN_TXN = "SELECT fingerprint FROM as_txn WHERE txn_id = $1"
-_POSTGRESQL_INSERT_TXN = (
-    "INSERT INTO as_txn (txn_id, fingerprint, received_at, event_count) VALUES ($1, $2, $3, $4) "
-    "ON CONFLICT DO NOTHING RETURNING id"
-)
-_POSTGRESQL_INSERT_ROWS = (
-    "INSERT INTO inbox_event (txn_id, seq, event_id, room_id, kind, queue_key, payload, state, "
-    "last_error, received_at, handled_at, attempts) "
-    "SELECT *, 0 FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], "
-    "$6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[]) "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING seq, id"
-)
-_POSTGRESQL_ADVANCE_CURSOR = (
-    "INSERT INTO inbox_cursor (queue_key, done_through) VALUES ($1, $2) "
-    "ON CONFLICT (queue_key) DO UPDATE SET "
-    "done_through = greatest(inbox_cursor.done_through, excluded.done_through)"
-)
 # Accepted rows above the floor that their queue's cursor has not passed: what is still to do.
 _PENDING_CONDITION = (
     "e.state = 'accepted' AND e.id > :floor "
@@ -176,17 +148,17 @@ def _row_parameters(txn_id: str, rows: Sequence[RowToStore], received: int) -> l
 def _store_one_sqlite(connection: sqlite3.Connection, request: _StoreRequest, received: int) -> StoreOutcome:
     """The whole of one transaction's storage, run in the SQLite writer thread."""
     txn_id, fingerprint, rows = request.txn_id, request.fingerprint, request.rows
-    seen = [row[0] for row in connection.execute(_SQLITE_SEEN_TXN, (txn_id,))]
+    seen = [row[0] for row in connection.execute(sql.SQLITE_SEEN_TXN, (txn_id,))]
     if fingerprint in seen:
         return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
-    connection.execute(_SQLITE_INSERT_TXN, (txn_id, fingerprint, received, len(rows)))
+    connection.execute(sql.SQLITE_INSERT_TXN, (txn_id, fingerprint, received, len(rows)))
     if not rows:
         return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids={})
     # Inside the single-writer transaction nobody else inserts, so the rows with an id above
     # the previous maximum are exactly the ones this statement inserted (duplicates are skipped).
     (before,) = connection.execute("SELECT coalesce(max(id), 0) FROM inbox_event").fetchone()
     changes_before = connection.total_changes
-    connection.executemany(_SQLITE_INSERT_ROWS, _row_parameters(txn_id, rows, received))
+    connection.executemany(sql.SQLITE_INSERT_ROWS, _row_parameters(txn_id, rows, received))
     if connection.total_changes - changes_before == len(rows):
         # No event was a duplicate: SQLite gave the rows the next ids, in order.
         row_ids = {row.seq: before + offset for offset, row in enumerate(rows, start=1)}
@@ -199,7 +171,7 @@ def _advance_cursors_sqlite(connection: sqlite3.Connection, progress: _Progress)
     positions = list(progress.queues.items())
     if progress.floor is not None:
         positions.append((FLOOR_KEY, progress.floor))
-    connection.executemany(_SQLITE_ADVANCE_CURSOR, positions)
+    connection.executemany(sql.SQLITE_ADVANCE_CURSOR, positions)
 
 
 class InboxStore:
@@ -278,16 +250,16 @@ class InboxStore:
         # more than the round trips. unnest() turns column arrays into rows: one statement.
         driver = await _driver(conn)
         txn_id, fingerprint, rows = request.txn_id, request.fingerprint, request.rows
-        seen = [record[0] for record in await driver.fetch(_POSTGRESQL_SEEN_TXN, txn_id)]
+        seen = [record[0] for record in await driver.fetch(sql.POSTGRESQL_SEEN_TXN, txn_id)]
         if fingerprint in seen:
             return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
-        inserted = await driver.fetchval(_POSTGRESQL_INSERT_TXN, txn_id, fingerprint, received, len(rows))
+        inserted = await driver.fetchval(sql.POSTGRESQL_INSERT_TXN, txn_id, fingerprint, received, len(rows))
         if inserted is None:  # a concurrent copy of the same transaction won the race
             return StoreOutcome(duplicate=True, reused_txn_id=False, row_ids={})
         row_ids: dict[int, int] = {}
         if rows:
             columns = list(zip(*_row_parameters(txn_id, rows, received), strict=True))
-            records = await driver.fetch(_POSTGRESQL_INSERT_ROWS, *columns)
+            records = await driver.fetch(sql.POSTGRESQL_INSERT_ROWS, *columns)
             row_ids = {record[0]: record[1] for record in records}
         return StoreOutcome(duplicate=False, reused_txn_id=bool(seen), row_ids=row_ids)
 
@@ -443,7 +415,7 @@ async def _advance_cursors_postgresql(conn: AsyncConnection, progress: _Progress
     # instead of deadlocking, which answered the homeserver 503.
     positions.sort()
     if positions:
-        await (await _driver(conn)).executemany(_POSTGRESQL_ADVANCE_CURSOR, positions)
+        await (await _driver(conn)).executemany(sql.POSTGRESQL_ADVANCE_CURSOR, positions)
 
 
 __all__ = ["FLOOR_KEY", "InboxCounts", "InboxStore", "PendingRow", "StoreOutcome", "now_ms", "storable_text"]

@@ -19,10 +19,10 @@ from sqlalchemy import Table, delete, func, select, update
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
-from bridgekit.store.models import Job
+from bridgekit.store.tables import job
 from bridgekit.store.upsert import dialect_module
 
-_JOB: Table = Job.__table__  # type: ignore[assignment]
+_JOB: Table = job
 
 ERROR_MAX_CHARS = 2000
 

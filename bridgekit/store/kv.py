@@ -17,7 +17,7 @@ from sqlalchemy import delete, or_, select
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
-from bridgekit.store.models import KeyValue
+from bridgekit.store.tables import kv as _KV
 from bridgekit.store.upsert import upsert
 
 PURGE_INTERVAL_MS = 3_600_000
@@ -33,9 +33,9 @@ class KeyValueStore:
     async def get(self, network: str, key: str, default: Any = None) -> Any:
         """The value stored under (``network``, ``key``), or ``default`` when there is none
         (or it has expired)."""
-        query = select(KeyValue.value).where(
-            KeyValue.network == network, KeyValue.key == key,
-            or_(KeyValue.expires_at.is_(None), KeyValue.expires_at > now_ms()),
+        query = select(_KV.c.value).where(
+            _KV.c.network == network, _KV.c.key == key,
+            or_(_KV.c.expires_at.is_(None), _KV.c.expires_at > now_ms()),
         )
         async with self._db.read() as connection:
             row = (await connection.execute(query)).first()
@@ -48,14 +48,14 @@ class KeyValueStore:
         expires_at = None if ttl_seconds is None else now + int(ttl_seconds * 1000)
         values = {"network": network, "key": key, "value": value, "expires_at": expires_at}
         async with self._db.write() as connection:
-            await connection.execute(upsert(self._db.dialect, KeyValue, ["network", "key"], values))
+            await connection.execute(upsert(self._db.dialect, _KV, ["network", "key"], values))
             if expires_at is not None and now >= self._next_purge_ms:
                 self._next_purge_ms = now + PURGE_INTERVAL_MS
-                await connection.execute(delete(KeyValue).where(KeyValue.expires_at <= now))
+                await connection.execute(delete(_KV).where(_KV.c.expires_at <= now))
 
     async def delete(self, network: str, key: str) -> None:
         """Remove the value; nothing happens when there is none."""
-        statement = delete(KeyValue).where(KeyValue.network == network, KeyValue.key == key)
+        statement = delete(_KV).where(_KV.c.network == network, _KV.c.key == key)
         async with self._db.write() as connection:
             await connection.execute(statement)
 

@@ -21,7 +21,8 @@ from sqlalchemy import delete, select
 
 from bridgekit.ids import RoomID, UserID
 from bridgekit.store.engine import Database
-from bridgekit.store.models import RegisteredUser, RoomMember
+from bridgekit.store.tables import registered_user as _REGISTERED
+from bridgekit.store.tables import room_member as _MEMBER
 from bridgekit.store.upsert import insert_ignoring_conflicts, upsert
 
 _Key = TypeVar("_Key", bound=Hashable)
@@ -66,7 +67,7 @@ class MatrixStateStore:
     async def is_registered(self, user_id: UserID) -> bool:
         if user_id in self._registered:
             return True
-        query = select(RegisteredUser.user_id).where(RegisteredUser.user_id == user_id)
+        query = select(_REGISTERED.c.user_id).where(_REGISTERED.c.user_id == user_id)
         async with self._db.read() as connection:
             found = (await connection.execute(query)).first() is not None
         if found:
@@ -74,7 +75,7 @@ class MatrixStateStore:
         return found
 
     async def mark_registered(self, user_id: UserID) -> None:
-        statement = insert_ignoring_conflicts(self._db.dialect, RegisteredUser, ["user_id"])
+        statement = insert_ignoring_conflicts(self._db.dialect, _REGISTERED, ["user_id"])
         async with self._db.write() as connection:
             await connection.execute(statement, {"user_id": user_id, "registered_at": _now_ms()})
         self._registered.add(user_id)
@@ -82,8 +83,8 @@ class MatrixStateStore:
     async def is_joined(self, room_id: RoomID, user_id: UserID) -> bool:
         if (room_id, user_id) in self._joined:
             return True
-        query = select(RoomMember.membership).where(
-            RoomMember.room_id == room_id, RoomMember.user_id == user_id
+        query = select(_MEMBER.c.membership).where(
+            _MEMBER.c.room_id == room_id, _MEMBER.c.user_id == user_id
         )
         async with self._db.read() as connection:
             joined = (await connection.execute(query)).scalar() == "join"
@@ -93,7 +94,7 @@ class MatrixStateStore:
 
     async def mark_joined(self, room_id: RoomID, user_id: UserID) -> None:
         values = {"room_id": room_id, "user_id": user_id, "membership": "join"}
-        statement = upsert(self._db.dialect, RoomMember, ["room_id", "user_id"], values)
+        statement = upsert(self._db.dialect, _MEMBER, ["room_id", "user_id"], values)
         async with self._db.write() as connection:
             await connection.execute(statement)
         self._joined.add((room_id, user_id))
@@ -103,8 +104,8 @@ class MatrixStateStore:
         # Dropped from the cache first: a concurrent is_joined must not answer from it once
         # the row is gone.
         self._joined.discard((room_id, user_id))
-        statement = delete(RoomMember).where(
-            RoomMember.room_id == room_id, RoomMember.user_id == user_id
+        statement = delete(_MEMBER).where(
+            _MEMBER.c.room_id == room_id, _MEMBER.c.user_id == user_id
         )
         async with self._db.write() as connection:
             await connection.execute(statement)

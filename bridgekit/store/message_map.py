@@ -18,12 +18,12 @@ from sqlalchemy.sql import Executable
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
-from bridgekit.store.models import Message, Reaction
+from bridgekit.store.tables import message, reaction
 from bridgekit.store.upsert import dialect_module
 from bridgekit.store.write_behind import WriteBehind
 
-_MESSAGE: Table = Message.__table__  # type: ignore[assignment]
-_REACTION: Table = Reaction.__table__  # type: ignore[assignment]
+_MESSAGE: Table = message
+_REACTION: Table = reaction
 
 RECENT_SENDS = 20_000
 """Sends to the network remembered in memory for echo checks."""

@@ -60,7 +60,7 @@ def _create_at_head(connection: Connection) -> None:
     """A new, empty database: the models' schema at once, stamped with the head revision.
 
     The same schema the migrations build (a test compares them), without importing Alembic."""
-    from bridgekit.store.models import metadata
+    from bridgekit.store.tables import metadata
 
     metadata.create_all(connection)
     connection.exec_driver_sql(

@@ -18,12 +18,12 @@ from sqlalchemy import Table, bindparam, func, select, update
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
-from bridgekit.store.models import OutboxItem
 from bridgekit.store.portals import PortalStore
+from bridgekit.store.tables import outbox
 from bridgekit.store.upsert import dialect_module
 from bridgekit.store.write_behind import WriteBehind
 
-_OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
+_OUTBOX: Table = outbox
 
 TO_MATRIX = "to_matrix"
 

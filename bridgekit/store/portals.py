@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
-from bridgekit.store.models import Portal
+from bridgekit.store.tables import portal
 from bridgekit.store.upsert import dialect_module
 
-_PORTAL: Table = Portal.__table__  # type: ignore[assignment]
+_PORTAL: Table = portal
 
 CACHE_LIMIT = 100_000
 """Portals remembered per index before the memory starts over."""

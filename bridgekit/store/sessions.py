@@ -13,11 +13,11 @@ from sqlalchemy import Table, delete, select, update
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
-from bridgekit.store.models import MatrixUser, RemoteSession
+from bridgekit.store.tables import matrix_user, remote_session
 from bridgekit.store.upsert import insert_ignoring_conflicts, upsert
 
-_SESSION: Table = RemoteSession.__table__  # type: ignore[assignment]
-_USER: Table = MatrixUser.__table__  # type: ignore[assignment]
+_SESSION: Table = remote_session
+_USER: Table = matrix_user
 
 PUPPET = "puppet"
 

@@ -8,10 +8,10 @@ from sqlalchemy import Table, select
 
 from bridgekit.store.engine import Database
 from bridgekit.store.inbox import now_ms
-from bridgekit.store.models import MatrixUser
+from bridgekit.store.tables import matrix_user
 from bridgekit.store.upsert import dialect_module
 
-_USER: Table = MatrixUser.__table__  # type: ignore[assignment]
+_USER: Table = matrix_user
 
 
 class UserStore:

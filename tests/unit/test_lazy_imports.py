@@ -19,6 +19,10 @@ LAZY = ("alembic", "cryptography")
 # models.JsonValue name it only when a statement is compiled for PostgreSQL), and pydantic v1
 # (1.4 MB; FastAPI looks for v1 models in each route, bridgekit/_lean_imports.py marks it absent).
 NOT_ON_SQLITE = ("sqlalchemy.dialects.postgresql", "pydantic.v1")
+# Never imported by a running bridge: SQLAlchemy's ORM (6-7 MB; the stores use the Core tables of
+# store/tables.py, and sqlalchemy.ext.asyncio's package __init__ is kept lean by
+# bridgekit/_lean_imports.py) and uvicorn's command line (uvicorn.main, click, multiprocessing).
+NOT_AT_REST = ("sqlalchemy.orm", "sqlalchemy.ext.asyncio.session", "uvicorn.main", "click", "multiprocessing")
 
 
 def modules_after(code: str) -> set[str]:
@@ -91,3 +95,53 @@ def test_a_bridge_on_sqlite_loads_no_postgresql_dialect_and_no_pydantic_v1(tmp_p
     """)
     assert "sqlalchemy.dialects.sqlite" in modules  # the statements above really were compiled
     assert under(modules, *NOT_ON_SQLITE) == []
+    assert under(modules, *NOT_AT_REST) == []
+
+
+def test_a_running_bridge_loads_no_orm_and_no_uvicorn_command_line(tmp_path: Path) -> None:
+    """The stores at work (inbox, portals, ghosts, the outbox's tables), the appservice's app and
+    a uvicorn server object: what ``bridgekit run`` has imported once it serves."""
+    modules = modules_after(f"""
+        import asyncio
+        from bridgekit.appservice.app import Resource, create_app
+        from bridgekit.core.transactions import parse_transaction_body
+        from bridgekit.store import Database
+        from bridgekit.store.bridge_stores import BridgeStores
+        from bridgekit.store.inbox import InboxStore
+        import uvicorn  # after bridgekit, as in `bridgekit run` (bridgekit/__init__ comes first)
+
+        async def main():
+            db = await Database.open("sqlite+aiosqlite:///{tmp_path}/rest.db")
+            try:
+                body = b'{{"events": [{{"type": "m.room.message", "event_id": "$e", "room_id": "!r:x", '
+                body += b'"sender": "@a:x", "origin_server_ts": 1, "content": {{"body": "hi"}}}}]}}'
+                parsed = parse_transaction_body(body)
+                stored = await InboxStore(db).store_transaction("t1", parsed.fingerprint, parsed.rows)
+                assert len(stored.row_ids) == 1
+                stores = BridgeStores(db)
+                await stores.ghosts.remember_name("net", "someone", "@_bk_someone:example.org", "Someone")
+                app = create_app(None, resources=[Resource.APPSERVICE])
+                uvicorn.Server(uvicorn.Config(app))
+            finally:
+                await db.close()
+
+        asyncio.run(main())
+    """)
+    assert "sqlalchemy.ext.asyncio.engine" in modules
+    assert under(modules, *NOT_AT_REST) == []
+
+
+def test_the_lean_packages_give_everything_on_demand() -> None:
+    """Names the bridge does not use still import, with the rest of the package (a connector's
+    own ORM session, uvicorn.run)."""
+    modules = modules_after("""
+        import bridgekit
+        import uvicorn
+        from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+        from bridgekit.store import Portal
+        assert AsyncSession.__name__ == "AsyncSession" and callable(async_sessionmaker)
+        assert callable(uvicorn.run) and uvicorn.__version__
+        assert Portal.__table__.name == "portal"
+    """)
+    assert "sqlalchemy.orm" in modules
+    assert "uvicorn.main" in modules

@@ -15,7 +15,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bridgekit.store.models import metadata
+from bridgekit.store.tables import metadata
 
 
 def _run_on(connection: Connection) -> None:
