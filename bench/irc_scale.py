@@ -1,28 +1,40 @@
-"""10,000 Matrix users on IRC through a connection keeper: memory, a keeper restart, a bridge restart.
+"""10,000 Matrix users on IRC through a connection keeper: memory, a bridge restart, a keeper restart.
 
-    .venv/bin/python bench/irc_scale.py [--users 10000] [--portals 100] [--rate 100]
+    .venv/bin/python bench/irc_scale.py [--users 10000] [--portals 100] [--rate 100] [--matrix-users 100]
 
-Everything is real and on loopback: Synapse, ``bridgekit run`` with the IRC connector and a
-``keeper`` section, a keeper process (``python -m bridges.irc.keeper``), Redis, and ngIRCd with its
-limits off (connections, per IP, joins, penalties; ``ulimit -n`` raised to its hard limit here,
-inherited by every child). The Matrix users belong to a second, URL-less appservice of the
-benchmark's own: registered with its as_token (no password hashing) and joined with
-``?user_id=`` (Synapse pushes it nothing: it has no URL). It measures:
+Real and on loopback: Synapse, ``bridgekit run`` with the IRC connector and a ``keeper`` section
+(``lines_per_second: 0``), a keeper process (``python -m bridges.irc.keeper``), Redis, and ngIRCd
+with its limits off (MaxConnections, MaxConnectionsIP, MaxJoins 0, no penalties, no DNS or ident
+lookups); ``ulimit -n`` is raised to its hard limit here and inherited by every child. Matrix users
+belong to a second, URL-less appservice of the benchmark's own: registered with its as_token (no
+password hashing) and joined with ``?user_id=``; Synapse pushes it nothing.
 
-1. N Matrix users join ``--portals`` portals (``#c0`` ...), round robin: the bridge opens one
-   virtual-user connection for each through the keeper, which joins the channel
-   (``join_on_portal_join``); until every one of them is in its channel (an IRC observer in all
-   channels counts the JOINs).
-2. RSS of the bridge process, the keeper and Redis (VmRSS; their total is the issue's figure),
-   next to today's connections held in the bridge process (``IrcLink``, without a keeper: RSS
-   growth per connection, in a child process, 1,000 connections).
-3. The keeper SIGKILLed and started again: the time until all N are connected again, at the
-   configured ``--rate`` (the keeper's ``--connects-per-second``).
-4. The bridge SIGKILLed; an IRC user says a line in ``#c0``; the bridge is started again: the time
+What stands in: Synapse joins about 5-12 users a second on this machine, so 10,000 joins would
+take the whole quarter of an hour. Of ``--users``, ``--matrix-users`` join their portal through
+Synapse, and the bridge opens their connections as it does for anyone (``join_on_portal_join``);
+the rest are **seeded**: this process plays an earlier run of the bridge, opening their
+connections in the keeper with the specs the bridge makes (``KeptNetwork.link``: 20 fallback
+nicks, the section's pacing and keepalive) and reading the inbound stream, and then the real
+bridge starts and **adopts** them, as after any restart. Those seeded users are not members of
+the Matrix rooms: the bridge holds their sessions and links, but not the room-membership state
+joining would add (the Synapse-joined users' figures show it).
+
+1. Seed N - M connections, each joining one of ``--portals`` channels (``#c0`` ...), round robin
+   (an IRC observer in every channel counts the JOINs); a new bridge adopts them; M Matrix users
+   join the portals through Synapse; until the bridge has read the inbound stream.
+2. RSS (VmRSS) of the bridge process, the keeper and Redis, over their idle RSS (the same
+   processes' with no user, measured first): the issue's figure is their total. Beside it,
+   today's connections held in the bridge process without a keeper (``IrcLink``; RSS growth per
+   connection in a child process, 1,000 connections).
+3. The bridge SIGKILLed; an IRC user says a line in ``#c0``; the bridge is started again: the time
    from the new process's start to that line in the portal (a Matrix user's ``/sync``), and the
-   QUIT, PART, JOIN and NICK lines the observer saw from the moment of the kill (none expected).
+   QUIT, PART, JOIN and NICK lines the observer saw from the kill on (none expected).
+4. The keeper SIGKILLed and started again: the time until all N + 2 (the users, the watcher, the
+   bot) are connected again at ``--rate`` (the keeper's ``--connects-per-second``); and what the
+   reconnects left the bridge to read on the inbound stream, with its reading rate.
 
-Every process binds 127.0.0.1 and is stopped by PID; scratch files live in ``.bench/scale-*``.
+Every process binds 127.0.0.1 and is stopped by PID; scratch files live in ``.bench/scale-*``
+(kept with ``BENCH_KEEP=1``).
 """
 
 from __future__ import annotations
@@ -363,8 +375,9 @@ class Bench:
                  f"{self.rate:.0f}/s ({expected / took:.0f}/s achieved)")
         left = await self.backlog()
         await asyncio.sleep(20)
-        drained = left - await self.backlog()
-        self.row("bridge: inbound entries the reconnects left it to read", f"{left} (read {drained / 20:.0f}/s)")
+        later = await self.backlog()
+        self.row("bridge: inbound entries the reconnects left it to read",
+                 f"{left}, {later} 20 s later ({'-' if later <= left else '+'}{abs(left - later) / 20:.0f}/s)")
 
     async def wait_caught_up(self, deadline_s: float) -> float:
         began = time.monotonic()
