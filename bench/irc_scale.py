@@ -1,21 +1,40 @@
-"""Many IRC connections through a connection keeper: memory, and how fast they come back.
+"""10,000 Matrix users on IRC through a connection keeper: memory, a bridge restart, a keeper restart.
 
-    .venv/bin/python bench/irc_scale.py [--users 2000] [--channels 100] [--rate 200]
+    .venv/bin/python bench/irc_scale.py [--users 10000] [--portals 100] [--rate 100] [--matrix-users 100]
 
-A first, smaller version of the issue's benchmark, without Synapse: ngIRCd (limits off), a real
-Redis and a real keeper process (``python -m bridges.irc.keeper``); this process plays the
-bridge's side (a ``KeeperClient`` and one ``KeptLink`` per virtual user, the objects the bridge
-holds). It measures:
+Real and on loopback: Synapse, ``bridgekit run`` with the IRC connector and a ``keeper`` section
+(``lines_per_second: 0``), a keeper process (``python -m bridges.irc.keeper``), Redis, and ngIRCd
+with its limits off (MaxConnections, MaxConnectionsIP, MaxJoins 0, no penalties, no DNS or ident
+lookups); ``ulimit -n`` is raised to its hard limit here and inherited by every child. Matrix users
+belong to a second, URL-less appservice of the benchmark's own: registered with its as_token (no
+password hashing) and joined with ``?user_id=``; Synapse pushes it nothing.
 
-1. opening N virtual-user connections through the keeper, each joining one of ``--channels``
-   channels (paced at ``--rate`` connections a second by the keeper);
-2. RSS of the keeper, of Redis and of the bridge side, per connection, next to connections held
-   in-process as today (``IrcLink``, measured in a child process: RSS growth per connection);
-3. a keeper SIGKILL: the time until all N are connected again (at ``--rate``);
-4. a bridge restart: a new bridge side asks for the live connections (adoption, no IRC traffic)
-   and hears a line said in a channel: the time from its start to that line.
+What stands in: Synapse joins about 5-12 users a second on this machine, so 10,000 joins would
+take the whole quarter of an hour. Of ``--users``, ``--matrix-users`` join their portal through
+Synapse, and the bridge opens their connections as it does for anyone (``join_on_portal_join``);
+the rest are **seeded**: this process plays an earlier run of the bridge, opening their
+connections in the keeper with the specs the bridge makes (``KeptNetwork.link``: 20 fallback
+nicks, the section's pacing and keepalive) and reading the inbound stream, and then the real
+bridge starts and **adopts** them, as after any restart. Those seeded users are not members of
+the Matrix rooms: the bridge holds their sessions and links, but not the room-membership state
+joining would add (the Synapse-joined users' figures show it).
 
-Everything binds 127.0.0.1 and is stopped by PID; temporary files live under ``.bench/scale-*``.
+1. Seed N - M connections, each joining one of ``--portals`` channels (``#c0`` ...), round robin
+   (an IRC observer in every channel counts the JOINs); a new bridge adopts them; M Matrix users
+   join the portals through Synapse; until the bridge has read the inbound stream.
+2. RSS (VmRSS) of the bridge process, the keeper and Redis, over their idle RSS (the same
+   processes' with no user, measured first): the issue's figure is their total. Beside it,
+   today's connections held in the bridge process without a keeper (``IrcLink``; RSS growth per
+   connection in a child process, 1,000 connections).
+3. The bridge SIGKILLed; an IRC user says a line in ``#c0``; the bridge is started again: the time
+   from the new process's start to that line in the portal (a Matrix user's ``/sync``), and the
+   QUIT, PART, JOIN and NICK lines the observer saw from the kill on (none expected).
+4. The keeper SIGKILLed and started again: the time until all N + 2 (the users, the watcher, the
+   bot) are connected again at ``--rate`` (the keeper's ``--connects-per-second``); and what the
+   reconnects left the bridge to read on the inbound stream, with its reading rate.
+
+Every process binds 127.0.0.1 and is stopped by PID; scratch files live in ``.bench/scale-*``
+(kept with ``BENCH_KEEP=1``).
 """
 
 from __future__ import annotations
@@ -32,25 +51,39 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
 
 _REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _REPO / "bench"]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-import irc.client  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
-
+from bench.irc_peer import AsUsers, NullAppservice  # noqa: E402
 from bridgekit.demo.irc_client import IrcTestClient  # noqa: E402
+from bridgekit.demo.matrix_client import MatrixTestClient  # noqa: E402
 from bridgekit.demo.processes import spawn, terminate  # noqa: E402
+from bridgekit.testing.bridge_process import BridgeProcess  # noqa: E402
+from bridgekit.testing.synapse import AppserviceSlot, SynapseServer  # noqa: E402
 from bridges.irc.keeper import protocol as p  # noqa: E402
 from bridges.irc.keeper.client import KeeperClient  # noqa: E402
 from bridges.irc.keeper.kept_link import KeptLink  # noqa: E402
+from bridges.irc.keeper.kept_network import NEXT_NICKS  # noqa: E402
 from bridges.irc.lines import join  # noqa: E402
+from bridges.irc.nicks import ident_for  # noqa: E402
 from tests.servers.ircd import NgIRCd  # noqa: E402
 from tests.servers.redis_server import RedisServer  # noqa: E402
 
-NETWORK = "scale"
+ENROL_CONCURRENCY = 16
+"""Registrations and joins in flight at Synapse at once."""
+SAID = "first line after the bridge restart"
+NETWORK = "irc"
+"""The connector's name in the bridge's config: the network's name in the keeper's IDs."""
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def rss_kb(pid: int) -> int:
@@ -64,18 +97,6 @@ def raise_file_limit() -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children (keeper, servers) inherit it
     return hard
-
-
-async def open_all(client: KeeperClient, port: int, users: int, channels: int) -> list[KeptLink]:
-    links = []
-    for n in range(users):
-        spec = p.ConnectionSpec(p.connection_id(NETWORK, f"@u{n}:bench"), NETWORK, "127.0.0.1", port, False,
-                                f"u{n}x{secrets.token_hex(2)}", f"u{n}", "bench", lines_per_second=0, keepalive=0)
-        links.append(KeptLink(client, spec, persist=True, timeout=600))
-    await asyncio.gather(*(link.connect() for link in links))
-    for n, link in enumerate(links):
-        link.send(join(f"#c{n % channels}"))
-    return links
 
 
 def baseline_per_connection_kb(port: int, count: int) -> float:
@@ -92,51 +113,132 @@ async def main():
                      on_event=lambda *a: None, lines_per_second=0, keepalive=0) for n in range({count})]
     await links[0].connect()
     before = rss_kb(os.getpid())
-    for chunk in range(1, {count}, 50):
-        await asyncio.gather(*(link.connect(timeout=120) for link in links[chunk:chunk + 50]))
+    for chunk in range(1, {count}, 8):  # ngIRCd listens with a backlog of 10
+        await asyncio.gather(*(link.connect(timeout=120) for link in links[chunk:chunk + 8]))
     print((rss_kb(os.getpid()) - before) / ({count} - 1))
 asyncio.run(main())
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"the in-process baseline failed: {out.stderr[-2000:]}")
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def count_connected(log: Path) -> int:
-    return log.read_text(errors="replace").count(": connected as ") if log.exists() else 0
+def count_connected(log_path: Path) -> int:
+    return log_path.read_text(errors="replace").count(": connected as ") if log_path.exists() else 0
 
 
-async def wait_connected(log: Path, target: int, deadline_s: float) -> float:
+async def wait_until(what: str, done: Any, deadline_s: float, every: float = 0.5) -> float:
     began = time.monotonic()
-    while count_connected(log) < target:
+    while not done():
         if time.monotonic() - began > deadline_s:
-            raise TimeoutError(f"{count_connected(log)}/{target} connected after {deadline_s} s")
-        await asyncio.sleep(0.2)
+            raise TimeoutError(f"{what}: not after {deadline_s:.0f} s")
+        await asyncio.sleep(every)
     return time.monotonic() - began
 
 
-async def run(users: int, channels: int, rate: float) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    work = Path(tempfile.mkdtemp(prefix="scale-", dir=_REPO / ".bench" if (_REPO / ".bench").exists() else None))
-    rows.append(("open files limit", str(raise_file_limit())))
-    ngircd, redis_server = NgIRCd(work / "ngircd"), RedisServer(work / "redis")
-    keeper_procs: list[subprocess.Popen[bytes]] = []
-    try:
-        await asyncio.to_thread(ngircd.start)
-        await asyncio.to_thread(redis_server.start)
-        argv = [sys.executable, "-m", "bridges.irc.keeper", "--redis-url", redis_server.url,
-                "--connects-per-second", str(rate)]
-        keeper_procs.append(spawn(argv, log_path=work / "keeper-1.log"))
-        client = KeeperClient(Redis.from_url(redis_server.url, decode_responses=True), NETWORK, "main")
+def comings_and_goings(observer: IrcTestClient, speaker: str) -> Any:
+    return lambda line: (line.command in ("QUIT", "PART", "JOIN", "NICK")
+                         and not line.is_from(observer.nick) and not line.is_from(speaker))
+
+
+class Bench:
+    def __init__(self, users: int, portals: int, rate: float, matrix_users: int) -> None:
+        self.users, self.portals, self.rate, self.matrix_users = users, portals, rate, min(matrix_users, users)
+        self.observer: IrcTestClient | None = None
+        scratch = _REPO / ".bench"
+        scratch.mkdir(exist_ok=True)
+        self.work = Path(tempfile.mkdtemp(prefix="scale-", dir=scratch))
+        self.ngircd = NgIRCd(self.work / "ngircd")
+        self.redis = RedisServer(self.work / "redis")
+        self.synapse = SynapseServer(self.work / "synapse")
+        self.load = NullAppservice("localhost")  # its registration is written without a URL
+        self.slot: AppserviceSlot | None = None
+        self.keepers: list[subprocess.Popen[bytes]] = []
+        self.bridges: list[BridgeProcess] = []
+        self.closing: list[Any] = []
+        self.rows: list[tuple[str, str]] = []
+
+    def row(self, what: str, figure: str) -> None:
+        log(f"{what}: {figure}")
+        self.rows.append((what, figure))
+
+    # ---- processes ---------------------------------------------------------------------------
+
+    async def start_servers(self) -> None:
+        await asyncio.to_thread(self.ngircd.start)
+        await asyncio.to_thread(self.redis.start)
+        self.synapse.write_config()
+        self.slot = AppserviceSlot("scale", appservice_id=f"bench-scale-{secrets.token_hex(3)}", prefix="_bk_",
+                                   homeserver_url=self.synapse.url, server_name=self.synapse.server_name,
+                                   connector="irc")
+        load_registration = self.work / "load-registration.yaml"
+        self.load.write_registration(load_registration)
+        text = load_registration.read_text().replace(f"url: {self.load.url}", "url: null")
+        load_registration.write_text(text)  # Synapse pushes it nothing: no work a real deployment has
+        self.synapse.appservice_registrations = [
+            self.slot.write_registration(self.work / "bridge-registration.yaml"), load_registration]
+        await asyncio.to_thread(self.synapse.start)
+
+    def start_keeper(self) -> Path:
+        log_path = self.work / f"keeper-{len(self.keepers) + 1}.log"
+        argv = [sys.executable, "-m", "bridges.irc.keeper", "--redis-url", self.redis.url,
+                "--connects-per-second", str(self.rate)]
+        self.keepers.append(spawn(argv, log_path=log_path))
+        return log_path
+
+    async def start_bridge(self) -> BridgeProcess:
+        slot = self.slot
+        assert slot is not None
+        name = f"bridge-{len(self.bridges) + 1}"
+        config = slot.write_bridge_config(
+            self.work / f"{name}.yaml", f"sqlite+aiosqlite:///{self.work / 'bridge.db'}",
+            connectors={"irc": {
+                "server": "127.0.0.1", "port": self.ngircd.port, "tls": False, "bot_nick": "scalebot",
+                "virtual_users": True, "lines_per_second": 0,
+                "keeper": {"redis_url": self.redis.url, "reply_timeout_seconds": 900},
+            }},
+            permissions={self.synapse.server_name: "admin"}, appservice={"public_url": slot.bridge_url},
+            logging={"level": "WARNING", "access_log": False},
+        )
+        bridge = BridgeProcess(config, env={"PYTHONPATH": str(_REPO)}, log_path=self.work / f"{name}.log")
+        self.bridges.append(bridge)
+        bridge.start()
+        return bridge
+
+    async def stop_all(self) -> None:
+        for close in reversed(self.closing):
+            with contextlib.suppress(Exception):
+                await close()
+        for bridge in self.bridges:
+            with contextlib.suppress(Exception):
+                await bridge.stop()
+        for keeper in self.keepers:
+            with contextlib.suppress(Exception):
+                terminate(keeper, 10)
+        for server in (self.synapse, self.redis, self.ngircd):
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(server.stop)
+        if self.slot is not None:
+            self.slot.release()
+        if os.environ.get("BENCH_KEEP"):
+            log(f"scratch kept: {self.work}")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    # ---- the run -----------------------------------------------------------------------------
+
+    async def seed(self, users: int) -> None:
+        """What an earlier bridge run leaves in the keeper: ``users`` virtual-user connections of
+        Matrix users, each in one portal's channel, opened with the specs the bridge makes
+        (``KeptNetwork.link``: 20 fallback nicks, the section's pacing and keepalive). This process
+        plays that earlier bridge: a ``KeeperClient`` that reads and acknowledges the inbound stream."""
+        client = KeeperClient(Redis.from_url(self.redis.url, decode_responses=True), NETWORK, "main")
         await client.start()
-        await client.command("list", "", {"network": NETWORK})  # the keeper is up and reading
-        heard = asyncio.Event()
         last: list[str | None] = [None]
 
-        async def handler(_conn: str, event: irc.client.Event) -> None:
-            if event.type == "pubmsg" and event.arguments and event.arguments[0] == "first after restart":
-                heard.set()
+        async def ignore(_conn: str, _event: Any) -> None:
+            return None
 
         async def read_last() -> str | None:
             return last[0]
@@ -144,73 +246,176 @@ async def run(users: int, channels: int, rate: float) -> list[tuple[str, str]]:
         async def write_last(entry: str) -> None:
             last[0] = entry
 
-        listening = asyncio.create_task(client.listen(handler, (read_last, write_last)))  # the bridge, running
-        keeper_idle, bridge_idle = rss_kb(keeper_procs[0].pid), rss_kb(os.getpid())
-
-        began = time.monotonic()
-        links = await open_all(client, ngircd.port, users, channels)
-        rows.append((f"open {users} connections at {rate:.0f}/s", f"{time.monotonic() - began:.1f} s"))
-        await asyncio.sleep(2)  # the JOINs land
-        keeper_kb, redis_kb = rss_kb(keeper_procs[0].pid), rss_kb(redis_server.pid or 0)
-        bridge_kb = rss_kb(os.getpid())
-        rows += [
-            ("RSS keeper", f"{keeper_kb / 1024:.0f} MB, idle {keeper_idle / 1024:.0f} MB: "
-                           f"{(keeper_kb - keeper_idle) / users:.1f} KB per connection"),
-            ("RSS Redis", f"{redis_kb / 1024:.0f} MB"),
-            ("RSS bridge side (KeptLinks, no core)", f"{bridge_kb / 1024:.0f} MB, before {bridge_idle / 1024:.0f} MB: "
-                                                     f"{(bridge_kb - bridge_idle) / users:.1f} KB per connection"),
-            ("total keeper + Redis + bridge side", f"{(keeper_kb + redis_kb + bridge_kb) / 1024:.0f} MB"),
-        ]
-        baseline = await asyncio.to_thread(baseline_per_connection_kb, ngircd.port, min(users, 1000))
-        rows.append(("today: IrcLink in the bridge process", f"{baseline:.1f} KB per connection"))
-
-        keeper_procs[0].kill()
-        keeper_procs[0].wait()
-        began = time.monotonic()
-        keeper_procs.append(spawn(argv, log_path=work / "keeper-2.log"))
-        took = await wait_connected(work / "keeper-2.log", users, deadline_s=users / rate * 3 + 60)
-        rows.append((f"keeper SIGKILL: all {users} connected again", f"{took:.1f} s (configured {rate:.0f}/s)"))
-
-        await asyncio.sleep(2)  # the running bridge side has read what the reconnects said
+        listening = asyncio.create_task(client.listen(ignore, (read_last, write_last)))
+        links = []
+        for n in range(users):
+            owner = f"@{self.load.localpart_prefix}s{n}:{self.load.server_name}"
+            nick = f"s{n}[m]"
+            spec = p.ConnectionSpec(
+                p.connection_id(NETWORK, owner), NETWORK, "127.0.0.1", self.ngircd.port, False, nick, ident_for(owner),
+                owner, next_nicks=tuple(f"s{n}_{k}[m]" for k in range(1, NEXT_NICKS + 1)), lines_per_second=1.0,
+                burst=5, keepalive=60.0, members=False)
+            links.append(KeptLink(client, spec, persist=True, timeout=900))
+        await asyncio.gather(*(link.connect() for link in links))
+        for n, link in enumerate(links):
+            link.send(join(f"#c{n % self.portals}"))
+        await wait_until("the seeded connections' JOINs", lambda: self.joined() >= users, users / 20 + 120)
         listening.cancel()
-        await client.stop()  # the bridge stops; the keeper holds on
-        del links
+        await client.stop()
+
+    def joined(self) -> int:
+        """Distinct nicks (other than the observer's and the speaker's) seen joining the channels."""
+        observer = self.observer
+        assert observer is not None
+        return len({line.source for line in observer.received
+                    if line.command == "JOIN" and line.source not in ("observer", "speaker")})
+
+    async def backlog(self) -> int:
+        """Inbound entries the bridge has not read yet, or read and not acknowledged."""
+        redis = Redis.from_url(self.redis.url, decode_responses=True)
+        try:
+            groups = await redis.xinfo_groups(p.inbound_stream(NETWORK))
+            group = next(g for g in groups if g["name"] == p.BRIDGE_GROUP)
+            return int(group.get("lag") or 0) + int(group.get("pending") or 0)
+        finally:
+            await redis.aclose()
+
+    async def run(self) -> None:
+        self.row("open files limit (soft = hard, inherited)", str(raise_file_limit()))
+        log("starting ngIRCd, Redis, Synapse")
+        await self.start_servers()
+        slot = self.slot
+        assert slot is not None
+        channels = [f"#c{n}" for n in range(self.portals)]
+        self.observer = observer = await IrcTestClient.connect("127.0.0.1", self.ngircd.port, "observer", timeout=60)
+        speaker = await IrcTestClient.connect("127.0.0.1", self.ngircd.port, "speaker", timeout=60)
+        self.closing += [observer.close, speaker.close]
+        for channel in channels:
+            await observer.join(channel)
+        await speaker.join(channels[0])
+        self.start_keeper()
+        first = await self.start_bridge()
+        await first.wait_ready(120)
+        await asyncio.sleep(3)
+        idle = {"bridge": rss_kb(first.pid or 0), "keeper": rss_kb(self.keepers[0].pid),
+                "redis": rss_kb(self.redis.pid or 0)}
+        await first.stop()  # the bot's connection stays in the keeper
+
+        # 1. connections: seeded (an earlier bridge run's), then adopted by a new bridge; and
+        #    Matrix users joining portals through Synapse
+        seeded = self.users - self.matrix_users
+        log(f"seeding {seeded} connections in the keeper")
         began = time.monotonic()
-        fresh = KeeperClient(Redis.from_url(redis_server.url, decode_responses=True), NETWORK, "main")
-        await fresh.start()
-        listed = await fresh.command("list", "", {"network": NETWORK})
-        adopted = len(listed.data.get("connections", {}))
-        rows.append(("bridge restart: connections adopted", f"{adopted} in {time.monotonic() - began:.1f} s"))
-        speaker = await IrcTestClient.connect("127.0.0.1", ngircd.port, f"sp{secrets.token_hex(3)}")
-        await speaker.join("#c0")
-        listening = asyncio.create_task(fresh.listen(handler, (read_last, write_last)))
-        await speaker.privmsg("#c0", "first after restart")
-        await asyncio.wait_for(heard.wait(), 120)
-        rows.append(("bridge restart: first IRC line heard", f"{time.monotonic() - began:.1f} s after start"))
-        listening.cancel()
-        await speaker.close()
-        await fresh.stop()
-    finally:
-        for proc in keeper_procs:
-            with contextlib.suppress(Exception):
-                terminate(proc, 10)
-        redis_server.stop()
-        ngircd.stop()
-        shutil.rmtree(work, ignore_errors=True)
-    return rows
+        await self.seed(seeded)
+        took = time.monotonic() - began
+        self.row(f"{seeded} connections opened in the keeper and joined", f"{took:.0f} s ({seeded / took:.0f}/s; "
+                 f"keeper paced at {self.rate:.0f}/s)")
+        began = time.monotonic()
+        bridge = await self.start_bridge()
+        await bridge.wait_ready(300)
+        self.row(f"bridge started, {seeded} connections adopted", f"ready {time.monotonic() - began:.1f} s after start")
+        watcher = await MatrixTestClient.create_user(self.synapse, "watcher", timeline_limit=50)
+        self.closing.append(watcher.aclose)
+        rooms = [await watcher.join(slot.alias(channel)) for channel in channels]
+        users = AsUsers(self.synapse.url, self.load)
+        self.closing.append(users.aclose)
+        gate = asyncio.Semaphore(ENROL_CONCURRENCY)
+
+        async def enrol(n: int) -> None:
+            async with gate:
+                user_id = await users.register(f"{self.load.localpart_prefix}u{n}")
+                await users.join(user_id, rooms[n % self.portals])
+
+        began = time.monotonic()
+        await asyncio.gather(*(enrol(n) for n in range(self.matrix_users)))
+        expected = self.users + 2  # N users, the watcher, the bot
+        await wait_until("every user's connection in its channel", lambda: self.joined() >= expected, 600)
+        took = time.monotonic() - began
+        self.row(f"{self.matrix_users} Matrix users joined portals through Synapse", f"{took:.0f} s until all "
+                 f"{self.matrix_users} connections were in their channels ({self.matrix_users / took:.1f}/s)")
+        caught = await self.wait_caught_up(600)
+        self.row("bridge: inbound stream read and acknowledged", f"{caught:.0f} s later")
+        await asyncio.sleep(5)
+
+        # 2. memory
+        now = {"bridge": rss_kb(bridge.pid or 0), "keeper": rss_kb(self.keepers[0].pid),
+               "redis": rss_kb(self.redis.pid or 0)}
+        for name in ("bridge", "keeper", "redis"):
+            self.row(f"RSS {name}", f"{now[name] / 1024:.0f} MB (idle {idle[name] / 1024:.0f} MB): "
+                     f"{(now[name] - idle[name]) / self.users:.1f} KB per connection")
+        total = sum(now.values())
+        self.row("RSS bridge + keeper + Redis", f"{total / 1024:.0f} MB ({'within' if total <= 512 * 1024 else 'OVER'}"
+                 f" 512 MB); {(total - sum(idle.values())) / self.users:.1f} KB per connection over idle")
+        baseline = await asyncio.to_thread(baseline_per_connection_kb, self.ngircd.port, min(self.users, 1000))
+        self.row("today: IrcLink held in the bridge process", f"{baseline:.1f} KB per connection (1,000, no keeper)")
+
+        # 3. bridge SIGKILL and start: no QUIT, and the first line bridged
+        since = observer.mark()
+        await bridge.kill()
+        await speaker.privmsg(channels[0], SAID)
+        began = time.monotonic()
+        restarted = await self.start_bridge()
+        await watcher.wait_for_event(rooms[0], lambda e: SAID in str(e.get("content", {}).get("body", "")),
+                                     timeout=600)
+        self.row("bridge SIGKILL, started again: the line said meanwhile in the portal",
+                 f"{time.monotonic() - began:.1f} s after the new process started (at most 5 s asked)")
+        await restarted.wait_ready(300)
+        await asyncio.sleep(10)
+        noticed = observer.lines(comings_and_goings(observer, speaker.nick), since=since)
+        self.row("bridge restart: QUIT/PART/JOIN/NICK seen on IRC", f"{len(noticed)} (in the {self.portals} channels)")
+
+        # 4. keeper SIGKILL
+        self.keepers[0].kill()
+        self.keepers[0].wait()
+        began = time.monotonic()
+        keeper_log = self.start_keeper()
+        took = await wait_until("the keeper's connections again", lambda: count_connected(keeper_log) >= expected,
+                                deadline_s=self.users / self.rate * 4 + 300)
+        self.row(f"keeper SIGKILL: all {expected} connected again", f"{took:.0f} s at a configured "
+                 f"{self.rate:.0f}/s ({expected / took:.0f}/s achieved)")
+        left = await self.backlog()
+        await asyncio.sleep(20)
+        later = await self.backlog()
+        self.row("bridge: inbound entries the reconnects left it to read",
+                 f"{left}, {later} 20 s later ({'-' if later <= left else '+'}{abs(left - later) / 20:.0f}/s)")
+
+    async def wait_caught_up(self, deadline_s: float) -> float:
+        began = time.monotonic()
+        while await self.backlog() > 0:
+            if time.monotonic() - began > deadline_s:
+                raise TimeoutError(f"the bridge has {await self.backlog()} inbound entries left")
+            await asyncio.sleep(1)
+        return time.monotonic() - began
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--channels", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=200.0, help="keeper connects per second")
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--portals", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=100.0, help="the keeper's connects per second")
+    parser.add_argument("--matrix-users", type=int, default=100,
+                        help="of --users, how many join their portal through Synapse (the rest are adopted)")
     args = parser.parse_args()
-    rows = asyncio.run(run(args.users, args.channels, args.rate))
-    width = max(len(what) for what, _ in rows)
-    print(f"\n{'what':<{width}}  figure")
-    for what, figure in rows:
-        print(f"{what:<{width}}  {figure}")
+    bench = Bench(args.users, args.portals, args.rate, args.matrix_users)
+    began = time.monotonic()
+    try:
+        asyncio.run(_run(bench))
+    finally:
+        width = max((len(what) for what, _ in bench.rows), default=10)
+        print(f"\nbench/irc_scale.py --users {args.users} --portals {args.portals} --rate {args.rate:g} "
+              f"--matrix-users {args.matrix_users} "
+              f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.monotonic() - began:.0f} s, "
+              f"load {os.getloadavg()[0]:.1f})")
+        print(f"{'what':<{width}}  figure")
+        for what, figure in bench.rows:
+            print(f"{what:<{width}}  {figure}")
+
+
+async def _run(bench: Bench) -> None:
+    try:
+        await bench.run()
+    finally:
+        await bench.stop_all()
 
 
 if __name__ == "__main__":

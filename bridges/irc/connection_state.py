@@ -11,13 +11,14 @@ up). No socket, no clock: ``link.py`` does the writing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import irc.client
 
 from bridges.irc.casemapping import casefold_irc
 from bridges.irc.identify import Identification
+from bridges.irc.lean import shared
 from bridges.irc.lines import Line, cap_request, nick
 
 ECHO_CAP = "echo-message"
@@ -72,7 +73,8 @@ class ConnectionState:
         self.caps = caps
         """Asked for once registered (the server ignores the ones it does not know)."""
         self.acked: set[str] = set()
-        self.isupport: dict[str, str] = {}
+        self.isupport: Mapping[str, str] = shared({})
+        """Shared by the connections to one server that were told the same (``lean.shared``)."""
         self.registered = False
         self.failure: str | None = None
         """Why registration failed (a nick never accepted, the server's ERROR)."""
@@ -161,9 +163,11 @@ class ConnectionState:
         if kind == "cap" and arguments and arguments[0] == "ACK":
             self.acked.update(arguments[-1].split())
         elif kind == "featurelist":
+            merged = dict(self.isupport)
             for token in arguments[:-1]:  # the last is "are supported by this server"
                 key, _, value = token.partition("=")
-                self.isupport[key.upper()] = value
+                merged[key.upper()] = value
+            self.isupport = shared(merged)
         elif kind == "error":
             # The irc package puts ERROR's text in the target: "Closing link: ... [K-lined: ...]".
             self.failure = " ".join(arguments) or str(event.target or "") or "ERROR from the server"

@@ -19,8 +19,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 import irc.client
@@ -32,6 +31,7 @@ from bridgekit import bench_trace
 from bridges.irc.account_login import AccountLogin
 from bridges.irc.connection_state import ECHO_CAP, ConnectionState, NickChooser
 from bridges.irc.identify import Identification, NickServ
+from bridges.irc.lean import LazyEvent
 from bridges.irc.lines import Line, ping
 from bridges.irc.outgoing import ECHO_PATIENCE_S, ECHOED, EchoLedger, Keepalive, OutLine, Silence, TokenBucket
 
@@ -63,9 +63,24 @@ class Wire(Protocol):
     def disconnect(self, message: str = "") -> None: ...
 
 
+class _NoFeatures:
+    """In place of the ``irc`` package's own parse of ISUPPORT, which nothing here reads
+    (``ConnectionState`` keeps ISUPPORT, shared between connections): 1.2 KB a connection."""
+
+    def load(self, _arguments: object) -> None:
+        pass
+
+
+_NO_FEATURES = _NoFeatures()
+
+
 class _LenientConnection(irc.client_aio.AioConnection):  # type: ignore[misc]
     # The default strict decoder drops the whole connection on one line that is not UTF-8.
     buffer_class = LenientDecodingLineBuffer
+
+    def __init__(self, reactor: irc.client.Reactor) -> None:
+        super().__init__(reactor)
+        self.features = _NO_FEATURES
 
     async def open_and_register(
         self, host: str, port: int, nick: str, *, opening: tuple[str, ...], password: str | None, username: str,
@@ -139,10 +154,11 @@ class IrcLink:
         self._silence = Keepalive(keepalive, now)
         self._echo_check: asyncio.TimerHandle | None = None
         self._keepalive: asyncio.Task[None] | None = None
-        self._queue: deque[OutLine] = deque()
+        self._queue: list[OutLine] = []
+        """Behind the pacing (a list: a deque costs 760 bytes even empty, and this is short)."""
         self._writer: asyncio.Task[None] | None = None
-        self._welcome = asyncio.Event()
-        self._closed = asyncio.Event()
+        self._welcome = LazyEvent()
+        self._closed = LazyEvent()
         self._connection: Wire | None = None
         self.lines_sent = 0
 
@@ -153,7 +169,7 @@ class IrcLink:
         return self.state.nick
 
     @property
-    def isupport(self) -> dict[str, str]:
+    def isupport(self) -> Mapping[str, str]:
         return self.state.isupport
 
     @property
@@ -310,7 +326,7 @@ class IrcLink:
                 self._write(self._queue[0])
             except ConnectionError:
                 return  # the connection dropped: the line stays first in the queue (take_unsent)
-            self._queue.popleft()
+            del self._queue[0]
 
     @property
     def has_unsent(self) -> bool:
@@ -318,7 +334,7 @@ class IrcLink:
 
     def requeue(self, lines: list[OutLine]) -> None:
         """Put lines taken with :meth:`take_unsent` back in front (a reconnect failed)."""
-        self._queue.extendleft(reversed(lines))
+        self._queue[:0] = lines
 
     def take_unsent(self) -> list[OutLine]:
         """The lines a dropped connection may have lost, in order: those written but never echoed

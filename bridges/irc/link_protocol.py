@@ -8,7 +8,7 @@ picks one in ``_new_link``; nothing else knows which it has."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from bridges.irc.connection_state import ConnectionState
@@ -24,7 +24,7 @@ class Link(Protocol):
     @property
     def nick(self) -> str: ...
     @property
-    def isupport(self) -> dict[str, str]: ...
+    def isupport(self) -> Mapping[str, str]: ...
     @property
     def connected(self) -> bool: ...
     @property

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -110,7 +109,8 @@ class EchoLedger:
     def __init__(self, *, patience: float = ECHO_PATIENCE_S, limit: int = MAX_UNECHOED) -> None:
         self.patience = patience
         self._limit = limit
-        self._unechoed: deque[OutLine] = deque()
+        self._unechoed: list[OutLine] = []
+        """(a list: a deque costs 760 bytes even empty, and a connection keeps its ledger for life)"""
         self._written = 0
         """Lines written into the ledger so far (numbers them for the PING barrier)."""
         self._barrier: int | None = None
@@ -132,7 +132,7 @@ class EchoLedger:
         self._written += 1
         line.seq, line.written_at = self._written, now
         self._unechoed.append(line)
-        return [self._unechoed.popleft()] if len(self._unechoed) > self._limit else []
+        return [self._unechoed.pop(0)] if len(self._unechoed) > self._limit else []
 
     def hear(self, event: irc.client.Event, *, own: bool) -> Heard:
         """``own``: the event's source is our own nick."""
@@ -172,7 +172,7 @@ class EchoLedger:
         self._barrier = None
         given_up = []
         while self._unechoed and self._unechoed[0].seq <= int(number):
-            given_up.append(self._unechoed.popleft())
+            given_up.append(self._unechoed.pop(0))
         return given_up
 
     def _acknowledge(self, target: str, *, echoed: bool) -> list[OutLine]:
@@ -185,7 +185,7 @@ class EchoLedger:
                 del self._unechoed[index]
                 return [line]
         if echoed and self._unechoed:
-            return [self._unechoed.popleft()]
+            return [self._unechoed.pop(0)]
         return []
 
 

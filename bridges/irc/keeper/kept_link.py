@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import irc.client
@@ -51,7 +52,7 @@ class KeptLink:
         return self.state.nick
 
     @property
-    def isupport(self) -> dict[str, str]:
+    def isupport(self) -> Mapping[str, str]:
         return self.state.isupport
 
     @property

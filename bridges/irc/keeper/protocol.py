@@ -32,6 +32,7 @@ from typing import Any, Literal, cast
 import irc.client
 
 from bridges.irc.connection_state import ChannelState, ConnectionState
+from bridges.irc.lean import shared
 
 PROTOCOL_VERSION = 2
 """2: connection specs carry NickServ's settings and may seal an account login (puppets), and a
@@ -332,7 +333,7 @@ def restore(state: ConnectionState, data: dict[str, Any]) -> None:
     state.wanted_nick = str(data.get("wanted_nick", state.wanted_nick))
     state.registered = bool(data.get("registered", False))
     state.acked = set(data.get("acked", []))
-    state.isupport = dict(data.get("isupport", {}))
+    state.isupport = shared({str(key): str(value) for key, value in data.get("isupport", {}).items()})
     state.channels = {
         folded: ChannelState(
             str(channel["name"]), members=dict(channel.get("members", {})), modes=dict(channel.get("modes", {})),
