@@ -34,7 +34,8 @@ joining would add (the Synapse-joined users' figures show it).
    reconnects left the bridge to read on the inbound stream, with its reading rate.
 
 Every process binds 127.0.0.1 and is stopped by PID; scratch files live in ``.bench/scale-*``
-(kept with ``BENCH_KEEP=1``).
+(kept with ``BENCH_KEEP=1``). With ``BENCH_SPY=/path/to/py-spy`` the restarted bridge's first 40 s (and the keeper's
+meanwhile) are sampled (folded stacks in the scratch directory; keep it with ``BENCH_KEEP=1``).
 """
 
 from __future__ import annotations
@@ -206,6 +207,19 @@ class Bench:
         bridge.start()
         return bridge
 
+    def spy_on(self, bridge: BridgeProcess) -> None:
+        """With ``BENCH_SPY=<py-spy>``: the restarted bridge's first 40 s, and the keeper's, sampled (``py-spy
+        record -f raw``, folded stacks in the scratch directory): where its start goes."""
+        spy = os.environ.get("BENCH_SPY")
+        if not spy or not bridge.pid:
+            return
+        for name, pid in (("bridge", bridge.pid), ("keeper", self.keepers[-1].pid)):
+            out = self.work / f"restart-{name}.spy"
+            sampler = spawn([spy, "record", "--pid", str(pid), "-r", "250", "-d", "40", "-f", "raw", "-o", str(out)],
+                            log_path=self.work / f"spy-{name}.log")
+            self.closing.append(lambda sampler=sampler: asyncio.to_thread(terminate, sampler, 60))
+            log(f"py-spy samples the {name} into {out}")
+
     async def stop_all(self) -> None:
         for close in reversed(self.closing):
             with contextlib.suppress(Exception):
@@ -355,6 +369,7 @@ class Bench:
         await speaker.privmsg(channels[0], SAID)
         began = time.monotonic()
         restarted = await self.start_bridge()
+        self.spy_on(restarted)
         await watcher.wait_for_event(rooms[0], lambda e: SAID in str(e.get("content", {}).get("body", "")),
                                      timeout=600)
         self.row("bridge SIGKILL, started again: the line said meanwhile in the portal",

@@ -164,7 +164,15 @@ class Intent:
             bench_trace.record("matrix_send", str(content.get("body", "")))
         txn = txn_id_for(txn_id) if txn_id is not None else random_txn_id()
         request_path = path(CLIENT_V3, "rooms", room_id, "send", event_type, txn)
-        body = await self._json("PUT", request_path, _ts_query(ts), dict(content))
+        try:
+            body = await self._json("PUT", request_path, _ts_query(ts), dict(content))
+        except MatrixForbidden:
+            # The memory said joined and the room says not: a join can be lost after it was
+            # answered (a join racing a join-rules change is undone by state resolution), or a
+            # leave never reached us. Forgotten, so the next attempt joins again instead of
+            # failing the same way until it gives up.
+            await self._memory.forget_membership(room_id, self.user_id)
+            raise
         return EventID(_string_field(body, "event_id", "send"))
 
     async def send_text(

@@ -199,6 +199,31 @@ async def test_a_ghost_not_invited_is_invited_by_the_bot_and_joins(
     assert await memory.is_joined(ROOM, GHOST)
 
 
+async def test_a_send_refused_for_want_of_membership_joins_again_on_the_next_attempt(
+    client: MatrixClient, homeserver: FakeHomeserver, memory: InMemoryState,
+) -> None:
+    # Remembered as joined, but the join was lost (state resolution undid it): the send's 403
+    # must not repeat until the message is given up.
+    memory.registered.add(GHOST)
+    memory.joined.add((ROOM, GHOST))
+    homeserver.on("PUT", f"/_matrix/client/v3/rooms/{ROOM_PATH}/send/", reply(
+        403, errcode="M_FORBIDDEN", error="User not in room"), reply(event_id="$sent"))
+    homeserver.on("POST", f"/_matrix/client/v3/join/{ROOM_PATH}", reply(room_id=ROOM))
+    ghost = client.intent(GHOST)
+
+    with pytest.raises(MatrixForbidden):
+        await ghost.send_text(ROOM, "hello", txn_id="m1")
+    assert not await memory.is_joined(ROOM, GHOST)
+    await ghost.ensure_joined(ROOM)
+    assert await ghost.send_text(ROOM, "hello", txn_id="m1") == EventID("$sent")
+
+    assert [(method, where.split("/send/")[0]) for method, where, _user in homeserver.sent()] == [
+        ("PUT", f"/_matrix/client/v3/rooms/{ROOM_PATH}"),
+        ("POST", f"/_matrix/client/v3/join/{ROOM_PATH}"),
+        ("PUT", f"/_matrix/client/v3/rooms/{ROOM_PATH}"),
+    ]
+
+
 async def test_the_bot_refused_a_join_gives_up_at_once(
     client: MatrixClient, homeserver: FakeHomeserver, memory: InMemoryState,
 ) -> None:
