@@ -134,6 +134,41 @@ async def test_inbound_entries_are_handled_once_across_a_bridge_crash(redis: Red
         await client.stop()
 
 
+async def test_the_cursor_is_written_once_a_batch_and_at_once_after_what_must_not_repeat(
+    redis: Redis, redis_url: str,
+) -> None:
+    """Messages (posted once by their ID) need no commit each; a PART handled twice would show
+    twice, so the cursor is written right after it."""
+    network = f"cur{secrets.token_hex(3)}"
+    client = KeeperClient(Redis.from_url(redis_url, decode_responses=True), network, "k5")
+    await client.start()
+    stream = p.inbound_stream(network)
+    ids: list[str] = []
+    for n, kind in enumerate(["pubmsg", "pubmsg", "part", "pubmsg", "pubmsg"]):
+        event = irc.client.Event(kind, irc.client.NickMask("bob!b@h"), "#a", [f"line {n}"])
+        ids.append(str(await redis.xadd(stream, p.encode_event(f"{network}/~bot", event, 0.0))))  # type: ignore[arg-type]
+    written: list[str] = []
+    handled: list[str] = []
+
+    async def handler(_conn: str, event: irc.client.Event) -> None:
+        handled.append(event.type)
+
+    async def read_last() -> str | None:
+        return None
+
+    async def write_last(entry: str) -> None:
+        written.append(entry)
+
+    listening = asyncio.create_task(client.listen(handler, (read_last, write_last)))
+    try:
+        await eventually(lambda: len(written) == 2, what="the cursor written")
+        assert handled == ["pubmsg", "pubmsg", "part", "pubmsg", "pubmsg"]
+        assert written == [ids[2], ids[4]]  # after the PART, then once for the rest of the batch
+    finally:
+        listening.cancel()
+        await client.stop()
+
+
 async def test_a_connection_closed_and_opened_again_comes_back(
     redis: Redis, redis_url: str, inspircd: InspIRCd, make_irc_client: MakeIrcClient,
 ) -> None:
