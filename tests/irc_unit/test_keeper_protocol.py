@@ -91,6 +91,31 @@ def test_a_snapshot_gives_an_adopting_bridge_the_connections_state() -> None:
     assert mirror.channels["#room"].prefixes == {"bob": {"o"}}
 
 
+def test_a_list_answer_carries_each_isupport_once_and_adopted_links_get_theirs() -> None:
+    def registered(nick: str, *features: str) -> ConnectionState:
+        state = ConnectionState(nick)
+        state.hear(irc.client.Event("welcome", None, nick, ["Welcome"]))
+        state.hear(irc.client.Event("featurelist", None, nick, [*features, "are supported"]))
+        return state
+
+    states = [registered(f"u{n}[m]", "CASEMAPPING=ascii", "NICKLEN=20") for n in range(3)]
+    other = registered("v[m]", "NICKLEN=9")  # another server's
+    spec = p.ConnectionSpec("n/@u:x", "n", "irc.example", 6697, True, "u[m]", "u", "u")
+    answer = p.list_answer([(f"c{n}", state, spec) for n, state in enumerate([*states, other])])
+
+    sent = json.loads(json.dumps(answer))  # as it travels
+    assert len(json.dumps(sent["isupports"])) < len(json.dumps(sent))
+    assert [table["NICKLEN"] for table in sent["isupports"]] == ["20", "9"]  # each once
+    connections = p.resolve_isupports(sent)["connections"]
+    mirrors = {conn: ConnectionState("someone") for conn in connections}
+    for conn, mirror in mirrors.items():
+        p.restore(mirror, connections[conn])
+    assert [(m.nick, m.nicklen, m.casemapping) for m in mirrors.values()] == [
+        ("u0[m]", 20, "ascii"), ("u1[m]", 20, "ascii"), ("u2[m]", 20, "ascii"), ("v[m]", 9, "rfc1459")]
+    assert mirrors["c0"].isupport is mirrors["c2"].isupport  # one shared mapping, not a copy each
+    assert p.ConnectionSpec.from_dict(sent["specs"]["c3"]) == spec
+
+
 def test_a_connection_spec_round_trips() -> None:
     spec = p.ConnectionSpec("n/~bot", "n", "irc.example", 6697, True, "bot", "bridge", "Matrix bridge",
                             caps=("server-time",), next_nicks=("bot1", "bot2"), members=True)

@@ -98,7 +98,7 @@ class KeptNetwork:
             return 0
         if not answer.ok:
             raise RegistrationFailed(f"{self.name}: {answer.error}")
-        connections = answer.data.get("connections", {})
+        connections = p.resolve_isupports(answer.data).get("connections", {})
         adopted = 0
         for conn, state in connections.items():
             kind, owner = p.connection_owner(conn)
@@ -106,7 +106,7 @@ class KeptNetwork:
                 # The bot's is opened again; a puppet's is taken back as it is when the core
                 # connects it (``connect_puppet``, same ID); a password check's was left behind.
                 continue
-            spec = p.ConnectionSpec.from_json(answer.data["specs"][conn])
+            spec = p.ConnectionSpec.from_dict(answer.data["specs"][conn])
             link = KeptLink.adopted(self.client, spec, state, persist=self._keeper.persist_connections_on_shutdown,
                                     timeout=self._keeper.reply_timeout_seconds)
             self.links[conn] = link

@@ -25,8 +25,10 @@ other, saying which one to upgrade (:func:`version_problem`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Literal, cast
 
 import irc.client
@@ -34,10 +36,13 @@ import irc.client
 from bridges.irc.connection_state import ChannelState, ConnectionState
 from bridges.irc.lean import shared
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """2: connection specs carry NickServ's settings and may seal an account login (puppets), and a
 puppet's connection ID differs from its owner's virtual connection (:func:`connection_id`). A
-keeper of 1 would connect a puppet without identifying it: the handshake refuses the pair."""
+keeper of 1 would connect a puppet without identifying it: the handshake refuses the pair.
+3: a ``list`` answer carries each distinct ISUPPORT once (``isupports``, referred to by index)
+and its specs as objects (:func:`list_answer`); a bridge of 2 would adopt every connection
+without its ISUPPORT (the wrong casemapping, the default NICKLEN)."""
 BRIDGE_GROUP = "bridge"
 KEEPER_GROUP = "keeper"
 STREAM_MAXLEN = 200_000
@@ -256,11 +261,18 @@ class ConnectionSpec:
     """How a puppet identifies where the server offers no SASL (the account itself is in ``sealed``)."""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(self.as_dict())
+
+    def as_dict(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: it deep-copies every value, and a keeper lists 10,000 of these.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_json(cls, text: str) -> ConnectionSpec:
-        data = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConnectionSpec:
         known = {f.name for f in fields(cls)}
         data = {key: value for key, value in data.items() if key in known}  # a newer bridge's extras
         data["caps"] = tuple(data.get("caps", ()))
@@ -312,14 +324,58 @@ class Result:
 # ---- what a connection knows --------------------------------------------------------------------
 
 
-def snapshot(state: ConnectionState) -> dict[str, Any]:
+class IsupportTable:
+    """The distinct ISUPPORTs of a ``list`` answer, each carried once: every connection to one
+    server has the same (the keeper shares one mapping among them, ``lean.shared``), and 10,000
+    copies of it were most of a 10 MB answer."""
+
+    def __init__(self) -> None:
+        self.tables: list[dict[str, str]] = []
+        self._index: dict[int, int] = {}
+        self._held: list[Mapping[str, str]] = []  # keeps each id() valid while the answer is made
+
+    def ref(self, isupport: Mapping[str, str]) -> int:
+        index = self._index.get(id(isupport))
+        if index is None:
+            index = self._index[id(isupport)] = len(self.tables)
+            self.tables.append(dict(isupport))
+            self._held.append(isupport)
+        return index
+
+
+def list_answer(states: Iterable[tuple[str, ConnectionState, ConnectionSpec]]) -> dict[str, Any]:
+    """The ``list`` command's data: each connection's snapshot and spec, ISUPPORTs by reference."""
+    table = IsupportTable()
+    connections: dict[str, Any] = {}
+    specs: dict[str, Any] = {}
+    for conn, state, spec in states:
+        connections[conn] = snapshot(state, table)
+        specs[conn] = spec.as_dict()
+    return {"connections": connections, "specs": specs, "isupports": table.tables}
+
+
+def resolve_isupports(data: dict[str, Any]) -> dict[str, Any]:
+    """A ``list`` answer with each snapshot's ISUPPORT in place (one shared object per distinct
+    one), so answers of several keepers can be merged."""
+    tables = [shared({str(key): str(value) for key, value in table.items()}) for table in data.get("isupports", [])]
+    for snap in data.get("connections", {}).values():
+        ref = snap.pop("isupport_ref", None)
+        if isinstance(ref, int) and 0 <= ref < len(tables):
+            snap["isupport"] = tables[ref]
+    data.pop("isupports", None)
+    return data
+
+
+def snapshot(state: ConnectionState, table: IsupportTable | None = None) -> dict[str, Any]:
     """What a bridge adopting a live connection needs: its nick, CAPs, ISUPPORT, channels."""
+    isupport: dict[str, Any] = (
+        {"isupport_ref": table.ref(state.isupport)} if table is not None else {"isupport": dict(state.isupport)})
     return {
         "nick": state.nick,
         "wanted_nick": state.wanted_nick,
         "registered": state.registered,
         "acked": sorted(state.acked),
-        "isupport": dict(state.isupport),
+        **isupport,
         "channels": {
             folded: {"name": channel.name, "members": channel.members, "modes": channel.modes,
                      "prefixes": {member: sorted(modes) for member, modes in channel.prefixes.items()}}
@@ -333,7 +389,10 @@ def restore(state: ConnectionState, data: dict[str, Any]) -> None:
     state.wanted_nick = str(data.get("wanted_nick", state.wanted_nick))
     state.registered = bool(data.get("registered", False))
     state.acked = set(data.get("acked", []))
-    state.isupport = shared({str(key): str(value) for key, value in data.get("isupport", {}).items()})
+    isupport = data.get("isupport", {})
+    # Already shared (``resolve_isupports``): taken as it is, not rebuilt for each connection.
+    state.isupport = isupport if isinstance(isupport, MappingProxyType) else shared(
+        {str(key): str(value) for key, value in isupport.items()})
     state.channels = {
         folded: ChannelState(
             str(channel["name"]), members=dict(channel.get("members", {})), modes=dict(channel.get("modes", {})),
@@ -352,6 +411,7 @@ __all__ = [
     "Command",
     "ConnectionKind",
     "ConnectionSpec",
+    "IsupportTable",
     "Result",
     "connection_id",
     "connection_owner",
@@ -362,8 +422,10 @@ __all__ = [
     "gap_of",
     "gaps_key",
     "heartbeat_key",
+    "list_answer",
     "refusal_of",
     "refused_event",
+    "resolve_isupports",
     "restore",
     "snapshot",
     "stream_id_after",

@@ -213,10 +213,9 @@ class Keeper:
             return
         if command.op == "list":
             network = str(command.data.get("network", ""))
-            found = {conn: p.snapshot(held.link.state) for conn, held in self.held.items()
-                     if held.spec.network == network and held.link.connected}
-            specs = {conn: self.held[conn].spec.to_json() for conn in found}
-            self.outcome(Outcome(entry, command, True, data={"connections": found, "specs": specs}))
+            self.outcome(Outcome(entry, command, True, data=p.list_answer(
+                (conn, held.link.state, held.spec) for conn, held in self.held.items()
+                if held.spec.network == network and held.link.connected)))
             return
         held = self.held.get(command.conn)
         if command.op == "open":

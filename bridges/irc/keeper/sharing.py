@@ -158,8 +158,9 @@ async def list_group(client: KeeperClient, group: str, wait_s: float) -> p.Resul
             log.warning("%s: keeper %r of group %r did not list its connections: %s", client.network, member,
                         group, answer if isinstance(answer, BaseException) else answer.error)
             continue
+        data = p.resolve_isupports(answer.data)  # (each keeper's references are its own)
         for part in merged:
-            merged[part].update(answer.data.get(part, {}))
+            merged[part].update(data.get(part, {}))
     return p.Result("", True, data=merged)
 
 
