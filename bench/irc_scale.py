@@ -35,7 +35,8 @@ joining would add (the Synapse-joined users' figures show it).
 
 Every process binds 127.0.0.1 and is stopped by PID; scratch files live in ``.bench/scale-*``
 (kept with ``BENCH_KEEP=1``). With ``BENCH_SPY=/path/to/py-spy`` the restarted bridge's first 40 s (and the keeper's
-meanwhile) are sampled (folded stacks in the scratch directory; keep it with ``BENCH_KEEP=1``).
+meanwhile) are sampled (folded stacks in the scratch directory, and the bridge logs at INFO: its steps' times;
+keep them with ``BENCH_KEEP=1``).
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class Bench:
                 "keeper": {"redis_url": self.redis.url, "reply_timeout_seconds": 900},
             }},
             permissions={self.synapse.server_name: "admin"}, appservice={"public_url": slot.bridge_url},
-            logging={"level": "WARNING", "access_log": False},
+            logging={"level": "INFO" if os.environ.get("BENCH_SPY") else "WARNING", "access_log": False},
         )
         bridge = BridgeProcess(config, env={"PYTHONPATH": str(_REPO)}, log_path=self.work / f"{name}.log")
         self.bridges.append(bridge)

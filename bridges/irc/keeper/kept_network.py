@@ -15,6 +15,7 @@ downtime does (:mod:`bridges.irc.downtime`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -86,6 +87,18 @@ class KeptNetwork:
 
     async def adopt(self, users: UserConnections) -> int:
         """The Matrix users' connections the keeper holds become their sessions again."""
+        # Decoding the answer and making 10,000 links and sessions allocates millions of objects,
+        # all of them kept: the cyclic collector's passes over the growing heap found nothing
+        # and took seconds (the adoption's own work is about 0.5 s). It runs again afterwards.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return await self._adopt(users)
+        finally:
+            if collecting:
+                gc.enable()
+
+    async def _adopt(self, users: UserConnections) -> int:
         try:
             if self._keeper.group:  # several keepers: each lists its own
                 answer = await list_group(self.client, self._keeper.group, self._keeper.reply_timeout_seconds)

@@ -264,8 +264,9 @@ class ConnectionSpec:
         return json.dumps(self.as_dict())
 
     def as_dict(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it deep-copies every value, and a keeper lists 10,000 of these.
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        # Not dataclasses.asdict (it deep-copies every value) nor fields() (it builds its tuple
+        # each call): a keeper lists 10,000 of these.
+        return {name: getattr(self, name) for name in _SPEC_FIELDS}
 
     @classmethod
     def from_json(cls, text: str) -> ConnectionSpec:
@@ -273,11 +274,13 @@ class ConnectionSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConnectionSpec:
-        known = {f.name for f in fields(cls)}
-        data = {key: value for key, value in data.items() if key in known}  # a newer bridge's extras
+        data = {key: value for key, value in data.items() if key in _SPEC_FIELDS}  # a newer bridge's extras
         data["caps"] = tuple(data.get("caps", ()))
         data["next_nicks"] = tuple(data.get("next_nicks", ()))
         return cls(**data)
+
+
+_SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ConnectionSpec))
 
 
 # ---- commands and results --------------------------------------------------------------------
