@@ -367,14 +367,25 @@ class Bench:
         # 3. bridge SIGKILL and start: no QUIT, and the first line bridged
         since = observer.mark()
         await bridge.kill()
+        said_at = time.time()
         await speaker.privmsg(channels[0], SAID)
-        began = time.monotonic()
+
+        async def observed() -> float:
+            await observer.wait_for(lambda line: line.text == SAID, 600, since=since)
+            return time.time()
+
+        heard = asyncio.create_task(observed())
+        began, started_at = time.monotonic(), time.time()
         restarted = await self.start_bridge()
         self.spy_on(restarted)
         await watcher.wait_for_event(rooms[0], lambda e: SAID in str(e.get("content", {}).get("body", "")),
                                      timeout=600)
         self.row("bridge SIGKILL, started again: the line said meanwhile in the portal",
                  f"{time.monotonic() - began:.1f} s after the new process started (at most 5 s asked)")
+        published_at = await self.published_at(SAID)
+        self.row("  that line: said -> at an IRC observer -> on the keeper's stream (from the bridge's start)",
+                 f"{await heard - said_at:+.1f} s -> {published_at - said_at:+.1f} s "
+                 f"({published_at - started_at:+.1f} s)")
         await restarted.wait_ready(300)
         await asyncio.sleep(10)
         noticed = observer.lines(comings_and_goings(observer, speaker.nick), since=since)
@@ -394,6 +405,19 @@ class Bench:
         later = await self.backlog()
         self.row("bridge: inbound entries the reconnects left it to read",
                  f"{left}, {later} 20 s later ({'-' if later <= left else '+'}{abs(left - later) / 20:.0f}/s)")
+
+    async def published_at(self, text: str) -> float:
+        """When the keeper appended the inbound entry carrying ``text`` (its stream ID's time)."""
+        redis = Redis.from_url(self.redis.url, decode_responses=True)
+        try:
+            entries: list[tuple[str, dict[str, str]]] = await redis.xrevrange(  # type: ignore[assignment]
+                p.inbound_stream(NETWORK), count=5000)
+            for entry, fields in entries:
+                if text in fields.get("args", ""):
+                    return int(entry.partition("-")[0]) / 1000
+            return float("nan")
+        finally:
+            await redis.aclose()
 
     async def wait_caught_up(self, deadline_s: float) -> float:
         began = time.monotonic()
