@@ -23,12 +23,14 @@ joining would add (the Synapse-joined users' figures show it).
    (an IRC observer in every channel counts the JOINs); a new bridge adopts them; M Matrix users
    join the portals through Synapse; until the bridge has read the inbound stream.
 2. RSS (VmRSS) of the bridge process, the keeper and Redis, over their idle RSS (the same
-   processes' with no user, measured first): the issue's figure is their total. Beside it,
-   today's connections held in the bridge process without a keeper (``IrcLink``; RSS growth per
-   connection in a child process, 1,000 connections).
+   processes' with no user, measured first): the issue's figure is their total. Beside it (measured
+   after step 3), today's connections held in the bridge process without a keeper (``IrcLink``; RSS
+   growth per connection in a child process, 1,000 connections).
 3. The bridge SIGKILLed; an IRC user says a line in ``#c0``; the bridge is started again: the time
-   from the new process's start to that line in the portal (a Matrix user's ``/sync``), and the
-   QUIT, PART, JOIN and NICK lines the observer saw from the kill on (none expected).
+   from the new process's start to that line in the portal (a Matrix user's ``/sync``), when an
+   IRC observer in the channel got the line and when the keeper put it on its stream (the IRC
+   server's own delay is not the bridge's), and the QUIT, PART, JOIN and NICK lines the observer
+   saw from the kill on (none expected).
 4. The keeper SIGKILLed and started again: the time until all N + 2 (the users, the watcher, the
    bot) are connected again at ``--rate`` (the keeper's ``--connects-per-second``); and what the
    reconnects left the bridge to read on the inbound stream, with its reading rate.
@@ -361,10 +363,9 @@ class Bench:
         total = sum(now.values())
         self.row("RSS bridge + keeper + Redis", f"{total / 1024:.0f} MB ({'within' if total <= 512 * 1024 else 'OVER'}"
                  f" 512 MB); {(total - sum(idle.values())) / self.users:.1f} KB per connection over idle")
-        baseline = await asyncio.to_thread(baseline_per_connection_kb, self.ngircd.port, min(self.users, 1000))
-        self.row("today: IrcLink held in the bridge process", f"{baseline:.1f} KB per connection (1,000, no keeper)")
 
         # 3. bridge SIGKILL and start: no QUIT, and the first line bridged
+        self.row("IRC server's answer to a PING before the kill", f"{await self.ping_time(speaker):.2f} s")
         since = observer.mark()
         await bridge.kill()
         said_at = time.time()
@@ -391,6 +392,10 @@ class Bench:
         noticed = observer.lines(comings_and_goings(observer, speaker.nick), since=since)
         self.row("bridge restart: QUIT/PART/JOIN/NICK seen on IRC", f"{len(noticed)} (in the {self.portals} channels)")
 
+        # (after the restart: the 1,000 connections it opens and drops keep ngIRCd busy for seconds)
+        baseline = await asyncio.to_thread(baseline_per_connection_kb, self.ngircd.port, min(self.users, 1000))
+        self.row("today: IrcLink held in the bridge process", f"{baseline:.1f} KB per connection (1,000, no keeper)")
+
         # 4. keeper SIGKILL
         self.keepers[0].kill()
         self.keepers[0].wait()
@@ -405,6 +410,15 @@ class Bench:
         later = await self.backlog()
         self.row("bridge: inbound entries the reconnects left it to read",
                  f"{left}, {later} 20 s later ({'-' if later <= left else '+'}{abs(left - later) / 20:.0f}/s)")
+
+    async def ping_time(self, client: IrcTestClient) -> float:
+        """How long the IRC server takes to answer a PING now (a busy ngIRCd delays every line)."""
+        token = secrets.token_hex(4)
+        since = client.mark()
+        began = time.monotonic()
+        client.send_raw(f"PING :{token}")
+        await client.wait_for(lambda line: line.command == "PONG" and token in line.raw, 120, since=since)
+        return time.monotonic() - began
 
     async def published_at(self, text: str) -> float:
         """When the keeper appended the inbound entry carrying ``text`` (its stream ID's time)."""
