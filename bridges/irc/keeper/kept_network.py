@@ -18,6 +18,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import irc.client
@@ -87,18 +88,6 @@ class KeptNetwork:
 
     async def adopt(self, users: UserConnections) -> int:
         """The Matrix users' connections the keeper holds become their sessions again."""
-        # Decoding the answer and making 10,000 links and sessions allocates millions of objects,
-        # all of them kept: the cyclic collector's passes over the growing heap found nothing
-        # and took seconds (the adoption's own work is about 0.5 s). It runs again afterwards.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return await self._adopt(users)
-        finally:
-            if collecting:
-                gc.enable()
-
-    async def _adopt(self, users: UserConnections) -> int:
         try:
             if self._keeper.group:  # several keepers: each lists its own
                 answer = await list_group(self.client, self._keeper.group, self._keeper.reply_timeout_seconds)
@@ -111,7 +100,22 @@ class KeptNetwork:
             return 0
         if not answer.ok:
             raise RegistrationFailed(f"{self.name}: {answer.error}")
-        connections = p.resolve_isupports(answer.data).get("connections", {})
+        # Making 10,000 links and sessions allocates millions of objects, all of them kept: the
+        # cyclic collector's passes over the growing heap found nothing and took seconds (the
+        # adoption's own work is about 0.5 s). Paused for this loop only (it has no await).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            adopted = self._adopt_listed(answer.data, users)
+        finally:
+            if collecting:
+                gc.enable()
+        if adopted:
+            log.info("%s: adopted %d connection(s) the IRC keeper held", self.name, adopted)
+        return adopted
+
+    def _adopt_listed(self, data: dict[str, Any], users: UserConnections) -> int:
+        connections = p.resolve_isupports(data).get("connections", {})
         adopted = 0
         for conn, state in connections.items():
             kind, owner = p.connection_owner(conn)
@@ -119,14 +123,12 @@ class KeptNetwork:
                 # The bot's is opened again; a puppet's is taken back as it is when the core
                 # connects it (``connect_puppet``, same ID); a password check's was left behind.
                 continue
-            spec = p.ConnectionSpec.from_dict(answer.data["specs"][conn])
+            spec = p.ConnectionSpec.from_dict(data["specs"][conn])
             link = KeptLink.adopted(self.client, spec, state, persist=self._keeper.persist_connections_on_shutdown,
                                     timeout=self._keeper.reply_timeout_seconds)
             self.links[conn] = link
             users.adopt(link, UserID(owner))
             adopted += 1
-        if adopted:
-            log.info("%s: adopted %d connection(s) the IRC keeper held", self.name, adopted)
         return adopted
 
     def link(self, nick: str, *, ident: str, realname: str, owner: UserID | None, caps: tuple[str, ...],
