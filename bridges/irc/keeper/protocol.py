@@ -360,13 +360,18 @@ def list_answer(states: Iterable[tuple[str, ConnectionState, ConnectionSpec]]) -
 def resolve_isupports(data: dict[str, Any]) -> dict[str, Any]:
     """A ``list`` answer with each snapshot's ISUPPORT in place (one shared object per distinct
     one), so answers of several keepers can be merged."""
-    tables = [shared({str(key): str(value) for key, value in table.items()}) for table in data.get("isupports", [])]
+    tables = [_shared_isupport(table) for table in data.get("isupports", [])]
     for snap in data.get("connections", {}).values():
         ref = snap.pop("isupport_ref", None)
         if isinstance(ref, int) and 0 <= ref < len(tables):
             snap["isupport"] = tables[ref]
     data.pop("isupports", None)
     return data
+
+
+def _shared_isupport(received: Mapping[str, Any]) -> Mapping[str, str]:
+    """An ISUPPORT as received (JSON), as the one shared read-only mapping of its contents."""
+    return shared({str(key): str(value) for key, value in received.items()})
 
 
 def snapshot(state: ConnectionState, table: IsupportTable | None = None) -> dict[str, Any]:
@@ -394,8 +399,7 @@ def restore(state: ConnectionState, data: dict[str, Any]) -> None:
     state.acked = set(data.get("acked", []))
     isupport = data.get("isupport", {})
     # Already shared (``resolve_isupports``): taken as it is, not rebuilt for each connection.
-    state.isupport = isupport if isinstance(isupport, MappingProxyType) else shared(
-        {str(key): str(value) for key, value in isupport.items()})
+    state.isupport = isupport if isinstance(isupport, MappingProxyType) else _shared_isupport(isupport)
     state.channels = {
         folded: ChannelState(
             str(channel["name"]), members=dict(channel.get("members", {})), modes=dict(channel.get("modes", {})),
