@@ -77,6 +77,9 @@ async def register_account(hub: ServicesIRCd, name: str, password: str) -> None:
 
         answer = await client.wait_for(answered)
         assert "is now registered" in answer.text, answer.raw
+        # Until the server has taken the QUIT the nick is still in use: a test connecting with
+        # it at once found it taken (close() alone does not wait for the server).
+        await client.quit("registered")
     finally:
         await client.close()
 
