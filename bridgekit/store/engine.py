@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,6 +51,11 @@ SQLITE_CHECKPOINT_INTERVAL = 1.0
 SQLITE_AUTOCHECKPOINT_PAGES = 10_000
 """A commit checkpoints by itself only past this many WAL pages (about 40 MB): a safety valve
 for when the background checkpointer falls behind."""
+
+SQLITE_INLINE_COMMIT_SECONDS = 0.001
+"""A raw write transaction (:meth:`Database.sqlite_write`) runs on the event loop's own thread
+while such transactions average less than this (a fast disk), so the loop never stalls longer
+than about this per commit; slower ones go to the writer thread."""
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -83,6 +89,8 @@ class Database:
         self._sqlite_path = sqlite_path
         self._raw_writer: sqlite3.Connection | None = None
         self._raw_thread: ThreadPoolExecutor | None = None
+        self._commit_seconds = SQLITE_INLINE_COMMIT_SECONDS
+        """Moving average of a raw write transaction's duration; starts on the writer thread."""
         self._checkpointer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -158,21 +166,31 @@ class Database:
 
     async def sqlite_write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """SQLite only: run ``work`` on a plain ``sqlite3`` connection inside one
-        ``BEGIN IMMEDIATE`` ... ``COMMIT``, in one trip to a dedicated thread, under the same
-        single-writer lock as :meth:`write`.
+        ``BEGIN IMMEDIATE`` ... ``COMMIT``, under the same single-writer lock as :meth:`write`:
+        on the event loop's thread while commits are fast (see
+        :data:`SQLITE_INLINE_COMMIT_SECONDS`), else in one trip to a dedicated thread.
 
         For the hottest path only (every homeserver transaction): each statement through the
         async engine is a round trip to the driver's thread plus SQLAlchemy's own work, which
-        together cost several times the SQL itself. ``work`` runs in another thread: it must
+        together cost several times the SQL itself. ``work`` may run in another thread: it must
         touch nothing but the connection it is given. Raising rolls the transaction back.
         """
         if self._sqlite_path is None or self._write_lock is None:
             raise StoreError("sqlite_write is for SQLite databases only")
         async with self._write_lock:
+            if self._commit_seconds < SQLITE_INLINE_COMMIT_SECONDS:
+                # The disk commits fast: run here, on the event loop's thread. The trip to the
+                # writer thread and back (two thread wake-ups, contended for the GIL) cost more
+                # than a fast commit itself, and every one-event transaction paid it.
+                started = time.perf_counter()
+                try:
+                    return self._run_raw_transaction(work)
+                finally:
+                    self._note_commit(time.perf_counter() - started)
             if self._raw_thread is None:
                 self._raw_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
             loop = asyncio.get_running_loop()
-            done = loop.run_in_executor(self._raw_thread, self._run_raw_transaction, work)
+            done = loop.run_in_executor(self._raw_thread, self._timed_raw_transaction, work)
             try:
                 return await asyncio.shield(done)
             except asyncio.CancelledError:
@@ -184,6 +202,19 @@ class Database:
                 with contextlib.suppress(Exception):
                     await done
                 raise
+
+    def _timed_raw_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return self._run_raw_transaction(work)
+        finally:
+            self._note_commit(time.perf_counter() - started)
+
+    def _note_commit(self, seconds: float) -> None:
+        """Keep a moving average of how long a raw write transaction takes (its fsync mostly):
+        it decides where the next one runs. One slow commit on the loop is enough to move the
+        next ones to the writer thread; they come back once commits are fast again."""
+        self._commit_seconds += (seconds - self._commit_seconds) * 0.2
 
     def _run_raw_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._raw_writer
@@ -236,12 +267,14 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+        raw, self._raw_writer = self._raw_writer, None
         if self._raw_thread is not None:
-            raw, self._raw_writer = self._raw_writer, None
             if raw is not None:
                 await asyncio.get_running_loop().run_in_executor(self._raw_thread, raw.close)
             self._raw_thread.shutdown(wait=True)
             self._raw_thread = None
+        elif raw is not None:
+            raw.close()
 
 
 def _parse_url(url: str) -> URL:
