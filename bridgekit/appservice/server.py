@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from bridgekit.appservice.app import create_app
+from bridgekit.appservice.http_protocol import JoinedWritesHttpToolsProtocol
 from bridgekit.appservice.listeners import Listener
 from bridgekit.appservice.provision import Provisioning
 from bridgekit.appservice.state import AppserviceState
@@ -115,6 +116,7 @@ def _server_config(app: FastAPI, listener: Listener) -> uvicorn.Config:
         access_log=False,  # replaced by AccessLogMiddleware, which redacts secrets
         lifespan="off",
         timeout_graceful_shutdown=10,
+        http=JoinedWritesHttpToolsProtocol,  # each response in one TCP segment (http_protocol.py)
     )
 
 

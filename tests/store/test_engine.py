@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridgekit.errors import StoreError
-from bridgekit.store import Database, KeyValue, Portal
+from bridgekit.store import Database, KeyValue, Portal, engine
 from tests.store.bulk import populate_portals_and_ghosts
 
 
@@ -207,3 +210,38 @@ async def test_a_sqlite_write_takes_the_write_lock_at_begin(tmp_path: Path) -> N
 
 async def _pragma(connection: AsyncConnection, name: str) -> object:
     return (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
+
+
+async def test_sqlite_writes_run_on_the_loop_while_fast_and_move_to_a_thread_when_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "Fast" is 20 ms here, so that a busy disk under the test suite still counts as fast.
+    monkeypatch.setattr(engine, "SQLITE_INLINE_COMMIT_SECONDS", 0.02)
+    db = await Database.open(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    loop_thread = threading.get_ident()
+    ran_on: list[int] = []
+
+    def work(delay: float) -> Callable[[sqlite3.Connection], None]:
+        def run(connection: sqlite3.Connection) -> None:
+            ran_on.append(threading.get_ident())
+            connection.execute("INSERT INTO kv (network, key, value) VALUES ('t', ?, '1')", (str(len(ran_on)),))
+            time.sleep(delay)  # stands for a slow fsync
+        return run
+
+    try:
+        await db.sqlite_write(work(0))
+        assert ran_on[-1] != loop_thread, "the first commit runs on the writer thread (nothing measured yet)"
+        for _ in range(5):
+            await db.sqlite_write(work(0))
+        assert ran_on[-1] == loop_thread, "fast commits run on the event loop's thread"
+        await db.sqlite_write(work(0.2))
+        await db.sqlite_write(work(0))
+        assert ran_on[-1] != loop_thread, "after a slow commit the next one leaves the loop"
+        for _ in range(30):
+            await db.sqlite_write(work(0))
+        assert ran_on[-1] == loop_thread, "fast again: back on the loop"
+        async with db.read() as connection:
+            stored = (await connection.exec_driver_sql("SELECT count(*) FROM kv WHERE network = 't'")).scalar_one()
+        assert stored == len(ran_on)
+    finally:
+        await db.close()
