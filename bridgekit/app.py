@@ -28,8 +28,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -134,8 +136,8 @@ class _Core:
         stack.push_async_callback(self.sessions.stop)
         double_puppet = wiring.double_puppet_client(config, http, memory, metrics)
         stores = BridgeStores(database)
-        self.fetch_http = new_http_client()
-        stack.push_async_callback(self.fetch_http.aclose)
+        self._fetch_http: httpx.AsyncClient | None = None  # made on the first fetch
+        stack.push_async_callback(self._close_fetch_http)
         in_flight = SendsInFlight()
         self.remote = RemoteDelivery(
             stores, matrix, server_name=server_name,
@@ -201,6 +203,18 @@ class _Core:
         self.status.inbox = self.inbox
         self.jobs = JobRunner(JobStore(database))
 
+    def fetch_http(self) -> httpx.AsyncClient:
+        """The client for URLs the network gives (pictures, media), made on first use: its TLS
+        context and CA bundle cost about 1 MB resident, which a bridge that fetches nothing
+        never pays."""
+        if self._fetch_http is None:
+            self._fetch_http = new_http_client()
+        return self._fetch_http
+
+    async def _close_fetch_http(self) -> None:
+        if self._fetch_http is not None:
+            await self._fetch_http.aclose()
+
     async def _notify_owner(self, user_id: UserID, text: str) -> None:
         await self.management.tell(user_id, text)
 
@@ -259,7 +273,8 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
         database = await Database.open(config.database.url, pool_size=config.database.pool_size)
         stack.push_async_callback(database.close)
         # 3. Matrix client
-        http = httpx.AsyncClient(timeout=config.homeserver.timeout_seconds)
+        http = httpx.AsyncClient(
+            timeout=config.homeserver.timeout_seconds, verify=homeserver_tls(config.homeserver.url))
         stack.push_async_callback(http.aclose)
         memory = MatrixStateStore(database)
         metrics = BridgeMetrics()
@@ -316,6 +331,18 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
         await serving.stop()  # every listener done before the connectors whose routes they serve stop
     log.info("bridgekit stopped")
     return 0
+
+
+def homeserver_tls(homeserver_url: str) -> bool | ssl.SSLContext:
+    """The TLS verification of the client that talks to the homeserver (and only to it).
+
+    https: the system's usual verification. Plain http (a homeserver on the same host or a
+    private network, the common set-up): no TLS is ever made, so the CA bundle is not loaded
+    (about 2 MB resident for the bridge's life). The context given instead trusts nothing: a
+    request that reached an https URL all the same would fail verification, never pass unchecked."""
+    if urlsplit(homeserver_url).scheme.lower() == "https":
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names; knows no CA
 
 
 def _provisioning(config: BridgeConfig, core: _Core, matrix: MatrixClient, http: httpx.AsyncClient) -> Provisioning:
@@ -418,4 +445,4 @@ async def _ping_homeserver(matrix: MatrixClient, config: BridgeConfig, health: H
     log.info("homeserver ping round trip %d ms: it will deliver what it held back", duration)
 
 
-__all__ = ["configure_logging", "run_bridge", "serve"]
+__all__ = ["configure_logging", "homeserver_tls", "run_bridge", "serve"]

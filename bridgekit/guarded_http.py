@@ -41,11 +41,20 @@ class GuardedHTTP:
     """Sends requests to URLs chat users gave, after the SSRF check on the resolved address."""
 
     def __init__(
-        self, http: httpx.AsyncClient, rules: tuple[AllowRule, ...], *, resolver: Resolver = resolve
+        self, http: httpx.AsyncClient | Callable[[], httpx.AsyncClient], rules: tuple[AllowRule, ...], *,
+        resolver: Resolver = resolve,
     ) -> None:
-        self._http = http
+        """``http`` is the client, or a function that gives it on first use (a client holds its
+        TLS context and CA bundle, about 1 MB, for its whole life: a bridge that fetches nothing
+        need not pay for it)."""
+        self._http_source = http
         self._rules = rules
         self._resolve = resolver
+
+    def _client(self) -> httpx.AsyncClient:
+        if not isinstance(self._http_source, httpx.AsyncClient):
+            self._http_source = self._http_source()
+        return self._http_source
 
     async def pick_address(self, target: Target) -> IPAddress:
         """The first allowed address of the target; UnsafeURL when there is none."""
@@ -95,12 +104,13 @@ class GuardedHTTP:
         host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
         if ":" in target.host:  # an IPv6 literal keeps its brackets in the Host header
             host_header = f"[{target.host}]" if target.port == default_port else f"[{target.host}]:{target.port}"
-        request = self._http.build_request(
+        client = self._client()
+        request = client.build_request(
             method, f"{target.scheme}://{host}:{target.port}{target.path}", content=content,
             headers={**(headers or {}), "Host": host_header}, timeout=time_limit,
             extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
         )
-        response = await self._http.send(request, stream=True, follow_redirects=False)
+        response = await client.send(request, stream=True, follow_redirects=False)
         try:
             yield response
         finally:

@@ -7,13 +7,14 @@ In process, on a real SQLite file and real sockets; the homeserver is an address
 from __future__ import annotations
 
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridgekit import BridgeContext
-from bridgekit.app import serve
+from bridgekit.app import homeserver_tls, serve
 from bridgekit.config import AppserviceTokens, BridgeConfig
 from bridgekit.store import Database
 
@@ -100,3 +101,14 @@ class Undeclared(Recording):
         return None
 
     async def handle_matrix_event(self, event: object) -> None: ...
+
+
+def test_the_homeserver_client_loads_no_ca_bundle_for_plain_http_and_verifies_https() -> None:
+    assert homeserver_tls("https://matrix.example.org") is True  # httpx's usual verification
+    for url in ("http://127.0.0.1:8008", "HTTP://synapse:8008/"):
+        context = homeserver_tls(url)
+        assert isinstance(context, ssl.SSLContext)
+        # Were TLS ever made with it, it would verify, and trust nobody: it fails closed.
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert context.check_hostname
+        assert context.cert_store_stats()["x509_ca"] == 0

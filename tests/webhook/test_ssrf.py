@@ -100,3 +100,22 @@ async def test_the_request_goes_to_the_checked_address_with_the_original_host() 
     assert str(sent[0].url) == "https://93.184.215.14:8443/in"
     assert sent[0].headers["Host"] == "hooks.example.org:8443"
     assert sent[0].extensions["sni_hostname"] == "hooks.example.org"
+
+
+async def test_a_client_given_as_a_factory_is_made_at_the_first_request_only() -> None:
+    made: list[httpx.AsyncClient] = []
+
+    def make() -> httpx.AsyncClient:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _request: httpx.Response(204)))
+        made.append(client)
+        return client
+
+    guarded = GuardedHTTP(make, (), resolver=fixed_resolver(["93.184.215.14"]))
+    with pytest.raises(UnsafeURL):  # refused before any client is needed
+        await guarded.request("GET", "http://127.0.0.1/")
+    assert made == []
+    for _ in range(2):
+        response, _ = await guarded.request("GET", "https://pictures.example.org/a.png")
+        assert response.status_code == 204
+    assert len(made) == 1, "one client, made once and kept"
+    await made[0].aclose()
