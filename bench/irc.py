@@ -66,7 +66,14 @@ from bench.irc_peer import (  # noqa: E402
     invite_as,
     rss_bytes,
 )
-from bench.irc_settings import CAPACITY, DEFAULTS, HEISENBRIDGE_MERGE_WINDOW_S, Pacing, bridgekit_section  # noqa: E402
+from bench.irc_settings import (  # noqa: E402
+    CAPACITY,
+    DEFAULTS,
+    HEISENBRIDGE_MERGE_WINDOW_S,
+    MANY_USERS,
+    Pacing,
+    bridgekit_section,
+)
 from bridgekit.demo.irc_client import IrcTestClient, IrcWaitTimeout, Line  # noqa: E402
 from bridgekit.demo.matrix_client import MatrixTestClient  # noqa: E402
 from bridgekit.testing.bridge_process import BridgeProcess  # noqa: E402
@@ -769,7 +776,7 @@ async def virtual_users(run: Run, alice: MatrixTestClient, n: int, budget_s: flo
 
     run._cleanups.append(stop_ngircd)
     end = now() + budget_s
-    bridge = await run.start_bridgekit("bridgekit-vu", ngircd.port, f"vubot{secrets.token_hex(2)}")
+    bridge = await run.start_bridgekit("bridgekit-vu", ngircd.port, f"vubot{secrets.token_hex(2)}", MANY_USERS)
     assert bridge.pid is not None
     watcher = await run.irc(f"vuwatch{secrets.token_hex(2)}", ngircd.port)
     channel = f"#vu{secrets.token_hex(3)}"
@@ -972,7 +979,7 @@ def report(run: Run) -> list[tuple[str, str, bool | None]]:
         vu = b6.get("virtual_users")
         if vu:
             table(f"6b. bridgekit on ngIRCd, Matrix users speaking once each (goal: 1,000 connections cost <= "
-                  f"{GOAL_VU_RSS_MB:g} MB)",
+                  f"{GOAL_VU_RSS_MB:g} MB; settings {MANY_USERS.bridgekit_label()})",
                   ["users", "connections", "join s", "speak s", "RSS before", "RSS after", "delta MB", "KB/conn",
                    "MB per 1,000"],
                   [[fmt(vu["users"]), fmt(vu["connections"]), fmt(vu["join_s"]), fmt(vu["speak_s"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.irc_settings import CAPACITY, DEFAULTS, ROWS, bridgekit_section
+from bench.irc_settings import CAPACITY, DEFAULTS, MANY_USERS, ROWS, bridgekit_section
 from bridges.irc.settings import IrcSettings
 
 SHIPPED_RATE = IrcSettings.model_fields["lines_per_second"].default
@@ -55,3 +55,16 @@ def test_every_row_is_a_valid_irc_section_apart_from_pacing() -> None:
     assert {row.name for row in ROWS} == {"defaults", "capacity"}
     # The rows differ in pacing only: whatever else the benchmark sets is the same for both.
     assert len({s.model_dump_json(exclude={"lines_per_second", "burst"}) for s in sections}) == 1
+
+
+def test_the_many_users_row_paces_neither_lines_nor_connections_and_says_so() -> None:
+    ran_with = _as_bridgekit_reads_it(bridgekit_section(MANY_USERS, 6667, "bkbot"))
+
+    assert ran_with.lines_per_second == 0
+    assert ran_with.connects_per_second == 0
+    assert MANY_USERS.bridgekit_label() == (
+        "capacity: pacing off (lines_per_second 0), connections unpaced (connects_per_second 0)")
+    # Only the pacing differs from the capacity row.
+    capacity = _as_bridgekit_reads_it(bridgekit_section(CAPACITY, 6667, "bkbot"))
+    assert ran_with.model_dump_json(exclude={"connects_per_second"}) == capacity.model_dump_json(
+        exclude={"connects_per_second"})
