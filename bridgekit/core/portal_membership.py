@@ -3,8 +3,10 @@
 - Leaving a portal, or being kicked or banned from it: their own session (puppet or virtual, never
   a new one, never the relay) leaves the chat (:class:`~bridgekit.connector.MembershipSession`).
 - Joining one, when the connector's ``join_on_portal_join`` is true and the routing rule gives them
-  an identity of their own: the session is opened (as a first message would) and joins the chat at
-  once (:class:`~bridgekit.connector.JoiningSession`), so the other side sees who is listening; the
+  an identity of their own: the session is opened (as a first message would) and joins the chat
+  (:class:`~bridgekit.connector.JoiningSession`), so the other side sees who is listening. The
+  opening runs beside the room's later events (it may wait for the network's connection pacing),
+  and the join counts as handled once it is done; a leave before then voids it. The
   core then keeps a virtual session open while they are in one of the network's portals (the idle
   timeout, ``virtual_idle_minutes``, applies only when they are in none, or the setting is off).
   A display name change (join after join) and a join made by someone else (an invite accepted is
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bridgekit.connector import JoiningSession, MembershipSession, NetworkConnector, RemoteSession
+from bridgekit.core.dispatcher import defer_done
 from bridgekit.core.routing import Route, RouteKind
 from bridgekit.core.sessions import Sessions
 from bridgekit.events import MatrixEvent
@@ -41,6 +44,9 @@ class PortalMembership:
         self._session = session
         self._display_name = display_name
         self._own_session = own_session
+        self._pending: dict[tuple[str, UserID, str], object] = {}
+        """Joins whose connection is still opening, by (network, user, room): a leave voids its
+        room's, a new join replaces it."""
 
     async def follow(self, event: MatrixEvent, portal: PortalRow) -> None:
         membership = event.content.get("membership")
@@ -50,6 +56,7 @@ class PortalMembership:
             await self._joined(event, portal)
         elif membership in ("leave", "ban"):
             user = UserID(event.state_key)
+            self._pending.pop((portal.network, user, event.room_id), None)  # a join still opening is void
             self._sessions.release(portal.network, user, event.room_id)
             session = self._own_session(portal.network, user)
             if session is not None and isinstance(session, MembershipSession):
@@ -66,9 +73,32 @@ class PortalMembership:
         if route.kind not in OWN_IDENTITIES:
             return  # relayed, or not allowed to bridge at all: no identity of their own to join with
         user = UserID(event.sender)
-        session = await self._session(route.kind, portal.network, user, await self._display_name(event))
+        name = await self._display_name(event)
+        key = (portal.network, user, event.room_id)
+        token = self._pending[key] = object()
+        # Opening the user's connection waits for the network's connection pacing (2 a second by
+        # default): done in the room's order, 1,000 joins held every later event of the room for
+        # minutes. It runs on beside the room's next events instead; the join counts as handled
+        # (and a restart replays it) only once it is done. The user's own first message waits for
+        # the same opening, and joins the chat before it speaks, so nothing overtakes the join.
+        joining = self._open_and_join(key, token, route.kind, portal, name)
+        if not defer_done(joining):
+            await joining
+
+    async def _open_and_join(
+        self, key: tuple[str, UserID, str], token: object, kind: RouteKind, portal: PortalRow, name: str,
+    ) -> None:
+        network, user, room_id = key
+        try:
+            session = await self._session(kind, network, user, name)
+        finally:
+            current = self._pending.get(key) is token
+            if current:
+                del self._pending[key]
+        if not current:
+            return  # they left (or joined again) while the connection opened: that event decides
         if isinstance(session, JoiningSession):
-            self._sessions.hold(portal.network, user, event.room_id)
+            self._sessions.hold(network, user, room_id)
             await session.join_chat(ChatID(portal.remote_id))
 
 

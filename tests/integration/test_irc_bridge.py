@@ -495,6 +495,34 @@ async def test_an_existing_room_is_linked_to_a_channel_by_command(
     await alice.wait_for_event(room_id, body_is(ghost_of(slot, bob.nick), "plumbed!"))
 
 
+async def test_users_joining_a_portal_do_not_hold_up_its_later_events(
+    start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
+    channel: str,
+) -> None:
+    # One new connection every 5 s once the bot's has used the burst: each user who joins the
+    # portal (join_on_portal_join, shipped on) waits that long for their own connection.
+    await start_irc(virtual_users=True, connects_per_second=0.2, connect_burst=1)
+    bob = await make_irc_client("bob")
+    await bob.join(channel)
+    alice = await make_matrix_user("alice")
+    room_id = await portal(alice, slot, channel)
+    joiners = [await make_matrix_user(name) for name in ("carol", "dave")]
+    for joiner in joiners:
+        await joiner.join(room_id)
+    # Three joins are ahead of this command in the room; their connections open 5, 10 and 15 s on.
+    await alice.send_text(room_id, "!bk help")
+    await alice.wait_for_event(room_id, notice(slot.bot_user_id, "Commands you can use"))
+
+    def own_connection_joined(line: Line) -> bool:
+        return line.command == "JOIN" and line.target == channel and str(line.source or "").endswith("[m]")
+
+    assert len(bob.lines(own_connection_joined)) <= 1, (
+        "the command's answer waited for the joiners' connections: " + repr(bob.lines(own_connection_joined)))
+    # And every joiner's own connection still joins the channel, in turn.
+    joined = await bob.wait_for_count(own_connection_joined, 3, timeout=60)
+    assert len({line.source for line in joined}) == 3
+
+
 async def test_an_idle_connection_closes_and_nothing_said_meanwhile_is_lost(
     start_irc: StartIrc, slot: AppserviceSlot, make_matrix_user: MakeMatrixUser, make_irc_client: MakeIrcClient,
     channel: str,
