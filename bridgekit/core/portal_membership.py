@@ -69,28 +69,27 @@ class PortalMembership:
             return
         if not getattr(self._connector(portal.network), "join_on_portal_join", False):
             return
-        route = await self._route(event, portal)
-        if route.kind not in OWN_IDENTITIES:
-            return  # relayed, or not allowed to bridge at all: no identity of their own to join with
-        user = UserID(event.sender)
-        name = await self._display_name(event)
-        key = (portal.network, user, event.room_id)
+        key = (portal.network, UserID(event.sender), event.room_id)
         token = self._pending[key] = object()
-        # Opening the user's connection waits for the network's connection pacing (2 a second by
-        # default): done in the room's order, 1,000 joins held every later event of the room for
-        # minutes. It runs on beside the room's next events instead; the join counts as handled
-        # (and a restart replays it) only once it is done. The user's own first message waits for
-        # the same opening, and joins the chat before it speaks, so nothing overtakes the join.
-        joining = self._open_and_join(key, token, route.kind, portal, name)
+        # Routing opens the user's connection (to learn whether the network gives them one), and
+        # opening waits for the network's connection pacing (2 a second by default): done in the
+        # room's order, 1,000 joins held every later event of the room for minutes. It runs on
+        # beside the room's next events instead; the join counts as handled (and a restart
+        # replays it) only once it is done. The user's own first message waits for the same
+        # opening, and joins the chat before it speaks, so nothing overtakes the join.
+        joining = self._open_and_join(key, token, event, portal)
         if not defer_done(joining):
             await joining
 
     async def _open_and_join(
-        self, key: tuple[str, UserID, str], token: object, kind: RouteKind, portal: PortalRow, name: str,
+        self, key: tuple[str, UserID, str], token: object, event: MatrixEvent, portal: PortalRow,
     ) -> None:
         network, user, room_id = key
         try:
-            session = await self._session(kind, network, user, name)
+            route = await self._route(event, portal)
+            if route.kind not in OWN_IDENTITIES:
+                return  # relayed, or not allowed to bridge at all: no identity of their own to join with
+            session = await self._session(route.kind, network, user, await self._display_name(event))
         finally:
             current = self._pending.get(key) is token
             if current:

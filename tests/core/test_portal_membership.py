@@ -74,12 +74,14 @@ class Harness:
         self.done: list[int] = []
 
         async def route(_event: MatrixEvent, _portal: PortalRow) -> Route:
+            # As the bridge's routing does: it opens the virtual connection to learn whether the
+            # network gives one, and the opening waits for the network's connection pacing.
+            await self.may_open.wait()
+            self.opened = True
             return Route(RouteKind.VIRTUAL)
 
         async def session(_kind: RouteKind, _network: str, _user: UserID, _name: str) -> RemoteSession:
-            await self.may_open.wait()  # the network's connection pacing, say
-            self.opened = True
-            return cast(RemoteSession, self.connection)
+            return cast(RemoteSession, self.connection)  # open already
 
         async def display_name(_event: MatrixEvent) -> str:
             return "Alice"
