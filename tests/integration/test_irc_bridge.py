@@ -509,14 +509,16 @@ async def test_users_joining_a_portal_do_not_hold_up_its_later_events(
     joiners = [await make_matrix_user(name) for name in ("carol", "dave")]
     for joiner in joiners:
         await joiner.join(room_id)
-    # Three joins are ahead of this command in the room; their connections open 5, 10 and 15 s on.
+    # Three joins are ahead of this command in the room; their connections open one by one, 5 s
+    # apart. Held up by them, the answer would come only after the third; it comes at once (the
+    # margin of 10 s allows for a slow machine).
     await alice.send_text(room_id, "!bk help")
     await alice.wait_for_event(room_id, notice(slot.bot_user_id, "Commands you can use"))
 
     def own_connection_joined(line: Line) -> bool:
         return line.command == "JOIN" and line.target == channel and str(line.source or "").endswith("[m]")
 
-    assert len(bob.lines(own_connection_joined)) <= 1, (
+    assert len(bob.lines(own_connection_joined)) < 3, (
         "the command's answer waited for the joiners' connections: " + repr(bob.lines(own_connection_joined)))
     # And every joiner's own connection still joins the channel, in turn.
     joined = await bob.wait_for_count(own_connection_joined, 3, timeout=60)
