@@ -182,11 +182,7 @@ class Database:
                 # The disk commits fast: run here, on the event loop's thread. The trip to the
                 # writer thread and back (two thread wake-ups, contended for the GIL) cost more
                 # than a fast commit itself, and every one-event transaction paid it.
-                started = time.perf_counter()
-                try:
-                    return self._run_raw_transaction(work)
-                finally:
-                    self._note_commit(time.perf_counter() - started)
+                return self._timed_raw_transaction(work)
             if self._raw_thread is None:
                 self._raw_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
             loop = asyncio.get_running_loop()
