@@ -119,7 +119,7 @@ class Bench:
             permissions={self.synapse.server_name: "admin"},
             appservice={"public_url": slot.bridge_url}, logging={"level": "WARNING", "access_log": False},
         )
-        env = {"PYTHONPATH": str(_REPO)}
+        env = {"PYTHONPATH": str(_REPO), **dict(item.split("=", 1) for item in self.args.env)}
         if self.args.importtime:
             env["PYTHONPROFILEIMPORTTIME"] = "1"
         argv = [str(self.args.bridgekit), "run", "-c", str(config)] if self.args.bridgekit else None
@@ -194,6 +194,8 @@ async def main() -> int:
                         ".venv-runtime/bin/bridgekit (scripts/setup runtime) is what a deployment installs")
     parser.add_argument("--hold", type=float, default=0.0, help="keep each bridge running this long after"
                         " measuring (seconds), to inspect it")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set this in the bridge's environment (repeatable), e.g. PYTHONOPTIMIZE=2")
     parser.add_argument("--keep", action="store_true", help="keep .bench/idle-* (configs, logs, databases)")
     args = parser.parse_args()
     bench = Bench(args)

@@ -6,11 +6,15 @@ of the bridge) whenever those packages are installed, and they are (irc -> jarac
 rich). No bridge runs httpx's CLI: with its module marked absent before httpx is first imported,
 httpx keeps a stub ``httpx.main`` instead (its own fallback when the CLI's packages are missing).
 A process that imported httpx before bridgekit keeps whatever httpx loaded.
+
+Also here, for the same reason (resident memory at rest, issue 16): pydantic models build their
+validators on first use, and what imports leave in ``linecache`` is dropped once the bridge is up.
 """
 
 import importlib
 import importlib.abc
 import importlib.machinery
+import linecache
 import sys
 import types
 from collections.abc import Sequence
@@ -23,12 +27,14 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 
 
-# Two packages whose ``__init__`` imports far more than the bridge uses of them:
+# Packages whose ``__init__`` imports far more than the bridge uses of them:
 #
 # - ``sqlalchemy.ext.asyncio`` imports its ORM session (and with it ``sqlalchemy.orm``: 6.7 MB
 #   resident), though a bridge's store runs on the async engine and Core alone;
 # - ``uvicorn`` imports its command line (``uvicorn.main``: click, multiprocessing, the reloaders),
-#   though a bridge only builds a ``Config`` and a ``Server``.
+#   though a bridge only builds a ``Config`` and a ``Server``;
+# - ``tempora`` imports date parsing (python-dateutil: about 1 MB), though the irc package only
+#   uses its ``tempora.schedule`` submodule.
 #
 # Each is given a lean ``__init__`` instead: the names the bridge uses come from the submodules that
 # define them, and any other name (``AsyncSession``, ``uvicorn.run``...) runs the package's real
@@ -43,6 +49,7 @@ _LEAN_NAMES: dict[str, dict[str, str]] = {
         "AsyncTupleResult": "result",
     },
     "uvicorn": {"Config": "config", "Server": "server", "__version__": "_version"},
+    "tempora": {},
 }
 
 
@@ -89,3 +96,29 @@ class _LeanInitFinder(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, _LeanInitFinder())
+
+
+def _defer_pydantic_schemas() -> None:
+    """Pydantic builds each model's validator when the class is made; FastAPI alone defines over a
+    hundred models (the OpenAPI document's) that a bridge, which serves no OpenAPI document, never
+    validates: about 1 MB resident. With ``defer_build`` as the default, a model's validator is
+    built on its first use instead (same validation, same errors). Pydantic keeps its defaults in a
+    private module: if that moves, the models are simply built at once, as before."""
+    try:
+        from pydantic._internal import _config
+    except ImportError:  # pragma: no cover - a pydantic without the private module
+        return
+    defaults = getattr(_config, "config_defaults", None)
+    if isinstance(defaults, dict) and "defer_build" in defaults:
+        defaults["defer_build"] = True
+
+
+_defer_pydantic_schemas()
+
+
+def drop_import_leftovers() -> None:
+    """Called once the bridge is up. Libraries that look at their caller's stack while being
+    imported (the irc package's resource lookup runs ``inspect.stack()``) leave the source of every
+    file on it in ``linecache``: about 0.5 MB kept for the life of the bridge. A traceback reads
+    again what it needs."""
+    linecache.clearcache()

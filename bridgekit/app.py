@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bridgekit._lean_imports import drop_import_leftovers
 from bridgekit.appservice.listeners import Listener, bind, plan_listeners
 from bridgekit.appservice.provision import Provisioning
 from bridgekit.appservice.provision_auth import ProvisioningAuth, load_shared_secret
@@ -326,6 +327,7 @@ async def serve(config: BridgeConfig, tokens: AppserviceTokens) -> int:
         # Ready: transactions were accepted all along; now they are also handled, and the
         # connectors' own routes work.
         state.health.ready = True
+        drop_import_leftovers()
         _in_background(stack, core.sessions.run_idle_closer())
         await serving.wait()
         await serving.stop()  # every listener done before the connectors whose routes they serve stop

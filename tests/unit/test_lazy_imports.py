@@ -62,6 +62,10 @@ def test_planning_an_irc_only_config_imports_the_irc_connector_alone() -> None:
     assert "bridges.irc.connector" in modules  # the check above really resolved the IRC factory
     assert under(modules, "bridges.webhook") == []
     assert under(modules, *LAZY) == []
+    # The irc package uses tempora's scheduler only; tempora's __init__ (with python-dateutil, about
+    # 1 MB resident) stays out (bridgekit/_lean_imports.py).
+    assert "tempora.schedule" in modules
+    assert under(modules, "dateutil") == []
 
 
 def test_httpx_does_not_load_its_command_line_client() -> None:
@@ -142,6 +146,37 @@ def test_the_lean_packages_give_everything_on_demand() -> None:
         assert AsyncSession.__name__ == "AsyncSession" and callable(async_sessionmaker)
         assert callable(uvicorn.run) and uvicorn.__version__
         assert Portal.__table__.name == "portal"
+        import tempora
+        assert str(tempora.parse_timedelta("90 seconds")) == "0:01:30"
     """)
     assert "sqlalchemy.orm" in modules
     assert "uvicorn.main" in modules
+    assert "dateutil.parser" in modules
+
+
+def test_pydantic_models_build_their_validators_on_first_use_and_validate_as_before() -> None:
+    """FastAPI's OpenAPI models (which a bridge never validates) are not built at import
+    (bridgekit/_lean_imports.py makes ``defer_build`` pydantic's default); a model built on first
+    use accepts and refuses what it did."""
+    modules_after("""
+        import bridgekit
+        import pydantic
+        from fastapi.openapi.models import OpenAPI
+        from bridgekit.config import BridgeConfig
+
+        assert OpenAPI.__pydantic_complete__ is False
+        assert OpenAPI.model_validate({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}}).info.title == "t"
+        assert OpenAPI.__pydantic_complete__ is True
+        try:
+            OpenAPI.model_validate({"openapi": "3.1.0"})
+        except pydantic.ValidationError as error:
+            assert error.errors()[0]["loc"] == ("info",), error.errors()
+        else:
+            raise AssertionError("a document without info was accepted")
+        try:
+            BridgeConfig.model_validate({"homeserver": {"url": 5}})
+        except pydantic.ValidationError:
+            pass
+        else:
+            raise AssertionError("a homeserver URL that is a number was accepted")
+    """)
