@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -37,6 +38,10 @@ CONNECTOR_ROUTES = [("GET", f"/memonet/chats/{CHAT}/messages", False)]
 def ports() -> Iterator[tuple[int, int]]:
     with PortReservation.acquire() as public, PortReservation.acquire() as metrics:
         yield public.port, metrics.port
+
+
+def command_line(pid: int) -> list[bytes]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
 
 
 async def status(http: httpx.AsyncClient, base: str, route: tuple[str, str, bool], slot: AppserviceSlot) -> int:
@@ -68,6 +73,13 @@ async def test_each_listener_serves_only_its_own_routes(
             for route in every_route:
                 expected = 200 if route in own else 404
                 assert await status(http, base, route, slot) == expected, (base, route)
+
+    # The harness started `bridgekit run`, which went on, in the same process, under python -OO
+    # (bridgekit_launch.py: scripts/setup compiled the bytecode for it): 4 MB less at rest.
+    assert bridge.pid is not None
+    argv = command_line(bridge.pid)
+    assert argv[1] == b"-OO", f"{argv}: run scripts/setup (it compiles the optimised bytecode)"
+    assert b"run" in argv
 
     # And the bridge works through them: the homeserver delivers on one, memonet talks on another.
     alice = await make_matrix_user("alice")
