@@ -1,6 +1,6 @@
 """Idle footprint of ``bridgekit run`` with one IRC network: resident memory and start-up.
 
-    .venv/bin/python bench/idle.py [--rounds N] [--importtime] [--keep]
+    .venv/bin/python bench/idle.py [--rounds N] [--importtime] [--env NAME=VALUE] [--keep]
 
 Starts one Synapse and one InspIRCd (the test servers, ``tests/servers``), then, per round, a fresh
 ``bridgekit run`` with one IRC network (the shipped settings, ``virtual_users: true``, as in
